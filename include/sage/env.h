@@ -1,0 +1,124 @@
+/* sage/env.h - the environment: one pipeline, its configuration, its run and what the run measured. */
+#ifndef SAGE_ENV_H
+#define SAGE_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sage/stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Lifecycle
+ *
+ * An env holds one pipeline and runs it once. It is embedded (in-process,
+ * one thread per task) unless configured otherwise. Envs share nothing:
+ * several may live and run in one process at the same time.
+ *
+ * Thread-safety: declaration and execute/submit/wait/destroy belong to the
+ * thread that created the env. sage_env_stop, sage_env_cancel and
+ * sage_env_status may be called from any thread (and stop/cancel from a
+ * signal-driven thread of yours) while the job runs.
+ * ------------------------------------------------------------------------- */
+
+/* config: NULL, JSON text (starting with '{'), or the path of a JSON file.
+ * Keys (all optional):
+ *   "max_parallelism"    int, 1..1024 (default 1024)
+ *   "batch_bytes"        bytes per channel batch (default 16 KiB)
+ *   "channel_bytes"      bytes a channel may hold before the sender waits (default 256 KiB)
+ *   "max_record_bytes"   largest record (default 64 MiB)
+ *   "node"               simulated or declared node capacity, see docs/resources.md:
+ *                        {"cpus": 20, "gpus": 2, "memory": "64GB", "resources": {"ssd": 2}}
+ * Returns NULL only when out of memory. A bad name or config is recorded as
+ * the env's sticky error (sage_env_errmsg) and fails execute. */
+SAGE_API sage_env *sage_env_create(const char *name, const char *config);
+/* Cancels a running job, waits for its threads, frees everything the env
+ * owns (streams, plan, metrics). NULL is fine. */
+SAGE_API void sage_env_destroy(sage_env *env);
+
+/* The first error recorded for this env (declaration, compile, or run), or
+ * "" when there is none. Owned by the env; valid until the next call on it. */
+SAGE_API const char *sage_env_errmsg(const sage_env *env);
+SAGE_API int sage_env_errcode(const sage_env *env);
+
+/* Compile, place, run, and wait until every sink instance has seen
+ * end-of-stream from every upstream instance (or the job failed or was
+ * canceled). Returns 0 or the job's error code. */
+SAGE_API int sage_env_execute(sage_env *env);
+
+/* Non-blocking form: start the job and return at once. */
+SAGE_API int sage_env_submit(sage_env *env);
+/* Wait for the job submitted with sage_env_submit: timeout_ms < 0 waits for
+ * ever; on timeout returns SAGE_ETIMEDOUT and the job goes on. Returns the
+ * job's result once it ended. */
+SAGE_API int sage_env_wait(sage_env *env, int timeout_ms);
+/* Graceful stop: sources stop producing, records in flight drain through the
+ * pipeline, close hooks run, the job ends as stopped (result 0). */
+SAGE_API int sage_env_stop(sage_env *env);
+/* Cancel now: every task stops at its next record or wait; in-flight records
+ * are discarded; the job ends with SAGE_ECANCELED. */
+SAGE_API int sage_env_cancel(sage_env *env);
+
+typedef enum sage_job_state {
+    SAGE_JOB_CREATED = 0,
+    SAGE_JOB_RUNNING,
+    SAGE_JOB_FINISHED, /* every source ended and everything drained */
+    SAGE_JOB_STOPPED,  /* ended by sage_env_stop, drained */
+    SAGE_JOB_FAILED,
+    SAGE_JOB_CANCELED,
+} sage_job_state;
+SAGE_API sage_job_state sage_env_state(const sage_env *env);
+SAGE_API const char *sage_job_state_name(sage_job_state s);
+
+/* ---------------------------------------------------------------------------
+ * Plan. Compiles the pipeline (if not yet) and describes it: operators,
+ * parallelism, chains, partitioning, resources requested and assigned.
+ * Returns a malloc'd NUL-terminated string the caller frees, or NULL on
+ * error (see sage_env_errmsg).
+ * ------------------------------------------------------------------------- */
+SAGE_API char *sage_env_explain(sage_env *env);
+SAGE_API char *sage_env_explain_json(sage_env *env);
+
+/* ---------------------------------------------------------------------------
+ * Metrics, read after (or during) the run. instance < 0 aggregates all
+ * instances of the operator. Built-ins: "records_in", "records_out".
+ * ------------------------------------------------------------------------- */
+typedef struct sage_metric {
+    int is_histogram;
+    int64_t value;          /* counters: the sum */
+    uint64_t count;         /* histograms: observations */
+    double sum, min, max;
+    double p50, p90, p99, p999;
+} sage_metric;
+SAGE_API int sage_env_metric(const sage_env *env, const char *op, int instance, const char *name,
+                             sage_metric *out);
+/* Operators in declaration order: name and parallelism. */
+SAGE_API size_t sage_env_op_count(const sage_env *env);
+SAGE_API const char *sage_env_op_name(const sage_env *env, size_t i);
+SAGE_API int sage_env_op_parallelism(const sage_env *env, size_t i);
+
+/* ---------------------------------------------------------------------------
+ * Services: named request/response functions that operators call
+ * (sage/context.h). Register before execute. Each service runs on its own
+ * thread, started before the pipeline and stopped after it; requests are
+ * served in arrival order. start/stop hooks are optional.
+ * ------------------------------------------------------------------------- */
+typedef struct sage_reply sage_reply;
+/* Set the response (copied; at most 64 MiB). Call at most once. */
+SAGE_API int sage_reply_set(sage_reply *r, const void *data, size_t len);
+typedef int (*sage_service_fn)(const void *req, size_t len, sage_reply *reply, void *udata);
+typedef struct sage_service_opts {
+    int (*start)(void *udata); /* before the pipeline starts; an error fails the submit */
+    void (*stop)(void *udata); /* after the pipeline ended */
+    size_t queue_capacity;     /* pending requests before callers wait (default 1024) */
+} sage_service_opts;
+SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_service_fn fn, void *udata,
+                                       const sage_service_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

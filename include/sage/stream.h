@@ -1,0 +1,183 @@
+/* sage/stream.h - declaring a pipeline: sources, operators, partitioning, sinks. */
+#ifndef SAGE_STREAM_H
+#define SAGE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sage/error.h"
+#include "sage/resources.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sage_env sage_env;       /* one job's environment; see sage/env.h */
+typedef struct sage_stream sage_stream; /* a declared stream; owned by its env */
+typedef struct sage_ctx sage_ctx;       /* per-instance runtime context; see sage/context.h */
+typedef struct sage_out sage_out;       /* where an operator emits records */
+
+/* ---------------------------------------------------------------------------
+ * Records
+ *
+ * A record is an opaque run of bytes (pointer + length). The engine owns every
+ * buffer it hands to user code: a record passed to a function is valid only
+ * until that function returns. To keep bytes longer, copy them (per-key state,
+ * instance state). sage_emit() copies or forwards what it is given before it
+ * returns, so the caller may reuse its buffer at once.
+ * ------------------------------------------------------------------------- */
+
+#define SAGE_KEY_MAX 1024 /* longest key a key extractor may produce, bytes */
+
+/* Return values of sources: keep calling, or the stream has ended. Errors are
+ * negative (any negative value fails the job). */
+#define SAGE_MORE 0
+#define SAGE_DONE 1
+
+/* Emit one record downstream. Must be called only from inside the function
+ * that was handed `out`, on its thread. Returns 0, or a negative code when the
+ * job is being canceled or failed (then return that code from your function).
+ * May block while downstream is full: that is backpressure. */
+SAGE_API int sage_emit(sage_out *out, const void *data, size_t len);
+
+/* ---------------------------------------------------------------------------
+ * User function types. `udata` is the pointer given at declaration; the
+ * engine never touches what it points to. The same function runs concurrently
+ * in every instance of the operator: share nothing mutable through udata
+ * without your own locking; use instance state (sage_ctx_set_local) or per-key
+ * state (sage_ctx_state) instead.
+ * ------------------------------------------------------------------------- */
+
+/* Source: emit zero or more records per call; return SAGE_MORE to be called
+ * again, SAGE_DONE when finished, a negative value on error. A call that
+ * emits nothing lets the engine flush partial batches (use it when idle). */
+typedef int (*sage_source_fn)(sage_ctx *ctx, sage_out *out, void *udata);
+/* map (exactly one emit per input), flat_map (0..n emits), comap inputs. */
+typedef int (*sage_map_fn)(sage_ctx *ctx, const void *rec, size_t len, sage_out *out, void *udata);
+/* filter: 1 keeps the record, 0 drops it, negative fails. */
+typedef int (*sage_filter_fn)(sage_ctx *ctx, const void *rec, size_t len, void *udata);
+/* sink: consume a record. */
+typedef int (*sage_sink_fn)(sage_ctx *ctx, const void *rec, size_t len, void *udata);
+/* Key extractor: write the key of `rec` into keybuf (capacity SAGE_KEY_MAX)
+ * and return its length (0..SAGE_KEY_MAX), or a negative value on error. It
+ * must be a pure function of the record bytes: the engine may call it on the
+ * sending and on the receiving side. */
+typedef int (*sage_key_fn)(const void *rec, size_t len, void *keybuf, void *udata);
+/* Custom partitioner: return the target instance in [0, nparts). */
+typedef int (*sage_partition_fn)(const void *rec, size_t len, int nparts, void *udata);
+/* Join: side is 0 for the left stream, 1 for the right one; ctx carries the key. */
+typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len, sage_out *out,
+                            void *udata);
+/* Lifecycle hooks, called once per instance on the instance's own thread:
+ * open before the first record, close after the last one (close may emit:
+ * it runs before end-of-stream is passed on). */
+typedef int (*sage_open_fn)(sage_ctx *ctx, void *udata);
+typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
+
+/* ---------------------------------------------------------------------------
+ * Operator options. Zero-initialise and set what you need; every field has a
+ * meaningful zero. The struct is copied at declaration (strings too).
+ * ------------------------------------------------------------------------- */
+#define SAGE_PARALLELISM_MAX 1024 /* hard bound; config "max_parallelism" may lower it */
+
+typedef struct sage_op_opts {
+    const char *name;  /* unique in the job; generated ("map_3") when NULL */
+    int parallelism;   /* 0 means 1; 1..max_parallelism */
+    int disable_chaining; /* 1: never fuse this operator with its neighbours */
+    const char *resources; /* JSON spec, see sage/resources.h; NULL: none */
+    const sage_resources *resources_spec; /* the same as a struct; not both */
+    sage_open_fn open;   /* optional */
+    sage_close_fn close; /* optional */
+} sage_op_opts;
+
+/* ---------------------------------------------------------------------------
+ * Declaration. Every call returns a new stream handle owned by the env, or
+ * NULL on error. Errors are sticky: the env keeps the first one (see
+ * sage_env_errmsg) and sage_env_execute() returns it, so a chain of calls may
+ * be checked once at the end. A NULL input stream yields NULL silently (the
+ * error that produced it is already recorded). Declaration is not
+ * thread-safe: build one env's graph from one thread at a time.
+ * ------------------------------------------------------------------------- */
+
+/* Sources. opts may be NULL. */
+/* From an array of records (copied at declaration). */
+SAGE_API sage_stream *sage_from_collection(sage_env *env, const void *const *recs, const size_t *lens,
+                                           size_t n, const sage_op_opts *opts);
+/* From int64 values 1..n style arrays: each value becomes an 8-byte record. */
+SAGE_API sage_stream *sage_from_int64s(sage_env *env, const int64_t *values, size_t n,
+                                       const sage_op_opts *opts);
+/* Bounded generator: ends when fn returns SAGE_DONE (or when the job stops). */
+SAGE_API sage_stream *sage_from_generator(sage_env *env, sage_source_fn fn, void *udata,
+                                          const sage_op_opts *opts);
+/* Unbounded source: runs until the job is stopped (SAGE_DONE also ends it). */
+SAGE_API sage_stream *sage_from_source(sage_env *env, sage_source_fn fn, void *udata,
+                                       const sage_op_opts *opts);
+/* The lines of a text file, without their line terminators. With parallelism
+ * p, instance i reads lines i, i+p, i+2p, ... (counting from 0). */
+SAGE_API sage_stream *sage_from_file_lines(sage_env *env, const char *path, const sage_op_opts *opts);
+
+/* Transformations. */
+SAGE_API sage_stream *sage_map(sage_stream *in, sage_map_fn fn, void *udata, const sage_op_opts *opts);
+SAGE_API sage_stream *sage_flat_map(sage_stream *in, sage_map_fn fn, void *udata,
+                                    const sage_op_opts *opts);
+SAGE_API sage_stream *sage_filter(sage_stream *in, sage_filter_fn fn, void *udata,
+                                  const sage_op_opts *opts);
+
+/* Partitioning: each returns a stream whose NEXT operator receives records
+ * routed that way. key_by also makes the next operator keyed (per-key state,
+ * sage_ctx_key). Without one, records go forward (instance i to instance i)
+ * when both sides have the same parallelism, round-robin otherwise. key_by
+ * uses a fixed, seedless hash of the key bytes: the same key reaches the same
+ * instance in every run and every process. */
+SAGE_API sage_stream *sage_key_by(sage_stream *in, sage_key_fn fn, void *udata);
+SAGE_API sage_stream *sage_partition_custom(sage_stream *in, sage_partition_fn fn, void *udata);
+SAGE_API sage_stream *sage_rebalance(sage_stream *in);
+SAGE_API sage_stream *sage_broadcast(sage_stream *in);
+SAGE_API sage_stream *sage_forward(sage_stream *in);
+
+/* Several inputs, one function per input. sage_connect(a, b) makes a
+ * connected stream (connect it again to add inputs); only sage_comap accepts
+ * it. fns[i] handles records of input i; the ctx tells nothing else about
+ * the input, so use one function per input. */
+SAGE_API sage_stream *sage_connect(sage_stream *a, sage_stream *b);
+SAGE_API sage_stream *sage_comap(sage_stream *connected, const sage_map_fn *fns, size_t nfns, void *udata,
+                                 const sage_op_opts *opts);
+
+/* Keyed join of two streams: records of either side with equal keys reach
+ * the same instance; fn sees which side each came from and the key
+ * (sage_ctx_key), and keeps what it must remember in per-key state. */
+SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right,
+                                sage_key_fn right_key, sage_join_fn fn, void *udata,
+                                const sage_op_opts *opts);
+
+/* Sinks. They return the sink's stream handle (for naming in errors); it
+ * cannot be consumed further. */
+SAGE_API sage_stream *sage_sink(sage_stream *in, sage_sink_fn fn, void *udata, const sage_op_opts *opts);
+/* Built-in sink functions for sage_sink (udata unused / as documented). */
+SAGE_API int sage_print_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata); /* stdout, one line per record */
+/* Write each record followed by '\n' to a file (truncated at job start;
+ * all instances share it; each record is written whole). */
+SAGE_API sage_stream *sage_sink_file(sage_stream *in, const char *path, const sage_op_opts *opts);
+
+/* Collector: gathers records in memory for tests and small results. Create
+ * it before execute, read it after the job ended. Bounded by max_bytes (0:
+ * 1 GiB): a job that collects more fails with SAGE_ETOOBIG. */
+typedef struct sage_collector sage_collector;
+SAGE_API sage_collector *sage_collector_create(size_t max_bytes);
+SAGE_API void sage_collector_destroy(sage_collector *c); /* NULL is fine */
+SAGE_API sage_stream *sage_sink_collect(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
+/* Records in instance order, then arrival order; the pointer stays valid
+ * until the collector is destroyed. */
+SAGE_API size_t sage_collector_count(const sage_collector *c);
+SAGE_API const void *sage_collector_get(const sage_collector *c, size_t i, size_t *len);
+
+/* Record helpers for fixed-width values (no alignment needed). */
+SAGE_API int64_t sage_rec_i64(const void *rec, size_t len); /* 0 if len != 8 */
+SAGE_API double sage_rec_f64(const void *rec, size_t len);  /* 0 if len != 8 */
+static inline int sage_emit_i64(sage_out *out, int64_t v) { return sage_emit(out, &v, sizeof v); }
+static inline int sage_emit_f64(sage_out *out, double v) { return sage_emit(out, &v, sizeof v); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+#!/bin/sh
+# scripts/deps.sh - install the Debian packages SAGE needs to build, test and benchmark (only those missing).
+# Usage: scripts/deps.sh [--bench]
+set -eu
+pkgs="cmake make gcc pkg-config libjansson-dev clang libclang-rt-14-dev"
+if [ "${1:-}" = "--bench" ]; then
+    pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base"
+fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages:$missing" >&2
+    echo "deps: run as root, or: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null || apt-get update
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing >/dev/null
