@@ -1,0 +1,202 @@
+/* runtime/queue.c - bounded many-producer one-consumer batch queue with blocking backpressure.
+ *
+ * Design note. Every task that has inputs owns one queue; all its upstream
+ * task instances push whole batches into it. One FIFO per consumer (rather
+ * than one per producer) keeps memory at O(tasks) and makes deadlock
+ * impossible in a DAG: a consumer never waits for a particular input, so
+ * whatever sits in its queue can always be processed, and sinks always make
+ * progress. The queue is bounded twice: in bytes (a batch is accepted while
+ * fewer than max_bytes are queued, or when the queue is empty, so one large
+ * record always fits) and in data batches (max_data), which bounds the ring.
+ * End-of-stream markers carry no data and have reserved slots (one per
+ * producer), so sending one never blocks. Consumed batches of the standard
+ * size are kept on a small free list and handed back to producers on their
+ * next push: steady state allocates nothing.
+ *
+ * Condition variables are signalled only when somebody waits
+ * (consumer_waiting, producers_waiting), so the uncontended path is one
+ * lock/unlock per batch.
+ */
+#include "runtime/queue.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "sage/error.h"
+
+#define SAGE__QUEUE_FREE_MAX 8
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+sage__batch *sage__batch_new(size_t cap)
+{
+    sage__batch *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    b->next = NULL;
+    b->eos = 0;
+    b->input = 0;
+    b->n = 0;
+    b->used = 0;
+    b->cap = cap;
+    return b;
+}
+
+int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled)
+{
+    q->max_bytes = max_bytes;
+    q->batch_bytes = batch_bytes;
+    q->max_data = max_bytes / batch_bytes * 4 + 4; /* partial batches are common: allow more than bytes suggest */
+    if (q->max_data > 256)
+        q->max_data = 256;
+    q->slots = q->max_data + (size_t)nproducers + 1;
+    q->ring = calloc(q->slots, sizeof *q->ring);
+    if (!q->ring)
+        return SAGE_ENOMEM;
+    q->head = q->count = q->data_count = q->bytes = 0;
+    atomic_init(&q->consumer_waiting, 0);
+    atomic_init(&q->depth, 0);
+    atomic_init(&q->blocked_ns, 0);
+    q->producers_waiting = 0;
+    q->canceled = canceled;
+    q->free = NULL;
+    q->nfree = 0;
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        free(q->ring);
+        return SAGE_ESYS;
+    }
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    return 0;
+}
+
+void sage__queue_destroy(sage__queue *q)
+{
+    if (!q->ring)
+        return;
+    for (size_t i = 0; i < q->count; i++)
+        free(q->ring[(q->head + i) % q->slots]);
+    while (q->free) {
+        sage__batch *b = q->free;
+        q->free = b->next;
+        free(b);
+    }
+    free(q->ring);
+    q->ring = NULL;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+}
+
+static int full_for(const sage__queue *q, const sage__batch *b)
+{
+    if (b->eos || q->count == 0)
+        return 0;
+    return q->data_count >= q->max_data || q->bytes >= q->max_bytes;
+}
+
+int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
+{
+    pthread_mutex_lock(&q->mu);
+    if (full_for(q, b)) {
+        uint64_t t0 = now_ns();
+        q->producers_waiting++;
+        while (full_for(q, b) && !atomic_load_explicit(q->canceled, memory_order_relaxed))
+            pthread_cond_wait(&q->not_full, &q->mu);
+        q->producers_waiting--;
+        atomic_fetch_add_explicit(&q->blocked_ns, now_ns() - t0, memory_order_relaxed);
+    }
+    if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
+        pthread_mutex_unlock(&q->mu);
+        free(b);
+        if (fresh)
+            *fresh = NULL;
+        return SAGE_ECANCELED;
+    }
+    q->ring[(q->head + q->count) % q->slots] = b;
+    q->count++;
+    if (!b->eos) {
+        q->data_count++;
+        q->bytes += b->used;
+    }
+    atomic_store_explicit(&q->depth, q->count, memory_order_relaxed);
+    if (fresh) {
+        *fresh = q->free;
+        if (q->free) {
+            q->free = q->free->next;
+            q->nfree--;
+        }
+    }
+    if (atomic_load_explicit(&q->consumer_waiting, memory_order_relaxed))
+        pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+int sage__queue_pop(sage__queue *q, int nowait, sage__batch **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&q->mu);
+    while (q->count == 0) {
+        if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
+            pthread_mutex_unlock(&q->mu);
+            return SAGE_ECANCELED;
+        }
+        if (nowait) {
+            pthread_mutex_unlock(&q->mu);
+            return 0;
+        }
+        atomic_store_explicit(&q->consumer_waiting, 1, memory_order_relaxed);
+        pthread_cond_wait(&q->not_empty, &q->mu);
+        atomic_store_explicit(&q->consumer_waiting, 0, memory_order_relaxed);
+    }
+    if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
+        pthread_mutex_unlock(&q->mu);
+        return SAGE_ECANCELED;
+    }
+    sage__batch *b = q->ring[q->head];
+    q->head = (q->head + 1) % q->slots;
+    q->count--;
+    if (!b->eos) {
+        q->data_count--;
+        q->bytes -= b->used;
+    }
+    atomic_store_explicit(&q->depth, q->count, memory_order_relaxed);
+    if (q->producers_waiting)
+        pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+    *out = b;
+    return 0;
+}
+
+void sage__queue_recycle(sage__queue *q, sage__batch *b)
+{
+    if (b->cap != q->batch_bytes || b->eos) {
+        free(b);
+        return;
+    }
+    b->n = 0;
+    b->used = 0;
+    pthread_mutex_lock(&q->mu);
+    if (q->nfree < SAGE__QUEUE_FREE_MAX) {
+        b->next = q->free;
+        q->free = b;
+        q->nfree++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&q->mu);
+    free(b);
+}
+
+void sage__queue_wake(sage__queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+}

@@ -1,0 +1,109 @@
+/* runtime/runtime.h - tasks, operator instances, contexts, batches and the job that runs them. */
+#ifndef SAGE_RUNTIME_RUNTIME_H
+#define SAGE_RUNTIME_RUNTIME_H
+
+#include "core.h"
+#include "runtime/queue.h"
+
+/* A user metric of one operator instance. */
+typedef struct sage__metric {
+    char name[64];
+    int is_hist;
+    int64_t counter;
+    sage__hist hist;
+} sage__metric;
+
+typedef struct sage__opinst sage__opinst;
+
+struct sage_out {
+    sage__opinst *owner; /* operator that emits through this out */
+    sage__opinst *next;  /* next operator of the chain, or NULL: leave the task */
+    sage__task *task;
+};
+
+struct sage_ctx {
+    sage__opinst *inst;
+    const char *job_name;
+    const char *op_name;
+    int instance, parallelism;
+    _Atomic uint64_t records_in, records_out;
+    const void *key;
+    size_t key_len;
+    void *local;
+    sage__keystate *ks;
+    char keybuf[SAGE_KEY_MAX];
+    size_t nmetrics;
+    sage__metric metrics[SAGE_METRICS_MAX];
+    char failmsg[512];
+    const sage_assignment *assignment;
+};
+
+typedef int (*sage__process_fn)(sage__opinst *inst, int input, const void *rec, size_t len);
+
+struct sage__opinst {
+    sage__op *op;
+    sage__task *task;
+    sage__process_fn process;
+    sage_ctx ctx;
+    sage_out out;
+    uint64_t builtin_pos; /* builtin sources: next record index */
+    FILE *builtin_file;   /* file source: this instance's stream */
+    char *line;           /* file source: line buffer */
+    size_t line_cap;
+};
+
+/* Where one output edge of a task goes: the consumer chain's tasks. */
+typedef struct sage__route {
+    sage__part part;
+    sage__edge *edge;       /* the consumer's input edge (key fn, partitioner) */
+    int input;              /* consumer input index */
+    int ntargets;
+    sage__queue **targets;  /* one per consumer instance */
+    sage__batch **pending;  /* partial batch per target */
+    uint32_t rr;            /* round-robin cursor */
+    int self;               /* forward: this task's instance */
+} sage__route;
+
+struct sage__task {
+    sage__job *job;
+    sage__chain *chain;
+    int instance;
+    size_t nops;
+    sage__opinst *ops;
+    sage__queue *in; /* NULL for source chains */
+    int expected_eos;
+    size_t nroutes;
+    sage__route *routes;
+    size_t batch_bytes;
+    pthread_t thread;
+    int started;
+    const sage__assign *assign;
+    int rc; /* task result */
+};
+
+struct sage__job {
+    sage_env *env;
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv;
+    _Atomic int state; /* sage_job_state */
+    _Atomic int stopping;
+    _Atomic int canceled; /* cancel or failure: every wait wakes up */
+    int rc;
+    int ended; /* every task thread has been joined */
+    int running_tasks;
+    size_t ntasks;
+    sage__task *tasks;
+    size_t nqueues;
+    sage__queue **queues;
+};
+
+/* Fail the job from a task (first failure wins; later ones are ignored). */
+void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The failure of one operator instance, with the records it had processed. */
+int sage__inst_fail(sage__opinst *inst, int rc);
+/* Emit past the end of a chain: partition into the routes' pending batches. */
+int sage__task_emit(sage__task *t, const void *rec, size_t len);
+int sage__task_flush(sage__task *t, int only_hungry);
+void sage__metric_free_all(sage_ctx *ctx);
+
+#endif

@@ -1,0 +1,354 @@
+/* runtime/service.c - named services: one thread each, a bounded request queue, futures for answers.
+ *
+ * Design note. A call creates a future holding the request and two
+ * references (caller and service). The caller pushes it into the service's
+ * ring, waiting at most its timeout for space; the service thread pops
+ * requests in order, runs the user function, stores the reply in the future
+ * and drops its reference. A caller that times out (or destroys the future
+ * early) just drops its own reference: the answer, if it ever comes, is
+ * freed by whoever lets go last. Services start before the first task
+ * thread and stop after the last one ended; requests still queued then are
+ * answered with SAGE_ECANCELED.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/runtime.h"
+
+#define SAGE__REPLY_MAX ((size_t)64 << 20)
+
+struct sage_reply {
+    struct sage_future *fut;
+    int set;
+};
+
+struct sage_future {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    int done;
+    int rc;
+    void *req;
+    size_t req_len;
+    void *resp;
+    size_t resp_len;
+};
+
+static void future_unref(sage_future *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f->req);
+    free(f->resp);
+    free(f);
+}
+
+static void future_complete(sage_future *f, int rc)
+{
+    pthread_mutex_lock(&f->mu);
+    f->rc = rc;
+    f->done = 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    future_unref(f);
+}
+
+SAGE_API int sage_reply_set(sage_reply *r, const void *data, size_t len)
+{
+    if (!r || (!data && len))
+        return SAGE_EINVAL;
+    if (r->set)
+        return SAGE_ESTATE;
+    if (len > SAGE__REPLY_MAX)
+        return SAGE_ETOOBIG;
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return SAGE_ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    r->fut->resp = copy;
+    r->fut->resp_len = len;
+    r->set = 1;
+    return 0;
+}
+
+static void *service_main(void *arg)
+{
+    sage__service *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->count == 0 && !s->stopping)
+            pthread_cond_wait(&s->cv_req, &s->mu);
+        if (s->count == 0)
+            break;
+        sage_future *f = s->ring[s->head];
+        s->head = (s->head + 1) % s->opts.queue_capacity;
+        s->count--;
+        pthread_cond_signal(&s->cv_space);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            future_complete(f, SAGE_ECANCELED);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        sage_reply reply = {f, 0};
+        int rc = s->fn(f->req, f->req_len, &reply, s->udata);
+        future_complete(f, rc < 0 ? rc : 0);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_service_fn fn, void *udata,
+                                       const sage_service_opts *opts)
+{
+    if (!env)
+        return SAGE_EINVAL;
+    if (env->executed)
+        return sage__env_fail(env, SAGE_ESTATE, "sage_env_register_service: register services before execute");
+    if (!name || !*name || strlen(name) >= SAGE__NAME_MAX)
+        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: the name must be 1 to %d bytes",
+                              SAGE__NAME_MAX - 1);
+    if (!fn)
+        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: service \"%s\" has a NULL function", name);
+    if (sage__service_find(env, name))
+        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: service \"%s\" is already registered", name);
+    sage__service *s = calloc(1, sizeof *s);
+    sage__service **list = realloc(env->services, (env->nservices + 1) * sizeof *list);
+    if (!s || !list) {
+        free(s);
+        if (list)
+            env->services = list;
+        return sage__env_fail(env, SAGE_ENOMEM, "out of memory registering service \"%s\"", name);
+    }
+    env->services = list;
+    memcpy(s->name, name, strlen(name) + 1);
+    s->fn = fn;
+    s->udata = udata;
+    if (opts)
+        s->opts = *opts;
+    if (s->opts.queue_capacity == 0)
+        s->opts.queue_capacity = 1024;
+    if (s->opts.queue_capacity > (1u << 20))
+        s->opts.queue_capacity = 1u << 20;
+    s->ring = calloc(s->opts.queue_capacity, sizeof *s->ring);
+    if (!s->ring) {
+        free(s);
+        return sage__env_fail(env, SAGE_ENOMEM, "out of memory registering service \"%s\"", name);
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_req, NULL);
+    pthread_cond_init(&s->cv_space, NULL);
+    env->services[env->nservices++] = s;
+    return 0;
+}
+
+sage__service *sage__service_find(sage_env *env, const char *name)
+{
+    for (size_t i = 0; i < env->nservices; i++)
+        if (strcmp(env->services[i]->name, name) == 0)
+            return env->services[i];
+    return NULL;
+}
+
+int sage__services_start(sage_env *env)
+{
+    for (size_t i = 0; i < env->nservices; i++) {
+        sage__service *s = env->services[i];
+        if (s->opts.start) {
+            int rc = s->opts.start(s->udata);
+            if (rc < 0) {
+                sage__services_stop(env);
+                return sage__env_fail(env, rc, "service \"%s\" failed to start (%d: %s)", s->name, rc,
+                                      sage_strerror(rc));
+            }
+        }
+        int e = pthread_create(&s->thread, NULL, service_main, s);
+        if (e != 0) {
+            if (s->opts.stop)
+                s->opts.stop(s->udata);
+            sage__services_stop(env);
+            return sage__env_fail(env, SAGE_ESYS, "starting service \"%s\": %s", s->name, strerror(e));
+        }
+        s->started = 1;
+    }
+    return 0;
+}
+
+void sage__services_stop(sage_env *env)
+{
+    for (size_t i = env->nservices; i-- > 0;) {
+        sage__service *s = env->services[i];
+        if (!s->started)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->cv_req);
+        pthread_cond_broadcast(&s->cv_space);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+        s->started = 0;
+        if (s->opts.stop)
+            s->opts.stop(s->udata);
+    }
+}
+
+void sage__service_free(sage__service *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv_req);
+    pthread_cond_destroy(&s->cv_space);
+    free(s->ring);
+    free(s);
+}
+
+static void deadline(struct timespec *dl, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, dl);
+    dl->tv_sec += timeout_ms / 1000;
+    dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl->tv_nsec >= 1000000000L) {
+        dl->tv_sec++;
+        dl->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Enqueue a request; waits for space up to timeout_ms (< 0: no limit). */
+static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t len, int timeout_ms, sage_future **out)
+{
+    *out = NULL;
+    sage_env *env = ctx->inst->task->job->env;
+    sage__service *s = name ? sage__service_find(env, name) : NULL;
+    if (!s) {
+        sage_ctx_fail(ctx, "no service named \"%s\" is registered", name ? name : "(null)");
+        return SAGE_ENOSERVICE;
+    }
+    if (!req && len)
+        return SAGE_EINVAL;
+    sage_future *f = calloc(1, sizeof *f);
+    if (!f || !(f->req = malloc(len ? len : 1))) {
+        free(f);
+        return SAGE_ENOMEM;
+    }
+    if (len)
+        memcpy(f->req, req, len);
+    f->req_len = len;
+    f->refs = 2;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline(&dl, timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    while (s->count == s->opts.queue_capacity && !s->stopping) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&s->cv_space, &s->mu);
+        else if (pthread_cond_timedwait(&s->cv_space, &s->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    int rc = 0;
+    if (s->stopping)
+        rc = SAGE_ECANCELED;
+    else if (s->count == s->opts.queue_capacity)
+        rc = SAGE_ETIMEDOUT;
+    else {
+        s->ring[(s->head + s->count) % s->opts.queue_capacity] = f;
+        s->count++;
+        pthread_cond_signal(&s->cv_req);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != 0) {
+        if (rc == SAGE_ETIMEDOUT)
+            sage_ctx_fail(ctx, "service \"%s\": its queue of %zu requests stayed full for %d ms", name,
+                          s->opts.queue_capacity, timeout_ms);
+        f->refs = 1;
+        future_unref(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+SAGE_API int sage_call_async(sage_ctx *ctx, const char *service, const void *req, size_t req_len, sage_future **fut)
+{
+    if (!ctx || !fut)
+        return SAGE_EINVAL;
+    return call_start(ctx, service, req, req_len, -1, fut);
+}
+
+SAGE_API int sage_future_wait(sage_future *f, int timeout_ms, const void **resp, size_t *resp_len)
+{
+    if (!f)
+        return SAGE_EINVAL;
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline(&dl, timeout_ms);
+    pthread_mutex_lock(&f->mu);
+    while (!f->done) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&f->cv, &f->mu);
+        else if (pthread_cond_timedwait(&f->cv, &f->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    int rc = f->done ? f->rc : SAGE_ETIMEDOUT;
+    pthread_mutex_unlock(&f->mu);
+    if (rc == 0) {
+        if (resp)
+            *resp = f->resp ? f->resp : (const void *)"";
+        if (resp_len)
+            *resp_len = f->resp_len;
+    }
+    return rc;
+}
+
+SAGE_API void sage_future_destroy(sage_future *f)
+{
+    if (f)
+        future_unref(f);
+}
+
+SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size_t req_len, int timeout_ms, void *resp,
+                       size_t resp_cap, size_t *resp_len)
+{
+    if (!ctx)
+        return SAGE_EINVAL;
+    uint64_t t0 = sage_now_ns();
+    sage_future *f;
+    int rc = call_start(ctx, service, req, req_len, timeout_ms, &f);
+    if (rc != 0)
+        return rc;
+    int left = timeout_ms;
+    if (timeout_ms >= 0) {
+        uint64_t spent = (sage_now_ns() - t0) / 1000000u;
+        left = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+    }
+    const void *data;
+    size_t len;
+    rc = sage_future_wait(f, left, &data, &len);
+    if (rc == SAGE_ETIMEDOUT)
+        sage_ctx_fail(ctx, "service \"%s\" did not answer within %d ms", service, timeout_ms);
+    else if (rc == 0) {
+        if (len > resp_cap) {
+            sage_ctx_fail(ctx, "service \"%s\" answered %zu bytes, more than the %zu-byte buffer", service, len, resp_cap);
+            rc = SAGE_ETOOBIG;
+        } else {
+            if (len)
+                memcpy(resp, data, len);
+            if (resp_len)
+                *resp_len = len;
+        }
+    }
+    sage_future_destroy(f);
+    return rc;
+}

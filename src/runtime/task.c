@@ -1,0 +1,447 @@
+/* runtime/task.c - one task = one instance of a chain, on its own thread: records in, user functions, records out.
+ *
+ * Design note. Inside a task, records travel by direct calls: sage_emit()
+ * calls the next operator's process function with the caller's pointer, so
+ * a chained map -> filter -> sink copies nothing. Only at the end of the
+ * chain (sage__task_emit) are records copied into per-target batches, which
+ * are pushed whole into the consumer task's queue when full. Partial
+ * batches are flushed (a) to consumers that are idle-waiting, after every
+ * source call or input batch, and (b) all of them before the task itself
+ * would wait for input, or when a source call emitted nothing. Rule (b) is
+ * what guarantees no record ever waits in a partial batch while its
+ * producer sleeps; rule (a) keeps latency low without shrinking batches
+ * under load. End-of-stream: after its inputs ended (or its source
+ * finished or was stopped), a task runs the close hooks (which may still
+ * emit), flushes, and sends one end-of-stream marker to every consumer
+ * task of every route.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+#include "util/hash.h"
+
+static inline void bump(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+static inline int job_canceled(const sage__job *job)
+{
+    return atomic_load_explicit(&job->canceled, memory_order_relaxed);
+}
+
+int sage__inst_fail(sage__opinst *inst, int rc)
+{
+    sage__job *job = inst->task->job;
+    if (job_canceled(job))
+        return rc;
+    const char *why = inst->ctx.failmsg[0] ? inst->ctx.failmsg : sage_strerror(rc);
+    int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
+    char code[48] = "";
+    if (!inst->ctx.failmsg[0] && !known)
+        snprintf(code, sizeof code, " (returned %d)", rc);
+    sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %llu records: %s%s",
+                   inst->op->name, inst->ctx.instance,
+                   (unsigned long long)atomic_load_explicit(&inst->ctx.records_in, memory_order_relaxed), why, code);
+    return rc;
+}
+
+SAGE_API int sage_emit(sage_out *out, const void *data, size_t len)
+{
+    sage__opinst *o = out->owner;
+    if (job_canceled(o->task->job))
+        return SAGE_ECANCELED;
+    bump(&o->ctx.records_out);
+    if (out->next)
+        return out->next->process(out->next, 0, data, len);
+    if (!out->task) {
+        sage_ctx_fail(&o->ctx, "a sink cannot emit records");
+        return sage__inst_fail(o, SAGE_ESTATE);
+    }
+    return sage__task_emit(out->task, data, len);
+}
+
+/* ---- process functions, one per operator kind ---- */
+
+static int set_key(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage__edge *e = &in->op->inputs[input];
+    sage_ctx *c = &in->ctx;
+    if (e->part != SAGE__PART_KEY) {
+        c->key = NULL;
+        c->key_len = 0;
+        return 0;
+    }
+    int kl = e->key(rec, len, c->keybuf, e->key_udata);
+    if (kl < 0 || kl > SAGE_KEY_MAX) {
+        if (kl >= 0)
+            sage_ctx_fail(c, "key function returned length %d (at most %d)", kl, SAGE_KEY_MAX);
+        return sage__inst_fail(in, kl < 0 ? kl : SAGE_ETOOBIG);
+    }
+    c->key = c->keybuf;
+    c->key_len = (size_t)kl;
+    return 0;
+}
+
+static int proc_map(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    uint64_t before = atomic_load_explicit(&c->records_out, memory_order_relaxed);
+    int rc = in->op->fn.map(c, rec, len, &in->out, in->op->udata);
+    if (rc < 0)
+        return sage__inst_fail(in, rc);
+    uint64_t emitted = atomic_load_explicit(&c->records_out, memory_order_relaxed) - before;
+    if (emitted != 1) {
+        sage_ctx_fail(c, "a map must emit exactly one record per input, this one emitted %llu (use sage_flat_map)",
+                      (unsigned long long)emitted);
+        return sage__inst_fail(in, SAGE_EINVAL);
+    }
+    return 0;
+}
+
+static int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    int rc = in->op->fn.map(c, rec, len, &in->out, in->op->udata);
+    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+}
+
+static int proc_filter(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    int rc = in->op->fn.filter(c, rec, len, in->op->udata);
+    if (rc < 0)
+        return sage__inst_fail(in, rc);
+    return rc ? sage_emit(&in->out, rec, len) : 0;
+}
+
+static int proc_sink(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    int rc = in->op->fn.sink(c, rec, len, in->op->udata);
+    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+}
+
+static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    int rc = in->op->cofns[input](c, rec, len, &in->out, in->op->udata);
+    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+}
+
+static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    sage_ctx *c = &in->ctx;
+    bump(&c->records_in);
+    if (set_key(in, input, rec, len) < 0)
+        return SAGE_EUSER;
+    int rc = in->op->fn.join(c, input, rec, len, &in->out, in->op->udata);
+    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+}
+
+sage__process_fn sage__process_for(const sage__op *op)
+{
+    switch (op->kind) {
+    case SAGE__OP_MAP: return proc_map;
+    case SAGE__OP_FLAT_MAP: return proc_flat_map;
+    case SAGE__OP_FILTER: return proc_filter;
+    case SAGE__OP_SINK: return proc_sink;
+    case SAGE__OP_COMAP: return proc_comap;
+    case SAGE__OP_JOIN: return proc_join;
+    case SAGE__OP_SOURCE: return NULL;
+    }
+    return NULL;
+}
+
+/* ---- leaving the task: batches per target ---- */
+
+static int send_batch(sage__task *t, sage__route *r, int tgt)
+{
+    sage__batch *b = r->pending[tgt];
+    r->pending[tgt] = NULL;
+    sage__batch *fresh = NULL;
+    int rc = sage__queue_push(r->targets[tgt], b, &fresh);
+    r->pending[tgt] = fresh; /* may be NULL: allocated on next append */
+    return rc;
+}
+
+static int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len)
+{
+    size_t need = sage__rec_size(len);
+    sage__batch *b = r->pending[tgt];
+    if (b && b->used + need > b->cap && b->n > 0) {
+        int rc = send_batch(t, r, tgt);
+        if (rc < 0)
+            return rc;
+        b = r->pending[tgt];
+    }
+    if (b && b->used + need > b->cap) { /* empty recycled batch too small for a large record */
+        free(b);
+        b = NULL;
+    }
+    if (!b) {
+        size_t cap = r->targets[tgt]->batch_bytes;
+        b = sage__batch_new(need > cap ? need : cap);
+        if (!b)
+            return SAGE_ENOMEM;
+        b->input = (uint32_t)r->input;
+        r->pending[tgt] = b;
+    }
+    b->input = (uint32_t)r->input;
+    unsigned char *p = b->data + b->used;
+    uint32_t l32 = (uint32_t)len;
+    memcpy(p, &l32, 4);
+    memset(p + 4, 0, 4);
+    if (len)
+        memcpy(p + SAGE__REC_HDR, rec, len);
+    b->used += need;
+    b->n++;
+    return 0;
+}
+
+int sage__task_emit(sage__task *t, const void *rec, size_t len)
+{
+    sage__opinst *tail = &t->ops[t->nops - 1];
+    if (len > t->job->env->cfg.max_record_bytes || len > UINT32_MAX) {
+        sage_ctx_fail(&tail->ctx, "emitted a record of %zu bytes, more than max_record_bytes (%zu)", len,
+                      t->job->env->cfg.max_record_bytes);
+        return sage__inst_fail(tail, SAGE_ETOOBIG);
+    }
+    for (size_t i = 0; i < t->nroutes; i++) {
+        sage__route *r = &t->routes[i];
+        int tgt, rc;
+        switch (r->part) {
+        case SAGE__PART_FORWARD: tgt = r->self; break;
+        case SAGE__PART_REBALANCE:
+            tgt = (int)r->rr;
+            if (++r->rr == (uint32_t)r->ntargets)
+                r->rr = 0;
+            break;
+        case SAGE__PART_KEY: {
+            char key[SAGE_KEY_MAX];
+            int kl = r->edge->key(rec, len, key, r->edge->key_udata);
+            if (kl < 0 || kl > SAGE_KEY_MAX) {
+                if (kl >= 0)
+                    sage_ctx_fail(&tail->ctx, "the key function of \"%s\" returned length %d (at most %d)",
+                                  t->chain->ops[0]->name, kl, SAGE_KEY_MAX);
+                else
+                    sage_ctx_fail(&tail->ctx, "the key function returned %d", kl);
+                return sage__inst_fail(tail, kl < 0 ? SAGE_EUSER : SAGE_ETOOBIG);
+            }
+            tgt = (int)sage__hash_bucket(sage__hash64(key, (size_t)kl), (uint32_t)r->ntargets);
+            break;
+        }
+        case SAGE__PART_CUSTOM:
+            tgt = r->edge->pfn(rec, len, r->ntargets, r->edge->pfn_udata);
+            if (tgt < 0 || tgt >= r->ntargets) {
+                sage_ctx_fail(&tail->ctx, "the custom partitioner returned %d for %d instances", tgt, r->ntargets);
+                return sage__inst_fail(tail, SAGE_EINVAL);
+            }
+            break;
+        case SAGE__PART_BROADCAST:
+            for (int k = 0; k < r->ntargets; k++)
+                if ((rc = append(t, r, k, rec, len)) < 0)
+                    return rc;
+            continue;
+        default: return SAGE_EPLAN;
+        }
+        if ((rc = append(t, r, tgt, rec, len)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int sage__task_flush(sage__task *t, int only_hungry)
+{
+    for (size_t i = 0; i < t->nroutes; i++) {
+        sage__route *r = &t->routes[i];
+        for (int k = 0; k < r->ntargets; k++) {
+            sage__batch *b = r->pending[k];
+            if (!b || b->n == 0)
+                continue;
+            if (only_hungry && !atomic_load_explicit(&r->targets[k]->consumer_waiting, memory_order_relaxed))
+                continue;
+            int rc = send_batch(t, r, k);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int send_eos(sage__task *t)
+{
+    for (size_t i = 0; i < t->nroutes; i++) {
+        sage__route *r = &t->routes[i];
+        for (int k = 0; k < r->ntargets; k++) {
+            sage__batch *b = sage__batch_new(0);
+            if (!b)
+                return SAGE_ENOMEM;
+            b->eos = 1;
+            b->input = (uint32_t)r->input;
+            int rc = sage__queue_push(r->targets[k], b, NULL);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- the task loop ---- */
+
+static int run_source(sage__task *t)
+{
+    sage__opinst *h = &t->ops[0];
+    sage__job *job = t->job;
+    for (;;) {
+        if (job_canceled(job))
+            return SAGE_ECANCELED;
+        if (atomic_load_explicit(&job->stopping, memory_order_relaxed))
+            return 0;
+        uint64_t before = atomic_load_explicit(&h->ctx.records_out, memory_order_relaxed);
+        int rc = h->op->fn.source(&h->ctx, &h->out, h->op->udata);
+        if (rc < 0)
+            return sage__inst_fail(h, rc);
+        if (rc == SAGE_DONE)
+            return 0;
+        if (rc != SAGE_MORE) {
+            sage_ctx_fail(&h->ctx, "source returned %d (expected SAGE_MORE, SAGE_DONE or a negative error)", rc);
+            return sage__inst_fail(h, SAGE_EINVAL);
+        }
+        int idle = atomic_load_explicit(&h->ctx.records_out, memory_order_relaxed) == before;
+        if ((rc = sage__task_flush(t, !idle)) < 0)
+            return rc;
+    }
+}
+
+static int run_inputs(sage__task *t)
+{
+    sage__opinst *h = &t->ops[0];
+    int eos = 0;
+    for (;;) {
+        sage__batch *b;
+        int rc = sage__queue_pop(t->in, 1, &b);
+        if (rc < 0)
+            return rc;
+        if (!b) {
+            if ((rc = sage__task_flush(t, 0)) < 0)
+                return rc;
+            if ((rc = sage__queue_pop(t->in, 0, &b)) < 0)
+                return rc;
+        }
+        if (b->eos) {
+            free(b);
+            if (++eos == t->expected_eos)
+                return 0;
+            continue;
+        }
+        const unsigned char *p = b->data;
+        for (uint32_t i = 0; i < b->n; i++) {
+            uint32_t len;
+            memcpy(&len, p, 4);
+            rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
+            if (rc < 0) {
+                sage__queue_recycle(t->in, b);
+                return rc;
+            }
+            p += sage__rec_size(len);
+        }
+        sage__queue_recycle(t->in, b);
+        if ((rc = sage__task_flush(t, 1)) < 0)
+            return rc;
+    }
+}
+
+static int open_all(sage__task *t)
+{
+    for (size_t i = 0; i < t->nops; i++) {
+        sage__opinst *in = &t->ops[i];
+        int rc = 0;
+        if (in->op->builtin != SAGE__BUILTIN_NONE)
+            rc = sage__builtin_open(&in->ctx, in->op);
+        if (rc == 0 && in->op->open)
+            rc = in->op->open(&in->ctx, in->op->udata);
+        if (rc < 0)
+            return sage__inst_fail(in, rc);
+    }
+    return 0;
+}
+
+/* Close hooks run head first, so what a close emits still flows through the
+ * rest of the chain. They run on failure and cancel too (emits then fail). */
+static int close_all(sage__task *t, int ok)
+{
+    int first = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        sage__opinst *in = &t->ops[i];
+        int rc = 0;
+        in->ctx.key = NULL;
+        in->ctx.key_len = 0;
+        if (in->op->close) {
+            rc = in->op->close(&in->ctx, &in->out, in->op->udata);
+            if (rc < 0 && ok)
+                rc = sage__inst_fail(in, rc);
+        }
+        if (in->op->builtin != SAGE__BUILTIN_NONE)
+            sage__builtin_close(&in->ctx, &in->out, in->op);
+        if (rc < 0 && first == 0)
+            first = rc;
+    }
+    return ok ? first : 0;
+}
+
+void *sage__task_main(void *arg)
+{
+    sage__task *t = arg;
+    sage__job *job = t->job;
+    int rc = 0;
+    if (t->assign && t->assign->pin) {
+        int e = pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &t->assign->affinity);
+        if (e != 0) {
+            sage_ctx_fail(&t->ops[0].ctx, "pinning to its cores failed: %s", strerror(e));
+            rc = sage__inst_fail(&t->ops[0], SAGE_ESYS);
+        }
+    }
+    if (rc == 0)
+        rc = open_all(t);
+    if (rc == 0)
+        rc = t->in ? run_inputs(t) : run_source(t);
+    int crc = close_all(t, rc == 0 && !job_canceled(job));
+    if (rc == 0)
+        rc = crc;
+    if (rc == 0)
+        rc = sage__task_flush(t, 0);
+    if (rc == 0)
+        rc = send_eos(t);
+    for (size_t i = 0; i < t->nroutes; i++)
+        for (int k = 0; k < t->routes[i].ntargets; k++) {
+            free(t->routes[i].pending[k]);
+            t->routes[i].pending[k] = NULL;
+        }
+    if (rc < 0 && !job_canceled(job))
+        sage__job_fail(job, rc, "task of \"%s\" instance %d ended with %s", t->chain->ops[0]->name, t->instance,
+                       sage_strerror(rc));
+    t->rc = rc;
+    pthread_mutex_lock(&job->mu);
+    if (--job->running_tasks == 0)
+        pthread_cond_broadcast(&job->done_cv);
+    pthread_mutex_unlock(&job->mu);
+    return NULL;
+}
