@@ -4,6 +4,12 @@
 
 #include <stdint.h>
 
+/* Bucket 0 holds [0, 1); then 128 sub-buckets for each power of two
+ * [2^e, 2^(e+1)), e = 0..62 (values >= 2^63 land in the last one). */
+#define SAGE__HIST_SUB_BITS 7
+#define SAGE__HIST_SUB (1 << SAGE__HIST_SUB_BITS)
+#define SAGE__HIST_BUCKETS (1 + 63 * SAGE__HIST_SUB)
+
 /* Buckets cover [0, 2^63) with relative error under 1% (128 sub-buckets per
  * power of two); values below 1 go to bucket 0, negatives count as 0.
  * Not thread-safe: one writer; merge copies for aggregate views. */

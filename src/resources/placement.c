@@ -1,0 +1,645 @@
+/* resources/placement.c - atomic placement of every operator instance on nodes, and the "does not fit" report.
+ *
+ * Design note. Placement is first fit: requests are taken in order, the
+ * instances of each request in order, and every instance goes to the first
+ * node (in array order) where all of its keys fit at once. All bookkeeping
+ * happens on scratch counters (per node: a state per logical CPU, the load
+ * of each shared core and of each GPU in units of 0.0001, memory and custom
+ * amounts used). The first pass only decides; a request that fails part way
+ * is rolled back off the scratch counters and marked as not fitting, and the
+ * pass goes on with the next request so every request that does not fit is
+ * reported. Only when every instance fits is the (deterministic) pass run a
+ * second time, now writing the assignments; instances without a CPU request
+ * then get, in a last step, every core of their node that nobody reserved
+ * exclusively. On failure nothing is left allocated.
+ *
+ * CPU rule. The whole part of num_cpus takes that many exclusive logical
+ * CPUs, the lowest free ids. A fractional part goes to a shared core: the
+ * first shared core (highest id first, i.e. in the order they were opened)
+ * with enough room left, else a new shared core opened at the highest free
+ * id, so exclusive CPUs keep the low ids and shared ones grow from the top.
+ * A shared core is never handed out exclusively (it counts as reserved, but
+ * not exclusively: unreserved instances may run on it).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resources/placement.h"
+
+#define UNITS 10000 /* one CPU or GPU, in steps of 0.0001 */
+
+enum { CPU_FREE = 0, CPU_EXCL = 1, CPU_SHARED = 2 };
+
+/* Scratch counters for all nodes. */
+typedef struct scratch {
+    size_t nnodes;
+    size_t *cpu_off;      /* nnodes: first index of node i's CPUs in cpu / shared */
+    size_t total_cpus;
+    unsigned char *cpu;   /* total_cpus: CPU_FREE / CPU_EXCL / CPU_SHARED */
+    int *shared;          /* total_cpus: load of a shared core, in UNITS */
+    int *gpu;             /* nnodes * SAGE__NODE_GPUS_MAX: load in UNITS */
+    uint64_t *mem;        /* nnodes: bytes used */
+    double *custom;       /* nnodes * SAGE_RES_CUSTOM_MAX: used, by the node's custom index */
+} scratch;
+
+/* What one instance of a request needs, in placement units. */
+typedef struct need {
+    int cpu_whole;   /* exclusive CPUs */
+    int cpu_frac;    /* share of a shared core, UNITS (0: none) */
+    int gpu_whole;   /* whole GPUs */
+    int gpu_frac;    /* share of one GPU, UNITS (0: none) */
+    uint64_t mem;    /* memory + object_store_memory, saturated */
+} need;
+
+/* Where one instance would go on one node. */
+typedef struct pick {
+    int cpus[SAGE__NODE_CPUS_MAX + 1]; /* exclusive ids ascending, then the shared core */
+    int ncpus;
+    int shared_core; /* -1: none */
+    int gpus[SAGE__NODE_GPUS_MAX];     /* indexes into the node's GPUs */
+    int ngpus;
+    int custom_idx[SAGE_RES_CUSTOM_MAX]; /* node custom index per request custom (-1: none) */
+} pick;
+
+static void perr(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void perr(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (!err || err_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* Append to a message buffer, truncating quietly. */
+typedef struct msgbuf {
+    char *buf;
+    size_t len, used;
+} msgbuf;
+
+static void mb_add(msgbuf *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mb_add(msgbuf *m, const char *fmt, ...)
+{
+    if (!m->buf || m->len == 0 || m->used + 1 >= m->len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(m->buf + m->used, m->len - m->used, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    m->used += (size_t)n;
+    if (m->used >= m->len)
+        m->used = m->len - 1;
+}
+
+/* --------------------------------------------------------------- scratch */
+
+static void scratch_free(scratch *s)
+{
+    free(s->cpu_off);
+    free(s->cpu);
+    free(s->shared);
+    free(s->gpu);
+    free(s->mem);
+    free(s->custom);
+    memset(s, 0, sizeof *s);
+}
+
+static int scratch_init(scratch *s, const sage__node *nodes, size_t nnodes)
+{
+    memset(s, 0, sizeof *s);
+    s->nnodes = nnodes;
+    s->cpu_off = calloc(nnodes, sizeof *s->cpu_off);
+    size_t total = 0;
+    if (s->cpu_off)
+        for (size_t i = 0; i < nnodes; i++) {
+            s->cpu_off[i] = total;
+            total += (size_t)nodes[i].ncpus;
+        }
+    s->total_cpus = total;
+    s->cpu = calloc(total ? total : 1, sizeof *s->cpu);
+    s->shared = calloc(total ? total : 1, sizeof *s->shared);
+    s->gpu = calloc(nnodes * SAGE__NODE_GPUS_MAX, sizeof *s->gpu);
+    s->mem = calloc(nnodes, sizeof *s->mem);
+    s->custom = calloc(nnodes * SAGE_RES_CUSTOM_MAX, sizeof *s->custom);
+    if (!s->cpu_off || !s->cpu || !s->shared || !s->gpu || !s->mem || !s->custom) {
+        scratch_free(s);
+        return SAGE_ENOMEM;
+    }
+    return 0;
+}
+
+static void scratch_copy(scratch *dst, const scratch *src)
+{
+    memcpy(dst->cpu, src->cpu, src->total_cpus * sizeof *src->cpu);
+    memcpy(dst->shared, src->shared, src->total_cpus * sizeof *src->shared);
+    memcpy(dst->gpu, src->gpu, src->nnodes * SAGE__NODE_GPUS_MAX * sizeof *src->gpu);
+    memcpy(dst->mem, src->mem, src->nnodes * sizeof *src->mem);
+    memcpy(dst->custom, src->custom, src->nnodes * SAGE_RES_CUSTOM_MAX * sizeof *src->custom);
+}
+
+static void scratch_reset(scratch *s)
+{
+    memset(s->cpu, 0, s->total_cpus * sizeof *s->cpu);
+    memset(s->shared, 0, s->total_cpus * sizeof *s->shared);
+    memset(s->gpu, 0, s->nnodes * SAGE__NODE_GPUS_MAX * sizeof *s->gpu);
+    memset(s->mem, 0, s->nnodes * sizeof *s->mem);
+    memset(s->custom, 0, s->nnodes * SAGE_RES_CUSTOM_MAX * sizeof *s->custom);
+}
+
+/* ------------------------------------------------------------------ fit */
+
+static void need_of(const sage_resources *r, need *nd)
+{
+    long long c = llround(r->num_cpus * UNITS), g = llround(r->num_gpus * UNITS);
+    nd->cpu_whole = (int)(c / UNITS);
+    nd->cpu_frac = (int)(c % UNITS);
+    if (g > 0 && g < UNITS) {
+        nd->gpu_whole = 0;
+        nd->gpu_frac = (int)g;
+    } else {
+        /* whole GPUs (validated requests have no other form above 1; round up) */
+        nd->gpu_whole = (int)((g + UNITS - 1) / UNITS);
+        nd->gpu_frac = 0;
+    }
+    uint64_t m = r->memory + r->object_store_memory;
+    nd->mem = m < r->memory ? UINT64_MAX : m;
+}
+
+/* Custom amounts compare with a little slack so 0.1+0.2 fits in 0.3. */
+static int custom_fits(double used, double want, double cap)
+{
+    return used + want <= cap + 1e-9 * (cap > 1 ? cap : 1);
+}
+
+static int node_custom_index(const sage__node *n, const char *name)
+{
+    for (size_t i = 0; i < n->ncustom && i < SAGE_RES_CUSTOM_MAX; i++)
+        if (strcmp(n->custom[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Does one instance of r fit on node ni given the scratch counters? Fills pk. */
+static int fits(const sage__node *n, size_t ni, const scratch *s, const sage_resources *r, const need *nd, pick *pk)
+{
+    const unsigned char *cpu = s->cpu + s->cpu_off[ni];
+    const int *shared = s->shared + s->cpu_off[ni];
+    const int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
+
+    /* memory */
+    if (nd->mem > 0 && (nd->mem > n->memory || s->mem[ni] > n->memory - nd->mem))
+        return 0;
+
+    /* custom */
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++) {
+        pk->custom_idx[c] = -1;
+        if (!(r->custom[c].amount > 0))
+            continue;
+        int k = node_custom_index(n, r->custom[c].name);
+        if (k < 0)
+            return 0;
+        if (!custom_fits(s->custom[ni * SAGE_RES_CUSTOM_MAX + (size_t)k], r->custom[c].amount, n->custom[k].amount))
+            return 0;
+        pk->custom_idx[c] = k;
+    }
+
+    /* CPUs: the lowest free ids exclusively, the fraction on a shared core */
+    pk->ncpus = 0;
+    pk->shared_core = -1;
+    if (nd->cpu_whole > 0 || nd->cpu_frac > 0) {
+        for (int k = 0; k < n->ncpus && pk->ncpus < nd->cpu_whole; k++)
+            if (cpu[k] == CPU_FREE)
+                pk->cpus[pk->ncpus++] = k;
+        if (pk->ncpus < nd->cpu_whole)
+            return 0;
+        if (nd->cpu_frac > 0) {
+            for (int k = n->ncpus - 1; k >= 0 && pk->shared_core < 0; k--)
+                if (cpu[k] == CPU_SHARED && shared[k] + nd->cpu_frac <= UNITS)
+                    pk->shared_core = k;
+            if (pk->shared_core < 0) {
+                int last_excl = pk->ncpus > 0 ? pk->cpus[pk->ncpus - 1] : -1;
+                for (int k = n->ncpus - 1; k > last_excl && pk->shared_core < 0; k--)
+                    if (cpu[k] == CPU_FREE)
+                        pk->shared_core = k;
+            }
+            if (pk->shared_core < 0)
+                return 0;
+            pk->cpus[pk->ncpus++] = pk->shared_core;
+        }
+    }
+
+    /* GPUs: whole ones untouched, a fraction on the lowest GPU with room */
+    pk->ngpus = 0;
+    int ng = n->ngpus < SAGE__NODE_GPUS_MAX ? n->ngpus : SAGE__NODE_GPUS_MAX;
+    if (nd->gpu_whole > 0) {
+        for (int g = 0; g < ng && pk->ngpus < nd->gpu_whole; g++)
+            if (gpu[g] == 0)
+                pk->gpus[pk->ngpus++] = g;
+        if (pk->ngpus < nd->gpu_whole)
+            return 0;
+    } else if (nd->gpu_frac > 0) {
+        for (int g = 0; g < ng && pk->ngpus == 0; g++)
+            if (gpu[g] + nd->gpu_frac <= UNITS)
+                pk->gpus[pk->ngpus++] = g;
+        if (pk->ngpus == 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void apply(const sage__node *n, size_t ni, scratch *s, const sage_resources *r, const need *nd,
+                  const pick *pk)
+{
+    unsigned char *cpu = s->cpu + s->cpu_off[ni];
+    int *shared = s->shared + s->cpu_off[ni];
+    int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
+    (void)n;
+    for (int i = 0; i < pk->ncpus; i++) {
+        int k = pk->cpus[i];
+        if (k == pk->shared_core) {
+            cpu[k] = CPU_SHARED;
+            shared[k] += nd->cpu_frac;
+        } else {
+            cpu[k] = CPU_EXCL;
+        }
+    }
+    for (int i = 0; i < pk->ngpus; i++)
+        gpu[pk->gpus[i]] += nd->gpu_whole > 0 ? UNITS : nd->gpu_frac;
+    s->mem[ni] += nd->mem;
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++)
+        if (pk->custom_idx[c] >= 0)
+            s->custom[ni * SAGE_RES_CUSTOM_MAX + (size_t)pk->custom_idx[c]] += r->custom[c].amount;
+}
+
+/* ------------------------------------------------------------ assignments */
+
+static void set_affinity(const sage__node *n, sage__assign *a)
+{
+    CPU_ZERO(&a->affinity);
+    for (int i = 0; i < a->ncpus; i++) {
+        int k = a->cpus[i];
+        int real = n->nreal > 0 ? n->real_cpus[k % n->nreal] : k; /* no real set known: identity */
+        if (real >= 0 && real < CPU_SETSIZE)
+            CPU_SET(real, &a->affinity);
+    }
+}
+
+static int fill_assign(const sage__node *nodes, size_t ni, const sage_resources *r, const need *nd, const pick *pk,
+                       sage__assign *a)
+{
+    a->node = (int)ni;
+    a->ncpus = pk->ncpus;
+    if (pk->ncpus > 0) {
+        a->cpus = malloc((size_t)pk->ncpus * sizeof *a->cpus);
+        if (!a->cpus)
+            return SAGE_ENOMEM;
+        memcpy(a->cpus, pk->cpus, (size_t)pk->ncpus * sizeof *a->cpus);
+    }
+    a->exclusive = nd->cpu_whole > 0 && nd->cpu_frac == 0;
+    a->cpu_share = nd->cpu_frac > 0 ? (double)nd->cpu_frac / UNITS : 0;
+    a->pin = pk->ncpus > 0;
+    set_affinity(&nodes[ni], a);
+    a->ngpus = pk->ngpus;
+    if (pk->ngpus > 0) {
+        a->gpus = malloc((size_t)pk->ngpus * sizeof *a->gpus);
+        if (!a->gpus)
+            return SAGE_ENOMEM;
+        for (int i = 0; i < pk->ngpus; i++)
+            a->gpus[i] = nodes[ni].gpu_ids[pk->gpus[i]];
+    }
+    a->gpu_fraction = nd->gpu_frac > 0 ? (double)nd->gpu_frac / UNITS : 1.0;
+    a->memory = r->memory;
+    a->object_store_memory = r->object_store_memory;
+    a->ncustom = 0;
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++)
+        if (r->custom[c].amount > 0)
+            a->custom[a->ncustom++] = r->custom[c];
+    return 0;
+}
+
+/* Instances without a CPU request: every core of the node nobody holds exclusively. */
+static int fill_unreserved(const sage__node *nodes, const scratch *s, sage__assign *a)
+{
+    const sage__node *n = &nodes[a->node];
+    const unsigned char *cpu = s->cpu + s->cpu_off[a->node];
+    int count = 0;
+    for (int k = 0; k < n->ncpus; k++)
+        if (cpu[k] != CPU_EXCL)
+            count++;
+    a->exclusive = 0;
+    a->cpu_share = 0;
+    a->ncpus = count;
+    a->pin = count > 0;
+    CPU_ZERO(&a->affinity);
+    if (count == 0)
+        return 0;
+    a->cpus = malloc((size_t)count * sizeof *a->cpus);
+    if (!a->cpus)
+        return SAGE_ENOMEM;
+    int j = 0;
+    for (int k = 0; k < n->ncpus; k++)
+        if (cpu[k] != CPU_EXCL)
+            a->cpus[j++] = k;
+    set_affinity(n, a);
+    return 0;
+}
+
+static void fill_pub(const sage__node *nodes, sage__assign *a)
+{
+    a->pub.ncpus = a->ncpus;
+    a->pub.cpus = a->cpus;
+    a->pub.exclusive = a->exclusive;
+    a->pub.ngpus = a->ngpus;
+    a->pub.gpus = a->gpus;
+    a->pub.gpu_fraction = a->gpu_fraction;
+    a->pub.memory = a->memory;
+    a->pub.object_store_memory = a->object_store_memory;
+    a->pub.node = nodes[a->node].name;
+    a->pub.ncustom = a->ncustom;
+    a->pub.custom = a->custom;
+}
+
+void sage__assign_free(sage__assign **a, const sage__place_req *reqs, size_t nreqs)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < nreqs; i++) {
+        if (!a[i])
+            continue;
+        int p = reqs ? reqs[i].parallelism : 0;
+        for (int j = 0; j < p; j++) {
+            free(a[i][j].cpus);
+            free(a[i][j].gpus);
+        }
+        free(a[i]);
+    }
+    free(a);
+}
+
+/* ---------------------------------------------------------------- report */
+
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return UINT64_MAX;
+    return a * b;
+}
+
+/* " num_cpus=4 memory=8GB ..." for one instance (times = 1) or all of them. */
+static void add_asks(msgbuf *m, const sage_resources *r, uint64_t times)
+{
+    char b[48];
+    const char *sep = "";
+    if (r->num_cpus > 0) {
+        mb_add(m, "%snum_cpus=%g", sep, r->num_cpus * (double)times);
+        sep = " ";
+    }
+    if (r->num_gpus > 0) {
+        mb_add(m, "%snum_gpus=%g", sep, r->num_gpus * (double)times);
+        sep = " ";
+    }
+    if (r->memory > 0) {
+        sage__format_bytes(mul_sat(r->memory, times), b, sizeof b);
+        mb_add(m, "%smemory=%s", sep, b);
+        sep = " ";
+    }
+    if (r->object_store_memory > 0) {
+        sage__format_bytes(mul_sat(r->object_store_memory, times), b, sizeof b);
+        mb_add(m, "%sobject_store_memory=%s", sep, b);
+        sep = " ";
+    }
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++) {
+        if (!(r->custom[c].amount > 0))
+            continue;
+        mb_add(m, "%s%s=%g", sep, r->custom[c].name, r->custom[c].amount * (double)times);
+        sep = " ";
+    }
+}
+
+/* The most any single node has of each key the request uses (total capacity).
+ * memory and object_store_memory share the node's memory: shown once, as memory. */
+static void add_offers(msgbuf *m, const sage__node *nodes, size_t nnodes, const sage_resources *r)
+{
+    char b[48];
+    const char *sep = "";
+    if (r->num_cpus > 0) {
+        int best = 0;
+        for (size_t i = 0; i < nnodes; i++)
+            if (nodes[i].ncpus > best)
+                best = nodes[i].ncpus;
+        mb_add(m, "%snum_cpus=%g", sep, (double)best);
+        sep = " ";
+    }
+    if (r->num_gpus > 0) {
+        int best = 0;
+        for (size_t i = 0; i < nnodes; i++)
+            if (nodes[i].ngpus > best)
+                best = nodes[i].ngpus;
+        mb_add(m, "%snum_gpus=%g", sep, (double)best);
+        sep = " ";
+    }
+    if (r->memory > 0 || r->object_store_memory > 0) {
+        uint64_t best = 0;
+        for (size_t i = 0; i < nnodes; i++)
+            if (nodes[i].memory > best)
+                best = nodes[i].memory;
+        sage__format_bytes(best, b, sizeof b);
+        mb_add(m, "%smemory=%s", sep, b);
+        sep = " ";
+    }
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++) {
+        if (!(r->custom[c].amount > 0))
+            continue;
+        double best = 0;
+        for (size_t i = 0; i < nnodes; i++) {
+            int k = node_custom_index(&nodes[i], r->custom[c].name);
+            if (k >= 0 && nodes[i].custom[k].amount > best)
+                best = nodes[i].custom[k].amount;
+        }
+        mb_add(m, "%s%s=%g", sep, r->custom[c].name, best);
+        sep = " ";
+    }
+}
+
+static void report(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
+                   const unsigned char *failed, size_t nfailed, char *err, size_t err_len)
+{
+    msgbuf m = {err, err_len, 0};
+    if (err && err_len > 0)
+        err[0] = '\0';
+    mb_add(&m, "cannot place the job: %zu operator%s not fit", nfailed, nfailed == 1 ? " does" : "s do");
+    for (size_t i = 0; i < nreqs; i++) {
+        if (!failed[i])
+            continue;
+        const sage__place_req *q = &reqs[i];
+        mb_add(&m, "\n  operator \"%s\" (parallelism %d): one instance asks ", q->name ? q->name : "?",
+               q->parallelism);
+        add_asks(&m, &q->res, 1);
+        if (q->parallelism > 1) {
+            mb_add(&m, "; all %d ask ", q->parallelism);
+            add_asks(&m, &q->res, (uint64_t)q->parallelism);
+        }
+        mb_add(&m, "; the largest node offers ");
+        add_offers(&m, nodes, nnodes, &q->res);
+    }
+}
+
+/* ----------------------------------------------------------------- place */
+
+/* One pass over every request. With out == NULL only decide (marking the
+ * requests that do not fit in failed[], rolling each back); otherwise every
+ * instance is known to fit and its assignment is written. */
+static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
+                      scratch *work, scratch *committed, pick *pk, unsigned char *failed, size_t *nfailed,
+                      sage__assign **out)
+{
+    for (size_t i = 0; i < nreqs; i++) {
+        const sage__place_req *q = &reqs[i];
+        need nd;
+        need_of(&q->res, &nd);
+        int ok = 1;
+        for (int j = 0; j < q->parallelism && ok; j++) {
+            size_t ni;
+            for (ni = 0; ni < nnodes; ni++)
+                if (fits(&nodes[ni], ni, work, &q->res, &nd, pk))
+                    break;
+            if (ni == nnodes) {
+                ok = 0;
+                break;
+            }
+            apply(&nodes[ni], ni, work, &q->res, &nd, pk);
+            if (out) {
+                int rc = fill_assign(nodes, ni, &q->res, &nd, pk, &out[i][j]);
+                if (rc)
+                    return rc;
+            }
+        }
+        if (!out) {
+            if (ok) {
+                scratch_copy(committed, work);
+            } else {
+                scratch_copy(work, committed);
+                failed[i] = 1;
+                (*nfailed)++;
+            }
+        }
+    }
+    return 0;
+}
+
+int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
+                sage__assign ***out, char *err, size_t err_len)
+{
+    if (err && err_len > 0)
+        err[0] = '\0';
+    if (!out) {
+        perr(err, err_len, "placement: no output");
+        return SAGE_EINVAL;
+    }
+    *out = NULL;
+    if ((!nodes && nnodes > 0) || (!reqs && nreqs > 0)) {
+        perr(err, err_len, "placement: missing nodes or requests");
+        return SAGE_EINVAL;
+    }
+    if (nnodes == 0) {
+        perr(err, err_len, "cannot place the job: there are no nodes");
+        return SAGE_EINFEASIBLE;
+    }
+    for (size_t i = 0; i < nnodes; i++) {
+        const sage__node *n = &nodes[i];
+        if (n->ncpus < 0 || n->ncpus > SAGE__NODE_CPUS_MAX || n->ngpus < 0 || n->ngpus > SAGE__NODE_GPUS_MAX ||
+            n->nreal < 0 || n->nreal > CPU_SETSIZE || n->ncustom > SAGE_RES_CUSTOM_MAX) {
+            perr(err, err_len, "placement: node %zu (\"%.63s\") has out-of-range capacity", i, n->name);
+            return SAGE_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < nreqs; i++) {
+        const sage__place_req *q = &reqs[i];
+        const char *name = q->name ? q->name : "?";
+        if (q->parallelism < 1) {
+            perr(err, err_len, "placement: operator \"%s\": parallelism must be at least 1, got %d", name,
+                 q->parallelism);
+            return SAGE_EINVAL;
+        }
+        if (!(q->res.num_cpus >= 0) || q->res.num_cpus > 1e6 || !(q->res.num_gpus >= 0) || q->res.num_gpus > 1e6 ||
+            q->res.ncustom > SAGE_RES_CUSTOM_MAX) {
+            perr(err, err_len, "placement: operator \"%s\": invalid resource request", name);
+            return SAGE_EINVAL;
+        }
+    }
+
+    scratch work, committed;
+    if (scratch_init(&work, nodes, nnodes) != 0) {
+        perr(err, err_len, "placement: out of memory");
+        return SAGE_ENOMEM;
+    }
+    if (scratch_init(&committed, nodes, nnodes) != 0) {
+        scratch_free(&work);
+        perr(err, err_len, "placement: out of memory");
+        return SAGE_ENOMEM;
+    }
+    pick *pk = malloc(sizeof *pk);
+    unsigned char *failed = calloc(nreqs ? nreqs : 1, 1);
+    sage__assign **res = NULL;
+    int rc = 0;
+    if (!pk || !failed) {
+        rc = SAGE_ENOMEM;
+        goto fail;
+    }
+
+    /* Pass 1: decide on scratch counters only. */
+    size_t nfailed = 0;
+    place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, NULL);
+    if (nfailed > 0) {
+        report(nodes, nnodes, reqs, nreqs, failed, nfailed, err, err_len);
+        rc = SAGE_EINFEASIBLE;
+        goto done;
+    }
+
+    /* Pass 2: everything fits; replay and write the assignments. */
+    res = calloc(nreqs ? nreqs : 1, sizeof *res);
+    if (!res) {
+        rc = SAGE_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < nreqs; i++) {
+        res[i] = calloc((size_t)reqs[i].parallelism, sizeof *res[i]);
+        if (!res[i]) {
+            rc = SAGE_ENOMEM;
+            goto fail;
+        }
+    }
+    scratch_reset(&work);
+    rc = place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, res);
+    if (rc)
+        goto fail;
+    for (size_t i = 0; i < nreqs; i++) {
+        int unreserved = llround(reqs[i].res.num_cpus * UNITS) == 0;
+        for (int j = 0; j < reqs[i].parallelism; j++) {
+            if (unreserved && (rc = fill_unreserved(nodes, &work, &res[i][j])) != 0)
+                goto fail;
+            fill_pub(nodes, &res[i][j]);
+        }
+    }
+    *out = res;
+    res = NULL;
+    goto done;
+
+fail:
+    perr(err, err_len, "placement: out of memory");
+    if (!rc)
+        rc = SAGE_ENOMEM;
+done:
+    sage__assign_free(res, reqs, nreqs);
+    free(pk);
+    free(failed);
+    scratch_free(&work);
+    scratch_free(&committed);
+    return rc;
+}
