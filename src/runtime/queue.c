@@ -138,17 +138,33 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     return 0;
 }
 
-int sage__queue_pop(sage__queue *q, int nowait, sage__batch **out)
+/* Put b on the free list (lock held); returns b if it must be freed instead. */
+static sage__batch *keep_free(sage__queue *q, sage__batch *b)
+{
+    if (!b || b->cap != q->batch_bytes || b->eos || q->nfree >= SAGE__QUEUE_FREE_MAX)
+        return b;
+    b->n = 0;
+    b->used = 0;
+    b->next = q->free;
+    q->free = b;
+    q->nfree++;
+    return NULL;
+}
+
+int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch **out)
 {
     *out = NULL;
     pthread_mutex_lock(&q->mu);
+    done = keep_free(q, done);
     while (q->count == 0) {
         if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
             pthread_mutex_unlock(&q->mu);
+            free(done);
             return SAGE_ECANCELED;
         }
         if (nowait) {
             pthread_mutex_unlock(&q->mu);
+            free(done);
             return 0;
         }
         atomic_store_explicit(&q->consumer_waiting, 1, memory_order_relaxed);
@@ -157,6 +173,7 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch **out)
     }
     if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
         pthread_mutex_unlock(&q->mu);
+        free(done);
         return SAGE_ECANCELED;
     }
     sage__batch *b = q->ring[q->head];
@@ -170,25 +187,15 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch **out)
     if (q->producers_waiting)
         pthread_cond_broadcast(&q->not_full);
     pthread_mutex_unlock(&q->mu);
+    free(done);
     *out = b;
     return 0;
 }
 
 void sage__queue_recycle(sage__queue *q, sage__batch *b)
 {
-    if (b->cap != q->batch_bytes || b->eos) {
-        free(b);
-        return;
-    }
-    b->n = 0;
-    b->used = 0;
     pthread_mutex_lock(&q->mu);
-    if (q->nfree < SAGE__QUEUE_FREE_MAX) {
-        b->next = q->free;
-        q->free = b;
-        q->nfree++;
-        b = NULL;
-    }
+    b = keep_free(q, b);
     pthread_mutex_unlock(&q->mu);
     free(b);
 }

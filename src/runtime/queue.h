@@ -47,8 +47,11 @@ void sage__queue_destroy(sage__queue *q);
  * recycled empty batch of the standard size, or NULL if none was available.
  * On SAGE_ECANCELED the batch is freed. */
 int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh);
-/* Take the next batch; wait when empty unless nowait (then NULL, 0). */
-int sage__queue_pop(sage__queue *q, int nowait, sage__batch **out);
+/* Take the next batch; wait when empty unless nowait (then NULL, 0).
+ * `done` (may be NULL) is a batch the consumer finished with: it is put on
+ * the free list under the same lock, before any wait, so a producer woken
+ * by this pop finds it there. */
+int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch **out);
 /* Give a consumed batch back for reuse (or free it). */
 void sage__queue_recycle(sage__queue *q, sage__batch *b);
 void sage__queue_wake(sage__queue *q); /* after setting the cancel flag */

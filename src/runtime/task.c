@@ -334,16 +334,17 @@ static int run_source(sage__task *t)
 static int run_inputs(sage__task *t)
 {
     sage__opinst *h = &t->ops[0];
-    int eos = 0;
+    sage__batch *done = NULL; /* the batch just processed, recycled by the next pop */
+    int eos = 0, rc = 0;
     for (;;) {
         sage__batch *b;
-        int rc = sage__queue_pop(t->in, 1, &b);
-        if (rc < 0)
+        if ((rc = sage__queue_pop(t->in, 1, done, &b)) < 0)
             return rc;
+        done = NULL;
         if (!b) {
             if ((rc = sage__task_flush(t, 0)) < 0)
                 return rc;
-            if ((rc = sage__queue_pop(t->in, 0, &b)) < 0)
+            if ((rc = sage__queue_pop(t->in, 0, NULL, &b)) < 0)
                 return rc;
         }
         if (b->eos) {
@@ -363,9 +364,11 @@ static int run_inputs(sage__task *t)
             }
             p += sage__rec_size(len);
         }
-        sage__queue_recycle(t->in, b);
-        if ((rc = sage__task_flush(t, 1)) < 0)
+        done = b;
+        if ((rc = sage__task_flush(t, 1)) < 0) {
+            sage__queue_recycle(t->in, done);
             return rc;
+        }
     }
 }
 

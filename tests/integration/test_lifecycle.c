@@ -301,7 +301,11 @@ static void backpressure_bounded_memory(void)
     long large = child_peak_kb(2000000);        /* 512 MB of records */
     printf("  backpressure: peak RSS %ld kB for 2.5 MB of records, %ld kB for 512 MB\n", small, large);
     CHECK(small > 0 && large > 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    printf("  backpressure: peak-memory bound not checked under a sanitizer (its allocator keeps freed memory)\n");
+#else
     CHECK(large - small < 16 * 1024);
+#endif
 }
 
 /* End-of-stream with many instances on two cores. */
