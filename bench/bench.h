@@ -1,0 +1,94 @@
+/* bench/bench.h - what the benchmark files share: result rows, run options, timing, memory and sizing helpers. */
+#ifndef SAGE_BENCH_H
+#define SAGE_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------
+ * Result rows. Every scenario produces rows; each scenario runs in a forked
+ * child (see main.c) that sends its rows to the driver as plain structs
+ * through a pipe, so a row holds no pointers.
+ * ------------------------------------------------------------------------- */
+
+typedef enum bench_mark {
+    MARK_INFO = 0, /* a figure without a target */
+    MARK_PASS,
+    MARK_SHORT,
+    MARK_SKIP,  /* not run (a tool is missing) */
+    MARK_NA,    /* not available yet */
+    MARK_ERROR, /* the scenario failed */
+} bench_mark;
+
+typedef enum bench_goal {
+    GOAL_NONE = 0,
+    GOAL_GE, /* value >= target */
+    GOAL_LE, /* value <= target */
+    GOAL_P99_LT, /* p99 latency (us) < target */
+} bench_goal;
+
+typedef struct bench_row {
+    char id[24];     /* short key: "a", "f.p4", "limit.memcpy" */
+    char name[64];   /* what was measured, for the table */
+    double value;    /* the main figure, in `unit` */
+    char unit[12];   /* "rec/s", "B/s", "item/s", "buf/s", "ns/rec", "%", "x", "B", "ns/dec" */
+    int has_lat;     /* latency percentiles below are set */
+    double p50_us, p99_us, p999_us;
+    double peak_rss; /* bytes (VmHWM of the process that ran it), 0: not measured */
+    bench_goal goal;
+    double target;   /* in `unit` (microseconds for GOAL_P99_LT) */
+    char target_text[32];
+    bench_mark mark;
+    double ratio;    /* 0: none */
+    char ratio_of[24]; /* what the ratio is taken against: "COST", "P=1" */
+    char note[112];
+    uint64_t records; /* records (or items, bytes) per timed run */
+    double wall_s, cpu_s; /* of the best timed run */
+    int reps;
+} bench_row;
+
+/* Run options, fixed before the first scenario starts. */
+typedef struct bench_opts {
+    int quick;
+    uint64_t records; /* --records: fixed record count for the throughput scenarios; 0: sized by time */
+    double target_s;  /* wall time one timed run should take */
+    int reps;         /* timed runs per figure (the best one is kept) */
+} bench_opts;
+
+extern bench_opts g_opts;
+
+/* Hand a finished row to the driver (from inside a scenario). */
+void bench_emit(const bench_row *row);
+/* A row with id, name and unit set, everything else zero. */
+bench_row bench_row_new(const char *id, const char *name, const char *unit);
+void bench_set_target(bench_row *row, bench_goal goal, double target, const char *text);
+/* A failed scenario: print why on stderr; the child then exits non-zero. */
+int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---------------------------------------------------------------------------
+ * Measurement helpers (util.c).
+ * ------------------------------------------------------------------------- */
+
+double bench_now_s(void);    /* monotonic wall clock, seconds */
+double bench_cpu_s(void);    /* CPU time of this process (all threads), seconds */
+double bench_peak_rss(void); /* VmHWM of this process, bytes; 0 if unknown */
+
+/* One timed run of n records: returns 0 and fills wall/cpu, or a negative
+ * value after calling bench_fail. */
+typedef struct bench_run {
+    double wall_s, cpu_s;
+} bench_run;
+typedef int (*bench_run_fn)(uint64_t n, void *arg, bench_run *out);
+
+/* Pick n so that one run takes about g_opts.target_s (starting from n0,
+ * never below n_min; --records overrides), then keep the best of g_opts.reps
+ * runs. Fills row->records, wall_s, cpu_s, reps and sets value = n / wall.
+ * Returns 0 or negative on failure. */
+int bench_measure(bench_row *row, bench_run_fn fn, void *arg, uint64_t n0, uint64_t n_min);
+/* The best of `reps` runs at exactly n records (no sizing). */
+int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, int reps);
+
+/* Human-readable quantities for notes. */
+void bench_fmt_rate(char *buf, size_t len, double v, const char *unit);
+
+#endif
