@@ -91,4 +91,29 @@ int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, 
 /* Human-readable quantities for notes. */
 void bench_fmt_rate(char *buf, size_t len, double v, const char *unit);
 
+/* ---------------------------------------------------------------------------
+ * Scenarios. Each runs in its own forked child, emits its rows and returns 0,
+ * or returns negative after bench_fail. `arg` is scenario-specific (a
+ * parallelism, a power of ten); 0 when unused.
+ * ------------------------------------------------------------------------- */
+typedef int (*bench_scenario_fn)(int arg);
+
+/* baselines.c: the limits of this machine, measured in the same run. */
+int limit_rss_floor(int arg);
+int limit_memcpy(int arg);
+int limit_spsc(int arg);
+int limit_tcp(int arg);
+int limit_cost(int arg);
+/* scenarios.c: (a) (b) (c), (f) and (g). */
+int scen_chain(int arg);
+int scen_rebalance(int arg);
+int scen_keyed(int arg);
+int scen_parallelism(int arg); /* arg: parallelism P */
+int scen_size(int arg);        /* arg: log10 of the record count */
+int scen_memory(int arg);      /* arg: log10 of the record count */
+/* wordcount.c: (d). latency.c: (e). gst.c: the GStreamer peer. */
+int scen_wordcount(int arg);
+int scen_latency(int arg);
+int peer_gst(int arg);
+
 #endif

@@ -1,0 +1,194 @@
+/* bench/pipelines.c - the SAGE pipelines of scenarios (a), (b), (c), (f), (g): generator, map, filter, counting sinks. */
+#include "pipelines.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sage/sage.h>
+
+static inline int64_t rec_i64(const void *rec, size_t len)
+{
+    int64_t v = 0;
+    if (len == sizeof v)
+        memcpy(&v, rec, sizeof v);
+    return v;
+}
+
+/* ---- source: 0..n-1 as 8-byte records, instance i of p emits i, i+p, ... ---- */
+
+static int gen_seq(sage_ctx *ctx, sage_out *out, void *udata)
+{
+    const uint64_t n = *(const uint64_t *)udata;
+    const uint64_t p = (uint64_t)sage_ctx_parallelism(ctx);
+    uintptr_t next1 = (uintptr_t)sage_ctx_local(ctx); /* next value + 1; 0 before the first call */
+    uint64_t v = next1 ? (uint64_t)next1 - 1 : (uint64_t)sage_ctx_instance(ctx);
+    for (int k = 0; k < GEN_BURST && v < n; k++, v += p) {
+        int rc = sage_emit_i64(out, (int64_t)v);
+        if (rc < 0)
+            return rc;
+    }
+    sage_ctx_set_local(ctx, (void *)(uintptr_t)(v + 1));
+    return v >= n ? SAGE_DONE : SAGE_MORE;
+}
+
+/* ---- map and filter of scenario (a) ---- */
+
+static int map_x3(sage_ctx *ctx, const void *rec, size_t len, sage_out *out, void *udata)
+{
+    return sage_emit_i64(out, work_map(rec_i64(rec, len)));
+}
+
+static int filter_keep(sage_ctx *ctx, const void *rec, size_t len, void *udata) { return work_keep(rec_i64(rec, len)); }
+
+/* ---- counting sinks: per-instance tallies (own cache line), summed at close ---- */
+
+typedef struct tally {
+    _Atomic uint64_t count, sum, keys;
+} tally;
+
+typedef struct inst_tally {
+    _Alignas(64) uint64_t count, sum;
+} inst_tally;
+
+static int tally_open(sage_ctx *ctx, void *udata)
+{
+    inst_tally *t = aligned_alloc(64, sizeof *t);
+    if (!t)
+        return SAGE_ENOMEM;
+    memset(t, 0, sizeof *t);
+    sage_ctx_set_local(ctx, t);
+    return 0;
+}
+
+static int tally_close(sage_ctx *ctx, sage_out *out, void *udata)
+{
+    tally *T = udata;
+    inst_tally *t = sage_ctx_local(ctx);
+    if (!t)
+        return 0;
+    atomic_fetch_add(&T->count, t->count);
+    atomic_fetch_add(&T->sum, t->sum);
+    atomic_fetch_add(&T->keys, (uint64_t)sage_ctx_state_count(ctx));
+    free(t);
+    sage_ctx_set_local(ctx, NULL);
+    return 0;
+}
+
+static int count_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
+{
+    inst_tally *t = sage_ctx_local(ctx);
+    t->count++;
+    t->sum += (uint64_t)rec_i64(rec, len);
+    return 0;
+}
+
+/* Scenario (c): one counter per key, kept by the engine. */
+static int key_mod(const void *rec, size_t len, void *keybuf, void *udata)
+{
+    int64_t k = rec_i64(rec, len) % KEYED_KEYS;
+    memcpy(keybuf, &k, sizeof k);
+    return sizeof k;
+}
+
+static int keyed_count_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
+{
+    int64_t *c = sage_ctx_state(ctx, sizeof *c);
+    if (!c)
+        return SAGE_ENOMEM;
+    ++*c;
+    inst_tally *t = sage_ctx_local(ctx);
+    t->count++;
+    return 0;
+}
+
+/* ---- running ---- */
+
+static const sage_op_opts *named(sage_op_opts *o, const char *name, int parallelism)
+{
+    memset(o, 0, sizeof *o);
+    o->name = name;
+    o->parallelism = parallelism;
+    return o;
+}
+
+static const sage_op_opts *sink_opts(sage_op_opts *o, const char *name, int parallelism)
+{
+    named(o, name, parallelism);
+    o->open = tally_open;
+    o->close = tally_close;
+    return o;
+}
+
+static int execute_timed(sage_env *env, bench_run *out)
+{
+    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    int rc = sage_env_execute(env);
+    out->wall_s = bench_now_s() - t0;
+    out->cpu_s = bench_cpu_s() - c0;
+    if (rc != 0)
+        return bench_fail("job failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
+    return 0;
+}
+
+static int finish(sage_env *env, int rc, const tally *T, uint64_t want, const char *what)
+{
+    if (rc == 0 && atomic_load(&T->count) != want)
+        rc = bench_fail("%s: the sink counted %llu records, expected %llu", what,
+                        (unsigned long long)atomic_load(&T->count), (unsigned long long)want);
+    sage_env_destroy(env);
+    return rc;
+}
+
+int pipe_run_chain(uint64_t n, void *arg, bench_run *out)
+{
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_chain", NULL);
+    sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
+    s = sage_map(s, map_x3, NULL, named(&o, "map", 1));
+    s = sage_filter(s, filter_keep, NULL, named(&o, "filter", 1));
+    sage_sink(s, count_sink, &T, sink_opts(&o, "sink", 1));
+    int rc = execute_timed(env, out);
+    return finish(env, rc, &T, work_expected_kept(n), "(a) chain");
+}
+
+int pipe_run_rebalance(uint64_t n, void *arg, bench_run *out)
+{
+    int p = *(const int *)arg;
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_rebalance", NULL);
+    sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
+    sage_sink(sage_rebalance(s), count_sink, &T, sink_opts(&o, "sink", p));
+    int rc = execute_timed(env, out);
+    return finish(env, rc, &T, n, "(b) rebalance");
+}
+
+int pipe_run_keyed(uint64_t n, void *arg, bench_run *out)
+{
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_keyed", NULL);
+    sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 2));
+    sage_sink(sage_key_by(s, key_mod, NULL), keyed_count_sink, &T, sink_opts(&o, "count", 2));
+    int rc = execute_timed(env, out);
+    uint64_t want_keys = n < KEYED_KEYS ? n : KEYED_KEYS;
+    if (rc == 0 && atomic_load(&T.keys) != want_keys)
+        rc = bench_fail("(c) keyed: %llu keys in state, expected %llu", (unsigned long long)atomic_load(&T.keys),
+                        (unsigned long long)want_keys);
+    return finish(env, rc, &T, n, "(c) keyed");
+}
+
+int pipe_run_fanout(uint64_t n, void *arg, bench_run *out)
+{
+    int p = *(const int *)arg;
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_fanout", NULL);
+    sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
+    s = sage_map(sage_rebalance(s), map_x3, NULL, named(&o, "map", p));
+    sage_sink(s, count_sink, &T, sink_opts(&o, "sink", p));
+    int rc = execute_timed(env, out);
+    return finish(env, rc, &T, n, "(f) fan-out");
+}
