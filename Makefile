@@ -39,7 +39,8 @@ fuzz: deps
 	@for f in build-fuzz/fuzz/fuzz_*; do \
 	  n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n fuzz/corpus/$${n#fuzz_} || exit 1; \
+	  d=fuzz/$${n#fuzz_}.dict; [ -f $$d ] && dict=-dict=$$d || dict=; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict build-fuzz/corpus-$$n fuzz/corpus/$${n#fuzz_} || exit 1; \
 	done
 
 bench: deps
