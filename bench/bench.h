@@ -92,6 +92,21 @@ int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, 
 void bench_fmt_rate(char *buf, size_t len, double v, const char *unit);
 
 /* ---------------------------------------------------------------------------
+ * Output (report.c): the table on stdout and the same rows as JSON.
+ * ------------------------------------------------------------------------- */
+typedef struct bench_meta {
+    const char *mode; /* "quick" or "full" */
+    char date[32];    /* UTC, ISO 8601 */
+    char host[160];   /* kernel, machine, CPUs */
+    int cpus;
+    double total_s;
+} bench_meta;
+
+void bench_fmt_value(char *buf, size_t len, const bench_row *row); /* "123 M rec/s" */
+void report_table(const bench_row *rows, size_t n, const bench_meta *meta);
+int report_json(const char *path, const bench_row *rows, size_t n, const bench_meta *meta);
+
+/* ---------------------------------------------------------------------------
  * Scenarios. Each runs in its own forked child, emits its rows and returns 0,
  * or returns negative after bench_fail. `arg` is scenario-specific (a
  * parallelism, a power of ten); 0 when unused.

@@ -38,7 +38,13 @@ typedef struct sage_out sage_out;       /* where an operator emits records */
  * that was handed `out`, on its thread. Returns 0, or a negative code when the
  * job is being canceled or failed (then return that code from your function).
  * May block while downstream is full: that is backpressure. */
-SAGE_API int sage_emit(sage_out *out, const void *data, size_t len);
+typedef int (*sage__push_fn)(sage_out *out, const void *data, size_t len);
+static inline int sage_emit(sage_out *out, const void *data, size_t len)
+{
+    /* The first member of every sage_out is its push function; calling it
+     * directly keeps an emit down a chain to one function call. */
+    return (*(const sage__push_fn *)out)(out, data, len);
+}
 
 /* ---------------------------------------------------------------------------
  * User function types. `udata` is the pointer given at declaration; the
@@ -171,9 +177,22 @@ SAGE_API sage_stream *sage_sink_collect(sage_stream *in, sage_collector *c, cons
 SAGE_API size_t sage_collector_count(const sage_collector *c);
 SAGE_API const void *sage_collector_get(const sage_collector *c, size_t i, size_t *len);
 
-/* Record helpers for fixed-width values (no alignment needed). */
-SAGE_API int64_t sage_rec_i64(const void *rec, size_t len); /* 0 if len != 8 */
-SAGE_API double sage_rec_f64(const void *rec, size_t len);  /* 0 if len != 8 */
+/* Record helpers for fixed-width values (no alignment needed; 0 if len != 8).
+ * Inline: they cost a load, not a call. */
+static inline int64_t sage_rec_i64(const void *rec, size_t len)
+{
+    int64_t v = 0;
+    if (rec && len == sizeof v)
+        __builtin_memcpy(&v, rec, sizeof v);
+    return v;
+}
+static inline double sage_rec_f64(const void *rec, size_t len)
+{
+    double v = 0;
+    if (rec && len == sizeof v)
+        __builtin_memcpy(&v, rec, sizeof v);
+    return v;
+}
 static inline int sage_emit_i64(sage_out *out, int64_t v) { return sage_emit(out, &v, sizeof v); }
 static inline int sage_emit_f64(sage_out *out, double v) { return sage_emit(out, &v, sizeof v); }
 

@@ -270,21 +270,3 @@ SAGE_API int sage_print_sink(sage_ctx *ctx, const void *rec, size_t len, void *u
     funlockfile(stdout);
     return 0;
 }
-
-/* ---- record helpers ---- */
-
-SAGE_API int64_t sage_rec_i64(const void *rec, size_t len)
-{
-    int64_t v = 0;
-    if (rec && len == sizeof v)
-        memcpy(&v, rec, sizeof v);
-    return v;
-}
-
-SAGE_API double sage_rec_f64(const void *rec, size_t len)
-{
-    double v = 0;
-    if (rec && len == sizeof v)
-        memcpy(&v, rec, sizeof v);
-    return v;
-}

@@ -146,7 +146,7 @@ SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int insta
             continue;
         const sage_ctx *c = &task->ops[op->chain_pos].ctx;
         if (builtin) {
-            out->value += (int64_t)atomic_load(builtin == 1 ? &c->records_in : &c->records_out);
+            out->value += (int64_t)atomic_load(builtin == 1 ? &c->records_in : &task->ops[op->chain_pos].out.emitted);
             continue;
         }
         for (size_t m = 0; m < c->nmetrics; m++) {

@@ -7,7 +7,8 @@
 
 #include "runtime/runtime.h"
 
-sage__process_fn sage__process_for(const sage__op *op);
+void sage__opinst_bind(sage__opinst *in);
+void sage__out_bind(sage_out *o);
 void *sage__task_main(void *arg);
 
 void sage__job_fail(sage__job *job, int code, const char *fmt, ...)
@@ -43,7 +44,6 @@ static void init_ctx(sage_ctx *c, sage__opinst *inst, sage__job *job, int instan
     c->instance = instance;
     c->parallelism = inst->op->parallelism;
     atomic_init(&c->records_in, 0);
-    atomic_init(&c->records_out, 0);
 }
 
 void sage__job_free(sage__job *job)
@@ -134,13 +134,17 @@ static int build_tasks(sage_env *env, sage__job *job)
                 sage__opinst *in = &t->ops[k];
                 in->op = ch->ops[k];
                 in->task = t;
-                in->process = sage__process_for(in->op);
+                sage__opinst_bind(in);
                 init_ctx(&in->ctx, in, job, i);
                 in->ctx.assignment = t->assign ? &t->assign->pub : NULL;
                 in->out.owner = in;
+                in->out.canceled = &job->canceled;
+                atomic_init(&in->out.emitted, 0);
                 in->out.next = k + 1 < ch->nops ? &t->ops[k + 1] : NULL;
                 in->out.task = (k + 1 == ch->nops && in->op->kind != SAGE__OP_SINK) ? t : NULL;
             }
+            for (size_t k = 0; k < ch->nops; k++) /* after every instance of the chain is bound */
+                sage__out_bind(&t->ops[k].out);
             if (head->ninputs > 0) {
                 sage__queue *q = calloc(1, sizeof *q);
                 if (!q)

@@ -16,9 +16,12 @@ typedef struct sage__metric {
 typedef struct sage__opinst sage__opinst;
 
 struct sage_out {
-    sage__opinst *owner; /* operator that emits through this out */
-    sage__opinst *next;  /* next operator of the chain, or NULL: leave the task */
-    sage__task *task;
+    sage__push_fn push;      /* MUST stay the first member: the public inline sage_emit calls it */
+    _Atomic int *canceled;   /* the job's cancel flag, checked on every emit */
+    _Atomic uint64_t emitted; /* records_out of the owner; written by the owner thread only */
+    sage__opinst *next;      /* next operator of the chain, or NULL: leave the task */
+    sage__opinst *owner;     /* operator that emits through this out */
+    sage__task *task;        /* set when records leave the task here; NULL for sinks */
 };
 
 struct sage_ctx {
@@ -26,7 +29,7 @@ struct sage_ctx {
     const char *job_name;
     const char *op_name;
     int instance, parallelism;
-    _Atomic uint64_t records_in, records_out;
+    _Atomic uint64_t records_in;
     const void *key;
     size_t key_len;
     void *local;
@@ -41,9 +44,17 @@ struct sage_ctx {
 typedef int (*sage__process_fn)(sage__opinst *inst, int input, const void *rec, size_t len);
 
 struct sage__opinst {
+    sage__process_fn process; /* entry for one record: the kind's function, or proc_keyed */
+    sage__process_fn kind_process;
+    void *udata;              /* copies of op->udata and op->fn: one load less per record */
+    union {
+        sage_map_fn map;
+        sage_filter_fn filter;
+        sage_sink_fn sink;
+        sage_join_fn join;
+    } fn;
     sage__op *op;
     sage__task *task;
-    sage__process_fn process;
     sage_ctx ctx;
     sage_out out;
     uint64_t builtin_pos; /* builtin sources: next record index */

@@ -48,21 +48,6 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     return rc;
 }
 
-SAGE_API int sage_emit(sage_out *out, const void *data, size_t len)
-{
-    sage__opinst *o = out->owner;
-    if (job_canceled(o->task->job))
-        return SAGE_ECANCELED;
-    bump(&o->ctx.records_out);
-    if (out->next)
-        return out->next->process(out->next, 0, data, len);
-    if (!out->task) {
-        sage_ctx_fail(&o->ctx, "a sink cannot emit records");
-        return sage__inst_fail(o, SAGE_ESTATE);
-    }
-    return sage__task_emit(out->task, data, len);
-}
-
 /* ---- process functions, one per operator kind ---- */
 
 static int set_key(sage__opinst *in, int input, const void *rec, size_t len)
@@ -85,78 +70,130 @@ static int set_key(sage__opinst *in, int input, const void *rec, size_t len)
     return 0;
 }
 
-static int proc_map(sage__opinst *in, int input, const void *rec, size_t len)
+/* Keyed operators: compute the key on the receiving side, then the kind's function. */
+static int proc_keyed(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (in->op->keyed && set_key(in, input, rec, len) < 0)
+    if (set_key(in, input, rec, len) < 0)
         return SAGE_EUSER;
-    uint64_t before = atomic_load_explicit(&c->records_out, memory_order_relaxed);
-    int rc = in->op->fn.map(c, rec, len, &in->out, in->op->udata);
-    if (rc < 0)
+    return in->kind_process(in, input, rec, len);
+}
+
+static inline int proc_map(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    bump(&in->ctx.records_in);
+    uint64_t before = atomic_load_explicit(&in->out.emitted, memory_order_relaxed);
+    int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
+    if (__builtin_expect(rc < 0, 0))
         return sage__inst_fail(in, rc);
-    uint64_t emitted = atomic_load_explicit(&c->records_out, memory_order_relaxed) - before;
-    if (emitted != 1) {
-        sage_ctx_fail(c, "a map must emit exactly one record per input, this one emitted %llu (use sage_flat_map)",
+    uint64_t emitted = atomic_load_explicit(&in->out.emitted, memory_order_relaxed) - before;
+    if (__builtin_expect(emitted != 1, 0)) {
+        sage_ctx_fail(&in->ctx, "a map must emit exactly one record per input, this one emitted %llu (use sage_flat_map)",
                       (unsigned long long)emitted);
         return sage__inst_fail(in, SAGE_EINVAL);
     }
     return 0;
 }
 
-static int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (in->op->keyed && set_key(in, input, rec, len) < 0)
-        return SAGE_EUSER;
-    int rc = in->op->fn.map(c, rec, len, &in->out, in->op->udata);
-    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+    bump(&in->ctx.records_in);
+    int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
+    return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
 }
 
-static int proc_filter(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_filter(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (in->op->keyed && set_key(in, input, rec, len) < 0)
-        return SAGE_EUSER;
-    int rc = in->op->fn.filter(c, rec, len, in->op->udata);
-    if (rc < 0)
+    bump(&in->ctx.records_in);
+    int rc = in->fn.filter(&in->ctx, rec, len, in->udata);
+    if (__builtin_expect(rc < 0, 0))
         return sage__inst_fail(in, rc);
     return rc ? sage_emit(&in->out, rec, len) : 0;
 }
 
-static int proc_sink(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_sink(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (in->op->keyed && set_key(in, input, rec, len) < 0)
-        return SAGE_EUSER;
-    int rc = in->op->fn.sink(c, rec, len, in->op->udata);
-    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+    bump(&in->ctx.records_in);
+    int rc = in->fn.sink(&in->ctx, rec, len, in->udata);
+    return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
 }
 
 static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (in->op->keyed && set_key(in, input, rec, len) < 0)
-        return SAGE_EUSER;
-    int rc = in->op->cofns[input](c, rec, len, &in->out, in->op->udata);
+    bump(&in->ctx.records_in);
+    int rc = in->op->cofns[input](&in->ctx, rec, len, &in->out, in->udata);
     return rc < 0 ? sage__inst_fail(in, rc) : 0;
 }
 
 static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage_ctx *c = &in->ctx;
-    bump(&c->records_in);
-    if (set_key(in, input, rec, len) < 0)
-        return SAGE_EUSER;
-    int rc = in->op->fn.join(c, input, rec, len, &in->out, in->op->udata);
+    bump(&in->ctx.records_in);
+    int rc = in->fn.join(&in->ctx, input, rec, len, &in->out, in->udata);
     return rc < 0 ? sage__inst_fail(in, rc) : 0;
 }
 
-sage__process_fn sage__process_for(const sage__op *op)
+/* ---- sage_emit targets (sage_out.push) ---- */
+
+#define SAGE__EMIT_CHECK(o)                                                                     \
+    do {                                                                                        \
+        if (__builtin_expect(atomic_load_explicit((o)->canceled, memory_order_relaxed), 0))     \
+            return SAGE_ECANCELED;                                                              \
+        bump(&(o)->emitted);                                                                    \
+    } while (0)
+
+/* Into the next operator of the chain: one call per emit, the kind's body inlined. */
+static int push_map(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return proc_map(o->next, 0, d, n);
+}
+static int push_flat_map(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return proc_flat_map(o->next, 0, d, n);
+}
+static int push_filter(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return proc_filter(o->next, 0, d, n);
+}
+static int push_sink(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return proc_sink(o->next, 0, d, n);
+}
+static int push_other(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return o->next->process(o->next, 0, d, n);
+}
+/* Out of the task: into the routes' batches. */
+static int push_task(sage_out *o, const void *d, size_t n)
+{
+    SAGE__EMIT_CHECK(o);
+    return sage__task_emit(o->task, d, n);
+}
+static int push_nowhere(sage_out *o, const void *d, size_t n)
+{
+    sage_ctx_fail(&o->owner->ctx, "a sink cannot emit records");
+    return sage__inst_fail(o->owner, SAGE_ESTATE);
+}
+
+static sage__push_fn push_for(const sage_out *o)
+{
+    if (!o->next)
+        return o->task ? push_task : push_nowhere;
+    if (o->next->op->keyed)
+        return push_other;
+    switch (o->next->op->kind) {
+    case SAGE__OP_MAP: return push_map;
+    case SAGE__OP_FLAT_MAP: return push_flat_map;
+    case SAGE__OP_FILTER: return push_filter;
+    case SAGE__OP_SINK: return push_sink;
+    default: return push_other;
+    }
+}
+
+static sage__process_fn kind_process(const sage__op *op)
 {
     switch (op->kind) {
     case SAGE__OP_MAP: return proc_map;
@@ -169,6 +206,24 @@ sage__process_fn sage__process_for(const sage__op *op)
     }
     return NULL;
 }
+
+void sage__opinst_bind(sage__opinst *in)
+{
+    const sage__op *op = in->op;
+    in->udata = op->udata;
+    switch (op->kind) {
+    case SAGE__OP_MAP:
+    case SAGE__OP_FLAT_MAP: in->fn.map = op->fn.map; break;
+    case SAGE__OP_FILTER: in->fn.filter = op->fn.filter; break;
+    case SAGE__OP_SINK: in->fn.sink = op->fn.sink; break;
+    case SAGE__OP_JOIN: in->fn.join = op->fn.join; break;
+    default: break;
+    }
+    in->kind_process = kind_process(op);
+    in->process = op->keyed ? proc_keyed : in->kind_process;
+}
+
+void sage__out_bind(sage_out *o) { o->push = push_for(o); }
 
 /* ---- leaving the task: batches per target ---- */
 
@@ -315,7 +370,7 @@ static int run_source(sage__task *t)
             return SAGE_ECANCELED;
         if (atomic_load_explicit(&job->stopping, memory_order_relaxed))
             return 0;
-        uint64_t before = atomic_load_explicit(&h->ctx.records_out, memory_order_relaxed);
+        uint64_t before = atomic_load_explicit(&h->out.emitted, memory_order_relaxed);
         int rc = h->op->fn.source(&h->ctx, &h->out, h->op->udata);
         if (rc < 0)
             return sage__inst_fail(h, rc);
@@ -325,7 +380,7 @@ static int run_source(sage__task *t)
             sage_ctx_fail(&h->ctx, "source returned %d (expected SAGE_MORE, SAGE_DONE or a negative error)", rc);
             return sage__inst_fail(h, SAGE_EINVAL);
         }
-        int idle = atomic_load_explicit(&h->ctx.records_out, memory_order_relaxed) == before;
+        int idle = atomic_load_explicit(&h->out.emitted, memory_order_relaxed) == before;
         if ((rc = sage__task_flush(t, !idle)) < 0)
             return rc;
     }
