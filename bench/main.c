@@ -392,7 +392,7 @@ int main(int argc, char **argv)
     struct utsname u;
     meta.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (uname(&u) == 0)
-        snprintf(meta.host, sizeof meta.host, "%s %s %s, %d CPUs", u.sysname, u.release, u.machine, meta.cpus);
+        snprintf(meta.host, sizeof meta.host, "%.20s %.60s %.20s, %d CPUs", u.sysname, u.release, u.machine, meta.cpus);
 
     size_t total = 0, done = 0;
     for (size_t i = 0; i < g_nentries; i++)

@@ -120,5 +120,5 @@ void bench_fmt_rate(char *buf, size_t len, double v, const char *unit)
         pfx = "k";
         d = v / 1e3;
     }
-    snprintf(buf, len, "%.*f %s%s", d >= 100 ? 0 : d >= 10 ? 1 : 2, d, pfx, unit);
+    snprintf(buf, len, "%.*f %s%s%s", d >= 100 ? 0 : d >= 10 ? 1 : 2, d, pfx, *pfx ? " " : "", unit);
 }

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <sage/sage.h>
@@ -13,8 +14,8 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Emits a reading (its timestamp) when one is due; otherwise emits nothing, which lets the engine
- * flush partial batches, so the last reading does not wait for a full batch. */
+/* Emits a reading (its timestamp) when one is due. Otherwise it emits nothing: an idle call, after
+ * which the engine flushes every partial batch, so no reading waits in a batch while the source sleeps. */
 static int sensor(sage_ctx *ctx, sage_out *out, void *udata)
 {
     uint64_t *due = udata; /* one instance: not shared */
