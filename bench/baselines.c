@@ -109,7 +109,8 @@ static int spsc_run(uint64_t n, void *arg, bench_run *out)
     memset(q, 0, sizeof *q);
     q->n = n;
     pthread_t th;
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     if (pthread_create(&th, NULL, spsc_consumer, q) != 0) {
         free(q);
         return bench_fail("spsc: pthread_create failed");
@@ -126,8 +127,7 @@ static int spsc_run(uint64_t n, void *arg, bench_run *out)
         atomic_store_explicit(&q->head, head, memory_order_release);
     }
     pthread_join(th, NULL);
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     uint64_t want = n % 2 ? (n - 1) / 2 * n : n / 2 * (n - 1);
     int rc = q->sum == want ? 0 : bench_fail("spsc: consumer sum %llu, expected %llu", (unsigned long long)q->sum,
                                              (unsigned long long)want);
@@ -186,7 +186,8 @@ static int tcp_run(uint64_t n, void *arg, bench_run *out)
     tcp_rx rx = {.lfd = lfd};
     pthread_t th;
     char *buf = calloc(1, TCP_CHUNK);
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     if (!buf || pthread_create(&th, NULL, tcp_receiver, &rx) != 0) {
         free(buf);
         close(lfd);
@@ -207,8 +208,7 @@ static int tcp_run(uint64_t n, void *arg, bench_run *out)
     if (!ok)
         shutdown(lfd, SHUT_RDWR); /* unblock accept */
     pthread_join(th, NULL);
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     close(lfd);
     free(buf);
     if (!ok || rx.err || rx.got != n)
@@ -273,15 +273,15 @@ static int cost_run(uint64_t n, void *arg, bench_run *out)
     int (*filter)(const void *, size_t) = cost_filter_fp;
     void (*sink)(cost_sink_state *, const void *, size_t) = cost_sink_fp;
     cost_sink_state s = {0, 0};
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     for (uint64_t v = 0; v < n; v++) {
         int64_t rec = (int64_t)v;
         int64_t m = map(&rec, sizeof rec);
         if (filter(&m, sizeof m))
             sink(&s, &m, sizeof m);
     }
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     cost_result = s.sum;
     if (s.count != work_expected_kept(n))
         return bench_fail("COST: kept %llu records, expected %llu", (unsigned long long)s.count,

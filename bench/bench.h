@@ -44,6 +44,7 @@ typedef struct bench_row {
     char note[112];
     uint64_t records; /* records (or items, bytes) per timed run */
     double wall_s, cpu_s; /* of the best timed run */
+    uint64_t ctxsw;       /* context switches during the best timed run */
     int reps;
 } bench_row;
 
@@ -73,11 +74,19 @@ double bench_now_s(void);    /* monotonic wall clock, seconds */
 double bench_cpu_s(void);    /* CPU time of this process (all threads), seconds */
 double bench_peak_rss(void); /* VmHWM of this process, bytes; 0 if unknown */
 
-/* One timed run of n records: returns 0 and fills wall/cpu, or a negative
- * value after calling bench_fail. */
+/* One timed run of n records: returns 0 and fills *out, or a negative value
+ * after calling bench_fail. CPU time and context switches are the whole
+ * process's (every thread), from getrusage. */
 typedef struct bench_run {
     double wall_s, cpu_s;
+    uint64_t ctxsw; /* voluntary + involuntary context switches */
 } bench_run;
+typedef struct bench_timer {
+    double t0, c0;
+    uint64_t s0;
+} bench_timer;
+void bench_timer_start(bench_timer *t);
+void bench_timer_stop(const bench_timer *t, bench_run *out);
 typedef int (*bench_run_fn)(uint64_t n, void *arg, bench_run *out);
 
 /* Pick n so that one run takes about g_opts.target_s (starting from n0,

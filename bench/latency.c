@@ -69,10 +69,10 @@ static int lat_run_once(lat_src *src, bench_run *out, sage_metric *m)
     sage_env *env = sage_env_create("bench_latency", NULL);
     sage_stream *s = sage_from_generator(env, lat_source, src, &so);
     sage_sink(sage_rebalance(s), lat_sink, NULL, &ko);
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     int rc = sage_env_execute(env);
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     if (rc != 0)
         rc = bench_fail("(e) latency job failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
     else if ((rc = sage_env_metric(env, "sink", -1, LAT_METRIC, m)) != 0)
@@ -114,6 +114,7 @@ static int run_load(int pct, double max_rate)
     r.records = src.total;
     r.wall_s = run.wall_s;
     r.cpu_s = run.cpu_s;
+    r.ctxsw = run.ctxsw;
     r.reps = 1;
     if (pct == 50)
         bench_set_target(&r, GOAL_P99_LT, 100, "p99 < 100 us");

@@ -76,7 +76,8 @@ static void build_entries(int quick)
 }
 
 /* NAME selects an entry by its id, or a group by prefix: "f" is every f.*,
- * "limit" every limit.*. A comma-separated list selects several. */
+ * "limit" every limit.*; a trailing '*' matches any prefix ("f.p*"). A
+ * comma-separated list selects several. */
 static int selected(const char *id, const char *only)
 {
     if (!only)
@@ -84,6 +85,8 @@ static int selected(const char *id, const char *only)
     const char *p = only;
     while (*p) {
         size_t n = strcspn(p, ",");
+        if (n > 1 && p[n - 1] == '*' && strncmp(id, p, n - 1) == 0)
+            return 1;
         if (n > 0 && strncmp(id, p, n) == 0 && (id[n] == 0 || id[n] == '.'))
             return 1;
         p += n + (p[n] == ',');
@@ -236,12 +239,16 @@ static void derive(int quick)
     if ((c = find_row("c")) && (b = find_row("b")))
         set_ratio(c, c->value / b->value, "(b)");
 
-    /* (f) parallelism: against P=1; on 2 cores "flat" is the best possible. */
-    bench_row *p1 = find_row("f.p1");
-    for (size_t i = 0; p1 && i < g_nrows; i++)
+    /* (f) parallelism: against the best P. With more cores than the source
+     * can feed, flat is the goal ("flat within 20%"); falling off is not. */
+    double bestp = 0;
+    for (size_t i = 0; i < g_nrows; i++)
+        if (strncmp(g_rows[i].id, "f.p", 3) == 0 && g_rows[i].mark == MARK_INFO && g_rows[i].value > bestp)
+            bestp = g_rows[i].value;
+    for (size_t i = 0; bestp > 0 && i < g_nrows; i++)
         if (strncmp(g_rows[i].id, "f.p", 3) == 0 && g_rows[i].mark == MARK_INFO) {
-            set_ratio(&g_rows[i], g_rows[i].value / p1->value, "P=1");
-            bench_set_target(&g_rows[i], GOAL_GE, 0.8 * p1->value, ">= 80% of P=1");
+            set_ratio(&g_rows[i], g_rows[i].value / bestp, "best P");
+            bench_set_target(&g_rows[i], GOAL_GE, 0.8 * bestp, ">= 80% of best P");
         }
 
     /* (f) size: cost per record against log10(size), least squares. */
@@ -281,15 +288,21 @@ static void derive(int quick)
         insert_after(lastid, &r);
     }
 
-    /* (g) memory independent of size. */
+    /* (g) memory independent of size: 100x (quick: 10x) more records may
+     * not grow the peak by more than 2 MB, i.e. 0.02 B per record at 1e8.
+     * (The small run may not reach the queues' bound, so a few hundred KB
+     * of difference is expected and fine; a per-record cost is not.) */
     char big[24];
     snprintf(big, sizeof big, "g.1e%d", quick ? 7 : 8);
     bench_row *gs = find_row("g.1e6"), *gb = find_row(big);
     if (gs && gb) {
-        bench_row r = bench_row_new("g.ratio", "(g) peak RSS: large / 1e6 records", "x");
-        r.value = gb->value / gs->value;
-        bench_set_target(&r, GOAL_LE, 1.1, "<= 1.1 (flat)");
-        snprintf(r.note, sizeof r.note, "%s vs g.1e6: %+.1f MB", big, (gb->value - gs->value) / 1e6);
+        char name[64];
+        snprintf(name, sizeof name, "(g) peak RSS growth, 1e6 -> %s rec", big + 2);
+        bench_row r = bench_row_new("g.growth", name, "B");
+        r.value = gb->value - gs->value;
+        set_ratio(&r, gb->value / gs->value, "1e6 run");
+        bench_set_target(&r, GOAL_LE, 2e6, "< 2 MB growth");
+        snprintf(r.note, sizeof r.note, "%.3f B per added record", r.value / (gb->records - gs->records));
         insert_after(big, &r);
     }
 
@@ -305,7 +318,7 @@ static void derive(int quick)
         bench_row r = bench_row_new("peer.b", "SAGE (b) / GStreamer with queues", "x");
         r.value = b->value / gq->value;
         snprintf(r.note, sizeof r.note, "records/s over buffers/s, crossing threads");
-        add_row(&r);
+        insert_after(find_row("peer.a") ? "peer.a" : "peer.gst.queue", &r);
     }
 }
 
@@ -342,7 +355,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sage-bench [--quick] [--only NAME[,NAME...]] [--json PATH] [--records N] [--list]\n"
                "  --quick       CI mode: smaller inputs, fewer repetitions (well under a minute)\n"
-               "  --only NAME   run only these scenarios: an id (a, b, f.p4, limit.tcp) or a group (f, limit, g)\n"
+               "  --only NAME   run only these scenarios: an id (a, b, f.p4, limit.tcp), a group (f, limit, g)\n"
+               "                or a prefix with '*' (f.p*); several separated by commas\n"
                "  --json PATH   where to write the JSON results (default bench-results.json)\n"
                "  --records N   fixed record count for throughput scenarios, instead of sizing runs by time\n"
                "  --list        list the scenario ids and exit\n");
@@ -376,8 +390,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    g_opts.target_s = g_opts.quick ? 0.4 : 1.5;
-    g_opts.reps = g_opts.quick ? 2 : 3;
+    g_opts.target_s = g_opts.quick ? 0.4 : 1.0;
+    g_opts.reps = g_opts.quick ? 3 : 5;
     build_entries(g_opts.quick);
     if (list) {
         for (size_t i = 0; i < g_nentries; i++)

@@ -122,10 +122,10 @@ static const sage_op_opts *sink_opts(sage_op_opts *o, const char *name, int para
 
 static int execute_timed(sage_env *env, bench_run *out)
 {
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     int rc = sage_env_execute(env);
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     if (rc != 0)
         return bench_fail("job failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
     return 0;

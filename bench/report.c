@@ -34,7 +34,7 @@ void bench_fmt_value(char *buf, size_t len, const bench_row *r)
     else if (strcmp(u, "B/s") == 0)
         snprintf(buf, len, v >= 1e9 ? "%.2f GB/s" : "%.1f MB/s", v >= 1e9 ? v / 1e9 : v / 1e6);
     else if (strcmp(u, "B") == 0)
-        snprintf(buf, len, "%.1f MB", v / 1e6);
+        snprintf(buf, len, "%.1f MB", fabs(v) < 0.05e6 ? 0.0 : v / 1e6); /* no "-0.0" */
     else if (strcmp(u, "ns/rec") == 0)
         snprintf(buf, len, "%.2f ns/rec", v);
     else if (strcmp(u, "ns/dec") == 0)
@@ -185,6 +185,7 @@ int report_json(const char *path, const bench_row *rows, size_t n, const bench_m
         json_num(f, r->wall_s);
         fprintf(f, ", \"cpu_s\": ");
         json_num(f, r->cpu_s);
+        fprintf(f, ", \"context_switches\": %llu", (unsigned long long)r->ctxsw);
         fprintf(f, ", \"note\": ");
         json_str(f, r->note);
         fprintf(f, "}%s\n", i + 1 < n ? "," : "");

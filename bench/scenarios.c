@@ -25,7 +25,8 @@ int scen_rebalance(int arg)
     bench_set_target(&r, GOAL_GE, 30e6, ">= 30 M rec/s");
     if (bench_measure(&r, pipe_run_rebalance, &p, 1000000, 1000000) < 0)
         return -1;
-    snprintf(r.note, sizeof r.note, "source p1 -> rebalance -> counting sink p2; %.2f cores busy", r.cpu_s / r.wall_s);
+    snprintf(r.note, sizeof r.note, "source p1 -> rebalance -> counting sink p2; %.2f cores busy; %.1f ctx sw/1k rec",
+             r.cpu_s / r.wall_s, 1e3 * (double)r.ctxsw / (double)r.records);
     bench_emit(&r);
     return 0;
 }
@@ -52,7 +53,8 @@ int scen_parallelism(int p)
     bench_row r = bench_row_new(id, name, "rec/s");
     if (bench_measure(&r, pipe_run_fanout, &p, 1000000, 1000000) < 0)
         return -1;
-    snprintf(r.note, sizeof r.note, "%.2f ns/rec; %.2f cores busy", 1e9 / r.value, r.cpu_s / r.wall_s);
+    snprintf(r.note, sizeof r.note, "%.2f ns/rec; %.2f cores busy; %.1f ctx sw/1k rec", 1e9 / r.value,
+             r.cpu_s / r.wall_s, 1e3 * (double)r.ctxsw / (double)r.records);
     bench_emit(&r);
     return 0;
 }

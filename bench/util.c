@@ -22,6 +22,27 @@ double bench_cpu_s(void)
            (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+static uint64_t ctxsw_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+}
+
+void bench_timer_start(bench_timer *t)
+{
+    t->s0 = ctxsw_now();
+    t->c0 = bench_cpu_s();
+    t->t0 = bench_now_s();
+}
+
+void bench_timer_stop(const bench_timer *t, bench_run *out)
+{
+    out->wall_s = bench_now_s() - t->t0;
+    out->cpu_s = bench_cpu_s() - t->c0;
+    out->ctxsw = ctxsw_now() - t->s0;
+}
+
 /* VmHWM: the resident-set high-water mark of this process (each scenario
  * runs in its own forked child, so this is that scenario's peak). */
 double bench_peak_rss(void)
@@ -68,7 +89,7 @@ int bench_fail(const char *fmt, ...)
 
 int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, int reps)
 {
-    bench_run best = {0, 0};
+    bench_run best = {0, 0, 0};
     for (int i = 0; i < reps; i++) {
         bench_run r;
         if (fn(n, arg, &r) < 0)
@@ -79,6 +100,7 @@ int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, 
     row->records = n;
     row->wall_s = best.wall_s;
     row->cpu_s = best.cpu_s;
+    row->ctxsw = best.ctxsw;
     row->reps = reps;
     row->value = best.wall_s > 0 ? (double)n / best.wall_s : 0;
     return 0;

@@ -159,10 +159,10 @@ static int wc_run(uint64_t n, void *arg, bench_run *out)
     s = sage_flat_map(sage_key_by(s, word_key, NULL), count_word, NULL,
                       &(sage_op_opts){.name = "count", .parallelism = 2, .close = emit_counts});
     sage_sink(s, result_sink, &tot, &(sage_op_opts){.name = "results", .parallelism = 2});
-    double c0 = bench_cpu_s(), t0 = bench_now_s();
+    bench_timer tm;
+    bench_timer_start(&tm);
     int rc = sage_env_execute(env);
-    out->wall_s = bench_now_s() - t0;
-    out->cpu_s = bench_cpu_s() - c0;
+    bench_timer_stop(&tm, out);
     if (rc != 0)
         rc = bench_fail("(d) word count failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
     else if (atomic_load(&tot.words) != f->words || atomic_load(&tot.distinct) != f->distinct)

@@ -2,7 +2,7 @@
 # scripts/deps.sh - install the Debian packages SAGE needs to build, test and benchmark (only those missing).
 # Usage: scripts/deps.sh [--bench]
 set -eu
-pkgs="cmake make gcc pkg-config libjansson-dev clang libclang-rt-14-dev"
+pkgs="cmake make gcc pkg-config libjansson-dev libsqlite3-dev clang libclang-rt-14-dev"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base"
 fi

@@ -146,6 +146,7 @@ typedef struct sage__plan {
     sage__assign **assign;   /* placer output, indexed by chain */
     sage__node node;         /* the node the embedded job runs on */
     size_t ntasks;
+    uint64_t hash;           /* plan hash: equal in the client and every worker */
 } sage__plan;
 
 typedef struct sage__service {
@@ -170,8 +171,18 @@ typedef struct sage__config {
     json_t *node; /* "node" object or NULL */
 } sage__config;
 
+typedef enum sage__env_mode {
+    SAGE__ENV_EMBEDDED = 0, /* threads in this process */
+    SAGE__ENV_CLIENT,       /* submits to a JobManager */
+    SAGE__ENV_WORKER,       /* runs one task of a JobManager job, then exits */
+} sage__env_mode;
+
+typedef struct sage__remote sage__remote; /* remote/client.c, remote/worker.c */
+
 struct sage_env {
     char name[SAGE__NAME_MAX];
+    sage__env_mode remote;
+    sage__remote *rt;
     sage__config cfg;
     int err;
     char errmsg[SAGE__ERRMSG_MAX];

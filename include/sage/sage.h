@@ -7,6 +7,7 @@
 #include "sage/stream.h"
 #include "sage/context.h"
 #include "sage/env.h"
+#include "sage/jobmanager.h"
 
 #define SAGE_VERSION_MAJOR 0
 #define SAGE_VERSION_MINOR 1

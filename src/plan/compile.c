@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "util/hash.h"
 
 static int add_consumer(sage__op *from, sage__op *to, int input)
 {
@@ -158,6 +159,33 @@ static int place(sage_env *env, sage__plan *plan)
     return 0;
 }
 
+/* The plan hash: a fixed hash over a canonical text of everything that shapes
+ * the plan (operators, kinds, parallelism, chaining, resources, inputs and
+ * their routing). A worker process rebuilds the graph and must arrive at the
+ * same value. Function pointers are left out on purpose: they differ
+ * between processes; what they are bound to is the program's business. */
+static uint64_t plan_hash(const sage_env *env)
+{
+    uint64_t h = sage__hash64(env->name, strlen(env->name));
+    for (size_t i = 0; i < env->nops; i++) {
+        const sage__op *op = env->ops[i];
+        char buf[1024];
+        int n = snprintf(buf, sizeof buf, "%s|%d|%d|%d|%d|%d|%.4f|%.4f|%llu|%llu|%zu|%zu", op->name, (int)op->kind,
+                         (int)op->builtin, op->parallelism, op->chaining, op->bounded, op->res.num_cpus,
+                         op->res.num_gpus, (unsigned long long)op->res.memory,
+                         (unsigned long long)op->res.object_store_memory, op->res.ncustom, op->ninputs);
+        for (size_t k = 0; k < op->res.ncustom && n > 0 && (size_t)n < sizeof buf; k++)
+            n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.4f", op->res.custom[k].name, op->res.custom[k].amount);
+        for (size_t k = 0; k < op->ninputs && n > 0 && (size_t)n < sizeof buf; k++)
+            n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s>%d", op->inputs[k].from->name, (int)op->inputs[k].part);
+        if (n < 0 || (size_t)n >= sizeof buf)
+            n = (int)sizeof buf - 1;
+        uint64_t oh = sage__hash64(buf, (size_t)n);
+        h = sage__hash64(&(uint64_t[2]){h, oh}, 16);
+    }
+    return h;
+}
+
 int sage__compile(sage_env *env)
 {
     if (env->plan)
@@ -174,10 +202,13 @@ int sage__compile(sage_env *env)
         sage__plan_free(plan);
         return sage__env_fail(env, SAGE_ENOMEM, "out of memory compiling the plan");
     }
-    rc = place(env, plan);
-    if (rc != 0) {
-        sage__plan_free(plan);
-        return rc;
+    plan->hash = plan_hash(env);
+    if (env->remote == SAGE__ENV_EMBEDDED) { /* remote jobs are placed by the JobManager */
+        rc = place(env, plan);
+        if (rc != 0) {
+            sage__plan_free(plan);
+            return rc;
+        }
     }
     env->plan = plan;
     return 0;

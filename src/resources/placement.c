@@ -143,15 +143,6 @@ static void scratch_copy(scratch *dst, const scratch *src)
     memcpy(dst->custom, src->custom, src->nnodes * SAGE_RES_CUSTOM_MAX * sizeof *src->custom);
 }
 
-static void scratch_reset(scratch *s)
-{
-    memset(s->cpu, 0, s->total_cpus * sizeof *s->cpu);
-    memset(s->shared, 0, s->total_cpus * sizeof *s->shared);
-    memset(s->gpu, 0, s->nnodes * SAGE__NODE_GPUS_MAX * sizeof *s->gpu);
-    memset(s->mem, 0, s->nnodes * sizeof *s->mem);
-    memset(s->custom, 0, s->nnodes * SAGE_RES_CUSTOM_MAX * sizeof *s->custom);
-}
-
 /* ------------------------------------------------------------------ fit */
 
 static void need_of(const sage_resources *r, need *nd)
@@ -533,8 +524,56 @@ static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_
     return 0;
 }
 
+/* Mark what already-running jobs hold, so new placements avoid it. */
+static void apply_held(const sage__node *nodes, size_t nnodes, scratch *s, const sage__held *held, size_t nheld)
+{
+    for (size_t h = 0; h < nheld; h++)
+        for (size_t i = 0; i < held[h].nreqs; i++) {
+            const sage__place_req *q = &held[h].reqs[i];
+            need nd;
+            need_of(&q->res, &nd);
+            for (int j = 0; j < q->parallelism; j++) {
+                const sage__assign *a = &held[h].assign[i][j];
+                if (a->node < 0 || (size_t)a->node >= nnodes)
+                    continue;
+                size_t ni = (size_t)a->node;
+                unsigned char *cpu = s->cpu + s->cpu_off[ni];
+                int *shared = s->shared + s->cpu_off[ni];
+                if (nd.cpu_whole > 0 || nd.cpu_frac > 0)
+                    for (int k = 0; k < a->ncpus; k++) {
+                        int id = a->cpus[k];
+                        if (id < 0 || id >= nodes[ni].ncpus)
+                            continue;
+                        if (nd.cpu_frac > 0 && k == a->ncpus - 1) {
+                            cpu[id] = CPU_SHARED;
+                            shared[id] += nd.cpu_frac;
+                        } else {
+                            cpu[id] = CPU_EXCL;
+                        }
+                    }
+                int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
+                for (int k = 0; k < a->ngpus; k++)
+                    for (int g = 0; g < nodes[ni].ngpus; g++)
+                        if (nodes[ni].gpu_ids[g] == a->gpus[k])
+                            gpu[g] += nd.gpu_whole > 0 ? UNITS : nd.gpu_frac;
+                s->mem[ni] += nd.mem;
+                for (size_t c = 0; c < q->res.ncustom; c++) {
+                    int idx = node_custom_index(&nodes[ni], q->res.custom[c].name);
+                    if (idx >= 0)
+                        s->custom[ni * SAGE_RES_CUSTOM_MAX + (size_t)idx] += q->res.custom[c].amount;
+                }
+            }
+        }
+}
+
 int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
                 sage__assign ***out, char *err, size_t err_len)
+{
+    return sage__place_held(nodes, nnodes, NULL, 0, reqs, nreqs, out, err, err_len);
+}
+
+int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *held, size_t nheld,
+                     const sage__place_req *reqs, size_t nreqs, sage__assign ***out, char *err, size_t err_len)
 {
     if (err && err_len > 0)
         err[0] = '\0';
@@ -584,6 +623,16 @@ int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *r
         perr(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
+    scratch base;
+    if (scratch_init(&base, nodes, nnodes) != 0) {
+        scratch_free(&work);
+        scratch_free(&committed);
+        perr(err, err_len, "placement: out of memory");
+        return SAGE_ENOMEM;
+    }
+    apply_held(nodes, nnodes, &base, held, nheld);
+    scratch_copy(&work, &base);
+    scratch_copy(&committed, &base);
     pick *pk = malloc(sizeof *pk);
     unsigned char *failed = calloc(nreqs ? nreqs : 1, 1);
     sage__assign **res = NULL;
@@ -615,7 +664,7 @@ int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *r
             goto fail;
         }
     }
-    scratch_reset(&work);
+    scratch_copy(&work, &base);
     rc = place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, res);
     if (rc)
         goto fail;
@@ -641,5 +690,6 @@ done:
     free(failed);
     scratch_free(&work);
     scratch_free(&committed);
+    scratch_free(&base);
     return rc;
 }

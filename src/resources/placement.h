@@ -82,6 +82,18 @@ int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *r
                 sage__assign ***out, char *err, size_t err_len);
 void sage__assign_free(sage__assign **a, const sage__place_req *reqs, size_t nreqs);
 
+/* What a running job holds: its requests and the assignments they got. */
+typedef struct sage__held {
+    const sage__place_req *reqs;
+    size_t nreqs;
+    sage__assign *const *assign;
+} sage__held;
+/* sage__place, with the resources of running jobs already taken: a job that
+ * fits the empty nodes but not what is left fails with SAGE_EINFEASIBLE here
+ * too; the caller tells the two apart by placing without `held` first. */
+int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *held, size_t nheld,
+                     const sage__place_req *reqs, size_t nreqs, sage__assign ***out, char *err, size_t err_len);
+
 /* "8 GB"-style text for a byte count, for messages and plans (exact when the
  * value is a whole number of the unit: 8000000000 -> "8GB", 1610612736 -> "1.5GiB"). */
 void sage__format_bytes(uint64_t bytes, char *buf, size_t len);

@@ -611,8 +611,38 @@ static void test_format_bytes(void)
     CHECK_STR(small, "1.5");
 }
 
+/* Running jobs hold their resources: a second job gets what is left, a third waits. */
+static void test_held_by_running_jobs(void)
+{
+    sage__node n = mknode("n", 8, 2, 0);
+    sage__place_req first = {.name = "a", .parallelism = 1, .res = {.num_cpus = 4, .num_gpus = 0.5}};
+    sage__assign **held_a = NULL;
+    char err[1024];
+    CHECK_INT(sage__place(&n, 1, &first, 1, &held_a, err, sizeof err), 0);
+    sage__held h = {&first, 1, held_a};
+    sage__place_req second = {.name = "b", .parallelism = 2, .res = {.num_cpus = 2, .num_gpus = 0.5}};
+    sage__assign **b = NULL;
+    CHECK_INT(sage__place_held(&n, 1, &h, 1, &second, 1, &b, err, sizeof err), 0);
+    if (b) {
+        CHECK_INT(b[0][0].cpus[0], 4);
+        CHECK_INT(b[0][1].cpus[0], 6);
+        CHECK_INT(b[0][0].gpus[0], 0); /* GPU 0 had 0.5 left */
+        CHECK_INT(b[0][1].gpus[0], 1);
+    }
+    sage__held both[2] = {{&first, 1, held_a}, {&second, 1, b}};
+    sage__place_req third = {.name = "c", .parallelism = 1, .res = {.num_cpus = 1}};
+    sage__assign **c = NULL;
+    CHECK_INT(sage__place_held(&n, 1, both, 2, &third, 1, &c, err, sizeof err), SAGE_EINFEASIBLE);
+    CHECK(c == NULL);
+    CHECK_INT(sage__place(&n, 1, &third, 1, &c, err, sizeof err), 0); /* fits an empty node: it must wait */
+    sage__assign_free(c, &third, 1);
+    sage__assign_free(b, &second, 1);
+    sage__assign_free(held_a, &first, 1);
+}
+
 int main(void)
 {
+    RUN(test_held_by_running_jobs);
     RUN(test_seed_example);
     RUN(test_exclusive_no_overlap);
     RUN(test_fractional_gpus);

@@ -1,0 +1,83 @@
+/* sage/jobmanager.h - the JobManager daemon and its clients: remote environments, job control, the CLI's calls. */
+#ifndef SAGE_JOBMANAGER_H
+#define SAGE_JOBMANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sage/env.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAGE_JOBMANAGER_PORT 19001
+
+/* ---------------------------------------------------------------------------
+ * Remote environment: the same pipeline code, run by a JobManager in worker
+ * processes (one per operator instance, or per chain of fused instances).
+ *
+ * The program is launched again by the JobManager for every worker, with
+ * SAGE_WORKER_SPEC set in its environment: in such a process the same
+ * declarations rebuild the same graph (keep graph building deterministic: no
+ * random names, no parallelism read from a clock), sage_env_execute() or
+ * sage_env_submit() runs only the instance assigned to that worker and then
+ * ends the process; it never returns there. A worker whose graph differs
+ * from the submitted one (a different plan hash) is refused with a clear
+ * error and fails the job.
+ *
+ * host NULL means 127.0.0.1, port 0 means 19001. The token is read from
+ * config key "token_file", else $SAGE_TOKEN_FILE, else $SAGE_HOME/token
+ * (default ~/.sage/token). The env behaves as in embedded mode: execute
+ * submits and waits for the end (autostop); submit returns once the
+ * JobManager accepted the job (sage_env_job_id gives its id); wait, stop and
+ * cancel act on the remote job; metrics and collectors are filled from the
+ * workers' reports when the job ended.
+ * ------------------------------------------------------------------------- */
+SAGE_API sage_env *sage_env_create_remote(const char *name, const char *host, int port, const char *config);
+/* The JobManager's id for the submitted job, or 0 (embedded, not submitted). */
+SAGE_API int64_t sage_env_job_id(const sage_env *env);
+/* 1 in a worker process launched by a JobManager. */
+SAGE_API int sage_is_worker(void);
+
+/* ---------------------------------------------------------------------------
+ * The daemon. Runs in the calling process until stopped (SIGTERM, SIGINT or
+ * a "shutdown" request), serving clients on host:port. home is the state
+ * directory (NULL: $SAGE_HOME or ~/.sage): token, pid file, log, jobs.db and
+ * one directory per job. Returns 0 after a clean stop, or an error (port in
+ * use, another daemon owns home, ...) with the reason in err.
+ * ready_fd >= 0: write one byte to it once the port is listening, then close
+ * it (used to daemonize).
+ * ------------------------------------------------------------------------- */
+typedef struct sage_jobmanager_opts {
+    const char *host;
+    int port;
+    const char *home;
+    int ready_fd;
+    int log_to_stderr; /* 1: log lines go to stderr as well as the log file */
+} sage_jobmanager_opts;
+SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len);
+/* The state directory in use: home, else $SAGE_HOME, else $HOME/.sage. */
+SAGE_API int sage_home_dir(const char *home, char *out, size_t out_len);
+
+/* ---------------------------------------------------------------------------
+ * Client: one authenticated connection to a JobManager. Requests and replies
+ * are JSON objects (see docs/cli.md for each "op"); a reply with "error"
+ * makes the call return its code and copy the message into err. Not
+ * thread-safe: one connection per thread.
+ * ------------------------------------------------------------------------- */
+typedef struct sage_client sage_client;
+SAGE_API int sage_client_connect(const char *host, int port, const char *token_file, sage_client **out, char *err,
+                                 size_t err_len);
+SAGE_API void sage_client_close(sage_client *c); /* NULL is fine */
+/* Send request (JSON text), wait for the reply; *reply is malloc'd JSON the
+ * caller frees. */
+SAGE_API int sage_client_request(sage_client *c, const char *request, char **reply, char *err, size_t err_len);
+/* Next event pushed by the JobManager on this connection (after a "follow"
+ * or "wait" request), waiting up to timeout_ms (< 0: no limit). */
+SAGE_API int sage_client_event(sage_client *c, int timeout_ms, char **event, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
