@@ -145,6 +145,90 @@ int limit_spsc(int arg)
     return 0;
 }
 
+/* ---- thread wake-up latency: a condition-variable ping-pong ----
+ * One thread stamps the time and signals a sleeping peer; the peer records
+ * how long it took to run, then signals back. This is the floor under any
+ * latency of a pipeline whose idle consumer sleeps (scenario (e)). */
+
+typedef struct pingpong {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn; /* 0: the pinger's, 1: the ponger's */
+    int rounds;
+    double stamp;
+    double *lat; /* seconds, one per round */
+} pingpong;
+
+static void *ponger(void *arg)
+{
+    pingpong *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->rounds; i++) {
+        while (p->turn != 1)
+            pthread_cond_wait(&p->cv, &p->mu);
+        p->lat[i] = bench_now_s() - p->stamp;
+        p->turn = 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int limit_wake(int arg)
+{
+    pingpong p = {.rounds = g_opts.quick ? 20000 : 100000};
+    p.lat = calloc((size_t)p.rounds, sizeof *p.lat);
+    if (!p.lat)
+        return bench_fail("wake: out of memory");
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t th;
+    if (pthread_create(&th, NULL, ponger, &p) != 0) {
+        free(p.lat);
+        return bench_fail("wake: pthread_create failed");
+    }
+    bench_timer tm;
+    bench_run run;
+    bench_timer_start(&tm);
+    pthread_mutex_lock(&p.mu);
+    for (int i = 0; i < p.rounds; i++) {
+        while (p.turn != 0)
+            pthread_cond_wait(&p.cv, &p.mu);
+        p.stamp = bench_now_s();
+        p.turn = 1;
+        pthread_cond_broadcast(&p.cv);
+    }
+    while (p.turn != 0)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    pthread_join(th, NULL);
+    bench_timer_stop(&tm, &run);
+    qsort(p.lat, (size_t)p.rounds, sizeof *p.lat, cmp_double);
+    bench_row r = bench_row_new("limit.wake", "thread wake-up (condvar ping-pong)", "trip/s");
+    r.value = p.rounds / run.wall_s;
+    r.has_lat = 1;
+    r.p50_us = p.lat[p.rounds / 2] * 1e6;
+    r.p99_us = p.lat[(size_t)(p.rounds * 0.99)] * 1e6;
+    r.p999_us = p.lat[(size_t)(p.rounds * 0.999)] * 1e6;
+    r.records = (uint64_t)p.rounds;
+    r.wall_s = run.wall_s;
+    r.cpu_s = run.cpu_s;
+    r.ctxsw = run.ctxsw;
+    r.reps = 1;
+    snprintf(r.note, sizeof r.note, "signal to running of a sleeping thread; rate is round trips/s");
+    free(p.lat);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    bench_emit(&r);
+    return 0;
+}
+
 /* ---- loopback TCP: a sender and a receiver thread over 127.0.0.1 ---- */
 
 #define TCP_CHUNK ((size_t)64 << 10)

@@ -31,7 +31,7 @@ typedef struct bench_row {
     char id[24];     /* short key: "a", "f.p4", "limit.memcpy" */
     char name[64];   /* what was measured, for the table */
     double value;    /* the main figure, in `unit` */
-    char unit[12];   /* "rec/s", "B/s", "item/s", "buf/s", "ns/rec", "%", "x", "B", "ns/dec" */
+    char unit[12];   /* "rec/s", "B/s", "item/s", "trip/s", "buf/s", "ns/rec", "%", "x", "B" */
     int has_lat;     /* latency percentiles below are set */
     double p50_us, p99_us, p999_us;
     double peak_rss; /* bytes (VmHWM of the process that ran it), 0: not measured */
@@ -126,6 +126,7 @@ typedef int (*bench_scenario_fn)(int arg);
 int limit_rss_floor(int arg);
 int limit_memcpy(int arg);
 int limit_spsc(int arg);
+int limit_wake(int arg);
 int limit_tcp(int arg);
 int limit_cost(int arg);
 /* scenarios.c: (a) (b) (c), (f) and (g). */

@@ -50,6 +50,7 @@ static void build_entries(int quick)
     add("limit.rss", "RSS floor", limit_rss_floor, 0);
     add("limit.memcpy", "memcpy bandwidth", limit_memcpy, 0);
     add("limit.spsc", "SPSC ring", limit_spsc, 0);
+    add("limit.wake", "thread wake-up latency", limit_wake, 0);
     add("limit.tcp", "loopback TCP", limit_tcp, 0);
     add("limit.cost", "COST baseline", limit_cost, 0);
     add("a", "(a) map->filter->sink p1", scen_chain, 0);

@@ -31,6 +31,8 @@ void bench_fmt_value(char *buf, size_t len, const bench_row *r)
         bench_fmt_rate(buf, len, v, u);
     else if (strcmp(u, "item/s") == 0)
         bench_fmt_rate(buf, len, v, "items/s");
+    else if (strcmp(u, "trip/s") == 0)
+        bench_fmt_rate(buf, len, v, "trips/s");
     else if (strcmp(u, "B/s") == 0)
         snprintf(buf, len, v >= 1e9 ? "%.2f GB/s" : "%.1f MB/s", v >= 1e9 ? v / 1e9 : v / 1e6);
     else if (strcmp(u, "B") == 0)

@@ -53,6 +53,7 @@ typedef struct sage_jobmanager_opts {
     const char *host;
     int port;
     const char *home;
+    const char *config; /* JSON text or file: {"node": {...}} as in sage_env_create; NULL: discover */
     int ready_fd;
     int log_to_stderr; /* 1: log lines go to stderr as well as the log file */
 } sage_jobmanager_opts;

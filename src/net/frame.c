@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -97,6 +98,13 @@ static uint32_t get_be32(const unsigned char *p)
 /* Header                                                                    */
 /* ------------------------------------------------------------------------- */
 
+/* decode returns the frame's total size as a long; where long is 32 bits that caps the payload length. */
+#if LONG_MAX > 0xFFFFFFFFL
+#define LEN_FITS_LONG(len) 1
+#else
+#define LEN_FITS_LONG(len) ((len) <= (uint32_t)(LONG_MAX - SAGE__FRAME_HDR))
+#endif
+
 static const unsigned char frame_magic[4] = {'S', 'A', 'G', 'E'};
 
 void sage__frame_header(unsigned char *hdr, uint16_t type, uint32_t len)
@@ -148,8 +156,7 @@ static int check_header(const unsigned char *hdr, uint32_t max_frame, sage__fram
         return SAGE_EPROTO;
     }
     uint32_t len = get_be32(hdr + 8);
-    /* The second test only matters where long is 32 bits: the total size must fit the return type. */
-    if (len > max_frame || (uint64_t)len > (uint64_t)LONG_MAX - SAGE__FRAME_HDR) {
+    if (len > max_frame || !LEN_FITS_LONG(len)) {
         set_why(why, why_len, "payload of %" PRIu32 " bytes exceeds the %" PRIu32 "-byte frame limit", len,
                 max_frame);
         return SAGE_EPROTO;
@@ -489,20 +496,29 @@ out:
     return rc;
 }
 
+/* The directory part of path, malloc'd: "." for a bare name, "/" for "/name". NULL when out of memory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(n + 1);
+    if (dir) {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    return dir;
+}
+
 /* Create the parent directory of path (one level) with mode 0700 if it is missing. */
 static int make_parent_dir(const char *path, char *err, size_t err_len)
 {
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path)
-        return 0; /* current directory or "/" */
-    size_t n = (size_t)(slash - path);
-    char *dir = malloc(n + 1);
+    char *dir = dir_of(path);
     if (!dir) {
         set_why(err, err_len, "out of memory");
         return SAGE_ENOMEM;
     }
-    memcpy(dir, path, n);
-    dir[n] = '\0';
     int rc = 0;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         set_why(err, err_len, "cannot create directory %s for token file %s: %s", dir, path, strerror(errno));
@@ -510,6 +526,20 @@ static int make_parent_dir(const char *path, char *err, size_t err_len)
     }
     free(dir);
     return rc;
+}
+
+/* fsync the directory holding path, so a new entry in it is durable (best effort). */
+static void sync_parent_dir(const char *path)
+{
+    char *dir = dir_of(path);
+    if (!dir)
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    free(dir);
 }
 
 int sage__token_create(const char *path, char *token, size_t token_len, char *err, size_t err_len)
@@ -599,29 +629,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
         goto done;
     }
     unlink(tmp);
-    /* Make the new directory entry durable too (best effort). */
-    {
-        const char *slash = strrchr(path, '/');
-        int dfd = -1;
-        if (!slash) {
-            dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        } else if (slash == path) {
-            dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        } else {
-            size_t dn = (size_t)(slash - path);
-            char *dir = malloc(dn + 1);
-            if (dir) {
-                memcpy(dir, path, dn);
-                dir[dn] = '\0';
-                dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                free(dir);
-            }
-        }
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
+    sync_parent_dir(path);
     memcpy(token, text, SAGE__TOKEN_HEX);
     token[SAGE__TOKEN_HEX] = '\0';
     rc = 0;
@@ -646,8 +654,7 @@ int sage__token_equal(const char *a, const char *b)
         unsigned char y = i < lb ? (unsigned char)b[i] : 0;
         diff |= (unsigned)(x ^ y);
     }
-    size_t dl = la ^ lb;
-    diff |= (unsigned)((dl | (dl >> 32 >> 0)) != 0);
+    diff |= (unsigned)((la ^ lb) != 0);
     /* An empty token never matches: an unset expected token must not accept an empty HELLO. */
     diff |= (unsigned)(n == 0);
     return diff == 0;

@@ -7,9 +7,6 @@
 
 #include "runtime/runtime.h"
 
-void sage__opinst_bind(sage__opinst *in);
-void sage__out_bind(sage_out *o);
-void *sage__task_main(void *arg);
 
 void sage__job_fail(sage__job *job, int code, const char *fmt, ...)
 {
@@ -67,10 +64,13 @@ void sage__job_free(sage__job *job)
         sage__queue_destroy(job->queues[i]);
         free(job->queues[i]);
     }
+    if (job->on_free)
+        job->on_free(job);
     free(job->queues);
     free(job->tasks);
     pthread_mutex_destroy(&job->mu);
     pthread_cond_destroy(&job->done_cv);
+    pthread_cond_destroy(&job->pause_cv);
     free(job);
 }
 
@@ -102,92 +102,139 @@ static void task_budget(const sage_env *env, const sage__chain *ch, size_t *qbyt
     *bbytes = b;
 }
 
-static int build_tasks(sage_env *env, sage__job *job)
+/* One task: its operator instances, contexts and outs; a local input queue
+ * when with_queue and the chain has inputs. Routes come separately. */
+int sage__task_setup(sage_env *env, sage__job *job, sage__task *t, sage__chain *ch, int i, int with_queue)
+{
+    sage__op *head = ch->ops[0];
+    int producers = 0;
+    for (size_t k = 0; k < head->ninputs; k++)
+        producers += head->inputs[k].from->parallelism;
+    size_t qbytes, bbytes;
+    task_budget(env, ch, &qbytes, &bbytes);
+    t->job = job;
+    t->chain = ch;
+    t->instance = i;
+    if (!t->assign)
+        t->assign = ch->assign ? &ch->assign[i] : NULL;
+    t->batch_bytes = bbytes;
+    t->nops = ch->nops;
+    t->ops = calloc(ch->nops, sizeof *t->ops);
+    if (!t->ops)
+        return SAGE_ENOMEM;
+    for (size_t k = 0; k < ch->nops; k++) {
+        sage__opinst *in = &t->ops[k];
+        in->op = ch->ops[k];
+        in->task = t;
+        sage__opinst_bind(in);
+        init_ctx(&in->ctx, in, job, i);
+        in->ctx.assignment = t->assign ? &t->assign->pub : NULL;
+        in->out.owner = in;
+        in->out.canceled = &job->canceled;
+        atomic_init(&in->out.emitted, 0);
+        in->out.next = k + 1 < ch->nops ? &t->ops[k + 1] : NULL;
+        in->out.task = (k + 1 == ch->nops && in->op->kind != SAGE__OP_SINK) ? t : NULL;
+    }
+    for (size_t k = 0; k < ch->nops; k++) /* after every instance of the chain is bound */
+        sage__out_bind(&t->ops[k].out);
+    t->expected_eos = producers;
+    if (head->ninputs > 0 && with_queue) {
+        sage__queue *q = calloc(1, sizeof *q);
+        if (!q)
+            return SAGE_ENOMEM;
+        int rc = sage__queue_init(q, qbytes, bbytes, producers, &job->canceled);
+        if (rc != 0) {
+            free(q);
+            return rc;
+        }
+        job->queues[job->nqueues++] = q;
+        t->in = q;
+    }
+    return 0;
+}
+
+/* Routes: the tail of the task's chain feeds the heads of its consumers'
+ * chains; target(arg, chain, instance, input) gives each consumer's queue. */
+int sage__task_routes(sage_env *env, sage__task *t, sage__target_fn target, void *arg)
 {
     sage__plan *plan = env->plan;
-    job->ntasks = plan->ntasks;
-    job->tasks = calloc(job->ntasks, sizeof *job->tasks);
-    job->queues = calloc(job->ntasks, sizeof *job->queues);
-    if (!job->tasks || !job->queues)
+    sage__op *tail = t->chain->ops[t->chain->nops - 1];
+    if (tail->nconsumers == 0)
+        return 0;
+    t->routes = calloc(tail->nconsumers, sizeof *t->routes);
+    if (!t->routes)
         return SAGE_ENOMEM;
-    size_t ti = 0;
-    for (size_t c = 0; c < plan->nchains; c++) {
-        sage__chain *ch = &plan->chains[c];
-        sage__op *head = ch->ops[0];
-        int producers = 0;
-        for (size_t k = 0; k < head->ninputs; k++)
-            producers += head->inputs[k].from->parallelism;
-        size_t qbytes, bbytes;
-        task_budget(env, ch, &qbytes, &bbytes);
-        for (int i = 0; i < ch->parallelism; i++, ti++) {
-            sage__task *t = &job->tasks[ti];
-            t->job = job;
-            t->chain = ch;
-            t->instance = i;
-            t->assign = ch->assign ? &ch->assign[i] : NULL;
-            t->batch_bytes = bbytes;
-            t->nops = ch->nops;
-            t->ops = calloc(ch->nops, sizeof *t->ops);
-            if (!t->ops)
-                return SAGE_ENOMEM;
-            for (size_t k = 0; k < ch->nops; k++) {
-                sage__opinst *in = &t->ops[k];
-                in->op = ch->ops[k];
-                in->task = t;
-                sage__opinst_bind(in);
-                init_ctx(&in->ctx, in, job, i);
-                in->ctx.assignment = t->assign ? &t->assign->pub : NULL;
-                in->out.owner = in;
-                in->out.canceled = &job->canceled;
-                atomic_init(&in->out.emitted, 0);
-                in->out.next = k + 1 < ch->nops ? &t->ops[k + 1] : NULL;
-                in->out.task = (k + 1 == ch->nops && in->op->kind != SAGE__OP_SINK) ? t : NULL;
-            }
-            for (size_t k = 0; k < ch->nops; k++) /* after every instance of the chain is bound */
-                sage__out_bind(&t->ops[k].out);
-            if (head->ninputs > 0) {
-                sage__queue *q = calloc(1, sizeof *q);
-                if (!q)
-                    return SAGE_ENOMEM;
-                int rc = sage__queue_init(q, qbytes, bbytes, producers, &job->canceled);
-                if (rc != 0) {
-                    free(q);
-                    return rc;
-                }
-                job->queues[job->nqueues++] = q;
-                t->in = q;
-                t->expected_eos = producers;
-            }
+    t->nroutes = tail->nconsumers;
+    for (size_t k = 0; k < tail->nconsumers; k++) {
+        sage__route *r = &t->routes[k];
+        sage__op *cop = tail->consumers[k].op;
+        sage__chain *cch = &plan->chains[cop->chain];
+        r->input = tail->consumers[k].input;
+        r->edge = &cop->inputs[r->input];
+        r->part = r->edge->part;
+        r->ntargets = cch->parallelism;
+        r->self = t->instance;
+        r->rr = (uint32_t)(t->instance % cch->parallelism); /* spread round-robin starts */
+        r->targets = calloc((size_t)r->ntargets, sizeof *r->targets);
+        r->pending = calloc((size_t)r->ntargets, sizeof *r->pending);
+        if (!r->targets || !r->pending)
+            return SAGE_ENOMEM;
+        for (int n = 0; n < r->ntargets; n++) {
+            r->targets[n] = target(arg, cch, n, r->input);
+            if (!r->targets[n])
+                return SAGE_EIO;
         }
     }
-    /* Routes: the tail of each chain feeds the heads of its consumers' chains. */
-    for (size_t i = 0; i < job->ntasks; i++) {
-        sage__task *t = &job->tasks[i];
-        sage__op *tail = t->chain->ops[t->chain->nops - 1];
-        if (tail->nconsumers == 0)
-            continue;
-        t->routes = calloc(tail->nconsumers, sizeof *t->routes);
-        if (!t->routes)
-            return SAGE_ENOMEM;
-        t->nroutes = tail->nconsumers;
-        for (size_t k = 0; k < tail->nconsumers; k++) {
-            sage__route *r = &t->routes[k];
-            sage__op *cop = tail->consumers[k].op;
-            sage__chain *cch = &plan->chains[cop->chain];
-            r->input = tail->consumers[k].input;
-            r->edge = &cop->inputs[r->input];
-            r->part = r->edge->part;
-            r->ntargets = cch->parallelism;
-            r->self = t->instance;
-            r->rr = (uint32_t)(t->instance % cch->parallelism); /* spread round-robin starts */
-            r->targets = calloc((size_t)r->ntargets, sizeof *r->targets);
-            r->pending = calloc((size_t)r->ntargets, sizeof *r->pending);
-            if (!r->targets || !r->pending)
-                return SAGE_ENOMEM;
-            size_t first = chain_first_task(plan, cch->id);
-            for (int n = 0; n < r->ntargets; n++)
-                r->targets[n] = job->tasks[first + (size_t)n].in;
+    return 0;
+}
+
+static sage__queue *local_target(void *arg, sage__chain *cch, int instance, int input)
+{
+    sage__job *job = arg;
+    return job->tasks[chain_first_task(job->env->plan, cch->id) + (size_t)instance].in;
+}
+
+sage__job *sage__job_new(sage_env *env, size_t ntasks, size_t nqueues)
+{
+    sage__job *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->env = env;
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->done_cv, NULL);
+    pthread_cond_init(&job->pause_cv, NULL);
+    atomic_init(&job->state, SAGE_JOB_RUNNING);
+    atomic_init(&job->stopping, 0);
+    atomic_init(&job->canceled, 0);
+    atomic_init(&job->paused, 0);
+    job->ntasks = ntasks;
+    job->tasks = calloc(ntasks ? ntasks : 1, sizeof *job->tasks);
+    job->queues = calloc(nqueues ? nqueues : 1, sizeof *job->queues);
+    if (!job->tasks || !job->queues) {
+        sage__job_free(job);
+        return NULL;
+    }
+    return job;
+}
+
+/* Every task of the plan as threads of this process (embedded mode), or as
+ * bare bookkeeping (with_queues 0: a remote client's view of the metrics). */
+int sage__build_all_tasks(sage_env *env, sage__job *job, int with_queues)
+{
+    sage__plan *plan = env->plan;
+    size_t ti = 0;
+    for (size_t c = 0; c < plan->nchains; c++)
+        for (int i = 0; i < plan->chains[c].parallelism; i++, ti++) {
+            int rc = sage__task_setup(env, job, &job->tasks[ti], &plan->chains[c], i, with_queues);
+            if (rc != 0)
+                return rc;
         }
+    if (!with_queues)
+        return 0;
+    for (size_t i = 0; i < job->ntasks; i++) {
+        int rc = sage__task_routes(env, &job->tasks[i], local_target, job);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -226,17 +273,11 @@ static int finish_builtins(sage_env *env)
 
 int sage__job_start(sage_env *env)
 {
-    sage__job *job = calloc(1, sizeof *job);
+    sage__job *job = sage__job_new(env, env->plan->ntasks, env->plan->ntasks);
     if (!job)
         return sage__env_fail(env, SAGE_ENOMEM, "out of memory starting the job");
-    job->env = env;
-    pthread_mutex_init(&job->mu, NULL);
-    pthread_cond_init(&job->done_cv, NULL);
-    atomic_init(&job->state, SAGE_JOB_RUNNING);
-    atomic_init(&job->stopping, 0);
-    atomic_init(&job->canceled, 0);
     env->job = job;
-    int rc = build_tasks(env, job);
+    int rc = sage__build_all_tasks(env, job, 1);
     if (rc != 0) {
         job->ended = 1;
         atomic_store(&job->state, SAGE_JOB_FAILED);

@@ -96,6 +96,9 @@ struct sage__job {
     sage_env *env;
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
+    pthread_cond_t pause_cv; /* sources wait here while paused */
+    _Atomic int paused;
+    void (*on_free)(sage__job *job); /* extra cleanup (worker processes) */
     _Atomic int state; /* sage_job_state */
     _Atomic int stopping;
     _Atomic int canceled; /* cancel or failure: every wait wakes up */
@@ -107,6 +110,16 @@ struct sage__job {
     size_t nqueues;
     sage__queue **queues;
 };
+
+/* The queue of consumer `instance` of chain cch, for a route's input. */
+typedef sage__queue *(*sage__target_fn)(void *arg, sage__chain *cch, int instance, int input);
+sage__job *sage__job_new(sage_env *env, size_t ntasks, size_t nqueues);
+int sage__task_setup(sage_env *env, sage__job *job, sage__task *t, sage__chain *ch, int instance, int with_queue);
+int sage__task_routes(sage_env *env, sage__task *t, sage__target_fn target, void *arg);
+int sage__build_all_tasks(sage_env *env, sage__job *job, int with_queues);
+void *sage__task_main(void *arg);
+void sage__opinst_bind(sage__opinst *in);
+void sage__out_bind(sage_out *o);
 
 /* Fail the job from a task (first failure wins; later ones are ignored). */
 void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,972 @@
+/* jobmanager/jobs.c - job lifecycle in the JobManager: admission, placement, worker processes, failure, end.
+ *
+ * Design note. A submitted plan document lists the chains (fused operator
+ * groups) with their parallelism and resource request. Admission places
+ * them on the node: a job that could not fit even an idle node is refused
+ * at once (the same message as embedded mode); one that fits but collides
+ * with resources held by running jobs waits as "pending" with the reason,
+ * and is placed again whenever a job ends. A placed job gets a directory
+ * (spec.json for its workers, logs/, sock/, results/), one Unix listening
+ * socket per task that has inputs (created here, before any worker runs, so
+ * producers can connect at once), a cgroup per task, and one worker
+ * process per task: the user's executable relaunched with SAGE_WORKER_SPEC
+ * and SAGE_WORKER_TASK, pinned to its cores, with CUDA_VISIBLE_DEVICES set
+ * to exactly its GPUs, stdout and stderr piped back here. A worker that
+ * exits badly fails the job with its operator, instance, exit status or
+ * signal, an OOM verdict from its cgroup, and the last lines of its
+ * stderr; the other workers are killed; the job ends when every worker has
+ * been reaped, so no process outlives its job.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "jobmanager/jm.h"
+#include "net/sock.h"
+
+extern char **environ;
+
+const char *jm_job_state_name(jm_job_state s)
+{
+    static const char *const n[] = {"pending", "running", "paused", "finished", "stopped", "failed", "canceled"};
+    return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
+}
+
+const char *jm_task_state_name(jm_task_state s)
+{
+    static const char *const n[] = {"starting", "running", "finished", "failed", "killed"};
+    return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
+}
+
+jm_job *jm_job_find(jm *d, int64_t id)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static void ids_text(char *buf, size_t len, const int *ids, int n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && o + 1 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ids[i]);
+}
+
+/* ---- admission ---- */
+
+/* Build placement requests from the document's chains. */
+static int doc_reqs(json_t *doc, sage__place_req **out, size_t *n, char *err, size_t err_len)
+{
+    json_t *chains = json_object_get(doc, "chains");
+    if (!json_is_array(chains) || json_array_size(chains) == 0 || json_array_size(chains) > 4096) {
+        snprintf(err, err_len, "submit: the plan has no chains");
+        return SAGE_EPROTO;
+    }
+    size_t nc = json_array_size(chains);
+    sage__place_req *r = calloc(nc, sizeof *r);
+    if (!r)
+        return SAGE_ENOMEM;
+    for (size_t i = 0; i < nc; i++) {
+        json_t *c = json_array_get(chains, i);
+        r[i].name = json_string_value(json_object_get(c, "name"));
+        r[i].parallelism = (int)json_integer_value(json_object_get(c, "parallelism"));
+        json_t *res = json_object_get(c, "resources");
+        char rerr[512];
+        if (!r[i].name || r[i].parallelism < 1 || r[i].parallelism > SAGE_PARALLELISM_MAX) {
+            snprintf(err, err_len, "submit: chain %zu has no name or a bad parallelism", i);
+            free(r);
+            return SAGE_EPROTO;
+        }
+        if (json_is_object(res)) {
+            char *txt = json_dumps(res, JSON_COMPACT);
+            int rc = txt ? sage_resources_parse(txt, &r[i].res, rerr, sizeof rerr) : SAGE_ENOMEM;
+            free(txt);
+            if (rc != 0) {
+                snprintf(err, err_len, "operator \"%s\": resources: %s", r[i].name, rerr);
+                free(r);
+                return SAGE_ERESOURCES;
+            }
+        }
+    }
+    *out = r;
+    *n = nc;
+    return 0;
+}
+
+static void job_free(jm_job *j)
+{
+    if (!j)
+        return;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        if (k->listen_fd >= 0)
+            close(k->listen_fd);
+        if (k->out_fd >= 0)
+            close(k->out_fd);
+        if (k->err_fd >= 0)
+            close(k->err_fd);
+        if (k->log)
+            fclose(k->log);
+        if (k->has_cg)
+            sage__cgroup_destroy(&k->cg);
+        if (k->ctl)
+            k->ctl->job_id = 0, k->ctl->task = -1;
+        json_decref(k->metrics);
+    }
+    free(j->tasks);
+    if (j->assign)
+        sage__assign_free(j->assign, j->reqs, j->nreqs);
+    free(j->reqs);
+    json_decref(j->doc);
+    free(j);
+}
+
+static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
+{
+    json_t *tasks = json_array();
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        const sage__assign *a = &j->assign[k->chain][k->instance];
+        json_t *cpus = json_array(), *gpus = json_array(), *custom = json_object();
+        for (int i = 0; i < a->ncpus; i++)
+            json_array_append_new(cpus, json_integer(a->cpus[i]));
+        for (int i = 0; i < a->ngpus; i++)
+            json_array_append_new(gpus, json_integer(a->gpus[i]));
+        for (size_t i = 0; i < a->ncustom; i++)
+            json_object_set_new(custom, a->custom[i].name, json_real(a->custom[i].amount));
+        json_array_append_new(tasks, json_pack("{s:i,s:i,s:i,s:o,s:b,s:b,s:o,s:f,s:I,s:I,s:o,s:s}", "task", (int)t,
+                                               "chain", k->chain, "instance", k->instance, "cpus", cpus, "exclusive",
+                                               a->exclusive, "pinned", a->pin, "gpus", gpus, "gpu_fraction",
+                                               a->gpu_fraction, "memory", (json_int_t)a->memory, "object_store_memory",
+                                               (json_int_t)a->object_store_memory, "resources", custom, "node",
+                                               d->node.name));
+    }
+    json_t *spec = json_pack("{s:I,s:s,s:O,s:s,s:s,s:i,s:o}", "job_id", (json_int_t)j->id, "name", j->name,
+                             "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
+                             d->host, "jobmanager_port", d->port, "tasks", tasks);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/spec.json", j->dir);
+    int rc = json_dump_file(spec, path, JSON_INDENT(1));
+    json_decref(spec);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot write %s/spec.json", j->dir);
+        return SAGE_EIO;
+    }
+    return 0;
+}
+
+/* Environment for a worker: the submitter's, with SAGE's own variables set. */
+static char **worker_env(jm *d, jm_job *j, jm_task *k)
+{
+    json_t *env = json_object_get(j->doc, "env");
+    size_t n = json_is_array(env) ? json_array_size(env) : 0;
+    char **e = calloc(n + 8, sizeof *e);
+    if (!e)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_string_value(json_array_get(env, i));
+        if (!v || strncmp(v, "SAGE_WORKER_", 12) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
+            strncmp(v, "SAGE_HOME=", 10) == 0)
+            continue;
+        e[m++] = strdup(v);
+    }
+    char buf[PATH_MAX + 64];
+    snprintf(buf, sizeof buf, "SAGE_WORKER_SPEC=%s/spec.json", j->dir);
+    e[m++] = strdup(buf);
+    snprintf(buf, sizeof buf, "SAGE_WORKER_TASK=%d", k->index);
+    e[m++] = strdup(buf);
+    snprintf(buf, sizeof buf, "SAGE_HOME=%s", d->home);
+    e[m++] = strdup(buf);
+    snprintf(buf, sizeof buf, "CUDA_VISIBLE_DEVICES=%s", k->gpus);
+    e[m++] = strdup(buf);
+    e[m] = NULL;
+    for (size_t i = 0; i < m; i++)
+        if (!e[i]) {
+            for (size_t z = 0; z < m; z++)
+                free(e[z]);
+            free(e);
+            return NULL;
+        }
+    return e;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
+{
+    const sage__assign *a = &j->assign[k->chain][k->instance];
+    const char *exe = json_string_value(json_object_get(j->doc, "executable"));
+    const char *cwd = json_string_value(json_object_get(j->doc, "cwd"));
+    json_t *argvj = json_object_get(j->doc, "argv");
+    if (!exe || !json_is_array(argvj) || json_array_size(argvj) > 4096) {
+        snprintf(err, err_len, "submit: no executable or argv");
+        return SAGE_EPROTO;
+    }
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/logs/%s.%d.log", j->dir, k->op, k->instance);
+    k->log = fopen(path, "we");
+    int outp[2], errp[2];
+    if (pipe2(outp, O_CLOEXEC) != 0) {
+        snprintf(err, err_len, "pipe: %s", strerror(errno));
+        return SAGE_ESYS;
+    }
+    if (pipe2(errp, O_CLOEXEC) != 0) {
+        close(outp[0]);
+        close(outp[1]);
+        snprintf(err, err_len, "pipe: %s", strerror(errno));
+        return SAGE_ESYS;
+    }
+    if (d->cgmode != SAGE__CGROUP_NONE) {
+        char name[64], cgerr[512];
+        snprintf(name, sizeof name, "job%lld-task%d", (long long)j->id, k->index);
+        if (sage__cgroup_create(&k->cg, d->cgmode, d->cgparent, name, k->mem_limit, cgerr, sizeof cgerr) == 0)
+            k->has_cg = 1;
+        else
+            jm_log(d, "job %lld task %d: no cgroup (%s); its memory is not limited", (long long)j->id, k->index, cgerr);
+    }
+    size_t argc = json_array_size(argvj);
+    char **argv = calloc(argc + 1, sizeof *argv);
+    char **envp = worker_env(d, j, k);
+    if (!argv || !envp) {
+        free(argv);
+        free_strv(envp);
+        close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
+        return SAGE_ENOMEM;
+    }
+    for (size_t i = 0; i < argc; i++)
+        argv[i] = (char *)json_string_value(json_array_get(argvj, i));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls until exec. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* the worker never outlives the JobManager */
+        if (getppid() != parent)
+            _exit(126);
+        if (k->has_cg)
+            sage__cgroup_attach_self(&k->cg);
+        if (a->pin)
+            sched_setaffinity(0, sizeof a->affinity, &a->affinity);
+        dup2(outp[1], 1);
+        dup2(errp[1], 2);
+        if (k->listen_fd >= 0)
+            dup2(k->listen_fd, 3);
+        if (cwd && chdir(cwd) != 0) {
+            static const char msg[] = "sage worker: cannot enter the submitter's working directory\n";
+            (void)!write(2, msg, sizeof msg - 1);
+        }
+        execve(exe, argv, envp);
+        static const char msg[] = "sage worker: cannot execute the job's program\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    int e = errno;
+    free(argv);
+    free_strv(envp);
+    close(outp[1]);
+    close(errp[1]);
+    if (pid < 0) {
+        close(outp[0]);
+        close(errp[0]);
+        snprintf(err, err_len, "fork: %s", strerror(e));
+        return SAGE_ESYS;
+    }
+    k->pid = pid;
+    k->out_fd = outp[0];
+    k->err_fd = errp[0];
+    sage__set_nonblock(k->out_fd, 1);
+    sage__set_nonblock(k->err_fd, 1);
+    j->running++;
+    return 0;
+}
+
+static void job_end(jm *d, jm_job *j);
+
+/* End the job once no worker of it is left to reap. Returns 1 if it ended
+ * (the job is freed and unlinked then). */
+static int maybe_end(jm *d, jm_job *j)
+{
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].pid > 0 && !j->tasks[t].exited)
+            return 0;
+    int started = j->ntasks > 0 && j->tasks[0].pid > 0;
+    if (!started && !j->failed && !j->cancel_requested && !j->stop_requested)
+        return 0; /* still pending */
+    job_end(d, j);
+    return 1;
+}
+
+static void kill_tasks(jm_job *j)
+{
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].pid > 0 && !j->tasks[t].exited)
+            kill(j->tasks[t].pid, SIGKILL);
+}
+
+static void job_fail(jm *d, jm_job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void job_fail(jm *d, jm_job *j, const char *fmt, ...)
+{
+    if (!j->failed && !j->cancel_requested) {
+        j->failed = 1;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(j->error, sizeof j->error, fmt, ap);
+        va_end(ap);
+        jm_log(d, "job %lld failed: %s", (long long)j->id, j->error);
+    }
+    kill_tasks(j);
+}
+
+/* Try to place a pending job on what running jobs leave free. */
+static int try_start(jm *d, jm_job *j)
+{
+    size_t nheld = 0;
+    for (jm_job *o = d->jobs; o; o = o->next)
+        if (o != j && o->assign)
+            nheld++;
+    sage__held *held = calloc(nheld ? nheld : 1, sizeof *held);
+    if (!held)
+        return SAGE_ENOMEM;
+    size_t h = 0;
+    for (jm_job *o = d->jobs; o; o = o->next)
+        if (o != j && o->assign)
+            held[h++] = (sage__held){o->reqs, o->nreqs, o->assign};
+    char err[4096];
+    int rc = sage__place_held(&d->node, 1, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
+    free(held);
+    if (rc == SAGE_EINFEASIBLE) {
+        snprintf(j->pending_reason, sizeof j->pending_reason, "waiting for resources held by running jobs");
+        return 0;
+    }
+    if (rc != 0) {
+        job_fail(d, j, "placement: %s", err);
+        return rc;
+    }
+    j->pending_reason[0] = 0;
+    /* tasks: chain by chain, instance by instance (the same order as embedded mode) */
+    size_t nt = 0;
+    for (size_t c = 0; c < j->nreqs; c++)
+        nt += (size_t)j->reqs[c].parallelism;
+    j->tasks = calloc(nt, sizeof *j->tasks);
+    if (!j->tasks)
+        return SAGE_ENOMEM;
+    j->ntasks = nt;
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/logs", j->dir);
+    mkdir(dir, 0700);
+    snprintf(dir, sizeof dir, "%s/sock", j->dir);
+    mkdir(dir, 0700);
+    snprintf(dir, sizeof dir, "%s/results", j->dir);
+    mkdir(dir, 0700);
+    json_t *chains = json_object_get(j->doc, "chains");
+    size_t t = 0;
+    for (size_t c = 0; c < j->nreqs; c++) {
+        int has_inputs = json_is_true(json_object_get(json_array_get(chains, c), "inputs"));
+        int producers = (int)json_integer_value(json_object_get(json_array_get(chains, c), "producers"));
+        for (int i = 0; i < j->reqs[c].parallelism; i++, t++) {
+            jm_task *k = &j->tasks[t];
+            const sage__assign *a = &j->assign[c][i];
+            k->index = (int)t;
+            k->chain = (int)c;
+            k->instance = i;
+            k->listen_fd = k->out_fd = k->err_fd = -1;
+            snprintf(k->op, sizeof k->op, "%s", j->reqs[c].name);
+            ids_text(k->cpus, sizeof k->cpus, a->cpus, a->ncpus);
+            ids_text(k->gpus, sizeof k->gpus, a->gpus, a->ngpus);
+            k->mem_limit = a->memory;
+            if (has_inputs) {
+                char sp[PATH_MAX + 64];
+                snprintf(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
+                if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
+                    job_fail(d, j, "operator \"%s\" instance %d: %s", k->op, i, err);
+                    return SAGE_EIO;
+                }
+            }
+        }
+    }
+    if ((rc = write_spec(d, j, err, sizeof err)) != 0) {
+        job_fail(d, j, "%s", err);
+        return rc;
+    }
+    j->state = JJ_RUNNING;
+    j->started_ms = jm_now_ms();
+    sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
+    for (t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        if ((rc = spawn_task(d, j, k, err, sizeof err)) != 0) {
+            job_fail(d, j, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
+            break;
+        }
+        /* the listener now lives in the worker; ours is no longer needed */
+        if (k->listen_fd >= 0) {
+            close(k->listen_fd);
+            k->listen_fd = -1;
+        }
+    }
+    jm_log(d, "job %lld \"%s\" started: %zu tasks", (long long)j->id, j->name, j->ntasks);
+    return rc;
+}
+
+int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
+{
+    jm_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(doc);
+        return SAGE_ENOMEM;
+    }
+    j->doc = doc;
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *exe = json_string_value(json_object_get(doc, "executable"));
+    if (!name || !exe || !json_is_integer(json_object_get(doc, "plan_hash"))) {
+        snprintf(err, err_len, "submit: the job document lacks name, executable or plan_hash");
+        job_free(j);
+        return SAGE_EPROTO;
+    }
+    snprintf(j->name, sizeof j->name, "%s", name);
+    int rc = doc_reqs(doc, &j->reqs, &j->nreqs, err, err_len);
+    if (rc != 0) {
+        job_free(j);
+        return rc;
+    }
+    /* Refuse at once what could never fit, even on an idle node. */
+    sage__assign **probe = NULL;
+    rc = sage__place(&d->node, 1, j->reqs, j->nreqs, &probe, err, err_len);
+    if (rc != 0) {
+        job_free(j);
+        return rc;
+    }
+    sage__assign_free(probe, j->reqs, j->nreqs);
+    j->submitted_ms = jm_now_ms();
+    size_t nt = 0;
+    for (size_t c = 0; c < j->nreqs; c++)
+        nt += (size_t)j->reqs[c].parallelism;
+    if ((rc = sage__store_job_insert(d->store, j->name, exe, (int)nt, j->submitted_ms, &j->id)) != 0) {
+        snprintf(err, err_len, "the job store failed (%s)", sage_strerror(rc));
+        job_free(j);
+        return rc;
+    }
+    snprintf(j->dir, sizeof j->dir, "%s/jobs/%lld", d->home, (long long)j->id);
+    if (mkdir(j->dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, err_len, "cannot create %s: %s", j->dir, strerror(errno));
+        sage__store_job_state(d->store, j->id, "failed", err, jm_now_ms());
+        job_free(j);
+        return SAGE_EIO;
+    }
+    j->state = JJ_PENDING;
+    j->next = d->jobs;
+    d->jobs = j;
+    *id = j->id;
+    jm_log(d, "job %lld \"%s\" submitted: %zu chains, %zu tasks", (long long)j->id, j->name, j->nreqs, nt);
+    try_start(d, j);
+    if (j->state == JJ_PENDING && j->pending_reason[0])
+        sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
+    if (j->failed)
+        maybe_end(d, j); /* it failed before any worker ran */
+    return 0;
+}
+
+/* ---- worker reports ---- */
+
+void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
+{
+    jm_job *j = jm_job_find(d, c->job_id);
+    if (!j || c->task < 0 || (size_t)c->task >= j->ntasks)
+        return;
+    jm_task *k = &j->tasks[c->task];
+    const char *type = json_string_value(json_object_get(ev, "event"));
+    json_t *m = json_object_get(ev, "metrics");
+    if (m) {
+        json_decref(k->metrics);
+        k->metrics = json_incref(m);
+    }
+    if (type && strcmp(type, "done") == 0) {
+        k->reported_done = 1;
+        k->done_ok = json_is_true(json_object_get(ev, "ok"));
+        const char *e = json_string_value(json_object_get(ev, "error"));
+        snprintf(k->error, sizeof k->error, "%s", e ? e : "");
+    }
+}
+
+void jm_on_worker_gone(jm *d, jm_conn *c)
+{
+    jm_job *j = jm_job_find(d, c->job_id);
+    if (j && c->task >= 0 && (size_t)c->task < j->ntasks && j->tasks[c->task].ctl == c)
+        j->tasks[c->task].ctl = NULL;
+}
+
+static void send_control(jm_job *j, const char *action)
+{
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].ctl)
+            jm_send_json(j->tasks[t].ctl, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "control", "action", action));
+}
+
+int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len)
+{
+    jm_job *j = jm_job_find(d, id);
+    if (!j) {
+        sage__job_row row;
+        if (sage__store_job_get(d->store, id, &row) == 0)
+            snprintf(err, err_len, "job %lld already ended (%s)", (long long)id, row.state);
+        else
+            snprintf(err, err_len, "no job %lld", (long long)id);
+        return j ? 0 : (sage__store_job_get(d->store, id, &row) == 0 ? SAGE_ESTATE : SAGE_ENOTFOUND);
+    }
+    jm_log(d, "job %lld: %s requested", (long long)id, action);
+    if (strcmp(action, "cancel") == 0) {
+        j->cancel_requested = 1;
+        kill_tasks(j);
+        maybe_end(d, j);
+        return 0;
+    }
+    if (j->state == JJ_PENDING) {
+        if (strcmp(action, "stop") == 0) {
+            j->stop_requested = 1;
+            maybe_end(d, j);
+            return 0;
+        }
+        snprintf(err, err_len, "job %lld is pending: only stop and cancel apply", (long long)id);
+        return SAGE_ESTATE;
+    }
+    if (strcmp(action, "stop") == 0) {
+        j->stop_requested = 1;
+        send_control(j, "stop");
+    } else if (strcmp(action, "pause") == 0) {
+        if (j->state != JJ_RUNNING) {
+            snprintf(err, err_len, "job %lld is %s, not running", (long long)id, jm_job_state_name(j->state));
+            return SAGE_ESTATE;
+        }
+        j->state = JJ_PAUSED;
+        send_control(j, "pause");
+        sage__store_job_state(d->store, id, "paused", NULL, 0);
+    } else if (strcmp(action, "resume") == 0) {
+        if (j->state != JJ_PAUSED) {
+            snprintf(err, err_len, "job %lld is %s, not paused", (long long)id, jm_job_state_name(j->state));
+            return SAGE_ESTATE;
+        }
+        j->state = JJ_RUNNING;
+        send_control(j, "resume");
+        sage__store_job_state(d->store, id, "running", NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- worker output ---- */
+
+void jm_job_pipes(jm *d, struct pollfd *pfds, size_t *n, size_t cap)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        for (size_t t = 0; t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            if (k->out_fd >= 0 && *n < cap)
+                pfds[(*n)++] = (struct pollfd){.fd = k->out_fd, .events = POLLIN};
+            if (k->err_fd >= 0 && *n < cap)
+                pfds[(*n)++] = (struct pollfd){.fd = k->err_fd, .events = POLLIN};
+        }
+}
+
+/* One complete line from a worker: to its log file and to followers. */
+static void log_line(jm *d, jm_job *j, jm_task *k, int is_err, const char *line, size_t len)
+{
+    char prefix[160];
+    int pl = snprintf(prefix, sizeof prefix, "%s[%d]%s ", k->op, k->instance, is_err ? " !" : "");
+    if (k->log) {
+        fwrite(prefix, 1, (size_t)pl, k->log);
+        fwrite(line, 1, len, k->log);
+        fputc('\n', k->log);
+    }
+    for (jm_conn *c = d->conns; c; c = c->next)
+        if (c->fd >= 0 && c->following && c->job_id == j->id) {
+            char *msg = malloc((size_t)pl + len + 1);
+            if (!msg)
+                continue;
+            memcpy(msg, prefix, (size_t)pl);
+            memcpy(msg + pl, line, len);
+            msg[(size_t)pl + len] = 0;
+            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "log", "line", msg));
+            free(msg);
+        }
+}
+
+static void keep_tail(jm_task *k, const char *buf, size_t n)
+{
+    if (n >= sizeof k->tail) {
+        memcpy(k->tail, buf + n - sizeof k->tail, sizeof k->tail);
+        k->tail_len = sizeof k->tail;
+        return;
+    }
+    if (k->tail_len + n > sizeof k->tail) {
+        size_t drop = k->tail_len + n - sizeof k->tail;
+        memmove(k->tail, k->tail + drop, k->tail_len - drop);
+        k->tail_len -= drop;
+    }
+    memcpy(k->tail + k->tail_len, buf, n);
+    k->tail_len += n;
+}
+
+/* Read what a worker wrote; returns 1 at end of file. */
+static int drain_pipe(jm *d, jm_job *j, jm_task *k, int is_err)
+{
+    int *fdp = is_err ? &k->err_fd : &k->out_fd;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(*fdp, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return 0; /* EAGAIN */
+        if (n == 0) {
+            if (k->partial_len[is_err])
+                log_line(d, j, k, is_err, k->partial[is_err], k->partial_len[is_err]);
+            k->partial_len[is_err] = 0;
+            close(*fdp);
+            *fdp = -1;
+            if (k->log)
+                fflush(k->log);
+            return 1;
+        }
+        if (is_err)
+            keep_tail(k, buf, (size_t)n);
+        for (ssize_t i = 0; i < n; i++) {
+            char ch = buf[i];
+            if (ch == '\n' || k->partial_len[is_err] == sizeof k->partial[is_err]) {
+                log_line(d, j, k, is_err, k->partial[is_err], k->partial_len[is_err]);
+                k->partial_len[is_err] = 0;
+                if (ch == '\n')
+                    continue;
+            }
+            k->partial[is_err][k->partial_len[is_err]++] = ch;
+        }
+    }
+}
+
+void jm_job_pipe_ready(jm *d, int fd)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        for (size_t t = 0; t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            if (k->out_fd == fd)
+                drain_pipe(d, j, k, 0);
+            else if (k->err_fd == fd)
+                drain_pipe(d, j, k, 1);
+        }
+}
+
+/* The last lines of a task's stderr, for failure messages. */
+static void tail_lines(const jm_task *k, char *out, size_t len)
+{
+    size_t start = 0, lines = 0;
+    for (size_t i = k->tail_len; i-- > 0;) {
+        if (k->tail[i] == '\n' && i + 1 < k->tail_len && ++lines >= 5) {
+            start = i + 1;
+            break;
+        }
+    }
+    size_t n = k->tail_len - start;
+    while (n > 0 && k->tail[start + n - 1] == '\n')
+        n--;
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, k->tail + start, n);
+    out[n] = 0;
+}
+
+/* ---- ends ---- */
+
+static void describe_exit(jm_task *k, char *out, size_t len)
+{
+    char mem[32];
+    sage__format_bytes(k->mem_limit, mem, sizeof mem);
+    if (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
+        snprintf(out, len, "operator \"%s\" instance %d exceeded its memory limit of %s", k->op, k->instance, mem);
+    else if (WIFSIGNALED(k->status))
+        snprintf(out, len, "operator \"%s\" instance %d (pid %d) was killed by signal %d (%s)", k->op, k->instance,
+                 (int)k->pid, WTERMSIG(k->status), strsignal(WTERMSIG(k->status)));
+    else
+        snprintf(out, len, "operator \"%s\" instance %d (pid %d) exited with status %d", k->op, k->instance, (int)k->pid,
+                 WEXITSTATUS(k->status));
+}
+
+static json_t *task_json(const jm_task *k)
+{
+    return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:O}", "task", k->index, "operator", k->op, "instance",
+                     k->instance, "state", jm_task_state_name(k->state), "pid", (int)k->pid, "cpus", k->cpus, "gpus",
+                     k->gpus, "memory_limit", (json_int_t)k->mem_limit, "peak_memory",
+                     (json_int_t)(k->has_cg ? sage__cgroup_peak(&k->cg) : 0), "metrics",
+                     k->metrics ? k->metrics : json_null());
+}
+
+static void task_row(const jm_job *j, const jm_task *k, const char *host, sage__task_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->job_id = j->id;
+    r->task = k->index;
+    snprintf(r->op, sizeof r->op, "%s", k->op);
+    r->instance = k->instance;
+    snprintf(r->state, sizeof r->state, "%s", jm_task_state_name(k->state));
+    r->pid = (int)k->pid;
+    snprintf(r->host, sizeof r->host, "%s", host);
+    snprintf(r->cpus, sizeof r->cpus, "%s", k->cpus);
+    snprintf(r->gpus, sizeof r->gpus, "%s", k->gpus);
+    r->memory_limit = (int64_t)k->mem_limit;
+    r->peak_memory = (int64_t)(k->has_cg ? sage__cgroup_peak(&k->cg) : 0);
+    if (k->metrics) {
+        char *s = json_dumps(k->metrics, JSON_COMPACT);
+        if (s && strlen(s) < sizeof r->metrics)
+            memcpy(r->metrics, s, strlen(s) + 1);
+        free(s);
+        json_t *ops = json_object_get(k->metrics, "operators");
+        json_t *head = json_array_get(ops, 0), *tail = json_array_get(ops, json_array_size(ops) - 1);
+        r->records_in = json_integer_value(json_object_get(head, "records_in"));
+        r->records_out = json_integer_value(json_object_get(tail, "records_out"));
+    }
+}
+
+static void job_end(jm *d, jm_job *j)
+{
+    jm_job_state st = j->failed             ? JJ_FAILED
+                      : j->cancel_requested ? JJ_CANCELED
+                      : j->stop_requested   ? JJ_STOPPED
+                                            : JJ_FINISHED;
+    j->state = st;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        sage__task_row r;
+        task_row(j, &j->tasks[t], d->node.name, &r);
+        sage__store_task_put(d->store, &r);
+    }
+    sage__store_job_state(d->store, j->id, jm_job_state_name(st), j->error, jm_now_ms());
+    jm_log(d, "job %lld \"%s\" %s%s%s", (long long)j->id, j->name, jm_job_state_name(st), j->error[0] ? ": " : "",
+           j->error);
+    json_t *end = jm_job_end_json(d, j->id);
+    for (jm_conn *c = d->conns; c; c = c->next) {
+        if (c->fd < 0 || c->job_id != j->id)
+            continue;
+        if (c->waiting) {
+            jm_send_json(c, SAGE__MSG_OK, json_incref(end));
+            c->waiting = 0;
+        }
+        if (c->following) {
+            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "end", "state", jm_job_state_name(st)));
+            c->following = 0;
+        }
+    }
+    json_decref(end);
+    /* unlink the job, free it, and give pending jobs a chance */
+    for (jm_job **pp = &d->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    char sock[PATH_MAX + 16];
+    for (size_t t = 0; t < j->ntasks; t++) {
+        snprintf(sock, sizeof sock, "%s/sock/%d.%d", j->dir, j->tasks[t].chain, j->tasks[t].instance);
+        unlink(sock);
+    }
+    job_free(j);
+    for (jm_job *p = d->jobs; p; p = p->next)
+        if (p->state == JJ_PENDING && !p->assign) {
+            try_start(d, p);
+            if (p->failed && maybe_end(d, p))
+                break; /* the list changed */
+        }
+}
+
+void jm_on_child_exit(jm *d, pid_t pid, int status)
+{
+    for (jm_job *j = d->jobs; j; j = j->next) {
+        for (size_t t = 0; pid > 0 && t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            if (k->pid != pid || k->exited)
+                continue;
+            k->exited = 1;
+            k->status = status;
+            j->running--;
+            /* what it wrote and said before it died is still buffered: read it first */
+            if (k->out_fd >= 0)
+                drain_pipe(d, j, k, 0);
+            if (k->err_fd >= 0)
+                drain_pipe(d, j, k, 1);
+            if (k->ctl && k->ctl->fd >= 0)
+                jm_conn_drain(d, k->ctl); /* its last report may still sit in the socket */
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && (!k->reported_done || k->done_ok);
+            if (ok) {
+                k->state = JT_FINISHED;
+            } else if (j->failed || j->cancel_requested) {
+                k->state = JT_KILLED;
+            } else {
+                k->state = JT_FAILED;
+                char why[1024], tail[1200];
+                if (k->reported_done && !k->done_ok && k->error[0])
+                    snprintf(why, sizeof why, "%s", k->error);
+                else
+                    describe_exit(k, why, sizeof why);
+                tail_lines(k, tail, sizeof tail);
+                if (tail[0])
+                    job_fail(d, j, "%s; last lines of its stderr:\n%s", why, tail);
+                else
+                    job_fail(d, j, "%s", why);
+            }
+        }
+        if (pid > 0 && maybe_end(d, j))
+            return; /* the list changed */
+    }
+}
+
+/* ---- views ---- */
+
+json_t *jm_job_end_json(jm *d, int64_t id)
+{
+    sage__job_row row;
+    if (sage__store_job_get(d->store, id, &row) != 0)
+        return NULL;
+    json_t *tasks = json_array();
+    sage__task_row *rows = calloc(SAGE_PARALLELISM_MAX, sizeof *rows);
+    size_t n = 0;
+    if (rows && sage__store_task_list(d->store, id, rows, SAGE_PARALLELISM_MAX, &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            json_error_t e;
+            json_t *m = rows[i].metrics[0] ? json_loads(rows[i].metrics, 0, &e) : NULL;
+            json_array_append_new(tasks, json_pack("{s:i,s:s,s:i,s:s,s:i,s:o}", "task", rows[i].task, "operator",
+                                                   rows[i].op, "instance", rows[i].instance, "state", rows[i].state,
+                                                   "pid", rows[i].pid, "metrics", m ? m : json_null()));
+        }
+    free(rows);
+    return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state, "error",
+                     row.error, "tasks", tasks);
+}
+
+json_t *jm_job_list_json(jm *d)
+{
+    json_t *jobs = json_array();
+    size_t max = 1000, n = 0;
+    sage__job_row *rows = calloc(max, sizeof *rows);
+    if (rows && sage__store_job_list(d->store, rows, max, &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            jm_job *live = jm_job_find(d, rows[i].id);
+            json_array_append_new(
+                jobs, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:i}", "job_id", (json_int_t)rows[i].id, "name",
+                                rows[i].name, "state", live ? jm_job_state_name(live->state) : rows[i].state, "error",
+                                live && live->pending_reason[0] ? live->pending_reason : rows[i].error, "submitted_ms",
+                                (json_int_t)rows[i].submitted_ms, "started_ms", (json_int_t)rows[i].started_ms,
+                                "ended_ms", (json_int_t)rows[i].ended_ms, "tasks", rows[i].ntasks));
+        }
+    free(rows);
+    return json_pack("{s:o}", "jobs", jobs);
+}
+
+json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
+{
+    jm_job *j = jm_job_find(d, id);
+    if (!j) {
+        json_t *end = jm_job_end_json(d, id);
+        if (!end)
+            snprintf(err, err_len, "no job %lld", (long long)id);
+        return end;
+    }
+    json_t *tasks = json_array();
+    for (size_t t = 0; t < j->ntasks; t++) {
+        json_t *tj = task_json(&j->tasks[t]);
+        json_object_set_new(tj, "host", json_string(d->node.name));
+        json_array_append_new(tasks, tj);
+    }
+    return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
+                     jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error, "tasks",
+                     tasks);
+}
+
+int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len)
+{
+    sage__job_row row;
+    if (sage__store_job_get(d->store, id, &row) != 0) {
+        snprintf(err, err_len, "no job %lld", (long long)id);
+        return SAGE_ENOTFOUND;
+    }
+    jm_job *j = jm_job_find(d, id);
+    if (j)
+        for (size_t t = 0; t < j->ntasks; t++)
+            if (j->tasks[t].log)
+                fflush(j->tasks[t].log);
+    /* concatenate logs/<op>.<instance>.log in task order, at most 16 MiB */
+    size_t cap = 16u << 20, used = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return SAGE_ENOMEM;
+    sage__task_row *rows = calloc(SAGE_PARALLELISM_MAX, sizeof *rows);
+    size_t n = 0;
+    if (j) {
+        for (size_t t = 0; t < j->ntasks && used < cap; t++) {
+            char path[PATH_MAX + 200];
+            snprintf(path, sizeof path, "%s/logs/%s.%d.log", j->dir, j->tasks[t].op, j->tasks[t].instance);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                used += fread(buf + used, 1, cap - used, f);
+                fclose(f);
+            }
+        }
+    } else if (rows && sage__store_task_list(d->store, id, rows, SAGE_PARALLELISM_MAX, &n) == 0) {
+        for (size_t t = 0; t < n && used < cap; t++) {
+            char path[PATH_MAX + 200];
+            snprintf(path, sizeof path, "%s/jobs/%lld/logs/%s.%d.log", d->home, (long long)id, rows[t].op,
+                     rows[t].instance);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                used += fread(buf + used, 1, cap - used, f);
+                fclose(f);
+            }
+        }
+    }
+    free(rows);
+    buf[used] = 0;
+    *text = buf;
+    *len = used;
+    return 0;
+}
+
+void jm_jobs_shutdown(jm *d)
+{
+    for (jm_job *j = d->jobs; j; j = j->next) {
+        if (!j->failed && !j->cancel_requested) {
+            j->failed = 1;
+            snprintf(j->error, sizeof j->error, "the JobManager was stopped while the job was running");
+        }
+        kill_tasks(j);
+    }
+    /* reap every worker: none may outlive the daemon */
+    while (d->jobs) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            /* nothing left to reap: end the remaining jobs as they are */
+            for (jm_job *j = d->jobs; j; j = j->next)
+                for (size_t t = 0; t < j->ntasks; t++)
+                    if (!j->tasks[t].exited && j->tasks[t].pid > 0)
+                        j->tasks[t].exited = 1, j->running--;
+            job_end(d, d->jobs);
+            continue;
+        }
+        jm_on_child_exit(d, pid, status);
+        if (d->jobs && maybe_end(d, d->jobs))
+            continue;
+    }
+}
