@@ -44,6 +44,7 @@ typedef struct bench_row {
     char note[112];
     uint64_t records; /* records (or items, bytes) per timed run */
     double wall_s, cpu_s; /* of the best timed run */
+    double median_wall_s, worst_wall_s; /* over the timed runs: the noise */
     uint64_t ctxsw;       /* context switches during the best timed run */
     int reps;
 } bench_row;

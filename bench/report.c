@@ -110,8 +110,10 @@ void report_table(const bench_row *rows, size_t n, const bench_meta *m)
         shortc += rows[i].mark == MARK_SHORT;
         err += rows[i].mark == MARK_ERROR;
     }
-    printf("\ntargets: %d PASS, %d SHORT%s%d failed scenario(s); %.0f s in all\n", pass, shortc, err ? " - " : ", ",
-           err, m->total_s);
+    printf("\ntargets: %d PASS, %d SHORT; ", pass, shortc);
+    if (err)
+        printf("%d scenario(s) FAILED (see ERROR rows); ", err);
+    printf("%.0f s in all\n", m->total_s);
 }
 
 /* ---- JSON ---- */
@@ -185,6 +187,12 @@ int report_json(const char *path, const bench_row *rows, size_t n, const bench_m
         json_str(f, r->ratio_of);
         fprintf(f, ", \"records\": %llu, \"reps\": %d, \"wall_s\": ", (unsigned long long)r->records, r->reps);
         json_num(f, r->wall_s);
+        if (r->reps > 1) {
+            fprintf(f, ", \"median_wall_s\": ");
+            json_num(f, r->median_wall_s);
+            fprintf(f, ", \"worst_wall_s\": ");
+            json_num(f, r->worst_wall_s);
+        }
         fprintf(f, ", \"cpu_s\": ");
         json_num(f, r->cpu_s);
         fprintf(f, ", \"context_switches\": %llu", (unsigned long long)r->ctxsw);

@@ -1,6 +1,7 @@
 /* bench/util.c - clocks, CPU time, peak RSS, row helpers, and the size-then-best-of-N measuring loop. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -87,16 +88,29 @@ int bench_fail(const char *fmt, ...)
     return -1;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int bench_measure_fixed(bench_row *row, bench_run_fn fn, void *arg, uint64_t n, int reps)
 {
     bench_run best = {0, 0, 0};
+    double walls[64];
+    if (reps > 64)
+        reps = 64;
     for (int i = 0; i < reps; i++) {
         bench_run r;
         if (fn(n, arg, &r) < 0)
             return -1;
+        walls[i] = r.wall_s;
         if (i == 0 || r.wall_s < best.wall_s)
             best = r;
     }
+    qsort(walls, (size_t)reps, sizeof walls[0], cmp_double);
+    row->median_wall_s = walls[reps / 2];
+    row->worst_wall_s = walls[reps - 1];
     row->records = n;
     row->wall_s = best.wall_s;
     row->cpu_s = best.cpu_s;

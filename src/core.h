@@ -106,7 +106,10 @@ struct sage__op {
     size_t *coll_off;
     char *path;                 /* file source / file sink */
     sage_collector *collector;  /* collect sink */
-    FILE *sink_file;            /* file sink, open while the job runs */
+    FILE *sink_file;            /* file sink, open while the job runs; worker: this instance's results file */
+    int append_fd;              /* worker process: the file sink, O_APPEND, one write per record (-1: unused) */
+    int results_to_file;        /* worker process: the collect sink writes [u32 len][bytes] to sink_file */
+    uint64_t collected;         /* worker process: bytes written by the collect sink */
     /* filled by the compiler */
     size_t nconsumers;
     sage__consumer *consumers;
@@ -219,6 +222,8 @@ void sage__services_stop(sage_env *env);
 void sage__service_free(sage__service *s);
 sage__service *sage__service_find(sage_env *env, const char *name);
 int sage__collector_prepare(sage_collector *c, int parallelism);
+int sage__collector_add(sage_collector *c, int part, const void *rec, size_t len);
+size_t sage__collector_max(const sage_collector *c);
 int sage__builtin_source(sage_ctx *ctx, sage_out *out, void *udata);
 int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata);
 int sage__builtin_open(sage_ctx *ctx, void *udata);

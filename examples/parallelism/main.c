@@ -36,19 +36,28 @@ static int dist_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --jobmanager HOST:PORT runs the same pipeline through a JobManager, in worker processes */
+    char config[300] = "";
+    if (argc == 3 && strcmp(argv[1], "--jobmanager") == 0)
+        snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", argv[2]);
+    else if (argc != 1) {
+        fprintf(stderr, "usage: %s [--jobmanager HOST:PORT]\n", argv[0]);
+        return 2;
+    }
     int64_t numbers[30];
     for (int i = 0; i < 30; i++)
         numbers[i] = i + 1;
 
-    sage_env *env = sage_env_create("parallelism_validation", NULL);
+    sage_env *env = sage_env_create("parallelism_validation", config[0] ? config : NULL);
     sage_stream *s = sage_from_int64s(env, numbers, 30, &(sage_op_opts){.name = "NumberListSource"});
     s = sage_map(s, dist_mapper, NULL, &(sage_op_opts){.name = "DistMapper", .parallelism = 4});
     s = sage_filter(s, multiple_of_3, NULL, &(sage_op_opts){.name = "DistFilter", .parallelism = 3});
     sage_sink(s, dist_sink, NULL, &(sage_op_opts){.name = "DistSink", .parallelism = 2});
 
-    printf("SINGLE STREAM PARALLELISM VALIDATION (embedded)\n");
+    if (!sage_is_worker())
+        printf("SINGLE STREAM PARALLELISM VALIDATION (%s)\n", config[0] ? "through a JobManager" : "embedded");
     int rc = sage_env_execute(env);
     if (rc != 0) {
         fprintf(stderr, "parallelism: job failed: %s\n", sage_env_errmsg(env));

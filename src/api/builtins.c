@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "core.h"
 #include "runtime/runtime.h"
@@ -71,7 +72,7 @@ int sage__collector_prepare(sage_collector *c, int parallelism)
     return 0;
 }
 
-static int collector_add(sage_collector *c, int part, const void *rec, size_t len)
+int sage__collector_add(sage_collector *c, int part, const void *rec, size_t len)
 {
     size_t total = atomic_fetch_add(&c->bytes, len) + len;
     if (total > c->max_bytes)
@@ -103,6 +104,8 @@ static int collector_add(sage_collector *c, int part, const void *rec, size_t le
     p->off[++p->n] = p->used;
     return 0;
 }
+
+size_t sage__collector_max(const sage_collector *c) { return c->max_bytes; }
 
 SAGE_API size_t sage_collector_count(const sage_collector *c)
 {
@@ -243,8 +246,31 @@ int sage__builtin_source(sage_ctx *ctx, sage_out *out, void *udata)
 int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
 {
     sage__op *op = udata;
+    if (op->builtin == SAGE__BUILTIN_COLLECT_SINK && op->results_to_file) {
+        /* worker process: the client reads these back when the job ended */
+        op->collected += len;
+        if (op->collected > sage__collector_max(op->collector)) {
+            sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes", sage__collector_max(op->collector));
+            return SAGE_ETOOBIG;
+        }
+        uint32_t l32 = (uint32_t)len;
+        if (fwrite(&l32, 4, 1, op->sink_file) != 1 || fwrite(rec, 1, len, op->sink_file) != len) {
+            sage_ctx_fail(ctx, "writing collected records: %s", strerror(errno));
+            return SAGE_EIO;
+        }
+        return 0;
+    }
+    if (op->append_fd >= 0) {
+        /* worker process: several processes append to one file; one write(2) per record keeps it whole */
+        struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
+        if (writev(op->append_fd, iov, 2) != (ssize_t)len + 1) {
+            sage_ctx_fail(ctx, "writing \"%s\": %s", op->path, strerror(errno));
+            return SAGE_EIO;
+        }
+        return 0;
+    }
     if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
-        int rc = collector_add(op->collector, ctx->instance, rec, len);
+        int rc = sage__collector_add(op->collector, ctx->instance, rec, len);
         if (rc == SAGE_ETOOBIG)
             sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes", op->collector->max_bytes);
         return rc;

@@ -69,6 +69,7 @@ static sage__op *new_op(sage_env *env, sage__op_kind kind, const sage_op_opts *o
     }
     op->id = (int)env->nops;
     op->kind = kind;
+    op->append_fd = -1;
     op->chaining = !opts->disable_chaining;
     op->open = opts->open;
     op->close = opts->close;

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core.h"
+#include "net/sock.h"
+#include "remote/remote.h"
 #include "runtime/runtime.h"
 
 int sage__env_fail(sage_env *env, int code, const char *fmt, ...)
@@ -79,6 +81,26 @@ static int parse_config(sage_env *env, const char *config)
         } else if (strcmp(key, "max_record_bytes") == 0) {
             if ((rc = config_bytes(env, key, v, 1, (size_t)1 << 31, &env->cfg.max_record_bytes)) != 0)
                 goto out;
+        } else if (strcmp(key, "jobmanager") == 0) {
+            char host[256];
+            int port;
+            if (!json_is_string(v) || sage__parse_hostport(json_string_value(v), host, sizeof host, &port,
+                                                           SAGE_JOBMANAGER_PORT) != 0) {
+                rc = sage__env_fail(env, SAGE_ECONFIG, "config key \"jobmanager\": expected \"host:port\"");
+                goto out;
+            }
+            if ((rc = sage__remote_init(env, host, port, env->rt ? env->rt->token_file : NULL)) != 0)
+                goto out;
+        } else if (strcmp(key, "token_file") == 0) {
+            if (!json_is_string(v)) {
+                rc = sage__env_fail(env, SAGE_ECONFIG, "config key \"token_file\": expected a path");
+                goto out;
+            }
+            if (!env->rt && !(env->rt = calloc(1, sizeof *env->rt))) {
+                rc = sage__env_fail(env, SAGE_ENOMEM, "out of memory");
+                goto out;
+            }
+            snprintf(env->rt->token_file, sizeof env->rt->token_file, "%s", json_string_value(v));
         } else if (strcmp(key, "node") == 0) {
             if (!json_is_object(v)) {
                 rc = sage__env_fail(env, SAGE_ECONFIG, "config key \"node\": expected an object");
@@ -88,7 +110,7 @@ static int parse_config(sage_env *env, const char *config)
         } else {
             rc = sage__env_fail(env, SAGE_ECONFIG,
                                 "config: unknown key \"%s\" (known: max_parallelism, batch_bytes, channel_bytes, "
-                                "max_record_bytes, node)",
+                                "max_record_bytes, node, jobmanager, token_file)",
                                 key);
             goto out;
         }
@@ -138,10 +160,16 @@ SAGE_API void sage_env_destroy(sage_env *env)
 {
     if (!env)
         return;
-    if (env->job) {
+    if (env->job && env->remote == SAGE__ENV_CLIENT) {
+        sage__job_free(env->job); /* the remote job goes on; its threads are not ours */
+    } else if (env->job) {
         sage_env_cancel(env);
         sage__job_wait(env, -1);
         sage__job_free(env->job);
+    }
+    if (env->rt) {
+        sage_client_close(env->rt->waiter);
+        free(env->rt);
     }
     sage__plan_free(env->plan);
     for (size_t i = 0; i < env->nops; i++)
@@ -171,10 +199,14 @@ SAGE_API int sage_env_submit(sage_env *env)
         return env->err;
     if (env->executed)
         return sage__env_fail(env, SAGE_ESTATE, "sage_env_submit: this environment already ran its job; create a new one");
+    if (env->remote == SAGE__ENV_WORKER)
+        sage__worker_run(env); /* runs this process's task, then exits */
     env->executed = 1;
     int rc = sage__compile(env);
     if (rc != 0)
         return rc;
+    if (env->remote == SAGE__ENV_CLIENT)
+        return sage__client_submit(env);
     return sage__job_start(env);
 }
 
@@ -183,7 +215,9 @@ SAGE_API int sage_env_wait(sage_env *env, int timeout_ms)
     if (!env)
         return SAGE_EINVAL;
     if (!env->job)
-        return env->err ? env->err : sage__env_fail(env, SAGE_ESTATE, "sage_env_wait: no job was submitted");
+        return env->err ? env->err : SAGE_ESTATE;
+    if (env->remote == SAGE__ENV_CLIENT)
+        return sage__client_wait(env, timeout_ms);
     return sage__job_wait(env, timeout_ms);
 }
 

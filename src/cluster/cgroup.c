@@ -1,4 +1,4 @@
-/* cluster/cgroup.c - per-worker memory cgroups (v2 or v1): probe the host, create a limited group, attach, read OOM kills and peak, remove. */
+/* cluster/cgroup.c - per-worker memory cgroups, v2 or v1: probe, create, attach, OOM verdict, peak, remove. */
 
 /*
  * Design note.
@@ -8,17 +8,18 @@
  *
  *   v2 (unified hierarchy at /sys/fs/cgroup listing "memory" in its
  *       cgroup.controllers): parent = <own cgroup>/sage, where <own cgroup>
- *       comes from the "0::" line of /proc/self/cgroup, so workers stay below
- *       whatever limit was put on the daemon. The memory controller must be
- *       enabled in <own cgroup>/cgroup.subtree_control, and v2's "no internal
- *       processes" rule forbids that while <own cgroup> holds processes (the
- *       daemon itself, usually): the write fails with EBUSY. We do not move
- *       the daemon into a leaf of its own group (that changes its cgroup under
- *       whoever manages it, and other processes in the group would still block
- *       the write); we fall back to the root cgroup, which is exempt from the
- *       rule, and say so in `why`. If that fails too, the mode is NONE.
- *       "+memory" is then also enabled in sage/cgroup.subtree_control, so the
- *       worker groups get memory.max.
+ *       comes from the "0::" line of /proc/self/cgroup, so that workers would
+ *       stay below whatever limit was put on the daemon. That needs +memory in
+ *       <own cgroup>/cgroup.subtree_control, and v2's "no internal processes"
+ *       rule refuses it (EBUSY) for a non-root group that holds processes -
+ *       and ours holds the daemon. We do not move the daemon into a leaf of its
+ *       own group (that changes its cgroup under whoever manages it, and other
+ *       processes in the group would still block the write); we fall back to
+ *       the root cgroup, which is exempt from the rule, and say so in `why`.
+ *       So in practice a daemon in a non-root group gets /sys/fs/cgroup/sage.
+ *       If the root fails too, the mode is NONE. "+memory" is then also
+ *       enabled in sage/cgroup.subtree_control, so the worker groups get
+ *       memory.max.
  *   v1 (a cgroup v1 memory hierarchy mounted at /sys/fs/cgroup/memory):
  *       parent = /sys/fs/cgroup/memory/sage, at the root of the mount. v1 has
  *       no delegation protocol, and the group a process is in is usually owned
@@ -43,9 +44,12 @@
  * sleep is fine in destroy: it runs on the JobManager's reaping path, never on
  * a data path.
  *
- * No state is kept here: everything a group needs is in sage__cgroup, so
- * the functions are thread-safe as long as one group is not used by two
- * threads at once.
+ * If the parent has gone since the probe (an empty one may be removed by
+ * another daemon or a test), create makes it again, once.
+ *
+ * No state is kept here (but an atomic counter for probe names): everything
+ * a group needs is in sage__cgroup, so the functions are thread-safe as long
+ * as one group is not used by two threads at once.
  */
 #include "cluster/cgroup.h"
 

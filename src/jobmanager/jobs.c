@@ -236,7 +236,7 @@ static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
     }
     if (d->cgmode != SAGE__CGROUP_NONE) {
         char name[64], cgerr[512];
-        snprintf(name, sizeof name, "job%lld-task%d", (long long)j->id, k->index);
+        snprintf(name, sizeof name, "jm%ld-job%lld-task%d", (long)d->pid, (long long)j->id, k->index);
         if (sage__cgroup_create(&k->cg, d->cgmode, d->cgparent, name, k->mem_limit, cgerr, sizeof cgerr) == 0)
             k->has_cg = 1;
         else
@@ -847,9 +847,12 @@ json_t *jm_job_end_json(jm *d, int64_t id)
         for (size_t i = 0; i < n; i++) {
             json_error_t e;
             json_t *m = rows[i].metrics[0] ? json_loads(rows[i].metrics, 0, &e) : NULL;
-            json_array_append_new(tasks, json_pack("{s:i,s:s,s:i,s:s,s:i,s:o}", "task", rows[i].task, "operator",
-                                                   rows[i].op, "instance", rows[i].instance, "state", rows[i].state,
-                                                   "pid", rows[i].pid, "metrics", m ? m : json_null()));
+            json_array_append_new(tasks, json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:o}", "task", rows[i].task,
+                                                   "operator", rows[i].op, "instance", rows[i].instance, "state",
+                                                   rows[i].state, "pid", rows[i].pid, "host", rows[i].host, "cpus",
+                                                   rows[i].cpus, "gpus", rows[i].gpus, "memory_limit",
+                                                   (json_int_t)rows[i].memory_limit, "peak_memory",
+                                                   (json_int_t)rows[i].peak_memory, "metrics", m ? m : json_null()));
         }
     free(rows);
     return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state, "error",

@@ -186,6 +186,15 @@ long sage__frame_decode(const unsigned char *buf, size_t len, uint32_t max_frame
     return (long)SAGE__FRAME_HDR + (long)h.len;
 }
 
+int sage__frame_header_decode(const unsigned char *hdr, uint32_t max_frame, sage__frame *f, char *why, size_t why_len)
+{
+    clear_why(why, why_len);
+    int rc = check_header(hdr, max_frame, f, why, why_len);
+    if (rc == 0)
+        f->payload = NULL;
+    return rc;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Blocking send / recv                                                      */
 /* ------------------------------------------------------------------------- */

@@ -59,6 +59,10 @@ void sage__frame_header(unsigned char *hdr, uint16_t type, uint32_t len);
 long sage__frame_decode(const unsigned char *buf, size_t len, uint32_t max_frame, sage__frame *f, char *why,
                         size_t why_len);
 
+/* Validate the 16 header bytes alone (for readers that then read the payload
+ * straight into their own buffer). 0, or SAGE_EPROTO with `why`. */
+int sage__frame_header_decode(const unsigned char *hdr, uint32_t max_frame, sage__frame *f, char *why, size_t why_len);
+
 /* Tokens. create: 32 bytes from getrandom(), hex, written to path with mode
  * 0600 (the directory is created 0700 if missing); an existing token is
  * kept. read: refuses a file that group or others may read or write, or

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "remote/remote.h"
 #include "runtime/runtime.h"
 
 
@@ -54,6 +55,7 @@ void sage__job_free(sage__job *job)
             sage__keystate_free(t->ops[k].ctx.ks);
         }
         free(t->ops);
+        sage__hist_free(&t->proc_ns);
         for (size_t r = 0; r < t->nroutes; r++) {
             free(t->routes[r].targets);
             free(t->routes[r].pending);
@@ -362,6 +364,8 @@ SAGE_API int sage_env_stop(sage_env *env)
 {
     if (!env || !env->job)
         return SAGE_ESTATE;
+    if (env->remote == SAGE__ENV_CLIENT)
+        return sage__client_control(env, "stop");
     atomic_store(&env->job->stopping, 1);
     return 0;
 }
@@ -370,6 +374,8 @@ SAGE_API int sage_env_cancel(sage_env *env)
 {
     if (!env || !env->job)
         return SAGE_ESTATE;
+    if (env->remote == SAGE__ENV_CLIENT)
+        return sage__client_control(env, "cancel");
     sage__job *job = env->job;
     pthread_mutex_lock(&job->mu);
     int was = atomic_exchange(&job->canceled, 1);

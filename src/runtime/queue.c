@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "runtime/netchan.h"
 #include "sage/error.h"
+#include <unistd.h>
 
 #define SAGE__QUEUE_FREE_MAX 8
 
@@ -49,6 +51,7 @@ sage__batch *sage__batch_new(size_t cap)
 
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled)
 {
+    q->remote = NULL;
     q->max_bytes = max_bytes;
     q->batch_bytes = batch_bytes;
     q->max_data = max_bytes / batch_bytes * 4 + 4; /* partial batches are common: allow more than bytes suggest */
@@ -77,6 +80,10 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
 
 void sage__queue_destroy(sage__queue *q)
 {
+    if (q->remote) {
+        sage__net_close(q);
+        return;
+    }
     if (!q->ring)
         return;
     for (size_t i = 0; i < q->count; i++)
@@ -102,6 +109,8 @@ static int full_for(const sage__queue *q, const sage__batch *b)
 
 int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
 {
+    if (q->remote)
+        return sage__net_push(q, b, fresh);
     pthread_mutex_lock(&q->mu);
     if (full_for(q, b)) {
         uint64_t t0 = now_ns();
@@ -202,6 +211,11 @@ void sage__queue_recycle(sage__queue *q, sage__batch *b)
 
 void sage__queue_wake(sage__queue *q)
 {
+    if (q->remote) {
+        uint64_t one = 1; /* the sender polls this eventfd while it waits for credit */
+        (void)!write(q->remote->cancel_fd, &one, sizeof one);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     pthread_cond_broadcast(&q->not_empty);
     pthread_cond_broadcast(&q->not_full);

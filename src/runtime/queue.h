@@ -39,6 +39,7 @@ typedef struct sage__queue {
     size_t nfree;
     size_t batch_bytes; /* standard batch capacity */
     _Atomic uint64_t blocked_ns; /* time producers spent waiting (backpressure) */
+    struct sage__netsend *remote; /* set: the consumer is in another process (runtime/netchan.c) */
 } sage__queue;
 
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled);

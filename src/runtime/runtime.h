@@ -90,6 +90,8 @@ struct sage__task {
     int started;
     const sage__assign *assign;
     int rc; /* task result */
+    int timed;          /* record processing time per batch (worker processes) */
+    sage__hist proc_ns; /* per-record processing time, averaged over each batch */
 };
 
 struct sage__job {

@@ -370,6 +370,17 @@ static int run_source(sage__task *t)
             return SAGE_ECANCELED;
         if (atomic_load_explicit(&job->stopping, memory_order_relaxed))
             return 0;
+        if (atomic_load_explicit(&job->paused, memory_order_relaxed)) {
+            /* paused: what is in flight drains, nothing new is produced */
+            int rc = sage__task_flush(t, 0);
+            if (rc < 0)
+                return rc;
+            pthread_mutex_lock(&job->mu);
+            while (atomic_load(&job->paused) && !atomic_load(&job->canceled) && !atomic_load(&job->stopping))
+                pthread_cond_wait(&job->pause_cv, &job->mu);
+            pthread_mutex_unlock(&job->mu);
+            continue;
+        }
         uint64_t before = atomic_load_explicit(&h->out.emitted, memory_order_relaxed);
         int rc = h->op->fn.source(&h->ctx, &h->out, h->op->udata);
         if (rc < 0)
@@ -409,6 +420,7 @@ static int run_inputs(sage__task *t)
             continue;
         }
         const unsigned char *p = b->data;
+        uint64_t t0 = t->timed ? sage_now_ns() : 0;
         for (uint32_t i = 0; i < b->n; i++) {
             uint32_t len;
             memcpy(&len, p, 4);
@@ -419,6 +431,8 @@ static int run_inputs(sage__task *t)
             }
             p += sage__rec_size(len);
         }
+        if (t->timed && b->n)
+            sage__hist_record(&t->proc_ns, (double)(sage_now_ns() - t0) / b->n);
         done = b;
         if ((rc = sage__task_flush(t, 1)) < 0) {
             sage__queue_recycle(t->in, done);

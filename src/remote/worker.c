@@ -1,0 +1,340 @@
+/* remote/worker.c - a worker process: the user's program relaunched by the JobManager to run one task.
+ *
+ * Design note. C functions cannot travel over a socket, so the JobManager
+ * starts the submitting program again with SAGE_WORKER_SPEC (the job's
+ * spec.json) and SAGE_WORKER_TASK (which task is ours). The program
+ * declares its pipeline as usual; when it calls sage_env_execute (or
+ * submit) we land here instead of in the embedded runtime:
+ *   1. compile the same plan and compare its hash with the submitted one
+ *      (a program whose graph depends on something that changed between
+ *      runs is refused with both hashes in the message);
+ *   2. report to the JobManager over an authenticated control connection;
+ *   3. build our one task exactly as embedded mode does, except that every
+ *      consumer instance is a remote queue (runtime/netchan.c) reached over
+ *      the job's Unix sockets, and our own input queue is fed by one
+ *      receiving thread per producer connection on the listener the
+ *      JobManager handed us as fd 3;
+ *   4. run the task on this thread; a control thread answers pause, resume
+ *      and stop, and sends a metrics report every 500 ms;
+ *   5. send the final report and exit. sage_env_execute never returns in a
+ *      worker: code after it belongs to the submitting process only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "net/frame.h"
+#include "net/sock.h"
+#include "remote/remote.h"
+#include "runtime/netchan.h"
+
+#define REPORT_MS 500
+
+typedef struct worker {
+    sage_env *env;
+    json_t *spec;
+    int64_t job_id;
+    int task_index;
+    char token[SAGE__TOKEN_HEX + 1];
+    char dir[1200];
+    int ctl_fd;
+    pthread_mutex_t send_mu; /* the control connection is written by two threads */
+    int cancel_fd;
+    sage__job *job;
+    sage__task *task;
+    sage__assign assign;
+    int cpus[SAGE__NODE_CPUS_MAX], gpus[SAGE__NODE_GPUS_MAX];
+    sage__netrecv *recv;
+    pthread_t ctl_thread;
+    _Atomic int finished;
+    int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
+} worker;
+
+static void send_event(worker *w, json_t *ev)
+{
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (!txt)
+        return;
+    pthread_mutex_lock(&w->send_mu);
+    if (w->ctl_fd >= 0)
+        sage__frame_send(w->ctl_fd, SAGE__MSG_EVENT, txt, (uint32_t)strlen(txt));
+    pthread_mutex_unlock(&w->send_mu);
+    free(txt);
+}
+
+/* Give up before the task could run: say why (to the JobManager if we
+ * reached it, and on stderr, which it keeps), then exit non-zero. */
+static _Noreturn void die(worker *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static _Noreturn void die(worker *w, int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sage worker: %s\n", msg);
+    if (w && w->ctl_fd >= 0)
+        send_event(w, json_pack("{s:s,s:b,s:i,s:s}", "event", "done", "ok", 0, "code", code, "error", msg));
+    fflush(NULL);
+    exit(3);
+}
+
+static void net_fail(void *arg, const char *why)
+{
+    worker *w = arg;
+    sage__job_fail(w->job, SAGE_EIO, "operator \"%s\" instance %d: %s", w->task->chain->ops[0]->name, w->task->instance,
+                   why);
+    uint64_t one = 1;
+    (void)!write(w->cancel_fd, &one, sizeof one);
+}
+
+static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int input)
+{
+    worker *w = arg;
+    sage__queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    char path[1300], err[512];
+    snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
+    size_t window = w->env->cfg.channel_bytes;
+    if (sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->cancel_fd, &w->job->canceled, err,
+                          sizeof err) != 0) {
+        free(q);
+        fprintf(stderr, "sage worker: %s\n", err);
+        return NULL;
+    }
+    w->job->queues[w->job->nqueues++] = q;
+    return q;
+}
+
+static void *control_main(void *arg)
+{
+    worker *w = arg;
+    uint64_t last = 0, t_last = sage_now_ns();
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = w->ctl_fd, .events = POLLIN}, {.fd = w->wake_fd, .events = POLLIN}};
+        int r = poll(pf, 2, REPORT_MS);
+        if (atomic_load(&w->finished))
+            return NULL;
+        if (r > 0 && pf[0].revents) {
+            sage__frame f;
+            unsigned char *payload = NULL;
+            char why[256];
+            if (sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why) != 0) {
+                /* the JobManager is gone: nothing may run without it */
+                sage__job_fail(w->job, SAGE_EIO, "lost the JobManager: %s", why);
+                uint64_t one = 1;
+                (void)!write(w->cancel_fd, &one, sizeof one);
+                return NULL;
+            }
+            json_error_t jerr;
+            json_t *ev = json_loads((const char *)payload, 0, &jerr);
+            free(payload);
+            const char *action = json_string_value(json_object_get(ev, "action"));
+            sage__job *job = w->job;
+            if (action && strcmp(action, "stop") == 0) {
+                atomic_store(&job->stopping, 1);
+            } else if (action && strcmp(action, "pause") == 0) {
+                atomic_store(&job->paused, 1);
+            } else if (action && strcmp(action, "resume") == 0) {
+                pthread_mutex_lock(&job->mu);
+                atomic_store(&job->paused, 0);
+                pthread_cond_broadcast(&job->pause_cv);
+                pthread_mutex_unlock(&job->mu);
+            }
+            if (action && strcmp(action, "resume") != 0) {
+                pthread_mutex_lock(&job->mu);
+                pthread_cond_broadcast(&job->pause_cv); /* a stop must reach a paused source */
+                pthread_mutex_unlock(&job->mu);
+            }
+            json_decref(ev);
+            continue;
+        }
+        uint64_t now = sage_now_ns();
+        json_t *m = sage__metrics_json(w->task, (double)(now - t_last) / 1e9, &last);
+        t_last = now;
+        send_event(w, json_pack("{s:s,s:o}", "event", "report", "metrics", m));
+    }
+}
+
+static void assignment_from_spec(worker *w, json_t *t)
+{
+    sage__assign *a = &w->assign;
+    json_t *v;
+    size_t i;
+    a->cpus = w->cpus;
+    a->gpus = w->gpus;
+    json_array_foreach(json_object_get(t, "cpus"), i, v) if (a->ncpus < SAGE__NODE_CPUS_MAX) w->cpus[a->ncpus++] =
+        (int)json_integer_value(v);
+    json_array_foreach(json_object_get(t, "gpus"), i, v) if (a->ngpus < SAGE__NODE_GPUS_MAX) w->gpus[a->ngpus++] =
+        (int)json_integer_value(v);
+    a->exclusive = json_is_true(json_object_get(t, "exclusive"));
+    a->pin = 0; /* the JobManager pinned the whole process before exec */
+    a->gpu_fraction = json_number_value(json_object_get(t, "gpu_fraction"));
+    a->memory = (uint64_t)json_integer_value(json_object_get(t, "memory"));
+    a->object_store_memory = (uint64_t)json_integer_value(json_object_get(t, "object_store_memory"));
+    const char *name;
+    json_object_foreach(json_object_get(t, "resources"), name, v)
+    {
+        if (a->ncustom >= SAGE_RES_CUSTOM_MAX)
+            break;
+        snprintf(a->custom[a->ncustom].name, sizeof a->custom[0].name, "%s", name);
+        a->custom[a->ncustom++].amount = json_number_value(v);
+    }
+    a->pub.ncpus = a->ncpus;
+    a->pub.cpus = a->cpus;
+    a->pub.exclusive = a->exclusive;
+    a->pub.ngpus = a->ngpus;
+    a->pub.gpus = a->gpus;
+    a->pub.gpu_fraction = a->gpu_fraction;
+    a->pub.memory = a->memory;
+    a->pub.object_store_memory = a->object_store_memory;
+    a->pub.node = json_string_value(json_object_get(t, "node"));
+    a->pub.ncustom = a->ncustom;
+    a->pub.custom = a->custom;
+}
+
+/* Our chain's built-in sinks write where the client can read them back. */
+static void prepare_sinks(worker *w)
+{
+    for (size_t k = 0; k < w->task->nops; k++) {
+        sage__op *op = w->task->ops[k].op;
+        if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
+            char path[1400];
+            snprintf(path, sizeof path, "%s/results/%s.%d", w->dir, op->name, w->task->instance);
+            op->sink_file = fopen(path, "wbe");
+            if (!op->sink_file)
+                die(w, SAGE_EIO, "operator \"%s\": cannot write %s: %s", op->name, path, strerror(errno));
+            op->results_to_file = 1;
+        } else if (op->builtin == SAGE__BUILTIN_FILE_SINK) {
+            op->append_fd = open(op->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (op->append_fd < 0)
+                die(w, SAGE_EIO, "operator \"%s\": cannot open \"%s\" for writing: %s", op->name, op->path,
+                    strerror(errno));
+        }
+    }
+}
+
+_Noreturn void sage__worker_run(sage_env *env)
+{
+    static worker wk;
+    worker *w = &wk;
+    w->env = env;
+    /* user output goes to the JobManager through a pipe: one line at a time, not lost if we are killed */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    w->ctl_fd = -1;
+    pthread_mutex_init(&w->send_mu, NULL);
+    const char *spec_path = getenv("SAGE_WORKER_SPEC"), *task_s = getenv("SAGE_WORKER_TASK");
+    json_error_t jerr;
+    w->spec = json_load_file(spec_path, 0, &jerr);
+    if (!w->spec)
+        die(NULL, SAGE_ECONFIG, "cannot read the job spec %s: %s", spec_path, jerr.text);
+    w->job_id = json_integer_value(json_object_get(w->spec, "job_id"));
+    w->task_index = task_s ? atoi(task_s) : -1;
+    snprintf(w->dir, sizeof w->dir, "%s", json_string_value(json_object_get(w->spec, "dir")) ?: "");
+    json_t *tj = json_array_get(json_object_get(w->spec, "tasks"), (size_t)w->task_index);
+    if (!tj)
+        die(NULL, SAGE_ECONFIG, "the job spec has no task %s", task_s ? task_s : "(unset)");
+    char home[1024], tpath[1100], err[1024];
+    sage_home_dir(NULL, home, sizeof home);
+    snprintf(tpath, sizeof tpath, "%s/token", home);
+    if (sage__token_read(tpath, w->token, sizeof w->token, err, sizeof err) != 0)
+        die(NULL, SAGE_EAUTH, "%s", err);
+    /* the control connection first, so every later refusal reaches the JobManager */
+    const char *jh = json_string_value(json_object_get(w->spec, "jobmanager_host"));
+    int jp = (int)json_integer_value(json_object_get(w->spec, "jobmanager_port"));
+    if (sage__tcp_connect(jh ? jh : "127.0.0.1", jp, &w->ctl_fd, err, sizeof err) != 0)
+        die(NULL, SAGE_EIO, "%s", err);
+    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", w->token, "role", "worker", "job_id", (json_int_t)w->job_id,
+                              "task", w->task_index);
+    char *txt = json_dumps(hello, JSON_COMPACT);
+    json_decref(hello);
+    sage__frame f;
+    unsigned char *payload = NULL;
+    if (!txt || sage__frame_send(w->ctl_fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) != 0 ||
+        sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 || f.type != SAGE__MSG_OK)
+        die(NULL, SAGE_EAUTH, "the JobManager refused this worker: %s", payload ? (char *)payload : err);
+    free(txt);
+    free(payload);
+
+    /* 1. the same plan as the submitter's? */
+    const char *jname = json_string_value(json_object_get(w->spec, "name"));
+    if (!jname || strcmp(jname, env->name) != 0)
+        die(w, SAGE_EPLAN, "this program executed job \"%s\" where the JobManager expected \"%s\"", env->name,
+            jname ? jname : "?");
+    if (env->err)
+        die(w, env->err, "declaring the pipeline failed in the worker: %s", env->errmsg);
+    env->executed = 1;
+    if (sage__compile(env) != 0)
+        die(w, env->err, "compiling the pipeline failed in the worker: %s", env->errmsg);
+    json_int_t want = json_integer_value(json_object_get(w->spec, "plan_hash"));
+    if ((json_int_t)(env->plan->hash >> 1) != want)
+        die(w, SAGE_EPLAN,
+            "the pipeline this worker built differs from the submitted one (plan hash %llx, submitted %llx): graph "
+            "building must be deterministic (same operators, names, parallelism and resources in every run)",
+            (unsigned long long)(env->plan->hash >> 1), (unsigned long long)want);
+    int chain = (int)json_integer_value(json_object_get(tj, "chain"));
+    int instance = (int)json_integer_value(json_object_get(tj, "instance"));
+    if (chain < 0 || (size_t)chain >= env->plan->nchains || instance < 0 || instance >= env->plan->chains[chain].parallelism)
+        die(w, SAGE_EPLAN, "task %d names chain %d instance %d, which this plan does not have", w->task_index, chain,
+            instance);
+
+    /* 2. our task, with remote consumers */
+    sage__chain *ch = &env->plan->chains[chain];
+    size_t ntargets = 1;
+    const sage__op *tail = ch->ops[ch->nops - 1];
+    for (size_t k = 0; k < tail->nconsumers; k++)
+        ntargets += (size_t)tail->consumers[k].op->parallelism;
+    w->job = sage__job_new(env, 1, ntargets);
+    if (!w->job)
+        die(w, SAGE_ENOMEM, "out of memory");
+    env->job = w->job;
+    w->task = &w->job->tasks[0];
+    assignment_from_spec(w, tj);
+    w->task->assign = &w->assign;
+    w->task->timed = 1;
+    w->cancel_fd = eventfd(0, EFD_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_CLOEXEC);
+    int rc = sage__task_setup(env, w->job, w->task, ch, instance, 1);
+    if (rc != 0)
+        die(w, rc, "setting up the task: %s", sage_strerror(rc));
+    if (w->task->in)
+        sage__net_serve(3, w->task->expected_eos, w->task->in, w->token, net_fail, w, &w->recv);
+    if ((rc = sage__task_routes(env, w->task, remote_target, w)) != 0)
+        die(w, rc, "connecting to the consumers of operator \"%s\" failed", tail->name);
+    prepare_sinks(w);
+    if ((rc = sage__services_start(env)) != 0)
+        die(w, rc, "%s", env->errmsg);
+    w->job->running_tasks = 1;
+    pthread_create(&w->ctl_thread, NULL, control_main, w);
+
+    /* 3. run */
+    sage__task_main(w->task);
+    sage__net_serve_join(w->recv);
+    sage__services_stop(env);
+    for (size_t k = 0; k < w->task->nops; k++) {
+        sage__op *op = w->task->ops[k].op;
+        if (op->sink_file && fclose(op->sink_file) != 0 && env->err == 0)
+            sage__env_fail(env, SAGE_EIO, "operator \"%s\": writing its results failed", op->name);
+        op->sink_file = NULL;
+        if (op->append_fd >= 0)
+            close(op->append_fd);
+        op->append_fd = -1;
+    }
+    atomic_store(&w->finished, 1);
+    uint64_t one = 1;
+    (void)!write(w->wake_fd, &one, sizeof one);
+    pthread_join(w->ctl_thread, NULL);
+    uint64_t last = 0;
+    int ok = env->err == 0 && w->task->rc == 0;
+    send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : env->err, "error",
+                            ok ? "" : env->errmsg, "metrics", sage__metrics_json(w->task, 0, &last)));
+    fflush(NULL);
+    exit(ok ? 0 : 1);
+}
