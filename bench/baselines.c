@@ -1,4 +1,4 @@
-/* bench/baselines.c - this machine's limits, measured in the same run: RSS floor, memcpy, a bare SPSC ring, loopback TCP, and COST. */
+/* bench/baselines.c - this machine's limits, measured in the same run: RSS floor, memcpy, SPSC ring, thread wake-up, loopback TCP, COST. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

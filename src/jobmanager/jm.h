@@ -57,7 +57,9 @@ typedef struct jm_task {
     int has_cg;
     uint64_t mem_limit;
     char cpus[256], gpus[64];
+    int killed_by_us;     /* we sent it SIGKILL (after another failure, or cancel) */
     int reported_done;    /* the worker said it ended (ok or not) */
+    int done_code;        /* the error code it reported */
     int done_ok;
     char error[1024];     /* the worker's own failure message */
     json_t *metrics;      /* last report */
@@ -86,6 +88,7 @@ typedef struct jm_job {
     sage__place_req *reqs;
     sage__assign **assign;
     int stop_requested, cancel_requested, failed;
+    int err_prio;         /* how much the recorded failure explains: a root cause outranks its echoes */
     char error[2048];
     char pending_reason[512];
     int64_t submitted_ms, started_ms;

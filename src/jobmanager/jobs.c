@@ -320,15 +320,22 @@ static int maybe_end(jm *d, jm_job *j)
 static void kill_tasks(jm_job *j)
 {
     for (size_t t = 0; t < j->ntasks; t++)
-        if (j->tasks[t].pid > 0 && !j->tasks[t].exited)
+        if (j->tasks[t].pid > 0 && !j->tasks[t].exited) {
+            j->tasks[t].killed_by_us = 1;
             kill(j->tasks[t].pid, SIGKILL);
+        }
 }
 
-static void job_fail(jm *d, jm_job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void job_fail(jm *d, jm_job *j, const char *fmt, ...)
+/* Failure priorities: when one worker dies, its neighbours fail too (broken
+ * connections); the reason kept is the one that explains most. */
+enum { PRIO_ECHO = 1, PRIO_USER = 2, PRIO_ROOT = 3 };
+
+static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
 {
-    if (!j->failed && !j->cancel_requested) {
+    if (!j->cancel_requested && (!j->failed || prio > j->err_prio)) {
         j->failed = 1;
+        j->err_prio = prio;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(j->error, sizeof j->error, fmt, ap);
@@ -360,7 +367,7 @@ static int try_start(jm *d, jm_job *j)
         return 0;
     }
     if (rc != 0) {
-        job_fail(d, j, "placement: %s", err);
+        job_fail(d, j, PRIO_ROOT, "placement: %s", err);
         return rc;
     }
     j->pending_reason[0] = 0;
@@ -399,14 +406,14 @@ static int try_start(jm *d, jm_job *j)
                 char sp[PATH_MAX + 64];
                 snprintf(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
                 if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
-                    job_fail(d, j, "operator \"%s\" instance %d: %s", k->op, i, err);
+                    job_fail(d, j, PRIO_ROOT, "operator \"%s\" instance %d: %s", k->op, i, err);
                     return SAGE_EIO;
                 }
             }
         }
     }
     if ((rc = write_spec(d, j, err, sizeof err)) != 0) {
-        job_fail(d, j, "%s", err);
+        job_fail(d, j, PRIO_ROOT, "%s", err);
         return rc;
     }
     j->state = JJ_RUNNING;
@@ -415,7 +422,7 @@ static int try_start(jm *d, jm_job *j)
     for (t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if ((rc = spawn_task(d, j, k, err, sizeof err)) != 0) {
-            job_fail(d, j, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
+            job_fail(d, j, PRIO_ROOT, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
             break;
         }
         /* the listener now lives in the worker; ours is no longer needed */
@@ -505,6 +512,7 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         k->done_ok = json_is_true(json_object_get(ev, "ok"));
         const char *e = json_string_value(json_object_get(ev, "error"));
         snprintf(k->error, sizeof k->error, "%s", e ? e : "");
+        k->done_code = (int)json_integer_value(json_object_get(ev, "code"));
     }
 }
 
@@ -812,20 +820,26 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
             int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && (!k->reported_done || k->done_ok);
             if (ok) {
                 k->state = JT_FINISHED;
-            } else if (j->failed || j->cancel_requested) {
+            } else if (k->killed_by_us || j->cancel_requested) {
                 k->state = JT_KILLED;
             } else {
                 k->state = JT_FAILED;
                 char why[1024], tail[1200];
-                if (k->reported_done && !k->done_ok && k->error[0])
+                int prio;
+                if (k->reported_done && !k->done_ok && k->error[0]) {
                     snprintf(why, sizeof why, "%s", k->error);
-                else
+                    prio = k->done_code == SAGE_ECANCELED || k->done_code == SAGE_EIO ? PRIO_ECHO : PRIO_USER;
+                } else {
                     describe_exit(k, why, sizeof why);
+                    prio = WIFSIGNALED(status) || (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
+                               ? PRIO_ROOT
+                               : PRIO_ECHO;
+                }
                 tail_lines(k, tail, sizeof tail);
-                if (tail[0])
-                    job_fail(d, j, "%s; last lines of its stderr:\n%s", why, tail);
+                if (tail[0] && prio != PRIO_USER)
+                    job_fail(d, j, prio, "%s; last lines of its stderr:\n%s", why, tail);
                 else
-                    job_fail(d, j, "%s", why);
+                    job_fail(d, j, prio, "%s", why);
             }
         }
         if (pid > 0 && maybe_end(d, j))

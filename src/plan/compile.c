@@ -77,6 +77,12 @@ static int check_graph(sage_env *env)
     }
     if (sinks == 0)
         return sage__env_fail(env, SAGE_EPLAN, "job \"%s\" has no sink: end every stream with sage_sink", env->name);
+    for (size_t i = 0; i < env->nops; i++)
+        for (size_t k = 0; k < i; k++)
+            if (env->ops[i]->collector && env->ops[i]->collector == env->ops[k]->collector)
+                return sage__env_fail(env, SAGE_EPLAN,
+                                      "sinks \"%s\" and \"%s\" collect into the same collector: give each its own",
+                                      env->ops[k]->name, env->ops[i]->name);
     for (size_t i = 0; i < env->nops; i++) {
         sage__op *op = env->ops[i];
         for (size_t k = 0; k < op->ninputs; k++)

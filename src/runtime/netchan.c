@@ -78,7 +78,8 @@ static int read_all(int fd, void *buf, size_t len)
 }
 
 int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, int cancel_fd, _Atomic int *canceled, char *err, size_t err_len)
+                      size_t window, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
+                      char *err, size_t err_len)
 {
     sage__netsend *ns = calloc(1, sizeof *ns);
     if (!ns)
@@ -102,6 +103,8 @@ int sage__net_connect(sage__queue *q, const char *path, const char *token, int64
     }
     ns->cancel_fd = cancel_fd;
     ns->credit = (int64_t)window;
+    ns->fail = fail;
+    ns->fail_arg = fail_arg;
     /* the queue only carries the bookkeeping the producer reads */
     memset(q, 0, sizeof *q);
     q->remote = ns;
@@ -155,6 +158,15 @@ static int read_credit(sage__queue *q, int block)
     }
 }
 
+static int push_failed(sage__queue *q, int rc)
+{
+    sage__netsend *ns = q->remote;
+    if ((rc == SAGE_EIO || rc == SAGE_EPROTO) && ns->fail && !atomic_load(q->canceled))
+        ns->fail(ns->fail_arg, rc == SAGE_EIO ? "the connection to a consumer broke (it ended or was killed)"
+                                              : "a consumer sent a malformed credit frame");
+    return rc;
+}
+
 int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
 {
     sage__netsend *ns = q->remote;
@@ -171,7 +183,8 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
         memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
         struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 4}};
         free(b);
-        return send_all(ns->fd, iov, 1);
+        int erc = send_all(ns->fd, iov, 1);
+        return erc ? push_failed(q, erc) : 0;
     }
     size_t plen = 8 + b->used;
     int rc;
@@ -180,12 +193,12 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
         while (ns->credit < (int64_t)plen && ns->outstanding > 0)
             if ((rc = read_credit(q, 1)) != 0) {
                 free(b);
-                return rc;
+                return push_failed(q, rc);
             }
         atomic_fetch_add_explicit(&q->blocked_ns, now_ns() - t0, memory_order_relaxed);
     } else if ((rc = read_credit(q, 0)) != 0) {
         free(b);
-        return rc;
+        return push_failed(q, rc);
     }
     sage__frame_header(hdr, SAGE__MSG_DATA, (uint32_t)plen);
     memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
@@ -197,7 +210,7 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     atomic_store_explicit(&q->consumer_waiting, 0, memory_order_relaxed);
     if (rc != 0) {
         free(b);
-        return rc;
+        return push_failed(q, rc);
     }
     b->n = 0;
     b->used = 0;

@@ -23,11 +23,15 @@ typedef struct sage__netsend {
     uint64_t outstanding;
     unsigned char rx[64];
     size_t rxlen;
+    void (*fail)(void *arg, const char *why); /* told first when the consumer is gone */
+    void *fail_arg;
 } sage__netsend;
 
 /* Connect to a consumer's Unix socket and introduce ourselves. */
+typedef void (*sage__net_fail_fn)(void *arg, const char *why);
 int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, int cancel_fd, _Atomic int *canceled, char *err, size_t err_len);
+                      size_t window, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
+                      char *err, size_t err_len);
 int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh);
 void sage__net_close(sage__queue *q);
 
@@ -35,7 +39,6 @@ void sage__net_close(sage__queue *q);
  * each served by its own thread that validates frames and pushes batches
  * into q (blocking when q is full: that is what stops the credit). */
 typedef struct sage__netrecv sage__netrecv;
-typedef void (*sage__net_fail_fn)(void *arg, const char *why);
 int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg,
                     sage__netrecv **out);
 /* Wait for every connection to end (after their end-of-stream, or cancel). */

@@ -42,9 +42,11 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     char code[48] = "";
     if (!inst->ctx.failmsg[0] && !known)
         snprintf(code, sizeof code, " (returned %d)", rc);
-    sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %llu records: %s%s",
-                   inst->op->name, inst->ctx.instance,
-                   (unsigned long long)atomic_load_explicit(&inst->ctx.records_in, memory_order_relaxed), why, code);
+    int source = inst->op->kind == SAGE__OP_SOURCE;
+    uint64_t n = atomic_load_explicit(source ? &inst->out.emitted : &inst->ctx.records_in, memory_order_relaxed);
+    sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %s%llu record%s: %s%s",
+                   inst->op->name, inst->ctx.instance, source ? "emitting " : "", (unsigned long long)n, n == 1 ? "" : "s",
+                   why, code);
     return rc;
 }
 

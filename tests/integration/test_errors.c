@@ -73,7 +73,7 @@ static void ctx_fail_message_routed(void)
     sage_sink(sage_partition_custom(s, to_instance_2, NULL), fail_with_message, NULL,
               &(sage_op_opts){.name = "picky", .parallelism = 3});
     CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
-    CHECK_STR(sage_env_errmsg(env), "operator \"picky\" instance 2 failed after 1 records: record 77 is cursed");
+    CHECK_STR(sage_env_errmsg(env), "operator \"picky\" instance 2 failed after 1 record: record 77 is cursed");
     sage_env_destroy(env);
 }
 
@@ -89,7 +89,7 @@ static void partitioner_out_of_range(void)
     sage_sink(sage_partition_custom(s, bad_partition, NULL), sink_ok, NULL, &(sage_op_opts){.parallelism = 4});
     CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
     CHECK_STR(sage_env_errmsg(env),
-              "operator \"src\" instance 0 failed after 0 records: the custom partitioner returned 7 for 4 instances");
+              "operator \"src\" instance 0 failed after emitting 1 record: the custom partitioner returned 7 for 4 instances");
     sage_env_destroy(env);
 }
 
@@ -106,7 +106,7 @@ static void map_must_emit_one(void)
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
     sage_sink(sage_map(s, map_twice, NULL, &(sage_op_opts){.name = "m"}), sink_ok, NULL, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
-    CHECK_STR(sage_env_errmsg(env), "operator \"m\" instance 0 failed after 1 records: a map must emit exactly one "
+    CHECK_STR(sage_env_errmsg(env), "operator \"m\" instance 0 failed after 1 record: a map must emit exactly one "
                                     "record per input, this one emitted 2 (use sage_flat_map)");
     sage_env_destroy(env);
 }
@@ -226,7 +226,7 @@ static void missing_input_file(void)
     sage_stream *s = sage_from_file_lines(env, "/nonexistent/input.txt", &(sage_op_opts){.name = "lines"});
     sage_sink(s, sink_ok, NULL, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EIO);
-    CHECK_STR(sage_env_errmsg(env), "operator \"lines\" instance 0 failed after 0 records: cannot open "
+    CHECK_STR(sage_env_errmsg(env), "operator \"lines\" instance 0 failed after emitting 0 records: cannot open "
                                     "\"/nonexistent/input.txt\": No such file or directory");
     sage_env_destroy(env);
 }

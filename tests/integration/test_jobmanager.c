@@ -1,0 +1,627 @@
+/* tests/integration/test_jobmanager.c - a real JobManager daemon on a free loopback port, real worker processes.
+ *
+ * This program is both the test driver and the user program the JobManager
+ * relaunches: run as `test_jobmanager pipeline NAME HOST:PORT` it declares
+ * pipeline NAME on a remote environment and executes it (in the JobManager's
+ * workers the same command line rebuilds the same graph). Run without
+ * arguments it starts a daemon and drives every case. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "net/frame.h"
+#include "pipeline_util.h"
+
+static char home[256], addr[64], token_file[300];
+static int port;
+static pid_t jm_pid;
+
+/* ---------------------------------------------------------------- pipelines */
+
+static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+static int key_self(const void *r, size_t n, void *kb, void *u)
+{
+    memcpy(kb, r, n);
+    return (int)n;
+}
+static int count_word(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t *cnt = sage_ctx_state(c, sizeof *cnt);
+    if (!cnt)
+        return SAGE_ENOMEM;
+    ++*cnt;
+    return sage_ctx_counter_add(c, "words", 1);
+}
+static int emit_count(const void *key, size_t kl, void *state, void *arg)
+{
+    char line[128];
+    int n = snprintf(line, sizeof line, "%.*s %" PRId64, (int)kl, (const char *)key, *(int64_t *)state);
+    return sage_emit(arg, line, (size_t)n) < 0;
+}
+static int counts_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, emit_count, o) ? -1 : 0; }
+
+/* Words: record i is word i % 37 ("w0".."w36"), 20000 records over all instances. */
+static int gen_words(sage_ctx *c, sage_out *o, void *u)
+{
+    uint64_t i = (uint64_t)(uintptr_t)sage_ctx_local(c), p = (uint64_t)sage_ctx_parallelism(c);
+    if (i == 0)
+        i = (uint64_t)sage_ctx_instance(c) + 1; /* stored +1 so that 0 means "not started" */
+    i--;
+    char w[16];
+    for (int k = 0; k < 512 && i < 20000; k++, i += p) {
+        int n = snprintf(w, sizeof w, "w%d", (int)(i % 37));
+        if (sage_emit(o, w, (size_t)n) < 0)
+            return SAGE_ECANCELED;
+    }
+    sage_ctx_set_local(c, (void *)(uintptr_t)(i + 1));
+    return i >= 20000 ? SAGE_DONE : SAGE_MORE;
+}
+
+static void build_wordcount(sage_env *env, sage_collector *c)
+{
+    sage_stream *s = sage_from_generator(env, gen_words, NULL, &(sage_op_opts){.name = "words", .parallelism = 2});
+    s = sage_flat_map(sage_key_by(s, key_self, NULL), count_word, NULL,
+                      &(sage_op_opts){.name = "count", .parallelism = 3, .close = counts_close});
+    sage_sink_collect(s, c, &(sage_op_opts){.name = "results", .parallelism = 2});
+}
+
+/* Reports where it runs: affinity, CUDA_VISIBLE_DEVICES, assigned GPUs. */
+static int where(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    sched_getaffinity(0, sizeof set, &set);
+    char line[256], cpus[128] = "";
+    size_t l = 0;
+    for (int i = 0; i < CPU_SETSIZE && l < sizeof cpus - 8; i++)
+        if (CPU_ISSET(i, &set))
+            l += (size_t)snprintf(cpus + l, sizeof cpus - l, "%s%d", l ? "," : "", i);
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    const sage_assignment *a = sage_ctx_assignment(c);
+    int k = snprintf(line, sizeof line, "%s[%d] affinity=%s cuda=%s gpus=%d", sage_ctx_op_name(c), sage_ctx_instance(c),
+                     cpus, cvd ? cvd : "(unset)", a && a->ngpus ? a->gpus[0] : -1);
+    return sage_emit(o, line, (size_t)k);
+}
+
+static int hog(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    /* touch 256 MiB: past the 64 MB limit of this operator */
+    for (int i = 0; i < 256; i++) {
+        char *p = malloc(1 << 20);
+        if (!p)
+            return SAGE_ENOMEM;
+        memset(p, i, 1 << 20);
+    }
+    return sage_emit(o, r, n);
+}
+
+static int forever(sage_ctx *c, sage_out *o, void *u)
+{
+    int64_t v = (int64_t)(uintptr_t)sage_ctx_local(c);
+    for (int i = 0; i < 16; i++)
+        if (sage_emit_i64(o, ++v) < 0)
+            return SAGE_ECANCELED;
+    sage_ctx_set_local(c, (void *)(uintptr_t)v);
+    return SAGE_MORE;
+}
+
+static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
+/* `pipeline NAME ADDR`: declare, execute, print what the test compares. */
+static int run_pipeline(const char *name, const char *jm)
+{
+    char config[256];
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
+    sage_env *env = sage_env_create(name, config);
+    sage_collector *c = sage_collector_create(0), *c2 = sage_collector_create(0);
+    uint64_t n = 1000;
+    if (strcmp(name, "wordcount") == 0) {
+        build_wordcount(env, c);
+    } else if (strcmp(name, "placement") == 0) {
+        n = 2;
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        sage_stream *a = sage_map(s, pass, NULL, &(sage_op_opts){.name = "a", .resources = "{\"num_cpus\": 1}"});
+        sage_stream *w1 = sage_map(a, where, NULL, &(sage_op_opts){.name = "cpu_one", .resources = "{\"num_cpus\": 1}"});
+        sage_sink_collect(sage_rebalance(w1), c, &(sage_op_opts){.name = "cpu_out"});
+        /* a second branch with GPUs: two instances, one GPU each */
+        sage_stream *g = sage_map(sage_rebalance(s), where, NULL,
+                                  &(sage_op_opts){.name = "gpu", .parallelism = 2, .resources = "{\"num_gpus\": 1}"});
+        sage_sink_collect(sage_rebalance(g), c2, &(sage_op_opts){.name = "gpu_out"});
+    } else if (strcmp(name, "hog") == 0) {
+        n = 3;
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        s = sage_map(sage_rebalance(s), hog, NULL, &(sage_op_opts){.name = "hog", .resources = "{\"memory\": \"64MB\"}"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, NULL);
+    } else if (strcmp(name, "forever") == 0) {
+        sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        s = sage_map(sage_rebalance(s), pass, NULL, &(sage_op_opts){.name = "mid", .parallelism = 2});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end"});
+    } else if (strcmp(name, "drifting") == 0) {
+        /* a graph that differs in the workers: refused by the plan hash */
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        s = sage_map(sage_rebalance(s), pass, NULL, &(sage_op_opts){.parallelism = sage_is_worker() ? 3 : 2});
+        sage_sink(s, sink_ok, NULL, NULL);
+    } else {
+        fprintf(stderr, "unknown pipeline %s\n", name);
+        return 2;
+    }
+    int rc = sage_env_execute(env);
+    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    size_t got;
+    char **v = collected_strs(c, &got);
+    for (size_t i = 0; i < got; i++)
+        printf("%s\n", v[i]);
+    free_strs(v, got);
+    v = collected_strs(c2, &got);
+    for (size_t i = 0; i < got; i++)
+        printf("%s\n", v[i]);
+    free_strs(v, got);
+    sage_collector_destroy(c2);
+    sage_metric m;
+    if (sage_env_metric(env, "count", -1, "words", &m) == 0)
+        printf("counter words %" PRId64 "\n", m.value);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(s, (struct sockaddr *)&a, sizeof a);
+    socklen_t l = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &l);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static pid_t start_jm(const char *config)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        sage_jobmanager_opts o = {.host = "127.0.0.1", .port = port, .home = home, .ready_fd = p[1], .config = config};
+        char err[1024];
+        int rc = sage_jobmanager_run(&o, err, sizeof err);
+        if (rc != 0)
+            fprintf(stderr, "jobmanager: %s\n", err);
+        _exit(rc ? 1 : 0);
+    }
+    close(p[1]);
+    char r = 0;
+    ssize_t n = read(p[0], &r, 1);
+    close(p[0]);
+    return n == 1 && r == 'R' ? pid : -1;
+}
+
+static void stop_jm(void)
+{
+    kill(jm_pid, SIGTERM);
+    int st;
+    waitpid(jm_pid, &st, 0);
+}
+
+/* Run a command, capture its stdout (at most 1 MiB), return its exit status. */
+static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = 0;
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char self[1024];
+static char *big; /* 1 MiB output buffer */
+
+static json_t *client_request(const char *req)
+{
+    sage_client *c;
+    char err[1024], *reply = NULL;
+    if (sage_client_connect("127.0.0.1", port, token_file, &c, err, sizeof err) != 0)
+        return NULL;
+    int rc = sage_client_request(c, req, &reply, err, sizeof err);
+    sage_client_close(c);
+    json_error_t jerr;
+    json_t *j = rc == 0 ? json_loads(reply, 0, &jerr) : NULL;
+    free(reply);
+    return j;
+}
+
+static void remote_equals_embedded(void)
+{
+    /* embedded, in this process */
+    sage_env *env = sage_env_create("wordcount", NULL);
+    sage_collector *c = sage_collector_create(0);
+    build_wordcount(env, c);
+    CHECK_INT(sage_env_execute(env), 0);
+    size_t n;
+    char **v = collected_strs(c, &n);
+    char expect[8192] = "";
+    size_t l = 0;
+    for (size_t i = 0; i < n; i++)
+        l += (size_t)snprintf(expect + l, sizeof expect - l, "%s\n", v[i]);
+    free_strs(v, n);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    CHECK_INT(n, 37);
+    /* the same code through the JobManager */
+    CHECK_INT(run(big, 1 << 20, "%s pipeline wordcount %s", self, addr), 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_CONTAINS(big, expect);
+    CHECK_CONTAINS(big, "counter words 20000\n"); /* metrics come back from the workers */
+    /* the example program, unchanged but for --jobmanager: its table equals embedded mode's */
+    const char *ex = getenv("SAGE_EXAMPLE_PARALLELISM");
+    if (ex) {
+        static char emb[65536];
+        CHECK_INT(run(emb, sizeof emb, "%s | grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort", ex), 0);
+        CHECK_INT(run(big, 1 << 20, "%s --jobmanager %s | grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort",
+                      ex, addr),
+                  0);
+        CHECK(strlen(emb) > 100);
+        CHECK_STR(big, emb);
+    }
+}
+
+static void placement_inside_workers(void)
+{
+    CHECK_INT(run(big, 1 << 20, "%s pipeline placement %s", self, addr), 0);
+    /* the daemon's node has 2 cpus and 2 gpus (config): "a" and "cpu_one" hold one core each */
+    CHECK_CONTAINS(big, "cpu_one[0] affinity=1 cuda= gpus=-1\n");
+    CHECK_CONTAINS(big, "gpu[0] affinity=");
+    CHECK_CONTAINS(big, " cuda=0 gpus=0\n");
+    CHECK_CONTAINS(big, " cuda=1 gpus=1\n");
+}
+
+static void memory_limit_enforced(void)
+{
+    json_t *ping = client_request("{\"op\":\"ping\"}");
+    const char *mode = json_string_value(json_object_get(ping, "memory_enforcement"));
+    if (!mode || strncmp(mode, "cgroup", 6) != 0) {
+        printf("  skipped: memory limits are not enforced on this host (%s)\n", mode ? mode : "?");
+        json_decref(ping);
+        return;
+    }
+    json_decref(ping);
+    CHECK_INT(run(big, 1 << 20, "%s pipeline hog %s", self, addr), 1);
+    CHECK_CONTAINS(big, "error: job ");
+    CHECK_CONTAINS(big, "operator \"hog\" instance 0 exceeded its memory limit of 64MB");
+}
+
+static int job_state_is(long long id, const char *state)
+{
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request(req);
+    const char *s = json_string_value(json_object_get(st, "state"));
+    int yes = s && strcmp(s, state) == 0;
+    json_decref(st);
+    return yes;
+}
+
+/* Wait (bounded) for a condition the JobManager reports. */
+static int wait_state(long long id, const char *state)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (job_state_is(id, state))
+            return 1;
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return 0;
+}
+
+/* Start `pipeline forever` in the background; returns its job id (found via list). */
+static long long start_forever(FILE **client)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s pipeline forever %s", self, addr);
+    *client = popen(cmd, "r");
+    for (int i = 0; i < 2000; i++) {
+        json_t *l = client_request("{\"op\":\"list\"}");
+        json_t *first = json_array_get(json_object_get(l, "jobs"), 0);
+        const char *name = json_string_value(json_object_get(first, "name"));
+        const char *state = json_string_value(json_object_get(first, "state"));
+        long long id = json_integer_value(json_object_get(first, "job_id"));
+        int ok = name && strcmp(name, "forever") == 0 && state && strcmp(state, "running") == 0;
+        json_decref(l);
+        if (ok)
+            return id;
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return -1;
+}
+
+static void worker_killed_no_orphans(void)
+{
+    FILE *client;
+    long long id = start_forever(&client);
+    CHECK(id > 0);
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request(req);
+    json_t *tasks = json_object_get(st, "tasks");
+    pid_t pids[16];
+    size_t np = 0, i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) if (np < 16) pids[np++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    CHECK_INT(np, 4);
+    /* kill the "mid" instance 1 (task 2) */
+    CHECK_INT(kill(pids[2], SIGKILL), 0);
+    size_t n = fread(big, 1, (1 << 20) - 1, client);
+    big[n] = 0;
+    CHECK_INT(WEXITSTATUS(pclose(client)), 1);
+    CHECK_CONTAINS(big, "operator \"mid\" instance 1 (pid ");
+    CHECK_CONTAINS(big, ") was killed by signal 9 (Killed)");
+    for (size_t k = 0; k < np; k++)
+        CHECK(kill(pids[k], 0) != 0 && errno == ESRCH); /* reaped: no orphan, no zombie */
+}
+
+static void pause_resume_stop(void)
+{
+    FILE *client;
+    long long id = start_forever(&client);
+    CHECK(id > 0);
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"pause\",\"job_id\":%lld}", id);
+    json_decref(client_request(req));
+    CHECK(job_state_is(id, "paused"));
+    CHECK_INT(run(big, 1 << 20, "%s job resume %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
+              0);
+    CHECK(job_state_is(id, "running"));
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
+              0);
+    size_t n = fread(big, 1, (1 << 20) - 1, client);
+    big[n] = 0;
+    CHECK_INT(WEXITSTATUS(pclose(client)), 0);
+    CHECK(wait_state(id, "stopped"));
+    /* every record the source emitted reached the sink */
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request(req);
+    json_t *tasks = json_object_get(st, "tasks");
+    json_int_t out = json_integer_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(json_array_get(tasks, 0), "metrics"), "operators"), 0),
+        "records_out"));
+    json_int_t in = json_integer_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(json_array_get(tasks, 3), "metrics"), "operators"), 0),
+        "records_in"));
+    CHECK(out > 0);
+    CHECK_INT(in, out);
+    json_decref(st);
+}
+
+static void plan_hash_mismatch(void)
+{
+    CHECK_INT(run(big, 1 << 20, "%s pipeline drifting %s", self, addr), 1);
+    CHECK_CONTAINS(big, "differs from the submitted one (plan hash ");
+}
+
+static void bad_frames_and_tokens(void)
+{
+    /* raw connections: garbage, an oversized frame, a wrong token, no HELLO */
+    const char *cases[] = {"garbage bytes that are not a frame", "oversized", "wrong token", "no hello"};
+    for (int i = 0; i < 4; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_INT(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+        if (i == 0) {
+            CHECK(write(s, cases[0], strlen(cases[0])) > 0);
+        } else if (i == 1) {
+            unsigned char h[SAGE__FRAME_HDR];
+            sage__frame_header(h, SAGE__MSG_HELLO, 50u << 20);
+            CHECK(write(s, h, sizeof h) == (ssize_t)sizeof h);
+        } else if (i == 2) {
+            const char *hello = "{\"token\":\"0000000000000000000000000000000000000000000000000000000000000000\"}";
+            sage__frame_send(s, SAGE__MSG_HELLO, hello, (uint32_t)strlen(hello));
+        } else {
+            sage__frame_send(s, SAGE__MSG_REQUEST, "{\"op\":\"list\"}", 13);
+        }
+        /* the daemon answers with an ERROR frame and closes */
+        sage__frame f;
+        unsigned char *payload = NULL;
+        char why[256];
+        int rc = sage__frame_recv(s, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why);
+        CHECK_INT(rc, 0);
+        CHECK_INT(f.type, SAGE__MSG_ERROR);
+        free(payload);
+        char c;
+        CHECK_INT(read(s, &c, 1), 0); /* closed */
+        close(s);
+    }
+    /* and it goes on serving everyone else */
+    json_t *ping = client_request("{\"op\":\"ping\"}");
+    CHECK(ping != NULL);
+    json_decref(ping);
+    char log[1100];
+    snprintf(log, sizeof log, "%s/jobmanager.log", home);
+    CHECK_INT(run(big, 1 << 20, "cat %s", log), 0);
+    CHECK_CONTAINS(big, "malformed frame: bad magic");
+    CHECK_CONTAINS(big, "exceeds the 1048576-byte frame limit");
+    CHECK_CONTAINS(big, "wrong or missing token");
+    CHECK_CONTAINS(big, "first frame is type 4, not HELLO");
+    /* Prometheus metrics: refused without the token, served with it */
+    char tok[SAGE__TOKEN_HEX + 1], err[256];
+    CHECK_INT(sage__token_read(token_file, tok, sizeof tok, err, sizeof err), 0);
+    for (int with = 0; with < 2; with++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_INT(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+        char req[256];
+        int l = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n", with ? "Authorization: Bearer " : "",
+                         with ? tok : "", with ? "\r\n" : "");
+        CHECK(write(s, req, (size_t)l) == l);
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(s, big + got, (1 << 20) - 1 - got)) > 0)
+            got += (size_t)r;
+        big[got] = 0;
+        close(s);
+        CHECK_CONTAINS(big, with ? "HTTP/1.1 200 OK" : "HTTP/1.1 401 Unauthorized");
+        if (with)
+            CHECK_CONTAINS(big, "sage_jobs{state=\"running\"} ");
+    }
+}
+
+static void *concurrent_client(void *arg)
+{
+    static char outs[20][65536];
+    int i = (int)(intptr_t)arg;
+    char *o = outs[i];
+    int rc = run(o, sizeof outs[i], "%s pipeline wordcount %s", self, addr);
+    return (void *)(intptr_t)(rc == 0 && strstr(o, "w9 541\n") && strstr(o, "counter words 20000\n"));
+}
+
+static void twenty_jobs_at_once(void)
+{
+    pthread_t th[20];
+    for (int i = 0; i < 20; i++)
+        pthread_create(&th[i], NULL, concurrent_client, (void *)(intptr_t)i);
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        ok += r == (void *)1;
+    }
+    CHECK_INT(ok, 20);
+}
+
+static void restart_keeps_jobs(void)
+{
+    json_t *before = client_request("{\"op\":\"list\"}");
+    size_t nbefore = json_array_size(json_object_get(before, "jobs"));
+    json_decref(before);
+    CHECK(nbefore >= 25);
+    /* a job running when the daemon dies */
+    FILE *client;
+    long long id = start_forever(&client);
+    CHECK(id > 0);
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request(req);
+    pid_t pids[8];
+    size_t np = 0, i;
+    json_t *t;
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8) pids[np++] =
+        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    kill(jm_pid, SIGKILL);
+    int wst;
+    waitpid(jm_pid, &wst, 0);
+    size_t n = fread(big, 1, (1 << 20) - 1, client);
+    big[n] = 0;
+    CHECK_INT(WEXITSTATUS(pclose(client)), 1);
+    CHECK_CONTAINS(big, "lost the JobManager");
+    /* its workers die with it (they were its children) */
+    for (size_t k = 0; k < np; k++) {
+        int gone = 0;
+        for (int w = 0; w < 2000 && !gone; w++) {
+            gone = kill(pids[k], 0) != 0;
+            if (!gone)
+                nanosleep(&(struct timespec){0, 5000000}, NULL);
+        }
+        CHECK(gone);
+    }
+    jm_pid = start_jm("{\"node\": {\"cpus\": 2, \"gpus\": 2}}");
+    CHECK(jm_pid > 0);
+    json_t *after = client_request("{\"op\":\"list\"}");
+    json_t *jobs = json_object_get(after, "jobs");
+    CHECK_INT(json_array_size(jobs), nbefore + 1);
+    json_t *first = json_array_get(jobs, 0);
+    CHECK_INT(json_integer_value(json_object_get(first, "job_id")), id);
+    CHECK_STR(json_string_value(json_object_get(first, "state")), "failed");
+    CHECK_STR(json_string_value(json_object_get(first, "error")), "the JobManager stopped while the job was running");
+    json_decref(after);
+    /* the CLI sees the same, as a table and as JSON */
+    CHECK_INT(run(big, 1 << 20, "%s job list --port %d --token-file %s", getenv("SAGE_CLI"), port, token_file), 0);
+    CHECK_CONTAINS(big, "ID     NAME                     STATE");
+    CHECK_CONTAINS(big, "the JobManager stopped while the job was running");
+    CHECK_INT(run(big, 1 << 20, "%s job status %lld --json --port %d --token-file %s", getenv("SAGE_CLI"), id, port,
+                  token_file),
+              0);
+    CHECK_CONTAINS(big, "\"state\": \"failed\"");
+}
+
+static void cli_exit_codes(void)
+{
+    const char *cli = getenv("SAGE_CLI");
+    CHECK_INT(run(big, 1 << 20, "%s --help", cli), 0);
+    CHECK_CONTAINS(big, "usage: sage <command>");
+    CHECK_INT(run(big, 1 << 20, "%s job frobnicate 1 2>/dev/null", cli), 2);
+    CHECK_INT(run(big, 1 << 20, "%s job status 999999 --port %d --token-file %s 2>&1", cli, port, token_file), 1);
+    CHECK_CONTAINS(big, "no job 999999");
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager status --port %d --token-file %s 2>&1", cli, free_port(), token_file), 3);
+    /* a second daemon on the same port or home is refused with the reason */
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s 2>&1", cli, port, home), 1);
+    CHECK_CONTAINS(big, "a JobManager is already running with pid");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
+        return run_pipeline(argv[2], argv[3]);
+    if (!getenv("SAGE_CLI")) {
+        fprintf(stderr, "SAGE_CLI is not set (run through ctest)\n");
+        return 1;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    big = malloc(1 << 20);
+    snprintf(home, sizeof home, "/tmp/sage-jm-test-XXXXXX");
+    if (!mkdtemp(home))
+        return 1;
+    snprintf(token_file, sizeof token_file, "%s/token", home);
+    setenv("SAGE_HOME", home, 1);
+    port = free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    jm_pid = start_jm("{\"node\": {\"cpus\": 2, \"gpus\": 2}}");
+    if (jm_pid < 0) {
+        fprintf(stderr, "the JobManager did not start\n");
+        return 1;
+    }
+    RUN(remote_equals_embedded);
+    RUN(placement_inside_workers);
+    RUN(memory_limit_enforced);
+    RUN(worker_killed_no_orphans);
+    RUN(pause_resume_stop);
+    RUN(plan_hash_mismatch);
+    RUN(bad_frames_and_tokens);
+    RUN(twenty_jobs_at_once);
+    RUN(restart_keeps_jobs);
+    RUN(cli_exit_codes);
+    stop_jm();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", home);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", home);
+    free(big);
+    return CHECK_DONE();
+}
