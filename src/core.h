@@ -171,6 +171,7 @@ typedef struct sage__config {
     size_t batch_bytes;
     size_t channel_bytes;
     size_t max_record_bytes;
+    unsigned flush_linger_us; /* a partial batch waits this long for more records when its consumer is idle */
     json_t *node; /* "node" object or NULL */
 } sage__config;
 

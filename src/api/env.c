@@ -81,6 +81,12 @@ static int parse_config(sage_env *env, const char *config)
         } else if (strcmp(key, "max_record_bytes") == 0) {
             if ((rc = config_bytes(env, key, v, 1, (size_t)1 << 31, &env->cfg.max_record_bytes)) != 0)
                 goto out;
+        } else if (strcmp(key, "flush_linger_us") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000) {
+                rc = sage__env_fail(env, SAGE_ECONFIG, "config key \"flush_linger_us\": expected microseconds from 0 to 1000000");
+                goto out;
+            }
+            env->cfg.flush_linger_us = (unsigned)json_integer_value(v);
         } else if (strcmp(key, "jobmanager") == 0) {
             char host[256];
             int port;
@@ -110,7 +116,7 @@ static int parse_config(sage_env *env, const char *config)
         } else {
             rc = sage__env_fail(env, SAGE_ECONFIG,
                                 "config: unknown key \"%s\" (known: max_parallelism, batch_bytes, channel_bytes, "
-                                "max_record_bytes, node, jobmanager, token_file)",
+                                "max_record_bytes, flush_linger_us, node, jobmanager, token_file)",
                                 key);
             goto out;
         }
@@ -129,6 +135,7 @@ SAGE_API sage_env *sage_env_create(const char *name, const char *config)
     env->cfg.batch_bytes = 16 * 1024;
     env->cfg.channel_bytes = 256 * 1024;
     env->cfg.max_record_bytes = 64u << 20;
+    env->cfg.flush_linger_us = 200;
     if (!name || !*name) {
         sage__strlcpy(env->name, "job", sizeof env->name);
         sage__env_fail(env, SAGE_EINVAL, "sage_env_create: the job name is empty");

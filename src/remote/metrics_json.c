@@ -37,7 +37,8 @@ static void hist_import(sage__hist *h, json_t *j)
     }
 }
 
-json_t *sage__metrics_json(sage__task *t, double interval_s, uint64_t *last_count)
+/* What only the task's own thread may read: user metrics and processing time. */
+json_t *sage__metrics_snapshot(sage__task *t)
 {
     json_t *ops = json_array();
     for (size_t k = 0; k < t->nops; k++) {
@@ -49,22 +50,36 @@ json_t *sage__metrics_json(sage__task *t, double interval_s, uint64_t *last_coun
                                 mt->is_hist ? json_pack("{s:o}", "hist", hist_json(&mt->hist))
                                             : json_pack("{s:I}", "counter", (json_int_t)mt->counter));
         }
+        json_array_append_new(ops, user);
+    }
+    return json_pack("{s:o,s:{s:f,s:f}}", "user", ops, "processing_time_ns", "p50", sage__hist_quantile(&t->proc_ns, 0.5),
+                     "p99", sage__hist_quantile(&t->proc_ns, 0.99));
+}
+
+json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint64_t *last_count)
+{
+    json_t *ops = json_array();
+    json_t *user = json_object_get(snap, "user");
+    for (size_t k = 0; k < t->nops; k++) {
+        json_t *u = json_array_get(user, k);
         json_array_append_new(ops, json_pack("{s:s,s:I,s:I,s:o}", "name", t->ops[k].op->name, "records_in",
-                                             (json_int_t)atomic_load(&c->records_in), "records_out",
-                                             (json_int_t)atomic_load(&t->ops[k].out.emitted), "user", user));
+                                             (json_int_t)sage__records_in(&t->ops[k]), "records_out",
+                                             (json_int_t)atomic_load(&t->ops[k].out.emitted), "user",
+                                             u ? json_incref(u) : json_object()));
     }
     /* throughput over the last interval: what the head took in (a source: what it emitted) */
-    uint64_t count = t->in ? atomic_load(&t->ops[0].ctx.records_in) : atomic_load(&t->ops[0].out.emitted);
+    uint64_t count = t->in ? sage__records_in(&t->ops[0]) : atomic_load(&t->ops[0].out.emitted);
     double rate = interval_s > 0 ? (double)(count - *last_count) / interval_s : 0;
     *last_count = count;
     uint64_t blocked = 0;
     for (size_t r = 0; r < t->nroutes; r++)
         for (int n = 0; n < t->routes[r].ntargets; n++)
             blocked += atomic_load(&t->routes[r].targets[n]->blocked_ns);
-    return json_pack("{s:o,s:{s:f,s:f},s:I,s:I,s:f}", "operators", ops, "processing_time_ns", "p50",
-                     sage__hist_quantile(&t->proc_ns, 0.5), "p99", sage__hist_quantile(&t->proc_ns, 0.99), "queue_depth",
-                     (json_int_t)(t->in ? atomic_load(&t->in->depth) : 0), "backpressure_ns", (json_int_t)blocked,
-                     "records_per_s", rate);
+    json_t *pt = json_object_get(snap, "processing_time_ns");
+    return json_pack("{s:o,s:o,s:I,s:I,s:f}", "operators", ops, "processing_time_ns",
+                     pt ? json_incref(pt) : json_object(),
+                     "queue_depth", (json_int_t)(t->in ? atomic_load(&t->in->depth) : 0), "backpressure_ns",
+                     (json_int_t)blocked, "records_per_s", rate);
 }
 
 void sage__metrics_import(sage__task *t, json_t *m)

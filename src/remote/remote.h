@@ -27,7 +27,10 @@ int sage__client_control(sage_env *env, const char *action);
 _Noreturn void sage__worker_run(sage_env *env);
 
 /* metrics_json.c: a task's metrics as JSON (worker reports) and back (client) */
-json_t *sage__metrics_json(sage__task *t, double interval_s, uint64_t *last_count);
+/* snapshot: built on the task's own thread (user metrics, processing time);
+ * metrics_json: the report, from atomics plus the latest snapshot. */
+json_t *sage__metrics_snapshot(sage__task *t);
+json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint64_t *last_count);
 void sage__metrics_import(sage__task *t, json_t *m);
 
 #endif

@@ -53,6 +53,8 @@ typedef struct worker {
     pthread_t ctl_thread;
     _Atomic int finished;
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
+    pthread_mutex_t snap_mu;
+    json_t *snap; /* the task thread's latest snapshot of user metrics and processing time */
 } worker;
 
 static void send_event(worker *w, json_t *ev)
@@ -113,6 +115,17 @@ static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int
     return q;
 }
 
+static worker wk;
+
+static void take_snapshot(sage__task *t)
+{
+    json_t *s = sage__metrics_snapshot(t);
+    pthread_mutex_lock(&wk.snap_mu);
+    json_decref(wk.snap);
+    wk.snap = s;
+    pthread_mutex_unlock(&wk.snap_mu);
+}
+
 static void *control_main(void *arg)
 {
     worker *w = arg;
@@ -157,7 +170,12 @@ static void *control_main(void *arg)
             continue;
         }
         uint64_t now = sage_now_ns();
-        json_t *m = sage__metrics_json(w->task, (double)(now - t_last) / 1e9, &last);
+        pthread_mutex_lock(&w->snap_mu);
+        json_t *snap = json_incref(w->snap);
+        pthread_mutex_unlock(&w->snap_mu);
+        json_t *m = sage__metrics_json(w->task, snap, (double)(now - t_last) / 1e9, &last);
+        json_decref(snap);
+        atomic_store(&w->task->snap_req, 1); /* fresh numbers for the next report */
         t_last = now;
         send_event(w, json_pack("{s:s,s:o}", "event", "report", "metrics", m));
     }
@@ -223,13 +241,13 @@ static void prepare_sinks(worker *w)
 
 _Noreturn void sage__worker_run(sage_env *env)
 {
-    static worker wk;
     worker *w = &wk;
     w->env = env;
     /* user output goes to the JobManager through a pipe: one line at a time, not lost if we are killed */
     setvbuf(stdout, NULL, _IOLBF, 0);
     w->ctl_fd = -1;
     pthread_mutex_init(&w->send_mu, NULL);
+    pthread_mutex_init(&w->snap_mu, NULL);
     const char *spec_path = getenv("SAGE_WORKER_SPEC"), *task_s = getenv("SAGE_WORKER_TASK");
     json_error_t jerr;
     w->spec = json_load_file(spec_path, 0, &jerr);
@@ -299,6 +317,7 @@ _Noreturn void sage__worker_run(sage_env *env)
     assignment_from_spec(w, tj);
     w->task->assign = &w->assign;
     w->task->timed = 1;
+    w->task->snap_fn = take_snapshot;
     w->cancel_fd = eventfd(0, EFD_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_CLOEXEC);
     int rc = sage__task_setup(env, w->job, w->task, ch, instance, 1);
@@ -333,8 +352,10 @@ _Noreturn void sage__worker_run(sage_env *env)
     pthread_join(w->ctl_thread, NULL);
     uint64_t last = 0;
     int ok = env->err == 0 && w->task->rc == 0;
+    json_t *snap = sage__metrics_snapshot(w->task); /* the task thread is this thread, and it is done */
     send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : env->err, "error",
-                            ok ? "" : env->errmsg, "metrics", sage__metrics_json(w->task, 0, &last)));
+                            ok ? "" : env->errmsg, "metrics", sage__metrics_json(w->task, snap, 0, &last)));
+    json_decref(snap);
     fflush(NULL);
     exit(ok ? 0 : 1);
 }

@@ -14,7 +14,7 @@ SAGE_API int sage_ctx_instance(const sage_ctx *ctx) { return ctx->instance; }
 SAGE_API int sage_ctx_parallelism(const sage_ctx *ctx) { return ctx->parallelism; }
 SAGE_API uint64_t sage_ctx_records_in(const sage_ctx *ctx)
 {
-    return atomic_load_explicit(&ctx->records_in, memory_order_relaxed);
+    return sage__records_in(ctx->inst);
 }
 SAGE_API void sage_ctx_set_local(sage_ctx *ctx, void *p) { ctx->local = p; }
 SAGE_API void *sage_ctx_local(const sage_ctx *ctx) { return ctx->local; }
@@ -146,7 +146,8 @@ SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int insta
             continue;
         const sage_ctx *c = &task->ops[op->chain_pos].ctx;
         if (builtin) {
-            out->value += (int64_t)atomic_load(builtin == 1 ? &c->records_in : &task->ops[op->chain_pos].out.emitted);
+            out->value += (int64_t)(builtin == 1 ? sage__records_in(&task->ops[op->chain_pos])
+                                                 : atomic_load(&task->ops[op->chain_pos].out.emitted));
             continue;
         }
         for (size_t m = 0; m < c->nmetrics; m++) {

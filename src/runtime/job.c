@@ -120,6 +120,8 @@ int sage__task_setup(sage_env *env, sage__job *job, sage__task *t, sage__chain *
     if (!t->assign)
         t->assign = ch->assign ? &ch->assign[i] : NULL;
     t->batch_bytes = bbytes;
+    t->max_record = env->cfg.max_record_bytes < UINT32_MAX ? env->cfg.max_record_bytes : UINT32_MAX;
+    t->linger_ns = (uint64_t)env->cfg.flush_linger_us * 1000u;
     t->nops = ch->nops;
     t->ops = calloc(ch->nops, sizeof *t->ops);
     if (!t->ops)
@@ -135,6 +137,7 @@ int sage__task_setup(sage_env *env, sage__job *job, sage__task *t, sage__chain *
         in->out.canceled = &job->canceled;
         atomic_init(&in->out.emitted, 0);
         in->out.next = k + 1 < ch->nops ? &t->ops[k + 1] : NULL;
+        in->in_from = k > 0 ? &t->ops[k - 1].out : NULL;
         in->out.task = (k + 1 == ch->nops && in->op->kind != SAGE__OP_SINK) ? t : NULL;
     }
     for (size_t k = 0; k < ch->nops; k++) /* after every instance of the chain is bound */

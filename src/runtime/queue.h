@@ -14,6 +14,7 @@ typedef struct sage__batch {
     uint32_t input; /* consumer input index the records belong to */
     uint32_t n;     /* records */
     size_t used, cap;
+    uint64_t first_ns; /* when its first record was appended (producer side, for flush linger) */
     _Alignas(8) unsigned char data[];
 } sage__batch;
 

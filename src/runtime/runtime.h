@@ -55,6 +55,7 @@ struct sage__opinst {
     } fn;
     sage__op *op;
     sage__task *task;
+    const sage_out *in_from; /* chained (not the head): the out feeding it, whose count is our records_in */
     sage_ctx ctx;
     sage_out out;
     uint64_t builtin_pos; /* builtin sources: next record index */
@@ -86,11 +87,16 @@ struct sage__task {
     size_t nroutes;
     sage__route *routes;
     size_t batch_bytes;
+    size_t max_record;       /* config max_record_bytes */
+    uint64_t linger_ns;      /* config flush_linger_us */
+    char keybuf[SAGE_KEY_MAX]; /* key_by routing: the key of the record being routed */
     pthread_t thread;
     int started;
     const sage__assign *assign;
     int rc; /* task result */
     int timed;          /* record processing time per batch (worker processes) */
+    _Atomic int snap_req;         /* worker processes: the control thread wants a metrics snapshot */
+    void (*snap_fn)(sage__task *t); /* called on the task's thread when snap_req is set */
     sage__hist proc_ns; /* per-record processing time, averaged over each batch */
 };
 
@@ -122,6 +128,16 @@ int sage__build_all_tasks(sage_env *env, sage__job *job, int with_queues);
 void *sage__task_main(void *arg);
 void sage__opinst_bind(sage__opinst *in);
 void sage__out_bind(sage_out *o);
+
+/* Records an operator instance received: counted at the chain head, and
+ * for fused operators read from the previous operator's out (one counter
+ * less per record and hop). */
+static inline uint64_t sage__records_in(const sage__opinst *in)
+{
+    if (in->in_from)
+        return atomic_load_explicit(&in->in_from->emitted, memory_order_relaxed);
+    return atomic_load_explicit(&in->ctx.records_in, memory_order_relaxed);
+}
 
 /* Fail the job from a task (first failure wins; later ones are ignored). */
 void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -43,7 +43,7 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     if (!inst->ctx.failmsg[0] && !known)
         snprintf(code, sizeof code, " (returned %d)", rc);
     int source = inst->op->kind == SAGE__OP_SOURCE;
-    uint64_t n = atomic_load_explicit(source ? &inst->out.emitted : &inst->ctx.records_in, memory_order_relaxed);
+    uint64_t n = source ? atomic_load_explicit(&inst->out.emitted, memory_order_relaxed) : sage__records_in(inst);
     sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %s%llu record%s: %s%s",
                    inst->op->name, inst->ctx.instance, source ? "emitting " : "", (unsigned long long)n, n == 1 ? "" : "s",
                    why, code);
@@ -80,9 +80,10 @@ static int proc_keyed(sage__opinst *in, int input, const void *rec, size_t len)
     return in->kind_process(in, input, rec, len);
 }
 
-static inline int proc_map(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_map_(sage__opinst *in, const void *rec, size_t len, int count_in)
 {
-    bump(&in->ctx.records_in);
+    if (count_in)
+        bump(&in->ctx.records_in);
     uint64_t before = atomic_load_explicit(&in->out.emitted, memory_order_relaxed);
     int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
     if (__builtin_expect(rc < 0, 0))
@@ -96,28 +97,39 @@ static inline int proc_map(sage__opinst *in, int input, const void *rec, size_t 
     return 0;
 }
 
-static inline int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_flat_map_(sage__opinst *in, const void *rec, size_t len, int count_in)
 {
-    bump(&in->ctx.records_in);
+    if (count_in)
+        bump(&in->ctx.records_in);
     int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
     return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
 }
 
-static inline int proc_filter(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_filter_(sage__opinst *in, const void *rec, size_t len, int count_in)
 {
-    bump(&in->ctx.records_in);
+    if (count_in)
+        bump(&in->ctx.records_in);
     int rc = in->fn.filter(&in->ctx, rec, len, in->udata);
     if (__builtin_expect(rc < 0, 0))
         return sage__inst_fail(in, rc);
     return rc ? sage_emit(&in->out, rec, len) : 0;
 }
 
-static inline int proc_sink(sage__opinst *in, int input, const void *rec, size_t len)
+static inline int proc_sink_(sage__opinst *in, const void *rec, size_t len, int count_in)
 {
-    bump(&in->ctx.records_in);
+    if (count_in)
+        bump(&in->ctx.records_in);
     int rc = in->fn.sink(&in->ctx, rec, len, in->udata);
     return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
 }
+
+static int proc_map(sage__opinst *in, int input, const void *rec, size_t len) { return proc_map_(in, rec, len, 1); }
+static int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    return proc_flat_map_(in, rec, len, 1);
+}
+static int proc_filter(sage__opinst *in, int input, const void *rec, size_t len) { return proc_filter_(in, rec, len, 1); }
+static int proc_sink(sage__opinst *in, int input, const void *rec, size_t len) { return proc_sink_(in, rec, len, 1); }
 
 static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
 {
@@ -146,22 +158,22 @@ static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
 static int push_map(sage_out *o, const void *d, size_t n)
 {
     SAGE__EMIT_CHECK(o);
-    return proc_map(o->next, 0, d, n);
+    return proc_map_(o->next, d, n, 0);
 }
 static int push_flat_map(sage_out *o, const void *d, size_t n)
 {
     SAGE__EMIT_CHECK(o);
-    return proc_flat_map(o->next, 0, d, n);
+    return proc_flat_map_(o->next, d, n, 0);
 }
 static int push_filter(sage_out *o, const void *d, size_t n)
 {
     SAGE__EMIT_CHECK(o);
-    return proc_filter(o->next, 0, d, n);
+    return proc_filter_(o->next, d, n, 0);
 }
 static int push_sink(sage_out *o, const void *d, size_t n)
 {
     SAGE__EMIT_CHECK(o);
-    return proc_sink(o->next, 0, d, n);
+    return proc_sink_(o->next, d, n, 0);
 }
 static int push_other(sage_out *o, const void *d, size_t n)
 {
@@ -239,17 +251,34 @@ static int send_batch(sage__task *t, sage__route *r, int tgt)
     return rc;
 }
 
-static int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len)
+/* Copy a record's bytes; short records (the common case) without a call. */
+static inline void copy_bytes(unsigned char *d, const void *src, size_t n)
 {
-    size_t need = sage__rec_size(len);
+    const unsigned char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n > 16) {
+        memcpy(d, s, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
+static int append_slow(sage__task *t, sage__route *r, int tgt, size_t need)
+{
     sage__batch *b = r->pending[tgt];
-    if (b && b->used + need > b->cap && b->n > 0) {
+    if (b && b->n > 0) {
         int rc = send_batch(t, r, tgt);
         if (rc < 0)
             return rc;
         b = r->pending[tgt];
     }
-    if (b && b->used + need > b->cap) { /* empty recycled batch too small for a large record */
+    if (b && b->used + need > b->cap) { /* an empty recycled batch too small for a large record */
         free(b);
         b = NULL;
     }
@@ -258,16 +287,29 @@ static int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_
         b = sage__batch_new(need > cap ? need : cap);
         if (!b)
             return SAGE_ENOMEM;
-        b->input = (uint32_t)r->input;
         r->pending[tgt] = b;
     }
-    b->input = (uint32_t)r->input;
+    return 0;
+}
+
+static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len)
+{
+    size_t need = sage__rec_size(len);
+    sage__batch *b = r->pending[tgt];
+    if (__builtin_expect(!b || b->used + need > b->cap, 0)) {
+        int rc = append_slow(t, r, tgt, need);
+        if (rc < 0)
+            return rc;
+        b = r->pending[tgt];
+    }
+    if (b->n == 0) {
+        b->input = (uint32_t)r->input;
+        b->first_ns = t->linger_ns ? sage_now_ns() : 0;
+    }
     unsigned char *p = b->data + b->used;
-    uint32_t l32 = (uint32_t)len;
-    memcpy(p, &l32, 4);
-    memset(p + 4, 0, 4);
-    if (len)
-        memcpy(p + SAGE__REC_HDR, rec, len);
+    uint32_t hdr[2] = {(uint32_t)len, 0};
+    memcpy(p, hdr, 8);
+    copy_bytes(p + SAGE__REC_HDR, rec, len);
     b->used += need;
     b->n++;
     return 0;
@@ -275,10 +317,9 @@ static int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_
 
 int sage__task_emit(sage__task *t, const void *rec, size_t len)
 {
-    sage__opinst *tail = &t->ops[t->nops - 1];
-    if (len > t->job->env->cfg.max_record_bytes || len > UINT32_MAX) {
-        sage_ctx_fail(&tail->ctx, "emitted a record of %zu bytes, more than max_record_bytes (%zu)", len,
-                      t->job->env->cfg.max_record_bytes);
+    if (__builtin_expect(len > t->max_record, 0)) {
+        sage__opinst *tail = &t->ops[t->nops - 1];
+        sage_ctx_fail(&tail->ctx, "emitted a record of %zu bytes, more than max_record_bytes (%zu)", len, t->max_record);
         return sage__inst_fail(tail, SAGE_ETOOBIG);
     }
     for (size_t i = 0; i < t->nroutes; i++) {
@@ -292,9 +333,9 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
                 r->rr = 0;
             break;
         case SAGE__PART_KEY: {
-            char key[SAGE_KEY_MAX];
-            int kl = r->edge->key(rec, len, key, r->edge->key_udata);
-            if (kl < 0 || kl > SAGE_KEY_MAX) {
+            int kl = r->edge->key(rec, len, t->keybuf, r->edge->key_udata);
+            if (__builtin_expect(kl < 0 || kl > SAGE_KEY_MAX, 0)) {
+                sage__opinst *tail = &t->ops[t->nops - 1];
                 if (kl >= 0)
                     sage_ctx_fail(&tail->ctx, "the key function of \"%s\" returned length %d (at most %d)",
                                   t->chain->ops[0]->name, kl, SAGE_KEY_MAX);
@@ -302,12 +343,13 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
                     sage_ctx_fail(&tail->ctx, "the key function returned %d", kl);
                 return sage__inst_fail(tail, kl < 0 ? SAGE_EUSER : SAGE_ETOOBIG);
             }
-            tgt = (int)sage__hash_bucket(sage__hash64(key, (size_t)kl), (uint32_t)r->ntargets);
+            tgt = (int)sage__hash_bucket(sage__hash64(t->keybuf, (size_t)kl), (uint32_t)r->ntargets);
             break;
         }
         case SAGE__PART_CUSTOM:
             tgt = r->edge->pfn(rec, len, r->ntargets, r->edge->pfn_udata);
             if (tgt < 0 || tgt >= r->ntargets) {
+                sage__opinst *tail = &t->ops[t->nops - 1];
                 sage_ctx_fail(&tail->ctx, "the custom partitioner returned %d for %d instances", tgt, r->ntargets);
                 return sage__inst_fail(tail, SAGE_EINVAL);
             }
@@ -325,16 +367,28 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
     return 0;
 }
 
+/* only_hungry: flush just the partial batches whose consumer is idle-waiting
+ * and that have lingered at least linger_ns (config flush_linger_us): idle
+ * consumers get data soon, busy producers still send full batches. */
 int sage__task_flush(sage__task *t, int only_hungry)
 {
+    uint64_t now = 0;
     for (size_t i = 0; i < t->nroutes; i++) {
         sage__route *r = &t->routes[i];
         for (int k = 0; k < r->ntargets; k++) {
             sage__batch *b = r->pending[k];
             if (!b || b->n == 0)
                 continue;
-            if (only_hungry && !atomic_load_explicit(&r->targets[k]->consumer_waiting, memory_order_relaxed))
-                continue;
+            if (only_hungry) {
+                if (!atomic_load_explicit(&r->targets[k]->consumer_waiting, memory_order_relaxed))
+                    continue;
+                if (t->linger_ns) {
+                    if (!now)
+                        now = sage_now_ns();
+                    if (now - b->first_ns < t->linger_ns)
+                        continue;
+                }
+            }
             int rc = send_batch(t, r, k);
             if (rc < 0)
                 return rc;
@@ -362,6 +416,15 @@ static int send_eos(sage__task *t)
 }
 
 /* ---- the task loop ---- */
+
+/* Between records: hand the control thread what only this thread may read. */
+static inline void maybe_snapshot(sage__task *t)
+{
+    if (t->snap_fn && atomic_load_explicit(&t->snap_req, memory_order_relaxed)) {
+        atomic_store(&t->snap_req, 0);
+        t->snap_fn(t);
+    }
+}
 
 static int run_source(sage__task *t)
 {
@@ -394,6 +457,7 @@ static int run_source(sage__task *t)
             return sage__inst_fail(h, SAGE_EINVAL);
         }
         int idle = atomic_load_explicit(&h->out.emitted, memory_order_relaxed) == before;
+        maybe_snapshot(t);
         if ((rc = sage__task_flush(t, !idle)) < 0)
             return rc;
     }
@@ -435,6 +499,7 @@ static int run_inputs(sage__task *t)
         }
         if (t->timed && b->n)
             sage__hist_record(&t->proc_ns, (double)(sage_now_ns() - t0) / b->n);
+        maybe_snapshot(t);
         done = b;
         if ((rc = sage__task_flush(t, 1)) < 0) {
             sage__queue_recycle(t->in, done);

@@ -496,8 +496,11 @@ static void *concurrent_client(void *arg)
     static char outs[20][65536];
     int i = (int)(intptr_t)arg;
     char *o = outs[i];
-    int rc = run(o, sizeof outs[i], "%s pipeline wordcount %s", self, addr);
-    return (void *)(intptr_t)(rc == 0 && strstr(o, "w9 541\n") && strstr(o, "counter words 20000\n"));
+    int rc = run(o, sizeof outs[i], "%s pipeline wordcount %s 2>&1", self, addr);
+    int ok = rc == 0 && strstr(o, "w9 541\n") && strstr(o, "counter words 20000\n");
+    if (!ok)
+        fprintf(stderr, "  client %d: exit %d, output:\n%.2000s\n", i, rc, o);
+    return (void *)(intptr_t)ok;
 }
 
 static void twenty_jobs_at_once(void)

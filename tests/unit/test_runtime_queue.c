@@ -87,7 +87,9 @@ static void blocked_producer_is_released_by_pop(void)
         if (sage__queue_pop(&q, 0, done, &b) != 0)
             break;
         ok &= b->n == expect++;
+        pthread_mutex_lock(&q.mu);
         ok &= q.bytes <= 2048;
+        pthread_mutex_unlock(&q.mu);
         done = b; /* handed back on the next pop */
     }
     free(done);
