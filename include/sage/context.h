@@ -36,9 +36,10 @@ SAGE_API void *sage_ctx_local(const sage_ctx *ctx);
 /* Per-key state, kept by the engine: a block of `size` bytes for the current
  * key, zero-filled on first use, the same block every later time that key
  * comes back to this instance. One size per operator (the first call fixes
- * it; another size is SAGE_EINVAL). Returns NULL on unkeyed operators, on a
- * size mismatch or out of memory (the job then fails with that reason).
- * The pointer is valid until the function returns. */
+ * it; another size is refused). Returns NULL on unkeyed operators, for
+ * size 0, on a size mismatch or out of memory; for the last two it also
+ * records the reason (as sage_ctx_fail does), so returning a negative value
+ * fails the job with it. The pointer is valid until the function returns. */
 SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size);
 /* Visit every key's state of this instance (typically in close, to emit
  * final results). The callback returns 0 to go on, non-zero to stop (that
@@ -48,7 +49,10 @@ SAGE_API int sage_ctx_state_foreach(sage_ctx *ctx, sage_state_visit_fn fn, void 
 SAGE_API size_t sage_ctx_state_count(const sage_ctx *ctx);
 
 /* Failing with a reason: record a message (printf-style) that the job's
- * error will carry, then return a negative value from your function. */
+ * error will carry, then return a negative value from your function. The
+ * message belongs to the record being processed: one recorded for an
+ * earlier record (say, a service call that timed out and was retried) is
+ * not reused. */
 SAGE_API void sage_ctx_fail(sage_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Metrics, per operator instance, read back after the run with
@@ -81,7 +85,8 @@ SAGE_API const sage_assignment *sage_ctx_assignment(const sage_ctx *ctx);
 /* ---------------------------------------------------------------------------
  * Services (registered on the env, see sage/env.h). A call blocks the caller
  * until the service answered or timeout_ms passed (SAGE_ETIMEDOUT); an
- * unknown name is SAGE_ENOSERVICE. The response is copied into resp (at most
+ * unknown name is SAGE_ENOSERVICE; timeout_ms < 0 waits without limit. The
+ * response is copied into resp (at most
  * resp_cap bytes; a longer one is SAGE_ETOOBIG) and *resp_len set.
  * ------------------------------------------------------------------------- */
 SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size_t req_len, int timeout_ms,
@@ -91,7 +96,7 @@ SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size
  * (destroy is allowed before the answer came; the answer is then dropped). */
 typedef struct sage_future sage_future;
 SAGE_API int sage_call_async(sage_ctx *ctx, const char *service, const void *req, size_t req_len,
-                             sage_future **fut);
+                             sage_future **fut); /* waits, without limit, while the service's queue is full */
 /* Wait up to timeout_ms (negative: no limit) for the answer. On success
  * *resp points to the response bytes, owned by the future. */
 SAGE_API int sage_future_wait(sage_future *fut, int timeout_ms, const void **resp, size_t *resp_len);

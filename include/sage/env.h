@@ -20,7 +20,7 @@ extern "C" {
  *
  * Thread-safety: declaration and execute/submit/wait/destroy belong to the
  * thread that created the env. sage_env_stop, sage_env_cancel and
- * sage_env_status may be called from any thread (and stop/cancel from a
+ * sage_env_state may be called from any thread (and stop/cancel from a
  * signal-driven thread of yours) while the job runs.
  * ------------------------------------------------------------------------- */
 

@@ -60,7 +60,7 @@ static inline int sage_emit(sage_out *out, const void *data, size_t len)
 typedef int (*sage_source_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 /* map (exactly one emit per input), flat_map (0..n emits), comap inputs. */
 typedef int (*sage_map_fn)(sage_ctx *ctx, const void *rec, size_t len, sage_out *out, void *udata);
-/* filter: 1 keeps the record, 0 drops it, negative fails. */
+/* filter: a positive value keeps the record, 0 drops it, negative fails. */
 typedef int (*sage_filter_fn)(sage_ctx *ctx, const void *rec, size_t len, void *udata);
 /* sink: consume a record. */
 typedef int (*sage_sink_fn)(sage_ctx *ctx, const void *rec, size_t len, void *udata);
@@ -76,7 +76,9 @@ typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len
                             void *udata);
 /* Lifecycle hooks, called once per instance on the instance's own thread:
  * open before the first record, close after the last one (close may emit:
- * it runs before end-of-stream is passed on). */
+ * it runs before end-of-stream is passed on). close also runs when the job
+ * fails or is canceled (its emits then fail), but only for instances whose
+ * open ran and succeeded (or that have no open hook). */
 typedef int (*sage_open_fn)(sage_ctx *ctx, void *udata);
 typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 
@@ -151,7 +153,8 @@ SAGE_API sage_stream *sage_comap(sage_stream *connected, const sage_map_fn *fns,
 
 /* Keyed join of two streams: records of either side with equal keys reach
  * the same instance; fn sees which side each came from and the key
- * (sage_ctx_key), and keeps what it must remember in per-key state. */
+ * (sage_ctx_key), and keeps what it must remember in per-key state. Both
+ * key functions receive the join's udata. */
 SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right,
                                 sage_key_fn right_key, sage_join_fn fn, void *udata,
                                 const sage_op_opts *opts);

@@ -30,7 +30,7 @@ SAGE_API const void *sage_ctx_key(const sage_ctx *ctx, size_t *len)
 SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size)
 {
     if (!ctx->key || size == 0)
-        return NULL;
+        return NULL; /* unkeyed: nothing to blame on the record */
     if (!ctx->ks) {
         ctx->ks = sage__keystate_new();
         if (!ctx->ks) {
@@ -64,6 +64,7 @@ SAGE_API void sage_ctx_fail(sage_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx->failmsg, sizeof ctx->failmsg, fmt, ap);
     va_end(ap);
+    ctx->failmsg_at = sage__records_in(ctx->inst) + atomic_load_explicit(&ctx->inst->out.emitted, memory_order_relaxed);
 }
 
 SAGE_API uint64_t sage_now_ns(void)

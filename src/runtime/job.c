@@ -285,14 +285,16 @@ int sage__job_start(sage_env *env)
     int rc = sage__build_all_tasks(env, job, 1);
     if (rc != 0) {
         job->ended = 1;
+        job->rc = sage__env_fail(env, rc, "building the job's tasks: %s", sage_strerror(rc));
         atomic_store(&job->state, SAGE_JOB_FAILED);
-        return sage__env_fail(env, rc, "building the job's tasks: %s", sage_strerror(rc));
+        return job->rc;
     }
     if ((rc = prepare_builtins(env)) != 0 || (rc = sage__services_start(env)) != 0) {
         finish_builtins(env);
         job->ended = 1;
+        job->rc = env->err ? env->err : rc;
         atomic_store(&job->state, SAGE_JOB_FAILED);
-        return rc;
+        return job->rc;
     }
     job->running_tasks = (int)job->ntasks;
     for (size_t i = 0; i < job->ntasks; i++) {

@@ -38,6 +38,7 @@ struct sage_ctx {
     size_t nmetrics;
     sage__metric metrics[SAGE_METRICS_MAX];
     char failmsg[512];
+    uint64_t failmsg_at;   /* records_in + records_out when it was written: stale once either moved */
     const sage_assignment *assignment;
 };
 
@@ -56,6 +57,7 @@ struct sage__opinst {
     sage__op *op;
     sage__task *task;
     const sage_out *in_from; /* chained (not the head): the out feeding it, whose count is our records_in */
+    int opened;              /* its open hook ran and succeeded: close is due */
     sage_ctx ctx;
     sage_out out;
     uint64_t builtin_pos; /* builtin sources: next record index */

@@ -168,8 +168,9 @@ int sage__services_start(sage_env *env)
             int rc = s->opts.start(s->udata);
             if (rc < 0) {
                 sage__services_stop(env);
-                return sage__env_fail(env, rc, "service \"%s\" failed to start (%d: %s)", s->name, rc,
-                                      sage_strerror(rc));
+                int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
+                return sage__env_fail(env, known ? rc : SAGE_EUSER, "service \"%s\" failed to start (%d: %s)", s->name,
+                                      rc, sage_strerror(rc));
             }
         }
         int e = pthread_create(&s->thread, NULL, service_main, s);

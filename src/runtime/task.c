@@ -37,10 +37,12 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     sage__job *job = inst->task->job;
     if (job_canceled(job))
         return rc;
-    const char *why = inst->ctx.failmsg[0] ? inst->ctx.failmsg : sage_strerror(rc);
+    uint64_t now = sage__records_in(inst) + atomic_load_explicit(&inst->out.emitted, memory_order_relaxed);
+    int fresh = inst->ctx.failmsg[0] && inst->ctx.failmsg_at == now; /* written for this very record */
+    const char *why = fresh ? inst->ctx.failmsg : sage_strerror(rc);
     int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
     char code[48] = "";
-    if (!inst->ctx.failmsg[0] && !known)
+    if (!fresh && !known)
         snprintf(code, sizeof code, " (returned %d)", rc);
     int source = inst->op->kind == SAGE__OP_SOURCE;
     uint64_t n = source ? atomic_load_explicit(&inst->out.emitted, memory_order_relaxed) : sage__records_in(inst);
@@ -519,6 +521,7 @@ static int open_all(sage__task *t)
             rc = in->op->open(&in->ctx, in->op->udata);
         if (rc < 0)
             return sage__inst_fail(in, rc);
+        in->opened = 1;
     }
     return 0;
 }
@@ -533,6 +536,11 @@ static int close_all(sage__task *t, int ok)
         int rc = 0;
         in->ctx.key = NULL;
         in->ctx.key_len = 0;
+        if (!in->opened) {
+            if (in->op->builtin != SAGE__BUILTIN_NONE) /* a failed built-in open may hold a file */
+                sage__builtin_close(&in->ctx, &in->out, in->op);
+            continue;
+        }
         if (in->op->close) {
             rc = in->op->close(&in->ctx, &in->out, in->op->udata);
             if (rc < 0 && ok)

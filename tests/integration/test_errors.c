@@ -274,8 +274,51 @@ static void collector_bound(void)
     sage_env_destroy(env);
 }
 
+/* A message recorded for an earlier record is not blamed on a later failure. */
+static int stale_then_fail(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_ctx_records_in(c) == 1) {
+        char resp[8];
+        size_t rl;
+        if (sage_call(c, "no_such_service", "x", 1, 10, resp, sizeof resp, &rl) != SAGE_ENOSERVICE)
+            return SAGE_EINVAL; /* the error is handled: the record goes on */
+    }
+    if (sage_ctx_records_in(c) == 3)
+        return -99;
+    return sage_emit(o, r, n);
+}
+
+static int open_fails(sage_ctx *c, void *u) { return SAGE_EIO; }
+static int closes;
+static int count_close(sage_ctx *c, sage_out *o, void *u)
+{
+    closes++;
+    return 0;
+}
+
+static void stale_message_and_unopened_close(void)
+{
+    uint64_t n = 10;
+    sage_env *env = sage_env_create("stale", NULL);
+    sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+    sage_sink(sage_map(s, stale_then_fail, NULL, &(sage_op_opts){.name = "m"}), sink_ok, NULL, NULL);
+    CHECK_INT(sage_env_execute(env), SAGE_EUSER);
+    CHECK_STR(sage_env_errmsg(env), "operator \"m\" instance 0 failed after 3 records: user function error (returned -99)");
+    sage_env_destroy(env);
+
+    /* open fails in the first operator of a chain: the close of the second, never opened, does not run */
+    closes = 0;
+    env = sage_env_create("unopened", NULL);
+    s = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src", .open = open_fails});
+    sage_sink(sage_map(s, pass, NULL, &(sage_op_opts){.close = count_close}), sink_ok, NULL, NULL);
+    CHECK_INT(sage_env_execute(env), SAGE_EIO);
+    CHECK_INT(closes, 0);
+    sage_env_destroy(env);
+}
+
 int main(void)
 {
+    RUN(stale_message_and_unopened_close);
     RUN(user_error_fails_job);
     RUN(ctx_fail_message);
     RUN(ctx_fail_message_routed);
