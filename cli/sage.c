@@ -19,6 +19,8 @@
 
 #include <sage/sage.h>
 
+#include "cluster.h"
+
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_NOJM = 3 };
 
 typedef struct opts {
@@ -41,6 +43,8 @@ static const char *const usage_text =
     "  job status <id> [--json]\n"
     "  job pause|resume|stop|cancel <id>\n"
     "  job logs <id> [--follow]\n"
+    "  cluster start --head | --worker --head-address=H:P ...   (see: sage cluster --help)\n"
+    "  cluster status [--json] | cluster stop\n"
     "  version\n"
     "\n"
     "client options (every command):\n"
@@ -403,6 +407,8 @@ static int job_logs(const opts *o, json_int_t id)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
+        return sage_cluster_main(argc - 1, argv + 1); /* cli/cluster.c: its own options */
     opts o = {.port = SAGE_JOBMANAGER_PORT};
     snprintf(o.host, sizeof o.host, "127.0.0.1");
     const char *env_jm = getenv("SAGE_JOBMANAGER");
