@@ -156,27 +156,27 @@ static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
         bump(&(o)->emitted);                                                                    \
     } while (0)
 
-/* Into the next operator of the chain: one call per emit, the kind's body inlined. */
-static int push_map(sage_out *o, const void *d, size_t n)
-{
-    SAGE__EMIT_CHECK(o);
-    return proc_map_(o->next, d, n, 0);
-}
-static int push_flat_map(sage_out *o, const void *d, size_t n)
-{
-    SAGE__EMIT_CHECK(o);
-    return proc_flat_map_(o->next, d, n, 0);
-}
-static int push_filter(sage_out *o, const void *d, size_t n)
-{
-    SAGE__EMIT_CHECK(o);
-    return proc_filter_(o->next, d, n, 0);
-}
-static int push_sink(sage_out *o, const void *d, size_t n)
-{
-    SAGE__EMIT_CHECK(o);
-    return proc_sink_(o->next, d, n, 0);
-}
+/* Into the next operator of the chain: one call per emit, the kind's body
+ * inlined. Two variants: operators that emit at most one record per input
+ * (map, filter) skip the cancel check, because the input loop or source
+ * loop that called them checks it for every batch or call; operators that
+ * may emit without bound per input (sources, flat_map, comap, join, close
+ * hooks) check it on every emit, so a cancel always stops them. */
+#define SAGE__PUSH(kind)                                                                        \
+    static int push_##kind(sage_out *o, const void *d, size_t n)                               \
+    {                                                                                           \
+        bump(&o->emitted);                                                                      \
+        return proc_##kind##_(o->next, d, n, 0);                                                \
+    }                                                                                           \
+    static int push_##kind##_checked(sage_out *o, const void *d, size_t n)                     \
+    {                                                                                           \
+        SAGE__EMIT_CHECK(o);                                                                    \
+        return proc_##kind##_(o->next, d, n, 0);                                                \
+    }
+SAGE__PUSH(map)
+SAGE__PUSH(flat_map)
+SAGE__PUSH(filter)
+SAGE__PUSH(sink)
 static int push_other(sage_out *o, const void *d, size_t n)
 {
     SAGE__EMIT_CHECK(o);
@@ -200,11 +200,13 @@ static sage__push_fn push_for(const sage_out *o)
         return o->task ? push_task : push_nowhere;
     if (o->next->op->keyed)
         return push_other;
+    sage__op_kind k = o->owner->op->kind;
+    int one = k == SAGE__OP_MAP || k == SAGE__OP_FILTER; /* at most one emit per input */
     switch (o->next->op->kind) {
-    case SAGE__OP_MAP: return push_map;
-    case SAGE__OP_FLAT_MAP: return push_flat_map;
-    case SAGE__OP_FILTER: return push_filter;
-    case SAGE__OP_SINK: return push_sink;
+    case SAGE__OP_MAP: return one ? push_map : push_map_checked;
+    case SAGE__OP_FLAT_MAP: return one ? push_flat_map : push_flat_map_checked;
+    case SAGE__OP_FILTER: return one ? push_filter : push_filter_checked;
+    case SAGE__OP_SINK: return one ? push_sink : push_sink_checked;
     default: return push_other;
     }
 }
