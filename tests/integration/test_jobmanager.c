@@ -585,6 +585,10 @@ static void cli_exit_codes(void)
     /* a second daemon on the same port or home is refused with the reason */
     CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s 2>&1", cli, port, home), 1);
     CHECK_CONTAINS(big, "a JobManager is already running with pid");
+    char other[300];
+    snprintf(other, sizeof other, "%s/other-home", home);
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s 2>&1", cli, port, other), 1);
+    CHECK_CONTAINS(big, "is already in use (is a JobManager running there?");
 }
 
 int main(int argc, char **argv)
