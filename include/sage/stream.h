@@ -198,6 +198,8 @@ static inline double sage_rec_f64(const void *rec, size_t len)
 }
 static inline int sage_emit_i64(sage_out *out, int64_t v) { return sage_emit(out, &v, sizeof v); }
 static inline int sage_emit_f64(sage_out *out, double v) { return sage_emit(out, &v, sizeof v); }
+/* A NUL-terminated string as a record (without its NUL). */
+static inline int sage_emit_str(sage_out *out, const char *s) { return sage_emit(out, s, __builtin_strlen(s)); }
 
 #ifdef __cplusplus
 }

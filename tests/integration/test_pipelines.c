@@ -132,7 +132,11 @@ static int split_words(sage_ctx *c, const void *r, size_t n, sage_out *o, void *
         while (j < n && s[j] != ' ')
             j++;
         if (j > i) {
-            int rc = sage_emit(o, s + i, j - i);
+            char word[64];
+            size_t wl = j - i < sizeof word - 1 ? j - i : sizeof word - 1;
+            memcpy(word, s + i, wl);
+            word[wl] = 0;
+            int rc = sage_emit_str(o, word); /* the string helper */
             if (rc < 0)
                 return rc;
         }
