@@ -1,5 +1,6 @@
-/* bench/baselines.c - this machine's limits, measured in the same run: RSS floor, memcpy, SPSC ring, thread wake-up, loopback TCP, COST. */
+/* bench/baselines.c - this machine's limits, measured in the same run: RSS floor, memcpy, SPSC ring, thread wake-up, loopback TCP, Unix socket between processes, COST. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -317,6 +319,86 @@ int limit_tcp(int arg)
     if (bench_measure(&r, tcp_run, NULL, (uint64_t)64 << 20, (uint64_t)64 << 20) < 0)
         return -1;
     snprintf(r.note, sizeof r.note, "%zu KiB writes over 127.0.0.1", TCP_CHUNK >> 10);
+    bench_emit(&r);
+    return 0;
+}
+
+/* ---- Unix socket between two processes: the floor under scenario (h) ----
+ * A bare pump over a socketpair(AF_UNIX, SOCK_STREAM): a forked child reads
+ * 64 KiB at a time until end of file and writes back the byte count; the
+ * parent writes 64 KiB chunks. 64 KiB is the batch a cross-process channel
+ * sends with the default configuration (channel_bytes 256 KiB / 4), so the
+ * (h) figures can be read as a share of this one. No framing, no credit, no
+ * copy into batches, no hand-over to another thread. */
+
+#define UNIX_CHUNK ((size_t)64 << 10)
+
+static int unix_run(uint64_t n, void *arg, bench_run *out)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return bench_fail("unix: socketpair: %s", strerror(errno));
+    char *buf = calloc(1, UNIX_CHUNK);
+    if (!buf) {
+        close(sv[0]);
+        close(sv[1]);
+        return bench_fail("unix: out of memory");
+    }
+    bench_timer tm;
+    bench_timer_start(&tm);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        free(buf);
+        close(sv[0]);
+        close(sv[1]);
+        return bench_fail("unix: fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        uint64_t got = 0;
+        ssize_t k;
+        while ((k = read(sv[1], buf, UNIX_CHUNK)) > 0 || (k < 0 && errno == EINTR))
+            if (k > 0)
+                got += (uint64_t)k;
+        _exit(write(sv[1], &got, sizeof got) == (ssize_t)sizeof got ? 0 : 1);
+    }
+    close(sv[1]);
+    int ok = 1;
+    for (uint64_t sent = 0; ok && sent < n;) {
+        size_t want = n - sent < UNIX_CHUNK ? (size_t)(n - sent) : UNIX_CHUNK;
+        ssize_t k = write(sv[0], buf, want);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            ok = 0;
+        else
+            sent += (uint64_t)k;
+    }
+    shutdown(sv[0], SHUT_WR);
+    uint64_t got = 0;
+    ssize_t k;
+    while ((k = read(sv[0], &got, sizeof got)) < 0 && errno == EINTR)
+        ;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    bench_timer_stop(&tm, out);
+    close(sv[0]);
+    free(buf);
+    if (!ok || k != (ssize_t)sizeof got || got != n || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return bench_fail("unix: received %llu of %llu bytes", (unsigned long long)got, (unsigned long long)n);
+    return 0;
+}
+
+int limit_unix(int arg)
+{
+    bench_row r = bench_row_new("limit.unix", "Unix socket, 2 processes", "B/s");
+    if (bench_measure(&r, unix_run, NULL, (uint64_t)64 << 20, (uint64_t)64 << 20) < 0)
+        return -1;
+    char rate[32];
+    bench_fmt_rate(rate, sizeof rate, r.value / (double)UNIX_CHUNK, "writes/s");
+    snprintf(r.note, sizeof r.note, "socketpair, %zu KiB writes (one channel batch each), %s", UNIX_CHUNK >> 10, rate);
     bench_emit(&r);
     return 0;
 }

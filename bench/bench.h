@@ -129,6 +129,7 @@ int limit_memcpy(int arg);
 int limit_spsc(int arg);
 int limit_wake(int arg);
 int limit_tcp(int arg);
+int limit_unix(int arg); /* socketpair between two processes, 64 KiB writes: the floor under (h) */
 int limit_cost(int arg);
 /* scenarios.c: (a) (b) (c), (f) and (g). */
 int scen_chain(int arg);
@@ -141,5 +142,12 @@ int scen_memory(int arg);      /* arg: log10 of the record count */
 int scen_wordcount(int arg);
 int scen_latency(int arg);
 int peer_gst(int arg);
+/* remote.c: (h) across worker processes under a JobManager the scenario starts itself. */
+int scen_remote_small(int arg); /* (h1) 8 B records, records/s */
+int scen_remote_large(int arg); /* (h2) 4 KiB records, bytes/s */
+int scen_remote_first(int arg); /* (h3) submit to first record */
+/* `sage-bench --worker-pipeline ...`: the submitter of an (h) job, and every
+ * worker the JobManager relaunches from it with the same argv. */
+int bench_worker_main(int argc, char **argv);
 
 #endif

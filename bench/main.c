@@ -1,13 +1,20 @@
 /* bench/main.c - sage-bench: runs every scenario in its own forked child, derives ratios and marks, prints the table and JSON.
  *
  * Usage: sage-bench [--quick] [--only NAME[,NAME...]] [--json PATH] [--records N] [--list]
+ *        sage-bench --worker-pipeline xput HOST:PORT N LEN RUNS   (internal: scenario (h))
  *
  * The driver itself never runs the engine: each scenario runs in a forked
  * child, which sends its rows back through a pipe. So every scenario starts
  * from the same small process and its VmHWM is its own peak RSS, and a crash
  * in one scenario is reported rather than taking the run down. Targets are
  * goals, not assertions: the exit status is 1 only when a scenario failed
- * (a job error, a wrong count, a crash), 2 on a usage error. */
+ * (a job error, a wrong count, a crash), 2 on a usage error.
+ *
+ * Scenario (h) runs pipelines in JobManager workers, which are this program
+ * relaunched with the submitter's argv: its child execs
+ * `sage-bench --worker-pipeline ...`, and main() hands such a command line
+ * to bench_worker_main (remote.c) before anything else, in the submitter
+ * and in every worker alike. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +59,7 @@ static void build_entries(int quick)
     add("limit.spsc", "SPSC ring", limit_spsc, 0);
     add("limit.wake", "thread wake-up latency", limit_wake, 0);
     add("limit.tcp", "loopback TCP", limit_tcp, 0);
+    add("limit.unix", "Unix socket between processes", limit_unix, 0);
     add("limit.cost", "COST baseline", limit_cost, 0);
     add("a", "(a) map->filter->sink p1", scen_chain, 0);
     add("b", "(b) rebalance 1 -> 2", scen_rebalance, 0);
@@ -74,6 +82,9 @@ static void build_entries(int quick)
     snprintf(title, sizeof title, "(g) peak memory 1e%d", big);
     add(id, title, scen_memory, big);
     add("peer.gst", "GStreamer peer", peer_gst, 0);
+    add("h.8b", "(h1) cross-process, 8 B records", scen_remote_small, 0);
+    add("h.4k", "(h2) cross-process, 4 KiB records", scen_remote_large, 0);
+    add("h.first", "(h3) submit to first record", scen_remote_first, 0);
 }
 
 /* NAME selects an entry by its id, or a group by prefix: "f" is every f.*,
@@ -322,6 +333,16 @@ static void derive(int quick)
         snprintf(r.note, sizeof r.note, "records/s over buffers/s, crossing threads");
         insert_after(find_row("peer.a") ? "peer.a" : "peer.gst.queue", &r);
     }
+
+    /* (h) against the bare Unix socket: bytes on the wire per second over
+     * the socket's. A record of len bytes takes 8 + len (rounded up to 8)
+     * bytes in a batch; the 24 bytes of frame header per 64 KiB batch are
+     * left out. */
+    bench_row *ux = find_row("limit.unix"), *h;
+    if (ux && (h = find_row("h.8b")))
+        set_ratio(h, h->value * 16 / ux->value, "Unix socket, wire B");
+    if (ux && (h = find_row("h.4k")))
+        set_ratio(h, h->value * (4096.0 + 8) / 4096 / ux->value, "Unix socket, wire B");
 }
 
 static void mark_all(void)
@@ -337,21 +358,21 @@ static void mark_all(void)
     }
 }
 
-/* Scenarios (h) and (i) need modes the engine does not have yet: they are
- * listed, never faked. */
+/* Scenario (i) needs a mode the engine does not have yet: it is listed,
+ * never faked. */
 static const char *g_not_built[][2] = {
-    {"h", "(h) cross-process pipeline"},
     {"i", "(i) Slurm multi-node pipeline"},
 };
+#define N_NOT_BUILT (sizeof g_not_built / sizeof g_not_built[0])
 
 static void not_built(const char *only)
 {
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < N_NOT_BUILT; i++) {
         if (!selected(g_not_built[i][0], only))
             continue;
         bench_row r = bench_row_new(g_not_built[i][0], g_not_built[i][1], "");
         r.mark = MARK_NA;
-        snprintf(r.note, sizeof r.note, "not available yet (needs the JobManager / Slurm modes)");
+        snprintf(r.note, sizeof r.note, "not available yet (needs the Slurm mode)");
         add_row(&r);
     }
 }
@@ -366,11 +387,16 @@ static void usage(FILE *f)
                "                or a prefix with '*' (f.p*); several separated by commas\n"
                "  --json PATH   where to write the JSON results (default bench-results.json)\n"
                "  --records N   fixed record count for throughput scenarios, instead of sizing runs by time\n"
-               "  --list        list the scenario ids and exit\n");
+               "  --list        list the scenario ids and exit\n"
+               "  (--worker-pipeline ... is internal: how scenario (h) runs in JobManager workers)\n");
 }
 
 int main(int argc, char **argv)
 {
+    /* Before anything else: the submitter of an (h) job, or one of its
+     * workers, which the JobManager starts with the same argv. */
+    if (argc >= 2 && strcmp(argv[1], "--worker-pipeline") == 0)
+        return bench_worker_main(argc, argv);
     const char *json = "bench-results.json", *only = NULL;
     int list = 0;
     for (int i = 1; i < argc; i++) {
@@ -403,7 +429,7 @@ int main(int argc, char **argv)
     if (list) {
         for (size_t i = 0; i < g_nentries; i++)
             printf("%-14s %s\n", g_entries[i].id, g_entries[i].title);
-        for (size_t i = 0; i < 2; i++)
+        for (size_t i = 0; i < N_NOT_BUILT; i++)
             printf("%-14s %s (not available yet)\n", g_not_built[i][0], g_not_built[i][1]);
         return 0;
     }
@@ -420,7 +446,7 @@ int main(int argc, char **argv)
     size_t total = 0, done = 0;
     for (size_t i = 0; i < g_nentries; i++)
         total += selected(g_entries[i].id, only);
-    if (total == 0 && !selected("h", only) && !selected("i", only)) {
+    if (total == 0 && !selected("i", only)) {
         fprintf(stderr, "sage-bench: --only %s selects nothing (see --list)\n", only);
         return 2;
     }

@@ -43,6 +43,8 @@ void bench_fmt_value(char *buf, size_t len, const bench_row *r)
         snprintf(buf, len, "%+.2f ns/dec", v);
     else if (strcmp(u, "%") == 0)
         snprintf(buf, len, "%.1f %%", v);
+    else if (strcmp(u, "ms") == 0)
+        snprintf(buf, len, "%.1f ms", v);
     else if (strcmp(u, "x") == 0)
         snprintf(buf, len, "%.2f x", v);
     else

@@ -618,7 +618,7 @@ SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, si
             pfds[n++] = (struct pollfd){.fd = c->fd, .events = (short)(POLLIN | (c->wlen ? POLLOUT : 0))};
         size_t first_pipe = n;
         jm_job_pipes(d, pfds, &n, pcap);
-        if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) {
+        if (poll(pfds, (nfds_t)n, jm_jobs_timers(d)) < 0 && errno != EINTR) {
             jm_log(d, "poll: %s", strerror(errno));
             break;
         }
@@ -636,6 +636,7 @@ SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, si
                 jm_job_pipe_ready(d, pfds[i].fd);
         if (pfds[0].revents) /* last: new connections go to the head of the list */
             accept_conns(d);
+        jm_jobs_timers(d);
         for (jm_conn *c = d->conns; c; c = c->next)
             if (c->fd >= 0 && c->wlen)
                 flush_conn(c);

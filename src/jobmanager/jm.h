@@ -89,6 +89,7 @@ typedef struct jm_job {
     sage__assign **assign;
     int stop_requested, cancel_requested, failed;
     int err_prio;         /* how much the recorded failure explains: a root cause outranks its echoes */
+    int64_t kill_at_ms;   /* an echo failure: kill the remaining workers then (0: not scheduled) */
     char error[2048];
     char pending_reason[512];
     int64_t submitted_ms, started_ms;
@@ -140,6 +141,8 @@ json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);
 json_t *jm_job_list_json(jm *d);
 json_t *jm_job_end_json(jm *d, int64_t id);
 void jm_jobs_shutdown(jm *d);
+/* Milliseconds until the next scheduled kill (-1: none); run the ones due. */
+int jm_jobs_timers(jm *d);
 int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
 
 /* metrics over HTTP (http.c) */

@@ -319,16 +319,26 @@ static int maybe_end(jm *d, jm_job *j)
 
 static void kill_tasks(jm_job *j)
 {
-    for (size_t t = 0; t < j->ntasks; t++)
-        if (j->tasks[t].pid > 0 && !j->tasks[t].exited) {
-            j->tasks[t].killed_by_us = 1;
-            kill(j->tasks[t].pid, SIGKILL);
-        }
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        if (k->pid <= 0 || k->exited || k->killed_by_us)
+            continue;
+        /* one that already died on its own (not reaped yet) keeps its own story */
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == k->pid)
+            continue;
+        k->killed_by_us = 1;
+        kill(k->pid, SIGKILL);
+    }
 }
 
 /* Failure priorities: when one worker dies, its neighbours fail too (broken
- * connections); the reason kept is the one that explains most. */
+ * connections); the reason kept is the one that explains most. An echo
+ * alone does not kill the others at once: they end by themselves as their
+ * connections break, which lets the real cause (a worker killed by a
+ * signal, say) be reaped and named first; ECHO_GRACE_MS bounds that. */
 enum { PRIO_ECHO = 1, PRIO_USER = 2, PRIO_ROOT = 3 };
+#define ECHO_GRACE_MS 2000
 
 static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
@@ -342,7 +352,28 @@ static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
         va_end(ap);
         jm_log(d, "job %lld failed: %s", (long long)j->id, j->error);
     }
+    if (prio == PRIO_ECHO && j->err_prio == PRIO_ECHO) {
+        if (!j->kill_at_ms)
+            j->kill_at_ms = jm_now_ms() + ECHO_GRACE_MS;
+        return;
+    }
     kill_tasks(j);
+}
+
+int jm_jobs_timers(jm *d)
+{
+    int64_t now = jm_now_ms(), next = -1;
+    for (jm_job *j = d->jobs; j; j = j->next) {
+        if (!j->kill_at_ms)
+            continue;
+        if (j->kill_at_ms <= now || j->err_prio > PRIO_ECHO || j->cancel_requested) {
+            j->kill_at_ms = 0;
+            kill_tasks(j);
+        } else if (next < 0 || j->kill_at_ms - now < next) {
+            next = j->kill_at_ms - now;
+        }
+    }
+    return (int)next;
 }
 
 /* Try to place a pending job on what running jobs leave free. */

@@ -105,7 +105,8 @@ static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int
     char path[1300], err[512];
     snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
     size_t window = w->env->cfg.channel_bytes;
-    if (sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->cancel_fd, &w->job->canceled, net_fail,
+    if (sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes, w->cancel_fd,
+                          &w->job->canceled, net_fail,
                           w, err, sizeof err) != 0) {
         free(q);
         fprintf(stderr, "sage worker: %s\n", err);

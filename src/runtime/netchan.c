@@ -78,7 +78,7 @@ static int read_all(int fd, void *buf, size_t len)
 }
 
 int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
+                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
                       char *err, size_t err_len)
 {
     sage__netsend *ns = calloc(1, sizeof *ns);
@@ -109,7 +109,7 @@ int sage__net_connect(sage__queue *q, const char *path, const char *token, int64
     memset(q, 0, sizeof *q);
     q->remote = ns;
     q->canceled = canceled;
-    q->batch_bytes = window / 4 < 1024 ? 1024 : (window / 4 > (64u << 10) ? (64u << 10) : window / 4);
+    q->batch_bytes = batch_bytes; /* the consumer's standard size, so it can recycle what arrives */
     atomic_init(&q->consumer_waiting, 1);
     atomic_init(&q->blocked_ns, 0);
     return 0;
@@ -196,7 +196,8 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
                 return push_failed(q, rc);
             }
         atomic_fetch_add_explicit(&q->blocked_ns, now_ns() - t0, memory_order_relaxed);
-    } else if ((rc = read_credit(q, 0)) != 0) {
+    } else if (ns->credit < (int64_t)(2 * plen) && (rc = read_credit(q, 0)) != 0) {
+        /* credit is read only when it runs low: no syscall per batch while the window is open */
         free(b);
         return push_failed(q, rc);
     }
@@ -292,12 +293,17 @@ static void *conn_main(void *arg)
             break;
         }
         size_t used = f.type == SAGE__MSG_DATA ? f.len - 8 : 0;
-        sage__batch *b = sage__batch_new(used > r->q->batch_bytes ? used : r->q->batch_bytes);
+        /* reuse a batch the consumer finished with: no allocation in steady state */
+        sage__batch *b = used <= r->q->batch_bytes && f.type == SAGE__MSG_DATA ? sage__queue_take_free(r->q) : NULL;
+        if (!b)
+            b = sage__batch_new(used > r->q->batch_bytes ? used : r->q->batch_bytes);
         if (!b) {
             r->fail(r->arg, "out of memory receiving a batch");
             break;
         }
         b->input = ntohl(be[0]);
+        b->n = 0;
+        b->used = 0;
         if (f.type == SAGE__MSG_EOS) {
             b->eos = 1;
         } else {

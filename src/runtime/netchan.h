@@ -30,7 +30,7 @@ typedef struct sage__netsend {
 /* Connect to a consumer's Unix socket and introduce ourselves. */
 typedef void (*sage__net_fail_fn)(void *arg, const char *why);
 int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
+                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
                       char *err, size_t err_len);
 int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh);
 void sage__net_close(sage__queue *q);

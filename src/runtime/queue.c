@@ -201,6 +201,20 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch *
     return 0;
 }
 
+sage__batch *sage__queue_take_free(sage__queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    sage__batch *b = q->free;
+    if (b) {
+        q->free = b->next;
+        q->nfree--;
+        b->next = NULL;
+        b->eos = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return b;
+}
+
 void sage__queue_recycle(sage__queue *q, sage__batch *b)
 {
     pthread_mutex_lock(&q->mu);

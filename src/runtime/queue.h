@@ -54,6 +54,10 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh);
  * the free list under the same lock, before any wait, so a producer woken
  * by this pop finds it there. */
 int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch **out);
+/* An empty batch of the standard size from the free list, or NULL (for
+ * producers in this process that fill batches themselves, like a network
+ * receiver). */
+sage__batch *sage__queue_take_free(sage__queue *q);
 /* Give a consumed batch back for reuse (or free it). */
 void sage__queue_recycle(sage__queue *q, sage__batch *b);
 void sage__queue_wake(sage__queue *q); /* after setting the cancel flag */
