@@ -3,6 +3,9 @@
 # Usage: scripts/deps.sh [--bench]
 set -eu
 pkgs="cmake make gcc pkg-config libjansson-dev libsqlite3-dev clang libclang-rt-14-dev"
+# `sage cluster` (cli/cluster.c) runs Slurm 22.05 and munge; its test (tests/integration/test_cluster.sh)
+# also uses iproute2 (network namespaces) and jq.
+pkgs="$pkgs slurm-wlm slurmctld slurmd munge slurm-client iproute2 jq"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base"
 fi

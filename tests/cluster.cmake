@@ -1,0 +1,10 @@
+# `sage cluster` against real Slurm daemons (root, slurm-wlm 22.05, munge, jq; iproute2 for the
+# multi-host part). Without them the script prints "skipped: <reason>" and exits 77: ctest shows
+# the test as skipped, never as passed. Run only this: ctest -L cluster --output-on-failure
+add_test(NAME test_cluster
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.sh $<TARGET_FILE:sage-cli>)
+set_tests_properties(test_cluster PROPERTIES
+  LABELS cluster
+  TIMEOUT 240
+  SKIP_RETURN_CODE 77
+  RUN_SERIAL TRUE)
