@@ -70,9 +70,13 @@ static int connect_jm(const opts *o, sage_client **c)
 {
     char err[1024];
     int rc = sage_client_connect(o->host, o->port, o->token_file, c, err, sizeof err);
-    if (rc != 0) {
+    if (rc == SAGE_EIO) { /* nothing answered (or the connection broke): exit 3 */
         fprintf(stderr, "sage: no JobManager at %s:%d: %s\n", o->host, o->port, err);
         return EXIT_NOJM;
+    }
+    if (rc != 0) { /* it answered, but refused us (token), or the token file is unusable */
+        fprintf(stderr, "sage: the JobManager at %s:%d refused the connection: %s\n", o->host, o->port, err);
+        return EXIT_REFUSED;
     }
     return 0;
 }
@@ -113,6 +117,20 @@ static void human_bytes(char *buf, size_t len, double b)
         snprintf(buf, len, i ? "%.1f%s" : "%.0f%s", b, u[i]);
 }
 
+static void human_ns(char *buf, size_t len, double ns)
+{
+    if (ns <= 0)
+        snprintf(buf, len, "-");
+    else if (ns < 10e3)
+        snprintf(buf, len, "%.0fns", ns);
+    else if (ns < 10e6)
+        snprintf(buf, len, "%.1fus", ns / 1e3);
+    else if (ns < 10e9)
+        snprintf(buf, len, "%.1fms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.1fs", ns / 1e9);
+}
+
 static void human_time(char *buf, size_t len, int64_t ms)
 {
     if (ms <= 0) {
@@ -137,9 +155,30 @@ static int parse_id(const char *s, json_int_t *id)
 
 /* ---- jobmanager ---- */
 
+/* An absolute form of a path given relative to where `sage` was started (the
+ * daemon changes to / before it reads anything). JSON text is left alone. */
+static const char *absolute(const char *path, char *buf, size_t len)
+{
+    if (!path || path[0] == '/' || path[0] == '{')
+        return path;
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return path;
+    int n = snprintf(buf, len, "%s/%s", cwd, path);
+    return n > 0 && (size_t)n < len ? buf : path;
+}
+
 static int jm_start(const opts *o)
 {
-    sage_jobmanager_opts jo = {.host = o->host, .port = o->port, .home = o->home, .config = o->config, .ready_fd = -1};
+    char home_abs[4200], config_abs[4200], env_home[4200];
+    const char *home = o->home;
+    if (!home && getenv("SAGE_HOME") && *getenv("SAGE_HOME"))
+        home = absolute(getenv("SAGE_HOME"), env_home, sizeof env_home);
+    sage_jobmanager_opts jo = {.host = o->host,
+                               .port = o->port,
+                               .home = absolute(home, home_abs, sizeof home_abs),
+                               .config = absolute(o->config, config_abs, sizeof config_abs),
+                               .ready_fd = -1};
     char err[2048];
     if (o->foreground) {
         jo.log_to_stderr = 1;
@@ -189,10 +228,9 @@ static int jm_start(const opts *o)
     ssize_t n = read(p[0], buf, sizeof buf - 1);
     close(p[0]);
     if (n > 0 && buf[0] == 'R') {
-        char home[1024];
-        sage_home_dir(o->home, home, sizeof home);
-        printf("JobManager started on %s:%d (state directory %s, log %s/jobmanager.log)\n", o->host, o->port, home,
-               home);
+        char hd[1024];
+        sage_home_dir(jo.home, hd, sizeof hd);
+        printf("JobManager started on %s:%d (state directory %s, log %s/jobmanager.log)\n", o->host, o->port, hd, hd);
         return 0;
     }
     buf[n > 0 ? n : 0] = 0;
@@ -332,8 +370,8 @@ static int job_status(const opts *o, json_int_t id)
         human_bytes(peak, sizeof peak, json_number_value(json_object_get(t, "peak_memory")));
         json_t *pt = json_object_get(m, "processing_time_ns");
         if (pt && json_number_value(json_object_get(pt, "p50")) > 0) {
-            snprintf(p50, sizeof p50, "%.0fns", json_number_value(json_object_get(pt, "p50")));
-            snprintf(p99, sizeof p99, "%.0fns", json_number_value(json_object_get(pt, "p99")));
+            human_ns(p50, sizeof p50, json_number_value(json_object_get(pt, "p50")));
+            human_ns(p99, sizeof p99, json_number_value(json_object_get(pt, "p99")));
         }
         if (m)
             snprintf(bp, sizeof bp, "%.3fs", json_number_value(json_object_get(m, "backpressure_ns")) / 1e9);

@@ -96,17 +96,18 @@ void jm_http(jm *d, jm_conn *c)
                        (long long)json_integer_value(json_object_get(o, "records_in")));
                 metric(&buf, &len, &cap, "sage_task_records_out_total{%s} %lld\n", lab,
                        (long long)json_integer_value(json_object_get(o, "records_out")));
-                json_t *pt = json_object_get(o, "processing_time_ns");
-                if (pt) {
-                    metric(&buf, &len, &cap, "sage_task_processing_time_seconds{%s,quantile=\"0.5\"} %.9f\n", lab,
-                           json_number_value(json_object_get(pt, "p50")) / 1e9);
-                    metric(&buf, &len, &cap, "sage_task_processing_time_seconds{%s,quantile=\"0.99\"} %.9f\n", lab,
-                           json_number_value(json_object_get(pt, "p99")) / 1e9);
-                }
             }
             char lab[320];
             snprintf(lab, sizeof lab, "job=\"%lld\",operator=\"%s\",instance=\"%d\"", (long long)j->id, k->op,
                      k->instance);
+            /* per task: the head operator's per-record time, averaged per batch */
+            json_t *pt = json_object_get(k->metrics, "processing_time_ns");
+            if (pt && json_number_value(json_object_get(pt, "p50")) > 0) {
+                metric(&buf, &len, &cap, "sage_task_processing_time_seconds{%s,quantile=\"0.5\"} %.9f\n", lab,
+                       json_number_value(json_object_get(pt, "p50")) / 1e9);
+                metric(&buf, &len, &cap, "sage_task_processing_time_seconds{%s,quantile=\"0.99\"} %.9f\n", lab,
+                       json_number_value(json_object_get(pt, "p99")) / 1e9);
+            }
             metric(&buf, &len, &cap, "sage_task_queue_depth{%s} %lld\n", lab,
                    (long long)json_integer_value(json_object_get(k->metrics, "queue_depth")));
             metric(&buf, &len, &cap, "sage_task_backpressure_seconds_total{%s} %.6f\n", lab,
