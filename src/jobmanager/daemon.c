@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -153,8 +154,9 @@ static json_t *ping_json(jm *d)
     int running = 0;
     for (jm_job *j = d->jobs; j; j = j->next)
         running++;
-    return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port", d->port, "home",
-                     d->home, "jobs_live", running, "version", sage_version(), "memory_enforcement",
+    return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port", d->port, "home",
+                     d->home, "jobs_live", running, "version", sage_version(), "data_plane",
+                     d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "memory_enforcement",
                      d->cgmode == SAGE__CGROUP_V1   ? "cgroup v1"
                      : d->cgmode == SAGE__CGROUP_V2 ? "cgroup v2"
                                                     : d->cgwhy);
@@ -287,9 +289,18 @@ static void on_hello(jm *d, jm_conn *c, json_t *hello)
         j->tasks[c->task].ctl = c;
         if (j->tasks[c->task].state == JT_STARTING)
             j->tasks[c->task].state = JT_RUNNING;
-    } else {
-        c->role = JM_CLIENT;
+        jm_send_json(c, SAGE__MSG_OK, ping_json(d));
+        /* the address other hosts reach this worker by, as its connection shows it */
+        char host[64] = "";
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        if (getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0 &&
+            getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+            host[0] = 0;
+        jm_on_worker_hello(d, c, hello, host); /* after the OK: a "peers" event must follow it */
+        return;
     }
+    c->role = JM_CLIENT;
     jm_send_json(c, SAGE__MSG_OK, ping_json(d));
 }
 
@@ -507,8 +518,22 @@ static int load_config(jm *d, const char *config, char *err, size_t err_len)
                 snprintf(err, err_len, "%s", nerr);
                 break;
             }
+        } else if (strcmp(key, "data_plane") == 0) {
+            const char *dp = json_string_value(v);
+            if (dp && strcmp(dp, "unix") == 0) {
+                d->data_plane = JM_DATA_UNIX;
+            } else if (dp && strcmp(dp, "tcp") == 0) {
+                d->data_plane = JM_DATA_TCP;
+            } else {
+                char *txt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                snprintf(err, err_len, "config: \"data_plane\" must be \"unix\" or \"tcp\", not %.200s",
+                         txt ? txt : "this value");
+                free(txt);
+                rc = SAGE_ECONFIG;
+                break;
+            }
         } else {
-            snprintf(err, err_len, "config: unknown key \"%s\" (known: node)", key);
+            snprintf(err, err_len, "config: unknown key \"%s\" (known: node, data_plane)", key);
             rc = SAGE_ECONFIG;
             break;
         }
@@ -582,8 +607,9 @@ SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, si
     int pl = snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)d->pid);
     if (ftruncate(pidfd, 0) != 0 || pwrite(pidfd, pidtxt, (size_t)pl, 0) != pl)
         jm_log(d, "could not write the pid file");
-    jm_log(d, "JobManager %s listening on %s:%d (pid %ld, state %s); node \"%s\": %d cpus, %d gpus; memory limits: %s%s",
+    jm_log(d, "JobManager %s listening on %s:%d (pid %ld, state %s); node \"%s\": %d cpus, %d gpus; %smemory limits: %s%s",
            sage_version(), d->host, d->port, (long)d->pid, d->home, d->node.name, d->node.ncpus, d->node.ngpus,
+           d->data_plane == JM_DATA_TCP ? "data plane: tcp; " : "",
            d->cgmode == SAGE__CGROUP_NONE ? "not enforced: " : "cgroup ",
            d->cgmode == SAGE__CGROUP_NONE ? d->cgwhy : d->cgparent);
     if (failed > 0)

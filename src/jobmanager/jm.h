@@ -46,7 +46,12 @@ typedef struct jm_task {
     pid_t pid;
     int exited;           /* reaped */
     int status;           /* waitpid status */
-    int listen_fd;        /* data-plane listener handed to the worker (-1: a source chain) */
+    int listen_fd;        /* unix data plane: listener handed to the worker (-1: a source chain, or tcp) */
+    int has_inputs;       /* its chain consumes a stream (it listens for producers) */
+    int producers;        /* how many producer connections it accepts */
+    int said_hello;       /* its worker reached us (stays set after the worker ends) */
+    char host[64];        /* the worker's address as we see its control connection ("" until its HELLO) */
+    char listen[128];     /* tcp data plane: "ADDR:PORT" the worker accepts producers on ("" if none) */
     int out_fd, err_fd;   /* pipes from the worker's stdout and stderr (-1 when closed) */
     FILE *log;            /* the task's log file */
     char tail[JM_TAIL_BYTES]; /* last bytes of stderr */
@@ -94,8 +99,14 @@ typedef struct jm_job {
     char pending_reason[512];
     int64_t submitted_ms, started_ms;
     size_t running;       /* tasks not yet reaped */
+    int peers_sent;       /* tcp data plane: every worker got the others' addresses */
     struct jm_job *next;
 } jm_job;
+
+typedef enum jm_data_plane {
+    JM_DATA_UNIX = 0, /* one host: the daemon creates a Unix listener per task under <jobdir>/sock */
+    JM_DATA_TCP,      /* workers listen on TCP and exchange addresses through the daemon ("peers" event) */
+} jm_data_plane;
 
 typedef struct jm {
     char home[1024]; /* short enough that every path under it fits PATH_MAX */
@@ -111,6 +122,7 @@ typedef struct jm {
     sage__node node;
     sage__cgroup_mode cgmode;
     char cgparent[512], cgwhy[256];
+    jm_data_plane data_plane; /* config key "data_plane" */
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
     int stop;
@@ -134,6 +146,11 @@ jm_job *jm_job_find(jm *d, int64_t id);
 int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len);
 void jm_on_child_exit(jm *d, pid_t pid, int status);
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev);
+/* A worker's HELLO was accepted (and answered): record where it runs and,
+ * on the tcp data plane, where it listens; once every task of its job has
+ * said HELLO, send each worker the "peers" event. peer_host: the numeric
+ * address of its control connection. */
+void jm_on_worker_hello(jm *d, jm_conn *c, json_t *hello, const char *peer_host);
 void jm_on_worker_gone(jm *d, jm_conn *c);
 void jm_job_pipes(jm *d, struct pollfd *pfds, size_t *n, size_t cap);
 void jm_job_pipe_ready(jm *d, int fd);

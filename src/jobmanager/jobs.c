@@ -8,14 +8,25 @@
  * and is placed again whenever a job ends. A placed job gets a directory
  * (spec.json for its workers, logs/, sock/, results/), one Unix listening
  * socket per task that has inputs (created here, before any worker runs, so
- * producers can connect at once), a cgroup per task, and one worker
- * process per task: the user's executable relaunched with SAGE_WORKER_SPEC
- * and SAGE_WORKER_TASK, pinned to its cores, with CUDA_VISIBLE_DEVICES set
- * to exactly its GPUs, stdout and stderr piped back here. A worker that
+ * producers can connect at once; see "Data plane" below for TCP), a
+ * cgroup per task, and one worker process per task: the user's
+ * executable relaunched with SAGE_WORKER_SPEC and SAGE_WORKER_TASK,
+ * pinned to its cores, with CUDA_VISIBLE_DEVICES set to exactly its
+ * GPUs, stdout and stderr piped back here. A worker that
  * exits badly fails the job with its operator, instance, exit status or
  * signal, an OOM verdict from its cgroup, and the last lines of its
  * stderr; the other workers are killed; the job ends when every worker has
  * been reaped, so no process outlives its job.
+ *
+ * Data plane. With config "data_plane": "tcp" (for workers on several
+ * hosts) no Unix listener is made: each worker whose chain has inputs
+ * listens on TCP itself, on the address its control connection to us
+ * uses, and reports "listen": "ADDR:PORT" in its HELLO. Once every task of
+ * the job has said HELLO, each worker still connected gets one EVENT
+ * {"event": "peers", "peers": {"<task>": "ADDR:PORT", ...}} and connects
+ * its routes; until then producers wait (for us only: a worker whose
+ * control connection closes gives up). A worker that dies first takes the
+ * normal failure path, and no "peers" event is sent for a failed job.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -152,10 +163,15 @@ static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                                                a->gpu_fraction, "memory", (json_int_t)a->memory, "object_store_memory",
                                                (json_int_t)a->object_store_memory, "resources", custom, "node",
                                                d->node.name));
+        /* a tcp worker opens its listener before it has compiled the plan: tell it whether to */
+        json_t *tj = json_array_get(tasks, json_array_size(tasks) - 1);
+        json_object_set_new(tj, "inputs", json_boolean(k->has_inputs));
+        json_object_set_new(tj, "producers", json_integer(k->producers));
     }
-    json_t *spec = json_pack("{s:I,s:s,s:O,s:s,s:s,s:i,s:o}", "job_id", (json_int_t)j->id, "name", j->name,
+    json_t *spec = json_pack("{s:I,s:s,s:O,s:s,s:s,s:i,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name,
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
-                             d->host, "jobmanager_port", d->port, "tasks", tasks);
+                             d->host, "jobmanager_port", d->port, "data_plane",
+                             d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/spec.json", j->dir);
     int rc = json_dump_file(spec, path, JSON_INDENT(1));
@@ -413,8 +429,10 @@ static int try_start(jm *d, jm_job *j)
     char dir[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/logs", j->dir);
     mkdir(dir, 0700);
-    snprintf(dir, sizeof dir, "%s/sock", j->dir);
-    mkdir(dir, 0700);
+    if (d->data_plane == JM_DATA_UNIX) {
+        snprintf(dir, sizeof dir, "%s/sock", j->dir);
+        mkdir(dir, 0700);
+    }
     snprintf(dir, sizeof dir, "%s/results", j->dir);
     mkdir(dir, 0700);
     json_t *chains = json_object_get(j->doc, "chains");
@@ -433,7 +451,9 @@ static int try_start(jm *d, jm_job *j)
             ids_text(k->cpus, sizeof k->cpus, a->cpus, a->ncpus);
             ids_text(k->gpus, sizeof k->gpus, a->gpus, a->ngpus);
             k->mem_limit = a->memory;
-            if (has_inputs) {
+            k->has_inputs = has_inputs;
+            k->producers = producers;
+            if (has_inputs && d->data_plane == JM_DATA_UNIX) {
                 char sp[PATH_MAX + 64];
                 snprintf(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
                 if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
@@ -545,6 +565,73 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         snprintf(k->error, sizeof k->error, "%s", e ? e : "");
         k->done_code = (int)json_integer_value(json_object_get(ev, "code"));
     }
+}
+
+/* Every task said HELLO: give each connected worker the consumers' addresses. */
+static void send_peers(jm *d, jm_job *j)
+{
+    json_t *peers = json_object();
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].listen[0]) {
+            char key[24];
+            snprintf(key, sizeof key, "%zu", t);
+            json_object_set_new(peers, key, json_string(j->tasks[t].listen));
+        }
+    json_t *ev = json_pack("{s:s,s:o}", "event", "peers", "peers", peers);
+    char *txt = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!txt) {
+        job_fail(d, j, PRIO_ROOT, "out of memory sending the workers' data-plane addresses");
+        return;
+    }
+    size_t len = strlen(txt);
+    if (len > SAGE__CONTROL_FRAME_MAX) {
+        free(txt);
+        job_fail(d, j, PRIO_ROOT,
+                 "the workers' data-plane addresses (%zu bytes for %zu tasks) exceed the %u-byte control frame limit",
+                 len, j->ntasks, SAGE__CONTROL_FRAME_MAX);
+        return;
+    }
+    j->peers_sent = 1;
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].ctl)
+            jm_send(j->tasks[t].ctl, SAGE__MSG_EVENT, txt, len);
+    free(txt);
+    jm_log(d, "job %lld: all %zu workers reached us; data-plane addresses sent", (long long)j->id, j->ntasks);
+}
+
+void jm_on_worker_hello(jm *d, jm_conn *c, json_t *hello, const char *peer_host)
+{
+    jm_job *j = jm_job_find(d, c->job_id);
+    if (!j || c->task < 0 || (size_t)c->task >= j->ntasks)
+        return;
+    jm_task *k = &j->tasks[c->task];
+    k->said_hello = 1;
+    snprintf(k->host, sizeof k->host, "%s", peer_host ? peer_host : "");
+    if (d->data_plane != JM_DATA_TCP)
+        return;
+    const char *listen = json_string_value(json_object_get(hello, "listen"));
+    if (k->has_inputs) {
+        char h[128];
+        int p = 0;
+        if (!listen || strlen(listen) >= sizeof k->listen ||
+            sage__parse_hostport(listen, h, sizeof h, &p, 0) != 0 || p == 0) {
+            /* a worker that could not listen says why itself: its reason outranks this one */
+            job_fail(d, j, PRIO_ECHO,
+                     "operator \"%s\" instance %d: its worker reported %s%s%s as its data-plane address; the tcp "
+                     "data plane needs \"listen\": \"HOST:PORT\" in its HELLO",
+                     k->op, k->instance, listen ? "\"" : "no \"listen\"", listen ? listen : "",
+                     listen ? "\"" : "");
+            return;
+        }
+        snprintf(k->listen, sizeof k->listen, "%s", listen);
+    }
+    if (j->peers_sent || j->failed || j->cancel_requested)
+        return;
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (!j->tasks[t].said_hello || (j->tasks[t].has_inputs && !j->tasks[t].listen[0]))
+            return;
+    send_peers(d, j);
 }
 
 void jm_on_worker_gone(jm *d, jm_conn *c)
@@ -756,6 +843,13 @@ static json_t *task_json(const jm_task *k)
                      k->metrics ? k->metrics : json_null());
 }
 
+/* Where a task runs: on the unix data plane every worker is on this node;
+ * on tcp, the address its worker reached us from (the node until then). */
+static const char *task_host(const jm *d, const jm_task *k)
+{
+    return d->data_plane == JM_DATA_TCP && k->host[0] ? k->host : d->node.name;
+}
+
 static void task_row(const jm_job *j, const jm_task *k, const char *host, sage__task_row *r)
 {
     memset(r, 0, sizeof *r);
@@ -791,7 +885,7 @@ static void job_end(jm *d, jm_job *j)
     j->state = st;
     for (size_t t = 0; t < j->ntasks; t++) {
         sage__task_row r;
-        task_row(j, &j->tasks[t], d->node.name, &r);
+        task_row(j, &j->tasks[t], task_host(d, &j->tasks[t]), &r);
         sage__store_task_put(d->store, &r);
     }
     sage__store_job_state(d->store, j->id, jm_job_state_name(st), j->error, jm_now_ms());
@@ -818,7 +912,7 @@ static void job_end(jm *d, jm_job *j)
             break;
         }
     char sock[PATH_MAX + 16];
-    for (size_t t = 0; t < j->ntasks; t++) {
+    for (size_t t = 0; d->data_plane == JM_DATA_UNIX && t < j->ntasks; t++) {
         snprintf(sock, sizeof sock, "%s/sock/%d.%d", j->dir, j->tasks[t].chain, j->tasks[t].instance);
         unlink(sock);
     }
@@ -935,7 +1029,9 @@ json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
     json_t *tasks = json_array();
     for (size_t t = 0; t < j->ntasks; t++) {
         json_t *tj = task_json(&j->tasks[t]);
-        json_object_set_new(tj, "host", json_string(d->node.name));
+        json_object_set_new(tj, "host", json_string(task_host(d, &j->tasks[t])));
+        if (d->data_plane == JM_DATA_TCP && j->tasks[t].listen[0])
+            json_object_set_new(tj, "listen", json_string(j->tasks[t].listen));
         json_array_append_new(tasks, tj);
     }
     return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",

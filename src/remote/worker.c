@@ -13,7 +13,14 @@
  *      consumer instance is a remote queue (runtime/netchan.c) reached over
  *      the job's Unix sockets, and our own input queue is fed by one
  *      receiving thread per producer connection on the listener the
- *      JobManager handed us as fd 3;
+ *      JobManager handed us as fd 3. On the tcp data plane (spec
+ *      "data_plane": "tcp", for workers on several hosts) we open that
+ *      listener ourselves before the HELLO, on the address our control
+ *      connection uses (the one other hosts reach us by) and an ephemeral
+ *      port, report it as "listen" in the HELLO, and wait for the
+ *      JobManager's "peers" event (every consumer's address) before
+ *      connecting our routes; the JobManager alone bounds that wait: if
+ *      its connection closes we give up with the reason;
  *   4. run the task on this thread; a control thread answers pause, resume
  *      and stop, and sends a metrics report every 500 ms;
  *   5. send the final report and exit. sage_env_execute never returns in a
@@ -21,11 +28,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/frame.h"
@@ -50,6 +59,11 @@ typedef struct worker {
     sage__assign assign;
     int cpus[SAGE__NODE_CPUS_MAX], gpus[SAGE__NODE_GPUS_MAX];
     sage__netrecv *recv;
+    int tcp;                /* the tcp data plane */
+    int listen_fd;          /* tcp: our data-plane listener (-1: none) */
+    char listen_addr[128];  /* tcp: "ADDR:PORT" of listen_fd, as reported in our HELLO */
+    json_t *peers;          /* tcp: task index -> "ADDR:PORT" of every consumer, from the JobManager */
+    char route_err[1024];   /* why the last consumer connection failed */
     pthread_t ctl_thread;
     _Atomic int finished;
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
@@ -96,6 +110,20 @@ static void net_fail(void *arg, const char *why)
     (void)!write(w->cancel_fd, &one, sizeof one);
 }
 
+/* The spec's task index of chain `chain` instance `instance` (-1: none). */
+static int task_of(worker *w, int chain, int instance)
+{
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(w->spec, "tasks"), i, t)
+    {
+        if (json_integer_value(json_object_get(t, "chain")) == chain &&
+            json_integer_value(json_object_get(t, "instance")) == instance)
+            return (int)json_integer_value(json_object_get(t, "task"));
+    }
+    return -1;
+}
+
 static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int input)
 {
     worker *w = arg;
@@ -103,13 +131,30 @@ static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int
     if (!q)
         return NULL;
     char path[1300], err[512];
-    snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
     size_t window = w->env->cfg.channel_bytes;
-    if (sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes, w->cancel_fd,
-                          &w->job->canceled, net_fail,
-                          w, err, sizeof err) != 0) {
+    int rc;
+    if (w->tcp) {
+        int t = task_of(w, cch->id, instance);
+        char key[24];
+        snprintf(key, sizeof key, "%d", t);
+        const char *addr = json_string_value(json_object_get(w->peers, key));
+        if (!addr) {
+            snprintf(err, sizeof err, "the JobManager gave no data-plane address for operator \"%s\" instance %d (task %d)",
+                     cch->ops[0]->name, instance, t);
+            rc = SAGE_EPROTO;
+        } else {
+            rc = sage__net_connect_tcp(q, addr, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes,
+                                       w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
+        }
+    } else {
+        snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
+        rc = sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes,
+                               w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
+    }
+    if (rc != 0) {
         free(q);
-        fprintf(stderr, "sage worker: %s\n", err);
+        snprintf(w->route_err, sizeof w->route_err, "operator \"%.200s\" instance %d: %s", cch->ops[0]->name, instance, err);
+        fprintf(stderr, "sage worker: %s\n", w->route_err);
         return NULL;
     }
     w->job->queues[w->job->nqueues++] = q;
@@ -125,6 +170,94 @@ static void take_snapshot(sage__task *t)
     json_decref(wk.snap);
     wk.snap = s;
     pthread_mutex_unlock(&wk.snap_mu);
+}
+
+/* A control event from the JobManager (pause, resume, stop); others are ignored. */
+static void apply_control(worker *w, json_t *ev)
+{
+    const char *action = json_string_value(json_object_get(ev, "action"));
+    sage__job *job = w->job;
+    if (action && strcmp(action, "stop") == 0) {
+        atomic_store(&job->stopping, 1);
+    } else if (action && strcmp(action, "pause") == 0) {
+        atomic_store(&job->paused, 1);
+    } else if (action && strcmp(action, "resume") == 0) {
+        pthread_mutex_lock(&job->mu);
+        atomic_store(&job->paused, 0);
+        pthread_cond_broadcast(&job->pause_cv);
+        pthread_mutex_unlock(&job->mu);
+    }
+    if (action && strcmp(action, "resume") != 0) {
+        pthread_mutex_lock(&job->mu);
+        pthread_cond_broadcast(&job->pause_cv); /* a stop must reach a paused source */
+        pthread_mutex_unlock(&job->mu);
+    }
+}
+
+/* tcp data plane: listen where the JobManager sees us, on an ephemeral
+ * port. Returns 0, or an error with the reason in err. */
+static int tcp_listen_here(worker *w, int backlog, char *err, size_t err_len)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    char host[128]; /* numeric: an IPv6 address with a scope fits */
+    if (getsockname(w->ctl_fd, (struct sockaddr *)&sa, &sl) != 0) {
+        snprintf(err, err_len, "cannot learn the address of our connection to the JobManager: %s", strerror(errno));
+        return SAGE_ESYS;
+    }
+    int e = getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    if (e != 0) {
+        snprintf(err, err_len, "cannot format the address of our connection to the JobManager: %s", gai_strerror(e));
+        return SAGE_ESYS;
+    }
+    char lerr[512];
+    if (sage__tcp_listen(host, 0, backlog, &w->listen_fd, lerr, sizeof lerr) != 0) {
+        snprintf(err, err_len, "cannot listen for data connections: %s", lerr);
+        return SAGE_ESYS;
+    }
+    sl = sizeof sa;
+    if (getsockname(w->listen_fd, (struct sockaddr *)&sa, &sl) != 0 ||
+        getnameinfo((struct sockaddr *)&sa, sl, NULL, 0, lerr, 32, NI_NUMERICSERV) != 0) {
+        lerr[0] = 0;
+        snprintf(err, err_len, "cannot learn the port of our data listener on %s: %s", host, strerror(errno));
+        close(w->listen_fd);
+        w->listen_fd = -1;
+        return SAGE_ESYS;
+    }
+    if ((size_t)snprintf(w->listen_addr, sizeof w->listen_addr, "%s:%.31s", host, lerr) >= sizeof w->listen_addr) {
+        snprintf(err, err_len, "our data listener's address %s:%.31s is too long", host, lerr);
+        close(w->listen_fd);
+        w->listen_fd = -1;
+        return SAGE_ETOOBIG;
+    }
+    return 0;
+}
+
+/* tcp data plane: wait for the "peers" event, applying control events that
+ * come first. Only the JobManager bounds the wait: if it goes away, so do we. */
+static void wait_peers(worker *w)
+{
+    while (!w->peers) {
+        sage__frame f;
+        unsigned char *payload = NULL;
+        char why[256];
+        if (sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why) != 0)
+            die(w, SAGE_EIO, "lost the JobManager while waiting for the other workers' data-plane addresses: %s", why);
+        json_error_t jerr;
+        json_t *ev = f.type == SAGE__MSG_EVENT ? json_loads((const char *)payload, 0, &jerr) : NULL;
+        free(payload);
+        const char *type = json_string_value(json_object_get(ev, "event"));
+        if (type && strcmp(type, "peers") == 0) {
+            if (!json_is_object(json_object_get(ev, "peers"))) {
+                json_decref(ev);
+                die(w, SAGE_EPROTO, "the JobManager's \"peers\" event has no \"peers\" object");
+            }
+            w->peers = json_incref(json_object_get(ev, "peers"));
+        } else if (type && strcmp(type, "control") == 0) {
+            apply_control(w, ev);
+        }
+        json_decref(ev);
+    }
 }
 
 static void *control_main(void *arg)
@@ -150,23 +283,7 @@ static void *control_main(void *arg)
             json_error_t jerr;
             json_t *ev = json_loads((const char *)payload, 0, &jerr);
             free(payload);
-            const char *action = json_string_value(json_object_get(ev, "action"));
-            sage__job *job = w->job;
-            if (action && strcmp(action, "stop") == 0) {
-                atomic_store(&job->stopping, 1);
-            } else if (action && strcmp(action, "pause") == 0) {
-                atomic_store(&job->paused, 1);
-            } else if (action && strcmp(action, "resume") == 0) {
-                pthread_mutex_lock(&job->mu);
-                atomic_store(&job->paused, 0);
-                pthread_cond_broadcast(&job->pause_cv);
-                pthread_mutex_unlock(&job->mu);
-            }
-            if (action && strcmp(action, "resume") != 0) {
-                pthread_mutex_lock(&job->mu);
-                pthread_cond_broadcast(&job->pause_cv); /* a stop must reach a paused source */
-                pthread_mutex_unlock(&job->mu);
-            }
+            apply_control(w, ev);
             json_decref(ev);
             continue;
         }
@@ -247,6 +364,7 @@ _Noreturn void sage__worker_run(sage_env *env)
     /* user output goes to the JobManager through a pipe: one line at a time, not lost if we are killed */
     setvbuf(stdout, NULL, _IOLBF, 0);
     w->ctl_fd = -1;
+    w->listen_fd = -1;
     pthread_mutex_init(&w->send_mu, NULL);
     pthread_mutex_init(&w->snap_mu, NULL);
     const char *spec_path = getenv("SAGE_WORKER_SPEC"), *task_s = getenv("SAGE_WORKER_TASK");
@@ -270,8 +388,23 @@ _Noreturn void sage__worker_run(sage_env *env)
     int jp = (int)json_integer_value(json_object_get(w->spec, "jobmanager_port"));
     if (sage__tcp_connect(jh ? jh : "127.0.0.1", jp, &w->ctl_fd, err, sizeof err) != 0)
         die(NULL, SAGE_EIO, "%s", err);
+    const char *plane = json_string_value(json_object_get(w->spec, "data_plane"));
+    w->tcp = plane && strcmp(plane, "tcp") == 0;
+    if (plane && !w->tcp && strcmp(plane, "unix") != 0)
+        die(NULL, SAGE_ECONFIG, "the job spec names data plane \"%s\", which this worker does not know", plane);
+    /* tcp: our listener first, so that its address travels in the HELLO; if it
+     * fails we say why once the JobManager listens to us (after the HELLO) */
+    char listen_err[1024] = "";
+    int listen_rc = 0;
+    if (w->tcp && json_is_true(json_object_get(tj, "inputs"))) {
+        int producers = (int)json_integer_value(json_object_get(tj, "producers"));
+        listen_rc = tcp_listen_here(w, producers > 0 && producers < 4096 ? producers + 8 : 128, listen_err,
+                                    sizeof listen_err);
+    }
     json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", w->token, "role", "worker", "job_id", (json_int_t)w->job_id,
                               "task", w->task_index);
+    if (hello && w->listen_fd >= 0)
+        json_object_set_new(hello, "listen", json_string(w->listen_addr));
     char *txt = json_dumps(hello, JSON_COMPACT);
     json_decref(hello);
     sage__frame f;
@@ -281,6 +414,10 @@ _Noreturn void sage__worker_run(sage_env *env)
         die(NULL, SAGE_EAUTH, "the JobManager refused this worker: %s", payload ? (char *)payload : err);
     free(txt);
     free(payload);
+    if (listen_rc != 0)
+        die(w, listen_rc, "task %d (chain %d, instance %d): %s", w->task_index,
+            (int)json_integer_value(json_object_get(tj, "chain")), (int)json_integer_value(json_object_get(tj, "instance")),
+            listen_err);
 
     /* 1. the same plan as the submitter's? */
     const char *jname = json_string_value(json_object_get(w->spec, "name"));
@@ -324,10 +461,18 @@ _Noreturn void sage__worker_run(sage_env *env)
     int rc = sage__task_setup(env, w->job, w->task, ch, instance, 1);
     if (rc != 0)
         die(w, rc, "setting up the task: %s", sage_strerror(rc));
-    if (w->task->in)
-        sage__net_serve(3, w->task->expected_eos, w->task->in, w->token, net_fail, w, &w->recv);
+    if (w->tcp && !!w->task->in != (w->listen_fd >= 0))
+        die(w, SAGE_EPLAN, "operator \"%s\" instance %d %s inputs, but the job spec says otherwise", ch->ops[0]->name,
+            instance, w->task->in ? "has" : "has no");
+    if (w->task->in && (rc = sage__net_serve(w->tcp ? w->listen_fd : 3, w->task->expected_eos, w->task->in, w->token,
+                                             net_fail, w, &w->recv)) != 0)
+        die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", ch->ops[0]->name, instance,
+            sage_strerror(rc));
+    if (w->tcp && tail->nconsumers > 0)
+        wait_peers(w);
     if ((rc = sage__task_routes(env, w->task, remote_target, w)) != 0)
-        die(w, rc, "connecting to the consumers of operator \"%s\" failed", tail->name);
+        die(w, rc, "connecting to the consumers of operator \"%s\" failed%s%s", tail->name, w->route_err[0] ? ": " : "",
+            w->route_err);
     prepare_sinks(w);
     if ((rc = sage__services_start(env)) != 0)
         die(w, rc, "%s", env->errmsg);

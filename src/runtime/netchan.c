@@ -1,4 +1,4 @@
-/* runtime/netchan.c - batches between worker processes over Unix stream sockets, with credit flow control.
+/* runtime/netchan.c - batches between worker processes over Unix or TCP stream sockets, with credit flow control.
  *
  * Design note. A DATA frame carries one batch exactly as the in-process
  * queue holds it ([u32 input][u32 n] then the records [u32 len][u32 0]
@@ -17,6 +17,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -77,26 +79,27 @@ static int read_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
-                      char *err, size_t err_len)
+/* Introduce ourselves on a fresh connection to a consumer (`where` names it
+ * in errors) and attach it to q. Takes ownership of fd. */
+static int net_attach(sage__queue *q, int fd, const char *where, const char *token, int64_t job_id, int from_task,
+                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail,
+                      void *fail_arg, char *err, size_t err_len)
 {
     sage__netsend *ns = calloc(1, sizeof *ns);
-    if (!ns)
+    if (!ns) {
+        close(fd);
+        snprintf(err, err_len, "out of memory connecting to %s", where);
         return SAGE_ENOMEM;
-    int rc = sage__unix_connect(path, &ns->fd, err, err_len);
-    if (rc != 0) {
-        free(ns);
-        return rc;
     }
+    ns->fd = fd;
     json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", token, "role", "peer", "job_id", (json_int_t)job_id,
                               "from_task", from_task);
     char *txt = json_dumps(hello, JSON_COMPACT);
     json_decref(hello);
-    rc = txt ? sage__frame_send(ns->fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) : SAGE_ENOMEM;
+    int rc = txt ? sage__frame_send(ns->fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) : SAGE_ENOMEM;
     free(txt);
     if (rc != 0) {
-        snprintf(err, err_len, "introducing ourselves on %s failed", path);
+        snprintf(err, err_len, "introducing ourselves on %s failed", where);
         close(ns->fd);
         free(ns);
         return rc;
@@ -113,6 +116,35 @@ int sage__net_connect(sage__queue *q, const char *path, const char *token, int64
     atomic_init(&q->consumer_waiting, 1);
     atomic_init(&q->blocked_ns, 0);
     return 0;
+}
+
+int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
+                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
+                      char *err, size_t err_len)
+{
+    int fd;
+    int rc = sage__unix_connect(path, &fd, err, err_len);
+    if (rc != 0)
+        return rc;
+    return net_attach(q, fd, path, token, job_id, from_task, window, batch_bytes, cancel_fd, canceled, fail, fail_arg,
+                      err, err_len);
+}
+
+int sage__net_connect_tcp(sage__queue *q, const char *addr, const char *token, int64_t job_id, int from_task,
+                          size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled,
+                          sage__net_fail_fn fail, void *fail_arg, char *err, size_t err_len)
+{
+    char host[256];
+    int port, fd;
+    if (sage__parse_hostport(addr, host, sizeof host, &port, 0) != 0 || port == 0) {
+        snprintf(err, err_len, "bad data-plane address \"%s\" (expected HOST:PORT)", addr);
+        return SAGE_EINVAL;
+    }
+    int rc = sage__tcp_connect(host, port, &fd, err, err_len); /* sets TCP_NODELAY */
+    if (rc != 0)
+        return rc;
+    return net_attach(q, fd, addr, token, job_id, from_task, window, batch_bytes, cancel_fd, canceled, fail, fail_arg,
+                      err, err_len);
 }
 
 /* Take CREDIT frames off the socket; block until some arrive when `block`. */
@@ -365,6 +397,9 @@ static void *acceptor_main(void *arg)
                 r->fail(r->arg, "accepting a data connection failed");
             break;
         }
+        /* TCP: credits are tiny frames that must not wait for Nagle (fails harmlessly on Unix sockets) */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn_thread *ct = &r->conns[i];
         ct->fd = fd;
         ct->r = r;

@@ -32,10 +32,17 @@ typedef void (*sage__net_fail_fn)(void *arg, const char *why);
 int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
                       size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
                       char *err, size_t err_len);
+/* The same over TCP to a consumer listening on addr ("HOST:PORT", as a
+ * worker reports it to the JobManager); the protocol on the connection is
+ * identical (HELLO, DATA/EOS, CREDIT), with TCP_NODELAY on both ends. */
+int sage__net_connect_tcp(sage__queue *q, const char *addr, const char *token, int64_t job_id, int from_task,
+                          size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled,
+                          sage__net_fail_fn fail, void *fail_arg, char *err, size_t err_len);
 int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh);
 void sage__net_close(sage__queue *q);
 
-/* The receiving end: accept `expected` producer connections on listen_fd,
+/* The receiving end: accept `expected` producer connections on listen_fd
+ * (a Unix or TCP listening socket),
  * each served by its own thread that validates frames and pushes batches
  * into q (blocking when q is full: that is what stops the credit). */
 typedef struct sage__netrecv sage__netrecv;

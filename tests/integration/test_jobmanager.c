@@ -193,7 +193,7 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static pid_t start_jm(const char *config)
+static pid_t start_jm_at(const char *jm_home, int jm_port, const char *config)
 {
     int p[2];
     if (pipe(p) != 0)
@@ -201,7 +201,7 @@ static pid_t start_jm(const char *config)
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        sage_jobmanager_opts o = {.host = "127.0.0.1", .port = port, .home = home, .ready_fd = p[1], .config = config};
+        sage_jobmanager_opts o = {.host = "127.0.0.1", .port = jm_port, .home = jm_home, .ready_fd = p[1], .config = config};
         char err[1024];
         int rc = sage_jobmanager_run(&o, err, sizeof err);
         if (rc != 0)
@@ -214,6 +214,8 @@ static pid_t start_jm(const char *config)
     close(p[0]);
     return n == 1 && r == 'R' ? pid : -1;
 }
+
+static pid_t start_jm(const char *config) { return start_jm_at(home, port, config); }
 
 static void stop_jm(void)
 {
@@ -241,11 +243,11 @@ static int run(char *out, size_t cap, const char *fmt, ...)
 static char self[1024];
 static char *big; /* 1 MiB output buffer */
 
-static json_t *client_request(const char *req)
+static json_t *client_request_at(int jm_port, const char *jm_token_file, const char *req)
 {
     sage_client *c;
     char err[1024], *reply = NULL;
-    if (sage_client_connect("127.0.0.1", port, token_file, &c, err, sizeof err) != 0)
+    if (sage_client_connect("127.0.0.1", jm_port, jm_token_file, &c, err, sizeof err) != 0)
         return NULL;
     int rc = sage_client_request(c, req, &reply, err, sizeof err);
     sage_client_close(c);
@@ -254,6 +256,8 @@ static json_t *client_request(const char *req)
     free(reply);
     return j;
 }
+
+static json_t *client_request(const char *req) { return client_request_at(port, token_file, req); }
 
 static void remote_equals_embedded(void)
 {
@@ -517,6 +521,149 @@ static void twenty_jobs_at_once(void)
     CHECK_INT(ok, 20);
 }
 
+/* Everything after a pipeline's first line ("job N rc R"), which differs between daemons. */
+static const char *after_job_line(const char *out)
+{
+    const char *nl = strchr(out, '\n');
+    return nl ? nl + 1 : out;
+}
+
+/* A second daemon with the tcp data plane: workers listen on TCP and learn
+ * each other's addresses from it; the results equal the Unix-socket mode's. */
+static void tcp_data_plane(void)
+{
+    const char *cli = getenv("SAGE_CLI");
+    char home2[256], token2[300], addr2[64], path[600];
+    snprintf(home2, sizeof home2, "/tmp/sage-jm-tcp-XXXXXX");
+    CHECK(mkdtemp(home2) != NULL);
+    snprintf(token2, sizeof token2, "%s/token", home2);
+    int port2 = free_port();
+    snprintf(addr2, sizeof addr2, "127.0.0.1:%d", port2);
+    /* a data plane it does not know is refused, naming the key */
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s --config '{\"data_plane\": \"udp\"}' 2>&1", cli,
+                  port2, home2),
+              1);
+    CHECK_CONTAINS(big, "config: \"data_plane\" must be \"unix\" or \"tcp\", not \"udp\"");
+    pid_t pid2 = start_jm_at(home2, port2, "{\"data_plane\": \"tcp\", \"node\": {\"cpus\": 2}}");
+    CHECK(pid2 > 0);
+    if (pid2 <= 0)
+        return;
+    json_t *ping = client_request_at(port2, token2, "{\"op\":\"ping\"}");
+    CHECK_STR(json_string_value(json_object_get(ping, "data_plane")), "tcp");
+    json_decref(ping);
+
+    /* the same pipeline through both daemons: the same output */
+    static char unix_out[65536];
+    CHECK_INT(run(unix_out, sizeof unix_out, "%s pipeline wordcount %s", self, addr), 0);
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline wordcount %s", home2, self, addr2), 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_CONTAINS(big, "w9 541\n");
+    CHECK_CONTAINS(big, "counter words 20000\n");
+    CHECK_STR(after_job_line(big), after_job_line(unix_out));
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld rc 0", &id) == 1 && id > 0);
+
+    /* the workers were told the tcp plane; no Unix listener was made */
+    snprintf(path, sizeof path, "%s/jobs/%lld/spec.json", home2, id);
+    json_error_t jerr;
+    json_t *spec = json_load_file(path, 0, &jerr);
+    CHECK_STR(json_string_value(json_object_get(spec, "data_plane")), "tcp");
+    json_decref(spec);
+    snprintf(path, sizeof path, "%s/jobs/%lld/sock", home2, id);
+    struct stat stt;
+    CHECK(stat(path, &stt) != 0 && errno == ENOENT);
+    /* every task reports the host its worker reached the JobManager from */
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request_at(port2, token2, req);
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
+    json_t *tasks = json_object_get(st, "tasks"), *t;
+    size_t i;
+    CHECK_INT(json_array_size(tasks), 7); /* words 2, count 3, results 2 */
+    json_array_foreach(tasks, i, t)
+    {
+        CHECK_STR(json_string_value(json_object_get(t, "host")), "127.0.0.1");
+        CHECK_STR(json_string_value(json_object_get(t, "state")), "finished");
+    }
+    json_decref(st);
+
+    /* the example program over TCP: its table equals embedded mode's */
+    const char *ex = getenv("SAGE_EXAMPLE_PARALLELISM");
+    if (ex) {
+        static char emb[65536];
+        const char *filter = "grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort";
+        CHECK_INT(run(emb, sizeof emb, "%s | %s", ex, filter), 0);
+        CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s --jobmanager %s | %s", home2, ex, addr2, filter), 0);
+        CHECK(strlen(emb) > 100);
+        CHECK_STR(big, emb);
+    }
+    /* a worker that fails before the addresses are exchanged fails the job, nothing hangs */
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline drifting %s", home2, self, addr2), 1);
+    CHECK_CONTAINS(big, "differs from the submitted one (plan hash ");
+    /* a worker killed while running: the job fails naming it, no worker is left behind */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "SAGE_HOME=%s %s pipeline forever %s", home2, self, addr2);
+    FILE *client = popen(cmd, "r");
+    long long fid = -1;
+    for (int w = 0; w < 2000 && fid < 0; w++) {
+        json_t *l = client_request_at(port2, token2, "{\"op\":\"list\"}");
+        json_t *first = json_array_get(json_object_get(l, "jobs"), 0);
+        const char *name = json_string_value(json_object_get(first, "name"));
+        const char *state = json_string_value(json_object_get(first, "state"));
+        if (name && strcmp(name, "forever") == 0 && state && strcmp(state, "running") == 0)
+            fid = json_integer_value(json_object_get(first, "job_id"));
+        json_decref(l);
+        if (fid < 0)
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    CHECK(fid > 0);
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", fid);
+    /* the source has no listener; "mid" and "end" listen where their control
+     * connection comes from, once their workers said HELLO (bounded wait) */
+    int listening = 0;
+    for (int w = 0; w < 2000 && listening != 3; w++) {
+        st = client_request_at(port2, token2, req);
+        listening = 0;
+        json_array_foreach(json_object_get(st, "tasks"), i, t)
+        {
+            const char *listen = json_string_value(json_object_get(t, "listen"));
+            if (i == 0)
+                CHECK(listen == NULL);
+            else if (listen && strncmp(listen, "127.0.0.1:", 10) == 0)
+                listening++;
+        }
+        json_decref(st);
+        if (listening != 3)
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    CHECK_INT(listening, 3);
+    st = client_request_at(port2, token2, req);
+    pid_t pids[8];
+    size_t np = 0;
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8) pids[np++] =
+        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    CHECK_INT(np, 4);
+    if (np == 4)
+        CHECK_INT(kill(pids[2], SIGKILL), 0);
+    size_t n = client ? fread(big, 1, (1 << 20) - 1, client) : 0;
+    big[n] = 0;
+    CHECK_INT(client ? WEXITSTATUS(pclose(client)) : -1, 1);
+    CHECK_CONTAINS(big, "operator \"mid\" instance 1 (pid ");
+    CHECK_CONTAINS(big, ") was killed by signal 9 (Killed)");
+    for (size_t k = 0; k < np; k++)
+        CHECK(kill(pids[k], 0) != 0 && errno == ESRCH);
+
+    kill(pid2, SIGTERM);
+    int wst;
+    CHECK_INT(waitpid(pid2, &wst, 0), pid2);
+    CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf %s", home2);
+    if (system(rm) != 0)
+        fprintf(stderr, "could not remove %s\n", home2);
+}
+
 static void restart_keeps_jobs(void)
 {
     json_t *before = client_request("{\"op\":\"list\"}");
@@ -622,6 +769,7 @@ int main(int argc, char **argv)
     RUN(plan_hash_mismatch);
     RUN(bad_frames_and_tokens);
     RUN(twenty_jobs_at_once);
+    RUN(tcp_data_plane);
     RUN(restart_keeps_jobs);
     RUN(cli_exit_codes);
     stop_jm();
