@@ -14,6 +14,7 @@
  * dropped rather than letting the daemon grow without bound.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -114,6 +116,9 @@ int jm_send(jm_conn *c, uint16_t type, const void *payload, size_t len)
 
 int jm_send_json(jm_conn *c, uint16_t type, json_t *obj)
 {
+    if (!obj) /* json_pack refused its input: answer anyway, a client must never wait for nothing */
+        obj = json_pack("{s:i,s:s}", "code", SAGE_EPROTO, "message", "the JobManager could not encode its reply"),
+        type = SAGE__MSG_ERROR;
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     if (!s)
@@ -489,6 +494,33 @@ static int take_home(jm *d, int *pidfd, char *err, size_t err_len)
     return 0;
 }
 
+/* Worker groups left by a JobManager that died (named jm<pid>-...): remove
+ * the empty ones whose daemon is gone. */
+static void remove_stale_cgroups(jm *d)
+{
+    if (d->cgmode == SAGE__CGROUP_NONE)
+        return;
+    DIR *dir = opendir(d->cgparent);
+    if (!dir)
+        return;
+    struct dirent *e;
+    int removed = 0;
+    while ((e = readdir(dir)) != NULL) {
+        long pid;
+        if (sscanf(e->d_name, "jm%ld-", &pid) != 1 || pid <= 0 || pid == (long)d->pid)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", d->cgparent, e->d_name);
+        if (rmdir(path) == 0)
+            removed++;
+    }
+    closedir(dir);
+    if (removed)
+        jm_log(d, "removed %d worker cgroup(s) left by JobManagers that are gone", removed);
+}
+
 static int load_config(jm *d, const char *config, char *err, size_t err_len)
 {
     char nerr[1024];
@@ -603,6 +635,13 @@ SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, si
     d->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     signal(SIGPIPE, SIG_IGN);
     d->cgmode = sage__cgroup_probe(d->cgparent, sizeof d->cgparent, d->cgwhy, sizeof d->cgwhy);
+    /* every worker costs the daemon a few descriptors (pipes, its connection): use what the host allows */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    remove_stale_cgroups(d);
     char pidtxt[32];
     int pl = snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)d->pid);
     if (ftruncate(pidfd, 0) != 0 || pwrite(pidfd, pidtxt, (size_t)pl, 0) != pl)

@@ -44,6 +44,7 @@
 #include "core.h"
 #include "jobmanager/jm.h"
 #include "net/sock.h"
+#include "util/utf8.h"
 
 extern char **environ;
 
@@ -366,6 +367,7 @@ static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(j->error, sizeof j->error, fmt, ap);
         va_end(ap);
+        sage__utf8_clean(j->error, strlen(j->error)); /* program output inside: must stay valid JSON text */
         jm_log(d, "job %lld failed: %s", (long long)j->id, j->error);
     }
     if (prio == PRIO_ECHO && j->err_prio == PRIO_ECHO) {
@@ -563,6 +565,7 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         k->done_ok = json_is_true(json_object_get(ev, "ok"));
         const char *e = json_string_value(json_object_get(ev, "error"));
         snprintf(k->error, sizeof k->error, "%s", e ? e : "");
+        sage__utf8_clean(k->error, strlen(k->error));
         k->done_code = (int)json_integer_value(json_object_get(ev, "code"));
     }
 }
@@ -730,6 +733,7 @@ static void log_line(jm *d, jm_job *j, jm_task *k, int is_err, const char *line,
             memcpy(msg, prefix, (size_t)pl);
             memcpy(msg + pl, line, len);
             msg[(size_t)pl + len] = 0;
+            sage__utf8_clean(msg, (size_t)pl + len);
             jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "log", "line", msg));
             free(msg);
         }
@@ -804,7 +808,7 @@ static void tail_lines(const jm_task *k, char *out, size_t len)
 {
     size_t start = 0, lines = 0;
     for (size_t i = k->tail_len; i-- > 0;) {
-        if (k->tail[i] == '\n' && i + 1 < k->tail_len && ++lines >= 5) {
+        if (k->tail[i] == '\n' && i + 1 < k->tail_len && ++lines >= JM_TAIL_LINES) {
             start = i + 1;
             break;
         }
@@ -816,6 +820,7 @@ static void tail_lines(const jm_task *k, char *out, size_t len)
         n = len - 1;
     memcpy(out, k->tail + start, n);
     out[n] = 0;
+    sage__utf8_clean(out, n);
 }
 
 /* ---- ends ---- */
@@ -892,6 +897,12 @@ static void job_end(jm *d, jm_job *j)
     jm_log(d, "job %lld \"%s\" %s%s%s", (long long)j->id, j->name, jm_job_state_name(st), j->error[0] ? ": " : "",
            j->error);
     json_t *end = jm_job_end_json(d, j->id);
+    /* the waiting client gets every task's full final metrics from memory (the
+     * store keeps them only up to its field size) */
+    json_t *tasks = json_object_get(end, "tasks");
+    for (size_t t = 0; t < j->ntasks && t < json_array_size(tasks); t++)
+        if (j->tasks[t].metrics)
+            json_object_set(json_array_get(tasks, t), "metrics", j->tasks[t].metrics);
     for (jm_conn *c = d->conns; c; c = c->next) {
         if (c->fd < 0 || c->job_id != j->id)
             continue;
@@ -917,12 +928,25 @@ static void job_end(jm *d, jm_job *j)
         unlink(sock);
     }
     job_free(j);
-    for (jm_job *p = d->jobs; p; p = p->next)
-        if (p->state == JJ_PENDING && !p->assign) {
-            try_start(d, p);
-            if (p->failed && maybe_end(d, p))
-                break; /* the list changed */
+    if (d->stop)
+        return; /* shutting down: nothing new starts */
+    /* pending jobs, oldest first (the list holds the newest first) */
+    for (;;) {
+        jm_job *oldest = NULL;
+        for (jm_job *p = d->jobs; p; p = p->next)
+            if (p->state == JJ_PENDING && !p->assign && !p->failed &&
+                (!oldest || p->id < oldest->id))
+                oldest = p;
+        if (!oldest)
+            return;
+        try_start(d, oldest);
+        if (oldest->failed && maybe_end(d, oldest))
+            continue; /* the list changed */
+        if (oldest->state == JJ_PENDING) {
+            /* still does not fit: leave it (and the younger ones) waiting */
+            return;
         }
+    }
 }
 
 void jm_on_child_exit(jm *d, pid_t pid, int status)
@@ -942,7 +966,10 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
                 drain_pipe(d, j, k, 1);
             if (k->ctl && k->ctl->fd >= 0)
                 jm_conn_drain(d, k->ctl); /* its last report may still sit in the socket */
-            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && (!k->reported_done || k->done_ok);
+            /* success means: it said it finished, and then exited 0 (a program that ends
+             * before reaching sage_env_execute would otherwise look finished and leave its
+             * consumers waiting for ever) */
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && k->reported_done && k->done_ok;
             if (ok) {
                 k->state = JT_FINISHED;
             } else if (k->killed_by_us || j->cancel_requested) {
@@ -951,7 +978,13 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
                 k->state = JT_FAILED;
                 char why[1024], tail[1200];
                 int prio;
-                if (k->reported_done && !k->done_ok && k->error[0]) {
+                if (!k->reported_done && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                    snprintf(why, sizeof why,
+                             "operator \"%s\" instance %d (pid %d) exited with status 0 without running its task "
+                             "(did the program reach sage_env_execute with the same pipeline?)",
+                             k->op, k->instance, (int)k->pid);
+                    prio = PRIO_ROOT;
+                } else if (k->reported_done && !k->done_ok && k->error[0]) {
                     snprintf(why, sizeof why, "%s", k->error);
                     prio = k->done_code == SAGE_ECANCELED || k->done_code == SAGE_EIO ? PRIO_ECHO : PRIO_USER;
                 } else {
@@ -1082,6 +1115,7 @@ int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t e
     }
     free(rows);
     buf[used] = 0;
+    sage__utf8_clean(buf, used);
     *text = buf;
     *len = used;
     return 0;
@@ -1092,7 +1126,7 @@ void jm_jobs_shutdown(jm *d)
     for (jm_job *j = d->jobs; j; j = j->next) {
         if (!j->failed && !j->cancel_requested) {
             j->failed = 1;
-            snprintf(j->error, sizeof j->error, "the JobManager was stopped while the job was running");
+            snprintf(j->error, sizeof j->error, "the JobManager stopped while the job was running");
         }
         kill_tasks(j);
     }

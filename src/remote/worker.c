@@ -41,6 +41,7 @@
 #include "net/sock.h"
 #include "remote/remote.h"
 #include "runtime/netchan.h"
+#include "util/utf8.h"
 
 #define REPORT_MS 500
 
@@ -68,7 +69,7 @@ typedef struct worker {
     _Atomic int finished;
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
     pthread_mutex_t snap_mu;
-    json_t *snap; /* the task thread's latest snapshot of user metrics and processing time */
+    char *snap; /* the task thread's latest snapshot (JSON text: jansson values are not shared across threads) */
 } worker;
 
 static void send_event(worker *w, json_t *ev)
@@ -95,6 +96,7 @@ static _Noreturn void die(worker *w, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "sage worker: %s\n", msg);
+    sage__utf8_clean(msg, strlen(msg));
     if (w && w->ctl_fd >= 0)
         send_event(w, json_pack("{s:s,s:b,s:i,s:s}", "event", "done", "ok", 0, "code", code, "error", msg));
     fflush(NULL);
@@ -166,9 +168,11 @@ static worker wk;
 static void take_snapshot(sage__task *t)
 {
     json_t *s = sage__metrics_snapshot(t);
+    char *text = json_dumps(s, JSON_COMPACT);
+    json_decref(s);
     pthread_mutex_lock(&wk.snap_mu);
-    json_decref(wk.snap);
-    wk.snap = s;
+    free(wk.snap);
+    wk.snap = text;
     pthread_mutex_unlock(&wk.snap_mu);
 }
 
@@ -289,7 +293,8 @@ static void *control_main(void *arg)
         }
         uint64_t now = sage_now_ns();
         pthread_mutex_lock(&w->snap_mu);
-        json_t *snap = json_incref(w->snap);
+        json_error_t jerr;
+        json_t *snap = w->snap ? json_loads(w->snap, 0, &jerr) : NULL;
         pthread_mutex_unlock(&w->snap_mu);
         json_t *m = sage__metrics_json(w->task, snap, (double)(now - t_last) / 1e9, &last);
         json_decref(snap);
@@ -498,6 +503,7 @@ _Noreturn void sage__worker_run(sage_env *env)
     pthread_join(w->ctl_thread, NULL);
     uint64_t last = 0;
     int ok = env->err == 0 && w->task->rc == 0;
+    sage__utf8_clean(env->errmsg, strlen(env->errmsg)); /* user text inside: must stay valid JSON */
     json_t *snap = sage__metrics_snapshot(w->task); /* the task thread is this thread, and it is done */
     send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : env->err, "error",
                             ok ? "" : env->errmsg, "metrics", sage__metrics_json(w->task, snap, 0, &last)));

@@ -42,14 +42,25 @@ static uint64_t now_ns(void)
 
 /* sendmsg with MSG_NOSIGNAL: a consumer that went away is an error to
  * report, never a SIGPIPE that kills the producer without a word. */
-static int send_all(int fd, struct iovec *iov, int n)
+static int send_all(int fd, struct iovec *iov, int n, _Atomic uint64_t *blocked, int cancel_fd)
 {
     while (n > 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* the socket buffer is full: the consumer is behind. That wait is backpressure too. */
+                uint64_t t0 = now_ns();
+                struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = cancel_fd, .events = POLLIN}};
+                while (poll(p, cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
+                    ;
+                atomic_fetch_add_explicit(blocked, now_ns() - t0, memory_order_relaxed);
+                if (cancel_fd >= 0 && p[1].revents)
+                    return SAGE_ECANCELED;
+                continue;
+            }
             return SAGE_EIO;
         }
         while (n > 0 && (size_t)w >= iov->iov_len) {
@@ -113,6 +124,8 @@ static int net_attach(sage__queue *q, int fd, const char *where, const char *tok
     q->remote = ns;
     q->canceled = canceled;
     q->batch_bytes = batch_bytes; /* the consumer's standard size, so it can recycle what arrives */
+    /* A remote consumer is always treated as waiting: partial batches go to it once they
+     * have lingered flush_linger_us, so a trickling source is never stuck in a partial batch. */
     atomic_init(&q->consumer_waiting, 1);
     atomic_init(&q->blocked_ns, 0);
     return 0;
@@ -167,7 +180,6 @@ static int read_credit(sage__queue *q, int block)
             ns->rxlen -= (size_t)n;
             block = 0; /* got some */
         }
-        atomic_store_explicit(&q->consumer_waiting, ns->outstanding == 0, memory_order_relaxed);
         struct pollfd p[2] = {{.fd = ns->fd, .events = POLLIN}, {.fd = ns->cancel_fd, .events = POLLIN}};
         int r = poll(p, 2, block ? -1 : 0);
         if (r < 0 && errno == EINTR)
@@ -215,7 +227,7 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
         memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
         struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 4}};
         free(b);
-        int erc = send_all(ns->fd, iov, 1);
+        int erc = send_all(ns->fd, iov, 1, &q->blocked_ns, ns->cancel_fd);
         return erc ? push_failed(q, erc) : 0;
     }
     size_t plen = 8 + b->used;
@@ -237,10 +249,9 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
     memcpy(hdr + SAGE__FRAME_HDR + 4, &n_be, 4);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {b->data, b->used}};
-    rc = send_all(ns->fd, iov, 2);
+    rc = send_all(ns->fd, iov, 2, &q->blocked_ns, ns->cancel_fd);
     ns->credit -= (int64_t)plen;
     ns->outstanding += plen;
-    atomic_store_explicit(&q->consumer_waiting, 0, memory_order_relaxed);
     if (rc != 0) {
         free(b);
         return push_failed(q, rc);

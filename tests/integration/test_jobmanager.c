@@ -120,6 +120,19 @@ static int forever(sage_ctx *c, sage_out *o, void *u)
 
 static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
+/* Output that is not UTF-8, then a failure whose stderr is not UTF-8 either. */
+static int latin1(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    printf("caf\xe9 %lld\n", (long long)sage_rec_i64(r, n));
+    if (sage_rec_i64(r, n) == 3) {
+        fprintf(stderr, "\xe9" "chec \xff\n");
+        fflush(stderr);
+        sage_ctx_fail(c, "bad byte \xe9 in record %lld", (long long)sage_rec_i64(r, n));
+        return SAGE_EINVAL;
+    }
+    return sage_emit(o, r, n);
+}
+
 /* `pipeline NAME ADDR`: declare, execute, print what the test compares. */
 static int run_pipeline(const char *name, const char *jm)
 {
@@ -149,6 +162,15 @@ static int run_pipeline(const char *name, const char *jm)
         sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
         s = sage_map(sage_rebalance(s), pass, NULL, &(sage_op_opts){.name = "mid", .parallelism = 2});
         sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end"});
+    } else if (strcmp(name, "latin1") == 0) {
+        n = 5;
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        sage_sink(sage_map(sage_rebalance(s), latin1, NULL, &(sage_op_opts){.name = "latin1"}), sink_ok, NULL, NULL);
+    } else if (strcmp(name, "earlyexit") == 0) {
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "early"});
+        if (sage_is_worker() && strstr(getenv("SAGE_WORKER_TASK"), "1"))
+            exit(0); /* a worker that never reaches execute */
     } else if (strcmp(name, "drifting") == 0) {
         /* a graph that differs in the workers: refused by the plan hash */
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -419,6 +441,22 @@ static void pause_resume_stop(void)
     CHECK(out > 0);
     CHECK_INT(in, out);
     json_decref(st);
+}
+
+static void odd_output_and_early_exit(void)
+{
+    /* bytes that are not UTF-8 in output, stderr and the failure message: an answer, never a hang */
+    CHECK_INT(run(big, 1 << 20, "%s pipeline latin1 %s", self, addr), 1);
+    CHECK_CONTAINS(big, "operator \"latin1\" instance 0 failed after 3 records: bad byte ? in record 3");
+    long long id = 0;
+    sscanf(big, "job %lld", &id);
+    CHECK(id > 0);
+    CHECK_INT(run(big, 1 << 20, "%s job logs %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
+              0);
+    CHECK_CONTAINS(big, "latin1[0] caf? 1\n");
+    /* a worker that ends before running its task fails the job instead of leaving it hanging */
+    CHECK_INT(run(big, 1 << 20, "%s pipeline earlyexit %s", self, addr), 1);
+    CHECK_CONTAINS(big, "exited with status 0 without running its task");
 }
 
 static void plan_hash_mismatch(void)
@@ -767,6 +805,7 @@ int main(int argc, char **argv)
     RUN(worker_killed_no_orphans);
     RUN(pause_resume_stop);
     RUN(plan_hash_mismatch);
+    RUN(odd_output_and_early_exit);
     RUN(bad_frames_and_tokens);
     RUN(twenty_jobs_at_once);
     RUN(tcp_data_plane);
