@@ -328,17 +328,7 @@ static void assignment_from_spec(worker *w, json_t *t)
         snprintf(a->custom[a->ncustom].name, sizeof a->custom[0].name, "%s", name);
         a->custom[a->ncustom++].amount = json_number_value(v);
     }
-    a->pub.ncpus = a->ncpus;
-    a->pub.cpus = a->cpus;
-    a->pub.exclusive = a->exclusive;
-    a->pub.ngpus = a->ngpus;
-    a->pub.gpus = a->gpus;
-    a->pub.gpu_fraction = a->gpu_fraction;
-    a->pub.memory = a->memory;
-    a->pub.object_store_memory = a->object_store_memory;
-    a->pub.node = json_string_value(json_object_get(t, "node"));
-    a->pub.ncustom = a->ncustom;
-    a->pub.custom = a->custom;
+    sage__assign_publish(a, json_string_value(json_object_get(t, "node")));
 }
 
 /* Our chain's built-in sinks write where the client can read them back. */

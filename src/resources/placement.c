@@ -341,7 +341,9 @@ static int fill_unreserved(const sage__node *nodes, const scratch *s, sage__assi
     return 0;
 }
 
-static void fill_pub(const sage__node *nodes, sage__assign *a)
+static void fill_pub(const sage__node *nodes, sage__assign *a) { sage__assign_publish(a, nodes[a->node].name); }
+
+void sage__assign_publish(sage__assign *a, const char *node)
 {
     a->pub.ncpus = a->ncpus;
     a->pub.cpus = a->cpus;
@@ -351,7 +353,7 @@ static void fill_pub(const sage__node *nodes, sage__assign *a)
     a->pub.gpu_fraction = a->gpu_fraction;
     a->pub.memory = a->memory;
     a->pub.object_store_memory = a->object_store_memory;
-    a->pub.node = nodes[a->node].name;
+    a->pub.node = node;
     a->pub.ncustom = a->ncustom;
     a->pub.custom = a->custom;
 }

@@ -81,6 +81,8 @@ typedef struct sage__assign {
 int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
                 sage__assign ***out, char *err, size_t err_len);
 void sage__assign_free(sage__assign **a, const sage__place_req *reqs, size_t nreqs);
+/* Point a->pub (the view user code gets) at a's own fields and the node name. */
+void sage__assign_publish(sage__assign *a, const char *node);
 
 /* What a running job holds: its requests and the assignments they got. */
 typedef struct sage__held {
