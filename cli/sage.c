@@ -159,7 +159,10 @@ static int parse_id(const char *s, json_int_t *id)
  * daemon changes to / before it reads anything). JSON text is left alone. */
 static const char *absolute(const char *path, char *buf, size_t len)
 {
-    if (!path || path[0] == '/' || path[0] == '{')
+    const char *t = path;
+    while (t && (*t == ' ' || *t == '\t' || *t == '\n'))
+        t++;
+    if (!path || path[0] == '/' || *t == '{')
         return path;
     char cwd[4096];
     if (!getcwd(cwd, sizeof cwd))

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "util/utf8.h"
 
 static const char *kind_prefix(sage__op_kind k)
 {
@@ -77,6 +78,10 @@ static sage__op *new_op(sage_env *env, sage__op_kind kind, const sage_op_opts *o
         size_t n = strlen(opts->name);
         if (n == 0 || n >= sizeof op->name) {
             sage__env_fail(env, SAGE_EINVAL, "%s: operator name must be 1 to %zu bytes", what, sizeof op->name - 1);
+            goto fail;
+        }
+        if (!sage__utf8_valid(opts->name, n)) {
+            sage__env_fail(env, SAGE_EINVAL, "%s: operator name is not valid UTF-8", what);
             goto fail;
         }
         if (find_op(env, opts->name)) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "util/utf8.h"
 #include "net/sock.h"
 #include "remote/remote.h"
 #include "runtime/runtime.h"
@@ -139,6 +140,9 @@ SAGE_API sage_env *sage_env_create(const char *name, const char *config)
     if (!name || !*name) {
         sage__strlcpy(env->name, "job", sizeof env->name);
         sage__env_fail(env, SAGE_EINVAL, "sage_env_create: the job name is empty");
+    } else if (!sage__utf8_valid(name, strlen(name))) {
+        sage__strlcpy(env->name, "job", sizeof env->name);
+        sage__env_fail(env, SAGE_EINVAL, "sage_env_create: the job name is not valid UTF-8");
     } else if (strlen(name) >= sizeof env->name) {
         sage__strlcpy(env->name, name, sizeof env->name);
         sage__env_fail(env, SAGE_EINVAL, "sage_env_create: the job name is longer than %zu bytes", sizeof env->name - 1);

@@ -6,14 +6,35 @@
 
 #include "jobmanager/jm.h"
 
+/* Append raw bytes (HTTP, not frames) to the connection's bounded write buffer. */
+static void send_raw(jm_conn *c, const char *data, size_t len)
+{
+    size_t need = c->wlen + len;
+    if (need > JM_WBUF_MAX)
+        return;
+    if (need > c->wcap) {
+        size_t cap = c->wcap ? c->wcap : 4096;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *p = realloc(c->wbuf, cap);
+        if (!p)
+            return;
+        c->wbuf = p;
+        c->wcap = cap;
+    }
+    memcpy(c->wbuf + c->wlen, data, len);
+    c->wlen += len;
+}
+
 static void reply(jm_conn *c, const char *status, const char *body)
 {
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                      status, strlen(body));
-    send(c->fd, head, (size_t)n, MSG_NOSIGNAL);
-    send(c->fd, body, strlen(body), MSG_NOSIGNAL);
+    /* through the connection's bounded write buffer, flushed by the loop like any reply */
+    send_raw(c, head, (size_t)n);
+    send_raw(c, body, strlen(body));
     c->closing = 1;
     c->rlen = 0;
 }

@@ -46,13 +46,15 @@ SAGE_API int sage_client_connect(const char *host, int port, const char *token_f
         }
         snprintf(path, sizeof path, "%s/token", home);
     }
-    int rc = sage__token_read(path, token, sizeof token, err, err_len);
-    if (rc != 0)
-        return rc;
-    int fd;
+    int fd, rc;
+    /* connect first: "nothing answers there" is a different problem from a bad token file */
     if ((rc = sage__tcp_connect(host && *host ? host : "127.0.0.1", port ? port : SAGE_JOBMANAGER_PORT, &fd, err,
                                 err_len)) != 0)
         return rc;
+    if ((rc = sage__token_read(path, token, sizeof token, err, err_len)) != 0) {
+        close(fd);
+        return rc;
+    }
     sage_client *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);

@@ -295,6 +295,47 @@ struct sage__netrecv {
     int nconns;
 };
 
+/* Send the owed credit as one frame if the socket takes it now; keep it owed
+ * otherwise (EAGAIN). A producer that is gone needs no credit, and one that
+ * died is reported by its own exit: other errors drop the debt. */
+static void send_credit(int fd, uint64_t *owed)
+{
+    while (*owed > 0) {
+        uint32_t amount = *owed > UINT32_MAX ? UINT32_MAX : (uint32_t)*owed;
+        unsigned char cr[SAGE__FRAME_HDR + 4];
+        sage__frame_header(cr, SAGE__MSG_CREDIT, 4);
+        uint32_t c = htonl(amount);
+        memcpy(cr + SAGE__FRAME_HDR, &c, 4);
+        ssize_t n = send(fd, cr, sizeof cr, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof cr) {
+            *owed -= amount;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* later, when the socket drains */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0) {
+            /* part of a frame went out: the rest must follow or the stream is broken */
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            size_t off = (size_t)n;
+            while (off < sizeof cr) {
+                while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                    ;
+                ssize_t m = send(fd, cr + off, sizeof cr - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (m > 0)
+                    off += (size_t)m;
+                else if (m < 0 && errno != EAGAIN && errno != EINTR)
+                    break;
+            }
+            *owed -= amount;
+            continue;
+        }
+        *owed = 0;
+        return;
+    }
+}
+
 static void *conn_main(void *arg)
 {
     conn_thread *ct = arg;
@@ -314,7 +355,20 @@ static void *conn_main(void *arg)
         close(ct->fd);
         return NULL;
     }
+    uint64_t owed = 0; /* credit earned but not yet sent back (the producer's buffer was full) */
     for (;;) {
+        /* Before waiting for the next frame, make sure owed credit goes out: the
+         * producer may be waiting for exactly that, and it reads credit only then.
+         * Credit is never dropped: it is coalesced and sent when the socket takes it. */
+        while (owed > 0) {
+            struct pollfd p = {.fd = ct->fd, .events = POLLIN | POLLOUT};
+            while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                ;
+            if (p.revents & POLLOUT)
+                send_credit(ct->fd, &owed);
+            if (p.revents & (POLLIN | POLLHUP | POLLERR))
+                break; /* a frame (or the end) is waiting: read it first */
+        }
         unsigned char hdr[SAGE__FRAME_HDR];
         rc = read_all(ct->fd, hdr, sizeof hdr);
         if (rc == 1)
@@ -381,13 +435,8 @@ static void *conn_main(void *arg)
         if (eos)
             break; /* nothing follows an end-of-stream (the producer may close before reading its credit) */
         if (!eos) {
-            unsigned char cr[SAGE__FRAME_HDR + 4];
-            sage__frame_header(cr, SAGE__MSG_CREDIT, 4);
-            uint32_t c = htonl(f.len);
-            memcpy(cr + SAGE__FRAME_HDR, &c, 4);
-            /* A producer that already sent its end-of-stream may be gone: it needs no credit
-             * then, and one that died is reported by its own exit, so a failed send is ignored. */
-            (void)!send(ct->fd, cr, sizeof cr, MSG_NOSIGNAL | MSG_DONTWAIT);
+            owed += f.len;
+            send_credit(ct->fd, &owed);
         }
     }
     close(ct->fd);

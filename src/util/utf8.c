@@ -43,3 +43,15 @@ void sage__utf8_clean(char *s, size_t len)
         i += l;
     }
 }
+
+int sage__utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t l = seq_len(p + i, len - i);
+        if (l == 0)
+            return 0;
+        i += l;
+    }
+    return 1;
+}

@@ -8,5 +8,7 @@
  * NUL) in s[0..len) by '?', in place. Program output and user messages may
  * hold anything; JSON (and so the wire protocol) holds only UTF-8. */
 void sage__utf8_clean(char *s, size_t len);
+/* 1 when s[0..len) is valid UTF-8 without NULs. */
+int sage__utf8_valid(const char *s, size_t len);
 
 #endif
