@@ -126,6 +126,19 @@ static int task_of(worker *w, int chain, int instance)
     return -1;
 }
 
+/* Batches between processes: a quarter of the channel window, 16..64 KiB (fewer
+ * frames and credits than the in-process default). Sender and receiver compute
+ * the same size from the same config, so received batches are recycled. */
+static size_t remote_batch(const sage_env *env)
+{
+    size_t b = env->cfg.channel_bytes / 4;
+    if (b < env->cfg.batch_bytes)
+        b = env->cfg.batch_bytes;
+    if (b > ((size_t)64 << 10))
+        b = (size_t)64 << 10;
+    return b;
+}
+
 static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int input)
 {
     worker *w = arg;
@@ -145,12 +158,12 @@ static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int
                      cch->ops[0]->name, instance, t);
             rc = SAGE_EPROTO;
         } else {
-            rc = sage__net_connect_tcp(q, addr, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes,
+            rc = sage__net_connect_tcp(q, addr, w->token, w->job_id, w->task_index, window, remote_batch(w->env),
                                        w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
         }
     } else {
         snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
-        rc = sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, w->env->cfg.batch_bytes,
+        rc = sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, remote_batch(w->env),
                                w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
     }
     if (rc != 0) {
@@ -459,6 +472,8 @@ _Noreturn void sage__worker_run(sage_env *env)
     if (w->tcp && !!w->task->in != (w->listen_fd >= 0))
         die(w, SAGE_EPLAN, "operator \"%s\" instance %d %s inputs, but the job spec says otherwise", ch->ops[0]->name,
             instance, w->task->in ? "has" : "has no");
+    if (w->task->in)
+        w->task->in->batch_bytes = remote_batch(env); /* every producer of ours is remote */
     if (w->task->in && (rc = sage__net_serve(w->tcp ? w->listen_fd : 3, w->task->expected_eos, w->task->in, w->token,
                                              net_fail, w, &w->recv)) != 0)
         die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", ch->ops[0]->name, instance,
