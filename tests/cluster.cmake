@@ -2,9 +2,10 @@
 # multi-host part). Without them the script prints "skipped: <reason>" and exits 77: ctest shows
 # the test as skipped, never as passed. Run only this: ctest -L cluster --output-on-failure
 add_test(NAME test_cluster
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.sh $<TARGET_FILE:sage-cli>)
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.sh $<TARGET_FILE:sage-cli>
+          $<TARGET_FILE:test_jobmanager> $<TARGET_FILE:parallelism>)
 set_tests_properties(test_cluster PROPERTIES
   LABELS cluster
-  TIMEOUT 240
+  TIMEOUT 400
   SKIP_RETURN_CODE 77
   RUN_SERIAL TRUE)

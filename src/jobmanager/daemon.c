@@ -159,12 +159,15 @@ static json_t *ping_json(jm *d)
     int running = 0;
     for (jm_job *j = d->jobs; j; j = j->next)
         running++;
-    return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port", d->port, "home",
+    json_t *p = json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port", d->port, "home",
                      d->home, "jobs_live", running, "version", sage_version(), "data_plane",
                      d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "memory_enforcement",
                      d->cgmode == SAGE__CGROUP_V1   ? "cgroup v1"
                      : d->cgmode == SAGE__CGROUP_V2 ? "cgroup v2"
                                                     : d->cgwhy);
+    if (p && d->slurm_conf[0])
+        json_object_set_new(p, "slurm_conf", json_string(d->slurm_conf));
+    return p;
 }
 
 static int64_t req_job_id(json_t *req) { return json_integer_value(json_object_get(req, "job_id")); }
@@ -564,13 +567,59 @@ static int load_config(jm *d, const char *config, char *err, size_t err_len)
                 rc = SAGE_ECONFIG;
                 break;
             }
+        } else if (strcmp(key, "slurm") == 0) {
+            const char *sk;
+            json_t *sv;
+            if (!json_is_object(v)) {
+                snprintf(err, err_len, "config: \"slurm\" must be an object such as {\"conf\": \"/abs/path/slurm.conf\"}");
+                rc = SAGE_ECONFIG;
+                break;
+            }
+            json_object_foreach(v, sk, sv)
+            {
+                if (strcmp(sk, "conf") != 0) {
+                    snprintf(err, err_len, "config: unknown key \"slurm.%s\" (known: conf)", sk);
+                    rc = SAGE_ECONFIG;
+                    break;
+                }
+            }
+            if (rc != 0)
+                break;
+            const char *conf = json_string_value(json_object_get(v, "conf"));
+            struct stat st;
+            if (!conf || conf[0] != '/' || strlen(conf) >= sizeof d->slurm_conf) {
+                snprintf(err, err_len, "config: \"slurm\": \"conf\" must be the absolute path of a slurm.conf");
+                rc = SAGE_ECONFIG;
+                break;
+            }
+            if (stat(conf, &st) != 0 || !S_ISREG(st.st_mode)) {
+                snprintf(err, err_len, "config: \"slurm\": \"conf\": %s is not a readable file (%s)", conf,
+                         strerror(errno ? errno : EINVAL));
+                rc = SAGE_ECONFIG;
+                break;
+            }
+            snprintf(d->slurm_conf, sizeof d->slurm_conf, "%s", conf);
         } else {
-            snprintf(err, err_len, "config: unknown key \"%s\" (known: node, data_plane)", key);
+            snprintf(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm)", key);
             rc = SAGE_ECONFIG;
             break;
         }
     }
+    if (rc == 0 && d->slurm_conf[0]) {
+        /* workers run on the cluster's nodes: only the tcp data plane reaches between them */
+        json_t *dp = json_object_get(root, "data_plane");
+        if (dp && json_is_string(dp) && strcmp(json_string_value(dp), "tcp") != 0) {
+            snprintf(err, err_len, "config: \"slurm\" needs \"data_plane\": \"tcp\" (workers run on other hosts)");
+            rc = SAGE_ECONFIG;
+        } else if (json_object_get(root, "node")) {
+            snprintf(err, err_len, "config: \"node\" and \"slurm\" exclude each other (on Slurm the nodes come from sinfo)");
+            rc = SAGE_ECONFIG;
+        }
+        d->data_plane = JM_DATA_TCP;
+    }
     json_decref(root);
+    if (rc == 0 && d->slurm_conf[0])
+        rc = jm_slurm_refresh(d, err, err_len);
     return rc;
 }
 
@@ -646,6 +695,21 @@ SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, si
     int pl = snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)d->pid);
     if (ftruncate(pidfd, 0) != 0 || pwrite(pidfd, pidtxt, (size_t)pl, 0) != pl)
         jm_log(d, "could not write the pid file");
+    if (d->slurm_conf[0]) {
+        char nodes[1024] = "";
+        size_t o = 0;
+        for (size_t i = 0; i < d->slurm_nnodes && o + 1 < sizeof nodes; i++) {
+            char mem[32];
+            sage__format_bytes(d->slurm_nodes[i].memory, mem, sizeof mem);
+            o += (size_t)snprintf(nodes + o, sizeof nodes - o, "%s%s (%d cpus, %d gpus, %s)", i ? ", " : "",
+                                  d->slurm_nodes[i].name, d->slurm_nodes[i].ncpus, d->slurm_nodes[i].ngpus, mem);
+        }
+        jm_log(d, "on Slurm (SLURM_CONF=%s): %zu nodes: %s", d->slurm_conf, d->slurm_nnodes, nodes);
+        if (strncmp(d->host, "127.", 4) == 0 || strcmp(d->host, "localhost") == 0)
+            jm_log(d, "warning: listening on %s: workers on other hosts cannot reach it (start with --host ADDR)",
+                   d->host);
+        jm_slurm_startup(d);
+    }
     jm_log(d, "JobManager %s listening on %s:%d (pid %ld, state %s); node \"%s\": %d cpus, %d gpus; %smemory limits: %s%s",
            sage_version(), d->host, d->port, (long)d->pid, d->home, d->node.name, d->node.ncpus, d->node.ngpus,
            d->data_plane == JM_DATA_TCP ? "data plane: tcp; " : "",
@@ -724,6 +788,7 @@ out:
     if (d->sfd >= 0)
         close(d->sfd);
     sage__store_close(d->store);
+    free(d->slurm_nodes);
     if (d->log)
         fclose(d->log);
     if (pidfd >= 0) {

@@ -69,6 +69,8 @@ typedef struct jm_task {
     char error[1024];     /* the worker's own failure message */
     json_t *metrics;      /* last report */
     jm_conn *ctl;         /* the worker's control connection */
+    char node[64];        /* the node its placement chose (Slurm: the node its srun step runs on) */
+    long long slurm_step; /* slurm: its step id within the job's allocation (-1 until known) */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -100,6 +102,13 @@ typedef struct jm_job {
     int64_t submitted_ms, started_ms;
     size_t running;       /* tasks not yet reaped */
     int peers_sent;       /* tcp data plane: every worker got the others' addresses */
+    long long slurm_job;  /* slurm: the job's allocation (0: none) */
+    int slurm_running;    /* slurm: the allocation runs and the tasks were started */
+    int slurm_released;   /* slurm: scancel was sent (or Slurm ended the allocation) */
+    int slurm_checked;    /* slurm: the allocation's state was asked after a task failed */
+    int64_t slurm_poll_at; /* slurm: next squeue (0: nothing to poll) */
+    int slurm_step_polls; /* slurm: step-id lookups done */
+    char slurm_state[256]; /* slurm: the allocation's last state and reason, for messages */
     struct jm_job *next;
 } jm_job;
 
@@ -123,6 +132,9 @@ typedef struct jm {
     sage__cgroup_mode cgmode;
     char cgparent[512], cgwhy[256];
     jm_data_plane data_plane; /* config key "data_plane" */
+    char slurm_conf[PATH_MAX]; /* config "slurm": {"conf": ...}; "" when not on Slurm */
+    sage__node *slurm_nodes;   /* slurm: the cluster's usable nodes (sinfo --json) */
+    size_t slurm_nnodes;
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
     int stop;
@@ -158,7 +170,12 @@ json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);
 json_t *jm_job_list_json(jm *d);
 json_t *jm_job_end_json(jm *d, int64_t id);
 void jm_jobs_shutdown(jm *d);
-/* Milliseconds until the next scheduled kill (-1: none); run the ones due. */
+/* slurm: read the cluster's nodes into d->slurm_nodes (0, or an error with the reason). */
+int jm_slurm_refresh(jm *d, char *err, size_t err_len);
+/* slurm: release allocations a previous JobManager of this state directory left (logged). */
+void jm_slurm_startup(jm *d);
+/* Milliseconds until the next scheduled action (-1: none): kills, and on
+ * Slurm the allocation polls; run the ones due. */
 int jm_jobs_timers(jm *d);
 int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
 

@@ -27,6 +27,25 @@
  * its routes; until then producers wait (for us only: a worker whose
  * control connection closes gives up). A worker that dies first takes the
  * normal failure path, and no "peers" event is sent for a failed job.
+ *
+ * Slurm. With config "slurm": {"conf": PATH} the nodes are the cluster's
+ * (sinfo --json, read at start and again at a submit when no job is live)
+ * and the data plane is tcp. A placed job gets one allocation of whole
+ * nodes, atomically: sbatch --exclusive --nodelist=<the nodes its tasks
+ * landed on> of a batch script that only sleeps. The job stays "pending"
+ * with Slurm's reason (squeue, polled from jm_jobs_timers, each command
+ * bounded) until the allocation runs; then each task is started where a
+ * local worker would be forked, as `srun --jobid --exact|--overlap -w NODE
+ * ... -- env CUDA_VISIBLE_DEVICES=<its GPUs> EXE ARGS` with the worker's
+ * environment (--export=ALL): the srun's exit status is the task's, so
+ * supervision is unchanged. A task with exclusive whole CPUs is an --exact
+ * step with its CPUs (and memory); any other (shared cores) is an
+ * --overlap step, which Slurm never makes wait for CPUs that SAGE's
+ * placement lets it share. GPUs and custom resources are SAGE's to count
+ * inside the whole-node allocation (see srun_argv).
+ * scancel releases the allocation when the job fails, is canceled, or
+ * ends in any way; an allocation that dies under us ends its sruns, which
+ * takes the normal failure path with Slurm's state and reason appended.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +60,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster/slurm.h"
 #include "core.h"
 #include "jobmanager/jm.h"
 #include "net/sock.h"
@@ -74,6 +94,62 @@ static void ids_text(char *buf, size_t len, const int *ids, int n)
     buf[0] = 0;
     for (int i = 0; i < n && o + 1 < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ids[i]);
+}
+
+/* The nodes placement uses: the Slurm cluster's, or this host. */
+static const sage__node *jm_nodes(const jm *d, size_t *n)
+{
+    if (d->slurm_conf[0]) {
+        *n = d->slurm_nnodes;
+        return d->slurm_nodes;
+    }
+    *n = 1;
+    return &d->node;
+}
+
+int jm_slurm_refresh(jm *d, char *err, size_t err_len)
+{
+    sage__node *nodes = NULL;
+    size_t n = 0;
+    char e[2048];
+    int rc = sage__slurm_nodes(d->slurm_conf, &nodes, &n, e, sizeof e);
+    if (rc != 0) {
+        snprintf(err, err_len, "reading the Slurm cluster's nodes: %s", e);
+        return rc;
+    }
+    free(d->slurm_nodes);
+    d->slurm_nodes = nodes;
+    d->slurm_nnodes = n;
+    return 0;
+}
+
+/* The comment every allocation of ours carries: which JobManager state dir made it. */
+static void slurm_tag(const jm *d, char *buf, size_t len) { snprintf(buf, len, "sage-jobmanager:%s", d->home); }
+
+void jm_slurm_startup(jm *d)
+{
+    char *out = NULL, msg[1024], tag[1100];
+    char *argv[] = {"squeue", "-h", "-o", "%i|%k", NULL};
+    slurm_tag(d, tag, sizeof tag);
+    if (sage__slurm_run(d->slurm_conf, argv, SAGE__SLURM_WAIT_MS, &out, msg, sizeof msg) != 0) {
+        jm_log(d, "could not look for allocations left by an earlier JobManager: squeue: %s", msg);
+        free(out);
+        return;
+    }
+    for (char *line = out, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *bar = strchr(line, '|');
+        if (!bar || strcmp(bar + 1, tag) != 0)
+            continue;
+        *bar = 0;
+        char *cargv[] = {"scancel", line, NULL};
+        int rc = sage__slurm_run(d->slurm_conf, cargv, SAGE__SLURM_WAIT_MS, NULL, msg, sizeof msg);
+        jm_log(d, "Slurm job %s was left by an earlier JobManager of %s: %s%s", line, d->home,
+               rc == 0 ? "canceled" : "scancel failed: ", rc == 0 ? "" : msg);
+    }
+    free(out);
 }
 
 /* ---- admission ---- */
@@ -163,7 +239,7 @@ static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                                                a->exclusive, "pinned", a->pin, "gpus", gpus, "gpu_fraction",
                                                a->gpu_fraction, "memory", (json_int_t)a->memory, "object_store_memory",
                                                (json_int_t)a->object_store_memory, "resources", custom, "node",
-                                               d->node.name));
+                                               k->node));
         /* a tcp worker opens its listener before it has compiled the plan: tell it whether to */
         json_t *tj = json_array_get(tasks, json_array_size(tasks) - 1);
         json_object_set_new(tj, "inputs", json_boolean(k->has_inputs));
@@ -198,6 +274,9 @@ static char **worker_env(jm *d, jm_job *j, jm_task *k)
         if (!v || strncmp(v, "SAGE_WORKER_", 12) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
             strncmp(v, "SAGE_HOME=", 10) == 0)
             continue;
+        /* on Slurm the submitter's own Slurm variables (it may run inside a job) would mislead srun */
+        if (d->slurm_conf[0] && strncmp(v, "SLURM_", 6) == 0)
+            continue;
         e[m++] = strdup(v);
     }
     char buf[PATH_MAX + 64];
@@ -209,6 +288,10 @@ static char **worker_env(jm *d, jm_job *j, jm_task *k)
     e[m++] = strdup(buf);
     snprintf(buf, sizeof buf, "CUDA_VISIBLE_DEVICES=%s", k->gpus);
     e[m++] = strdup(buf);
+    if (d->slurm_conf[0]) {
+        snprintf(buf, sizeof buf, "SLURM_CONF=%s", d->slurm_conf);
+        e[m++] = strdup(buf);
+    }
     e[m] = NULL;
     for (size_t i = 0; i < m; i++)
         if (!e[i]) {
@@ -225,6 +308,56 @@ static void free_strv(char **v)
     for (size_t i = 0; v && v[i]; i++)
         free(v[i]);
     free(v);
+}
+
+/* The srun command line that runs one task inside the job's allocation:
+ * srun [options] -- EXE ARGS. Strings are malloc'd (free_strv). */
+static char **srun_argv(jm *d, jm_job *j, jm_task *k, const char *exe, json_t *argvj)
+{
+    const sage__assign *a = &j->assign[k->chain][k->instance];
+    size_t argc = json_array_size(argvj);
+    char **v = calloc(argc + 28, sizeof *v);
+    if (!v)
+        return NULL;
+    size_t n = 0;
+    char buf[1024];
+#define ARG(...) (snprintf(buf, sizeof buf, __VA_ARGS__), v[n++] = strdup(buf))
+    ARG("srun");
+    ARG("--jobid=%lld", j->slurm_job);
+    /* exclusive whole CPUs: a step that holds them; shared cores: a step Slurm lets overlap the others */
+    int exact = a->exclusive && a->ncpus > 0;
+    ARG("%s", exact ? "--exact" : "--overlap");
+    ARG("--nodes=1");
+    ARG("--ntasks=1");
+    ARG("--nodelist=%s", k->node);
+    ARG("--job-name=sage-%lld-%d", (long long)j->id, k->index);
+    ARG("--cpus-per-task=%d", exact ? a->ncpus : 1);
+    uint64_t mem = a->memory + a->object_store_memory;
+    if (mem)
+        ARG("--mem=%lluM", (unsigned long long)((mem + (1u << 20) - 1) >> 20));
+    /* GPUs and other gres are not asked of Slurm per step: the allocation holds no gres (one sbatch cannot
+     * ask different gres per node without a heterogeneous job), and Slurm refuses a step's --gpus then
+     * ("Invalid generic resource (gres) specification"). The allocation is whole nodes, SAGE's placement
+     * counts them, and CUDA_VISIBLE_DEVICES names the task's own GPUs. */
+    ARG("--input=none");
+    ARG("--export=ALL");
+    ARG("--");
+    /* Slurm's gpu plugin sets (or clears) CUDA_VISIBLE_DEVICES in the step: put ours back last */
+    ARG("env");
+    ARG("CUDA_VISIBLE_DEVICES=%s", k->gpus);
+    ARG("%s", exe);
+    for (size_t i = 1; i < argc; i++)
+        ARG("%s", json_string_value(json_array_get(argvj, i)) ? json_string_value(json_array_get(argvj, i)) : "");
+#undef ARG
+    v[n] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i]) {
+            for (size_t z = 0; z < n; z++)
+                free(v[z]);
+            free(v);
+            return NULL;
+        }
+    return v;
 }
 
 static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
@@ -251,7 +384,8 @@ static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
         snprintf(err, err_len, "pipe: %s", strerror(errno));
         return SAGE_ESYS;
     }
-    if (d->cgmode != SAGE__CGROUP_NONE) {
+    int slurm = d->slurm_conf[0] != 0;
+    if (d->cgmode != SAGE__CGROUP_NONE && !slurm) {
         char name[64], cgerr[512];
         snprintf(name, sizeof name, "jm%ld-job%lld-task%d", (long)d->pid, (long long)j->id, k->index);
         if (sage__cgroup_create(&k->cg, d->cgmode, d->cgparent, name, k->mem_limit, cgerr, sizeof cgerr) == 0)
@@ -262,9 +396,11 @@ static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
     size_t argc = json_array_size(argvj);
     char **argv = calloc(argc + 1, sizeof *argv);
     char **envp = worker_env(d, j, k);
-    if (!argv || !envp) {
+    char **sargv = slurm ? srun_argv(d, j, k, exe, argvj) : NULL;
+    if (!argv || !envp || (slurm && !sargv)) {
         free(argv);
         free_strv(envp);
+        free_strv(sargv);
         close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
         return SAGE_ENOMEM;
     }
@@ -278,9 +414,22 @@ static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* the worker never outlives the JobManager */
+        /* the worker never outlives the JobManager (srun: SIGTERM, so that it ends its step) */
+        prctl(PR_SET_PDEATHSIG, slurm ? SIGTERM : SIGKILL);
         if (getppid() != parent)
             _exit(126);
+        if (slurm) {
+            dup2(outp[1], 1);
+            dup2(errp[1], 2);
+            if (cwd && chdir(cwd) != 0) { /* srun runs the task in its own working directory */
+                static const char msg[] = "sage worker: cannot enter the submitter's working directory\n";
+                (void)!write(2, msg, sizeof msg - 1);
+            }
+            execvpe(sargv[0], sargv, envp);
+            static const char msg[] = "sage worker: cannot execute srun (is Slurm's client installed and in PATH?)\n";
+            (void)!write(2, msg, sizeof msg - 1);
+            _exit(127);
+        }
         if (k->has_cg)
             sage__cgroup_attach_self(&k->cg);
         if (a->pin)
@@ -301,6 +450,7 @@ static int spawn_task(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
     int e = errno;
     free(argv);
     free_strv(envp);
+    free_strv(sargv);
     close(outp[1]);
     close(errp[1]);
     if (pid < 0) {
@@ -334,8 +484,49 @@ static int maybe_end(jm *d, jm_job *j)
     return 1;
 }
 
-static void kill_tasks(jm_job *j)
+/* Release the job's Slurm allocation (once): its steps end, so do their sruns. */
+static void slurm_release(jm *d, jm_job *j)
 {
+    if (!j->slurm_job || j->slurm_released)
+        return;
+    j->slurm_released = 1;
+    char id[32], msg[1024];
+    snprintf(id, sizeof id, "%lld", j->slurm_job);
+    char *argv[] = {"scancel", id, NULL};
+    int rc = sage__slurm_run(d->slurm_conf, argv, SAGE__SLURM_WAIT_MS, NULL, msg, sizeof msg);
+    if (rc != 0)
+        jm_log(d, "job %lld: scancel %s failed (%s); the allocation may still be held", (long long)j->id, id,
+               msg[0] ? msg : "no message");
+    else
+        jm_log(d, "job %lld: Slurm allocation %s released", (long long)j->id, id);
+}
+
+/* Slurm's view of the allocation, for failure messages: "JobState=X Reason=Y". */
+static void slurm_job_state(jm *d, jm_job *j, char *out, size_t len)
+{
+    out[0] = 0;
+    if (!j->slurm_job)
+        return;
+    char id[32], msg[512], *txt = NULL;
+    snprintf(id, sizeof id, "%lld", j->slurm_job);
+    char *argv[] = {"scontrol", "show", "job", id, "-o", NULL};
+    if (sage__slurm_run(d->slurm_conf, argv, 5000, &txt, msg, sizeof msg) == 0 && txt) {
+        const char *st = strstr(txt, "JobState="), *re = strstr(txt, " Reason=");
+        if (st)
+            snprintf(out, len, "JobState=%.*s", (int)strcspn(st + 9, " \n"), st + 9);
+        if (re) {
+            size_t l = strlen(out);
+            snprintf(out + l, len - l, "%sReason=%.*s", l ? " " : "", (int)strcspn(re + 8, " \n"), re + 8);
+        }
+    } else if (msg[0]) {
+        snprintf(out, len, "unknown (%.200s)", msg);
+    }
+    free(txt);
+}
+
+static void kill_tasks(jm *d, jm_job *j)
+{
+    slurm_release(d, j);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if (k->pid <= 0 || k->exited || k->killed_by_us)
@@ -375,23 +566,205 @@ static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
             j->kill_at_ms = jm_now_ms() + ECHO_GRACE_MS;
         return;
     }
-    kill_tasks(j);
+    kill_tasks(d, j);
+}
+
+/* Start every task of a placed job (its allocation runs, on Slurm). */
+static int start_tasks(jm *d, jm_job *j)
+{
+    char err[4096];
+    int rc = 0;
+    j->state = JJ_RUNNING;
+    j->pending_reason[0] = 0;
+    j->started_ms = jm_now_ms();
+    sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        if ((rc = spawn_task(d, j, k, err, sizeof err)) != 0) {
+            job_fail(d, j, PRIO_ROOT, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
+            break;
+        }
+        /* the listener now lives in the worker; ours is no longer needed */
+        if (k->listen_fd >= 0) {
+            close(k->listen_fd);
+            k->listen_fd = -1;
+        }
+    }
+    if (j->slurm_job)
+        jm_log(d, "job %lld \"%s\" started: %zu tasks as steps of Slurm job %lld", (long long)j->id, j->name,
+               j->ntasks, j->slurm_job);
+    else
+        jm_log(d, "job %lld \"%s\" started: %zu tasks", (long long)j->id, j->name, j->ntasks);
+    return rc;
+}
+
+#define SLURM_POLL_MS 500 /* squeue while an allocation is pending, and for step ids after */
+#define SLURM_STEP_POLLS 25
+#define SLURM_STEP_POLL_MS 200
+
+/* A pending allocation: run its tasks once Slurm runs it, fail the job if Slurm ended it,
+ * else keep Slurm's reason. Returns 1 if the job ended (and was freed). */
+static int slurm_poll_pending(jm *d, jm_job *j)
+{
+    char id[32], msg[1024], *out = NULL;
+    snprintf(id, sizeof id, "%lld", j->slurm_job);
+    char *argv[] = {"squeue", "-h", "-j", id, "-o", "%T|%r", NULL};
+    int rc = sage__slurm_run(d->slurm_conf, argv, SAGE__SLURM_WAIT_MS, &out, msg, sizeof msg);
+    char state[64] = "", reason[256] = "";
+    if (rc == 0 && out) {
+        out[strcspn(out, "\n")] = 0;
+        char *bar = strchr(out, '|');
+        if (bar) {
+            *bar = 0;
+            snprintf(reason, sizeof reason, "%s", bar + 1);
+        }
+        snprintf(state, sizeof state, "%s", out);
+    }
+    free(out);
+    if (rc < 0 || (rc != 0 && !strstr(msg, "Invalid job id"))) {
+        /* squeue itself failed: say so, try again later (the allocation is Slurm's to keep) */
+        snprintf(j->pending_reason, sizeof j->pending_reason,
+                 "waiting for Slurm allocation %lld; squeue failed: %.400s", j->slurm_job, msg);
+        return 0;
+    }
+    if (strcmp(state, "RUNNING") == 0) {
+        j->slurm_running = 1;
+        j->slurm_poll_at = jm_now_ms() + SLURM_STEP_POLL_MS; /* then: the step ids */
+        snprintf(j->slurm_state, sizeof j->slurm_state, "RUNNING");
+        start_tasks(d, j);
+        if (j->failed && maybe_end(d, j))
+            return 1;
+        return 0;
+    }
+    if (strcmp(state, "PENDING") == 0 || strcmp(state, "CONFIGURING") == 0 || strcmp(state, "REQUEUED") == 0 ||
+        strcmp(state, "RESIZING") == 0) {
+        char pr[sizeof j->pending_reason];
+        snprintf(pr, sizeof pr, "waiting for Slurm allocation %lld: %s (%s)", j->slurm_job, state,
+                 reason[0] ? reason : "no reason given");
+        if (strcmp(pr, j->pending_reason) != 0) {
+            snprintf(j->pending_reason, sizeof j->pending_reason, "%s", pr);
+            sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
+        }
+        return 0;
+    }
+    /* ended, or unknown to Slurm: the job cannot start */
+    char st[256];
+    slurm_job_state(d, j, st, sizeof st);
+    j->slurm_released = 1; /* nothing left to release */
+    j->slurm_poll_at = 0;
+    j->pending_reason[0] = 0;
+    job_fail(d, j, PRIO_ROOT, "the Slurm allocation %lld ended before the job started (%s%s%s)", j->slurm_job,
+             state[0] ? state : "no longer known to squeue", st[0] ? "; " : "", st);
+    return maybe_end(d, j);
+}
+
+/* A running allocation: learn each task's step id (the steps are named sage-<job>-<task>). */
+static void slurm_poll_steps(jm *d, jm_job *j)
+{
+    char id[32], msg[512], *out = NULL;
+    snprintf(id, sizeof id, "%lld", j->slurm_job);
+    char *argv[] = {"squeue", "-h", "-s", "-j", id, "-o", "%i|%j", NULL};
+    j->slurm_step_polls++;
+    if (sage__slurm_run(d->slurm_conf, argv, SAGE__SLURM_WAIT_MS, &out, msg, sizeof msg) == 0 && out) {
+        char prefix[64];
+        int pl = snprintf(prefix, sizeof prefix, "sage-%lld-", (long long)j->id);
+        for (char *line = out, *next; *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = 0;
+            else
+                next = line + strlen(line);
+            char *bar = strchr(line, '|'), *dot = strchr(line, '.');
+            if (!bar || !dot || dot > bar || strncmp(bar + 1, prefix, (size_t)pl) != 0)
+                continue;
+            long task = strtol(bar + 1 + pl, NULL, 10);
+            if (task >= 0 && (size_t)task < j->ntasks)
+                j->tasks[task].slurm_step = strtoll(dot + 1, NULL, 10);
+        }
+    }
+    free(out);
+    int missing = 0;
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].slurm_step < 0 && j->tasks[t].pid > 0 && !j->tasks[t].exited)
+            missing = 1;
+    j->slurm_poll_at = missing && j->slurm_step_polls < SLURM_STEP_POLLS ? jm_now_ms() + SLURM_STEP_POLL_MS : 0;
 }
 
 int jm_jobs_timers(jm *d)
 {
-    int64_t now = jm_now_ms(), next = -1;
+    int64_t now, next;
+again:
+    now = jm_now_ms();
+    next = -1;
     for (jm_job *j = d->jobs; j; j = j->next) {
+        if (j->slurm_poll_at && j->slurm_poll_at <= now && !d->stop) {
+            if (j->failed || j->cancel_requested || j->stop_requested) {
+                j->slurm_poll_at = 0;
+            } else if (!j->slurm_running) {
+                j->slurm_poll_at = now + SLURM_POLL_MS;
+                if (slurm_poll_pending(d, j))
+                    goto again; /* the list changed */
+                goto again;     /* starting may have taken a while: look at the clock again */
+            } else {
+                slurm_poll_steps(d, j);
+            }
+        }
+        if (j->slurm_poll_at && (next < 0 || j->slurm_poll_at - now < next))
+            next = j->slurm_poll_at > now ? j->slurm_poll_at - now : 0;
         if (!j->kill_at_ms)
             continue;
         if (j->kill_at_ms <= now || j->err_prio > PRIO_ECHO || j->cancel_requested) {
             j->kill_at_ms = 0;
-            kill_tasks(j);
+            kill_tasks(d, j);
         } else if (next < 0 || j->kill_at_ms - now < next) {
             next = j->kill_at_ms - now;
         }
     }
     return (int)next;
+}
+
+/* One allocation for the whole job, atomically: whole nodes, the ones its tasks were placed on.
+ * The job stays pending until jm_jobs_timers sees it run. */
+static int slurm_allocate(jm *d, jm_job *j)
+{
+    char nodelist[4096] = "", tag[1100], name[64], nn[32], list[4200], comment[1200], msg[1024], *out = NULL;
+    size_t o = 0;
+    int count = 0;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        int seen = 0;
+        for (size_t u = 0; u < t && !seen; u++)
+            seen = strcmp(j->tasks[u].node, j->tasks[t].node) == 0;
+        if (seen)
+            continue;
+        if (o + strlen(j->tasks[t].node) + 2 >= sizeof nodelist) {
+            job_fail(d, j, PRIO_ROOT, "the job's node list is too long for sbatch");
+            return SAGE_ETOOBIG;
+        }
+        o += (size_t)snprintf(nodelist + o, sizeof nodelist - o, "%s%s", o ? "," : "", j->tasks[t].node);
+        count++;
+    }
+    slurm_tag(d, tag, sizeof tag);
+    snprintf(name, sizeof name, "--job-name=sage-%lld", (long long)j->id);
+    snprintf(nn, sizeof nn, "--nodes=%d", count);
+    snprintf(list, sizeof list, "--nodelist=%s", nodelist);
+    snprintf(comment, sizeof comment, "--comment=%s", tag);
+    char *argv[] = {"sbatch", "--parsable", name, nn, list, "--exclusive", "--mem=0", comment, "--chdir=/",
+                    "--output=/dev/null", "--wrap", "sleep infinity", NULL};
+    int rc = sage__slurm_run(d->slurm_conf, argv, SAGE__SLURM_WAIT_MS, &out, msg, sizeof msg);
+    long long id = rc == 0 && out ? strtoll(out, NULL, 10) : 0;
+    free(out);
+    if (id <= 0) {
+        job_fail(d, j, PRIO_ROOT, "Slurm refused the job's allocation (sbatch --nodelist=%s --exclusive): %s",
+                 nodelist, rc == 0 ? "sbatch printed no job id" : msg[0] ? msg : "no message");
+        return SAGE_ESYS;
+    }
+    j->slurm_job = id;
+    j->slurm_poll_at = jm_now_ms(); /* at once: the next loop turn */
+    snprintf(j->pending_reason, sizeof j->pending_reason, "waiting for Slurm allocation %lld on %.400s", id, nodelist);
+    sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
+    jm_log(d, "job %lld \"%s\": Slurm allocation %lld requested on %s (%zu tasks)", (long long)j->id, j->name, id,
+           nodelist, j->ntasks);
+    return 0;
 }
 
 /* Try to place a pending job on what running jobs leave free. */
@@ -409,7 +782,9 @@ static int try_start(jm *d, jm_job *j)
         if (o != j && o->assign)
             held[h++] = (sage__held){o->reqs, o->nreqs, o->assign};
     char err[4096];
-    int rc = sage__place_held(&d->node, 1, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
+    size_t nnodes;
+    const sage__node *nodes = jm_nodes(d, &nnodes);
+    int rc = sage__place_held(nodes, nnodes, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
     free(held);
     if (rc == SAGE_EINFEASIBLE) {
         snprintf(j->pending_reason, sizeof j->pending_reason, "waiting for resources held by running jobs");
@@ -449,6 +824,9 @@ static int try_start(jm *d, jm_job *j)
             k->chain = (int)c;
             k->instance = i;
             k->listen_fd = k->out_fd = k->err_fd = -1;
+            k->slurm_step = -1;
+            snprintf(k->node, sizeof k->node, "%s",
+                     a->node >= 0 && (size_t)a->node < nnodes ? nodes[a->node].name : d->node.name);
             snprintf(k->op, sizeof k->op, "%s", j->reqs[c].name);
             ids_text(k->cpus, sizeof k->cpus, a->cpus, a->ncpus);
             ids_text(k->gpus, sizeof k->gpus, a->gpus, a->ngpus);
@@ -469,23 +847,9 @@ static int try_start(jm *d, jm_job *j)
         job_fail(d, j, PRIO_ROOT, "%s", err);
         return rc;
     }
-    j->state = JJ_RUNNING;
-    j->started_ms = jm_now_ms();
-    sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
-    for (t = 0; t < j->ntasks; t++) {
-        jm_task *k = &j->tasks[t];
-        if ((rc = spawn_task(d, j, k, err, sizeof err)) != 0) {
-            job_fail(d, j, PRIO_ROOT, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
-            break;
-        }
-        /* the listener now lives in the worker; ours is no longer needed */
-        if (k->listen_fd >= 0) {
-            close(k->listen_fd);
-            k->listen_fd = -1;
-        }
-    }
-    jm_log(d, "job %lld \"%s\" started: %zu tasks", (long long)j->id, j->name, j->ntasks);
-    return rc;
+    if (d->slurm_conf[0])
+        return slurm_allocate(d, j);
+    return start_tasks(d, j);
 }
 
 int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
@@ -509,9 +873,16 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         job_free(j);
         return rc;
     }
+    /* Slurm: nodes join and leave; read them again while no job holds a placement on them */
+    if (d->slurm_conf[0] && !d->jobs && (rc = jm_slurm_refresh(d, err, err_len)) != 0) {
+        job_free(j);
+        return rc;
+    }
     /* Refuse at once what could never fit, even on an idle node. */
     sage__assign **probe = NULL;
-    rc = sage__place(&d->node, 1, j->reqs, j->nreqs, &probe, err, err_len);
+    size_t nnodes;
+    const sage__node *nodes = jm_nodes(d, &nnodes);
+    rc = sage__place(nodes, nnodes, j->reqs, j->nreqs, &probe, err, err_len);
     if (rc != 0) {
         job_free(j);
         return rc;
@@ -665,7 +1036,7 @@ int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_
     jm_log(d, "job %lld: %s requested", (long long)id, action);
     if (strcmp(action, "cancel") == 0) {
         j->cancel_requested = 1;
-        kill_tasks(j);
+        kill_tasks(d, j);
         maybe_end(d, j);
         return 0;
     }
@@ -848,11 +1219,42 @@ static json_t *task_json(const jm_task *k)
                      k->metrics ? k->metrics : json_null());
 }
 
-/* Where a task runs: on the unix data plane every worker is on this node;
- * on tcp, the address its worker reached us from (the node until then). */
+/* Where a task runs: on Slurm, the node its step runs on; on the unix data
+ * plane every worker is on this node; on tcp, the address its worker
+ * reached us from (the node until then). */
 static const char *task_host(const jm *d, const jm_task *k)
 {
+    if (d->slurm_conf[0] && k->node[0])
+        return k->node;
     return d->data_plane == JM_DATA_TCP && k->host[0] ? k->host : d->node.name;
+}
+
+/* Slurm ids of a job's tasks, kept in <jobdir>/slurm.json for the views of ended jobs. */
+static void slurm_ids_set(json_t *obj, long long job, long long step, const char *addr)
+{
+    json_object_set_new(obj, "slurm_job", json_integer(job));
+    json_object_set_new(obj, "slurm_step", step >= 0 ? json_integer(step) : json_null());
+    if (addr && addr[0])
+        json_object_set_new(obj, "address", json_string(addr));
+}
+
+static void slurm_ids_save(const jm_job *j)
+{
+    if (!j->slurm_job)
+        return;
+    json_t *tasks = json_array();
+    for (size_t t = 0; t < j->ntasks; t++) {
+        json_t *o = json_object();
+        slurm_ids_set(o, j->slurm_job, j->tasks[t].slurm_step, j->tasks[t].host);
+        json_array_append_new(tasks, o);
+    }
+    json_t *doc = json_pack("{s:I,s:s,s:o}", "slurm_job", (json_int_t)j->slurm_job, "slurm_state", j->slurm_state,
+                            "tasks", tasks);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/slurm.json", j->dir);
+    if (doc)
+        json_dump_file(doc, path, JSON_COMPACT);
+    json_decref(doc);
 }
 
 static void task_row(const jm_job *j, const jm_task *k, const char *host, sage__task_row *r)
@@ -888,6 +1290,8 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
+    slurm_release(d, j); /* any outcome: the allocation goes back to Slurm */
+    slurm_ids_save(j);
     for (size_t t = 0; t < j->ntasks; t++) {
         sage__task_row r;
         task_row(j, &j->tasks[t], task_host(d, &j->tasks[t]), &r);
@@ -942,7 +1346,7 @@ static void job_end(jm *d, jm_job *j)
         try_start(d, oldest);
         if (oldest->failed && maybe_end(d, oldest))
             continue; /* the list changed */
-        if (oldest->state == JJ_PENDING) {
+        if (oldest->state == JJ_PENDING && !oldest->assign) {
             /* still does not fit: leave it (and the younger ones) waiting */
             return;
         }
@@ -993,6 +1397,22 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
                                ? PRIO_ROOT
                                : PRIO_ECHO;
                 }
+                if (j->slurm_job && !j->slurm_released && !j->slurm_checked) {
+                    /* a step failed while we still hold the allocation: did Slurm end it under us
+                     * (scancel from outside, a node lost, a time limit)? Asked once per job. */
+                    char sst[256];
+                    j->slurm_checked = 1;
+                    slurm_job_state(d, j, sst, sizeof sst);
+                    if (sst[0])
+                        snprintf(j->slurm_state, sizeof j->slurm_state, "%s", sst);
+                    if (sst[0] && !strstr(sst, "JobState=RUNNING")) {
+                        size_t l = strlen(why);
+                        snprintf(why + l, sizeof why - l, " (srun on node %s)", k->node);
+                        j->slurm_released = 1;
+                        job_fail(d, j, PRIO_ROOT, "the Slurm allocation %lld of the job ended under it (%s); %s",
+                                 j->slurm_job, sst, why);
+                    }
+                }
                 tail_lines(k, tail, sizeof tail);
                 if (tail[0] && prio != PRIO_USER)
                     job_fail(d, j, prio, "%s; last lines of its stderr:\n%s", why, tail);
@@ -1027,8 +1447,26 @@ json_t *jm_job_end_json(jm *d, int64_t id)
                                                    (json_int_t)rows[i].peak_memory, "metrics", m ? m : json_null()));
         }
     free(rows);
-    return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state, "error",
-                     row.error, "tasks", tasks);
+    json_t *end = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state,
+                            "error", row.error, "tasks", tasks);
+    /* Slurm jobs: the allocation and step ids */
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/jobs/%lld/slurm.json", d->home, (long long)id);
+    json_error_t jerr;
+    json_t *sl = end ? json_load_file(path, 0, &jerr) : NULL;
+    if (sl) {
+        json_object_set(end, "slurm_job", json_object_get(sl, "slurm_job"));
+        json_t *stasks = json_object_get(sl, "tasks"), *tj;
+        size_t i;
+        json_array_foreach(json_object_get(end, "tasks"), i, tj)
+        {
+            json_t *ids = json_array_get(stasks, (size_t)json_integer_value(json_object_get(tj, "task")));
+            if (json_is_object(ids))
+                json_object_update(tj, ids);
+        }
+        json_decref(sl);
+    }
+    return end;
 }
 
 json_t *jm_job_list_json(jm *d)
@@ -1063,13 +1501,18 @@ json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
     for (size_t t = 0; t < j->ntasks; t++) {
         json_t *tj = task_json(&j->tasks[t]);
         json_object_set_new(tj, "host", json_string(task_host(d, &j->tasks[t])));
+        if (j->slurm_job)
+            slurm_ids_set(tj, j->slurm_job, j->tasks[t].slurm_step, j->tasks[t].host);
         if (d->data_plane == JM_DATA_TCP && j->tasks[t].listen[0])
             json_object_set_new(tj, "listen", json_string(j->tasks[t].listen));
         json_array_append_new(tasks, tj);
     }
-    return json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
-                     jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error, "tasks",
-                     tasks);
+    json_t *st = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
+                           jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
+                           "tasks", tasks);
+    if (st && j->slurm_job)
+        json_object_set_new(st, "slurm_job", json_integer(j->slurm_job));
+    return st;
 }
 
 int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len)
@@ -1128,7 +1571,7 @@ void jm_jobs_shutdown(jm *d)
             j->failed = 1;
             snprintf(j->error, sizeof j->error, "the JobManager stopped while the job was running");
         }
-        kill_tasks(j);
+        kill_tasks(d, j);
     }
     /* reap every worker: none may outlive the daemon */
     while (d->jobs) {

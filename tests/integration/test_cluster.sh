@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/integration/test_cluster.sh - `sage cluster` against real Slurm daemons (ctest label "cluster").
 #
-# Usage: test_cluster.sh /path/to/sage
+# Usage: test_cluster.sh /path/to/sage [/path/to/test_jobmanager /path/to/examples/parallelism]
 #
 # Part 1 (single host): start --head with simulated resources, status --json, srun jobs (one asking
 # for a GPU), a second start refused, stop, no daemon left.
@@ -10,14 +10,27 @@
 # its own file system view, as on a separate host), status shows 3 nodes with their resources,
 # srun -w <worker> runs there, the second worker is stopped on its own "host" and leaves the
 # cluster, the head's stop stops the rest, namespaces deleted (also on failure).
+# SAGE jobs on the cluster (when test_jobmanager and the parallelism example are given): a JobManager
+# with {"slurm": {"conf": ...}} runs pipelines as srun steps of one Slurm allocation per job; in part 1
+# the example's table equals embedded mode's, the placement pipeline runs with its GPU tasks, a job
+# canceled while running releases its allocation; in part 2 (JobManager on the bridge address) the
+# GPU operator runs on the GPU workers only (job status names each task's node), and after sgw2 left,
+# the same job (2 GPUs, 1 left in the cluster) is refused before anything starts.
 #
 # Needs root, Slurm 22.05 (slurmctld, slurmd, srun, sinfo, scontrol), munged and jq; part 2 also
 # ip (iproute2), nsenter and unshare. When it cannot run it prints "skipped: <reason>" and exits 77
 # (ctest's SKIP_RETURN_CODE), so a skip never counts as a pass.
 set -u
 
-SAGE=${1:?usage: test_cluster.sh /path/to/sage}
+SAGE=${1:?usage: test_cluster.sh /path/to/sage [test_jobmanager parallelism-example]}
 case $SAGE in /*) ;; *) SAGE=$(pwd)/$SAGE ;; esac
+# Optional: programs for the "SAGE jobs on the cluster" checks (run only when both are given).
+JMTEST=${2:-}
+PAREX=${3:-}
+for v in JMTEST PAREX; do
+    eval "x=\$$v"
+    case $x in "" | /*) ;; *) eval "$v=\$(pwd)/\$x" ;; esac
+done
 
 skip() {
     echo "skipped: $*"
@@ -61,9 +74,26 @@ kill_leftovers() {
     done
 }
 
+JMS= # "host:port:home" of every JobManager this test started
+
+# Stops a JobManager (bounded), and kills it by its pid if it did not stop.
+jm_kill() { # HOST PORT HOME
+    pid=$(cat "$3/jobmanager.pid" 2>/dev/null)
+    timeout 40 "$SAGE" jobmanager stop --host "$1" --port "$2" --home "$3" >/dev/null 2>&1
+    if [ -n "$pid" ] && running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$3"; then
+        echo "cleanup: killing JobManager pid $pid"
+        kill -9 "$pid" 2>/dev/null
+    fi
+}
+
 cleanup() {
     rc=$?
     trap - EXIT INT TERM HUP
+    for e in $JMS; do
+        h=${e%%:*}
+        rest=${e#*:}
+        jm_kill "$h" "${rest%%:*}" "${rest#*:}"
+    done
     unset SLURM_CONF
     for h in "$H2" "$H1"; do
         [ -d "$h/cluster" ] && "$SAGE" cluster stop --home "$h" >/dev/null 2>&1
@@ -127,6 +157,66 @@ check_stopped() {
     done
     ls "$dir"/*.pid >/dev/null 2>&1 && fail "pid files left in $dir: $(ls "$dir"/*.pid)"
     return 0
+}
+
+# A free TCP port for a JobManager.
+free_port() {
+    i=0
+    while [ $i -lt 50 ]; do
+        p=$((41000 + ($$ * 11 + i * 137) % 9000))
+        if ! command -v ss >/dev/null 2>&1 || [ -z "$(ss -Htln "( sport = :$p )" 2>/dev/null)" ]; then
+            echo $p
+            return
+        fi
+        i=$((i + 1))
+    done
+    echo 47123
+}
+
+jm_start() { # HOST PORT HOME SLURM_CONF
+    "$SAGE" jobmanager start --host "$1" --port "$2" --home "$3" \
+        --config "{\"slurm\": {\"conf\": \"$4\"}, \"data_plane\": \"tcp\"}" >"$T/jm.out" 2>&1 || {
+        cat "$T/jm.out"
+        [ -f "$3/jobmanager.log" ] && tail -n 20 "$3/jobmanager.log"
+        fail "sage jobmanager start on Slurm ($4)"
+    }
+    JMS="$JMS $1:$2:$3"
+    ok "JobManager on Slurm at $1:$2: $(grep -o 'on Slurm.*' "$3/jobmanager.log" | head -n 1)"
+}
+
+jm_stop() { # HOST PORT HOME
+    pid=$(cat "$3/jobmanager.pid")
+    timeout 40 "$SAGE" jobmanager stop --host "$1" --port "$2" --home "$3" >"$T/jmstop.out" 2>&1 || {
+        cat "$T/jmstop.out"
+        fail "sage jobmanager stop ($1:$2)"
+    }
+    running "$pid" && fail "JobManager pid $pid still runs after stop"
+    JMS=$(echo "$JMS" | tr ' ' '\n' | grep -v "^$1:$2:" | tr '\n' ' ')
+    ok "JobManager $1:$2 stopped"
+}
+
+jm_fail() { # HOME WHAT
+    [ -f "$1/jobmanager.log" ] && tail -n 30 "$1/jobmanager.log"
+    fail "$2"
+}
+
+# Waits (at most 30 s) until job ID of the JobManager is STATE; its status JSON is then in $T/st.json.
+wait_state() { # HOST PORT HOME ID STATE
+    i=0
+    while [ $i -lt 300 ]; do
+        SAGE_HOME=$3 "$SAGE" job status "$4" --json --host "$1" --port "$2" >"$T/st.json" 2>/dev/null &&
+            [ "$(jq -r .state "$T/st.json")" = "$5" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$T/st.json"
+    jm_fail "$3" "job $4 never became $5"
+}
+
+# Nothing of ours is left in Slurm's queue (the allocations were released).
+check_queue_empty() { # SLURM_CONF WHAT
+    left=$(SLURM_CONF=$1 squeue -h -t PD,R,CF -o "%i %j %T" 2>&1)
+    [ -z "$left" ] || fail "$2: Slurm still holds: $left"
 }
 
 jqcheck() { # jqcheck FILE EXPR WHAT
@@ -202,6 +292,62 @@ wait $job || {
 }
 ok "status showed the running job's allocation: 2 cpus, 1 gpu, 1 ssd"
 unset SLURM_CONF
+
+if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
+    echo "-- SAGE jobs on the single-host cluster"
+    JM1=$T/jm1
+    JP1=$(free_port)
+    node1=$(jq -r '.nodes[0].name' "$T/status1.json")
+    jm_start 127.0.0.1 "$JP1" "$JM1" "$H1/cluster/slurm.conf"
+    filter() { grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort; }
+    "$PAREX" 2>"$T/emb.err" | filter >"$T/emb.txt" || fail "the parallelism example (embedded)"
+    SAGE_HOME=$JM1 timeout 120 "$PAREX" --jobmanager "127.0.0.1:$JP1" 2>"$T/par.err" | filter >"$T/par.txt"
+    [ -s "$T/emb.txt" ] && [ "$(wc -l <"$T/emb.txt")" -ge 5 ] || fail "the embedded table is empty"
+    cmp -s "$T/emb.txt" "$T/par.txt" || {
+        diff "$T/emb.txt" "$T/par.txt"
+        cat "$T/par.err"
+        jm_fail "$JM1" "the example's table through the JobManager on Slurm differs from embedded mode's"
+    }
+    ok "parallelism example through the JobManager on Slurm: its table ($(wc -l <"$T/emb.txt") rows) equals embedded mode's"
+    SAGE_HOME=$JM1 "$SAGE" job list --json --port "$JP1" >"$T/list.json" || fail "job list"
+    pid1=$(jq 'if type == "array" then . else .jobs end | max_by(.job_id) | .job_id' "$T/list.json")
+    SAGE_HOME=$JM1 "$SAGE" job status "$pid1" --json --port "$JP1" >"$T/st.json" || fail "job status $pid1"
+    jqcheck "$T/st.json" ".state == \"finished\" and (.slurm_job | type) == \"number\" and
+        ([.tasks[] | select(.host != \"$node1\" or .state != \"finished\" or .slurm_job == null)] | length == 0)" \
+        "every task of the example's job should have finished on $node1 in a Slurm job"
+    ok "job $pid1: $(jq '.tasks | length' "$T/st.json") tasks finished on $node1 as steps of Slurm job $(jq .slurm_job "$T/st.json")"
+
+    # placement: two GPU instances (1 GPU each), CPU-reserving operators; the results are the same
+    SAGE_HOME=$JM1 timeout 120 "$JMTEST" pipeline placement "127.0.0.1:$JP1" >"$T/pl.out" 2>&1 ||
+        { cat "$T/pl.out"; jm_fail "$JM1" "the placement pipeline on Slurm"; }
+    grep -q "^gpu\[0\] .* cuda=[01] gpus=[01]$" "$T/pl.out" && grep -q "^gpu\[1\] .* cuda=[01] gpus=[01]$" "$T/pl.out" ||
+        { cat "$T/pl.out"; fail "the GPU instances should see their own GPU in CUDA_VISIBLE_DEVICES"; }
+    plid=$(sed -n 's/^job \([0-9]*\) rc 0$/\1/p' "$T/pl.out")
+    SAGE_HOME=$JM1 "$SAGE" job status "$plid" --json --port "$JP1" >"$T/st.json" || fail "job status $plid"
+    jqcheck "$T/st.json" '[.tasks[] | select(.operator == "gpu")] | length == 2 and all(.gpus != "")' \
+        "the GPU tasks should hold a GPU each"
+    ok "placement pipeline on Slurm: $(grep -c '^gpu\[' "$T/pl.out") GPU instances with their GPU ($(grep '^gpu\[' "$T/pl.out" | tr '\n' ';'))"
+
+    # a job canceled while it runs: its allocation is released, nothing is left
+    SAGE_HOME=$JM1 timeout 120 "$JMTEST" pipeline forever "127.0.0.1:$JP1" >"$T/fe.out" 2>&1 &
+    fe=$!
+    fid=$((plid + 1))
+    wait_state 127.0.0.1 "$JP1" "$JM1" "$fid" running
+    sj=$(jq .slurm_job "$T/st.json")
+    SAGE_HOME=$JM1 "$SAGE" job cancel "$fid" --port "$JP1" >/dev/null || fail "job cancel $fid"
+    wait $fe
+    wait_state 127.0.0.1 "$JP1" "$JM1" "$fid" canceled
+    i=0
+    while [ $i -lt 100 ] && [ -n "$(SLURM_CONF=$H1/cluster/slurm.conf squeue -h -j "$sj" -t PD,R -o %i 2>/dev/null)" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    check_queue_empty "$H1/cluster/slurm.conf" "after job $fid was canceled"
+    ok "job $fid canceled while running: state canceled, Slurm job $sj released"
+
+    jm_stop 127.0.0.1 "$JP1" "$JM1"
+    check_queue_empty "$H1/cluster/slurm.conf" "after the JobManager stopped"
+fi
 
 pids1=$(cat "$H1"/cluster/*.pid)
 "$SAGE" cluster stop --home "$H1" || fail "sage cluster stop"
@@ -298,6 +444,35 @@ jqcheck "$T/status2.json" '.nodes[] | select(.name == "sgw2") | .cpus.total == 5
     and .resources.ssd.total == 1 and .address == "10.213.77.12"' "sgw2: 5 cpus, 2 gpus, ssd 1 at 10.213.77.12"
 ok "status: 3 nodes, idle, head 2 cpus/1907 MB, sgw1 3 cpus/1 gpu, sgw2 5 cpus/2 gpus/1 ssd"
 
+JM2=$T/jm2
+if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
+    echo "-- SAGE jobs on the multi-host cluster"
+    # The JobManager listens on the bridge: workers in the namespaces reach it there. Its state dir
+    # ($T/jm2: spec.json, token, results) is outside $H2, so sgw2 (own view of $H2) sees it too.
+    JP2=$(free_port)
+    jm_start 10.213.77.1 "$JP2" "$JM2" "$H2/cluster/slurm.conf"
+    jqcheck "$T/status2.json" '[.nodes[] | select(.gpus.total > 0) | .name] | sort == ["sgw1", "sgw2"]' \
+        "only sgw1 and sgw2 should have GPUs"
+    SAGE_HOME=$JM2 timeout 120 "$JMTEST" pipeline placement "10.213.77.1:$JP2" >"$T/pl2.out" 2>&1 ||
+        { cat "$T/pl2.out"; jm_fail "$JM2" "the placement pipeline on the multi-host cluster"; }
+    [ "$(grep -c '^gpu\[[01]\] .* cuda=0 gpus=0$' "$T/pl2.out")" -eq 2 ] ||
+        { cat "$T/pl2.out"; fail "each GPU instance should get GPU 0 of its own node"; }
+    id2=$(sed -n 's/^job \([0-9]*\) rc 0$/\1/p' "$T/pl2.out")
+    SAGE_HOME=$JM2 "$SAGE" job status "$id2" --json --host 10.213.77.1 --port "$JP2" >"$T/st2.json" ||
+        fail "job status $id2"
+    jq -c '.tasks[] | {operator, instance, host, address, slurm_job, slurm_step, gpus, state}' "$T/st2.json"
+    jqcheck "$T/st2.json" '[.tasks[] | select(.operator == "gpu") | .host] | length == 2 and
+        all(. == "sgw1" or . == "sgw2")' "the GPU operator should run on the GPU workers only"
+    jqcheck "$T/st2.json" '[.tasks[] | select(.state != "finished" or .slurm_job == null)] | length == 0' \
+        "every task should have finished as a Slurm step"
+    # the address each worker reached the JobManager from is its node's
+    jqcheck "$T/st2.json" '[.tasks[] | select((.host == "sgw1" and .address != "10.213.77.11") or
+        (.host == "sgw2" and .address != "10.213.77.12"))] | length == 0' \
+        "workers on sgw1/sgw2 should have connected from 10.213.77.11/12"
+    ok "GPU operator placed on the GPU workers: $(jq -r '[.tasks[] | "\(.operator)[\(.instance)]@\(.host)"] | join(" ")' "$T/st2.json")"
+    check_queue_empty "$H2/cluster/slurm.conf" "after job $id2 ended"
+fi
+
 export SLURM_CONF="$H2/cluster/slurm.conf"
 out=$(timeout 60 srun -w sgw1 hostname 2>"$T/srun.err") || {
     cat "$T/srun.err"
@@ -325,6 +500,20 @@ grep -q "stopped slurmd of node sgw2" "$T/stop2.out" && grep -q "stopped munged"
 jqcheck "$T/status3.json" '[.nodes[].name] | length == 2 and (map(select(. == "sgw2")) | length == 0)
     and (map(select(. == "sgw1")) | length == 1)' "after its stop, sgw2 should be out of the cluster (2 nodes left)"
 ok "sgw2 stopped on its own host: its slurmd and munged exited, its node left the cluster"
+
+if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
+    # Two GPU instances, 1 GPU left in the cluster (sgw1): refused at submit, nothing starts in Slurm.
+    SAGE_HOME=$JM2 timeout 60 "$JMTEST" pipeline placement "10.213.77.1:$JP2" >"$T/inf.out" 2>&1
+    rc=$?
+    cat "$T/inf.out"
+    [ $rc -ne 0 ] && grep -q 'gpu' "$T/inf.out" && ! grep -q '^job [1-9]' "$T/inf.out" ||
+        jm_fail "$JM2" "a job needing more GPUs than the cluster has should be refused at submit (exit $rc)"
+    [ "$(grep -c "Slurm allocation .* requested" "$JM2/jobmanager.log")" -eq 1 ] ||
+        jm_fail "$JM2" "the refused job should not have asked Slurm for an allocation"
+    check_queue_empty "$H2/cluster/slurm.conf" "after the refused job"
+    ok "infeasible GPU job refused before anything started: $(grep -m1 -i 'gpu' "$T/inf.out")"
+    jm_stop 10.213.77.1 "$JP2" "$JM2"
+fi
 
 # The head's stop also stops sgw1 (its slurmd is in the namespace, its pid file in the shared dir).
 pids2=$(cat "$H2"/cluster/*.pid)
