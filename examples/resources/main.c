@@ -1,7 +1,8 @@
 /* examples/resources - the operator-resources pipeline: a heavy map (parallelism 4, 4 CPUs and 8 GB each) and a
  * GPU map (parallelism 2, 1 GPU and 2 CPUs each) on a node of 20 CPUs, 2 GPUs and 64 GB, printing what every
  * instance was given. With --small the node has 8 CPUs and 1 GPU, and the job is refused before anything runs.
- * Usage: resources [--small] [--explain] */
+ * With --jobmanager HOST:PORT the same pipeline runs through a JobManager, on the nodes it has (a Slurm cluster's).
+ * Usage: resources [--small] [--explain] [--jobmanager HOST:PORT] */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,18 +56,22 @@ static int sink_open(sage_ctx *ctx, void *udata)
 int main(int argc, char **argv)
 {
     int small = 0, explain = 0;
+    char remote[300] = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0)
             small = 1;
         else if (strcmp(argv[i], "--explain") == 0)
             explain = 1;
+        else if (strcmp(argv[i], "--jobmanager") == 0 && i + 1 < argc)
+            snprintf(remote, sizeof remote, "{\"jobmanager\": \"%s\"}", argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--small] [--explain]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--explain] [--jobmanager HOST:PORT]\n", argv[0]);
             return 2;
         }
     }
-    const char *config = small ? "{\"node\": {\"name\": \"small\", \"cpus\": 8, \"gpus\": 1, \"memory\": \"16GB\"}}"
-                               : "{\"node\": {\"name\": \"big\", \"cpus\": 20, \"gpus\": 2, \"memory\": \"64GB\"}}";
+    const char *config = remote[0] ? remote
+                         : small   ? "{\"node\": {\"name\": \"small\", \"cpus\": 8, \"gpus\": 1, \"memory\": \"16GB\"}}"
+                                   : "{\"node\": {\"name\": \"big\", \"cpus\": 20, \"gpus\": 2, \"memory\": \"64GB\"}}";
     int64_t values[100];
     for (int i = 0; i < 100; i++)
         values[i] = i + 1;
@@ -91,7 +96,10 @@ int main(int argc, char **argv)
         sage_env_destroy(env);
         return 1;
     }
-    printf("sum=%" PRId64 "\n", total);
+    if (remote[0]) /* the sink ran in a worker: its sum is in the job's logs, not here */
+        printf("job %s\n", sage_job_state_name(sage_env_state(env)));
+    else
+        printf("sum=%" PRId64 "\n", total);
     sage_env_destroy(env);
     return 0;
 }

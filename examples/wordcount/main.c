@@ -1,5 +1,5 @@
 /* examples/wordcount - key_by word count over a text file with parallelism 4; prints "word count" lines sorted by word.
- * Usage: wordcount FILE */
+ * Usage: wordcount [--jobmanager HOST:PORT] FILE */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,11 +65,16 @@ static int by_text(const void *a, const void *b) { return strcmp(*(char *const *
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s FILE\n", argv[0]);
+    /* --jobmanager HOST:PORT runs the same pipeline through a JobManager, in worker processes */
+    char config[300] = "";
+    if (argc == 4 && strcmp(argv[1], "--jobmanager") == 0) {
+        snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", argv[2]);
+        argv += 2;
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: %s [--jobmanager HOST:PORT] FILE\n", argv[0]);
         return 2;
     }
-    sage_env *env = sage_env_create("wordcount", NULL);
+    sage_env *env = sage_env_create("wordcount", config[0] ? config : NULL);
     sage_collector *results = sage_collector_create(0);
     sage_stream *lines = sage_from_file_lines(env, argv[1], NULL);
     sage_stream *words = sage_flat_map(lines, split_words, NULL, &(sage_op_opts){.name = "split", .parallelism = 4});

@@ -545,7 +545,7 @@ static void kill_tasks(jm *d, jm_job *j)
  * alone does not kill the others at once: they end by themselves as their
  * connections break, which lets the real cause (a worker killed by a
  * signal, say) be reaped and named first; ECHO_GRACE_MS bounds that. */
-enum { PRIO_ECHO = 1, PRIO_USER = 2, PRIO_ROOT = 3 };
+enum { PRIO_ECHO = 1, PRIO_GONE = 2, PRIO_USER = 3, PRIO_ROOT = 4 };
 #define ECHO_GRACE_MS 2000
 
 static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -561,7 +561,7 @@ static void job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
         sage__utf8_clean(j->error, strlen(j->error)); /* program output inside: must stay valid JSON text */
         jm_log(d, "job %lld failed: %s", (long long)j->id, j->error);
     }
-    if (prio == PRIO_ECHO && j->err_prio == PRIO_ECHO) {
+    if (prio <= PRIO_GONE && j->err_prio <= PRIO_GONE) {
         if (!j->kill_at_ms)
             j->kill_at_ms = jm_now_ms() + ECHO_GRACE_MS;
         return;
@@ -713,7 +713,7 @@ again:
             next = j->slurm_poll_at > now ? j->slurm_poll_at - now : 0;
         if (!j->kill_at_ms)
             continue;
-        if (j->kill_at_ms <= now || j->err_prio > PRIO_ECHO || j->cancel_requested) {
+        if (j->kill_at_ms <= now || j->err_prio > PRIO_GONE || j->cancel_requested) {
             j->kill_at_ms = 0;
             kill_tasks(d, j);
         } else if (next < 0 || j->kill_at_ms - now < next) {
@@ -1011,8 +1011,18 @@ void jm_on_worker_hello(jm *d, jm_conn *c, json_t *hello, const char *peer_host)
 void jm_on_worker_gone(jm *d, jm_conn *c)
 {
     jm_job *j = jm_job_find(d, c->job_id);
-    if (j && c->task >= 0 && (size_t)c->task < j->ntasks && j->tasks[c->task].ctl == c)
-        j->tasks[c->task].ctl = NULL;
+    if (!j || c->task < 0 || (size_t)c->task >= j->ntasks || j->tasks[c->task].ctl != c)
+        return;
+    jm_task *k = &j->tasks[c->task];
+    k->ctl = NULL;
+    /* A worker whose connection closes before it reported a result, while its process is
+     * not known to have ended: its host may be gone (a local crash is named more precisely
+     * by its exit status, which outranks this; a lost Slurm node may never report one). */
+    if (!k->reported_done && !k->exited && !k->killed_by_us && !j->cancel_requested && !j->stop_requested)
+        job_fail(d, j, PRIO_GONE,
+                 "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
+                 "(its process or its host went away)",
+                 k->op, k->instance, k->node[0] ? k->node : (k->host[0] ? k->host : "its host"));
 }
 
 static void send_control(jm_job *j, const char *action)

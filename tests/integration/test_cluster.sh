@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/integration/test_cluster.sh - `sage cluster` against real Slurm daemons (ctest label "cluster").
 #
-# Usage: test_cluster.sh /path/to/sage [/path/to/test_jobmanager /path/to/examples/parallelism]
+# Usage: test_cluster.sh /path/to/sage [/path/to/test_jobmanager /path/to/examples/parallelism
+#          /path/to/examples/wordcount /path/to/examples/resources /path/to/tutorials/cluster_wordcount
+#          /path/to/tutorials/cluster_monitor]
 #
 # Part 1 (single host): start --head with simulated resources, status --json, srun jobs (one asking
 # for a GPU), a second start refused, stop, no daemon left.
@@ -16,6 +18,12 @@
 # canceled while running releases its allocation; in part 2 (JobManager on the bridge address) the
 # GPU operator runs on the GPU workers only (job status names each task's node), and after sgw2 left,
 # the same job (2 GPUs, 1 left in the cluster) is refused before anything starts.
+# Also in part 2 (with the wordcount example and the tutorial programs): a word count whose 8 instances reserve a
+# CPU each runs spread over the head, sgw1 and sgw2 (key_by, then a custom partitioner), equal to the embedded
+# count; then sgw1's slurmd is stopped while cluster_monitor has a task on sgw1 (the job goes on: Slurm keeps
+# the step), every process left on sgw1 is killed (the host is lost), the job fails (the reason the JobManager
+# gives is checked and printed), and a new job still runs.
+# Part 3: every command of docs/tutorials/distributed-pipeline.md, with its text (see "Part 3" below).
 #
 # Needs root, Slurm 22.05 (slurmctld, slurmd, srun, sinfo, scontrol), munged and jq; part 2 also
 # ip (iproute2), nsenter and unshare. When it cannot run it prints "skipped: <reason>" and exits 77
@@ -27,7 +35,13 @@ case $SAGE in /*) ;; *) SAGE=$(pwd)/$SAGE ;; esac
 # Optional: programs for the "SAGE jobs on the cluster" checks (run only when both are given).
 JMTEST=${2:-}
 PAREX=${3:-}
-for v in JMTEST PAREX; do
+# Optional: the wordcount and resources examples and the tutorial programs cluster_wordcount and cluster_monitor
+# (docs/tutorials/examples/): the wordcount/lost-node checks of part 2 and part 3 (the tutorial) need them.
+WCEX=${4:-}
+RESEX=${5:-}
+CWC=${6:-}
+CMON=${7:-}
+for v in JMTEST PAREX WCEX RESEX CWC CMON; do
     eval "x=\$$v"
     case $x in "" | /*) ;; *) eval "$v=\$(pwd)/\$x" ;; esac
 done
@@ -86,16 +100,19 @@ jm_kill() { # HOST PORT HOME
     fi
 }
 
+BG= # a background client of this test, if one runs
+
 cleanup() {
     rc=$?
     trap - EXIT INT TERM HUP
+    [ -n "$BG" ] && kill "$BG" 2>/dev/null
     for e in $JMS; do
         h=${e%%:*}
         rest=${e#*:}
         jm_kill "$h" "${rest%%:*}" "${rest#*:}"
     done
     unset SLURM_CONF
-    for h in "$H2" "$H1"; do
+    for h in "$T/tutorial" "$H2" "$H1"; do
         [ -d "$h/cluster" ] && "$SAGE" cluster stop --home "$h" >/dev/null 2>&1
     done
     kill_leftovers
@@ -471,6 +488,40 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
         "workers on sgw1/sgw2 should have connected from 10.213.77.11/12"
     ok "GPU operator placed on the GPU workers: $(jq -r '[.tasks[] | "\(.operator)[\(.instance)]@\(.host)"] | join(" ")' "$T/st2.json")"
     check_queue_empty "$H2/cluster/slurm.conf" "after job $id2 ended"
+
+    if [ -n "$WCEX" ] && [ -n "$CWC" ]; then
+        # A key_by word count whose 8 instances reserve a CPU each (head 2, sgw1 3, sgw2 5 CPUs): its tasks
+        # spread over the three nodes; the counts equal the embedded run's, exactly.
+        awk 'BEGIN { srand(11); split("the a cat dog sat on mat run fast slow red blue green sage stream key", w, " ");
+             for (i = 0; i < 3000; i++) { n = int(rand() * 9); line = "";
+               for (j = 0; j < n; j++) line = line w[1 + int(rand() * 16)] (rand() < 0.1 ? "\t" : " ");
+               print line } }' >"$T/words.txt"
+        "$WCEX" "$T/words.txt" >"$T/wc-emb.txt" 2>&1 || fail "the wordcount example (embedded)"
+        "$CWC" "$T/words.txt" >"$T/cwc-emb.txt" 2>&1 || fail "cluster_wordcount (embedded)"
+        cmp -s "$T/wc-emb.txt" "$T/cwc-emb.txt" || fail "cluster_wordcount (embedded) differs from the wordcount example"
+        [ "$(wc -l <"$T/wc-emb.txt")" -eq 16 ] || fail "the embedded word count should have 16 words"
+        for mode in key_by custom; do
+            flag=
+            [ $mode = custom ] && flag=--custom
+            SAGE_HOME=$JM2 timeout 120 "$CWC" --jobmanager "10.213.77.1:$JP2" $flag "$T/words.txt" \
+                >"$T/cwc-$mode.txt" 2>"$T/cwc.err" || {
+                cat "$T/cwc.err"
+                jm_fail "$JM2" "cluster_wordcount ($mode) through the JobManager on the multi-host cluster"
+            }
+            cmp -s "$T/wc-emb.txt" "$T/cwc-$mode.txt" || {
+                diff "$T/wc-emb.txt" "$T/cwc-$mode.txt"
+                fail "cluster_wordcount ($mode) on the cluster differs from the embedded word count"
+            }
+            SAGE_HOME=$JM2 "$SAGE" job list --json --host 10.213.77.1 --port "$JP2" >"$T/list2.json" || fail "job list"
+            wid=$(jq 'if type == "array" then . else .jobs end | max_by(.job_id) | .job_id' "$T/list2.json")
+            SAGE_HOME=$JM2 "$SAGE" job status "$wid" --json --host 10.213.77.1 --port "$JP2" >"$T/st2.json" ||
+                fail "job status $wid"
+            jqcheck "$T/st2.json" '.state == "finished" and ([.tasks[].host] | unique | length == 3)' \
+                "the word count's tasks should have run on all three nodes"
+            ok "word count ($mode) through Slurm equals the embedded one ($(wc -l <"$T/wc-emb.txt") words, $(awk '{s += $2} END {print s}' "$T/wc-emb.txt") in all); job $wid on: $(jq -r '[.tasks[] | "\(.operator)[\(.instance)]@\(.host)"] | join(" ")' "$T/st2.json")"
+        done
+        check_queue_empty "$H2/cluster/slurm.conf" "after the word counts"
+    fi
 fi
 
 export SLURM_CONF="$H2/cluster/slurm.conf"
@@ -503,15 +554,89 @@ ok "sgw2 stopped on its own host: its slurmd and munged exited, its node left th
 
 if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     # Two GPU instances, 1 GPU left in the cluster (sgw1): refused at submit, nothing starts in Slurm.
+    nalloc=$(grep -c "Slurm allocation .* requested" "$JM2/jobmanager.log")
     SAGE_HOME=$JM2 timeout 60 "$JMTEST" pipeline placement "10.213.77.1:$JP2" >"$T/inf.out" 2>&1
     rc=$?
     cat "$T/inf.out"
     [ $rc -ne 0 ] && grep -q 'gpu' "$T/inf.out" && ! grep -q '^job [1-9]' "$T/inf.out" ||
         jm_fail "$JM2" "a job needing more GPUs than the cluster has should be refused at submit (exit $rc)"
-    [ "$(grep -c "Slurm allocation .* requested" "$JM2/jobmanager.log")" -eq 1 ] ||
+    [ "$(grep -c "Slurm allocation .* requested" "$JM2/jobmanager.log")" -eq "$nalloc" ] ||
         jm_fail "$JM2" "the refused job should not have asked Slurm for an allocation"
     check_queue_empty "$H2/cluster/slurm.conf" "after the refused job"
     ok "infeasible GPU job refused before anything started: $(grep -m1 -i 'gpu' "$T/inf.out")"
+
+    if [ -n "$CMON" ]; then
+        # A long-running job with a task on sgw1 (score: 3 instances of 1 CPU; the head has 2); then sgw1's
+        # slurmd is stopped mid-run.
+        SAGE_HOME=$JM2 timeout 120 "$CMON" --jobmanager "10.213.77.1:$JP2" >"$T/mon.out" 2>&1 &
+        mon=$!
+        BG=$mon
+        i=0
+        mid=
+        while [ $i -lt 100 ] && [ -z "$mid" ]; do
+            SAGE_HOME=$JM2 "$SAGE" job list --json --host 10.213.77.1 --port "$JP2" >"$T/list2.json" 2>/dev/null &&
+                mid=$(jq 'if type == "array" then . else .jobs end | map(select(.name == "cluster_monitor")) |
+                    max_by(.job_id) | .job_id // empty' "$T/list2.json")
+            sleep 0.1
+            i=$((i + 1))
+        done
+        [ -n "$mid" ] || fail "the cluster_monitor job never showed up"
+        wait_state 10.213.77.1 "$JP2" "$JM2" "$mid" running
+        sleep 1
+        SAGE_HOME=$JM2 "$SAGE" job status "$mid" --json --host 10.213.77.1 --port "$JP2" >"$T/st2.json"
+        jq -c '.tasks[] | {operator, instance, host, slurm_job, slurm_step, state}' "$T/st2.json"
+        jqcheck "$T/st2.json" '[.tasks[] | select(.host == "sgw1")] | length >= 1' "a task of job $mid should run on sgw1"
+        msj=$(jq .slurm_job "$T/st2.json")
+        w1d=$(cat "$H2/cluster/slurmd-sgw1.pid")
+        echo "stopping sgw1's slurmd (pid $w1d) while job $mid (Slurm job $msj) runs"
+        kill -TERM "$w1d"
+        sleep 3
+        SAGE_HOME=$JM2 "$SAGE" job status "$mid" --json --host 10.213.77.1 --port "$JP2" >"$T/st2.json" 2>/dev/null
+        running "$w1d" && fail "sgw1's slurmd (pid $w1d) still runs 3 s after SIGTERM"
+        # Slurm keeps a step running when its slurmd stops (slurmstepd goes on), and the node stays
+        # "allocated" until SlurmdTimeout (300 s): the SAGE job goes on, which is what we see here.
+        echo "3 s after slurmd stopped: job $mid $(jq -r .state "$T/st2.json"); sgw1 still runs:" \
+            "$(ip netns pids "$NS1" | while read -r p; do cat "/proc/$p/comm"; done | tr '\n' ' ')"
+        # The host is lost: every process left in sgw1's namespace (its slurmstepd, the task) dies.
+        for p in $(ip netns pids "$NS1"); do kill -9 "$p" 2>/dev/null; done
+        i=0
+        while [ $i -lt 300 ]; do
+            SAGE_HOME=$JM2 "$SAGE" job status "$mid" --json --host 10.213.77.1 --port "$JP2" >"$T/st2.json" 2>/dev/null &&
+                [ "$(jq -r .state "$T/st2.json")" != running ] && break
+            sleep 0.1
+            i=$((i + 1))
+        done
+        wait $mon
+        mrc=$?
+        BG=
+        echo "job $mid after sgw1 was lost ($((i / 10)) s): $(jq -c '{state, error}' "$T/st2.json")"
+        jq -c '.tasks[] | {operator, instance, host, state}' "$T/st2.json"
+        echo "client (exit $mrc): $(cat "$T/mon.out")"
+        # What the JobManager reports (see the note at the top): the first echo of the loss, a broken data
+        # connection of a task on the head, not sgw1 or the Slurm allocation.
+        jqcheck "$T/st2.json" '.state == "failed" and (.error | test("data connection broke|connection to a (consumer|producer) broke|sgw1|Slurm allocation"))
+            and ([.tasks[] | select(.host == "sgw1" and .state == "finished")] | length == 0)' \
+            "job $mid should have failed after sgw1 was lost"
+        [ $mrc -eq 1 ] && grep -q "job $mid failed: " "$T/mon.out" || fail "the client should report job $mid failed (exit $mrc)"
+        ok "sgw1 lost mid-run: job $mid failed: $(jq -r '.error' "$T/st2.json" | head -n 1)"
+        # Slurm still counts sgw1 (allocated/completing) until SlurmdTimeout; an administrator marks it down.
+        SLURM_CONF=$H2/cluster/slurm.conf scontrol update nodename=sgw1 state=down reason="host lost" ||
+            fail "scontrol update nodename=sgw1 state=down"
+        # The cluster and the JobManager still serve: a new job runs on the head and its table is exact.
+        SAGE_HOME=$JM2 timeout 120 "$PAREX" --jobmanager "10.213.77.1:$JP2" 2>"$T/par.err" | filter >"$T/par2.txt"
+        cmp -s "$T/emb.txt" "$T/par2.txt" || {
+            diff "$T/emb.txt" "$T/par2.txt"
+            cat "$T/par.err"
+            jm_fail "$JM2" "a new job after sgw1 was lost should run, with the embedded table"
+        }
+        i=0
+        while [ $i -lt 100 ] && [ -n "$(SLURM_CONF=$H2/cluster/slurm.conf squeue -h -t PD,R,CF -o %i 2>/dev/null)" ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        check_queue_empty "$H2/cluster/slurm.conf" "after the job that followed sgw1's loss"
+        ok "after sgw1's loss the JobManager still runs jobs: the parallelism example's table equals embedded mode's"
+    fi
     jm_stop 10.213.77.1 "$JP2" "$JM2"
 fi
 
@@ -521,4 +646,132 @@ pids2=$(cat "$H2"/cluster/*.pid)
 check_stopped "$H2/cluster" "$pids2 $w2_pids"
 ok "stopped; no slurmctld/slurmd/munged left, in the namespaces or not (pids $(printf "%s " $pids2 $w2_pids))"
 echo "== part 2 passed"
-echo "test_cluster: both parts ran and passed (single host; multi-host: head + 2 namespace workers, one with its own file system)"
+
+# ------------------------------------------------------------------------------------------------
+# Part 3: docs/tutorials/distributed-pipeline.md, command by command. Every `tut '...'` / `tut_on NS NAME '...'`
+# below holds the exact text of one command of the tutorial (docs/tutorials/examples/check-distributed-commands.sh,
+# ctest tutorial_distributed_commands, checks both ways). tut substitutes only ports and paths: 6817 -> a free
+# Slurm port, 19001 -> a free JobManager port, /shared/sage -> this test's $H3, ./build/... -> the programs
+# ctest passed, a leading `sage` -> the sage under test; then it runs the text with eval.
+if [ -z "$JMTEST" ] || [ -z "$PAREX" ] || [ -z "$WCEX" ] || [ -z "$RESEX" ] || [ -z "$CWC" ] || [ -z "$CMON" ]; then
+    echo "test_cluster: parts 1 and 2 passed; part 3 (the tutorial) needs every program (see tests/cluster.cmake)"
+    exit 0
+fi
+echo "== part 3: docs/tutorials/distributed-pipeline.md"
+H3=$T/tutorial
+P3=$(free_ports)
+JP3=$(free_port)
+EXDIR=$(dirname "$WCEX")
+TUTDIR=$(dirname "$CWC")
+tut_subst() {
+    printf '%s\n' "$1" | sed -e 's|^sage |"$SAGE" |' -e "s|/shared/sage|$H3|g" -e "s|6817|$P3|g" \
+        -e "s|19001|$JP3|g" -e "s|\./build/examples/|$EXDIR/|g" -e "s|\./build/tutorials/|$TUTDIR/|g"
+}
+exec 3>&1 # tut and tut_on show each command here, not in the caller's redirection
+tut() { # 'COMMAND' [redirections are the caller's]
+    echo "+ $1" >&3
+    eval "$(tut_subst "$1")"
+}
+tut_on() { # NS NAME 'COMMAND': on "another host" (the namespace, with its own host name)
+    echo "+ [$2] $3" >&3
+    nsenter --net="/run/netns/$1" unshare --uts sh -c 'hostname "$1" && eval "$2"' sh "$2" "$(tut_subst "$3")"
+}
+JMS="$JMS 10.213.77.1:$JP3:$H3" # stopped on every exit path (cleanup), as is the cluster in $H3
+export SAGE
+
+tut 'export SAGE_HOME=/shared/sage' || fail "export"
+tut 'sage cluster start --head --address 10.213.77.1 --port 6817 --cpus 16 --memory 64GB' >"$T/t-head.out" 2>&1 ||
+    { cat "$T/t-head.out"; fail "tutorial: start --head"; }
+cat "$T/t-head.out"
+tut_on "$NS1" gpu1 'sage cluster start --worker --head-address=10.213.77.1:6817 --name gpu1 --cpus 8 --gpus 2 --memory 16GB' \
+    >"$T/t-w.out" 2>&1 || { cat "$T/t-w.out"; fail "tutorial: start --worker"; }
+cat "$T/t-w.out"
+tut 'sage cluster status' >"$T/t-status.out" 2>&1 || { cat "$T/t-status.out"; fail "tutorial: cluster status"; }
+cat "$T/t-status.out"
+grep -q "^gpu1 .* 0/8 .* 0/2 " "$T/t-status.out" && grep -q " 0/16 " "$T/t-status.out" ||
+    fail "tutorial: status should show the head (16 CPUs) and gpu1 (8 CPUs, 2 GPUs)"
+ok "tutorial cluster: head with 16 CPUs, worker gpu1 with 8 CPUs and 2 GPUs"
+
+tut 'sage jobmanager start --host 10.213.77.1 --port 19001 --config '"'"'{"slurm": {"conf": "/shared/sage/cluster/slurm.conf"}, "data_plane": "tcp"}'"'"'' \
+    >"$T/t-jm.out" 2>&1 || { cat "$T/t-jm.out"; jm_fail "$H3" "tutorial: jobmanager start"; }
+cat "$T/t-jm.out"
+grep "on Slurm" "$H3/jobmanager.log" | head -n 1
+tut 'export SAGE_JOBMANAGER=10.213.77.1:19001' || fail "export"
+
+# job 1: the parallelism validation pipeline; its table equals embedded mode's
+tut './build/examples/parallelism --jobmanager 10.213.77.1:19001' >"$T/t-par.out" 2>&1 ||
+    { cat "$T/t-par.out"; jm_fail "$H3" "tutorial: parallelism"; }
+cat "$T/t-par.out"
+filter <"$T/t-par.out" | cmp -s "$T/emb.txt" - || fail "tutorial: the parallelism table differs from embedded mode's"
+ok "tutorial job 1: the parallelism table equals embedded mode's"
+
+# job 2: the key_by word count example; its counts equal the embedded run's
+tut 'printf '"'"'the cat sat on the mat\nthe dog sat on the log\n'"'"' >/shared/sage/words.txt' || fail "tutorial: words.txt"
+tut './build/examples/wordcount --jobmanager 10.213.77.1:19001 /shared/sage/words.txt' >"$T/t-wc.out" 2>&1 ||
+    { cat "$T/t-wc.out"; jm_fail "$H3" "tutorial: wordcount"; }
+cat "$T/t-wc.out"
+"$WCEX" "$H3/words.txt" | cmp -s - "$T/t-wc.out" || fail "tutorial: the word count differs from the embedded run's"
+ok "tutorial job 2: the word count equals the embedded run's"
+
+# job 3: per-operator resources; the GPU operator lands on gpu1
+tut './build/examples/resources --jobmanager 10.213.77.1:19001' >"$T/t-res.out" 2>&1 ||
+    { cat "$T/t-res.out"; jm_fail "$H3" "tutorial: resources"; }
+cat "$T/t-res.out"
+tut 'sage job status 3' >"$T/t-st3.out" 2>&1 || { cat "$T/t-st3.out"; fail "tutorial: job status 3"; }
+cat "$T/t-st3.out"
+"$SAGE" job status 3 --json >"$T/t-st3.json" || fail "job status 3 --json"
+jqcheck "$T/t-st3.json" '.state == "finished" and
+    ([.tasks[] | select(.operator == "gpu_inference") | .host] | . == ["gpu1", "gpu1"]) and
+    ([.tasks[] | select(.operator == "heavy_compute") | .host] | length == 4 and all(. != "gpu1"))' \
+    "tutorial: gpu_inference should run on gpu1, heavy_compute on the head"
+tut 'sage job logs 3' >"$T/t-logs3.out" 2>&1 || { cat "$T/t-logs3.out"; fail "tutorial: job logs 3"; }
+cat "$T/t-logs3.out"
+[ "$(grep -c '^gpu_inference\[[01]\] gpu_inference\[[01]\]: node=gpu1 .* gpus=[01] ' "$T/t-logs3.out")" -eq 2 ] ||
+    fail "tutorial: the logs should show both gpu_inference instances on gpu1 with a GPU"
+ok "tutorial job 3: gpu_inference on gpu1, heavy_compute on the head"
+
+# jobs 4 and 5: key_by and the custom partitioner; both equal the embedded run
+tut './build/tutorials/cluster_wordcount --jobmanager 10.213.77.1:19001 /shared/sage/words.txt' \
+    >"$T/t-cwc.out" 2>&1 || { cat "$T/t-cwc.out"; jm_fail "$H3" "tutorial: cluster_wordcount"; }
+cat "$T/t-cwc.out"
+cmp -s "$T/t-wc.out" "$T/t-cwc.out" || fail "tutorial: cluster_wordcount differs from the embedded word count"
+tut './build/tutorials/cluster_wordcount --jobmanager 10.213.77.1:19001 --custom /shared/sage/words.txt' \
+    >"$T/t-cwc.out" 2>&1 || { cat "$T/t-cwc.out"; jm_fail "$H3" "tutorial: cluster_wordcount --custom"; }
+cat "$T/t-cwc.out"
+cmp -s "$T/t-wc.out" "$T/t-cwc.out" || fail "tutorial: cluster_wordcount --custom differs from the embedded word count"
+ok "tutorial jobs 4 and 5: key_by and the custom partitioner count exactly"
+
+# job 6: metrics while it runs, then stopped
+tut './build/tutorials/cluster_monitor --jobmanager 10.213.77.1:19001 &' >"$T/t-mon.out" 2>&1
+BG=$!
+wait_state 10.213.77.1 "$JP3" "$H3" 6 running
+sleep 2 # a few metric reports (every 500 ms)
+tut 'sage job list' >"$T/t-list.out" 2>&1 || { cat "$T/t-list.out"; fail "tutorial: job list"; }
+cat "$T/t-list.out"
+grep -q "^6 .*cluster_monitor .*running" "$T/t-list.out" || fail "tutorial: job list should show job 6 running"
+tut 'sage job status 6' >"$T/t-st6.out" 2>&1 || { cat "$T/t-st6.out"; fail "tutorial: job status 6"; }
+cat "$T/t-st6.out"
+grep -q "P50 .*P99" "$T/t-st6.out" && [ "$(grep -c "^score .* running " "$T/t-st6.out")" -eq 3 ] ||
+    fail "tutorial: job status 6 should show P50/P99 and 3 score instances running"
+tut 'sage job stop 6' || fail "tutorial: job stop 6"
+tut 'wait' || fail "tutorial: cluster_monitor failed: $(cat "$T/t-mon.out")"
+BG=
+cat "$T/t-mon.out"
+grep -q "^processing_time: count [1-9][0-9]* p50 [0-9]* ns p99 [0-9]* ns$" "$T/t-mon.out" && grep -q "^job stopped$" "$T/t-mon.out" ||
+    fail "tutorial: cluster_monitor should print its processing_time histogram and 'job stopped'"
+ok "tutorial job 6: metrics read while running and after the stop"
+
+# troubleshooting
+tut 'sage job logs 6' >"$T/t-logs6.out" 2>&1 || fail "tutorial: job logs 6"
+tut 'ls /shared/sage/cluster/*.log' || fail "tutorial: ls logs"
+tut 'SLURM_CONF=/shared/sage/cluster/slurm.conf squeue -o "%i %j %T %r %N"' || fail "tutorial: squeue"
+tut 'SLURM_CONF=/shared/sage/cluster/slurm.conf sinfo -N -o "%N %T %E"' || fail "tutorial: sinfo"
+
+tut 'sage jobmanager stop --host 10.213.77.1 --port 19001' || fail "tutorial: jobmanager stop"
+JMS=$(echo "$JMS" | tr ' ' '\n' | grep -v "^10.213.77.1:$JP3:" | tr '\n' ' ')
+pids3=$(cat "$H3"/cluster/*.pid)
+tut 'sage cluster stop' || fail "tutorial: cluster stop"
+check_stopped "$H3/cluster" "$pids3"
+ok "tutorial: JobManager and cluster stopped, nothing left"
+echo "== part 3 passed"
+echo "test_cluster: all three parts ran and passed (single host; multi-host: head + 2 namespace workers, one with its own file system; the distributed tutorial)"
