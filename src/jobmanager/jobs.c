@@ -909,7 +909,16 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
     d->jobs = j;
     *id = j->id;
     jm_log(d, "job %lld \"%s\" submitted: %zu chains, %zu tasks", (long long)j->id, j->name, j->nreqs, nt);
-    try_start(d, j);
+    /* first come, first served: behind an older job that waits for resources, a new one waits too */
+    jm_job *older = NULL;
+    for (jm_job *o = d->jobs; o; o = o->next)
+        if (o != j && o->state == JJ_PENDING && !o->assign && !o->failed && (!older || o->id < older->id))
+            older = o;
+    if (older)
+        snprintf(j->pending_reason, sizeof j->pending_reason, "waiting behind job %lld, which waits for resources",
+                 (long long)older->id);
+    else
+        try_start(d, j);
     if (j->state == JJ_PENDING && j->pending_reason[0])
         sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
     if (j->failed)
