@@ -232,5 +232,8 @@ int sage__builtin_close(sage_ctx *ctx, sage_out *out, void *udata);
 
 /* Format helpers (util/fmt.c). */
 size_t sage__strlcpy(char *dst, const char *src, size_t cap);
+/* The absolute time timeout_ms from now, for pthread_cond_timedwait. */
+struct timespec;
+void sage__deadline(struct timespec *dl, int timeout_ms);
 
 #endif

@@ -5,20 +5,6 @@
 #include "core.h"
 #include "util/utf8.h"
 
-static const char *kind_prefix(sage__op_kind k)
-{
-    switch (k) {
-    case SAGE__OP_SOURCE: return "source";
-    case SAGE__OP_MAP: return "map";
-    case SAGE__OP_FLAT_MAP: return "flat_map";
-    case SAGE__OP_FILTER: return "filter";
-    case SAGE__OP_SINK: return "sink";
-    case SAGE__OP_COMAP: return "comap";
-    case SAGE__OP_JOIN: return "join";
-    }
-    return "op";
-}
-
 static int env_usable(sage_env *env, const char *what)
 {
     if (env->plan && !env->executed)
@@ -94,7 +80,7 @@ static sage__op *new_op(sage_env *env, sage__op_kind kind, const sage_op_opts *o
         /* Generated names: kind_id, skipping any a user already took. */
         int k = op->id;
         do
-            snprintf(op->name, sizeof op->name, "%s_%d", kind_prefix(kind), k++);
+            snprintf(op->name, sizeof op->name, "%s_%d", sage__op_kind_name(kind), k++);
         while (find_op(env, op->name));
     }
     int p = opts->parallelism == 0 ? 1 : opts->parallelism;

@@ -347,13 +347,7 @@ int sage__job_wait(sage_env *env, int timeout_ms)
             pthread_cond_wait(&job->done_cv, &job->mu);
     } else {
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        sage__deadline(&dl, timeout_ms);
         while (job->running_tasks > 0)
             if (pthread_cond_timedwait(&job->done_cv, &job->mu, &dl) == ETIMEDOUT)
                 break;

@@ -31,14 +31,8 @@
 
 #include "net/frame.h"
 #include "net/sock.h"
+#include "sage/context.h"
 #include "sage/error.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* sendmsg with MSG_NOSIGNAL: a consumer that went away is an error to
  * report, never a SIGPIPE that kills the producer without a word. */
@@ -52,11 +46,11 @@ static int send_all(int fd, struct iovec *iov, int n, _Atomic uint64_t *blocked,
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 /* the socket buffer is full: the consumer is behind. That wait is backpressure too. */
-                uint64_t t0 = now_ns();
+                uint64_t t0 = sage_now_ns();
                 struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = cancel_fd, .events = POLLIN}};
                 while (poll(p, cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
                     ;
-                atomic_fetch_add_explicit(blocked, now_ns() - t0, memory_order_relaxed);
+                atomic_fetch_add_explicit(blocked, sage_now_ns() - t0, memory_order_relaxed);
                 if (cancel_fd >= 0 && p[1].revents)
                     return SAGE_ECANCELED;
                 continue;
@@ -233,13 +227,13 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     size_t plen = 8 + b->used;
     int rc;
     if (ns->credit < (int64_t)plen && ns->outstanding > 0) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = sage_now_ns();
         while (ns->credit < (int64_t)plen && ns->outstanding > 0)
             if ((rc = read_credit(q, 1)) != 0) {
                 free(b);
                 return push_failed(q, rc);
             }
-        atomic_fetch_add_explicit(&q->blocked_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&q->blocked_ns, sage_now_ns() - t0, memory_order_relaxed);
     } else if (ns->credit < (int64_t)(2 * plen) && (rc = read_credit(q, 0)) != 0) {
         /* credit is read only when it runs low: no syscall per batch while the window is open */
         free(b);

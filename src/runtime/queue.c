@@ -23,17 +23,11 @@
 #include <time.h>
 
 #include "runtime/netchan.h"
+#include "sage/context.h"
 #include "sage/error.h"
 #include <unistd.h>
 
 #define SAGE__QUEUE_FREE_MAX 8
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 sage__batch *sage__batch_new(size_t cap)
 {
@@ -113,12 +107,12 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
         return sage__net_push(q, b, fresh);
     pthread_mutex_lock(&q->mu);
     if (full_for(q, b)) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = sage_now_ns();
         q->producers_waiting++;
         while (full_for(q, b) && !atomic_load_explicit(q->canceled, memory_order_relaxed))
             pthread_cond_wait(&q->not_full, &q->mu);
         q->producers_waiting--;
-        atomic_fetch_add_explicit(&q->blocked_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&q->blocked_ns, sage_now_ns() - t0, memory_order_relaxed);
     }
     if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
         pthread_mutex_unlock(&q->mu);

@@ -214,17 +214,6 @@ void sage__service_free(sage__service *s)
     free(s);
 }
 
-static void deadline(struct timespec *dl, int timeout_ms)
-{
-    clock_gettime(CLOCK_REALTIME, dl);
-    dl->tv_sec += timeout_ms / 1000;
-    dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl->tv_nsec >= 1000000000L) {
-        dl->tv_sec++;
-        dl->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Enqueue a request; waits for space up to timeout_ms (< 0: no limit). */
 static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t len, int timeout_ms, sage_future **out)
 {
@@ -250,7 +239,7 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     pthread_cond_init(&f->cv, NULL);
     struct timespec dl;
     if (timeout_ms >= 0)
-        deadline(&dl, timeout_ms);
+        sage__deadline(&dl, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->count == s->opts.queue_capacity && !s->stopping) {
         if (timeout_ms < 0)
@@ -294,7 +283,7 @@ SAGE_API int sage_future_wait(sage_future *f, int timeout_ms, const void **resp,
         return SAGE_EINVAL;
     struct timespec dl;
     if (timeout_ms >= 0)
-        deadline(&dl, timeout_ms);
+        sage__deadline(&dl, timeout_ms);
     pthread_mutex_lock(&f->mu);
     while (!f->done) {
         if (timeout_ms < 0)
