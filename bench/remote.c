@@ -42,6 +42,7 @@
 #include <sage/sage.h>
 
 #include "bench.h"
+#include "jobmanager/jobmanager.h"
 
 /* ---------------------------------------------------------------------------
  * What one run reports (the submitter prints it, the scenario parses it).

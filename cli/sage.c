@@ -20,6 +20,7 @@
 #include <sage/sage.h>
 
 #include "cluster.h"
+#include "jobmanager/jobmanager.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_NOJM = 3 };
 

@@ -25,8 +25,9 @@
 #include "runtime/histogram.h"
 #include "runtime/keystate.h"
 #include "sage/sage.h"
+#include "util/err.h"
+#include "util/time.h"
 
-#define SAGE__ERRMSG_MAX 1024
 #define SAGE__NAME_MAX 128
 
 typedef enum sage__op_kind {
@@ -230,10 +231,5 @@ int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata);
 int sage__builtin_open(sage_ctx *ctx, void *udata);
 int sage__builtin_close(sage_ctx *ctx, sage_out *out, void *udata);
 
-/* Format helpers (util/fmt.c). */
-size_t sage__strlcpy(char *dst, const char *src, size_t cap);
-/* The absolute time timeout_ms from now, for pthread_cond_timedwait. */
-struct timespec;
-void sage__deadline(struct timespec *dl, int timeout_ms);
 
 #endif

@@ -1,4 +1,4 @@
-/* sage/jobmanager.h - the JobManager daemon and its clients: remote environments, job control, the CLI's calls. */
+/* sage/jobmanager.h - talking to a JobManager: remote environments, worker processes, the client connection. */
 #ifndef SAGE_JOBMANAGER_H
 #define SAGE_JOBMANAGER_H
 
@@ -41,23 +41,8 @@ SAGE_API int64_t sage_env_job_id(const sage_env *env);
 SAGE_API int sage_is_worker(void);
 
 /* ---------------------------------------------------------------------------
- * The daemon. Runs in the calling process until stopped (SIGTERM, SIGINT or
- * a "shutdown" request), serving clients on host:port. home is the state
- * directory (NULL: $SAGE_HOME or ~/.sage): token, pid file, log, jobs.db and
- * one directory per job. Returns 0 after a clean stop, or an error (port in
- * use, another daemon owns home, ...) with the reason in err.
- * ready_fd >= 0: write one byte to it once the port is listening, then close
- * it (used to daemonize).
+ * State directory (the JobManager's, and where clients find its token).
  * ------------------------------------------------------------------------- */
-typedef struct sage_jobmanager_opts {
-    const char *host;
-    int port;
-    const char *home;
-    const char *config; /* JSON text or file: {"node": {...}} as in sage_env_create; NULL: discover */
-    int ready_fd;
-    int log_to_stderr; /* 1: log lines go to stderr as well as the log file */
-} sage_jobmanager_opts;
-SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len);
 /* The state directory in use: home, else $SAGE_HOME, else $HOME/.sage. */
 SAGE_API int sage_home_dir(const char *home, char *out, size_t out_len);
 

@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 #include "cluster/slurm.h"
-#include "core.h"
+#include "util/err.h"
+#include "util/time.h"
 
 extern char **environ;
 

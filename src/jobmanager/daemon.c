@@ -32,8 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "util/err.h"
+#include "util/time.h"
 #include "jobmanager/jm.h"
+#include "jobmanager/jobmanager.h"
 #include "net/sock.h"
 
 int64_t jm_now_ms(void)
@@ -61,19 +63,6 @@ void jm_log(jm *d, const char *fmt, ...)
     }
     if (d->log_stderr)
         fprintf(stderr, "%s %s\n", ts, line);
-}
-
-SAGE_API int sage_home_dir(const char *home, char *out, size_t out_len)
-{
-    const char *h = home && *home ? home : getenv("SAGE_HOME");
-    int n;
-    if (h && *h)
-        n = snprintf(out, out_len, "%s", h);
-    else {
-        const char *u = getenv("HOME");
-        n = snprintf(out, out_len, "%s/.sage", u && *u ? u : "/tmp");
-    }
-    return n < 0 || (size_t)n >= out_len ? SAGE_ETOOBIG : 0;
 }
 
 /* ---- connections ---- */
@@ -623,7 +612,7 @@ static int load_config(jm *d, const char *config, char *err, size_t err_len)
     return rc;
 }
 
-SAGE_API int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len)
+int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len)
 {
     static const sage_jobmanager_opts none = {.ready_fd = -1};
     if (!opts)

@@ -61,7 +61,8 @@
 #include <unistd.h>
 
 #include "cluster/slurm.h"
-#include "core.h"
+#include "util/err.h"
+#include "util/time.h"
 #include "jobmanager/jm.h"
 #include "net/sock.h"
 #include "util/utf8.h"

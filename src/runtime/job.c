@@ -206,7 +206,7 @@ sage__job *sage__job_new(sage_env *env, size_t ntasks, size_t nqueues)
         return NULL;
     job->env = env;
     pthread_mutex_init(&job->mu, NULL);
-    pthread_cond_init(&job->done_cv, NULL);
+    sage__cond_init_mono(&job->done_cv);
     pthread_cond_init(&job->pause_cv, NULL);
     atomic_init(&job->state, SAGE_JOB_RUNNING);
     atomic_init(&job->stopping, 0);

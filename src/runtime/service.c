@@ -147,7 +147,7 @@ SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_ser
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_req, NULL);
-    pthread_cond_init(&s->cv_space, NULL);
+    sage__cond_init_mono(&s->cv_space);
     env->services[env->nservices++] = s;
     return 0;
 }
@@ -236,7 +236,7 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     f->req_len = len;
     f->refs = 2;
     pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
+    sage__cond_init_mono(&f->cv);
     struct timespec dl;
     if (timeout_ms >= 0)
         sage__deadline(&dl, timeout_ms);

@@ -24,6 +24,7 @@
 #include "check.h"
 #include "net/frame.h"
 #include "pipeline_util.h"
+#include "jobmanager/jobmanager.h"
 
 static char home[256], addr[64], token_file[300];
 static int port;

@@ -1,0 +1,36 @@
+/* jobmanager/jobmanager.h - the JobManager daemon's entry point (its own library, linked by the `sage` program).
+ *
+ * This is not part of the user library (libsage): programs that declare and
+ * run pipelines never link the daemon or SQLite. The `sage` command, the
+ * tests and the benchmarks link libsage_jobmanager.a to run a daemon. */
+#ifndef SAGE_JOBMANAGER_JOBMANAGER_H
+#define SAGE_JOBMANAGER_JOBMANAGER_H
+
+#include <stddef.h>
+
+#include "sage/jobmanager.h"
+
+/* Runs the daemon in the calling process until stopped (SIGTERM, SIGINT or
+ * a "shutdown" request), serving clients on host:port. home is the state
+ * directory (NULL: $SAGE_HOME or ~/.sage): token, pid file, log, jobs.db and
+ * one directory per job. Returns 0 after a clean stop, or an error (port in
+ * use, another daemon owns home, ...) with the reason in err.
+ *
+ * Process-wide effects, for as long as it runs (the daemon owns the process:
+ * call it from a process that does nothing else, as `sage jobmanager start`
+ * does): SIGPIPE is ignored; SIGCHLD, SIGTERM and SIGINT are blocked and read
+ * from a signalfd; every child of the process is reaped (waitpid(-1)), so the
+ * caller must not have children of its own it wants to wait for; the soft
+ * RLIMIT_NOFILE is raised to the hard limit. Not re-entrant: one daemon per
+ * process. */
+typedef struct sage_jobmanager_opts {
+    const char *host;   /* NULL: 127.0.0.1 */
+    int port;           /* 0: SAGE_JOBMANAGER_PORT */
+    const char *home;
+    const char *config; /* JSON text or file: {"node": {...}} as in sage_env_create; NULL: discover */
+    int ready_fd;       /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */
+    int log_to_stderr;  /* 1: log lines go to stderr as well as the log file */
+} sage_jobmanager_opts;
+int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len);
+
+#endif
