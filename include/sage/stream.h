@@ -84,7 +84,14 @@ typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 
 /* ---------------------------------------------------------------------------
  * Operator options. Zero-initialise and set what you need; every field has a
- * meaningful zero. The struct is copied at declaration (strings too).
+ * meaningful zero. The struct is read during the declaring call only (the
+ * name and the resources are copied), so it may live on the stack.
+ *
+ * Growth: new options take the place of `reserved` slots, so the struct's
+ * size never changes and a program built against this header keeps working
+ * with later libraries. Reserved slots must be zero (a zero-initialised
+ * struct or compound literal does it); a declaration that finds one set is
+ * refused with SAGE_EINVAL.
  * ------------------------------------------------------------------------- */
 #define SAGE_PARALLELISM_MAX 1024 /* hard bound; config "max_parallelism" may lower it */
 
@@ -96,6 +103,7 @@ typedef struct sage_op_opts {
     const sage_resources *resources_spec; /* the same as a struct; not both */
     sage_open_fn open;   /* optional */
     sage_close_fn close; /* optional */
+    void *reserved[8];   /* must be zero: room for new options */
 } sage_op_opts;
 
 /* ---------------------------------------------------------------------------

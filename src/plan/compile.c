@@ -1,11 +1,11 @@
-/* plan/compile.c - logical graph to physical plan: checks, partitioning, chaining, placement.
+/* plan/compile.c - graph to physical plan: checks, routing, chaining, placement, plan hash.
  *
  * Design note. Operators are stored in declaration order, and every input of
  * an operator was declared before it, so that order is already topological
  * (the check below proves it rather than assumes it). Compiling:
  *   1. every non-sink operator must have a consumer (no record is silently
  *      dropped at the end of a branch);
- *   2. DEFAULT partitioning becomes FORWARD when both sides have the same
+ *   2. DEFAULT routing becomes FORWARD when both sides have the same
  *      parallelism, REBALANCE otherwise; an explicit FORWARD across
  *      different parallelism is an error;
  *   3. chaining: B is fused after A when B has one input, that input is
@@ -14,14 +14,16 @@
  *      resources keep their own threads and reservations; the plan says so);
  *   4. placement: one request per chain, with the resources of the chain's
  *      one reserving operator, placed atomically on the node.
+ * The graph is only read: everything derived is written into the plan.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "plan/plan.h"
+#include "util/buf.h"
 #include "util/hash.h"
 
-static int add_consumer(sage__op *from, sage__op *to, int input)
+static int add_consumer(sage__pop *from, int to, int input)
 {
     sage__consumer *c = realloc(from->consumers, (from->nconsumers + 1) * sizeof *c);
     if (!c)
@@ -39,6 +41,11 @@ void sage__plan_free(sage__plan *plan)
         return;
     if (plan->assign)
         sage__assign_free(plan->assign, plan->place, plan->nplace);
+    for (size_t i = 0; i < plan->nops; i++) {
+        free(plan->ops[i].part);
+        free(plan->ops[i].consumers);
+    }
+    free(plan->ops);
     for (size_t i = 0; i < plan->nchains; i++)
         free(plan->chains[i].ops);
     free(plan->chains);
@@ -46,14 +53,13 @@ void sage__plan_free(sage__plan *plan)
     free(plan);
 }
 
-/* The reason B does not chain after A, or NULL when it does. */
-const char *sage__no_chain_reason(const sage__op *a, const sage__op *b)
+const char *sage__no_chain_reason(const sage__plan *plan, const sage__op *a, const sage__op *b)
 {
     if (b->ninputs != 1)
         return "several inputs";
-    if (b->inputs[0].part != SAGE__PART_FORWARD)
+    if (plan->ops[b->id].part[0] != SAGE__PART_FORWARD)
         return "not forward";
-    if (a->nconsumers != 1)
+    if (plan->ops[a->id].nconsumers != 1)
         return "the upstream output is consumed more than once";
     if (!a->chaining || !b->chaining)
         return "chaining disabled";
@@ -62,73 +68,90 @@ const char *sage__no_chain_reason(const sage__op *a, const sage__op *b)
     return NULL;
 }
 
-static int check_graph(sage_env *env)
+size_t sage__plan_first_task(const sage__plan *plan, int chain)
 {
-    if (env->nops == 0)
-        return sage__env_fail(env, SAGE_EPLAN, "job \"%s\" has no operators", env->name);
+    size_t n = 0;
+    for (int c = 0; c < chain; c++)
+        n += (size_t)plan->chains[c].parallelism;
+    return n;
+}
+
+static int check_graph(const sage__graph *g, sage__plan *plan, sage__err *err)
+{
+    if (g->nops == 0)
+        return sage__errf(err, SAGE_EPLAN, "job \"%s\" has no operators", g->name);
     int sinks = 0;
-    for (size_t i = 0; i < env->nops; i++) {
-        sage__op *op = env->ops[i];
+    for (size_t i = 0; i < g->nops; i++) {
+        const sage__op *op = g->ops[i];
         for (size_t k = 0; k < op->ninputs; k++)
             if (op->inputs[k].from->id >= op->id)
-                return sage__env_fail(env, SAGE_EPLAN, "operator \"%s\" is part of a cycle", op->name);
+                return sage__errf(err, SAGE_EPLAN, "operator \"%s\" is part of a cycle", op->name);
         if (op->kind == SAGE__OP_SINK)
             sinks++;
     }
     if (sinks == 0)
-        return sage__env_fail(env, SAGE_EPLAN, "job \"%s\" has no sink: end every stream with sage_sink", env->name);
-    for (size_t i = 0; i < env->nops; i++)
+        return sage__errf(err, SAGE_EPLAN, "job \"%s\" has no sink: end every stream with sage_sink", g->name);
+    for (size_t i = 0; i < g->nops; i++)
         for (size_t k = 0; k < i; k++)
-            if (env->ops[i]->collector && env->ops[i]->collector == env->ops[k]->collector)
-                return sage__env_fail(env, SAGE_EPLAN,
-                                      "sinks \"%s\" and \"%s\" collect into the same collector: give each its own",
-                                      env->ops[k]->name, env->ops[i]->name);
-    for (size_t i = 0; i < env->nops; i++) {
-        sage__op *op = env->ops[i];
+            if (g->ops[i]->collector && g->ops[i]->collector == g->ops[k]->collector)
+                return sage__errf(err, SAGE_EPLAN,
+                                  "sinks \"%s\" and \"%s\" collect into the same collector: give each its own",
+                                  g->ops[k]->name, g->ops[i]->name);
+    for (size_t i = 0; i < g->nops; i++) {
+        const sage__op *op = g->ops[i];
+        sage__pop *p = &plan->ops[i];
+        p->op = op;
+        p->part = calloc(op->ninputs ? op->ninputs : 1, sizeof *p->part);
+        if (!p->part)
+            return sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
         for (size_t k = 0; k < op->ninputs; k++)
-            if (add_consumer(op->inputs[k].from, op, (int)k) != 0)
-                return sage__env_fail(env, SAGE_ENOMEM, "out of memory compiling the plan");
+            if (add_consumer(&plan->ops[op->inputs[k].from->id], op->id, (int)k) != 0)
+                return sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
     }
-    for (size_t i = 0; i < env->nops; i++) {
-        sage__op *op = env->ops[i];
-        if (op->kind != SAGE__OP_SINK && op->nconsumers == 0)
-            return sage__env_fail(env, SAGE_EPLAN,
-                                  "operator \"%s\" has no consumer: its records would be lost; end the stream with a sink",
-                                  op->name);
+    for (size_t i = 0; i < g->nops; i++) {
+        const sage__op *op = g->ops[i];
+        if (op->kind != SAGE__OP_SINK && plan->ops[i].nconsumers == 0)
+            return sage__errf(err, SAGE_EPLAN,
+                              "operator \"%s\" has no consumer: its records would be lost; end the stream with a sink",
+                              op->name);
         for (size_t k = 0; k < op->ninputs; k++) {
-            sage__edge *e = &op->inputs[k];
-            if (e->part == SAGE__PART_DEFAULT)
-                e->part = e->from->parallelism == op->parallelism ? SAGE__PART_FORWARD : SAGE__PART_REBALANCE;
-            else if (e->part == SAGE__PART_FORWARD && e->from->parallelism != op->parallelism)
-                return sage__env_fail(env, SAGE_EPLAN,
-                                      "operator \"%s\": forward from \"%s\" needs equal parallelism, got %d and %d",
-                                      op->name, e->from->name, e->from->parallelism, op->parallelism);
+            const sage__edge *e = &op->inputs[k];
+            sage__part part = e->part;
+            if (part == SAGE__PART_DEFAULT)
+                part = e->from->parallelism == op->parallelism ? SAGE__PART_FORWARD : SAGE__PART_REBALANCE;
+            else if (part == SAGE__PART_FORWARD && e->from->parallelism != op->parallelism)
+                return sage__errf(err, SAGE_EPLAN,
+                                  "operator \"%s\": forward from \"%s\" needs equal parallelism, got %d and %d",
+                                  op->name, e->from->name, e->from->parallelism, op->parallelism);
+            plan->ops[i].part[k] = part;
         }
     }
     return 0;
 }
 
-static int build_chains(sage_env *env, sage__plan *plan)
+static int build_chains(const sage__graph *g, sage__plan *plan)
 {
-    plan->chains = calloc(env->nops, sizeof *plan->chains);
+    plan->chains = calloc(g->nops, sizeof *plan->chains);
     if (!plan->chains)
         return SAGE_ENOMEM;
-    for (size_t i = 0; i < env->nops; i++) {
-        sage__op *op = env->ops[i];
+    for (size_t i = 0; i < g->nops; i++) {
+        const sage__op *op = g->ops[i];
         sage__chain *ch;
-        if (op->ninputs == 1 && !sage__no_chain_reason(op->inputs[0].from, op)) {
-            ch = &plan->chains[op->inputs[0].from->chain];
+        if (op->ninputs == 1 && !sage__no_chain_reason(plan, op->inputs[0].from, op)) {
+            ch = &plan->chains[plan->ops[op->inputs[0].from->id].chain];
         } else {
             ch = &plan->chains[plan->nchains];
             ch->id = (int)plan->nchains++;
             ch->parallelism = op->parallelism;
-            ch->ops = calloc(env->nops, sizeof *ch->ops);
+            for (size_t k = 0; k < op->ninputs; k++)
+                ch->producers += op->inputs[k].from->parallelism;
+            ch->ops = calloc(g->nops, sizeof *ch->ops);
             if (!ch->ops)
                 return SAGE_ENOMEM;
         }
-        op->chain = ch->id;
-        op->chain_pos = (int)ch->nops;
-        ch->ops[ch->nops++] = op;
+        plan->ops[i].chain = ch->id;
+        plan->ops[i].chain_pos = (int)ch->nops;
+        ch->ops[ch->nops++] = op->id;
         if (op->has_res)
             ch->res_op = op;
     }
@@ -137,21 +160,21 @@ static int build_chains(sage_env *env, sage__plan *plan)
     return 0;
 }
 
-static int place(sage_env *env, sage__plan *plan)
+static int place(const sage__graph *g, sage__plan *plan, sage__err *e)
 {
     char err[4096];
     if (sage__node_discover(&plan->node, err, sizeof err) != 0)
-        return sage__env_fail(env, SAGE_ESYS, "discovering this node: %s", err);
-    if (env->cfg.node && sage__node_configure(&plan->node, env->cfg.node, err, sizeof err) != 0)
-        return sage__env_fail(env, SAGE_ECONFIG, "%s", err);
+        return sage__errf(e, SAGE_ESYS, "discovering this node: %s", err);
+    if (g->cfg->node && sage__node_configure(&plan->node, g->cfg->node, err, sizeof err) != 0)
+        return sage__errf(e, SAGE_ECONFIG, "%s", err);
     plan->place = calloc(plan->nchains, sizeof *plan->place);
     if (!plan->place)
-        return sage__env_fail(env, SAGE_ENOMEM, "out of memory placing the job");
+        return sage__errf(e, SAGE_ENOMEM, "out of memory placing the job");
     plan->nplace = plan->nchains;
     for (size_t c = 0; c < plan->nchains; c++) {
         sage__chain *ch = &plan->chains[c];
         sage__place_req *r = &plan->place[c];
-        sage__op *ro = ch->res_op ? ch->res_op : ch->ops[0];
+        const sage__op *ro = ch->res_op ? ch->res_op : sage__chain_op(plan, ch, 0);
         r->name = ro->name;
         r->parallelism = ch->parallelism;
         if (ch->res_op)
@@ -159,7 +182,7 @@ static int place(sage_env *env, sage__plan *plan)
     }
     int rc = sage__place(&plan->node, 1, plan->place, plan->nplace, &plan->assign, err, sizeof err);
     if (rc != 0)
-        return sage__env_fail(env, rc, "%s", err);
+        return sage__errf(e, rc, "%s", err);
     for (size_t c = 0; c < plan->nchains; c++)
         plan->chains[c].assign = plan->assign[c];
     return 0;
@@ -167,55 +190,55 @@ static int place(sage_env *env, sage__plan *plan)
 
 /* The plan hash: a fixed hash over a canonical text of everything that shapes
  * the plan (operators, kinds, parallelism, chaining, resources, inputs and
- * their routing). A worker process rebuilds the graph and must arrive at the
- * same value. Function pointers are left out on purpose: they differ
- * between processes; what they are bound to is the program's business. */
-static uint64_t plan_hash(const sage_env *env)
+ * their routing), whole however long. A worker process rebuilds the graph and
+ * must arrive at the same value. Function pointers are left out on purpose:
+ * they differ between processes; what they are bound to is the program's
+ * business. */
+static int plan_hash(const sage__graph *g, uint64_t *out)
 {
-    uint64_t h = sage__hash64(env->name, strlen(env->name));
-    for (size_t i = 0; i < env->nops; i++) {
-        const sage__op *op = env->ops[i];
-        char buf[1024];
-        int n = snprintf(buf, sizeof buf, "%s|%d|%d|%d|%d|%d|%.4f|%.4f|%llu|%llu|%zu|%zu", op->name, (int)op->kind,
-                         (int)op->builtin, op->parallelism, op->chaining, op->bounded, op->res.num_cpus,
-                         op->res.num_gpus, (unsigned long long)op->res.memory,
-                         (unsigned long long)op->res.object_store_memory, op->res.ncustom, op->ninputs);
-        for (size_t k = 0; k < op->res.ncustom && n > 0 && (size_t)n < sizeof buf; k++)
-            n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.4f", op->res.custom[k].name, op->res.custom[k].amount);
-        for (size_t k = 0; k < op->ninputs && n > 0 && (size_t)n < sizeof buf; k++)
-            n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s>%d", op->inputs[k].from->name, (int)op->inputs[k].part);
-        if (n < 0 || (size_t)n >= sizeof buf)
-            n = (int)sizeof buf - 1;
-        uint64_t oh = sage__hash64(buf, (size_t)n);
-        h = sage__hash64(&(uint64_t[2]){h, oh}, 16);
+    uint64_t h = sage__hash64(g->name, strlen(g->name));
+    sage__buf b;
+    sage__buf_init(&b, (size_t)1 << 20); /* an operator's description is far smaller */
+    int rc = 0;
+    for (size_t i = 0; i < g->nops && rc == 0; i++) {
+        const sage__op *op = g->ops[i];
+        b.len = 0;
+        rc = sage__buf_printf(&b, "%s|%d|%d|%d|%d|%d|%.4f|%.4f|%llu|%llu|%zu|%zu", op->name, (int)op->kind,
+                              (int)op->builtin, op->parallelism, op->chaining, op->bounded, op->res.num_cpus,
+                              op->res.num_gpus, (unsigned long long)op->res.memory,
+                              (unsigned long long)op->res.object_store_memory, op->res.ncustom, op->ninputs);
+        for (size_t k = 0; k < op->res.ncustom && rc == 0; k++)
+            rc = sage__buf_printf(&b, "|%s=%.4f", op->res.custom[k].name, op->res.custom[k].amount);
+        for (size_t k = 0; k < op->ninputs && rc == 0; k++)
+            rc = sage__buf_printf(&b, "|%s>%d", op->inputs[k].from->name, (int)op->inputs[k].part);
+        h = sage__hash64(&(uint64_t[2]){h, sage__hash64(b.p, b.len)}, 16);
     }
-    return h;
+    sage__buf_free(&b);
+    *out = h;
+    return rc;
 }
 
-int sage__compile(sage_env *env)
+int sage__plan_compile(const sage__graph *g, int do_place, sage__plan **out, sage__err *err)
 {
-    if (env->plan)
-        return 0;
-    if (env->err)
-        return env->err;
-    int rc = check_graph(env);
-    if (rc != 0)
-        return rc;
+    *out = NULL;
     sage__plan *plan = calloc(1, sizeof *plan);
     if (!plan)
-        return sage__env_fail(env, SAGE_ENOMEM, "out of memory compiling the plan");
-    if (build_chains(env, plan) != 0) {
+        return sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
+    plan->g = g;
+    plan->ops = calloc(g->nops ? g->nops : 1, sizeof *plan->ops);
+    if (plan->ops)
+        plan->nops = g->nops;
+    int rc = plan->ops ? check_graph(g, plan, err) : sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
+    if (rc == 0 && build_chains(g, plan) != 0)
+        rc = sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
+    if (rc == 0 && plan_hash(g, &plan->hash) != 0)
+        rc = sage__errf(err, SAGE_ENOMEM, "out of memory computing the plan hash");
+    if (rc == 0 && do_place)
+        rc = place(g, plan, err);
+    if (rc != 0) {
         sage__plan_free(plan);
-        return sage__env_fail(env, SAGE_ENOMEM, "out of memory compiling the plan");
+        return rc;
     }
-    plan->hash = plan_hash(env);
-    if (env->remote == SAGE__ENV_EMBEDDED) { /* remote jobs are placed by the JobManager */
-        rc = place(env, plan);
-        if (rc != 0) {
-            sage__plan_free(plan);
-            return rc;
-        }
-    }
-    env->plan = plan;
+    *out = plan;
     return 0;
 }

@@ -1,41 +1,16 @@
 /* plan/explain.c - the plan for people (text) and for scripts (JSON): operators, chains, routing, resources. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "plan/plan.h"
+#include "util/buf.h"
 
-const char *sage__op_kind_name(sage__op_kind k)
-{
-    switch (k) {
-    case SAGE__OP_SOURCE: return "source";
-    case SAGE__OP_MAP: return "map";
-    case SAGE__OP_FLAT_MAP: return "flat_map";
-    case SAGE__OP_FILTER: return "filter";
-    case SAGE__OP_SINK: return "sink";
-    case SAGE__OP_COMAP: return "comap";
-    case SAGE__OP_JOIN: return "join";
-    }
-    return "?";
-}
-
-const char *sage__part_name(sage__part p)
-{
-    switch (p) {
-    case SAGE__PART_DEFAULT: return "default";
-    case SAGE__PART_FORWARD: return "forward";
-    case SAGE__PART_REBALANCE: return "rebalance";
-    case SAGE__PART_BROADCAST: return "broadcast";
-    case SAGE__PART_KEY: return "key_by";
-    case SAGE__PART_CUSTOM: return "custom";
-    }
-    return "?";
-}
-
-/* A growable text buffer (bounded at 16 MiB: a plan never needs more). */
+/* Text accumulates in a bounded buffer (16 MiB: a plan never needs more);
+ * the first failure sticks and the result is NULL. */
 typedef struct strbuf {
-    char *p;
-    size_t len, cap;
+    sage__buf b;
     int oom;
 } strbuf;
 
@@ -44,34 +19,11 @@ static void sb_printf(strbuf *b, const char *fmt, ...)
 {
     if (b->oom)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        if (cap > (16u << 20)) {
-            b->oom = 1;
-            return;
-        }
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (sage__buf_vprintf(&b->b, fmt, ap) != 0)
+        b->oom = 1;
+    va_end(ap);
 }
 
 static void res_text(strbuf *b, const sage_resources *r)
@@ -148,15 +100,14 @@ static void assign_text(strbuf *b, const sage__assign *a)
         sb_printf(b, ", %s %g", a->custom[i].name, a->custom[i].amount);
 }
 
-SAGE_API char *sage_env_explain(sage_env *env)
+char *sage__plan_explain(const sage__plan *plan)
 {
-    if (!env || sage__compile(env) != 0)
-        return NULL;
-    const sage__plan *plan = env->plan;
+    const sage__graph *g = plan->g;
     strbuf b = {0};
+    sage__buf_init(&b.b, 16u << 20);
     char mem[32];
     sage__format_bytes(plan->node.memory, mem, sizeof mem);
-    sb_printf(&b, "job \"%s\": %zu operators in %zu chains, %zu tasks\n", env->name, env->nops, plan->nchains,
+    sb_printf(&b, "job \"%s\": %zu operators in %zu chains, %zu tasks\n", g->name, g->nops, plan->nchains,
               plan->ntasks);
     sb_printf(&b, "node \"%s\": %d cpus, %d gpus, memory %s%s", plan->node.name, plan->node.ncpus, plan->node.ngpus, mem,
               plan->node.simulated ? " (from config)" : "");
@@ -167,12 +118,12 @@ SAGE_API char *sage_env_explain(sage_env *env)
         const sage__chain *ch = &plan->chains[c];
         sb_printf(&b, "chain %zu (parallelism %d)\n", c, ch->parallelism);
         for (size_t k = 0; k < ch->nops; k++) {
-            const sage__op *op = ch->ops[k];
+            const sage__op *op = sage__chain_op(plan, ch, k);
             sb_printf(&b, "  %s \"%s\"", sage__op_kind_name(op->kind), op->name);
             if (k == 0 && op->ninputs) {
                 sb_printf(&b, " <-");
                 for (size_t i = 0; i < op->ninputs; i++)
-                    sb_printf(&b, "%s %s from \"%s\"", i ? "," : "", sage__part_name(op->inputs[i].part),
+                    sb_printf(&b, "%s %s from \"%s\"", i ? "," : "", sage__part_name(plan->ops[op->id].part[i]),
                               op->inputs[i].from->name);
             } else if (k > 0) {
                 sb_printf(&b, " (chained)");
@@ -184,11 +135,12 @@ SAGE_API char *sage_env_explain(sage_env *env)
             sb_printf(&b, "\n");
         }
         /* Forward edges that did not fuse, with the reason. */
-        const sage__op *tail = ch->ops[ch->nops - 1];
-        for (size_t k = 0; k < tail->nconsumers; k++) {
-            const sage__op *cop = tail->consumers[k].op;
-            const char *why = sage__no_chain_reason(tail, cop);
-            if (why && cop->inputs[tail->consumers[k].input].part == SAGE__PART_FORWARD)
+        const sage__op *tail = sage__chain_op(plan, ch, ch->nops - 1);
+        const sage__pop *tp = &plan->ops[tail->id];
+        for (size_t k = 0; k < tp->nconsumers; k++) {
+            const sage__op *cop = plan->ops[tp->consumers[k].op].op;
+            const char *why = sage__no_chain_reason(plan, tail, cop);
+            if (why && plan->ops[cop->id].part[tp->consumers[k].input] == SAGE__PART_FORWARD)
                 sb_printf(&b, "  not chained with \"%s\": %s\n", cop->name, why);
         }
         if (ch->assign)
@@ -199,25 +151,10 @@ SAGE_API char *sage_env_explain(sage_env *env)
             }
     }
     if (b.oom) {
-        free(b.p);
-        sage__env_fail(env, SAGE_ENOMEM, "out of memory explaining the plan");
+        sage__buf_free(&b.b);
         return NULL;
     }
-    return b.p;
-}
-
-static json_t *res_json(const sage_resources *r)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "num_cpus", json_real(r->num_cpus));
-    json_object_set_new(o, "num_gpus", json_real(r->num_gpus));
-    json_object_set_new(o, "memory", json_integer((json_int_t)r->memory));
-    json_object_set_new(o, "object_store_memory", json_integer((json_int_t)r->object_store_memory));
-    json_t *cu = json_object();
-    for (size_t i = 0; i < r->ncustom; i++)
-        json_object_set_new(cu, r->custom[i].name, json_real(r->custom[i].amount));
-    json_object_set_new(o, "resources", cu);
-    return o;
+    return sage__buf_detach(&b.b, NULL);
 }
 
 static json_t *ids_json(const int *ids, int n)
@@ -228,13 +165,11 @@ static json_t *ids_json(const int *ids, int n)
     return a;
 }
 
-SAGE_API char *sage_env_explain_json(sage_env *env)
+char *sage__plan_explain_json(const sage__plan *plan)
 {
-    if (!env || sage__compile(env) != 0)
-        return NULL;
-    const sage__plan *plan = env->plan;
+    const sage__graph *g = plan->g;
     json_t *root = json_object();
-    json_object_set_new(root, "job", json_string(env->name));
+    json_object_set_new(root, "job", json_string(g->name));
     json_t *node = json_object();
     json_object_set_new(node, "name", json_string(plan->node.name));
     json_object_set_new(node, "cpus", json_integer(plan->node.ncpus));
@@ -243,23 +178,23 @@ SAGE_API char *sage_env_explain_json(sage_env *env)
     json_object_set_new(node, "simulated", json_boolean(plan->node.simulated));
     json_object_set_new(root, "node", node);
     json_t *ops = json_array();
-    for (size_t i = 0; i < env->nops; i++) {
-        const sage__op *op = env->ops[i];
+    for (size_t i = 0; i < g->nops; i++) {
+        const sage__op *op = g->ops[i];
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(op->name));
         json_object_set_new(o, "kind", json_string(sage__op_kind_name(op->kind)));
         json_object_set_new(o, "parallelism", json_integer(op->parallelism));
-        json_object_set_new(o, "chain", json_integer(op->chain));
+        json_object_set_new(o, "chain", json_integer(plan->ops[i].chain));
         json_object_set_new(o, "chaining", json_boolean(op->chaining));
         json_t *ins = json_array();
         for (size_t k = 0; k < op->ninputs; k++) {
             json_t *e = json_object();
             json_object_set_new(e, "from", json_string(op->inputs[k].from->name));
-            json_object_set_new(e, "partitioning", json_string(sage__part_name(op->inputs[k].part)));
+            json_object_set_new(e, "partitioning", json_string(sage__part_name(plan->ops[i].part[k])));
             json_array_append_new(ins, e);
         }
         json_object_set_new(o, "inputs", ins);
-        json_object_set_new(o, "resources", op->has_res ? res_json(&op->res) : json_null());
+        json_object_set_new(o, "resources", op->has_res ? sage__resources_json(&op->res, 1) : json_null());
         json_array_append_new(ops, o);
     }
     json_object_set_new(root, "operators", ops);
@@ -271,7 +206,7 @@ SAGE_API char *sage_env_explain_json(sage_env *env)
         json_object_set_new(o, "parallelism", json_integer(ch->parallelism));
         json_t *names = json_array();
         for (size_t k = 0; k < ch->nops; k++)
-            json_array_append_new(names, json_string(ch->ops[k]->name));
+            json_array_append_new(names, json_string(sage__chain_op(plan, ch, k)->name));
         json_object_set_new(o, "operators", names);
         json_t *insts = json_array();
         for (int i = 0; ch->assign && i < ch->parallelism; i++) {
@@ -298,7 +233,5 @@ SAGE_API char *sage_env_explain_json(sage_env *env)
     json_object_set_new(root, "chains", chains);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
-    if (!s)
-        sage__env_fail(env, SAGE_ENOMEM, "out of memory explaining the plan");
     return s;
 }

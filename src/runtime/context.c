@@ -7,6 +7,7 @@
 
 #include "runtime/runtime.h"
 #include "util/hash.h"
+#include "util/time.h"
 
 SAGE_API const char *sage_ctx_job_name(const sage_ctx *ctx) { return ctx->job_name; }
 SAGE_API const char *sage_ctx_op_name(const sage_ctx *ctx) { return ctx->op_name; }
@@ -67,12 +68,7 @@ SAGE_API void sage_ctx_fail(sage_ctx *ctx, const char *fmt, ...)
     ctx->failmsg_at = sage__records_in(ctx->inst) + atomic_load_explicit(&ctx->inst->out.emitted, memory_order_relaxed);
 }
 
-SAGE_API uint64_t sage_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+SAGE_API uint64_t sage_now_ns(void) { return sage__mono_ns(); }
 
 /* ---- metrics ---- */
 
@@ -121,34 +117,21 @@ void sage__metric_free_all(sage_ctx *ctx)
     ctx->nmetrics = 0;
 }
 
-SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int instance, const char *name, sage_metric *out)
+int sage__job_metric(const sage__job *job, const sage__op *op, int instance, const char *name, sage_metric *out)
 {
-    if (!env || !op_name || !name || !out)
-        return SAGE_EINVAL;
-    memset(out, 0, sizeof *out);
-    sage__op *op = NULL;
-    for (size_t i = 0; i < env->nops; i++)
-        if (strcmp(env->ops[i]->name, op_name) == 0)
-            op = env->ops[i];
-    if (!op)
-        return SAGE_ENOTFOUND;
-    if (instance >= op->parallelism)
-        return SAGE_EINVAL;
-    if (!env->job)
-        return SAGE_ESTATE;
-    const sage__job *job = env->job;
+    const sage__pop *pop = &job->plan->ops[op->id];
     int builtin = strcmp(name, "records_in") == 0 ? 1 : strcmp(name, "records_out") == 0 ? 2 : 0;
     sage__hist agg;
     sage__hist_init(&agg);
     int found = builtin != 0, rc = 0;
     for (size_t t = 0; t < job->ntasks; t++) {
         const sage__task *task = &job->tasks[t];
-        if (task->chain->id != op->chain || (instance >= 0 && task->instance != instance))
+        if (task->chain->id != pop->chain || (instance >= 0 && task->instance != instance))
             continue;
-        const sage_ctx *c = &task->ops[op->chain_pos].ctx;
+        const sage_ctx *c = &task->ops[pop->chain_pos].ctx;
         if (builtin) {
-            out->value += (int64_t)(builtin == 1 ? sage__records_in(&task->ops[op->chain_pos])
-                                                 : atomic_load(&task->ops[op->chain_pos].out.emitted));
+            out->value += (int64_t)(builtin == 1 ? sage__records_in(&task->ops[pop->chain_pos])
+                                                 : atomic_load(&task->ops[pop->chain_pos].out.emitted));
             continue;
         }
         for (size_t m = 0; m < c->nmetrics; m++) {

@@ -31,8 +31,22 @@
 
 #include "net/frame.h"
 #include "net/sock.h"
-#include "sage/context.h"
 #include "sage/error.h"
+#include "util/err.h"
+#include "util/time.h"
+
+typedef struct netsend {
+    sage__chan chan; /* first: the producer's view */
+    int fd;
+    int cancel_fd; /* eventfd, readable once the job is canceled */
+    _Atomic int *canceled;
+    int64_t credit; /* bytes the receiver still accepts */
+    uint64_t outstanding;
+    unsigned char rx[64];
+    size_t rxlen;
+    sage__net_fail_fn fail;
+    void *fail_arg;
+} netsend;
 
 /* sendmsg with MSG_NOSIGNAL: a consumer that went away is an error to
  * report, never a SIGPIPE that kills the producer without a word. */
@@ -46,11 +60,11 @@ static int send_all(int fd, struct iovec *iov, int n, _Atomic uint64_t *blocked,
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 /* the socket buffer is full: the consumer is behind. That wait is backpressure too. */
-                uint64_t t0 = sage_now_ns();
+                uint64_t t0 = sage__mono_ns();
                 struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = cancel_fd, .events = POLLIN}};
                 while (poll(p, cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
                     ;
-                atomic_fetch_add_explicit(blocked, sage_now_ns() - t0, memory_order_relaxed);
+                atomic_fetch_add_explicit(blocked, sage__mono_ns() - t0, memory_order_relaxed);
                 if (cancel_fd >= 0 && p[1].revents)
                     return SAGE_ECANCELED;
                 continue;
@@ -84,80 +98,83 @@ static int read_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-/* Introduce ourselves on a fresh connection to a consumer (`where` names it
- * in errors) and attach it to q. Takes ownership of fd. */
-static int net_attach(sage__queue *q, int fd, const char *where, const char *token, int64_t job_id, int from_task,
-                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail,
-                      void *fail_arg, char *err, size_t err_len)
+static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh);
+static void net_wake(sage__chan *c)
 {
-    sage__netsend *ns = calloc(1, sizeof *ns);
+    uint64_t one = 1; /* the sender polls this eventfd while it waits for credit or socket space */
+    (void)!write(((netsend *)c)->cancel_fd, &one, sizeof one);
+}
+static void net_destroy(sage__chan *c)
+{
+    close(((netsend *)c)->fd);
+    free(c);
+}
+static const sage__chan_ops net_ops = {net_push, net_wake, net_destroy};
+
+/* Introduce ourselves on a fresh connection to a consumer (`where` names it
+ * in errors). Takes ownership of fd. */
+static int net_attach(int fd, const char *where, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len)
+{
+    netsend *ns = calloc(1, sizeof *ns);
     if (!ns) {
         close(fd);
-        snprintf(err, err_len, "out of memory connecting to %s", where);
+        sage__fmt(err, err_len, "out of memory connecting to %s", where);
         return SAGE_ENOMEM;
     }
     ns->fd = fd;
-    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", token, "role", "peer", "job_id", (json_int_t)job_id,
-                              "from_task", from_task);
+    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", p->token, "role", "peer", "job_id", (json_int_t)p->job_id,
+                              "from_task", p->from_task);
     char *txt = json_dumps(hello, JSON_COMPACT);
     json_decref(hello);
     int rc = txt ? sage__frame_send(ns->fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) : SAGE_ENOMEM;
     free(txt);
     if (rc != 0) {
-        snprintf(err, err_len, "introducing ourselves on %s failed", where);
+        sage__fmt(err, err_len, "introducing ourselves on %s failed", where);
         close(ns->fd);
         free(ns);
         return rc;
     }
-    ns->cancel_fd = cancel_fd;
-    ns->credit = (int64_t)window;
-    ns->fail = fail;
-    ns->fail_arg = fail_arg;
-    /* the queue only carries the bookkeeping the producer reads */
-    memset(q, 0, sizeof *q);
-    q->remote = ns;
-    q->canceled = canceled;
-    q->batch_bytes = batch_bytes; /* the consumer's standard size, so it can recycle what arrives */
+    ns->chan.ops = &net_ops;
+    ns->chan.batch_bytes = p->batch_bytes; /* the consumer's standard size, so it can recycle what arrives */
     /* A remote consumer is always treated as waiting: partial batches go to it once they
      * have lingered flush_linger_us, so a trickling source is never stuck in a partial batch. */
-    atomic_init(&q->consumer_waiting, 1);
-    atomic_init(&q->blocked_ns, 0);
+    atomic_init(&ns->chan.consumer_waiting, 1);
+    atomic_init(&ns->chan.blocked_ns, 0);
+    ns->cancel_fd = p->cancel_fd;
+    ns->canceled = p->canceled;
+    ns->credit = (int64_t)p->window;
+    ns->fail = p->fail;
+    ns->fail_arg = p->fail_arg;
+    *out = &ns->chan;
     return 0;
 }
 
-int sage__net_connect(sage__queue *q, const char *path, const char *token, int64_t job_id, int from_task,
-                      size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled, sage__net_fail_fn fail, void *fail_arg,
-                      char *err, size_t err_len)
+int sage__net_connect(const char *path, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len)
 {
     int fd;
     int rc = sage__unix_connect(path, &fd, err, err_len);
     if (rc != 0)
         return rc;
-    return net_attach(q, fd, path, token, job_id, from_task, window, batch_bytes, cancel_fd, canceled, fail, fail_arg,
-                      err, err_len);
+    return net_attach(fd, path, p, out, err, err_len);
 }
 
-int sage__net_connect_tcp(sage__queue *q, const char *addr, const char *token, int64_t job_id, int from_task,
-                          size_t window, size_t batch_bytes, int cancel_fd, _Atomic int *canceled,
-                          sage__net_fail_fn fail, void *fail_arg, char *err, size_t err_len)
+int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len)
 {
     char host[256];
     int port, fd;
     if (sage__parse_hostport(addr, host, sizeof host, &port, 0) != 0 || port == 0) {
-        snprintf(err, err_len, "bad data-plane address \"%s\" (expected HOST:PORT)", addr);
+        sage__fmt(err, err_len, "bad data-plane address \"%s\" (expected HOST:PORT)", addr);
         return SAGE_EINVAL;
     }
     int rc = sage__tcp_connect(host, port, &fd, err, err_len); /* sets TCP_NODELAY */
     if (rc != 0)
         return rc;
-    return net_attach(q, fd, addr, token, job_id, from_task, window, batch_bytes, cancel_fd, canceled, fail, fail_arg,
-                      err, err_len);
+    return net_attach(fd, addr, p, out, err, err_len);
 }
 
 /* Take CREDIT frames off the socket; block until some arrive when `block`. */
-static int read_credit(sage__queue *q, int block)
+static int read_credit(netsend *ns, int block)
 {
-    sage__netsend *ns = q->remote;
     for (;;) {
         while (ns->rxlen >= SAGE__FRAME_HDR + 4) {
             sage__frame f;
@@ -180,7 +197,7 @@ static int read_credit(sage__queue *q, int block)
             continue;
         if (r < 0)
             return SAGE_ESYS;
-        if (p[1].revents || atomic_load_explicit(q->canceled, memory_order_relaxed))
+        if (p[1].revents || atomic_load_explicit(ns->canceled, memory_order_relaxed))
             return SAGE_ECANCELED;
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             return 0;
@@ -196,21 +213,20 @@ static int read_credit(sage__queue *q, int block)
     }
 }
 
-static int push_failed(sage__queue *q, int rc)
+static int push_failed(netsend *ns, int rc)
 {
-    sage__netsend *ns = q->remote;
-    if ((rc == SAGE_EIO || rc == SAGE_EPROTO) && ns->fail && !atomic_load(q->canceled))
+    if ((rc == SAGE_EIO || rc == SAGE_EPROTO) && ns->fail && !atomic_load(ns->canceled))
         ns->fail(ns->fail_arg, rc == SAGE_EIO ? "the connection to a consumer broke (it ended or was killed)"
                                               : "a consumer sent a malformed credit frame");
     return rc;
 }
 
-int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
+static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
 {
-    sage__netsend *ns = q->remote;
+    netsend *ns = (netsend *)c;
     if (fresh)
         *fresh = NULL;
-    if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
+    if (atomic_load_explicit(ns->canceled, memory_order_relaxed)) {
         free(b);
         return SAGE_ECANCELED;
     }
@@ -221,51 +237,42 @@ int sage__net_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
         memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
         struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 4}};
         free(b);
-        int erc = send_all(ns->fd, iov, 1, &q->blocked_ns, ns->cancel_fd);
-        return erc ? push_failed(q, erc) : 0;
+        int erc = send_all(ns->fd, iov, 1, &ns->chan.blocked_ns, ns->cancel_fd);
+        return erc ? push_failed(ns, erc) : 0;
     }
     size_t plen = 8 + b->used;
     int rc;
     if (ns->credit < (int64_t)plen && ns->outstanding > 0) {
-        uint64_t t0 = sage_now_ns();
+        uint64_t t0 = sage__mono_ns();
         while (ns->credit < (int64_t)plen && ns->outstanding > 0)
-            if ((rc = read_credit(q, 1)) != 0) {
+            if ((rc = read_credit(ns, 1)) != 0) {
                 free(b);
-                return push_failed(q, rc);
+                return push_failed(ns, rc);
             }
-        atomic_fetch_add_explicit(&q->blocked_ns, sage_now_ns() - t0, memory_order_relaxed);
-    } else if (ns->credit < (int64_t)(2 * plen) && (rc = read_credit(q, 0)) != 0) {
+        atomic_fetch_add_explicit(&ns->chan.blocked_ns, sage__mono_ns() - t0, memory_order_relaxed);
+    } else if (ns->credit < (int64_t)(2 * plen) && (rc = read_credit(ns, 0)) != 0) {
         /* credit is read only when it runs low: no syscall per batch while the window is open */
         free(b);
-        return push_failed(q, rc);
+        return push_failed(ns, rc);
     }
     sage__frame_header(hdr, SAGE__MSG_DATA, (uint32_t)plen);
     memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
     memcpy(hdr + SAGE__FRAME_HDR + 4, &n_be, 4);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {b->data, b->used}};
-    rc = send_all(ns->fd, iov, 2, &q->blocked_ns, ns->cancel_fd);
+    rc = send_all(ns->fd, iov, 2, &ns->chan.blocked_ns, ns->cancel_fd);
     ns->credit -= (int64_t)plen;
     ns->outstanding += plen;
     if (rc != 0) {
         free(b);
-        return push_failed(q, rc);
+        return push_failed(ns, rc);
     }
     b->n = 0;
     b->used = 0;
-    if (fresh && b->cap == q->batch_bytes)
+    if (fresh && b->cap == ns->chan.batch_bytes)
         *fresh = b; /* the bytes are in the kernel: reuse the batch at once */
     else
         free(b);
     return 0;
-}
-
-void sage__net_close(sage__queue *q)
-{
-    if (!q->remote)
-        return;
-    close(q->remote->fd);
-    free(q->remote);
-    q->remote = NULL;
 }
 
 /* ---- receiving end ---- */
@@ -330,24 +337,36 @@ static void send_credit(int fd, uint64_t *owed)
     }
 }
 
-static void *conn_main(void *arg)
+int sage__batch_check(const unsigned char *data, size_t used, uint32_t n)
 {
-    conn_thread *ct = arg;
-    sage__netrecv *r = ct->r;
+    size_t off = 0;
+    uint32_t i;
+    for (i = 0; i < n && off + SAGE__REC_HDR <= used; i++) {
+        uint32_t len;
+        memcpy(&len, data + off, 4);
+        if (sage__rec_size(len) > used - off)
+            break;
+        off += sage__rec_size(len);
+    }
+    return i == n && off == used ? 0 : SAGE_EPROTO;
+}
+
+void sage__net_serve_conn(int fd, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg)
+{
     char why[256];
     sage__frame f;
     unsigned char *payload = NULL;
-    int rc = sage__frame_recv(ct->fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why);
+    int rc = sage__frame_recv(fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why);
     json_error_t jerr;
     json_t *hello = rc == 0 && f.type == SAGE__MSG_HELLO ? json_loads((const char *)payload, 0, &jerr) : NULL;
     const char *tok = json_string_value(json_object_get(hello, "token"));
-    int ok = tok && sage__token_equal(tok, r->token);
+    int ok = tok && sage__token_equal(tok, token);
     json_decref(hello);
     free(payload);
     if (!ok) {
-        r->fail(r->arg, rc != 0 ? why : "a data connection did not authenticate");
-        close(ct->fd);
-        return NULL;
+        fail(arg, rc != 0 ? why : "a data connection did not authenticate");
+        close(fd);
+        return;
     }
     uint64_t owed = 0; /* credit earned but not yet sent back (the producer's buffer was full) */
     for (;;) {
@@ -355,41 +374,41 @@ static void *conn_main(void *arg)
          * producer may be waiting for exactly that, and it reads credit only then.
          * Credit is never dropped: it is coalesced and sent when the socket takes it. */
         while (owed > 0) {
-            struct pollfd p = {.fd = ct->fd, .events = POLLIN | POLLOUT};
+            struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
             while (poll(&p, 1, -1) < 0 && errno == EINTR)
                 ;
             if (p.revents & POLLOUT)
-                send_credit(ct->fd, &owed);
+                send_credit(fd, &owed);
             if (p.revents & (POLLIN | POLLHUP | POLLERR))
                 break; /* a frame (or the end) is waiting: read it first */
         }
         unsigned char hdr[SAGE__FRAME_HDR];
-        rc = read_all(ct->fd, hdr, sizeof hdr);
+        rc = read_all(fd, hdr, sizeof hdr);
         if (rc == 1)
             break; /* the producer closed after its end-of-stream */
         if (rc != 0) {
-            if (!atomic_load(r->q->canceled))
-                r->fail(r->arg, "a data connection broke in the middle of a frame");
+            if (!atomic_load(q->canceled))
+                fail(arg, "a data connection broke in the middle of a frame");
             break;
         }
         rc = sage__frame_header_decode(hdr, SAGE__DATA_FRAME_MAX, &f, why, sizeof why);
         if (rc < 0 || (f.type != SAGE__MSG_DATA && f.type != SAGE__MSG_EOS) || f.len < 4 ||
             (f.type == SAGE__MSG_DATA && f.len < 8)) {
-            r->fail(r->arg, rc < 0 ? why : "unexpected frame on a data connection");
+            fail(arg, rc < 0 ? why : "unexpected frame on a data connection");
             break;
         }
         uint32_t be[2];
-        if (read_all(ct->fd, be, f.type == SAGE__MSG_EOS ? 4 : 8) != 0) {
-            r->fail(r->arg, "a data connection broke in the middle of a frame");
+        if (read_all(fd, be, f.type == SAGE__MSG_EOS ? 4 : 8) != 0) {
+            fail(arg, "a data connection broke in the middle of a frame");
             break;
         }
         size_t used = f.type == SAGE__MSG_DATA ? f.len - 8 : 0;
         /* reuse a batch the consumer finished with: no allocation in steady state */
-        sage__batch *b = used <= r->q->batch_bytes && f.type == SAGE__MSG_DATA ? sage__queue_take_free(r->q) : NULL;
+        sage__batch *b = used <= q->chan.batch_bytes && f.type == SAGE__MSG_DATA ? sage__queue_take_free(q) : NULL;
         if (!b)
-            b = sage__batch_new(used > r->q->batch_bytes ? used : r->q->batch_bytes);
+            b = sage__batch_new(used > q->chan.batch_bytes ? used : q->chan.batch_bytes);
         if (!b) {
-            r->fail(r->arg, "out of memory receiving a batch");
+            fail(arg, "out of memory receiving a batch");
             break;
         }
         b->input = ntohl(be[0]);
@@ -400,40 +419,38 @@ static void *conn_main(void *arg)
         } else {
             b->n = ntohl(be[1]);
             b->used = used;
-            if (read_all(ct->fd, b->data, used) != 0) {
+            if (read_all(fd, b->data, used) != 0) {
                 free(b);
-                r->fail(r->arg, "a data connection broke in the middle of a frame");
+                fail(arg, "a data connection broke in the middle of a frame");
                 break;
             }
             /* every record must lie inside the frame */
-            size_t off = 0;
-            uint32_t i;
-            for (i = 0; i < b->n && off + SAGE__REC_HDR <= used; i++) {
-                uint32_t len;
-                memcpy(&len, b->data + off, 4);
-                if (sage__rec_size(len) > used - off)
-                    break;
-                off += sage__rec_size(len);
-            }
-            if (i != b->n || off != used) {
+            if (sage__batch_check(b->data, used, b->n) != 0) {
                 free(b);
-                r->fail(r->arg, "a data frame's records do not match its length");
+                fail(arg, "a data frame's records do not match its length");
                 break;
             }
         }
         int eos = b->eos;
         sage__batch *fresh = NULL;
-        if (sage__queue_push(r->q, b, &fresh) != 0)
+        if (sage__queue_push(q, b, &fresh) != 0)
             break; /* canceled */
         free(fresh);
         if (eos)
             break; /* nothing follows an end-of-stream (the producer may close before reading its credit) */
         if (!eos) {
             owed += f.len;
-            send_credit(ct->fd, &owed);
+            send_credit(fd, &owed);
         }
     }
-    close(ct->fd);
+    close(fd);
+}
+
+static void *conn_main(void *arg)
+{
+    conn_thread *ct = arg;
+    sage__netrecv *r = ct->r;
+    sage__net_serve_conn(ct->fd, r->q, r->token, r->fail, r->arg);
     return NULL;
 }
 
@@ -482,7 +499,7 @@ int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *tok
     r->listen_fd = listen_fd;
     r->expected = expected;
     r->q = q;
-    snprintf(r->token, sizeof r->token, "%s", token);
+    sage__strlcpy(r->token, token, sizeof r->token);
     r->fail = fail;
     r->arg = arg;
     if (pthread_create(&r->acceptor, NULL, acceptor_main, r) != 0) {

@@ -20,12 +20,9 @@
 #include "runtime/queue.h"
 
 #include <stdlib.h>
-#include <time.h>
 
-#include "runtime/netchan.h"
-#include "sage/context.h"
 #include "sage/error.h"
-#include <unistd.h>
+#include "util/time.h"
 
 #define SAGE__QUEUE_FREE_MAX 8
 
@@ -43,11 +40,25 @@ sage__batch *sage__batch_new(size_t cap)
     return b;
 }
 
+static int chan_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
+{
+    return sage__queue_push((sage__queue *)c, b, fresh);
+}
+static void chan_wake(sage__chan *c) { sage__queue_wake((sage__queue *)c); }
+static void chan_destroy(sage__chan *c)
+{
+    sage__queue_destroy((sage__queue *)c);
+    free(c);
+}
+static const sage__chan_ops queue_ops = {chan_push, chan_wake, chan_destroy};
+
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled)
 {
-    q->remote = NULL;
+    q->chan.ops = &queue_ops;
+    q->chan.batch_bytes = batch_bytes;
+    atomic_init(&q->chan.consumer_waiting, 0);
+    atomic_init(&q->chan.blocked_ns, 0);
     q->max_bytes = max_bytes;
-    q->batch_bytes = batch_bytes;
     q->max_data = max_bytes / batch_bytes * 4 + 4; /* partial batches are common: allow more than bytes suggest */
     if (q->max_data > 256)
         q->max_data = 256;
@@ -56,9 +67,7 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     if (!q->ring)
         return SAGE_ENOMEM;
     q->head = q->count = q->data_count = q->bytes = 0;
-    atomic_init(&q->consumer_waiting, 0);
     atomic_init(&q->depth, 0);
-    atomic_init(&q->blocked_ns, 0);
     q->producers_waiting = 0;
     q->canceled = canceled;
     q->free = NULL;
@@ -72,12 +81,18 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     return 0;
 }
 
+sage__queue *sage__queue_new(size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled)
+{
+    sage__queue *q = calloc(1, sizeof *q);
+    if (q && sage__queue_init(q, max_bytes, batch_bytes, nproducers, canceled) != 0) {
+        free(q);
+        q = NULL;
+    }
+    return q;
+}
+
 void sage__queue_destroy(sage__queue *q)
 {
-    if (q->remote) {
-        sage__net_close(q);
-        return;
-    }
     if (!q->ring)
         return;
     for (size_t i = 0; i < q->count; i++)
@@ -103,16 +118,14 @@ static int full_for(const sage__queue *q, const sage__batch *b)
 
 int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
 {
-    if (q->remote)
-        return sage__net_push(q, b, fresh);
     pthread_mutex_lock(&q->mu);
     if (full_for(q, b)) {
-        uint64_t t0 = sage_now_ns();
+        uint64_t t0 = sage__mono_ns();
         q->producers_waiting++;
         while (full_for(q, b) && !atomic_load_explicit(q->canceled, memory_order_relaxed))
             pthread_cond_wait(&q->not_full, &q->mu);
         q->producers_waiting--;
-        atomic_fetch_add_explicit(&q->blocked_ns, sage_now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&q->chan.blocked_ns, sage__mono_ns() - t0, memory_order_relaxed);
     }
     if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
         pthread_mutex_unlock(&q->mu);
@@ -135,7 +148,7 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
             q->nfree--;
         }
     }
-    if (atomic_load_explicit(&q->consumer_waiting, memory_order_relaxed))
+    if (atomic_load_explicit(&q->chan.consumer_waiting, memory_order_relaxed))
         pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
     return 0;
@@ -144,7 +157,7 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
 /* Put b on the free list (lock held); returns b if it must be freed instead. */
 static sage__batch *keep_free(sage__queue *q, sage__batch *b)
 {
-    if (!b || b->cap != q->batch_bytes || b->eos || q->nfree >= SAGE__QUEUE_FREE_MAX)
+    if (!b || b->cap != q->chan.batch_bytes || b->eos || q->nfree >= SAGE__QUEUE_FREE_MAX)
         return b;
     b->n = 0;
     b->used = 0;
@@ -170,9 +183,9 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch *
             free(done);
             return 0;
         }
-        atomic_store_explicit(&q->consumer_waiting, 1, memory_order_relaxed);
+        atomic_store_explicit(&q->chan.consumer_waiting, 1, memory_order_relaxed);
         pthread_cond_wait(&q->not_empty, &q->mu);
-        atomic_store_explicit(&q->consumer_waiting, 0, memory_order_relaxed);
+        atomic_store_explicit(&q->chan.consumer_waiting, 0, memory_order_relaxed);
     }
     if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
         pthread_mutex_unlock(&q->mu);
@@ -219,11 +232,6 @@ void sage__queue_recycle(sage__queue *q, sage__batch *b)
 
 void sage__queue_wake(sage__queue *q)
 {
-    if (q->remote) {
-        uint64_t one = 1; /* the sender polls this eventfd while it waits for credit */
-        (void)!write(q->remote->cancel_fd, &one, sizeof one);
-        return;
-    }
     pthread_mutex_lock(&q->mu);
     pthread_cond_broadcast(&q->not_empty);
     pthread_cond_broadcast(&q->not_full);

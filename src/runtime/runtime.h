@@ -1,8 +1,24 @@
-/* runtime/runtime.h - tasks, operator instances, contexts, batches and the job that runs them. */
+/* runtime/runtime.h - a job running in this process: tasks, operator instances, contexts, routes, built-in sinks.
+ *
+ * A job runs (part of) one plan. Every task is one instance of one chain on
+ * its own thread; its operators are instances (sage__opinst) with their
+ * contexts; its output routes hold one channel per consumer instance.
+ * Failures are recorded in the job (sage__job_fail: the first one wins,
+ * under the job's lock), never in the environment: the backend that
+ * started the job reads them when the job ended. The job owns every
+ * channel it created (woken on cancel, destroyed with the job).
+ */
 #ifndef SAGE_RUNTIME_RUNTIME_H
 #define SAGE_RUNTIME_RUNTIME_H
 
-#include "core.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "plan/plan.h"
+#include "runtime/chan.h"
+#include "runtime/histogram.h"
+#include "runtime/keystate.h"
 #include "runtime/queue.h"
 
 /* A user metric of one operator instance. */
@@ -14,14 +30,16 @@ typedef struct sage__metric {
 } sage__metric;
 
 typedef struct sage__opinst sage__opinst;
+typedef struct sage__task sage__task;
+typedef struct sage__job sage__job;
 
 struct sage_out {
-    sage__push_fn push;      /* MUST stay the first member: the public inline sage_emit calls it */
-    _Atomic int *canceled;   /* the job's cancel flag, checked on every emit */
+    sage__push_fn push;       /* MUST stay the first member: the public inline sage_emit calls it */
+    _Atomic int *canceled;    /* the job's cancel flag, checked on every emit */
     _Atomic uint64_t emitted; /* records_out of the owner; written by the owner thread only */
-    sage__opinst *next;      /* next operator of the chain, or NULL: leave the task */
-    sage__opinst *owner;     /* operator that emits through this out */
-    sage__task *task;        /* set when records leave the task here; NULL for sinks */
+    sage__opinst *next;       /* next operator of the chain, or NULL: leave the task */
+    sage__opinst *owner;      /* operator that emits through this out */
+    sage__task *task;         /* set when records leave the task here; NULL for sinks */
 };
 
 struct sage_ctx {
@@ -38,7 +56,7 @@ struct sage_ctx {
     size_t nmetrics;
     sage__metric metrics[SAGE_METRICS_MAX];
     char failmsg[512];
-    uint64_t failmsg_at;   /* records_in + records_out when it was written: stale once either moved */
+    uint64_t failmsg_at; /* records_in + records_out when it was written: stale once either moved */
     const sage_assignment *assignment;
 };
 
@@ -47,20 +65,21 @@ typedef int (*sage__process_fn)(sage__opinst *inst, int input, const void *rec, 
 struct sage__opinst {
     sage__process_fn process; /* entry for one record: the kind's function, or proc_keyed */
     sage__process_fn kind_process;
-    void *udata;              /* copies of op->udata and op->fn: one load less per record */
+    void *udata; /* copies of op->udata and op->fn (or a built-in's): one load less per record */
     union {
+        sage_source_fn source;
         sage_map_fn map;
         sage_filter_fn filter;
         sage_sink_fn sink;
         sage_join_fn join;
     } fn;
-    sage__op *op;
+    const sage__op *op;
     sage__task *task;
     const sage_out *in_from; /* chained (not the head): the out feeding it, whose count is our records_in */
     int opened;              /* its open hook ran and succeeded: close is due */
     sage_ctx ctx;
     sage_out out;
-    uint64_t builtin_pos; /* builtin sources: next record index */
+    uint64_t builtin_pos; /* built-in sources: next record index */
     FILE *builtin_file;   /* file source: this instance's stream */
     char *line;           /* file source: line buffer */
     size_t line_cap;
@@ -69,18 +88,18 @@ struct sage__opinst {
 /* Where one output edge of a task goes: the consumer chain's tasks. */
 typedef struct sage__route {
     sage__part part;
-    sage__edge *edge;       /* the consumer's input edge (key fn, partitioner) */
+    const sage__edge *edge; /* the consumer's input edge (key fn, partitioner) */
     int input;              /* consumer input index */
     int ntargets;
-    sage__queue **targets;  /* one per consumer instance */
-    sage__batch **pending;  /* partial batch per target */
-    uint32_t rr;            /* round-robin cursor */
-    int self;               /* forward: this task's instance */
+    sage__chan **targets;  /* one per consumer instance */
+    sage__batch **pending; /* partial batch per target */
+    uint32_t rr;           /* round-robin cursor */
+    int self;              /* forward: this task's instance */
 } sage__route;
 
 struct sage__task {
     sage__job *job;
-    sage__chain *chain;
+    const sage__chain *chain;
     int instance;
     size_t nops;
     sage__opinst *ops;
@@ -89,47 +108,97 @@ struct sage__task {
     size_t nroutes;
     sage__route *routes;
     size_t batch_bytes;
-    size_t max_record;       /* config max_record_bytes */
-    uint64_t linger_ns;      /* config flush_linger_us */
+    size_t max_record;         /* config max_record_bytes */
+    uint64_t linger_ns;        /* config flush_linger_us */
     char keybuf[SAGE_KEY_MAX]; /* key_by routing: the key of the record being routed */
     pthread_t thread;
     int started;
     const sage__assign *assign;
-    int rc; /* task result */
-    int timed;          /* record processing time per batch (worker processes) */
-    _Atomic int snap_req;         /* worker processes: the control thread wants a metrics snapshot */
+    int rc;                         /* task result */
+    int timed;                      /* record processing time per batch (worker processes) */
+    _Atomic int snap_req;           /* worker processes: the control thread wants a metrics snapshot */
     void (*snap_fn)(sage__task *t); /* called on the task's thread when snap_req is set */
-    sage__hist proc_ns; /* per-record processing time, averaged over each batch */
+    void *snap_arg;                 /* for snap_fn */
+    sage__hist proc_ns;             /* per-record processing time, averaged over each batch */
 };
 
+/* How a built-in sink writes, in this process (set by whoever starts the job). */
+typedef enum sage__sink_mode {
+    SAGE__SINK_NONE = 0,
+    SAGE__SINK_FILE,    /* file sink: one FILE shared by the instances of this process (locked writes) */
+    SAGE__SINK_APPEND,  /* file sink: an O_APPEND descriptor, one writev per record (several processes) */
+    SAGE__SINK_COLLECT, /* collect sink: into the user's collector */
+    SAGE__SINK_RECORDS, /* collect sink: [u32 len][bytes] into a file the submitter reads back */
+} sage__sink_mode;
+
+typedef struct sage__sink_out {
+    sage__sink_mode mode;
+    FILE *file; /* FILE, RECORDS */
+    int fd;     /* APPEND */
+    uint64_t written; /* RECORDS: bytes of records, held to the collector's limit */
+} sage__sink_out;
+
+typedef struct sage__services sage__services;
+
 struct sage__job {
-    sage_env *env;
+    const sage__plan *plan;
+    const sage__graph *g;
+    const sage__config *cfg;
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
     pthread_cond_t pause_cv; /* sources wait here while paused */
     _Atomic int paused;
-    void (*on_free)(sage__job *job); /* extra cleanup (worker processes) */
     _Atomic int state; /* sage_job_state */
     _Atomic int stopping;
     _Atomic int canceled; /* cancel or failure: every wait wakes up */
-    int rc;
-    int ended; /* every task thread has been joined */
+    sage__err err;        /* the first failure (under mu) */
+    int rc;               /* the job's result once ended */
+    int ended;            /* every task thread has been joined */
     int running_tasks;
     size_t ntasks;
     sage__task *tasks;
-    size_t nqueues;
-    sage__queue **queues;
+    size_t nchans, capchans;
+    sage__chan **chans;    /* every channel of this process: woken on cancel, destroyed with the job */
+    sage__sink_out *sinks; /* per operator id */
+    sage__services *services;
 };
 
+/* ---- job.c ---- */
+/* A job of ntasks tasks (not yet set up) for plan; room for nchans channels. */
+sage__job *sage__job_new(const sage__plan *plan, const sage__config *cfg, size_t ntasks, size_t nchans);
+void sage__job_free(sage__job *job); /* NULL is fine; the threads must have been joined */
+/* Take ownership of a channel (woken on cancel, destroyed with the job). */
+int sage__job_own(sage__job *job, sage__chan *c);
 /* The queue of consumer `instance` of chain cch, for a route's input. */
-typedef sage__queue *(*sage__target_fn)(void *arg, sage__chain *cch, int instance, int input);
-sage__job *sage__job_new(sage_env *env, size_t ntasks, size_t nqueues);
-int sage__task_setup(sage_env *env, sage__job *job, sage__task *t, sage__chain *ch, int instance, int with_queue);
-int sage__task_routes(sage_env *env, sage__task *t, sage__target_fn target, void *arg);
-int sage__build_all_tasks(sage_env *env, sage__job *job, int with_queues);
+typedef sage__chan *(*sage__target_fn)(void *arg, const sage__chain *cch, int instance, int input);
+int sage__task_setup(sage__job *job, sage__task *t, const sage__chain *ch, int instance, int with_queue);
+int sage__task_routes(sage__job *job, sage__task *t, sage__target_fn target, void *arg);
+/* Every task of the plan: as threads of this process (with_queues 1), or
+ * as bare bookkeeping for metrics (0: a remote client's view). */
+int sage__build_all_tasks(sage__job *job, int with_queues);
+/* Embedded: open the built-in sinks, start the services and every task
+ * thread. Errors before the threads start go to err. */
+int sage__job_start(sage__job *job, sage__err *err);
+/* Wait for every task (timeout_ms < 0: no limit): SAGE_ETIMEDOUT, or the
+ * job's result once every thread was joined and the state settled. */
+int sage__job_wait(sage__job *job, int timeout_ms);
+void sage__job_stop(sage__job *job);   /* sources stop, in-flight records drain */
+void sage__job_cancel(sage__job *job); /* every task stops at its next record or wait */
+sage_job_state sage__job_state(const sage__job *job);
+/* Fail the job (first failure wins; later ones are ignored). */
+void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Pause (sources wait), resume. */
+void sage__job_pause(sage__job *job, int paused);
+
+/* ---- task.c ---- */
 void *sage__task_main(void *arg);
 void sage__opinst_bind(sage__opinst *in);
 void sage__out_bind(sage_out *o);
+/* The failure of one operator instance, with the records it had processed. */
+int sage__inst_fail(sage__opinst *inst, int rc);
+/* Emit past the end of a chain: partition into the routes' pending batches. */
+int sage__task_emit(sage__task *t, const void *rec, size_t len);
+int sage__task_flush(sage__task *t, int only_hungry);
 
 /* Records an operator instance received: counted at the chain head, and
  * for fused operators read from the previous operator's out (one counter
@@ -141,13 +210,29 @@ static inline uint64_t sage__records_in(const sage__opinst *in)
     return atomic_load_explicit(&in->ctx.records_in, memory_order_relaxed);
 }
 
-/* Fail the job from a task (first failure wins; later ones are ignored). */
-void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The failure of one operator instance, with the records it had processed. */
-int sage__inst_fail(sage__opinst *inst, int rc);
-/* Emit past the end of a chain: partition into the routes' pending batches. */
-int sage__task_emit(sage__task *t, const void *rec, size_t len);
-int sage__task_flush(sage__task *t, int only_hungry);
+/* ---- builtins.c: the built-in sources and sinks ---- */
+int sage__builtin_source(sage_ctx *ctx, sage_out *out, void *udata);
+int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata);
+int sage__builtin_open(sage_ctx *ctx, void *udata);
+int sage__builtin_close(sage_ctx *ctx, sage_out *out, void *udata);
+/* Embedded: truncate and open file sinks, prepare collectors (errors to err). */
+int sage__sinks_open_local(sage__job *job, sage__err *err);
+/* Close whatever sinks hold; the first write error goes to err. */
+int sage__sinks_close(sage__job *job, sage__err *err);
+
+/* ---- collector.c ---- */
+int sage__collector_prepare(sage_collector *c, int parallelism);
+int sage__collector_add(sage_collector *c, int part, const void *rec, size_t len);
+size_t sage__collector_max(const sage_collector *c);
+
+/* ---- service.c: the job's services (one thread each) ---- */
+int sage__services_start(sage__job *job, sage__err *err);
+void sage__services_stop(sage__job *job);
+void sage__services_free(sage__job *job);
+
+/* ---- context.c ---- */
 void sage__metric_free_all(sage_ctx *ctx);
+/* A metric of operator op (instance < 0: all instances) as sage_env_metric reads it. */
+int sage__job_metric(const sage__job *job, const sage__op *op, int instance, const char *name, sage_metric *out);
 
 #endif

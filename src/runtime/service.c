@@ -16,6 +16,24 @@
 #include <time.h>
 
 #include "runtime/runtime.h"
+#include "util/time.h"
+
+/* One running service: its declaration and the thread that serves it. */
+typedef struct sage__service {
+    const sage__service_decl *decl;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_req, cv_space;
+    struct sage_future **ring;
+    size_t head, count, capacity;
+    int stopping;
+} sage__service;
+
+struct sage__services {
+    size_t n;
+    sage__service *v;
+};
 
 #define SAGE__REPLY_MAX ((size_t)64 << 20)
 
@@ -82,6 +100,7 @@ SAGE_API int sage_reply_set(sage_reply *r, const void *data, size_t len)
 static void *service_main(void *arg)
 {
     sage__service *s = arg;
+    const sage__service_decl *d = s->decl;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->count == 0 && !s->stopping)
@@ -89,7 +108,7 @@ static void *service_main(void *arg)
         if (s->count == 0)
             break;
         sage_future *f = s->ring[s->head];
-        s->head = (s->head + 1) % s->opts.queue_capacity;
+        s->head = (s->head + 1) % s->capacity;
         s->count--;
         pthread_cond_signal(&s->cv_space);
         if (s->stopping) {
@@ -100,7 +119,7 @@ static void *service_main(void *arg)
         }
         pthread_mutex_unlock(&s->mu);
         sage_reply reply = {f, 0};
-        int rc = s->fn(f->req, f->req_len, &reply, s->udata);
+        int rc = d->fn(f->req, f->req_len, &reply, d->udata);
         future_complete(f, rc < 0 ? rc : 0);
         pthread_mutex_lock(&s->mu);
     }
@@ -108,87 +127,64 @@ static void *service_main(void *arg)
     return NULL;
 }
 
-SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_service_fn fn, void *udata,
-                                       const sage_service_opts *opts)
+static sage__service *service_find(const sage__job *job, const char *name)
 {
-    if (!env)
-        return SAGE_EINVAL;
-    if (env->executed)
-        return sage__env_fail(env, SAGE_ESTATE, "sage_env_register_service: register services before execute");
-    if (!name || !*name || strlen(name) >= SAGE__NAME_MAX)
-        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: the name must be 1 to %d bytes",
-                              SAGE__NAME_MAX - 1);
-    if (!fn)
-        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: service \"%s\" has a NULL function", name);
-    if (sage__service_find(env, name))
-        return sage__env_fail(env, SAGE_EINVAL, "sage_env_register_service: service \"%s\" is already registered", name);
-    sage__service *s = calloc(1, sizeof *s);
-    sage__service **list = realloc(env->services, (env->nservices + 1) * sizeof *list);
-    if (!s || !list) {
-        free(s);
-        if (list)
-            env->services = list;
-        return sage__env_fail(env, SAGE_ENOMEM, "out of memory registering service \"%s\"", name);
-    }
-    env->services = list;
-    memcpy(s->name, name, strlen(name) + 1);
-    s->fn = fn;
-    s->udata = udata;
-    if (opts)
-        s->opts = *opts;
-    if (s->opts.queue_capacity == 0)
-        s->opts.queue_capacity = 1024;
-    if (s->opts.queue_capacity > (1u << 20))
-        s->opts.queue_capacity = 1u << 20;
-    s->ring = calloc(s->opts.queue_capacity, sizeof *s->ring);
-    if (!s->ring) {
-        free(s);
-        return sage__env_fail(env, SAGE_ENOMEM, "out of memory registering service \"%s\"", name);
-    }
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv_req, NULL);
-    sage__cond_init_mono(&s->cv_space);
-    env->services[env->nservices++] = s;
-    return 0;
-}
-
-sage__service *sage__service_find(sage_env *env, const char *name)
-{
-    for (size_t i = 0; i < env->nservices; i++)
-        if (strcmp(env->services[i]->name, name) == 0)
-            return env->services[i];
+    for (size_t i = 0; job->services && i < job->services->n; i++)
+        if (strcmp(job->services->v[i].decl->name, name) == 0)
+            return &job->services->v[i];
     return NULL;
 }
 
-int sage__services_start(sage_env *env)
+int sage__services_start(sage__job *job, sage__err *err)
 {
-    for (size_t i = 0; i < env->nservices; i++) {
-        sage__service *s = env->services[i];
-        if (s->opts.start) {
-            int rc = s->opts.start(s->udata);
+    const sage__graph *g = job->g;
+    if (g->nservices == 0)
+        return 0;
+    sage__services *ss = calloc(1, sizeof *ss);
+    if (!ss || !(ss->v = calloc(g->nservices, sizeof *ss->v))) {
+        free(ss);
+        return sage__errf(err, SAGE_ENOMEM, "out of memory starting the services");
+    }
+    job->services = ss;
+    for (size_t i = 0; i < g->nservices; i++) {
+        sage__service *s = &ss->v[i];
+        const sage__service_decl *d = &g->services[i];
+        s->decl = d;
+        s->capacity = d->opts.queue_capacity;
+        s->ring = calloc(s->capacity, sizeof *s->ring);
+        if (!s->ring) {
+            sage__services_stop(job);
+            return sage__errf(err, SAGE_ENOMEM, "out of memory starting service \"%s\"", d->name);
+        }
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_cond_init(&s->cv_req, NULL);
+        sage__cond_init_mono(&s->cv_space);
+        ss->n = i + 1;
+        if (d->opts.start) {
+            int rc = d->opts.start(d->udata);
             if (rc < 0) {
-                sage__services_stop(env);
+                sage__services_stop(job);
                 int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
-                return sage__env_fail(env, known ? rc : SAGE_EUSER, "service \"%s\" failed to start (%d: %s)", s->name,
-                                      rc, sage_strerror(rc));
+                return sage__errf(err, known ? rc : SAGE_EUSER, "service \"%s\" failed to start (%d: %s)", d->name,
+                                  rc, sage_strerror(rc));
             }
         }
         int e = pthread_create(&s->thread, NULL, service_main, s);
         if (e != 0) {
-            if (s->opts.stop)
-                s->opts.stop(s->udata);
-            sage__services_stop(env);
-            return sage__env_fail(env, SAGE_ESYS, "starting service \"%s\": %s", s->name, strerror(e));
+            if (d->opts.stop)
+                d->opts.stop(d->udata);
+            sage__services_stop(job);
+            return sage__errf(err, SAGE_ESYS, "starting service \"%s\": %s", d->name, strerror(e));
         }
         s->started = 1;
     }
     return 0;
 }
 
-void sage__services_stop(sage_env *env)
+void sage__services_stop(sage__job *job)
 {
-    for (size_t i = env->nservices; i-- > 0;) {
-        sage__service *s = env->services[i];
+    for (size_t i = job->services ? job->services->n : 0; i-- > 0;) {
+        sage__service *s = &job->services->v[i];
         if (!s->started)
             continue;
         pthread_mutex_lock(&s->mu);
@@ -198,28 +194,33 @@ void sage__services_stop(sage_env *env)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
         s->started = 0;
-        if (s->opts.stop)
-            s->opts.stop(s->udata);
+        if (s->decl->opts.stop)
+            s->decl->opts.stop(s->decl->udata);
     }
 }
 
-void sage__service_free(sage__service *s)
+void sage__services_free(sage__job *job)
 {
-    if (!s)
+    sage__services *ss = job->services;
+    if (!ss)
         return;
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv_req);
-    pthread_cond_destroy(&s->cv_space);
-    free(s->ring);
-    free(s);
+    for (size_t i = 0; i < ss->n; i++) {
+        sage__service *s = &ss->v[i];
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv_req);
+        pthread_cond_destroy(&s->cv_space);
+        free(s->ring);
+    }
+    free(ss->v);
+    free(ss);
+    job->services = NULL;
 }
 
 /* Enqueue a request; waits for space up to timeout_ms (< 0: no limit). */
 static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t len, int timeout_ms, sage_future **out)
 {
     *out = NULL;
-    sage_env *env = ctx->inst->task->job->env;
-    sage__service *s = name ? sage__service_find(env, name) : NULL;
+    sage__service *s = name ? service_find(ctx->inst->task->job, name) : NULL;
     if (!s) {
         sage_ctx_fail(ctx, "no service named \"%s\" is registered", name ? name : "(null)");
         return SAGE_ENOSERVICE;
@@ -241,7 +242,7 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     if (timeout_ms >= 0)
         sage__deadline(&dl, timeout_ms);
     pthread_mutex_lock(&s->mu);
-    while (s->count == s->opts.queue_capacity && !s->stopping) {
+    while (s->count == s->capacity && !s->stopping) {
         if (timeout_ms < 0)
             pthread_cond_wait(&s->cv_space, &s->mu);
         else if (pthread_cond_timedwait(&s->cv_space, &s->mu, &dl) == ETIMEDOUT)
@@ -250,10 +251,10 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     int rc = 0;
     if (s->stopping)
         rc = SAGE_ECANCELED;
-    else if (s->count == s->opts.queue_capacity)
+    else if (s->count == s->capacity)
         rc = SAGE_ETIMEDOUT;
     else {
-        s->ring[(s->head + s->count) % s->opts.queue_capacity] = f;
+        s->ring[(s->head + s->count) % s->capacity] = f;
         s->count++;
         pthread_cond_signal(&s->cv_req);
     }
@@ -261,7 +262,7 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     if (rc != 0) {
         if (rc == SAGE_ETIMEDOUT)
             sage_ctx_fail(ctx, "service \"%s\": its queue of %zu requests stayed full for %d ms", name,
-                          s->opts.queue_capacity, timeout_ms);
+                          s->capacity, timeout_ms);
         f->refs = 1;
         future_unref(f);
         return rc;

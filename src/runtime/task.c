@@ -21,6 +21,7 @@
 
 #include "runtime/runtime.h"
 #include "util/hash.h"
+#include "util/time.h"
 
 static inline void bump(_Atomic uint64_t *c)
 {
@@ -56,7 +57,7 @@ int sage__inst_fail(sage__opinst *inst, int rc)
 
 static int set_key(sage__opinst *in, int input, const void *rec, size_t len)
 {
-    sage__edge *e = &in->op->inputs[input];
+    const sage__edge *e = &in->op->inputs[input];
     sage_ctx *c = &in->ctx;
     if (e->part != SAGE__PART_KEY) {
         c->key = NULL;
@@ -229,11 +230,16 @@ void sage__opinst_bind(sage__opinst *in)
 {
     const sage__op *op = in->op;
     in->udata = op->udata;
+    if (op->builtin != SAGE__BUILTIN_NONE)
+        in->udata = (void *)op; /* the built-ins read their declared data from the operator */
     switch (op->kind) {
+    case SAGE__OP_SOURCE:
+        in->fn.source = op->builtin != SAGE__BUILTIN_NONE ? sage__builtin_source : op->fn.source;
+        break;
     case SAGE__OP_MAP:
     case SAGE__OP_FLAT_MAP: in->fn.map = op->fn.map; break;
     case SAGE__OP_FILTER: in->fn.filter = op->fn.filter; break;
-    case SAGE__OP_SINK: in->fn.sink = op->fn.sink; break;
+    case SAGE__OP_SINK: in->fn.sink = op->builtin != SAGE__BUILTIN_NONE ? sage__builtin_sink : op->fn.sink; break;
     case SAGE__OP_JOIN: in->fn.join = op->fn.join; break;
     default: break;
     }
@@ -250,7 +256,7 @@ static int send_batch(sage__task *t, sage__route *r, int tgt)
     sage__batch *b = r->pending[tgt];
     r->pending[tgt] = NULL;
     sage__batch *fresh = NULL;
-    int rc = sage__queue_push(r->targets[tgt], b, &fresh);
+    int rc = sage__chan_push(r->targets[tgt], b, &fresh);
     r->pending[tgt] = fresh; /* may be NULL: allocated on next append */
     return rc;
 }
@@ -308,7 +314,7 @@ static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec
     }
     if (b->n == 0) {
         b->input = (uint32_t)r->input;
-        b->first_ns = t->linger_ns ? sage_now_ns() : 0;
+        b->first_ns = t->linger_ns ? sage__mono_ns() : 0;
     }
     unsigned char *p = b->data + b->used;
     uint32_t hdr[2] = {(uint32_t)len, 0};
@@ -342,7 +348,7 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
                 sage__opinst *tail = &t->ops[t->nops - 1];
                 if (kl >= 0)
                     sage_ctx_fail(&tail->ctx, "the key function of \"%s\" returned length %d (at most %d)",
-                                  t->chain->ops[0]->name, kl, SAGE_KEY_MAX);
+                                  sage__chain_op(t->job->plan, t->chain, 0)->name, kl, SAGE_KEY_MAX);
                 else
                     sage_ctx_fail(&tail->ctx, "the key function returned %d", kl);
                 return sage__inst_fail(tail, kl < 0 ? SAGE_EUSER : SAGE_ETOOBIG);
@@ -388,7 +394,7 @@ int sage__task_flush(sage__task *t, int only_hungry)
                     continue;
                 if (t->linger_ns) {
                     if (!now)
-                        now = sage_now_ns();
+                        now = sage__mono_ns();
                     if (now - b->first_ns < t->linger_ns)
                         continue;
                 }
@@ -411,7 +417,7 @@ static int send_eos(sage__task *t)
                 return SAGE_ENOMEM;
             b->eos = 1;
             b->input = (uint32_t)r->input;
-            int rc = sage__queue_push(r->targets[k], b, NULL);
+            int rc = sage__chan_push(r->targets[k], b, NULL);
             if (rc < 0)
                 return rc;
         }
@@ -451,7 +457,7 @@ static int run_source(sage__task *t)
             continue;
         }
         uint64_t before = atomic_load_explicit(&h->out.emitted, memory_order_relaxed);
-        int rc = h->op->fn.source(&h->ctx, &h->out, h->op->udata);
+        int rc = h->fn.source(&h->ctx, &h->out, h->udata);
         if (rc < 0)
             return sage__inst_fail(h, rc);
         if (rc == SAGE_DONE)
@@ -490,7 +496,7 @@ static int run_inputs(sage__task *t)
             continue;
         }
         const unsigned char *p = b->data;
-        uint64_t t0 = t->timed ? sage_now_ns() : 0;
+        uint64_t t0 = t->timed ? sage__mono_ns() : 0;
         for (uint32_t i = 0; i < b->n; i++) {
             uint32_t len;
             memcpy(&len, p, 4);
@@ -502,7 +508,7 @@ static int run_inputs(sage__task *t)
             p += sage__rec_size(len);
         }
         if (t->timed && b->n)
-            sage__hist_record(&t->proc_ns, (double)(sage_now_ns() - t0) / b->n);
+            sage__hist_record(&t->proc_ns, (double)(sage__mono_ns() - t0) / b->n);
         maybe_snapshot(t);
         done = b;
         if ((rc = sage__task_flush(t, 1)) < 0) {
@@ -518,7 +524,7 @@ static int open_all(sage__task *t)
         sage__opinst *in = &t->ops[i];
         int rc = 0;
         if (in->op->builtin != SAGE__BUILTIN_NONE)
-            rc = sage__builtin_open(&in->ctx, in->op);
+            rc = sage__builtin_open(&in->ctx, in->udata);
         if (rc == 0 && in->op->open)
             rc = in->op->open(&in->ctx, in->op->udata);
         if (rc < 0)
@@ -540,7 +546,7 @@ static int close_all(sage__task *t, int ok)
         in->ctx.key_len = 0;
         if (!in->opened) {
             if (in->op->builtin != SAGE__BUILTIN_NONE) /* a failed built-in open may hold a file */
-                sage__builtin_close(&in->ctx, &in->out, in->op);
+                sage__builtin_close(&in->ctx, &in->out, in->udata);
             continue;
         }
         if (in->op->close) {
@@ -549,7 +555,7 @@ static int close_all(sage__task *t, int ok)
                 rc = sage__inst_fail(in, rc);
         }
         if (in->op->builtin != SAGE__BUILTIN_NONE)
-            sage__builtin_close(&in->ctx, &in->out, in->op);
+            sage__builtin_close(&in->ctx, &in->out, in->udata);
         if (rc < 0 && first == 0)
             first = rc;
     }
@@ -585,7 +591,7 @@ void *sage__task_main(void *arg)
             t->routes[i].pending[k] = NULL;
         }
     if (rc < 0 && !job_canceled(job))
-        sage__job_fail(job, rc, "task of \"%s\" instance %d ended with %s", t->chain->ops[0]->name, t->instance,
+        sage__job_fail(job, rc, "task of \"%s\" instance %d ended with %s", t->ops[0].op->name, t->instance,
                        sage_strerror(rc));
     t->rc = rc;
     pthread_mutex_lock(&job->mu);

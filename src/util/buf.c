@@ -53,22 +53,29 @@ int sage__buf_append(sage__buf *b, const void *data, size_t n)
     return 0;
 }
 
-int sage__buf_printf(sage__buf *b, const char *fmt, ...)
+int sage__buf_vprintf(sage__buf *b, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     if (n < 0)
         return SAGE_EINVAL;
     int rc = sage__buf_reserve(b, (size_t)n);
     if (rc != 0)
         return rc;
-    va_start(ap, fmt);
     vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int sage__buf_printf(sage__buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sage__buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void sage__buf_consume(sage__buf *b, size_t n)

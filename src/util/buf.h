@@ -2,6 +2,7 @@
 #ifndef SAGE_UTIL_BUF_H
 #define SAGE_UTIL_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* Bytes p[0..len) of capacity cap, never more than max. Zero-initialised
@@ -21,6 +22,7 @@ int sage__buf_reserve(sage__buf *b, size_t extra);
 int sage__buf_append(sage__buf *b, const void *data, size_t n);
 /* printf at the end; the text counts against max like any bytes. */
 int sage__buf_printf(sage__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sage__buf_vprintf(sage__buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Drop the first n bytes (n > len drops everything). */
 void sage__buf_consume(sage__buf *b, size_t n);
 /* The contents as a NUL-terminated string (the NUL is not counted in len);

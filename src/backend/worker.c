@@ -1,4 +1,4 @@
-/* remote/worker.c - a worker process: the user's program relaunched by the JobManager to run one task.
+/* backend/worker.c - a worker process: the user's program relaunched by the JobManager to run one task.
  *
  * Design note. C functions cannot travel over a socket, so the JobManager
  * starts the submitting program again with SAGE_WORKER_SPEC (the job's
@@ -10,7 +10,7 @@
  *      runs is refused with both hashes in the message);
  *   2. report to the JobManager over an authenticated control connection;
  *   3. build our one task exactly as embedded mode does, except that every
- *      consumer instance is a remote queue (runtime/netchan.c) reached over
+ *      consumer instance is a socket channel (runtime/netchan.c) reached over
  *      the job's Unix sockets, and our own input queue is fed by one
  *      receiving thread per producer connection on the listener the
  *      JobManager handed us as fd 3. On the tcp data plane (spec
@@ -37,16 +37,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "net/frame.h"
 #include "net/sock.h"
-#include "remote/remote.h"
 #include "runtime/netchan.h"
+#include "util/num.h"
 #include "util/utf8.h"
 
 #define REPORT_MS 500
 
 typedef struct worker {
-    sage_env *env;
+    sage__backend b; /* first: the backend view */
     json_t *spec;
     int64_t job_id;
     int task_index;
@@ -106,7 +107,7 @@ static _Noreturn void die(worker *w, int code, const char *fmt, ...)
 static void net_fail(void *arg, const char *why)
 {
     worker *w = arg;
-    sage__job_fail(w->job, SAGE_EIO, "operator \"%s\" instance %d: %s", w->task->chain->ops[0]->name, w->task->instance,
+    sage__job_fail(w->job, SAGE_EIO, "operator \"%s\" instance %d: %s", w->task->ops[0].op->name, w->task->instance,
                    why);
     uint64_t one = 1;
     (void)!write(w->cancel_fd, &one, sizeof one);
@@ -129,24 +130,31 @@ static int task_of(worker *w, int chain, int instance)
 /* Batches between processes: a quarter of the channel window, 16..64 KiB (fewer
  * frames and credits than the in-process default). Sender and receiver compute
  * the same size from the same config, so received batches are recycled. */
-static size_t remote_batch(const sage_env *env)
+static size_t remote_batch(const sage__config *cfg)
 {
-    size_t b = env->cfg.channel_bytes / 4;
-    if (b < env->cfg.batch_bytes)
-        b = env->cfg.batch_bytes;
+    size_t b = cfg->channel_bytes / 4;
+    if (b < cfg->batch_bytes)
+        b = cfg->batch_bytes;
     if (b > ((size_t)64 << 10))
         b = (size_t)64 << 10;
     return b;
 }
 
-static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int input)
+static sage__chan *remote_target(void *arg, const sage__chain *cch, int instance, int input)
 {
     worker *w = arg;
-    sage__queue *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
+    const char *head = sage__chain_op(w->b.plan, cch, 0)->name;
     char path[1300], err[512];
-    size_t window = w->env->cfg.channel_bytes;
+    sage__net_peer peer = {.token = w->token,
+                           .job_id = w->job_id,
+                           .from_task = w->task_index,
+                           .window = w->b.cfg->channel_bytes,
+                           .batch_bytes = remote_batch(w->b.cfg),
+                           .cancel_fd = w->cancel_fd,
+                           .canceled = &w->job->canceled,
+                           .fail = net_fail,
+                           .fail_arg = w};
+    sage__chan *ch = NULL;
     int rc;
     if (w->tcp) {
         int t = task_of(w, cch->id, instance);
@@ -155,60 +163,52 @@ static sage__queue *remote_target(void *arg, sage__chain *cch, int instance, int
         const char *addr = json_string_value(json_object_get(w->peers, key));
         if (!addr) {
             snprintf(err, sizeof err, "the JobManager gave no data-plane address for operator \"%s\" instance %d (task %d)",
-                     cch->ops[0]->name, instance, t);
+                     head, instance, t);
             rc = SAGE_EPROTO;
         } else {
-            rc = sage__net_connect_tcp(q, addr, w->token, w->job_id, w->task_index, window, remote_batch(w->env),
-                                       w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
+            rc = sage__net_connect_tcp(addr, &peer, &ch, err, sizeof err);
         }
     } else {
         snprintf(path, sizeof path, "%s/sock/%d.%d", w->dir, cch->id, instance);
-        rc = sage__net_connect(q, path, w->token, w->job_id, w->task_index, window, remote_batch(w->env),
-                               w->cancel_fd, &w->job->canceled, net_fail, w, err, sizeof err);
+        rc = sage__net_connect(path, &peer, &ch, err, sizeof err);
+    }
+    if (rc == 0 && sage__job_own(w->job, ch) != 0) {
+        ch->ops->destroy(ch);
+        snprintf(err, sizeof err, "out of memory");
+        rc = SAGE_ENOMEM;
     }
     if (rc != 0) {
-        free(q);
-        snprintf(w->route_err, sizeof w->route_err, "operator \"%.200s\" instance %d: %s", cch->ops[0]->name, instance, err);
+        snprintf(w->route_err, sizeof w->route_err, "operator \"%.200s\" instance %d: %s", head, instance, err);
         fprintf(stderr, "sage worker: %s\n", w->route_err);
         return NULL;
     }
-    w->job->queues[w->job->nqueues++] = q;
-    return q;
+    return ch;
 }
-
-static worker wk;
 
 static void take_snapshot(sage__task *t)
 {
+    worker *w = t->snap_arg;
     json_t *s = sage__metrics_snapshot(t);
     char *text = json_dumps(s, JSON_COMPACT);
     json_decref(s);
-    pthread_mutex_lock(&wk.snap_mu);
-    free(wk.snap);
-    wk.snap = text;
-    pthread_mutex_unlock(&wk.snap_mu);
+    pthread_mutex_lock(&w->snap_mu);
+    free(w->snap);
+    w->snap = text;
+    pthread_mutex_unlock(&w->snap_mu);
 }
 
 /* A control event from the JobManager (pause, resume, stop); others are ignored. */
 static void apply_control(worker *w, json_t *ev)
 {
     const char *action = json_string_value(json_object_get(ev, "action"));
-    sage__job *job = w->job;
-    if (action && strcmp(action, "stop") == 0) {
-        atomic_store(&job->stopping, 1);
-    } else if (action && strcmp(action, "pause") == 0) {
-        atomic_store(&job->paused, 1);
-    } else if (action && strcmp(action, "resume") == 0) {
-        pthread_mutex_lock(&job->mu);
-        atomic_store(&job->paused, 0);
-        pthread_cond_broadcast(&job->pause_cv);
-        pthread_mutex_unlock(&job->mu);
-    }
-    if (action && strcmp(action, "resume") != 0) {
-        pthread_mutex_lock(&job->mu);
-        pthread_cond_broadcast(&job->pause_cv); /* a stop must reach a paused source */
-        pthread_mutex_unlock(&job->mu);
-    }
+    if (!action)
+        return;
+    if (strcmp(action, "stop") == 0)
+        sage__job_stop(w->job); /* reaches a paused source too */
+    else if (strcmp(action, "pause") == 0)
+        sage__job_pause(w->job, 1);
+    else if (strcmp(action, "resume") == 0)
+        sage__job_pause(w->job, 0);
 }
 
 /* tcp data plane: listen where the JobManager sees us, on an ephemeral
@@ -348,27 +348,29 @@ static void assignment_from_spec(worker *w, json_t *t)
 static void prepare_sinks(worker *w)
 {
     for (size_t k = 0; k < w->task->nops; k++) {
-        sage__op *op = w->task->ops[k].op;
+        const sage__op *op = w->task->ops[k].op;
+        sage__sink_out *so = &w->job->sinks[op->id];
         if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
             char path[1400];
             snprintf(path, sizeof path, "%s/results/%s.%d", w->dir, op->name, w->task->instance);
-            op->sink_file = fopen(path, "wbe");
-            if (!op->sink_file)
+            so->file = fopen(path, "wbe");
+            if (!so->file)
                 die(w, SAGE_EIO, "operator \"%s\": cannot write %s: %s", op->name, path, strerror(errno));
-            op->results_to_file = 1;
+            so->mode = SAGE__SINK_RECORDS;
         } else if (op->builtin == SAGE__BUILTIN_FILE_SINK) {
-            op->append_fd = open(op->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (op->append_fd < 0)
+            so->fd = open(op->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (so->fd < 0)
                 die(w, SAGE_EIO, "operator \"%s\": cannot open \"%s\" for writing: %s", op->name, op->path,
                     strerror(errno));
+            so->mode = SAGE__SINK_APPEND;
         }
     }
 }
 
-_Noreturn void sage__worker_run(sage_env *env)
+/* Runs this process's task, then exits: never returns. */
+static int worker_submit(sage__backend *b)
 {
-    worker *w = &wk;
-    w->env = env;
+    worker *w = (worker *)b;
     /* user output goes to the JobManager through a pipe: one line at a time, not lost if we are killed */
     setvbuf(stdout, NULL, _IOLBF, 0);
     w->ctl_fd = -1;
@@ -381,7 +383,8 @@ _Noreturn void sage__worker_run(sage_env *env)
     if (!w->spec)
         die(NULL, SAGE_ECONFIG, "cannot read the job spec %s: %s", spec_path, jerr.text);
     w->job_id = json_integer_value(json_object_get(w->spec, "job_id"));
-    w->task_index = task_s ? atoi(task_s) : -1;
+    if (sage__parse_int(task_s, 0, INT32_MAX, &w->task_index) != 0)
+        die(NULL, SAGE_ECONFIG, "SAGE_WORKER_TASK is \"%s\", not a task index", task_s ? task_s : "(unset)");
     snprintf(w->dir, sizeof w->dir, "%s", json_string_value(json_object_get(w->spec, "dir")) ?: "");
     json_t *tj = json_array_get(json_object_get(w->spec, "tasks"), (size_t)w->task_index);
     if (!tj)
@@ -429,90 +432,119 @@ _Noreturn void sage__worker_run(sage_env *env)
 
     /* 1. the same plan as the submitter's? */
     const char *jname = json_string_value(json_object_get(w->spec, "name"));
-    if (!jname || strcmp(jname, env->name) != 0)
-        die(w, SAGE_EPLAN, "this program executed job \"%s\" where the JobManager expected \"%s\"", env->name,
+    if (!jname || strcmp(jname, b->g->name) != 0)
+        die(w, SAGE_EPLAN, "this program executed job \"%s\" where the JobManager expected \"%s\"", b->g->name,
             jname ? jname : "?");
-    if (env->err)
-        die(w, env->err, "declaring the pipeline failed in the worker: %s", env->errmsg);
-    env->executed = 1;
-    if (sage__compile(env) != 0)
-        die(w, env->err, "compiling the pipeline failed in the worker: %s", env->errmsg);
+    if (b->err->code)
+        die(w, b->err->code, "declaring the pipeline failed in the worker: %s", b->err->msg);
+    if (sage__backend_compile(b) != 0)
+        die(w, b->err->code, "compiling the pipeline failed in the worker: %s", b->err->msg);
+    const sage__plan *plan = b->plan;
     json_int_t want = json_integer_value(json_object_get(w->spec, "plan_hash"));
-    if ((json_int_t)(env->plan->hash >> 1) != want)
+    if ((json_int_t)(plan->hash >> 1) != want)
         die(w, SAGE_EPLAN,
             "the pipeline this worker built differs from the submitted one (plan hash %llx, submitted %llx): graph "
             "building must be deterministic (same operators, names, parallelism and resources in every run)",
-            (unsigned long long)(env->plan->hash >> 1), (unsigned long long)want);
+            (unsigned long long)(plan->hash >> 1), (unsigned long long)want);
     int chain = (int)json_integer_value(json_object_get(tj, "chain"));
     int instance = (int)json_integer_value(json_object_get(tj, "instance"));
-    if (chain < 0 || (size_t)chain >= env->plan->nchains || instance < 0 || instance >= env->plan->chains[chain].parallelism)
+    if (chain < 0 || (size_t)chain >= plan->nchains || instance < 0 || instance >= plan->chains[chain].parallelism)
         die(w, SAGE_EPLAN, "task %d names chain %d instance %d, which this plan does not have", w->task_index, chain,
             instance);
 
     /* 2. our task, with remote consumers */
-    sage__chain *ch = &env->plan->chains[chain];
+    const sage__chain *ch = &plan->chains[chain];
+    const char *head = sage__chain_op(plan, ch, 0)->name;
+    const sage__op *tail = sage__chain_op(plan, ch, ch->nops - 1);
+    const sage__pop *tp = &plan->ops[tail->id];
     size_t ntargets = 1;
-    const sage__op *tail = ch->ops[ch->nops - 1];
-    for (size_t k = 0; k < tail->nconsumers; k++)
-        ntargets += (size_t)tail->consumers[k].op->parallelism;
-    w->job = sage__job_new(env, 1, ntargets);
+    for (size_t k = 0; k < tp->nconsumers; k++)
+        ntargets += (size_t)plan->ops[tp->consumers[k].op].op->parallelism;
+    w->job = sage__job_new(plan, b->cfg, 1, ntargets);
     if (!w->job)
         die(w, SAGE_ENOMEM, "out of memory");
-    env->job = w->job;
+    b->job = w->job;
     w->task = &w->job->tasks[0];
     assignment_from_spec(w, tj);
     w->task->assign = &w->assign;
     w->task->timed = 1;
     w->task->snap_fn = take_snapshot;
+    w->task->snap_arg = w;
     w->cancel_fd = eventfd(0, EFD_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_CLOEXEC);
-    int rc = sage__task_setup(env, w->job, w->task, ch, instance, 1);
+    int rc = sage__task_setup(w->job, w->task, ch, instance, 1);
     if (rc != 0)
         die(w, rc, "setting up the task: %s", sage_strerror(rc));
     if (w->tcp && !!w->task->in != (w->listen_fd >= 0))
-        die(w, SAGE_EPLAN, "operator \"%s\" instance %d %s inputs, but the job spec says otherwise", ch->ops[0]->name,
-            instance, w->task->in ? "has" : "has no");
+        die(w, SAGE_EPLAN, "operator \"%s\" instance %d %s inputs, but the job spec says otherwise", head, instance,
+            w->task->in ? "has" : "has no");
     if (w->task->in)
-        w->task->in->batch_bytes = remote_batch(env); /* every producer of ours is remote */
+        w->task->in->chan.batch_bytes = remote_batch(b->cfg); /* every producer of ours is remote */
     if (w->task->in && (rc = sage__net_serve(w->tcp ? w->listen_fd : 3, w->task->expected_eos, w->task->in, w->token,
                                              net_fail, w, &w->recv)) != 0)
-        die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", ch->ops[0]->name, instance,
+        die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", head, instance,
             sage_strerror(rc));
-    if (w->tcp && tail->nconsumers > 0)
+    if (w->tcp && tp->nconsumers > 0)
         wait_peers(w);
-    if ((rc = sage__task_routes(env, w->task, remote_target, w)) != 0)
+    if ((rc = sage__task_routes(w->job, w->task, remote_target, w)) != 0)
         die(w, rc, "connecting to the consumers of operator \"%s\" failed%s%s", tail->name, w->route_err[0] ? ": " : "",
             w->route_err);
     prepare_sinks(w);
-    if ((rc = sage__services_start(env)) != 0)
-        die(w, rc, "%s", env->errmsg);
+    if ((rc = sage__services_start(w->job, b->err)) != 0)
+        die(w, rc, "%s", b->err->msg);
     w->job->running_tasks = 1;
     pthread_create(&w->ctl_thread, NULL, control_main, w);
 
     /* 3. run */
     sage__task_main(w->task);
     sage__net_serve_join(w->recv);
-    sage__services_stop(env);
-    for (size_t k = 0; k < w->task->nops; k++) {
-        sage__op *op = w->task->ops[k].op;
-        if (op->sink_file && fclose(op->sink_file) != 0 && env->err == 0)
-            sage__env_fail(env, SAGE_EIO, "operator \"%s\": writing its results failed", op->name);
-        op->sink_file = NULL;
-        if (op->append_fd >= 0)
-            close(op->append_fd);
-        op->append_fd = -1;
-    }
+    sage__services_stop(w->job);
+    if (w->job->err.code)
+        sage__errf(b->err, w->job->err.code, "%s", w->job->err.msg);
+    sage__sinks_close(w->job, b->err);
     atomic_store(&w->finished, 1);
     uint64_t one = 1;
     (void)!write(w->wake_fd, &one, sizeof one);
     pthread_join(w->ctl_thread, NULL);
     uint64_t last = 0;
-    int ok = env->err == 0 && w->task->rc == 0;
-    sage__utf8_clean(env->errmsg, strlen(env->errmsg)); /* user text inside: must stay valid JSON */
+    int ok = b->err->code == 0 && w->task->rc == 0;
+    int code = b->err->code ? b->err->code : w->task->rc;
+    sage__utf8_clean(b->err->msg, strlen(b->err->msg)); /* user text inside: must stay valid JSON */
     json_t *snap = sage__metrics_snapshot(w->task); /* the task thread is this thread, and it is done */
-    send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : env->err, "error",
-                            ok ? "" : env->errmsg, "metrics", sage__metrics_json(w->task, snap, 0, &last)));
+    send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : code, "error",
+                            ok ? "" : b->err->msg, "metrics", sage__metrics_json(w->task, snap, 0, &last)));
     json_decref(snap);
     fflush(NULL);
     exit(ok ? 0 : 1);
+}
+
+/* A worker's job is its process: wait, stop and cancel have nothing to act
+ * on once submit ran (it never returns). */
+static int worker_wait(sage__backend *b, int timeout_ms) { return b->err->code ? b->err->code : SAGE_ESTATE; }
+static int worker_control(sage__backend *b) { return SAGE_ESTATE; }
+static sage_job_state worker_state(const sage__backend *b)
+{
+    return b->job ? sage__job_state(b->job) : SAGE_JOB_CREATED;
+}
+static void worker_destroy(sage__backend *b) { free(b); }
+
+static const sage__backend_ops worker_ops = {
+    .name = "worker",
+    .places = 0,
+    .owns_process = 1,
+    .submit = worker_submit,
+    .wait = worker_wait,
+    .stop = worker_control,
+    .cancel = worker_control,
+    .state = worker_state,
+    .destroy = worker_destroy,
+};
+
+sage__backend *sage__backend_worker(void)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->b.ops = &worker_ops;
+    return &w->b;
 }

@@ -1,8 +1,8 @@
-/* remote/metrics_json.c - a task's metrics to JSON in a worker, and back into a task in the client. */
+/* backend/metrics_json.c - a task's metrics to JSON in a worker, and back into a task in the client. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "remote/remote.h"
+#include "backend/backend.h"
 
 static json_t *hist_json(const sage__hist *h)
 {

@@ -1,0 +1,73 @@
+/* backend/backend.h - one interface to run a compiled plan: embedded threads, a JobManager client, a worker process.
+ *
+ * A backend receives the env's graph, configuration and plan, runs the job
+ * somewhere and reports its end. The api layer picks one when the env is
+ * created (backend_new below) and from then on only calls through ops, so
+ * a new way of running pipelines is a new file here. Every call is made on
+ * the env's own thread except stop and cancel, which may come from any
+ * thread while the job runs. Errors go to the env's slot (b->err), which
+ * only the env's thread writes.
+ */
+#ifndef SAGE_BACKEND_BACKEND_H
+#define SAGE_BACKEND_BACKEND_H
+
+#include <jansson.h>
+
+#include "plan/plan.h"
+#include "runtime/runtime.h"
+
+typedef struct sage__backend sage__backend;
+
+typedef struct sage__backend_ops {
+    const char *name;
+    int places;       /* 1: the plan is placed in this process at compile time (embedded); 0: placed elsewhere */
+    int owns_process; /* 1: submit takes the process over (a worker): it runs even after a declaration error, to
+                         report it where the job is watched */
+    /* Start the job: check the env's sticky error, compile (or use the plan
+     * explain compiled), run. Returns 0 once it runs, or an error in b->err.
+     * A worker backend never returns. */
+    int (*submit)(sage__backend *b);
+    /* Wait up to timeout_ms (< 0: no limit) for the end: SAGE_ETIMEDOUT, or
+     * the job's result (its error in b->err). */
+    int (*wait)(sage__backend *b, int timeout_ms);
+    int (*stop)(sage__backend *b);   /* graceful: sources stop, records drain */
+    int (*cancel)(sage__backend *b); /* now: in-flight records are discarded */
+    sage_job_state (*state)(const sage__backend *b);
+    /* Free everything (a running embedded job is canceled and joined; a
+     * remote job goes on: it is the JobManager's). */
+    void (*destroy)(sage__backend *b);
+} sage__backend_ops;
+
+/* Every backend embeds this as its first member. */
+struct sage__backend {
+    const sage__backend_ops *ops;
+    const sage__graph *g;
+    const sage__config *cfg;
+    sage__plan *plan;       /* owned; compiled by sage__backend_compile (explain, or submit) */
+    sage__err *err;         /* the env's sticky error */
+    sage__job *job;         /* after submit: the tasks and their metrics (a thread-less copy for remote jobs) */
+    int64_t job_id;         /* the JobManager's id of the job (0: none) */
+};
+
+/* The backend for an env: a worker process (SAGE_WORKER_SPEC set and a
+ * JobManager configured), a JobManager client (cfg->has_jobmanager), or
+ * embedded threads. NULL only when out of memory. */
+sage__backend *sage__backend_new(const sage__graph *g, const sage__config *cfg, sage__err *err);
+
+/* Compile the plan if not yet (placed when ops->places). Errors to b->err. */
+int sage__backend_compile(sage__backend *b);
+/* ops->destroy, then the plan. NULL is fine. */
+void sage__backend_destroy(sage__backend *b);
+
+sage__backend *sage__backend_embedded(void);
+sage__backend *sage__backend_client(void);
+sage__backend *sage__backend_worker(void);
+
+/* metrics_json.c: a task's metrics as JSON (worker reports) and back (client).
+ * snapshot: built on the task's own thread (user metrics, processing time);
+ * metrics_json: the report, from atomics plus the latest snapshot. */
+json_t *sage__metrics_snapshot(sage__task *t);
+json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint64_t *last_count);
+void sage__metrics_import(sage__task *t, json_t *m);
+
+#endif

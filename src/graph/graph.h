@@ -1,0 +1,191 @@
+/* graph/graph.h - the declared pipeline: operators, their inputs and routing, services, configuration.
+ *
+ * Design note. A pipeline is declared into a graph as a list of operators
+ * (sage__op), each with its inputs (edges carrying a routing). Stream
+ * handles (sage_stream) are light views: "the output of op X, to be routed
+ * like this to whatever consumes it". Everything here is declaration-time
+ * data and stays unchanged once declared: what compiling derives (resolved
+ * routing, consumers, chains, placement) lives in the plan (plan/plan.h),
+ * and what running needs per process (open files, collected bytes, state)
+ * lives in the job (runtime/runtime.h). Operators are stored in
+ * declaration order; every input of an operator was declared before it.
+ *
+ * Errors: every declaration function records the first failure in the
+ * graph's error slot (g->err, the env's sticky error) and returns NULL or a
+ * negative code; a NULL input stream yields NULL silently (its error is
+ * already recorded). Not thread-safe: one declaring thread per graph.
+ */
+#ifndef SAGE_GRAPH_GRAPH_H
+#define SAGE_GRAPH_GRAPH_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sage/sage.h"
+#include "util/err.h"
+
+#define SAGE__NAME_MAX 128
+
+typedef enum sage__op_kind {
+    SAGE__OP_SOURCE,
+    SAGE__OP_MAP,
+    SAGE__OP_FLAT_MAP,
+    SAGE__OP_FILTER,
+    SAGE__OP_SINK,
+    SAGE__OP_COMAP,
+    SAGE__OP_JOIN,
+} sage__op_kind;
+
+typedef enum sage__part {
+    SAGE__PART_DEFAULT, /* forward if parallelism matches, rebalance otherwise (resolved by the plan) */
+    SAGE__PART_FORWARD,
+    SAGE__PART_REBALANCE,
+    SAGE__PART_BROADCAST,
+    SAGE__PART_KEY,
+    SAGE__PART_CUSTOM,
+} sage__part;
+
+typedef enum sage__builtin {
+    SAGE__BUILTIN_NONE,
+    SAGE__BUILTIN_COLLECTION, /* source over copied records */
+    SAGE__BUILTIN_FILE_LINES, /* source over a text file */
+    SAGE__BUILTIN_FILE_SINK,
+    SAGE__BUILTIN_COLLECT_SINK,
+} sage__builtin;
+
+typedef struct sage__op sage__op;
+
+/* How records reach one input of an operator, as declared. */
+typedef struct sage__edge {
+    sage__op *from;
+    sage__part part;
+    sage_key_fn key;
+    void *key_udata;
+    sage_partition_fn pfn;
+    void *pfn_udata;
+} sage__edge;
+
+struct sage__op {
+    int id; /* index in declaration order */
+    char name[SAGE__NAME_MAX];
+    sage__op_kind kind;
+    sage__builtin builtin;
+    int parallelism;
+    int chaining;
+    int bounded; /* sources: 1 for generators, collections and files */
+    int has_res;
+    sage_resources res;
+    sage_open_fn open;
+    sage_close_fn close;
+    void *udata;
+    union {
+        sage_source_fn source;
+        sage_map_fn map;
+        sage_filter_fn filter;
+        sage_sink_fn sink;
+        sage_join_fn join;
+    } fn;
+    sage_map_fn *cofns; /* comap: one per input */
+    size_t ninputs;
+    sage__edge *inputs;
+    int keyed; /* some input is key-partitioned */
+    /* built-in operators' declared data */
+    unsigned char *coll_data; /* collection: the records, packed */
+    size_t coll_n;
+    size_t *coll_off;          /* collection: n+1 offsets into coll_data */
+    char *path;                /* file source / file sink */
+    sage_collector *collector; /* collect sink (owned by the user) */
+};
+
+struct sage_stream {
+    struct sage__graph *g;
+    sage__op *op; /* producing operator; NULL for a connected stream */
+    sage__part part;
+    sage_key_fn key;
+    void *key_udata;
+    sage_partition_fn pfn;
+    void *pfn_udata;
+    int is_sink;
+    size_t nconn; /* connected streams: the inputs */
+    sage_stream **conn;
+    sage_stream *next_alloc;
+};
+
+/* A registered service (run by the runtime, one per job). */
+typedef struct sage__service_decl {
+    char name[SAGE__NAME_MAX];
+    sage_service_fn fn;
+    void *udata;
+    sage_service_opts opts; /* queue_capacity resolved (1..2^20) */
+} sage__service_decl;
+
+/* The environment's configuration (keys in include/sage/env.h). */
+typedef struct sage__config {
+    int max_parallelism;
+    size_t batch_bytes;
+    size_t channel_bytes;
+    size_t max_record_bytes;
+    unsigned flush_linger_us; /* a partial batch waits this long for more records when its consumer is idle */
+    json_t *node;             /* "node" object or NULL (owned) */
+    int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */
+    char jm_host[256];
+    int jm_port;
+    char token_file[1024]; /* "" : the default */
+} sage__config;
+
+typedef enum sage__seal {
+    SAGE__GRAPH_OPEN = 0,
+    SAGE__GRAPH_EXPLAINED, /* the plan was compiled (by explain): no more declarations */
+    SAGE__GRAPH_SUBMITTED, /* the job was submitted */
+} sage__seal;
+
+typedef struct sage__graph {
+    char name[SAGE__NAME_MAX]; /* the job's name */
+    sage__err *err;            /* where declaration errors go (the env's sticky error) */
+    const sage__config *cfg;
+    sage__seal seal;
+    size_t nops, capops;
+    sage__op **ops;
+    sage_stream *streams; /* every handle, for freeing */
+    size_t nservices;
+    sage__service_decl *services;
+} sage__graph;
+
+/* ---- graph.c ---- */
+void sage__graph_init(sage__graph *g, const char *name, const sage__config *cfg, sage__err *err);
+void sage__graph_free(sage__graph *g);
+sage__op *sage__graph_find(const sage__graph *g, const char *name);
+const char *sage__op_kind_name(sage__op_kind k);
+const char *sage__part_name(sage__part p);
+
+/* ---- declare.c: the declaration calls of include/sage/stream.h, validated ---- */
+sage_stream *sage__declare_source(sage__graph *g, sage_source_fn fn, void *udata, const sage_op_opts *opts,
+                                  int bounded, const char *what);
+sage_stream *sage__declare_collection(sage__graph *g, const void *const *recs, const size_t *lens, size_t n,
+                                      const sage_op_opts *opts);
+sage_stream *sage__declare_int64s(sage__graph *g, const int64_t *values, size_t n, const sage_op_opts *opts);
+sage_stream *sage__declare_file_lines(sage__graph *g, const char *path, const sage_op_opts *opts);
+sage_stream *sage__declare_one_input(sage_stream *in, sage__op_kind kind, void *fn, void *udata,
+                                     const sage_op_opts *opts, const char *what);
+sage_stream *sage__declare_route(sage_stream *in, sage__part part, void *fn, void *udata, const char *what);
+sage_stream *sage__declare_connect(sage_stream *a, sage_stream *b);
+sage_stream *sage__declare_comap(sage_stream *connected, const sage_map_fn *fns, size_t nfns, void *udata,
+                                 const sage_op_opts *opts);
+sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
+                                sage_join_fn fn, void *udata, const sage_op_opts *opts);
+sage_stream *sage__declare_file_sink(sage_stream *in, const char *path, const sage_op_opts *opts);
+sage_stream *sage__declare_collect_sink(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
+int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, void *udata,
+                          const sage_service_opts *opts);
+
+/* ---- config.c ---- */
+/* Defaults for every key. */
+void sage__config_init(sage__config *cfg);
+void sage__config_free(sage__config *cfg);
+/* Apply config: JSON text (starting with '{' after blanks) or the path of a
+ * JSON file. Unknown keys and bad values are SAGE_ECONFIG naming the key;
+ * jansson running out of memory is SAGE_ENOMEM. */
+int sage__config_parse(sage__config *cfg, const char *config, sage__err *err);
+
+#endif

@@ -1,0 +1,93 @@
+/* plan/plan.h - the physical plan compiled from a graph: routing resolved, operators fused into chains, placement.
+ *
+ * Design note. Compiling reads the graph and writes only the plan: per
+ * operator its resolved input routing (DEFAULT becomes FORWARD or
+ * REBALANCE), its consumers, and where it sits in a chain; chains are the
+ * units that run as tasks (one per instance). The plan hash is computed
+ * over everything that shapes the plan, so that a worker process that
+ * rebuilds the graph can prove it built the same one. The plan document
+ * (plan/document.c) is the plan as the JobManager receives it.
+ */
+#ifndef SAGE_PLAN_PLAN_H
+#define SAGE_PLAN_PLAN_H
+
+#include <jansson.h>
+
+#include "graph/graph.h"
+#include "resources/placement.h"
+
+/* One consumer of an operator's output: (operator id, which of its inputs). */
+typedef struct sage__consumer {
+    int op;
+    int input;
+} sage__consumer;
+
+/* An operator as compiled. */
+typedef struct sage__pop {
+    const sage__op *op;
+    sage__part *part; /* per input: the resolved routing (never DEFAULT) */
+    size_t nconsumers;
+    sage__consumer *consumers;
+    int chain;     /* chain index */
+    int chain_pos; /* position in the chain, 0 = head */
+} sage__pop;
+
+/* A chain: operators fused into one task per instance. */
+typedef struct sage__chain {
+    int id;
+    int parallelism;
+    size_t nops;
+    int *ops;             /* operator ids, head first */
+    const sage__op *res_op; /* the operator whose resources the chain reserves, or NULL */
+    int producers;        /* producer instances feeding the head (0 for a source chain) */
+    sage__assign *assign; /* per instance, from the placer (NULL when not placed here) */
+} sage__chain;
+
+typedef struct sage__plan {
+    const sage__graph *g;
+    size_t nops;
+    sage__pop *ops; /* indexed by operator id */
+    size_t nchains;
+    sage__chain *chains;
+    size_t nplace;          /* placement requests (one per chain) */
+    sage__place_req *place; /* indexed by chain */
+    sage__assign **assign;  /* placer output, indexed by chain; NULL when not placed */
+    sage__node node;        /* the node an embedded job runs on */
+    size_t ntasks;
+    uint64_t hash; /* plan hash: equal in the client and every worker */
+} sage__plan;
+
+/* Compile g (whose declaration succeeded) into *out. place: also place every
+ * instance on this node (embedded jobs; a JobManager places remote ones).
+ * Errors go to err (naming operators, limits, and what to change). */
+int sage__plan_compile(const sage__graph *g, int place, sage__plan **out, sage__err *err);
+void sage__plan_free(sage__plan *plan); /* NULL is fine */
+/* Why b is not fused after a (NULL when it is). */
+const char *sage__no_chain_reason(const sage__plan *plan, const sage__op *a, const sage__op *b);
+/* The chain's operators, as graph nodes. */
+static inline const sage__op *sage__chain_op(const sage__plan *plan, const sage__chain *ch, size_t k)
+{
+    return plan->ops[ch->ops[k]].op;
+}
+/* Index of the first task of chain c: tasks are laid out chain by chain. */
+size_t sage__plan_first_task(const sage__plan *plan, int chain);
+
+/* explain.c: the plan as text and as JSON (malloc'd; NULL when out of memory). */
+char *sage__plan_explain(const sage__plan *plan);
+char *sage__plan_explain_json(const sage__plan *plan);
+
+/* document.c: the plan document a remote environment submits, and its
+ * reading by the JobManager. The document:
+ *   {"name": job, "plan_hash": h>>1, "chains": [{"id", "name", "parallelism",
+ *    "inputs": bool, "producers": n, "resources": {...}}, ...], ...}
+ * (the client adds the program: executable, argv, cwd, env). */
+json_t *sage__plan_document(const sage__plan *plan);
+/* The JobManager side: one placement request per chain of a submitted
+ * document, checked (names, parallelism 1..SAGE_PARALLELISM_MAX, resources
+ * with the same rules as sage_resources_parse). *reqs is malloc'd (free());
+ * its names point into doc, which must outlive it. */
+int sage__plan_document_reqs(const json_t *doc, sage__place_req **reqs, size_t *n, char *err, size_t err_len);
+/* Resources as the document (and explain) write them. */
+json_t *sage__resources_json(const sage_resources *r, int all_keys);
+
+#endif

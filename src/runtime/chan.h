@@ -1,0 +1,58 @@
+/* runtime/chan.h - what travels between tasks (batches of records) and the channel interface that carries them.
+ *
+ * A producer task sees every consumer as a channel: push a batch, and (on
+ * cancel) wake whoever waits. The in-process queue (runtime/queue.c) and
+ * the socket sender (runtime/netchan.c) are the two implementations; a
+ * task's code is the same for both, and neither knows of the other.
+ */
+#ifndef SAGE_RUNTIME_CHAN_H
+#define SAGE_RUNTIME_CHAN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A batch of records: [u32 len][u32 reserved][bytes, padded to 8] each. */
+typedef struct sage__batch {
+    struct sage__batch *next;
+    uint32_t eos;   /* 1: end-of-stream marker from one producer, no records */
+    uint32_t input; /* consumer input index the records belong to */
+    uint32_t n;     /* records */
+    size_t used, cap;
+    uint64_t first_ns; /* when its first record was appended (producer side, for flush linger) */
+    _Alignas(8) unsigned char data[];
+} sage__batch;
+
+#define SAGE__REC_HDR 8u
+static inline size_t sage__rec_size(size_t len) { return SAGE__REC_HDR + ((len + 7u) & ~(size_t)7u); }
+sage__batch *sage__batch_new(size_t cap);
+
+typedef struct sage__chan sage__chan;
+typedef struct sage__chan_ops {
+    /* Hand b to the consumer (the channel owns it from here). Blocks while
+     * the consumer is full: that is backpressure. On success *fresh (if
+     * fresh is not NULL) is an empty batch of the channel's standard size
+     * for the producer to fill next, or NULL. Returns 0 or a negative code
+     * (SAGE_ECANCELED once the job's cancel flag is set and the channel
+     * woken; SAGE_EIO / SAGE_EPROTO when a remote consumer is gone). */
+    int (*push)(sage__chan *c, sage__batch *b, sage__batch **fresh);
+    /* Wake every thread blocked in push (called after the cancel flag was set). */
+    void (*wake)(sage__chan *c);
+    /* Release the channel and everything it holds (no thread may use it). */
+    void (*destroy)(sage__chan *c);
+} sage__chan_ops;
+
+/* The producer's view; implementations embed it as their first member. */
+struct sage__chan {
+    const sage__chan_ops *ops;
+    size_t batch_bytes;            /* the consumer's standard batch size (received batches are recycled) */
+    _Atomic int consumer_waiting;  /* 1 while the consumer idles for input (always 1 for a remote one) */
+    _Atomic uint64_t blocked_ns;   /* time producers spent blocked on this channel (backpressure) */
+};
+
+static inline int sage__chan_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
+{
+    return c->ops->push(c, b, fresh);
+}
+
+#endif
