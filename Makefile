@@ -3,7 +3,7 @@ BUILD      ?= build
 JOBS       ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan test-tsan bench bench-quick fuzz format clean
+.PHONY: all deps build install demo test test-asan test-tsan bench bench-quick fuzz format clean
 
 all: build
 
@@ -13,6 +13,12 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Install the headers, libsage (shared and static), sage.pc and the `sage` program under PREFIX.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+	@if [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 demo: build
 	$(BUILD)/examples/parallelism

@@ -35,15 +35,18 @@ SAGE_API void *sage_ctx_local(const sage_ctx *ctx);
 
 /* Per-key state, kept by the engine: a block of `size` bytes for the current
  * key, zero-filled on first use, the same block every later time that key
- * comes back to this instance. One size per operator (the first call fixes
- * it; another size is refused). Returns NULL on unkeyed operators, for
- * size 0, on a size mismatch or out of memory; for the last two it also
- * records the reason (as sage_ctx_fail does), so returning a negative value
- * fails the job with it. The pointer is valid until the function returns. */
+ * comes back to this instance. One size per instance (its first call fixes
+ * it; another size is refused). Returns NULL on unkeyed operators and in
+ * open/close (no current key), for size 0, on a size mismatch or out of
+ * memory; for the last two it also records the reason (as sage_ctx_fail
+ * does): the job fails with it when your function then returns a negative
+ * value (the code is the one you return). The pointer is valid until the
+ * function returns. State lives until the env is destroyed. */
 SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size);
-/* Visit every key's state of this instance (typically in close, to emit
- * final results). The callback returns 0 to go on, non-zero to stop (that
- * value is returned). */
+/* Visit every key's state of this instance, in the order keys were first
+ * seen (typically in close, to emit final results: it works there, where
+ * sage_ctx_state does not). The callback returns 0 to go on, non-zero to
+ * stop (that value is returned); 0 when there is no state or fn is NULL. */
 typedef int (*sage_state_visit_fn)(const void *key, size_t key_len, void *state, void *arg);
 SAGE_API int sage_ctx_state_foreach(sage_ctx *ctx, sage_state_visit_fn fn, void *arg);
 SAGE_API size_t sage_ctx_state_count(const sage_ctx *ctx);

@@ -24,14 +24,23 @@ extern "C" {
  * signal-driven thread of yours) while the job runs.
  * ------------------------------------------------------------------------- */
 
-/* config: NULL, JSON text (starting with '{'), or the path of a JSON file.
- * Keys (all optional):
+/* config: NULL, JSON text (starting with '{' after blanks), or the path of a
+ * JSON file. Keys (all optional; any other key is refused, naming it):
  *   "max_parallelism"    int, 1..1024 (default 1024)
- *   "batch_bytes"        bytes per channel batch (default 16 KiB)
- *   "channel_bytes"      bytes a channel may hold before the sender waits (default 256 KiB)
- *   "max_record_bytes"   largest record (default 64 MiB)
+ *   "batch_bytes"        bytes per channel batch, 256 B..16 MiB (default 16 KiB)
+ *   "channel_bytes"      bytes a channel may hold before the sender waits,
+ *                        256 B..4 GiB (default 256 KiB; raised to batch_bytes)
+ *   "max_record_bytes"   largest record, 1 B..2 GiB (default 64 MiB)
+ *   "flush_linger_us"    how long a partial batch waits for more records
+ *                        when its consumer is idle, 0..1000000 (default 200)
  *   "node"               simulated or declared node capacity, see docs/resources.md:
  *                        {"cpus": 20, "gpus": 2, "memory": "64GB", "resources": {"ssd": 2}}
+ *   "jobmanager"         "HOST:PORT" of a JobManager: the env becomes remote
+ *                        (as sage_env_create_remote, sage/jobmanager.h)
+ *   "token_file"         the token a remote env authenticates with (default:
+ *                        $SAGE_TOKEN_FILE, else the state directory's token)
+ * Byte sizes are numbers or strings with a unit ("64KiB", see
+ * sage_parse_bytes). Every key, "node" included, is checked here.
  * Returns NULL only when out of memory. A bad name or config is recorded as
  * the env's sticky error (sage_env_errmsg) and fails execute. */
 SAGE_API sage_env *sage_env_create(const char *name, const char *config);
@@ -49,7 +58,10 @@ SAGE_API int sage_env_errcode(const sage_env *env);
  * canceled). Returns 0 or the job's error code. */
 SAGE_API int sage_env_execute(sage_env *env);
 
-/* Non-blocking form: start the job and return at once. */
+/* Non-blocking form: start the job and return at once. An error before the
+ * job runs (compile, placement, opening a file sink, a service's start hook,
+ * the JobManager refusing it) is returned here and stays the env's error:
+ * sage_env_wait then returns the same code. */
 SAGE_API int sage_env_submit(sage_env *env);
 /* Wait for the job submitted with sage_env_submit: timeout_ms < 0 waits for
  * ever; on timeout returns SAGE_ETIMEDOUT and the job goes on. Returns the
@@ -83,8 +95,13 @@ SAGE_API char *sage_env_explain(sage_env *env);
 SAGE_API char *sage_env_explain_json(sage_env *env);
 
 /* ---------------------------------------------------------------------------
- * Metrics, read after (or during) the run. instance < 0 aggregates all
- * instances of the operator. Built-ins: "records_in", "records_out".
+ * Metrics. instance < 0 aggregates all instances of the operator. The
+ * built-ins "records_in" and "records_out" may be read while the job runs
+ * (from any thread); user counters and histograms only once the job ended
+ * (sage_env_wait or sage_env_execute returned): the task threads write them
+ * without locks. Everything stays readable until sage_env_destroy. Returns
+ * SAGE_ENOTFOUND (no such operator or metric), SAGE_EINVAL (instance out of
+ * range), SAGE_ESTATE (nothing was submitted).
  * ------------------------------------------------------------------------- */
 typedef struct sage_metric {
     int is_histogram;

@@ -43,7 +43,10 @@ SAGE_API int sage_is_worker(void);
 /* ---------------------------------------------------------------------------
  * State directory (the JobManager's, and where clients find its token).
  * ------------------------------------------------------------------------- */
-/* The state directory in use: home, else $SAGE_HOME, else $HOME/.sage. */
+/* The state directory in use: home, else $SAGE_HOME, else $HOME/.sage
+ * (with HOME unset: the user's home directory from the password database).
+ * Returns 0, SAGE_ENOTFOUND when there is no home directory at all (set
+ * SAGE_HOME), or SAGE_ETOOBIG when the path does not fit out_len. */
 SAGE_API int sage_home_dir(const char *home, char *out, size_t out_len);
 
 /* ---------------------------------------------------------------------------
@@ -56,8 +59,10 @@ typedef struct sage_client sage_client;
 SAGE_API int sage_client_connect(const char *host, int port, const char *token_file, sage_client **out, char *err,
                                  size_t err_len);
 SAGE_API void sage_client_close(sage_client *c); /* NULL is fine */
-/* Send request (JSON text), wait for the reply; *reply is malloc'd JSON the
- * caller frees. */
+/* Send request (JSON text), wait without limit for the reply; *reply is
+ * malloc'd JSON the caller frees. Requests answered with raw DATA frames
+ * ("results", which remote environments use) are refused here with
+ * SAGE_EPROTO ("unexpected data frame"). */
 SAGE_API int sage_client_request(sage_client *c, const char *request, char **reply, char *err, size_t err_len);
 /* Next event pushed by the JobManager on this connection (after a "follow"
  * or "wait" request), waiting up to timeout_ms (< 0: no limit). */

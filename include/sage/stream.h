@@ -37,7 +37,10 @@ typedef struct sage_out sage_out;       /* where an operator emits records */
 /* Emit one record downstream. Must be called only from inside the function
  * that was handed `out`, on its thread. Returns 0, or a negative code when the
  * job is being canceled or failed (then return that code from your function).
- * May block while downstream is full: that is backpressure. */
+ * May block while downstream is full: that is backpressure. A record longer
+ * than the config's max_record_bytes fails the job with SAGE_ETOOBIG when it
+ * leaves its task (to another thread or process); between operators fused
+ * in one chain it is passed by pointer and not checked. */
 typedef int (*sage__push_fn)(sage_out *out, const void *data, size_t len);
 static inline int sage_emit(sage_out *out, const void *data, size_t len)
 {
@@ -76,9 +79,12 @@ typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len
                             void *udata);
 /* Lifecycle hooks, called once per instance on the instance's own thread:
  * open before the first record, close after the last one (close may emit:
- * it runs before end-of-stream is passed on). close also runs when the job
- * fails or is canceled (its emits then fail), but only for instances whose
- * open ran and succeeded (or that have no open hook). */
+ * it runs before end-of-stream is passed on). Along a chain of fused
+ * operators, open runs head first and stops at the first open that fails;
+ * an instance is "opened" when its open hook returned 0, or when it has no
+ * open hook and that pass reached it. close runs exactly for the opened
+ * instances, also when the job fails or is canceled (its emits then fail
+ * and its return value is ignored). */
 typedef int (*sage_open_fn)(sage_ctx *ctx, void *udata);
 typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 
@@ -114,6 +120,11 @@ typedef struct sage_op_opts {
  * error that produced it is already recorded). Declaration is not
  * thread-safe: build one env's graph from one thread at a time.
  * ------------------------------------------------------------------------- */
+
+/* Once an error is recorded, later declarations still check their own
+ * arguments and return handles when those are fine; the job can never run.
+ * Declaring after sage_env_explain (which compiles the plan) or after
+ * submit is refused with SAGE_ESTATE. */
 
 /* Sources. opts may be NULL. */
 /* From an array of records (copied at declaration). */
@@ -177,8 +188,11 @@ SAGE_API int sage_print_sink(sage_ctx *ctx, const void *rec, size_t len, void *u
 SAGE_API sage_stream *sage_sink_file(sage_stream *in, const char *path, const sage_op_opts *opts);
 
 /* Collector: gathers records in memory for tests and small results. Create
- * it before execute, read it after the job ended. Bounded by max_bytes (0:
- * 1 GiB): a job that collects more fails with SAGE_ETOOBIG. */
+ * it before execute, read it after the job ended, destroy it after the env
+ * that writes into it ended (or was destroyed). One collector per sink: the
+ * plan refuses two sinks sharing one (SAGE_EPLAN). Bounded by max_bytes (0:
+ * 1 GiB): a job that collects more fails with SAGE_ETOOBIG. In a remote env
+ * the records travel back from the workers when the job ended. */
 typedef struct sage_collector sage_collector;
 SAGE_API sage_collector *sage_collector_create(size_t max_bytes);
 SAGE_API void sage_collector_destroy(sage_collector *c); /* NULL is fine */

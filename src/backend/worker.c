@@ -390,7 +390,8 @@ static int worker_submit(sage__backend *b)
     if (!tj)
         die(NULL, SAGE_ECONFIG, "the job spec has no task %s", task_s ? task_s : "(unset)");
     char home[1024], tpath[1100], err[1024];
-    sage_home_dir(NULL, home, sizeof home);
+    if (sage_home_dir(NULL, home, sizeof home) != 0)
+        die(NULL, SAGE_ECONFIG, "no state directory to read the token from (SAGE_HOME is not set and there is no home directory)");
     snprintf(tpath, sizeof tpath, "%s/token", home);
     if (sage__token_read(tpath, w->token, sizeof w->token, err, sizeof err) != 0)
         die(NULL, SAGE_EAUTH, "%s", err);

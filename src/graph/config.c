@@ -5,6 +5,7 @@
 
 #include "graph/graph.h"
 #include "net/sock.h"
+#include "resources/placement.h"
 
 void sage__config_init(sage__config *cfg)
 {
@@ -76,6 +77,15 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
     } else if (strcmp(key, "node") == 0) {
         if (!json_is_object(v))
             return sage__errf(e, SAGE_ECONFIG, "config key \"node\": expected an object");
+        /* checked now, on a blank node, so a bad value is refused where it was written */
+        sage__node *scratch = calloc(1, sizeof *scratch);
+        if (!scratch)
+            return sage__errf(e, SAGE_ENOMEM, "config key \"node\": out of memory");
+        char why[512];
+        int rc = sage__node_configure(scratch, v, why, sizeof why);
+        free(scratch);
+        if (rc != 0)
+            return sage__errf(e, rc, "%s", why);
         json_decref(cfg->node);
         cfg->node = json_incref(v);
     } else {
