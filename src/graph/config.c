@@ -110,6 +110,8 @@ int sage__config_parse(sage__config *cfg, const char *config, sage__err *e)
     if (!root) {
         if (json_error_code(&jerr) == json_error_out_of_memory)
             return sage__errf(e, SAGE_ENOMEM, "config: out of memory reading it");
+        if (jerr.line < 1) /* the file could not be read: no position to give */
+            return sage__errf(e, SAGE_ECONFIG, "config %s: %s", config, jerr.text);
         return sage__errf(e, SAGE_ECONFIG, "config %s: %s (line %d, column %d)", text ? "text" : config, jerr.text,
                           jerr.line, jerr.column);
     }

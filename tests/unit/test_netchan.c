@@ -1,0 +1,298 @@
+/* tests/unit/test_netchan.c - data connections: what the receiver accepts and refuses, and sender to receiver. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "net/frame.h"
+#include "net/sock.h"
+#include "runtime/netchan.h"
+#include "sage/error.h"
+
+static const char token[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+typedef struct bytes {
+    unsigned char b[8192];
+    size_t n;
+} bytes;
+
+static void put(bytes *o, const void *p, size_t n)
+{
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+
+static void frame(bytes *o, uint16_t type, const void *payload, uint32_t len)
+{
+    unsigned char hdr[SAGE__FRAME_HDR];
+    sage__frame_header(hdr, type, len);
+    put(o, hdr, sizeof hdr);
+    put(o, payload, len);
+}
+
+static void hello(bytes *o, const char *tok)
+{
+    char h[256];
+    int n = snprintf(h, sizeof h, "{\"token\":\"%s\",\"role\":\"peer\",\"job_id\":1,\"from_task\":0}", tok);
+    frame(o, SAGE__MSG_HELLO, h, (uint32_t)n);
+}
+
+/* A DATA frame of n records of the given texts; announce: the record count written in the frame. */
+static void data(bytes *o, const char *const *recs, uint32_t n, uint32_t announce)
+{
+    unsigned char p[4096];
+    size_t len = 8;
+    uint32_t be[2] = {htonl(0), htonl(announce)};
+    memcpy(p, be, 8);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t l = (uint32_t)strlen(recs[i]), hdr[2] = {l, 0};
+        memcpy(p + len, hdr, 8);
+        memset(p + len + 8, 0, sage__rec_size(l) - 8);
+        memcpy(p + len + 8, recs[i], l);
+        len += sage__rec_size(l);
+    }
+    frame(o, SAGE__MSG_DATA, p, (uint32_t)len);
+}
+
+static void eos(bytes *o)
+{
+    uint32_t in = htonl(0);
+    frame(o, SAGE__MSG_EOS, &in, 4);
+}
+
+typedef struct result {
+    char why[256];
+    int failures;
+    int batches, records, eos;
+} result;
+
+static void on_fail(void *arg, const char *why)
+{
+    result *r = arg;
+    if (r->failures++ == 0)
+        snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+/* Run the receiver over these bytes (written, then the write side closed). */
+static void receive(const bytes *in, result *r)
+{
+    memset(r, 0, sizeof *r);
+    int sv[2];
+    CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_INT(write(sv[0], in->b, in->n), (long long)in->n);
+    shutdown(sv[0], SHUT_WR);
+    _Atomic int canceled = 0;
+    sage__queue q;
+    CHECK_INT(sage__queue_init(&q, 1 << 20, 4096, 1, &canceled), 0);
+    sage__net_serve_conn(sv[1], &q, token, on_fail, r);
+    sage__batch *b;
+    while (sage__queue_pop(&q, 1, NULL, &b) == 0 && b) {
+        if (b->eos)
+            r->eos++;
+        else {
+            r->batches++;
+            r->records += (int)b->n;
+        }
+        free(b);
+    }
+    sage__queue_destroy(&q);
+    close(sv[0]);
+}
+
+static void accepts_batches_and_eos(void)
+{
+    bytes in = {0};
+    hello(&in, token);
+    const char *recs[] = {"alpha", "beta", "a record of twenty-seven!!!"};
+    data(&in, recs, 3, 3);
+    data(&in, recs, 1, 1);
+    eos(&in);
+    result r;
+    receive(&in, &r);
+    CHECK_INT(r.failures, 0);
+    CHECK_INT(r.batches, 2);
+    CHECK_INT(r.records, 4);
+    CHECK_INT(r.eos, 1);
+}
+
+typedef struct bad_case {
+    const char *name;
+    void (*build)(bytes *o);
+    const char *why;
+} bad_case;
+
+static void bad_token(bytes *o) { hello(o, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"); }
+static void no_hello(bytes *o) { eos(o); }
+static void wrong_type(bytes *o)
+{
+    hello(o, token);
+    frame(o, SAGE__MSG_REQUEST, "{}", 2);
+}
+static void count_mismatch(bytes *o)
+{
+    hello(o, token);
+    const char *recs[] = {"abc"};
+    data(o, recs, 1, 3);
+}
+static void record_past_frame(bytes *o)
+{
+    hello(o, token);
+    uint32_t p[4] = {htonl(0), htonl(1), 1000, 0}; /* one record of 1000 bytes in an 8-byte body */
+    frame(o, SAGE__MSG_DATA, p, sizeof p);
+}
+static void short_data(bytes *o)
+{
+    hello(o, token);
+    frame(o, SAGE__MSG_DATA, "\0\0\0", 3);
+}
+static void truncated(bytes *o)
+{
+    hello(o, token);
+    const char *recs[] = {"abcdefgh"};
+    data(o, recs, 1, 1);
+    o->n -= 3;
+}
+static void bad_magic(bytes *o)
+{
+    hello(o, token);
+    eos(o);
+    o->b[o->n - 20 + 3] = 'X';
+}
+
+static const bad_case bad_cases[] = {
+    {"bad token", bad_token, "a data connection did not authenticate"},
+    {"no hello", no_hello, "a data connection did not authenticate"},
+    {"wrong type", wrong_type, "unexpected frame on a data connection"},
+    {"count mismatch", count_mismatch, "a data frame's records do not match its length"},
+    {"record past its frame", record_past_frame, "a data frame's records do not match its length"},
+    {"short data", short_data, "unexpected frame on a data connection"},
+    {"truncated", truncated, "a data connection broke in the middle of a frame"},
+    {"bad magic", bad_magic, "magic"},
+};
+
+static void refuses_bad_input(void)
+{
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        bytes in = {0};
+        bad_cases[i].build(&in);
+        result r;
+        receive(&in, &r);
+        if (r.failures != 1 || !strstr(r.why, bad_cases[i].why))
+            fprintf(stderr, "  case \"%s\": %d failures, \"%s\"\n", bad_cases[i].name, r.failures, r.why);
+        CHECK_INT(r.failures, 1);
+        CHECK_CONTAINS(r.why, bad_cases[i].why);
+        CHECK_INT(r.records, 0);
+    }
+}
+
+static int batch_check_table_ok(const unsigned char *d, size_t used, uint32_t n) { return sage__batch_check(d, used, n); }
+
+static void batch_check(void)
+{
+    unsigned char d[64] = {0};
+    uint32_t h[2] = {5, 0};
+    memcpy(d, h, 8); /* one record of 5 bytes: 8 + 8 */
+    CHECK_INT(batch_check_table_ok(d, 16, 1), 0);
+    CHECK_INT(batch_check_table_ok(d, 16, 2), SAGE_EPROTO);
+    CHECK_INT(batch_check_table_ok(d, 24, 1), SAGE_EPROTO); /* bytes left over */
+    CHECK_INT(batch_check_table_ok(d, 15, 1), SAGE_EPROTO);
+    CHECK_INT(batch_check_table_ok(d, 0, 0), 0);
+    h[0] = 0xffffffffu;
+    memcpy(d, h, 8);
+    CHECK_INT(batch_check_table_ok(d, 16, 1), SAGE_EPROTO);
+}
+
+/* ---- a real sender and receiver over a Unix socket, with a window smaller than the data ---- */
+
+
+static void sender_to_receiver(void)
+{
+    char dir[] = "/tmp/sage-test-netchan-XXXXXX", path[64], err[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/s", dir);
+    int lfd;
+    CHECK_INT(sage__unix_listen(path, 8, &lfd, err, sizeof err), 0);
+    _Atomic int canceled = 0;
+    sage__queue q;
+    CHECK_INT(sage__queue_init(&q, 8192, 1024, 1, &canceled), 0);
+    result r = {0};
+    sage__netrecv *recv = NULL;
+    CHECK_INT(sage__net_serve(lfd, 1, &q, token, on_fail, &r, &recv), 0);
+    int cancel_fd = eventfd(0, EFD_CLOEXEC);
+    sage__net_peer peer = {.token = token, .job_id = 1, .from_task = 0, .window = 2048, .batch_bytes = 1024,
+                           .cancel_fd = cancel_fd, .canceled = &canceled, .fail = on_fail, .fail_arg = &r};
+    sage__chan *ch = NULL;
+    CHECK_INT(sage__net_connect(path, &peer, &ch, err, sizeof err), 0);
+    /* 200 batches of 10 records (about 100 KB) through a 2 KiB window: credit must come back */
+    long long sum = 0, got = 0;
+    int received = 0;
+    for (int k = 0; k < 200; k++) {
+        sage__batch *b = sage__batch_new(1024);
+        b->input = 0;
+        b->n = 0;
+        b->used = 0;
+        for (int i = 0; i < 10; i++) {
+            int64_t v = k * 10 + i;
+            uint32_t hdr[2] = {8, 0};
+            memcpy(b->data + b->used, hdr, 8);
+            memcpy(b->data + b->used + 8, &v, 8);
+            b->used += 16;
+            b->n++;
+            sum += v;
+        }
+        sage__batch *fresh = NULL;
+        CHECK_INT(sage__chan_push(ch, b, &fresh), 0);
+        free(fresh);
+        sage__batch *in;
+        while (sage__queue_pop(&q, 1, NULL, &in) == 0 && in) { /* the consumer keeps up */
+            for (uint32_t i = 0; i < in->n; i++) {
+                int64_t v;
+                memcpy(&v, in->data + i * 16 + 8, 8);
+                got += v;
+                received++;
+            }
+            free(in);
+        }
+    }
+    sage__batch *e = sage__batch_new(0);
+    e->eos = 1;
+    e->input = 0;
+    CHECK_INT(sage__chan_push(ch, e, NULL), 0);
+    int eos_seen = 0;
+    while (!eos_seen) {
+        sage__batch *in;
+        CHECK_INT(sage__queue_pop(&q, 0, NULL, &in), 0);
+        if (in->eos)
+            eos_seen = 1;
+        for (uint32_t i = 0; !in->eos && i < in->n; i++) {
+            int64_t v;
+            memcpy(&v, in->data + i * 16 + 8, 8);
+            got += v;
+            received++;
+        }
+        free(in);
+    }
+    sage__net_serve_join(recv);
+    ch->ops->destroy(ch);
+    CHECK_INT(r.failures, 0);
+    CHECK_INT(received, 2000);
+    CHECK_INT(got, sum);
+    sage__queue_destroy(&q);
+    close(cancel_fd);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    RUN(accepts_batches_and_eos);
+    RUN(refuses_bad_input);
+    RUN(batch_check);
+    RUN(sender_to_receiver);
+    return CHECK_DONE();
+}

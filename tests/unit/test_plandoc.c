@@ -1,0 +1,104 @@
+/* tests/unit/test_plandoc.c - the plan document: what a client sends, what the JobManager reads back, bad input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "plan/plan.h"
+
+typedef struct doc_case {
+    const char *json;
+    int rc;
+    const char *msg;
+} doc_case;
+
+static const doc_case cases[] = {
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":2}]}", 0, NULL},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":{}},{\"name\":\"b\",\"parallelism\":3,"
+     "\"resources\":{\"num_cpus\":1.5,\"memory\":1000}}]}",
+     0, NULL},
+    {"{}", SAGE_EPROTO, "the plan has no chains"},
+    {"{\"chains\":[]}", SAGE_EPROTO, "the plan has no chains"},
+    {"{\"chains\":{}}", SAGE_EPROTO, "the plan has no chains"},
+    {"{\"chains\":[{\"parallelism\":2}]}", SAGE_EPROTO, "chain 0 has no name"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":0}]}", SAGE_EPROTO, "parallelism outside 1..1024"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1025}]}", SAGE_EPROTO, "parallelism outside"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":2.0}]}", SAGE_EPROTO, "parallelism outside"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1},{\"name\":7,\"parallelism\":1}]}", SAGE_EPROTO, "chain 1"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":{\"num_gpus\":1.5}}]}", SAGE_ERESOURCES,
+     "operator \"a\": resources:"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":{\"cpus\":1}}]}", SAGE_ERESOURCES, "cpus"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":[1]}]}", SAGE_ERESOURCES, "expected an object"},
+};
+
+static void document_table(void)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_error_t jerr;
+        json_t *doc = json_loads(cases[i].json, 0, &jerr);
+        CHECK(doc != NULL);
+        sage__place_req *reqs = NULL;
+        size_t n = 0;
+        char err[512] = "";
+        int rc = sage__plan_document_reqs(doc, &reqs, &n, err, sizeof err);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "  case %zu: %s -> %d (%s)\n", i, cases[i].json, rc, err);
+        CHECK_INT(rc, cases[i].rc);
+        if (cases[i].msg)
+            CHECK_CONTAINS(err, cases[i].msg);
+        if (rc == 0)
+            CHECK(n == json_array_size(json_object_get(doc, "chains")));
+        free(reqs);
+        json_decref(doc);
+    }
+}
+
+static int src(sage_ctx *c, sage_out *o, void *u) { return SAGE_DONE; }
+static int snk(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
+/* What a client writes, the JobManager reads: names, parallelism and resources survive the trip. */
+static void round_trip(void)
+{
+    sage__config cfg;
+    sage__config_init(&cfg);
+    sage__err err = {0};
+    sage__graph g;
+    sage__graph_init(&g, "trip", &cfg, &err);
+    sage_stream *s = sage__declare_source(&g, src, NULL, &(sage_op_opts){.name = "gen", .parallelism = 2}, 1, "src");
+    sage__declare_one_input(s, SAGE__OP_SINK, (void *)snk, NULL,
+                            &(sage_op_opts){.name = "out", .parallelism = 3,
+                                            .resources = "{\"num_cpus\": 2, \"memory\": \"1GB\", \"resources\": "
+                                                         "{\"ssd\": 1}}"},
+                            "sink");
+    CHECK_INT(err.code, 0);
+    sage__plan *plan = NULL;
+    CHECK_INT(sage__plan_compile(&g, 0, &plan, &err), 0);
+    json_t *doc = sage__plan_document(plan);
+    CHECK(doc != NULL);
+    CHECK_STR(json_string_value(json_object_get(doc, "name")), "trip");
+    sage__place_req *reqs = NULL;
+    size_t n = 0;
+    char msg[256];
+    CHECK_INT(sage__plan_document_reqs(doc, &reqs, &n, msg, sizeof msg), 0);
+    CHECK_INT(n, 2);
+    CHECK_STR(reqs[0].name, "gen");
+    CHECK_INT(reqs[0].parallelism, 2);
+    CHECK_STR(reqs[1].name, "out");
+    CHECK_INT(reqs[1].parallelism, 3);
+    CHECK(reqs[1].res.num_cpus == 2);
+    CHECK_INT(reqs[1].res.memory, 1000000000);
+    CHECK_INT(reqs[1].res.ncustom, 1);
+    CHECK_STR(reqs[1].res.custom[0].name, "ssd");
+    free(reqs);
+    json_decref(doc);
+    sage__plan_free(plan);
+    sage__graph_free(&g);
+    sage__config_free(&cfg);
+}
+
+int main(void)
+{
+    RUN(document_table);
+    RUN(round_trip);
+    return CHECK_DONE();
+}
