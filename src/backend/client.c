@@ -22,6 +22,7 @@
 #include "net/client.h"
 #include "net/frame.h"
 #include "sage/jobmanager.h"
+#include "util/buf.h"
 
 extern char **environ;
 
@@ -162,14 +163,13 @@ static int fetch_results(sage__backend *b, const sage__op *op, sage_client *c, c
         return rc;
     if ((rc = sage__collector_prepare(op->collector, op->parallelism)) != 0)
         return rc;
-    /* per instance: the bytes of its file, possibly split over frames */
-    unsigned char **acc = calloc((size_t)op->parallelism, sizeof *acc);
-    size_t *alen = calloc((size_t)op->parallelism, sizeof *alen);
-    if (!acc || !alen) {
-        free(acc);
-        free(alen);
+    /* per instance: the bytes of its file, possibly split over frames, bounded by the collector's limit */
+    sage__buf *acc = calloc((size_t)op->parallelism, sizeof *acc);
+    if (!acc)
         return SAGE_ENOMEM;
-    }
+    size_t limit = sage__collector_max(op->collector) + (size_t)op->parallelism * 4u * 1024u * 1024u;
+    for (int i = 0; i < op->parallelism; i++)
+        sage__buf_init(&acc[i], limit); /* records plus their 4-byte length headers */
     for (;;) {
         sage__frame f;
         unsigned char *payload = NULL;
@@ -179,39 +179,33 @@ static int fetch_results(sage__backend *b, const sage__op *op, sage_client *c, c
             free(payload);
             break; /* OK: done */
         }
-        uint32_t be;
-        memcpy(&be, payload, 4);
+        uint32_t be = 0;
+        if (f.len >= 4)
+            memcpy(&be, payload, 4);
         uint32_t inst = ntohl(be);
         if (f.len < 4 || inst >= (uint32_t)op->parallelism) {
             free(payload);
             rc = SAGE_EPROTO;
             break;
         }
-        unsigned char *p = realloc(acc[inst], alen[inst] + f.len - 4);
-        if (!p) {
-            free(payload);
-            rc = SAGE_ENOMEM;
-            break;
-        }
-        memcpy(p + alen[inst], payload + 4, f.len - 4);
-        acc[inst] = p;
-        alen[inst] += f.len - 4;
+        rc = sage__buf_append(&acc[inst], payload + 4, f.len - 4);
         free(payload);
+        if (rc != 0)
+            break;
     }
     for (int i = 0; i < op->parallelism; i++) {
         size_t off = 0;
-        while (rc == 0 && off + 4 <= alen[i]) {
+        while (rc == 0 && off + 4 <= acc[i].len) {
             uint32_t len;
-            memcpy(&len, acc[i] + off, 4);
-            if (off + 4 + len > alen[i])
+            memcpy(&len, acc[i].p + off, 4);
+            if (off + 4 + len > acc[i].len)
                 break;
-            rc = sage__collector_add(op->collector, i, acc[i] + off + 4, len);
+            rc = sage__collector_add(op->collector, i, acc[i].p + off + 4, len);
             off += 4 + len;
         }
-        free(acc[i]);
+        sage__buf_free(&acc[i]);
     }
     free(acc);
-    free(alen);
     return rc;
 }
 

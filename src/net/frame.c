@@ -47,22 +47,11 @@
 #include <unistd.h>
 
 #include "sage/error.h"
+#include "util/err.h"
 
 /* ------------------------------------------------------------------------- */
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------- */
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || why_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 static void clear_why(char *why, size_t why_len)
 {
@@ -133,31 +122,31 @@ static int check_header(const unsigned char *hdr, uint32_t max_frame, sage__fram
     if (memcmp(hdr, frame_magic, 4) != 0) {
         uint32_t magic = get_be32(hdr);
         if (looks_like_http(hdr))
-            set_why(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\"): an HTTP request on the SAGE port",
+            sage__fmt(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\"): an HTTP request on the SAGE port",
                     magic);
         else
-            set_why(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\")", magic);
+            sage__fmt(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\")", magic);
         return SAGE_EPROTO;
     }
     uint16_t version = get_be16(hdr + 4);
     if (version != SAGE__PROTO_VERSION) {
-        set_why(why, why_len, "unsupported protocol version %u (this side speaks %u)", (unsigned)version,
+        sage__fmt(why, why_len, "unsupported protocol version %u (this side speaks %u)", (unsigned)version,
                 (unsigned)SAGE__PROTO_VERSION);
         return SAGE_EPROTO;
     }
     uint16_t type = get_be16(hdr + 6);
     if (type == 0 || type > SAGE__MSG_TYPE_MAX) {
-        set_why(why, why_len, "unknown message type %u", (unsigned)type);
+        sage__fmt(why, why_len, "unknown message type %u", (unsigned)type);
         return SAGE_EPROTO;
     }
     uint32_t flags = get_be32(hdr + 12);
     if (flags != 0) {
-        set_why(why, why_len, "reserved flags 0x%08" PRIx32 " set", flags);
+        sage__fmt(why, why_len, "reserved flags 0x%08" PRIx32 " set", flags);
         return SAGE_EPROTO;
     }
     uint32_t len = get_be32(hdr + 8);
     if (len > max_frame || !LEN_FITS_LONG(len)) {
-        set_why(why, why_len, "payload of %" PRIu32 " bytes exceeds the %" PRIu32 "-byte frame limit", len,
+        sage__fmt(why, why_len, "payload of %" PRIu32 " bytes exceeds the %" PRIu32 "-byte frame limit", len,
                 max_frame);
         return SAGE_EPROTO;
     }
@@ -299,10 +288,10 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t want, size_t *got)
 static int read_error(int err, size_t got, uint64_t total, const char *what, char *why, size_t why_len)
 {
     if (err == ETIMEDOUT) {
-        set_why(why, why_len, "timed out waiting for %s (got %zu of %" PRIu64 " bytes)", what, got, total);
+        sage__fmt(why, why_len, "timed out waiting for %s (got %zu of %" PRIu64 " bytes)", what, got, total);
         return SAGE_ETIMEDOUT;
     }
-    set_why(why, why_len, "read failed while receiving %s: %s", what, strerror(err));
+    sage__fmt(why, why_len, "read failed while receiving %s: %s", what, strerror(err));
     return SAGE_EIO;
 }
 
@@ -312,7 +301,7 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
     if (payload)
         *payload = NULL;
     if (fd < 0 || !f || !payload) {
-        set_why(why, why_len, "invalid argument to sage__frame_recv");
+        sage__fmt(why, why_len, "invalid argument to sage__frame_recv");
         return SAGE_EINVAL;
     }
 
@@ -321,11 +310,11 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
     if (read_full(fd, hdr, sizeof hdr, &got) < 0)
         return read_error(errno, got, SAGE__FRAME_HDR, "a frame header", why, why_len);
     if (got == 0) {
-        set_why(why, why_len, "connection closed");
+        sage__fmt(why, why_len, "connection closed");
         return SAGE_EIO;
     }
     if (got < sizeof hdr) {
-        set_why(why, why_len, "connection closed in the middle of a frame (got %zu of %u header bytes)", got,
+        sage__fmt(why, why_len, "connection closed in the middle of a frame (got %zu of %u header bytes)", got,
                 SAGE__FRAME_HDR);
         return SAGE_EPROTO;
     }
@@ -337,7 +326,7 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
 
     unsigned char *buf = malloc((size_t)h.len + 1);
     if (!buf) {
-        set_why(why, why_len, "cannot allocate %" PRIu32 " bytes for a frame payload", h.len);
+        sage__fmt(why, why_len, "cannot allocate %" PRIu32 " bytes for a frame payload", h.len);
         return SAGE_ENOMEM;
     }
     uint64_t total = (uint64_t)SAGE__FRAME_HDR + h.len;
@@ -348,7 +337,7 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
     }
     if (got < h.len) {
         free(buf);
-        set_why(why, why_len, "connection closed in the middle of a frame (got %" PRIu64 " of %" PRIu64 " bytes)",
+        sage__fmt(why, why_len, "connection closed in the middle of a frame (got %" PRIu64 " of %" PRIu64 " bytes)",
                 (uint64_t)SAGE__FRAME_HDR + got, total);
         return SAGE_EPROTO;
     }
@@ -409,7 +398,7 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
 {
     clear_why(err, err_len);
     if (!path || !*path || !token || token_len < SAGE__TOKEN_HEX + 1) {
-        set_why(err, err_len, "sage__token_read: %s", !path || !*path ? "no path given" : "token buffer too small");
+        sage__fmt(err, err_len, "sage__token_read: %s", !path || !*path ? "no path given" : "token buffer too small");
         return SAGE_EINVAL;
     }
     token[0] = '\0';
@@ -419,14 +408,14 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT) {
-            set_why(err, err_len, "token file %s does not exist", path);
+            sage__fmt(err, err_len, "token file %s does not exist", path);
             return SAGE_ENOTFOUND;
         }
         if (e == ELOOP) {
-            set_why(err, err_len, "token file %s is a symbolic link; refusing to follow it", path);
+            sage__fmt(err, err_len, "token file %s is a symbolic link; refusing to follow it", path);
             return SAGE_EAUTH;
         }
-        set_why(err, err_len, "cannot open token file %s: %s", path, strerror(e));
+        sage__fmt(err, err_len, "cannot open token file %s: %s", path, strerror(e));
         return SAGE_ESYS;
     }
 
@@ -434,23 +423,23 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
     struct stat st;
     char buf[SAGE__TOKEN_HEX + 2];
     if (fstat(fd, &st) != 0) {
-        set_why(err, err_len, "cannot stat token file %s: %s", path, strerror(errno));
+        sage__fmt(err, err_len, "cannot stat token file %s: %s", path, strerror(errno));
         rc = SAGE_ESYS;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_why(err, err_len, "token file %s is not a regular file", path);
+        sage__fmt(err, err_len, "token file %s is not a regular file", path);
         rc = SAGE_EAUTH;
         goto out;
     }
     if (st.st_uid != geteuid()) {
-        set_why(err, err_len, "token file %s is owned by uid %lu, not by this user (uid %lu)", path,
+        sage__fmt(err, err_len, "token file %s is owned by uid %lu, not by this user (uid %lu)", path,
                 (unsigned long)st.st_uid, (unsigned long)geteuid());
         rc = SAGE_EAUTH;
         goto out;
     }
     if ((st.st_mode & 077) != 0) {
-        set_why(err, err_len, "token file %s is %s by others (mode %04o); chmod 600 %s", path,
+        sage__fmt(err, err_len, "token file %s is %s by others (mode %04o); chmod 600 %s", path,
                 (st.st_mode & 044) ? "readable" : "writable", (unsigned)(st.st_mode & 07777), path);
         rc = SAGE_EAUTH;
         goto out;
@@ -470,7 +459,7 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
             break;
         if (errno == EINTR)
             continue;
-        set_why(err, err_len, "cannot read token file %s: %s", path, strerror(errno));
+        sage__fmt(err, err_len, "cannot read token file %s: %s", path, strerror(errno));
         rc = SAGE_ESYS;
         goto out;
     }
@@ -478,7 +467,7 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
     if (got == SAGE__TOKEN_HEX + 1 && buf[SAGE__TOKEN_HEX] == '\n')
         digits = SAGE__TOKEN_HEX;
     if (digits != SAGE__TOKEN_HEX) {
-        set_why(err, err_len,
+        sage__fmt(err, err_len,
                 "token file %s does not hold a token: expected %d hex digits and an optional newline, found %s%zu bytes",
                 path, SAGE__TOKEN_HEX, got == sizeof buf ? "more than " : "", got == sizeof buf ? got - 1 : got);
         rc = SAGE_EAUTH;
@@ -489,7 +478,7 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
         if (c >= 'A' && c <= 'F')
             c = (char)(c - 'A' + 'a');
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            set_why(err, err_len, "token file %s does not hold a token: byte %zu is not a hex digit", path, i);
+            sage__fmt(err, err_len, "token file %s does not hold a token: byte %zu is not a hex digit", path, i);
             rc = SAGE_EAUTH;
             goto out;
         }
@@ -525,12 +514,12 @@ static int make_parent_dir(const char *path, char *err, size_t err_len)
 {
     char *dir = dir_of(path);
     if (!dir) {
-        set_why(err, err_len, "out of memory");
+        sage__fmt(err, err_len, "out of memory");
         return SAGE_ENOMEM;
     }
     int rc = 0;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        set_why(err, err_len, "cannot create directory %s for token file %s: %s", dir, path, strerror(errno));
+        sage__fmt(err, err_len, "cannot create directory %s for token file %s: %s", dir, path, strerror(errno));
         rc = SAGE_ESYS;
     }
     free(dir);
@@ -555,7 +544,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
 {
     clear_why(err, err_len);
     if (!path || !*path || !token || token_len < SAGE__TOKEN_HEX + 1) {
-        set_why(err, err_len, "sage__token_create: %s",
+        sage__fmt(err, err_len, "sage__token_create: %s",
                 !path || !*path ? "no path given" : "token buffer too small");
         return SAGE_EINVAL;
     }
@@ -572,7 +561,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
     unsigned char raw[TOKEN_RAW];
     char text[SAGE__TOKEN_HEX + 2];
     if (fill_random(raw, sizeof raw) != 0) {
-        set_why(err, err_len, "getrandom failed: %s", strerror(errno));
+        sage__fmt(err, err_len, "getrandom failed: %s", strerror(errno));
         return SAGE_ESYS;
     }
     to_hex(raw, sizeof raw, text);
@@ -586,7 +575,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
     char *tmp = malloc(tlen);
     if (!tmp) {
         explicit_bzero(text, sizeof text);
-        set_why(err, err_len, "out of memory");
+        sage__fmt(err, err_len, "out of memory");
         return SAGE_ENOMEM;
     }
     int fd = -1;
@@ -594,7 +583,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
         unsigned char salt[8];
         char salt_hex[17];
         if (fill_random(salt, sizeof salt) != 0) {
-            set_why(err, err_len, "getrandom failed: %s", strerror(errno));
+            sage__fmt(err, err_len, "getrandom failed: %s", strerror(errno));
             rc = SAGE_ESYS;
             goto done;
         }
@@ -602,26 +591,26 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
         snprintf(tmp, tlen, "%s.tmp.%s", path, salt_hex);
         fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 && errno != EEXIST) {
-            set_why(err, err_len, "cannot create token file %s: %s", tmp, strerror(errno));
+            sage__fmt(err, err_len, "cannot create token file %s: %s", tmp, strerror(errno));
             rc = SAGE_ESYS;
             goto done;
         }
     }
     if (fd < 0) {
-        set_why(err, err_len, "cannot create a temporary file next to token file %s", path);
+        sage__fmt(err, err_len, "cannot create a temporary file next to token file %s", path);
         rc = SAGE_ESYS;
         goto done;
     }
     /* fchmod: a umask that strips the owner's bits must not leave an unreadable token. */
     if (fchmod(fd, 0600) != 0 || write_full(fd, text, SAGE__TOKEN_HEX + 1) != 0 || fsync(fd) != 0) {
-        set_why(err, err_len, "cannot write token file %s: %s", tmp, strerror(errno));
+        sage__fmt(err, err_len, "cannot write token file %s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
         rc = SAGE_ESYS;
         goto done;
     }
     if (close(fd) != 0) {
-        set_why(err, err_len, "cannot write token file %s: %s", tmp, strerror(errno));
+        sage__fmt(err, err_len, "cannot write token file %s: %s", tmp, strerror(errno));
         unlink(tmp);
         rc = SAGE_ESYS;
         goto done;
@@ -633,7 +622,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
             rc = sage__token_read(path, token, token_len, err, err_len);
             goto done;
         }
-        set_why(err, err_len, "cannot create token file %s: %s", path, strerror(e));
+        sage__fmt(err, err_len, "cannot create token file %s: %s", path, strerror(e));
         rc = SAGE_ESYS;
         goto done;
     }

@@ -4,6 +4,7 @@
 # Usage: check_install.sh BUILD_DIR
 set -eu
 build=$1
+cflags=${SAGE_APP_CFLAGS:-} # sanitizer builds: the flags the library was built with
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >"$prefix.log" 2>&1 || { cat "$prefix.log"; rm -f "$prefix.log"; exit 1; }
@@ -45,11 +46,11 @@ int main(void)
 }
 PROG
 export PKG_CONFIG_PATH="$pcdir"
-cc -Wall -Wextra -Werror -o "$prefix/app" "$prefix/app.c" $(pkg-config --cflags --libs sage)
+cc $cflags -Wall -Wextra -Werror -o "$prefix/app" "$prefix/app.c" $(pkg-config --cflags --libs sage)
 out=$(LD_LIBRARY_PATH="$(dirname "$so")" "$prefix/app")
 [ "$out" = "ok 12" ] || { echo "installed program printed \"$out\", expected \"ok 12\""; exit 1; }
 # the static library: its own dependencies come from `pkg-config --static`
-cc -Wall -Wextra -Werror -o "$prefix/app-static" "$prefix/app.c" $(pkg-config --cflags sage) "$(dirname "$so")/libsage.a" \
+cc $cflags -Wall -Wextra -Werror -o "$prefix/app-static" "$prefix/app.c" $(pkg-config --cflags sage) "$(dirname "$so")/libsage.a" \
     $(pkg-config --static --libs-only-l sage | sed 's/-lsage//')
 out=$("$prefix/app-static")
 [ "$out" = "ok 12" ] || { echo "statically linked program printed \"$out\", expected \"ok 12\""; exit 1; }
