@@ -1,0 +1,137 @@
+/* tests/integration/test_contract.c - the rules the public headers state, each checked as written there. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "pipeline_util.h"
+
+static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+static int drop(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
+/* stream.h: reserved slots of sage_op_opts must be zero. */
+static void reserved_options_refused(void)
+{
+    sage_env *env = sage_env_create("reserved", NULL);
+    sage_op_opts o = {.name = "src"};
+    o.reserved[3] = &o;
+    int64_t v[] = {1};
+    CHECK(sage_from_int64s(env, v, 1, &o) == NULL);
+    CHECK_INT(sage_env_errcode(env), SAGE_EINVAL);
+    CHECK_CONTAINS(sage_env_errmsg(env), "reserved fields of sage_op_opts must be zero");
+    sage_env_destroy(env);
+}
+
+/* env.h: an error before the job runs is returned by submit, and wait returns the same code. */
+static void wait_after_failed_submit(void)
+{
+    sage_env *env = sage_env_create("bad-sink", NULL);
+    int64_t v[] = {1, 2};
+    sage_sink_file(sage_from_int64s(env, v, 2, NULL), "/nonexistent-dir/out.txt", &(sage_op_opts){.name = "out"});
+    int rc = sage_env_submit(env);
+    CHECK_INT(rc, SAGE_EIO);
+    CHECK_CONTAINS(sage_env_errmsg(env), "operator \"out\": cannot open \"/nonexistent-dir/out.txt\" for writing");
+    CHECK_INT(sage_env_wait(env, -1), SAGE_EIO);
+    CHECK_INT(sage_env_state(env), SAGE_JOB_FAILED);
+    sage_env_destroy(env);
+
+    env = sage_env_create("no-sink", NULL); /* a compile error: no job at all */
+    sage_map(sage_from_int64s(env, v, 2, NULL), pass, NULL, NULL);
+    CHECK_INT(sage_env_submit(env), SAGE_EPLAN);
+    CHECK_INT(sage_env_wait(env, 0), SAGE_EPLAN);
+    sage_env_destroy(env);
+}
+
+/* env.h: wait, stop, cancel and metrics without a submit are SAGE_ESTATE and record nothing. */
+static void calls_before_submit(void)
+{
+    sage_env *env = sage_env_create("idle", NULL);
+    int64_t v[] = {1};
+    sage_sink(sage_from_int64s(env, v, 1, &(sage_op_opts){.name = "src"}), drop, NULL, NULL);
+    CHECK_INT(sage_env_wait(env, 0), SAGE_ESTATE);
+    CHECK_INT(sage_env_stop(env), SAGE_ESTATE);
+    CHECK_INT(sage_env_cancel(env), SAGE_ESTATE);
+    sage_metric m;
+    CHECK_INT(sage_env_metric(env, "src", -1, "records_out", &m), SAGE_ESTATE);
+    CHECK_INT(sage_env_errcode(env), 0); /* nothing recorded: the job still runs */
+    CHECK_INT(sage_env_execute(env), 0);
+    CHECK_INT(sage_env_metric(env, "src", -1, "records_out", &m), 0);
+    CHECK_INT(m.value, 1);
+    sage_env_destroy(env);
+}
+
+/* env.h: the node config is checked at create, naming the key. */
+static void node_config_checked_at_create(void)
+{
+    sage_env *env = sage_env_create("node", "{\"node\": {\"cpus\": -1}}");
+    CHECK_INT(sage_env_errcode(env), SAGE_ECONFIG);
+    CHECK_CONTAINS(sage_env_errmsg(env), "node config: key \"cpus\"");
+    sage_env_destroy(env);
+}
+
+/* stream.h: along a chain, open runs head first and stops at the first failure; close runs exactly
+ * for the opened instances. */
+static int opened[4], closed[4];
+static int open_ok(sage_ctx *c, void *u) { opened[(intptr_t)u]++; return 0; }
+static int open_fail(sage_ctx *c, void *u) { opened[(intptr_t)u]++; return SAGE_EINVAL; }
+static int close_count(sage_ctx *c, sage_out *o, void *u) { closed[(intptr_t)u]++; return 0; }
+static int fwd(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+static int sink_fn(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
+static void close_hook_rule(void)
+{
+    memset(opened, 0, sizeof opened);
+    memset(closed, 0, sizeof closed);
+    sage_env *env = sage_env_create("hooks", NULL);
+    int64_t v[] = {1, 2, 3};
+    sage_stream *s = sage_from_int64s(env, v, 3, &(sage_op_opts){.name = "src"});
+    s = sage_map(s, fwd, (void *)0, &(sage_op_opts){.name = "a", .open = open_ok, .close = close_count});
+    s = sage_map(s, fwd, (void *)1, &(sage_op_opts){.name = "b", .open = open_fail, .close = close_count});
+    s = sage_map(s, fwd, (void *)2, &(sage_op_opts){.name = "c", .close = close_count}); /* no open hook */
+    sage_sink(s, sink_fn, (void *)3, &(sage_op_opts){.name = "d", .open = open_ok, .close = close_count});
+    CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
+    CHECK_CONTAINS(sage_env_errmsg(env), "operator \"b\" instance 0 failed");
+    CHECK_INT(opened[0], 1);
+    CHECK_INT(opened[1], 1);
+    CHECK_INT(opened[3], 0); /* never reached */
+    CHECK_INT(closed[0], 1); /* opened: closed */
+    CHECK_INT(closed[1], 0); /* its open failed */
+    CHECK_INT(closed[2], 0); /* no open hook, but the open pass never reached it */
+    CHECK_INT(closed[3], 0);
+    sage_env_destroy(env);
+}
+
+/* jobmanager.h: no state directory without a home (no shared /tmp fallback). */
+static void home_dir_without_home(void)
+{
+    char out[1024];
+    const char *h = getenv("HOME"), *sh = getenv("SAGE_HOME");
+    char *saved_h = h ? strdup(h) : NULL, *saved_sh = sh ? strdup(sh) : NULL;
+    unsetenv("SAGE_HOME");
+    unsetenv("HOME");
+    int rc = sage_home_dir(NULL, out, sizeof out);
+    CHECK(rc == 0 || rc == SAGE_ENOTFOUND);
+    if (rc == 0) /* the password database knows our home */
+        CHECK(strncmp(out, "/tmp/", 5) != 0 && strstr(out, "/.sage") != NULL);
+    CHECK_INT(sage_home_dir("/srv/sage", out, sizeof out), 0);
+    CHECK_STR(out, "/srv/sage");
+    CHECK_INT(sage_home_dir("/a/path/longer/than/the/buffer", out, 8), SAGE_ETOOBIG);
+    if (saved_h)
+        setenv("HOME", saved_h, 1);
+    if (saved_sh)
+        setenv("SAGE_HOME", saved_sh, 1);
+    free(saved_h);
+    free(saved_sh);
+}
+
+int main(void)
+{
+    RUN(reserved_options_refused);
+    RUN(wait_after_failed_submit);
+    RUN(calls_before_submit);
+    RUN(node_config_checked_at_create);
+    RUN(close_hook_rule);
+    RUN(home_dir_without_home);
+    return CHECK_DONE();
+}
