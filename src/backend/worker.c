@@ -482,7 +482,7 @@ static int worker_submit(sage__backend *b)
     if (w->task->in)
         w->task->in->chan.batch_bytes = remote_batch(b->cfg); /* every producer of ours is remote */
     if (w->task->in && (rc = sage__net_serve(w->tcp ? w->listen_fd : 3, w->task->expected_eos, w->task->in, w->token,
-                                             net_fail, w, &w->recv)) != 0)
+                                             w->cancel_fd, net_fail, w, &w->recv)) != 0)
         die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", head, instance,
             sage_strerror(rc));
     if (w->tcp && tp->nconsumers > 0)

@@ -284,8 +284,18 @@ typedef struct conn_thread {
     struct sage__netrecv *r;
 } conn_thread;
 
+/* A connection that has not authenticated yet: it reads exactly its HELLO
+ * frame (never past it), within its deadline. */
+typedef struct pending {
+    int fd;
+    int64_t deadline_ms;
+    size_t len;
+    unsigned char buf[SAGE__FRAME_HDR + SAGE__NET_HELLO_MAX];
+} pending;
+
 struct sage__netrecv {
     int listen_fd;
+    int cancel_fd;
     int expected;
     sage__queue *q;
     char token[SAGE__TOKEN_HEX + 1];
@@ -294,6 +304,9 @@ struct sage__netrecv {
     pthread_t acceptor;
     conn_thread *conns;
     int nconns;
+    pending *pend; /* SAGE__NET_PENDING_MAX slots, fd -1 when free */
+    int64_t log_ms; /* refusal logging: one line per second at most */
+    unsigned refused, unlogged;
 };
 
 /* Send the owed credit as one frame if the socket takes it now; keep it owed
@@ -351,23 +364,34 @@ int sage__batch_check(const unsigned char *data, size_t used, uint32_t n)
     return i == n && off == used ? 0 : SAGE_EPROTO;
 }
 
-void sage__net_serve_conn(int fd, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg)
+long sage__net_hello_check(const unsigned char *buf, size_t len, const char *token, char *why, size_t why_len)
 {
-    char why[256];
     sage__frame f;
-    unsigned char *payload = NULL;
-    int rc = sage__frame_recv(fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, why, sizeof why);
+    long n = sage__frame_decode(buf, len, SAGE__NET_HELLO_MAX, &f, why, why_len);
+    if (n <= 0)
+        return n;
+    if (f.type != SAGE__MSG_HELLO) {
+        sage__fmt(why, why_len, "its first frame is of type %u, not a HELLO", (unsigned)f.type);
+        return SAGE_EAUTH;
+    }
     json_error_t jerr;
-    json_t *hello = rc == 0 && f.type == SAGE__MSG_HELLO ? json_loads((const char *)payload, 0, &jerr) : NULL;
+    json_t *hello = json_loadb((const char *)f.payload, f.len, 0, &jerr);
     const char *tok = json_string_value(json_object_get(hello, "token"));
     int ok = tok && sage__token_equal(tok, token);
     json_decref(hello);
-    free(payload);
     if (!ok) {
-        fail(arg, rc != 0 ? why : "a data connection did not authenticate");
-        close(fd);
-        return;
+        sage__fmt(why, why_len, "%s", hello ? "its HELLO carries no valid token" : "its HELLO is not JSON");
+        return SAGE_EAUTH;
     }
+    return n;
+}
+
+/* An authenticated producer: DATA and EOS frames until its end-of-stream. */
+static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *arg)
+{
+    char why[256];
+    sage__frame f;
+    int rc;
     uint64_t owed = 0; /* credit earned but not yet sent back (the producer's buffer was full) */
     for (;;) {
         /* Before waiting for the next frame, make sure owed credit goes out: the
@@ -449,54 +473,187 @@ void sage__net_serve_conn(int fd, sage__queue *q, const char *token, sage__net_f
 static void *conn_main(void *arg)
 {
     conn_thread *ct = arg;
-    sage__netrecv *r = ct->r;
-    sage__net_serve_conn(ct->fd, r->q, r->token, r->fail, r->arg);
+    serve_frames(ct->fd, ct->r->q, ct->r->fail, ct->r->arg);
     return NULL;
 }
 
+/* A connection that did not authenticate: closed, counted, and said on
+ * stderr (a worker's log) at most once a second with what was suppressed. */
+static void refuse(sage__netrecv *r, pending *p, const char *why)
+{
+    close(p->fd);
+    p->fd = -1;
+    r->refused++;
+    int64_t now = sage__mono_ms();
+    if (r->log_ms && now - r->log_ms < 1000) {
+        r->unlogged++;
+        return;
+    }
+    if (r->unlogged)
+        fprintf(stderr, "sage: refused a data connection: %s (and %u more refused in the last second)\n", why,
+                r->unlogged);
+    else
+        fprintf(stderr, "sage: refused a data connection: %s\n", why);
+    r->log_ms = now;
+    r->unlogged = 0;
+}
+
+/* The producer authenticated: serve it on its own thread. */
+static int admit(sage__netrecv *r, pending *p)
+{
+    int fd = p->fd;
+    p->fd = -1;
+    sage__set_nonblock(fd, 0);
+    /* TCP: credits are tiny frames that must not wait for Nagle (fails harmlessly on Unix sockets) */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    conn_thread *ct = &r->conns[r->nconns];
+    ct->fd = fd;
+    ct->r = r;
+    if (pthread_create(&ct->th, NULL, conn_main, ct) != 0) {
+        close(fd);
+        r->fail(r->arg, "starting a data connection thread failed");
+        return SAGE_ESYS;
+    }
+    ct->started = 1;
+    r->nconns++;
+    return 0;
+}
+
+/* Read what the pending connection's HELLO still needs, never more. */
+static void handshake_read(sage__netrecv *r, pending *p)
+{
+    size_t want = SAGE__FRAME_HDR;
+    if (p->len >= SAGE__FRAME_HDR) {
+        uint32_t be;
+        memcpy(&be, p->buf + 8, 4);
+        uint32_t plen = ntohl(be);
+        if (plen > SAGE__NET_HELLO_MAX) {
+            refuse(r, p, "its HELLO is longer than 4096 bytes");
+            return;
+        }
+        want = SAGE__FRAME_HDR + plen;
+    }
+    ssize_t n = recv(p->fd, p->buf + p->len, want - p->len, MSG_DONTWAIT);
+    if (n == 0) {
+        refuse(r, p, "it closed before its HELLO");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            refuse(r, p, "reading its HELLO failed");
+        return;
+    }
+    p->len += (size_t)n;
+    char why[256];
+    long rc = sage__net_hello_check(p->buf, p->len, r->token, why, sizeof why);
+    if (rc < 0)
+        refuse(r, p, why);
+    else if (rc > 0)
+        admit(r, p);
+}
+
+/* Accept until `expected` producers authenticated, the job is canceled, or
+ * accepting fails for good. Unauthenticated connections wait in a bounded
+ * set, each with a deadline; none of them counts or can fail the job. */
 static void *acceptor_main(void *arg)
 {
     sage__netrecv *r = arg;
-    for (int i = 0; i < r->expected; i++) {
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR) {
-                i--;
+    struct pollfd pf[2 + SAGE__NET_PENDING_MAX];
+    int backoff = 0; /* the descriptor limit was hit: wait before accepting again */
+    while (r->nconns < r->expected && !atomic_load(r->q->canceled)) {
+        int64_t now = sage__mono_ms(), next = -1;
+        int n = 0;
+        pf[n++] = (struct pollfd){.fd = backoff ? -1 : r->listen_fd, .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = r->cancel_fd, .events = POLLIN};
+        int map[SAGE__NET_PENDING_MAX];
+        for (int i = 0; i < SAGE__NET_PENDING_MAX; i++) {
+            pending *p = &r->pend[i];
+            if (p->fd < 0)
+                continue;
+            if (p->deadline_ms <= now) {
+                refuse(r, p, "it did not authenticate within its handshake time");
                 continue;
             }
-            if (!atomic_load(r->q->canceled))
-                r->fail(r->arg, "accepting a data connection failed");
+            if (next < 0 || p->deadline_ms < next)
+                next = p->deadline_ms;
+            map[n - 2] = i;
+            pf[n++] = (struct pollfd){.fd = p->fd, .events = POLLIN};
+        }
+        int timeout = next < 0 ? -1 : (int)(next - now);
+        if (backoff && (timeout < 0 || timeout > 100))
+            timeout = 100;
+        int rc = poll(pf, (nfds_t)n, timeout);
+        backoff = 0;
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            r->fail(r->arg, "waiting for data connections failed");
             break;
         }
-        /* TCP: credits are tiny frames that must not wait for Nagle (fails harmlessly on Unix sockets) */
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_thread *ct = &r->conns[i];
-        ct->fd = fd;
-        ct->r = r;
-        if (pthread_create(&ct->th, NULL, conn_main, ct) != 0) {
-            close(fd);
-            r->fail(r->arg, "starting a data connection thread failed");
-            break;
+        if (pf[1].revents)
+            break; /* canceled */
+        for (int k = 2; k < n; k++)
+            if (pf[k].revents && r->pend[map[k - 2]].fd >= 0 && r->nconns < r->expected)
+                handshake_read(r, &r->pend[map[k - 2]]);
+        if (!(pf[0].revents & POLLIN))
+            continue;
+        for (;;) {
+            int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                    backoff = 1; /* the listener stays readable: do not spin on it */
+                else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+                    if (!atomic_load(r->q->canceled))
+                        r->fail(r->arg, "accepting a data connection failed");
+                    return NULL;
+                }
+                break;
+            }
+            pending *slot = NULL, *oldest = NULL;
+            for (int i = 0; i < SAGE__NET_PENDING_MAX && !slot; i++) {
+                pending *p = &r->pend[i];
+                if (p->fd < 0)
+                    slot = p;
+                else if (!oldest || p->deadline_ms < oldest->deadline_ms)
+                    oldest = p;
+            }
+            if (!slot) {
+                refuse(r, oldest, "too many connections waiting to authenticate");
+                slot = oldest;
+            }
+            slot->fd = fd;
+            slot->len = 0;
+            slot->deadline_ms = sage__mono_ms() + SAGE__NET_HANDSHAKE_MS;
         }
-        ct->started = 1;
-        r->nconns = i + 1;
     }
+    for (int i = 0; i < SAGE__NET_PENDING_MAX; i++)
+        if (r->pend[i].fd >= 0) {
+            close(r->pend[i].fd);
+            r->pend[i].fd = -1;
+        }
     return NULL;
 }
 
-int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg,
-                    sage__netrecv **out)
+int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, int cancel_fd,
+                    sage__net_fail_fn fail, void *arg, sage__netrecv **out)
 {
     sage__netrecv *r = calloc(1, sizeof *r);
     if (!r)
         return SAGE_ENOMEM;
     r->conns = calloc((size_t)(expected > 0 ? expected : 1), sizeof *r->conns);
-    if (!r->conns) {
+    r->pend = calloc(SAGE__NET_PENDING_MAX, sizeof *r->pend);
+    if (!r->conns || !r->pend) {
+        free(r->conns);
+        free(r->pend);
         free(r);
         return SAGE_ENOMEM;
     }
+    for (int i = 0; i < SAGE__NET_PENDING_MAX; i++)
+        r->pend[i].fd = -1;
+    sage__set_nonblock(listen_fd, 1);
     r->listen_fd = listen_fd;
+    r->cancel_fd = cancel_fd;
     r->expected = expected;
     r->q = q;
     sage__strlcpy(r->token, token, sizeof r->token);
@@ -504,12 +661,15 @@ int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *tok
     r->arg = arg;
     if (pthread_create(&r->acceptor, NULL, acceptor_main, r) != 0) {
         free(r->conns);
+        free(r->pend);
         free(r);
         return SAGE_ESYS;
     }
     *out = r;
     return 0;
 }
+
+unsigned sage__net_refused(const sage__netrecv *r) { return r->refused; }
 
 void sage__net_serve_join(sage__netrecv *r)
 {
@@ -521,5 +681,6 @@ void sage__net_serve_join(sage__netrecv *r)
             pthread_join(r->conns[i].th, NULL);
     close(r->listen_fd);
     free(r->conns);
+    free(r->pend);
     free(r);
 }

@@ -37,20 +37,33 @@ typedef struct sage__net_peer {
 int sage__net_connect(const char *path, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len);
 int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len);
 
-/* The receiving end: accept `expected` producer connections on listen_fd
- * (a Unix or TCP listening socket), each served by its own thread that
- * validates frames and pushes batches into q (blocking when q is full: that
- * is what stops the credit). */
+/* The receiving end: accept producer connections on listen_fd (a Unix or
+ * TCP listening socket) until `expected` of them authenticated, each then
+ * served by its own thread that validates frames and pushes batches into q
+ * (blocking when q is full: that is what stops the credit). A connection
+ * that does not send a HELLO with the job's token within
+ * SAGE__NET_HANDSHAKE_MS is closed and does not count: strangers on the
+ * listener (garbage, silence, a wrong token, a flood) cannot fail or hang
+ * the job; refusals are logged on stderr, at most one line a second. At
+ * most SAGE__NET_PENDING_MAX connections wait to authenticate at once (the
+ * oldest is dropped for a newer one), each reading only its HELLO (at most
+ * SAGE__NET_HELLO_MAX bytes). cancel_fd (an eventfd, or -1) ends the wait
+ * for producers when the job is canceled. Failures of authenticated
+ * producers (a broken or malformed stream) go to fail. */
+#define SAGE__NET_HANDSHAKE_MS 2000
+#define SAGE__NET_PENDING_MAX 32
+#define SAGE__NET_HELLO_MAX 4096
 typedef struct sage__netrecv sage__netrecv;
-int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg,
-                    sage__netrecv **out);
+int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, int cancel_fd,
+                    sage__net_fail_fn fail, void *arg, sage__netrecv **out);
 /* Wait for every connection to end (after their end-of-stream, or cancel). */
 void sage__net_serve_join(sage__netrecv *r);
-/* One producer connection, already accepted, served on the calling thread
- * until its end-of-stream, an error (reported through fail) or cancel. The
- * first frame must be a HELLO carrying token. Takes ownership of fd. (What
- * each connection thread runs; also the entry point of the fuzz target.) */
-void sage__net_serve_conn(int fd, sage__queue *q, const char *token, sage__net_fail_fn fail, void *arg);
+/* Connections refused so far (did not authenticate). */
+unsigned sage__net_refused(const sage__netrecv *r);
+/* The first frame of a connection, buf[0..len): > 0 its size when it is a
+ * HELLO carrying token; 0 when more bytes are needed; < 0 refused, with the
+ * reason in why. */
+long sage__net_hello_check(const unsigned char *buf, size_t len, const char *token, char *why, size_t why_len);
 /* Every record of a received batch lies inside it: n records in data[0..used). */
 int sage__batch_check(const unsigned char *data, size_t used, uint32_t n);
 

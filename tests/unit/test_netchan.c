@@ -1,5 +1,6 @@
 /* tests/unit/test_netchan.c - data connections: what the receiver accepts and refuses, and sender to receiver. */
 #include <arpa/inet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "net/frame.h"
 #include "net/sock.h"
 #include "runtime/netchan.h"
+#include "sage/context.h"
 #include "sage/error.h"
 
 static const char token[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -78,30 +80,81 @@ static void on_fail(void *arg, const char *why)
         snprintf(r->why, sizeof r->why, "%s", why);
 }
 
-/* Run the receiver over these bytes (written, then the write side closed). */
-static void receive(const bytes *in, result *r)
-{
-    memset(r, 0, sizeof *r);
-    int sv[2];
-    CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    CHECK_INT(write(sv[0], in->b, in->n), (long long)in->n);
-    shutdown(sv[0], SHUT_WR);
-    _Atomic int canceled = 0;
+/* A receiver on a fresh Unix listener, expecting one producer. */
+typedef struct rx {
+    char dir[64], path[96];
+    _Atomic int canceled;
     sage__queue q;
-    CHECK_INT(sage__queue_init(&q, 1 << 20, 4096, 1, &canceled), 0);
-    sage__net_serve_conn(sv[1], &q, token, on_fail, r);
+    sage__netrecv *recv;
+    result r;
+} rx;
+
+static void rx_start(rx *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->dir, sizeof x->dir, "/tmp/sage-test-netchan-XXXXXX");
+    CHECK(mkdtemp(x->dir) != NULL);
+    snprintf(x->path, sizeof x->path, "%s/s", x->dir);
+    char err[256];
+    int lfd;
+    CHECK_INT(sage__unix_listen(x->path, 64, &lfd, err, sizeof err), 0);
+    CHECK_INT(sage__queue_init(&x->q, 1 << 20, 4096, 1, &x->canceled), 0);
+    CHECK_INT(sage__net_serve(lfd, 1, &x->q, token, -1, on_fail, &x->r, &x->recv), 0);
+}
+
+static int rx_connect(rx *x)
+{
+    char err[256];
+    int fd = -1;
+    CHECK_INT(sage__unix_connect(x->path, &fd, err, sizeof err), 0);
+    return fd;
+}
+
+/* Join the receiver, count what reached the queue, clean up. */
+static void rx_finish(rx *x)
+{
+    sage__net_serve_join(x->recv);
     sage__batch *b;
-    while (sage__queue_pop(&q, 1, NULL, &b) == 0 && b) {
+    while (sage__queue_pop(&x->q, 1, NULL, &b) == 0 && b) {
         if (b->eos)
-            r->eos++;
+            x->r.eos++;
         else {
-            r->batches++;
-            r->records += (int)b->n;
+            x->r.batches++;
+            x->r.records += (int)b->n;
         }
         free(b);
     }
-    sage__queue_destroy(&q);
-    close(sv[0]);
+    sage__queue_destroy(&x->q);
+    unlink(x->path);
+    rmdir(x->dir);
+}
+
+static void send_bytes(int fd, const bytes *in)
+{
+    CHECK_INT(write(fd, in->b, in->n), (long long)in->n);
+    shutdown(fd, SHUT_WR);
+}
+
+/* Run the receiver over the bytes one authenticated producer sends. */
+static void receive(const bytes *in, result *r)
+{
+    rx x;
+    rx_start(&x);
+    int fd = rx_connect(&x);
+    send_bytes(fd, in);
+    rx_finish(&x);
+    close(fd);
+    *r = x.r;
+}
+
+/* The peer closed our end (EOF or reset) within ms: the receiver let it go. */
+static int closed_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) != 1)
+        return 0;
+    char c;
+    return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
 }
 
 static void accepts_batches_and_eos(void)
@@ -120,14 +173,13 @@ static void accepts_batches_and_eos(void)
     CHECK_INT(r.eos, 1);
 }
 
+/* After authentication: a broken stream fails the job, naming what was wrong. */
 typedef struct bad_case {
     const char *name;
     void (*build)(bytes *o);
     const char *why;
 } bad_case;
 
-static void bad_token(bytes *o) { hello(o, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"); }
-static void no_hello(bytes *o) { eos(o); }
 static void wrong_type(bytes *o)
 {
     hello(o, token);
@@ -165,8 +217,6 @@ static void bad_magic(bytes *o)
 }
 
 static const bad_case bad_cases[] = {
-    {"bad token", bad_token, "a data connection did not authenticate"},
-    {"no hello", no_hello, "a data connection did not authenticate"},
     {"wrong type", wrong_type, "unexpected frame on a data connection"},
     {"count mismatch", count_mismatch, "a data frame's records do not match its length"},
     {"record past its frame", record_past_frame, "a data frame's records do not match its length"},
@@ -175,7 +225,7 @@ static const bad_case bad_cases[] = {
     {"bad magic", bad_magic, "magic"},
 };
 
-static void refuses_bad_input(void)
+static void refuses_bad_streams(void)
 {
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         bytes in = {0};
@@ -187,6 +237,73 @@ static void refuses_bad_input(void)
         CHECK_INT(r.failures, 1);
         CHECK_CONTAINS(r.why, bad_cases[i].why);
         CHECK_INT(r.records, 0);
+    }
+}
+
+/* Before authentication: strangers are closed and do not count; the real producer still gets through. */
+static void good_producer(rx *x)
+{
+    bytes in = {0};
+    hello(&in, token);
+    const char *recs[] = {"real"};
+    data(&in, recs, 1, 1);
+    eos(&in);
+    int fd = rx_connect(x);
+    send_bytes(fd, &in);
+    rx_finish(x);
+    close(fd);
+    CHECK_INT(x->r.failures, 0);
+    CHECK_INT(x->r.records, 1);
+    CHECK_INT(x->r.eos, 1);
+}
+
+static void strangers_refused(void)
+{
+    static const char *const garbage[] = {"GET / HTTP/1.1\r\n\r\n", "SAGE\0\1\0\6\0\0\0\0\0\0\0\0"};
+    for (int k = 0; k < 4; k++) {
+        rx x;
+        rx_start(&x);
+        int bad = rx_connect(&x);
+        bytes in = {0};
+        if (k == 0)
+            hello(&in, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"); /* wrong token */
+        else if (k == 1)
+            frame(&in, SAGE__MSG_HELLO, "not json", 8);
+        else
+            memcpy(in.b, garbage[k - 2], in.n = strlen(garbage[k - 2]) + (k == 3 ? 16 : 0));
+        CHECK_INT(write(bad, in.b, in.n), (long long)in.n);
+        CHECK(closed_within(bad, 5000)); /* refused at once, without waiting for the good producer */
+        close(bad);
+        good_producer(&x);
+    }
+}
+
+static void silent_connection_times_out(void)
+{
+    rx x;
+    rx_start(&x);
+    int silent = rx_connect(&x);
+    uint64_t t0 = sage_now_ns();
+    CHECK(closed_within(silent, SAGE__NET_HANDSHAKE_MS + 3000));
+    uint64_t waited_ms = (sage_now_ns() - t0) / 1000000u;
+    CHECK(waited_ms + 100 >= SAGE__NET_HANDSHAKE_MS); /* not before its handshake time */
+    close(silent);
+    good_producer(&x);
+}
+
+static void flood_then_producer(void)
+{
+    rx x;
+    rx_start(&x);
+    int fds[SAGE__NET_PENDING_MAX + 8];
+    int n = (int)(sizeof fds / sizeof fds[0]);
+    for (int i = 0; i < n; i++)
+        fds[i] = rx_connect(&x); /* silent, more than may wait at once */
+    CHECK(closed_within(fds[0], 5000)); /* the oldest made room */
+    good_producer(&x);
+    for (int i = 0; i < n; i++) {
+        CHECK(closed_within(fds[i], 5000)); /* every stranger is closed by the end */
+        close(fds[i]);
     }
 }
 
@@ -222,7 +339,7 @@ static void sender_to_receiver(void)
     CHECK_INT(sage__queue_init(&q, 8192, 1024, 1, &canceled), 0);
     result r = {0};
     sage__netrecv *recv = NULL;
-    CHECK_INT(sage__net_serve(lfd, 1, &q, token, on_fail, &r, &recv), 0);
+    CHECK_INT(sage__net_serve(lfd, 1, &q, token, -1, on_fail, &r, &recv), 0);
     int cancel_fd = eventfd(0, EFD_CLOEXEC);
     sage__net_peer peer = {.token = token, .job_id = 1, .from_task = 0, .window = 2048, .batch_bytes = 1024,
                            .cancel_fd = cancel_fd, .canceled = &canceled, .fail = on_fail, .fail_arg = &r};
@@ -291,7 +408,10 @@ static void sender_to_receiver(void)
 int main(void)
 {
     RUN(accepts_batches_and_eos);
-    RUN(refuses_bad_input);
+    RUN(refuses_bad_streams);
+    RUN(strangers_refused);
+    RUN(silent_connection_times_out);
+    RUN(flood_then_producer);
     RUN(batch_check);
     RUN(sender_to_receiver);
     return CHECK_DONE();
