@@ -65,7 +65,8 @@ SAGE_API void sage_ctx_fail(sage_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx->failmsg, sizeof ctx->failmsg, fmt, ap);
     va_end(ap);
-    ctx->failmsg_at = sage__records_in(ctx->inst) + atomic_load_explicit(&ctx->inst->out.emitted, memory_order_relaxed);
+    ctx->failmsg_in = sage__records_in(ctx->inst);
+    ctx->failmsg_calls = ctx->calls;
 }
 
 SAGE_API uint64_t sage_now_ns(void) { return sage__mono_ns(); }

@@ -56,7 +56,9 @@ struct sage_ctx {
     size_t nmetrics;
     sage__metric metrics[SAGE_METRICS_MAX];
     char failmsg[512];
-    uint64_t failmsg_at; /* records_in + records_out when it was written: stale once either moved */
+    uint64_t calls;      /* calls that are not per record: source calls, open and close hooks */
+    uint64_t failmsg_in; /* records_in and calls when failmsg was written: it belongs to that call only */
+    uint64_t failmsg_calls;
     const sage_assignment *assignment;
 };
 

@@ -38,8 +38,9 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     sage__job *job = inst->task->job;
     if (job_canceled(job))
         return rc;
-    uint64_t now = sage__records_in(inst) + atomic_load_explicit(&inst->out.emitted, memory_order_relaxed);
-    int fresh = inst->ctx.failmsg[0] && inst->ctx.failmsg_at == now; /* written for this very record */
+    /* the message counts only if it was written during this very call */
+    int fresh = inst->ctx.failmsg[0] && inst->ctx.failmsg_in == sage__records_in(inst) &&
+                inst->ctx.failmsg_calls == inst->ctx.calls;
     const char *why = fresh ? inst->ctx.failmsg : sage_strerror(rc);
     int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
     char code[48] = "";
@@ -195,14 +196,16 @@ static int push_nowhere(sage_out *o, const void *d, size_t n)
     return sage__inst_fail(o->owner, SAGE_ESTATE);
 }
 
-static sage__push_fn push_for(const sage_out *o)
+/* always_check: every emit checks the cancel flag (close hooks, which no
+ * input loop watches over). */
+static sage__push_fn push_for(const sage_out *o, int always_check)
 {
     if (!o->next)
         return o->task ? push_task : push_nowhere;
     if (o->next->op->keyed)
         return push_other;
     sage__op_kind k = o->owner->op->kind;
-    int one = k == SAGE__OP_MAP || k == SAGE__OP_FILTER; /* at most one emit per input */
+    int one = !always_check && (k == SAGE__OP_MAP || k == SAGE__OP_FILTER); /* at most one emit per input */
     switch (o->next->op->kind) {
     case SAGE__OP_MAP: return one ? push_map : push_map_checked;
     case SAGE__OP_FLAT_MAP: return one ? push_flat_map : push_flat_map_checked;
@@ -247,7 +250,7 @@ void sage__opinst_bind(sage__opinst *in)
     in->process = op->keyed ? proc_keyed : in->kind_process;
 }
 
-void sage__out_bind(sage_out *o) { o->push = push_for(o); }
+void sage__out_bind(sage_out *o) { o->push = push_for(o, 0); }
 
 /* ---- leaving the task: batches per target ---- */
 
@@ -457,6 +460,7 @@ static int run_source(sage__task *t)
             continue;
         }
         uint64_t before = atomic_load_explicit(&h->out.emitted, memory_order_relaxed);
+        h->ctx.calls++;
         int rc = h->fn.source(&h->ctx, &h->out, h->udata);
         if (rc < 0)
             return sage__inst_fail(h, rc);
@@ -523,6 +527,7 @@ static int open_all(sage__task *t)
     for (size_t i = 0; i < t->nops; i++) {
         sage__opinst *in = &t->ops[i];
         int rc = 0;
+        in->ctx.calls++;
         if (in->op->builtin != SAGE__BUILTIN_NONE)
             rc = sage__builtin_open(&in->ctx, in->udata);
         if (rc == 0 && in->op->open)
@@ -539,6 +544,8 @@ static int open_all(sage__task *t)
 static int close_all(sage__task *t, int ok)
 {
     int first = 0;
+    for (size_t i = 0; i < t->nops; i++) /* what close hooks emit must fail once the job is canceled */
+        t->ops[i].out.push = push_for(&t->ops[i].out, 1);
     for (size_t i = 0; i < t->nops; i++) {
         sage__opinst *in = &t->ops[i];
         int rc = 0;
@@ -550,6 +557,7 @@ static int close_all(sage__task *t, int ok)
             continue;
         }
         if (in->op->close) {
+            in->ctx.calls++;
             rc = in->op->close(&in->ctx, &in->out, in->op->udata);
             if (rc < 0 && ok)
                 rc = sage__inst_fail(in, rc);

@@ -102,6 +102,78 @@ static void close_hook_rule(void)
     sage_env_destroy(env);
 }
 
+/* context.h: a fail message belongs to the call that wrote it, emits in between or not. */
+static int fail_after_emit(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_rec_i64(r, n) != 2)
+        return sage_emit(o, r, n);
+    sage_ctx_fail(c, "record two is bad");
+    int rc = sage_emit(o, r, n); /* an emit between the message and the failure */
+    return rc < 0 ? rc : SAGE_EINVAL;
+}
+static int recover_then_fail(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_rec_i64(r, n) == 1) {
+        sage_ctx_fail(c, "a message for record one, which then recovered");
+        return sage_emit(o, r, n);
+    }
+    return sage_rec_i64(r, n) == 3 ? SAGE_ETOOBIG : sage_emit(o, r, n);
+}
+
+static void fail_message_per_call(void)
+{
+    int64_t v[] = {1, 2, 3};
+    sage_env *env = sage_env_create("msg", NULL);
+    sage_sink(sage_flat_map(sage_from_int64s(env, v, 3, NULL), fail_after_emit, NULL, &(sage_op_opts){.name = "m"}),
+              drop, NULL, NULL);
+    CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
+    CHECK_CONTAINS(sage_env_errmsg(env), "record two is bad");
+    sage_env_destroy(env);
+    env = sage_env_create("stale", NULL);
+    sage_sink(sage_flat_map(sage_from_int64s(env, v, 3, NULL), recover_then_fail, NULL, &(sage_op_opts){.name = "m"}),
+              drop, NULL, NULL);
+    CHECK_INT(sage_env_execute(env), SAGE_ETOOBIG);
+    CHECK(strstr(sage_env_errmsg(env), "record one") == NULL); /* not reused for record three */
+    CHECK_CONTAINS(sage_env_errmsg(env), "value exceeds its bound");
+    sage_env_destroy(env);
+}
+
+/* stream.h: emits from close hooks fail once the job is canceled, also into a fused sink. */
+static _Atomic int sunk_after_cancel, close_emit_rc;
+static int cancel_src(sage_ctx *c, sage_out *o, void *u)
+{
+    sage_env_cancel((sage_env *)u);
+    int rc = sage_emit_i64(o, 1);
+    return rc < 0 ? rc : SAGE_MORE;
+}
+static int map_pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+static int map_close_emits(sage_ctx *c, sage_out *o, void *u)
+{
+    close_emit_rc = sage_emit_i64(o, 42);
+    return 0;
+}
+static int count_sink(sage_ctx *c, const void *r, size_t n, void *u)
+{
+    if (sage_rec_i64(r, n) == 42)
+        sunk_after_cancel++;
+    return 0;
+}
+
+static void close_emits_fail_after_cancel(void)
+{
+    sunk_after_cancel = 0;
+    close_emit_rc = 0;
+    sage_env *env = sage_env_create("cancel-close", NULL);
+    sage_stream *s = sage_from_source(env, cancel_src, env, &(sage_op_opts){.name = "src"});
+    s = sage_map(s, map_pass, NULL, &(sage_op_opts){.name = "m", .close = map_close_emits});
+    sage_sink(s, count_sink, NULL, &(sage_op_opts){.name = "k"}); /* fused: src -> m -> k in one task */
+    CHECK_INT(sage_env_submit(env), 0);
+    CHECK_INT(sage_env_wait(env, -1), SAGE_ECANCELED);
+    CHECK_INT(close_emit_rc, SAGE_ECANCELED);
+    CHECK_INT(sunk_after_cancel, 0);
+    sage_env_destroy(env);
+}
+
 /* jobmanager.h: no state directory without a home (no shared /tmp fallback). */
 static void home_dir_without_home(void)
 {
@@ -132,6 +204,8 @@ int main(void)
     RUN(calls_before_submit);
     RUN(node_config_checked_at_create);
     RUN(close_hook_rule);
+    RUN(fail_message_per_call);
+    RUN(close_emits_fail_after_cancel);
     RUN(home_dir_without_home);
     return CHECK_DONE();
 }
