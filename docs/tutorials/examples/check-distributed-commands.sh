@@ -4,6 +4,8 @@
 # tutorial does not show. ctest case tutorial_distributed_commands (tests/tutorials.cmake).
 # Usage: check-distributed-commands.sh DOC TEST
 # In DOC, commands are the lines of ```sh blocks that are neither blank nor comments (one command a line).
+# A ```sh block right after a line `<!-- not run by the test: REASON -->` is setup the test does for itself
+# (installing, building: the test uses the programs ctest built); its commands are listed as such, not checked.
 # In TEST, a tutorial command is the single-quoted argument of a line starting with `tut '...'` or
 # `tut_on NS NAME '...'`; test_cluster.sh's tut/tut_on substitute only ports and paths before running it.
 # Prints "DOC LINE -> TEST LINE" for each command: the map from the tutorial to the test.
@@ -13,8 +15,13 @@ test=${2:?usage: check-distributed-commands.sh DOC TEST}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-awk '/^```sh$/ { inb = 1; next } /^```/ { inb = 0; next }
-     inb && $0 !~ /^[ \t]*(#|$)/ { print NR "\t" $0 }' "$doc" >"$tmp/doc"
+awk -v setup="$tmp/setup" '/^<!-- not run by the test: .* -->$/ { skip = 1; next }
+     /^```sh$/ { inb = 1; inskip = skip; skip = 0; next } /^```/ { inb = 0; inskip = 0; next }
+     !inb && !/^$/ { skip = 0 }
+     inb && $0 !~ /^[ \t]*(#|$)/ { if (inskip) print NR "\t" $0 > setup; else print NR "\t" $0 }' "$doc" >"$tmp/doc"
+[ -f "$tmp/setup" ] && while IFS="$(printf '\t')" read -r n cmd; do
+    printf "setup, not run by the test (marked in the doc): doc line %s: %s\n" "$n" "$cmd"
+done <"$tmp/setup"
 
 grep -n "^ *tut\(_on [^ ]* [^ ]*\)\? '" "$test" | while IFS= read -r line; do
     n=${line%%:*}

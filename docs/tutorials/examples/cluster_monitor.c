@@ -3,6 +3,7 @@
  * JobManager (stop the job with `sage job stop ID`); embedded, or with --records N, it ends after N records.
  * Usage: cluster_monitor [--jobmanager HOST:PORT] [--records N]
  * Without --jobmanager it runs embedded on a simulated node of 4 CPUs. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

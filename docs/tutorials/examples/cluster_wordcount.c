@@ -3,6 +3,7 @@
  * word (as examples/wordcount does).
  * Usage: cluster_wordcount [--jobmanager HOST:PORT] [--custom] [FILE]
  * Without --jobmanager it runs embedded on a simulated node of 8 CPUs; without FILE it counts a built-in text. */
+#define _POSIX_C_SOURCE 200809L /* strndup */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
