@@ -112,10 +112,10 @@ int jm_slurm_refresh(jm *d, char *err, size_t err_len)
 {
     sage__node *nodes = NULL;
     size_t n = 0;
-    char e[2048];
-    int rc = sage__slurm_nodes(d->slurm_conf, &nodes, &n, e, sizeof e);
+    sage__err e = {0};
+    int rc = sage__slurm_nodes(d->slurm_conf, SAGE__SLURM_WAIT_MS, &nodes, &n, &e);
     if (rc != 0) {
-        snprintf(err, err_len, "reading the Slurm cluster's nodes: %s", e);
+        snprintf(err, err_len, "reading the Slurm cluster's nodes: %s", e.msg);
         return rc;
     }
     free(d->slurm_nodes);
