@@ -67,6 +67,7 @@
 
 #include "sage/error.h"
 #include "util/err.h"
+#include "util/num.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_V1_MEMORY CG_ROOT "/memory"
@@ -170,8 +171,16 @@ static long long keyed_value(const char *text, const char *key)
     size_t kl = strlen(key);
     const char *p = text;
     while (*p) {
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
-            return strtoll(p + kl + 1, NULL, 10);
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            char num[32];
+            size_t n = strcspn(p + kl + 1, "\n");
+            int64_t v;
+            if (n >= sizeof num)
+                return -1;
+            memcpy(num, p + kl + 1, n);
+            num[n] = '\0';
+            return sage__parse_i64(num, 0, INT64_MAX, &v) == 0 ? v : -1;
+        }
         p = strchr(p, '\n');
         if (!p)
             break;
@@ -186,12 +195,9 @@ static uint64_t read_u64(const char *path)
     char buf[64];
     if (read_file(path, buf, sizeof buf) != 0)
         return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (errno != 0 || end == buf)
-        return 0;
-    return (uint64_t)v;
+    buf[strcspn(buf, "\n")] = '\0';
+    int64_t v;
+    return sage__parse_i64(buf, 0, INT64_MAX, &v) == 0 ? (uint64_t)v : 0;
 }
 
 /* Make `parent` usable for worker groups: create it (EEXIST is fine) and, on
