@@ -63,12 +63,12 @@ static int header_line(const unsigned char *p, size_t n, size_t line, sage__http
 {
     if (n > 0 && (p[0] == ' ' || p[0] == '\t'))
         return refuse(h, 400, "folded header line", line);
+    if (!memchr(p, ':', n))
+        return refuse(h, 400, "header line without a colon", line);
     size_t m = 0;
     while (m < n && is_tchar(p[m]))
         m++;
-    if (m == n)
-        return refuse(h, 400, "header line without a colon", line);
-    if (m == 0 || p[m] != ':')
+    if (m == 0 || m == n || p[m] != ':')
         return refuse(h, 400, "malformed header name", line);
     if (++h->nheaders > SAGE__HTTP_HEADERS_MAX)
         return refuse(h, 431, "too many header lines", line);
