@@ -66,6 +66,9 @@ void cluster_note_started(const char *pidfile, const char *daemon);
 void cluster_undo_started(void);
 int cluster_anything_running(char *buf, size_t len);
 void cluster_remove_stale_pidfiles(void);
+/* Start the slurmd of node `name` (argv; SLURM_CONF=conf, or none if NULL), its log and pid file
+ * slurmd-<name>.*, and wait until the node is usable (asking with wait_conf). 0, or the failure printed. */
+int cluster_start_slurmd(char *const argv[], const char *name, const char *conf, const char *wait_conf);
 
 /* cluster_munge.c */
 int cluster_create_munge_key(const char *key);
@@ -100,6 +103,9 @@ typedef struct cluster_opts {
     const char *address, *head_address, *name, *home;
     cluster_res res; /* --cpus, --memory, --gpus, --resources */
 } cluster_opts;
+
+/* The node's Slurm name: --name, else the short host name; 0, or the usage error printed and EX_USAGE. */
+int cluster_node_name(const cluster_opts *o, char *name, size_t len);
 
 int cluster_start_head(const cluster_opts *o);   /* cluster_head.c */
 int cluster_start_worker(const cluster_opts *o); /* cluster_worker.c */

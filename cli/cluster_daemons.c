@@ -244,3 +244,17 @@ void cluster_remove_stale_pidfiles(void)
     }
     closedir(d);
 }
+
+int cluster_start_slurmd(char *const argv[], const char *name, const char *conf, const char *wait_conf)
+{
+    char log[PATH_MAX], pidfile[PATH_MAX];
+    cluster_path(log, "slurmd-%s.log", name);
+    cluster_path(pidfile, "slurmd-%s.pid", name);
+    cluster_rotate_log(log);
+    unlink(pidfile);
+    int rc = cluster_run_daemon(argv, log, conf);
+    if (rc != 0)
+        return cluster_fail("slurmd for node %s failed to start (exit %d): read %s", name, rc, log);
+    cluster_note_started(pidfile, "slurmd");
+    return cluster_wait_node_idle(wait_conf, name, pidfile, log) ? EX_FAIL : 0;
+}

@@ -70,12 +70,8 @@ int cluster_start_head(const cluster_opts *o)
     if (cluster_need_root() || cluster_need_programs(progs))
         return EX_FAIL;
     char name[128], addr[64], home[PATH_MAX];
-    if (o->name)
-        snprintf(name, sizeof name, "%s", o->name);
-    else
-        cluster_short_hostname(name, sizeof name);
-    if (!cluster_valid_name(name))
-        return cluster_usage("node name '%s' is not usable: give one with --name (letters, digits, - _ .)", name);
+    if (cluster_node_name(o, name, sizeof name))
+        return EX_USAGE;
     if (o->address)
         snprintf(addr, sizeof addr, "%s", o->address);
     else
@@ -107,7 +103,7 @@ int cluster_start_head(const cluster_opts *o)
     if (cluster_start_munged())
         goto fail;
 
-    char ctld_log[PATH_MAX], d_log[PATH_MAX], d_pid[PATH_MAX];
+    char ctld_log[PATH_MAX], d_log[PATH_MAX];
     cluster_path(ctld_log, "slurmctld.log");
     cluster_rotate_log(ctld_log);
     {
@@ -124,19 +120,11 @@ int cluster_start_head(const cluster_opts *o)
         goto fail;
 
     cluster_path(d_log, "slurmd-%s.log", name);
-    cluster_path(d_pid, "slurmd-%s.pid", name);
-    cluster_rotate_log(d_log);
     {
         char *argv[] = {"slurmd", "-f", conf, "-N", name, NULL};
-        int rc = cluster_run_daemon(argv, d_log, conf);
-        if (rc != 0) {
-            cluster_fail("slurmd for node %s failed to start (exit %d): read %s", name, rc, d_log);
+        if (cluster_start_slurmd(argv, name, conf, conf))
             goto fail;
-        }
-        cluster_note_started(d_pid, "slurmd");
     }
-    if (cluster_wait_node_idle(conf, name, d_pid, d_log))
-        goto fail;
 
     char desc[512];
     cluster_describe_res(&r, desc, sizeof desc);

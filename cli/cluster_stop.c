@@ -44,6 +44,20 @@ static void cancel_jobs(const char *conf)
     }
 }
 
+/* Stop one daemon of the state dir (<name>.pid, <name>.log), counting the result. */
+static void stop_daemon(pid_t pid, const char *name, int *stopped, int *failed)
+{
+    char path[PATH_MAX];
+    if (cluster_stop_pid(pid, name) != 0) {
+        cluster_fail("%s (pid %ld) did not exit: read %s", name, (long)pid, cluster_path(path, "%s.log", name));
+        *failed = 1;
+        return;
+    }
+    printf("stopped %s (pid %ld)\n", name, (long)pid);
+    unlink(cluster_path(path, "%s.pid", name));
+    (*stopped)++;
+}
+
 int cluster_stop(void)
 {
     char path[PATH_MAX], why[256];
@@ -107,27 +121,11 @@ int cluster_stop(void)
             sage__slurm_run(wconf, argv, 10000, NULL, msg, sizeof msg);
         }
     }
-    if (ctld) {
-        if (cluster_stop_pid(ctld, "slurmctld") != 0) {
-            cluster_fail("slurmctld (pid %ld) did not exit: read %s", (long)ctld, cluster_path(path, "slurmctld.log"));
-            failed = 1;
-        } else {
-            printf("stopped slurmctld (pid %ld)\n", (long)ctld);
-            unlink(cluster_path(path, "slurmctld.pid"));
-            stopped++;
-        }
-    }
+    if (ctld)
+        stop_daemon(ctld, "slurmctld", &stopped, &failed);
     pid_t munged = cluster_live_daemon(cluster_path(path, "munged.pid"), "munged");
-    if (munged) {
-        if (cluster_stop_pid(munged, "munged") != 0) {
-            cluster_fail("munged (pid %ld) did not exit: read %s", (long)munged, cluster_path(path, "munged.log"));
-            failed = 1;
-        } else {
-            printf("stopped munged (pid %ld)\n", (long)munged);
-            unlink(cluster_path(path, "munged.pid"));
-            stopped++;
-        }
-    }
+    if (munged)
+        stop_daemon(munged, "munged", &stopped, &failed);
     cluster_remove_stale_pidfiles();
     /* A configless slurmd links /run/slurm/conf to its cache in our spool: remove a link into it. */
     char target[PATH_MAX];

@@ -21,13 +21,19 @@
 
 char cluster_dir[PATH_MAX];
 
+/* "sage cluster: <message><tail>" on stderr. */
+__attribute__((format(printf, 1, 0))) static void say(const char *fmt, va_list ap, const char *tail)
+{
+    fputs("sage cluster: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 int cluster_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("sage cluster: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap, "\n");
     va_end(ap);
     return EX_FAIL;
 }
@@ -36,9 +42,7 @@ int cluster_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("sage cluster: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\n(see: sage cluster --help)\n", stderr);
+    say(fmt, ap, "\n(see: sage cluster --help)\n");
     va_end(ap);
     return EX_USAGE;
 }
@@ -286,5 +290,16 @@ int cluster_text_write(cluster_text *t, const char *path)
         return cluster_fail("cannot write %s: its text would exceed %zu bytes", path, t->b.max);
     if (rc != 0)
         return cluster_fail("cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int cluster_node_name(const cluster_opts *o, char *name, size_t len)
+{
+    if (o->name)
+        snprintf(name, len, "%s", o->name);
+    else
+        cluster_short_hostname(name, len);
+    if (!cluster_valid_name(name))
+        return cluster_usage("node name '%s' is not usable: give one with --name (letters, digits, - _ .)", name);
     return 0;
 }

@@ -28,12 +28,8 @@ int cluster_start_worker(const cluster_opts *o)
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
             return cluster_usage("--head-address=%s: the host must be a name or an IPv4 address", o->head_address);
     char name[128], home[PATH_MAX];
-    if (o->name)
-        snprintf(name, sizeof name, "%s", o->name);
-    else
-        cluster_short_hostname(name, sizeof name);
-    if (!cluster_valid_name(name))
-        return cluster_usage("node name '%s' is not usable: give one with --name (letters, digits, - _ .)", name);
+    if (cluster_node_name(o, name, sizeof name))
+        return EX_USAGE;
     cluster_res r = o->res;
     cluster_host_defaults(&r);
 
@@ -185,17 +181,9 @@ int cluster_start_worker(const cluster_opts *o)
                  gres);
         snprintf(server, sizeof server, "%s\nAuthInfo=socket=%s:%ld", host, sock, port);
         char *argv[] = {"slurmd", "-N", name, "-Z", "--conf", conf_line, "--conf-server", server, NULL};
-        cluster_rotate_log(d_log);
-        unlink(d_pid);
-        int rc = cluster_run_daemon(argv, d_log, NULL);
-        if (rc != 0) {
-            cluster_fail("slurmd for node %s failed to start (exit %d): read %s", name, rc, d_log);
+        if (cluster_start_slurmd(argv, name, NULL, wconf)) /* no SLURM_CONF: it fetches its configuration */
             goto fail;
-        }
-        cluster_note_started(d_pid, "slurmd");
     }
-    if (cluster_wait_node_idle(wconf, name, d_pid, d_log))
-        goto fail;
     char desc[512];
     cluster_describe_res(&r, desc, sizeof desc);
     printf("worker %s joined the SAGE cluster at %s:%ld: %s: idle\n", name, host, port, desc);

@@ -33,7 +33,20 @@ void jm_strv_free(char **v)
     free(v);
 }
 
-char **jm_worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, const char *extra)
+char **jm_strv_done(char **v, size_t n)
+{
+    v[n] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i]) {
+            for (size_t z = 0; z < n; z++)
+                free(v[z]);
+            free(v);
+            return NULL;
+        }
+    return v;
+}
+
+static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, const char *extra)
 {
     json_t *env = json_object_get(j->doc, "env");
     size_t n = json_is_array(env) ? json_array_size(env) : 0;
@@ -59,15 +72,7 @@ char **jm_worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, cons
     e[m++] = strdup(buf);
     if (extra)
         e[m++] = strdup(extra);
-    e[m] = NULL;
-    for (size_t i = 0; i < m; i++)
-        if (!e[i]) {
-            for (size_t z = 0; z < m; z++)
-                free(e[z]);
-            free(e);
-            return NULL;
-        }
-    return e;
+    return jm_strv_done(e, m);
 }
 
 int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_t err_len)
@@ -93,7 +98,7 @@ int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_
 }
 
 /* In the child: async-signal-safe calls only, until exec. */
-static void child(const jm_exec *x, pid_t parent, int out_w, int err_w)
+static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int err_w)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -115,9 +120,9 @@ static void child(const jm_exec *x, pid_t parent, int out_w, int err_w)
         (void)!write(2, msg, sizeof msg - 1);
     }
     if (x->search_path)
-        execvpe(x->file, x->argv, x->envp);
+        execvpe(x->file, x->argv, envp);
     else
-        execve(x->file, x->argv, x->envp);
+        execve(x->file, x->argv, envp);
     static const char program[] = "sage worker: cannot execute the job's program\n";
     static const char tool[] = ": cannot execute it (is Slurm's client installed and in PATH?)\n";
     if (x->search_path) {
@@ -132,24 +137,31 @@ static void child(const jm_exec *x, pid_t parent, int out_w, int err_w)
 
 int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size_t err_len)
 {
-    (void)d;
+    char **envp = worker_env(d, j, k, x->env_drop, x->env_extra);
+    if (!envp) {
+        sage__fmt(err, err_len, "out of memory");
+        return SAGE_ENOMEM;
+    }
     jm_output_open(j, k);
     int outp[2], errp[2];
     if (pipe2(outp, O_CLOEXEC) != 0) {
         sage__fmt(err, err_len, "pipe: %s", strerror(errno));
+        jm_strv_free(envp);
         return SAGE_ESYS;
     }
     if (pipe2(errp, O_CLOEXEC) != 0) {
         sage__fmt(err, err_len, "pipe: %s", strerror(errno));
         close(outp[0]);
         close(outp[1]);
+        jm_strv_free(envp);
         return SAGE_ESYS;
     }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child(x, parent, outp[1], errp[1]);
+        child(x, envp, parent, outp[1], errp[1]);
     int e = errno;
+    jm_strv_free(envp);
     close(outp[1]);
     close(errp[1]);
     if (pid < 0) {

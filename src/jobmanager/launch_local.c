@@ -31,15 +31,8 @@ static int local_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
         else
             jm_log(d, "job %lld task %d: no cgroup (%s); its memory is not limited", (long long)j->id, k->index, cgerr);
     }
-    char **envp = jm_worker_env(d, j, k, NULL, NULL);
-    if (!envp) {
-        free(argv);
-        sage__fmt(err, err_len, "out of memory");
-        return SAGE_ENOMEM;
-    }
     jm_exec x = {.file = exe,
                  .argv = argv,
-                 .envp = envp,
                  .pdeathsig = SIGKILL,
                  .cg = k->has_cg ? &k->cg : NULL,
                  .affinity = a->pin ? &a->affinity : NULL,
@@ -47,7 +40,6 @@ static int local_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
                  .cwd = json_string_value(json_object_get(j->doc, "cwd"))};
     rc = jm_exec_task(d, j, k, &x, err, err_len);
     free(argv);
-    jm_strv_free(envp);
     return rc;
 }
 

@@ -325,15 +325,21 @@ static void ask_job_state(jm *d, jm_job *j, jm_cmd_fn fn)
     }
 }
 
+/* The job an squeue answered about (NULL if it is gone), no longer waiting for that answer. */
+static jm_job *polled(jm *d, int64_t job_id)
+{
+    jm_job *j = jm_job_find(d, job_id);
+    if (j)
+        j->slurm.polling = 0;
+    return j;
+}
+
 /* A pending allocation: run its tasks once Slurm runs it, fail the job if Slurm ended it, else keep Slurm's reason. */
 static void on_queue_state(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
     (void)arg;
-    jm_job *j = jm_job_find(d, job_id);
-    if (!j)
-        return;
-    j->slurm.polling = 0;
-    if (j->failed || j->cancel_requested || j->stop_requested || j->slurm.running || d->stop)
+    jm_job *j = polled(d, job_id);
+    if (!j || j->failed || j->cancel_requested || j->stop_requested || j->slurm.running || d->stop)
         return;
     char state[64] = "", reason[256] = "";
     sage__err e = {0};
@@ -394,10 +400,9 @@ static void on_step(long long job, long long step, const char *name, void *arg)
 static void on_steps(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
     (void)arg;
-    jm_job *j = jm_job_find(d, job_id);
+    jm_job *j = polled(d, job_id);
     if (!j)
         return;
-    j->slurm.polling = 0;
     if (r->code == 0) {
         struct step_ctx s = {.j = j};
         s.pl = (size_t)snprintf(s.prefix, sizeof s.prefix, "sage-%lld-", (long long)j->id);
@@ -488,15 +493,7 @@ static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *arg
     for (size_t i = 1; i < argc; i++)
         ARG("%s", args[i]);
 #undef ARG
-    v[n] = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!v[i]) {
-            for (size_t z = 0; z < n; z++)
-                free(v[z]);
-            free(v);
-            return NULL;
-        }
-    return v;
+    return jm_strv_done(v, n);
 }
 
 static int slurm_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
@@ -508,27 +505,24 @@ static int slurm_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
         return rc;
     char conf[PATH_MAX + 16];
     sage__fmt(conf, sizeof conf, "SLURM_CONF=%s", d->slurm.conf);
-    /* the submitter's own Slurm variables (it may run inside a job) would mislead srun */
-    char **envp = jm_worker_env(d, j, k, "SLURM_", conf);
     char **argv = srun_argv(j, k, exe, args);
     free(args);
-    if (!envp || !argv) {
-        jm_strv_free(envp);
-        jm_strv_free(argv);
+    if (!argv) {
         sage__fmt(err, err_len, "out of memory");
         return SAGE_ENOMEM;
     }
-    /* srun runs the task in its own working directory: the submitter's; SIGTERM makes srun end its step */
+    /* srun runs the task in its own working directory: the submitter's; SIGTERM makes srun end its step;
+     * the submitter's own Slurm variables (it may run inside a job) would mislead srun */
     jm_exec x = {.file = "srun",
                  .search_path = 1,
                  .argv = argv,
-                 .envp = envp,
+                 .env_drop = "SLURM_",
+                 .env_extra = conf,
                  .pdeathsig = SIGTERM,
                  .listen_fd = -1,
                  .cwd = json_string_value(json_object_get(j->doc, "cwd"))};
     rc = jm_exec_task(d, j, k, &x, err, err_len);
     jm_strv_free(argv);
-    jm_strv_free(envp);
     return rc;
 }
 

@@ -79,7 +79,9 @@ void jm_slurm_view_ended(const jm *d, int64_t id, json_t *end);
 typedef struct jm_exec {
     const char *file;           /* the program */
     int search_path;            /* 1: look file up in PATH (srun); 0: run it as given (the job's executable) */
-    char *const *argv, *const *envp;
+    char *const *argv;
+    const char *env_drop;       /* submitter variables starting with this are left out (NULL: none) */
+    const char *env_extra;      /* one more "NAME=value" for its environment (NULL: none) */
     int pdeathsig;              /* signal it gets when the daemon dies */
     const sage__cgroup *cg;     /* group to enter before exec (NULL: none) */
     const cpu_set_t *affinity;  /* cores to pin it to (NULL: none) */
@@ -87,17 +89,16 @@ typedef struct jm_exec {
     const char *cwd;            /* directory to run in (NULL: the daemon's) */
 } jm_exec;
 /* Fork and exec the task's process with its stdout/stderr piped to the
- * daemon and its log opened. 0, or an error with the reason. */
+ * daemon, its log opened, and the worker's environment: the submitter's
+ * (without SAGE_WORKER_*, CUDA_VISIBLE_DEVICES, SAGE_HOME and x->env_drop*),
+ * then SAGE's own (SAGE_WORKER_SPEC, SAGE_WORKER_TASK, SAGE_HOME,
+ * CUDA_VISIBLE_DEVICES), then x->env_extra. 0, or an error with the reason. */
 int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size_t err_len);
-
-/* The environment of a worker: the submitter's (without SAGE_WORKER_*,
- * CUDA_VISIBLE_DEVICES, SAGE_HOME and, when drop_prefix is set, the
- * variables starting with it), then SAGE's own, then `extra` (or NULL).
- * malloc'd, NULL-terminated; NULL when out of memory. */
-char **jm_worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, const char *extra);
 /* The job's executable and argv from its document (argv points into the document). */
 int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_t err_len);
 void jm_strv_free(char **v);
+/* v[0..n) made of strdup results: v (NULL-terminated) if none failed, else NULL with everything freed. */
+char **jm_strv_done(char **v, size_t n);
 /* SIGKILL every process of the job that still runs and is not known to
  * have died by itself (not reaped yet): that one keeps its own story. */
 void jm_kill_processes(jm_job *j);

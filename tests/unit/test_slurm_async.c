@@ -176,6 +176,24 @@ static int wait_call(const char *line)
     return 0;
 }
 
+static void cancel(int64_t id)
+{
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\": \"cancel\", \"job_id\": %lld}", (long long)id);
+    json_decref(request(req, NULL));
+    CHECK(wait_status(id, "canceled"));
+}
+
+/* Submit a job while `command` blocks; wait until it is blocked. */
+static int64_t submit_blocked(const char *command)
+{
+    set_block(command, 1);
+    int64_t id = submit();
+    CHECK(id > 0);
+    CHECK(wait_started(command));
+    return id;
+}
+
 /* Ping, list and status while a Slurm command is blocked: each answered at once. */
 static void check_answers_at_once(int64_t id, const char *while_what)
 {
@@ -194,10 +212,7 @@ static void check_answers_at_once(int64_t id, const char *while_what)
 
 static void test_squeue_blocked(void)
 {
-    set_block("squeue", 1);
-    int64_t id = submit();
-    CHECK(id > 0);
-    CHECK(wait_started("squeue"));
+    int64_t id = submit_blocked("squeue");
     CHECK(wait_status(id, "waiting for Slurm allocation 4242 on fake1"));
     check_answers_at_once(id, "squeue is blocked");
     CHECK(answer("PENDING|Priority\n"));
@@ -212,10 +227,7 @@ static void test_squeue_blocked(void)
     CHECK(took < CMD_TIMEOUT_MS + 3000);
     set_block("squeue", 0);
     CHECK(wait_status(id, "PENDING (Resources)"));
-    char req[128];
-    snprintf(req, sizeof req, "{\"op\": \"cancel\", \"job_id\": %lld}", (long long)id);
-    json_decref(request(req, NULL));
-    CHECK(wait_status(id, "canceled"));
+    cancel(id);
     CHECK(wait_call("scancel 4242"));
 }
 
@@ -240,25 +252,16 @@ static void test_sinfo_blocked(void)
     pthread_join(th, NULL);
     CHECK(id > 0);
     CHECK(wait_status(id, "PENDING (Resources)"));
-    char req[128];
-    snprintf(req, sizeof req, "{\"op\": \"cancel\", \"job_id\": %lld}", (long long)id);
-    json_decref(request(req, NULL));
-    CHECK(wait_status(id, "canceled"));
+    cancel(id);
 }
 
 /* A job canceled while sbatch runs: the allocation sbatch then reports is released at once. */
 static void test_sbatch_after_cancel(void)
 {
-    set_block("sbatch", 1);
-    int64_t id = submit();
-    CHECK(id > 0);
-    CHECK(wait_started("sbatch"));
+    int64_t id = submit_blocked("sbatch");
     CHECK(wait_status(id, "requesting a Slurm allocation on fake1"));
     check_answers_at_once(id, "sbatch is blocked");
-    char req[128];
-    snprintf(req, sizeof req, "{\"op\": \"cancel\", \"job_id\": %lld}", (long long)id);
-    json_decref(request(req, NULL));
-    CHECK(wait_status(id, "canceled"));
+    cancel(id);
     set_block("sbatch", 0);
     CHECK(answer("4343\n"));
     CHECK(wait_call("scancel 4343"));

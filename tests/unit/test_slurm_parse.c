@@ -126,6 +126,20 @@ static void test_gres(void)
     CHECK_CONTAINS(e.msg, "more than 32 distinct gres names");
 }
 
+/* The node both captured outputs describe: vm, mixed, 4 CPUs (2 allocated), 24151 MB (1024), gpu:2, ssd:2, one of each used. */
+static void check_vm(const sage__slurm_node *v)
+{
+    CHECK_STR(v->name, "vm");
+    CHECK_STR(v->state, "mixed");
+    CHECK_INT(v->cpus, 4);
+    CHECK_INT(v->cpus_alloc, 2);
+    CHECK_INT(v->mem_mb, 24151);
+    CHECK_INT(v->mem_alloc_mb, 1024);
+    char g[256];
+    gres_text(v, g, sizeof g);
+    CHECK_STR(g, "gpu=2/1 ssd=2/1");
+}
+
 /* ---- sinfo --json -------------------------------------------------------------------------- */
 
 /* What Slurm 22.05.8 printed for a `sage cluster` head (trimmed to the fields read, plus some). */
@@ -147,18 +161,10 @@ static void test_sinfo_2205(void)
         free(v);
         return;
     }
-    CHECK_STR(v[0].name, "vm");
-    CHECK_STR(v[0].state, "mixed");
+    check_vm(&v[0]);
     CHECK_STR(v[0].flags, "");
     CHECK_STR(v[0].address, "127.0.0.1");
     CHECK_STR(v[0].gres, "gpu:2,ssd:2");
-    CHECK_INT(v[0].cpus, 4);
-    CHECK_INT(v[0].cpus_alloc, 2);
-    CHECK_INT(v[0].mem_mb, 24151);
-    CHECK_INT(v[0].mem_alloc_mb, 1024);
-    char g[256];
-    gres_text(&v[0], g, sizeof g);
-    CHECK_STR(g, "gpu=2/1 ssd=2/1");
     CHECK(sage__slurm_usable(&v[0]));
     CHECK(sage__slurm_gres_find(&v[0], "ssd") != NULL && sage__slurm_gres_find(&v[0], "ssd")->total == 2);
     CHECK(sage__slurm_gres_find(&v[0], "nvme") == NULL);
@@ -342,15 +348,7 @@ static void test_scontrol_nodes(void)
     CHECK_INT(sage__slurm_parse_scontrol_nodes(text, &v, &n, &e), 0);
     CHECK_INT(n, 2);
     if (n == 2) {
-        CHECK_STR(v[0].name, "vm");
-        CHECK_STR(v[0].state, "mixed");
-        CHECK_INT(v[0].cpus, 4);
-        CHECK_INT(v[0].cpus_alloc, 2);
-        CHECK_INT(v[0].mem_mb, 24151);
-        CHECK_INT(v[0].mem_alloc_mb, 1024);
-        char g[256];
-        gres_text(&v[0], g, sizeof g);
-        CHECK_STR(g, "gpu=2/1 ssd=2/1");
+        check_vm(&v[0]);
         CHECK_STR(v[1].state, "idle");
         CHECK_STR(v[1].flags, "DRAIN+DYNAMIC_NORM");
         CHECK(sage__slurm_has_flag(&v[1], "DYNAMIC_NORM"));
