@@ -215,9 +215,14 @@ static int run_loop(jm *d, char *err, size_t err_len)
         if (pfds[1].revents)
             on_signals(d);
         size_t k = 2;
-        for (jm_conn *c = d->conns; c && k < first_out; c = c->next, k++)
-            if (c->fd == pfds[k].fd && (pfds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+        for (jm_conn *c = d->conns; c && k < first_out; c = c->next, k++) {
+            if (c->fd != pfds[k].fd || !(pfds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (c->parked && (pfds[k].revents & (POLLHUP | POLLERR)))
+                c->closing = 1, c->wbuf.len = 0; /* gone while its submit waited: nothing to answer */
+            else
                 jm_conn_drain(d, c);
+        }
         for (size_t i = first_out; i < first_cmd; i++)
             if (pfds[i].revents)
                 jm_output_ready(d, pfds[i].fd);

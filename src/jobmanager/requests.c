@@ -19,6 +19,11 @@ static int64_t req_job_id(json_t *req)
 static void submit_now(jm *d, jm_conn *c, json_t *doc)
 {
     char err[4096] = "";
+    if (d->stop) { /* it waited for the nodes while the daemon began to stop */
+        json_decref(doc);
+        jm_send_error(c, SAGE_ESTATE, "the JobManager is stopping: no new job");
+        return;
+    }
     int64_t id = 0;
     int rc = jm_job_submit(d, doc, &id, err, sizeof err);
     if (rc != 0)
@@ -34,12 +39,8 @@ static void submit(jm *d, jm_conn *c, json_t *req)
         jm_send_error(c, SAGE_EPROTO, "submit without \"job\"");
         return;
     }
-    if (d->stop) {
-        jm_send_error(c, SAGE_ESTATE, "the JobManager is stopping: no new job");
-        return;
-    }
     char err[1024] = "";
-    int r = d->launcher->refresh ? d->launcher->refresh(d, err, sizeof err) : 0;
+    int r = d->launcher->refresh && !d->stop ? d->launcher->refresh(d, err, sizeof err) : 0;
     if (r < 0) {
         jm_send_error(c, SAGE_ESYS, "%s", err);
         return;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "jobmanager/jobmanager.h"
+#include "util/err.h"
 #include "util/time.h"
 
 #define WAIT_MS 20000      /* bound on any wait for the daemon */
@@ -184,6 +185,23 @@ static void cancel(int64_t id)
     CHECK(wait_status(id, "canceled"));
 }
 
+/* The error a refused submit got (the submitter thread of test_sinfo_fails). */
+static char refused[1024];
+
+static void *refused_submitter(void *arg)
+{
+    (void)arg;
+    sage_client *c;
+    char *out = NULL;
+    if (sage_client_connect("127.0.0.1", port, token, &c, refused, sizeof refused) != 0)
+        return NULL;
+    if (sage_client_request(c, job_doc, &out, refused, sizeof refused) == 0)
+        sage__strlcpy(refused, "accepted", sizeof refused);
+    free(out);
+    sage_client_close(c);
+    return NULL;
+}
+
 /* Submit a job while `command` blocks; wait until it is blocked. */
 static int64_t submit_blocked(const char *command)
 {
@@ -253,6 +271,21 @@ static void test_sinfo_blocked(void)
     CHECK(id > 0);
     CHECK(wait_status(id, "PENDING (Resources)"));
     cancel(id);
+}
+
+/* The nodes cannot be read again: the waiting submit is refused with sinfo's reason, the daemon goes on. */
+static void test_sinfo_fails(void)
+{
+    set_block("sinfo", 1);
+    pthread_t th;
+    refused[0] = '\0';
+    CHECK(pthread_create(&th, NULL, refused_submitter, NULL) == 0);
+    CHECK(wait_started("sinfo"));
+    set_block("sinfo", 0);
+    CHECK(answer("sinfo: error: slurm_load_node: Unable to contact slurm controller\n"));
+    pthread_join(th, NULL);
+    CHECK_CONTAINS(refused, "reading the Slurm cluster's nodes: sinfo --json printed no JSON");
+    check_answers_at_once(0, "nothing waits");
 }
 
 /* A job canceled while sbatch runs: the allocation sbatch then reports is released at once. */
@@ -353,6 +386,7 @@ int main(void)
     }
     RUN(test_squeue_blocked);
     RUN(test_sinfo_blocked);
+    RUN(test_sinfo_fails);
     RUN(test_sbatch_after_cancel);
     RUN(test_shutdown);
     if (daemon_pid > 0) {
