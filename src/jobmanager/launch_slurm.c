@@ -250,17 +250,17 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
             jm_job_maybe_end(d, j);
         return;
     }
+    char nodes[4096];
+    int count;
+    node_list(j, nodes, sizeof nodes, &count); /* it fitted when asked for */
     if (!parsed) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "Slurm refused the job's allocation (sbatch): %s",
-                    r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
+        jm_job_fail(d, j, JM_PRIO_ROOT, "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s",
+                    nodes, r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
         jm_job_maybe_end(d, j);
         return;
     }
     j->slurm.job = id;
     j->slurm.poll_at = sage__mono_ms(); /* at once: the next loop turn */
-    char nodes[4096];
-    int count;
-    node_list(j, nodes, sizeof nodes, &count); /* it fitted when asked for */
     sage__fmt(j->pending_reason, sizeof j->pending_reason, "waiting for Slurm allocation %lld on %.400s", id, nodes);
     sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
     jm_log(d, "job %lld \"%s\": Slurm allocation %lld requested on %s (%zu tasks)", (long long)j->id, j->name, id,
