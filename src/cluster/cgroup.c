@@ -56,7 +56,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +66,8 @@
 #include <unistd.h>
 
 #include "sage/error.h"
+#include "util/err.h"
+#include "util/num.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_V1_MEMORY CG_ROOT "/memory"
@@ -75,16 +76,6 @@
 #define CG_RMDIR_TRIES 100
 
 /* ---- small helpers ------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static const char *errtext(int e, char *buf, size_t len)
 {
@@ -180,8 +171,16 @@ static long long keyed_value(const char *text, const char *key)
     size_t kl = strlen(key);
     const char *p = text;
     while (*p) {
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
-            return strtoll(p + kl + 1, NULL, 10);
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            char num[32];
+            size_t n = strcspn(p + kl + 1, "\n");
+            int64_t v;
+            if (n >= sizeof num)
+                return -1;
+            memcpy(num, p + kl + 1, n);
+            num[n] = '\0';
+            return sage__parse_i64(num, 0, INT64_MAX, &v) == 0 ? v : -1;
+        }
         p = strchr(p, '\n');
         if (!p)
             break;
@@ -196,12 +195,9 @@ static uint64_t read_u64(const char *path)
     char buf[64];
     if (read_file(path, buf, sizeof buf) != 0)
         return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (errno != 0 || end == buf)
-        return 0;
-    return (uint64_t)v;
+    buf[strcspn(buf, "\n")] = '\0';
+    int64_t v;
+    return sage__parse_i64(buf, 0, INT64_MAX, &v) == 0 ? (uint64_t)v : 0;
 }
 
 /* Make `parent` usable for worker groups: create it (EEXIST is fine) and, on
@@ -212,21 +208,21 @@ static int prepare_parent(sage__cgroup_mode mode, const char *parent, char *why,
     char eb[128], file[600];
     if (mkdir(parent, 0755) != 0 && errno != EEXIST) {
         int e = errno;
-        say(why, why_len, "cannot create %s: %s", parent, errtext(e, eb, sizeof eb));
+        sage__fmt(why, why_len, "cannot create %s: %s", parent, errtext(e, eb, sizeof eb));
         return e;
     }
     if (mode != SAGE__CGROUP_V2)
         return 0;
     char ctl[512];
     if (join(file, sizeof file, parent, "cgroup.subtree_control") != 0) {
-        say(why, why_len, "path too long: %s", parent);
+        sage__fmt(why, why_len, "path too long: %s", parent);
         return ENAMETOOLONG;
     }
     if (read_file(file, ctl, sizeof ctl) == 0 && has_word(ctl, "memory"))
         return 0;
     if (write_file(file, "+memory") != 0) {
         int e = errno;
-        say(why, why_len, "cannot enable +memory in %s: %s", file, errtext(e, eb, sizeof eb));
+        sage__fmt(why, why_len, "cannot enable +memory in %s: %s", file, errtext(e, eb, sizeof eb));
         return e;
     }
     return 0;
@@ -240,19 +236,19 @@ static int probe_child(sage__cgroup_mode mode, const char *parent, char *why, si
     char eb[128], name[64], dir[600], file[700];
     snprintf(name, sizeof name, "probe-%ld-%u", (long)getpid(), atomic_fetch_add(&seq, 1u));
     if (join(dir, sizeof dir, parent, name) != 0) {
-        say(why, why_len, "path too long: %s", parent);
+        sage__fmt(why, why_len, "path too long: %s", parent);
         return -1;
     }
     if (mkdir(dir, 0755) != 0) {
         int e = errno;
-        say(why, why_len, "cannot create a group under %s: %s", parent, errtext(e, eb, sizeof eb));
+        sage__fmt(why, why_len, "cannot create a group under %s: %s", parent, errtext(e, eb, sizeof eb));
         return -1;
     }
     const char *want = mode == SAGE__CGROUP_V2 ? "memory.max" : "memory.limit_in_bytes";
     int ok = join(file, sizeof file, dir, want) == 0 && exists(file);
     rmdir(dir);
     if (!ok) {
-        say(why, why_len, "a group under %s has no %s: the memory controller is not enabled there", parent, want);
+        sage__fmt(why, why_len, "a group under %s has no %s: the memory controller is not enabled there", parent, want);
         return -1;
     }
     return 0;
@@ -284,7 +280,7 @@ static int try_v2_base(const char *base, char *parent, size_t parent_len, char *
     char file[600], buf[512];
     if (join(file, sizeof file, base, "cgroup.controllers") != 0 || read_file(file, buf, sizeof buf) != 0 ||
         !has_word(buf, "memory")) {
-        say(why, why_len, "the memory controller is not delegated to %s", base);
+        sage__fmt(why, why_len, "the memory controller is not delegated to %s", base);
         return -1;
     }
     /* Enable memory for base's children (the "sage" parent). In a non-root
@@ -295,12 +291,12 @@ static int try_v2_base(const char *base, char *parent, size_t parent_len, char *
         if (e == EBUSY) {
             size_t n = why ? strlen(why) : 0;
             if (why && n < why_len)
-                say(why + n, why_len - n, " (cgroup v2 \"no internal processes\" rule: %s has processes)", base);
+                sage__fmt(why + n, why_len - n, " (cgroup v2 \"no internal processes\" rule: %s has processes)", base);
         }
         return -1;
     }
     if (join(parent, parent_len, base, CG_PARENT_NAME) != 0) {
-        say(why, why_len, "parent buffer too small for %s/" CG_PARENT_NAME, base);
+        sage__fmt(why, why_len, "parent buffer too small for %s/" CG_PARENT_NAME, base);
         return -1;
     }
     if (prepare_parent(SAGE__CGROUP_V2, parent, why, why_len) != 0 ||
@@ -317,26 +313,26 @@ static sage__cgroup_mode probe_v2(char *parent, size_t parent_len, char *why, si
         snprintf(base, sizeof base, "%s%s", CG_ROOT, own);
         if (is_dir(base)) {
             if (try_v2_base(base, parent, parent_len, first, sizeof first) == 0) {
-                say(why, why_len, "%s", "");
+                sage__fmt(why, why_len, "%s", "");
                 return SAGE__CGROUP_V2;
             }
         } else {
-            say(first, sizeof first, "own cgroup %s is not visible under " CG_ROOT, own);
+            sage__fmt(first, sizeof first, "own cgroup %s is not visible under " CG_ROOT, own);
         }
     }
     char second[512] = "";
     if (try_v2_base(CG_ROOT, parent, parent_len, second, sizeof second) == 0) {
         /* Worked at the root: keep the note on why not in our own group. */
         if (first[0])
-            say(why, why_len, "cgroup v2: using the root cgroup: %s", first);
+            sage__fmt(why, why_len, "cgroup v2: using the root cgroup: %s", first);
         else
-            say(why, why_len, "%s", "");
+            sage__fmt(why, why_len, "%s", "");
         return SAGE__CGROUP_V2;
     }
     if (first[0])
-        say(why, why_len, "cgroup v2: %s; and at the root: %s", first, second);
+        sage__fmt(why, why_len, "cgroup v2: %s; and at the root: %s", first, second);
     else
-        say(why, why_len, "cgroup v2: %s", second);
+        sage__fmt(why, why_len, "cgroup v2: %s", second);
     if (parent && parent_len)
         parent[0] = '\0';
     return SAGE__CGROUP_NONE;
@@ -346,18 +342,18 @@ static sage__cgroup_mode probe_v1(char *parent, size_t parent_len, char *why, si
 {
     char reason[512];
     if (join(parent, parent_len, CG_V1_MEMORY, CG_PARENT_NAME) != 0) {
-        say(why, why_len, "parent buffer too small for " CG_V1_MEMORY "/" CG_PARENT_NAME);
+        sage__fmt(why, why_len, "parent buffer too small for " CG_V1_MEMORY "/" CG_PARENT_NAME);
         if (parent && parent_len)
             parent[0] = '\0';
         return SAGE__CGROUP_NONE;
     }
     if (prepare_parent(SAGE__CGROUP_V1, parent, reason, sizeof reason) != 0 ||
         probe_child(SAGE__CGROUP_V1, parent, reason, sizeof reason) != 0) {
-        say(why, why_len, "cgroup v1: %s", reason);
+        sage__fmt(why, why_len, "cgroup v1: %s", reason);
         parent[0] = '\0';
         return SAGE__CGROUP_NONE;
     }
-    say(why, why_len, "%s", "");
+    sage__fmt(why, why_len, "%s", "");
     return SAGE__CGROUP_V1;
 }
 
@@ -367,14 +363,14 @@ sage__cgroup_mode sage__cgroup_probe(char *parent, size_t parent_len, char *why,
 {
     if (parent && parent_len)
         parent[0] = '\0';
-    say(why, why_len, "%s", "");
+    sage__fmt(why, why_len, "%s", "");
     const char *env = getenv("SAGE_CGROUP");
     if (env && strcmp(env, "none") == 0) {
-        say(why, why_len, "disabled by SAGE_CGROUP=none: memory limits are not enforced");
+        sage__fmt(why, why_len, "disabled by SAGE_CGROUP=none: memory limits are not enforced");
         return SAGE__CGROUP_NONE;
     }
     if (!parent || parent_len == 0) {
-        say(why, why_len, "no buffer for the parent path");
+        sage__fmt(why, why_len, "no buffer for the parent path");
         return SAGE__CGROUP_NONE;
     }
 
@@ -390,7 +386,7 @@ sage__cgroup_mode sage__cgroup_probe(char *parent, size_t parent_len, char *why,
     if (statfs(CG_V1_MEMORY, &sf) == 0 && (long)sf.f_type == CG_V1_MAGIC && exists(CG_V1_MEMORY "/memory.limit_in_bytes"))
         return probe_v1(parent, parent_len, why, why_len);
 
-    say(why, why_len, "%sno cgroup v1 memory hierarchy mounted at " CG_V1_MEMORY ": memory limits are not enforced",
+    sage__fmt(why, why_len, "%sno cgroup v1 memory hierarchy mounted at " CG_V1_MEMORY ": memory limits are not enforced",
         v2note);
     return SAGE__CGROUP_NONE;
 }
@@ -406,13 +402,13 @@ static int set_file(const sage__cgroup *cg, const char *file, const char *value,
 {
     char path[700], eb[128];
     if (join(path, sizeof path, cg->path, file) != 0) {
-        say(err, err_len, "cgroup: path too long: %s/%s", cg->path, file);
+        sage__fmt(err, err_len, "cgroup: path too long: %s/%s", cg->path, file);
         errno = ENAMETOOLONG;
         return -1;
     }
     if (write_file(path, value) != 0) {
         int e = errno;
-        say(err, err_len, "cgroup: cannot write \"%.*s\" to %s: %s", (int)strcspn(value, "\n"), value, path,
+        sage__fmt(err, err_len, "cgroup: cannot write \"%.*s\" to %s: %s", (int)strcspn(value, "\n"), value, path,
             errtext(e, eb, sizeof eb));
         errno = e;
         return -1;
@@ -458,9 +454,9 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
                         char *err, size_t err_len)
 {
     char eb[128];
-    say(err, err_len, "%s", "");
+    sage__fmt(err, err_len, "%s", "");
     if (!cg) {
-        say(err, err_len, "cgroup: no group given");
+        sage__fmt(err, err_len, "cgroup: no group given");
         return SAGE_EINVAL;
     }
     memset(cg, 0, sizeof *cg);
@@ -468,15 +464,15 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
     cg->procs_fd = -1;
     cg->limit = limit;
     if (mode != SAGE__CGROUP_V1 && mode != SAGE__CGROUP_V2) {
-        say(err, err_len, "cgroup: no writable memory controller on this host: memory limits are not enforced");
+        sage__fmt(err, err_len, "cgroup: no writable memory controller on this host: memory limits are not enforced");
         return SAGE_EUNSUPPORTED;
     }
     if (!parent || !parent[0] || !valid_name(name)) {
-        say(err, err_len, "cgroup: invalid parent or group name \"%s\"", name ? name : "(null)");
+        sage__fmt(err, err_len, "cgroup: invalid parent or group name \"%s\"", name ? name : "(null)");
         return SAGE_EINVAL;
     }
     if (join(cg->path, sizeof cg->path, parent, name) != 0) {
-        say(err, err_len, "cgroup: path too long: %s/%s", parent, name);
+        sage__fmt(err, err_len, "cgroup: path too long: %s/%s", parent, name);
         cg->path[0] = '\0';
         return SAGE_ETOOBIG;
     }
@@ -494,7 +490,7 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
     }
     if (rc != 0) {
         int e = errno;
-        say(err, err_len, "cgroup: cannot create %s: %s", cg->path, errtext(e, eb, sizeof eb));
+        sage__fmt(err, err_len, "cgroup: cannot create %s: %s", cg->path, errtext(e, eb, sizeof eb));
         cg->path[0] = '\0'; /* not ours: destroy must not remove it */
         return SAGE_ESYS;
     }
@@ -503,13 +499,13 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
         goto fail;
     char procs[700];
     if (join(procs, sizeof procs, cg->path, "cgroup.procs") != 0) {
-        say(err, err_len, "cgroup: path too long: %s/cgroup.procs", cg->path);
+        sage__fmt(err, err_len, "cgroup: path too long: %s/cgroup.procs", cg->path);
         goto fail;
     }
     cg->procs_fd = open(procs, O_WRONLY | O_CLOEXEC);
     if (cg->procs_fd < 0) {
         int e = errno;
-        say(err, err_len, "cgroup: cannot open %s: %s", procs, errtext(e, eb, sizeof eb));
+        sage__fmt(err, err_len, "cgroup: cannot open %s: %s", procs, errtext(e, eb, sizeof eb));
         goto fail;
     }
     return 0;

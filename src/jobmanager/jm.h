@@ -1,4 +1,20 @@
-/* jobmanager/jm.h - the JobManager daemon's state: connections, jobs, tasks (shared by its files). */
+/* jobmanager/jm.h - the JobManager daemon's state: connections, jobs, tasks, launcher, commands (shared by its files).
+ *
+ * Where each idea lives (docs/internals/jobmanager.md has the long form):
+ *   daemon.c    sage_jobmanager_run: start-up, the poll loop, signals, shutdown
+ *   config.c    the configuration document
+ *   conn.c      connections: buffers, frames, HELLO, replies
+ *   requests.c  client requests (ping, submit, wait, list, status, control, logs, results, shutdown)
+ *   admit.c     admission: the plan document, placement, spec.json, pending jobs
+ *   jobs.c      the job state machine: start, failure attribution, end, control, shutdown
+ *   launcher.h  how tasks are run: launch.c (shared), launch_local.c, launch_slurm.c
+ *   command.c   Slurm commands run as children polled by the loop (never waited for)
+ *   workers.c   the worker protocol: HELLO, events, peers, control
+ *   output.c    worker output: pipes, log files, stderr tails, `logs`
+ *   views.c     the JSON views: ping, status, list, end; a task's store row
+ *   http.c      GET /metrics; http_head.c parses the request head
+ *   store.c     SQLite job records
+ */
 #ifndef SAGE_JOBMANAGER_JM_H
 #define SAGE_JOBMANAGER_JM_H
 
@@ -14,24 +30,29 @@
 #include "net/frame.h"
 #include "resources/placement.h"
 #include "sage/sage.h"
+#include "util/buf.h"
 
 #define JM_WBUF_MAX (32u << 20) /* a client that reads nothing is dropped past this */
 #define JM_TAIL_LINES 8         /* stderr lines kept per task for failure messages */
 #define JM_TAIL_BYTES 2048
+
+typedef struct jm jm;
+typedef struct jm_launcher jm_launcher;
+typedef struct jm_cmd jm_cmd;
 
 typedef enum jm_role { JM_UNAUTH = 0, JM_CLIENT, JM_WORKER, JM_HTTP } jm_role;
 
 typedef struct jm_conn {
     int fd;
     jm_role role;
-    unsigned char *rbuf;
-    size_t rlen, rcap;
-    unsigned char *wbuf;
-    size_t wlen, wcap;
+    sage__buf rbuf; /* bounded by the role's frame limit */
+    sage__buf wbuf; /* bounded by JM_WBUF_MAX */
     int64_t job_id; /* worker: its job; client: the job it waits for or follows */
     int task;       /* worker: its task */
     int waiting;    /* client: a "wait" reply is due when the job ends */
     int following;  /* client: log lines of job_id are pushed */
+    int parked;     /* client: a request waits for the daemon (a submit while the nodes are read); no more
+                     * frames of it are handled until it is answered */
     int closing;    /* close once wbuf is flushed */
     char peer[64];
     struct jm_conn *next;
@@ -70,11 +91,11 @@ typedef struct jm_task {
     json_t *metrics;      /* last report */
     jm_conn *ctl;         /* the worker's control connection */
     char node[64];        /* the node its placement chose (Slurm: the node its srun step runs on) */
-    long long slurm_step; /* slurm: its step id within the job's allocation (-1 until known) */
+    long long slurm_step; /* Slurm launcher: its step id within the job's allocation (-1 until known) */
 } jm_task;
 
 typedef enum jm_job_state {
-    JJ_PENDING = 0, /* waiting for resources held by other jobs */
+    JJ_PENDING = 0, /* waiting for resources held by other jobs (or, on Slurm, for its allocation) */
     JJ_RUNNING,
     JJ_PAUSED,
     JJ_FINISHED,
@@ -82,6 +103,21 @@ typedef enum jm_job_state {
     JJ_FAILED,
     JJ_CANCELED,
 } jm_job_state;
+
+/* What the Slurm launcher keeps per job (launch_slurm.c). */
+typedef struct jm_slurm_job {
+    long long job;         /* the job's allocation (0: none yet) */
+    int requesting;        /* sbatch for it is running */
+    int polling;           /* an squeue about it is running */
+    int running;           /* the allocation runs and the tasks were started */
+    int released;          /* scancel was sent (or Slurm ended the allocation) */
+    int checked;           /* the allocation's state was asked after a task failed */
+    int checking;          /* ... and the answer is not in: the job does not end before it */
+    int64_t poll_at;       /* next squeue (sage__mono_ms; 0: nothing to poll) */
+    int step_polls;        /* step-id lookups done */
+    char state[256];       /* the allocation's last state and reason, for messages */
+    char check_why[1024];  /* the task failure the check is about */
+} jm_slurm_job;
 
 typedef struct jm_job {
     int64_t id;
@@ -96,19 +132,13 @@ typedef struct jm_job {
     sage__assign **assign;
     int stop_requested, cancel_requested, failed;
     int err_prio;         /* how much the recorded failure explains: a root cause outranks its echoes */
-    int64_t kill_at_ms;   /* an echo failure: kill the remaining workers then (0: not scheduled) */
+    int64_t kill_at_ms;   /* an echo failure: kill the remaining workers then (sage__mono_ms; 0: not scheduled) */
     char error[2048];
     char pending_reason[512];
-    int64_t submitted_ms, started_ms;
+    int64_t submitted_ms, started_ms; /* wall clock, for people */
     size_t running;       /* tasks not yet reaped */
     int peers_sent;       /* tcp data plane: every worker got the others' addresses */
-    long long slurm_job;  /* slurm: the job's allocation (0: none) */
-    int slurm_running;    /* slurm: the allocation runs and the tasks were started */
-    int slurm_released;   /* slurm: scancel was sent (or Slurm ended the allocation) */
-    int slurm_checked;    /* slurm: the allocation's state was asked after a task failed */
-    int64_t slurm_poll_at; /* slurm: next squeue (0: nothing to poll) */
-    int slurm_step_polls; /* slurm: step-id lookups done */
-    char slurm_state[256]; /* slurm: the allocation's last state and reason, for messages */
+    jm_slurm_job slurm;
     struct jm_job *next;
 } jm_job;
 
@@ -117,7 +147,23 @@ typedef enum jm_data_plane {
     JM_DATA_TCP,      /* workers listen on TCP and exchange addresses through the daemon ("peers" event) */
 } jm_data_plane;
 
-typedef struct jm {
+/* What the Slurm launcher keeps for the daemon (launch_slurm.c). */
+typedef struct jm_slurm {
+    char conf[PATH_MAX];  /* config "slurm": {"conf": ...} */
+    int timeout_ms;       /* bound on one Slurm command (config "slurm": {"command_timeout_ms": ...}) */
+    sage__node *nodes;    /* the cluster's usable nodes (sinfo --json) */
+    size_t nnodes;
+    int refreshing;       /* an sinfo for the nodes is running; submits wait for it */
+} jm_slurm;
+
+/* A submit that waits for the node list (requests.c). */
+typedef struct jm_parked {
+    jm_conn *c;
+    json_t *doc;
+    struct jm_parked *next;
+} jm_parked;
+
+struct jm {
     char home[1024]; /* short enough that every path under it fits PATH_MAX */
     char host[256];
     int port;
@@ -131,55 +177,101 @@ typedef struct jm {
     sage__node node;
     sage__cgroup_mode cgmode;
     char cgparent[512], cgwhy[256];
-    jm_data_plane data_plane; /* config key "data_plane" */
-    char slurm_conf[PATH_MAX]; /* config "slurm": {"conf": ...}; "" when not on Slurm */
-    sage__node *slurm_nodes;   /* slurm: the cluster's usable nodes (sinfo --json) */
-    size_t slurm_nnodes;
+    jm_data_plane data_plane;     /* config key "data_plane" */
+    const jm_launcher *launcher;  /* chosen once by the configuration: local or Slurm */
+    jm_slurm slurm;
+    jm_cmd *cmds;                 /* Slurm commands running or queued (command.c) */
+    jm_parked *parked;            /* submits waiting for the node list, oldest first */
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
-    int stop;
-} jm;
+    int stop;     /* stopping: no new job, the loop runs until every job and command is done */
+};
 
 void jm_log(jm *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int64_t jm_now_ms(void);
 const char *jm_job_state_name(jm_job_state s);
 const char *jm_task_state_name(jm_task_state s);
 
-/* connections (daemon.c) */
+/* ---- config.c ---- */
+/* Read the configuration (JSON text or a file; NULL: none) over this host's discovered capacity, and choose
+ * the launcher (d->launcher). 0, or an error naming the key. */
+int jm_config_load(jm *d, const char *config, char *err, size_t err_len);
+
+/* ---- conn.c ---- */
 int jm_send(jm_conn *c, uint16_t type, const void *payload, size_t len);
 int jm_send_json(jm_conn *c, uint16_t type, json_t *obj); /* steals obj */
 int jm_send_error(jm_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Read and handle whatever the connection has buffered, without waiting. */
+/* Read and handle whatever the connection has, without waiting. */
 void jm_conn_drain(jm *d, jm_conn *c);
+/* Handle the frames already buffered (after a parked request was answered). */
+void jm_conn_frames(jm *d, jm_conn *c);
+void jm_conns_accept(jm *d);
+void jm_conn_flush(jm_conn *c);
+/* Close and free the connections that are done (closed, or closing with nothing left to send). */
+void jm_conns_reap(jm *d);
 
-/* jobs (jobs.c) */
-int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len);
+/* ---- requests.c ---- */
+void jm_client_request(jm *d, jm_conn *c, json_t *req);
+/* The node list was read again (rc 0) or could not be (rc != 0, err says why): answer the parked submits. */
+void jm_submits_resume(jm *d, int rc, const char *err);
+/* A connection goes away: drop its parked submit. */
+void jm_submits_forget(jm *d, jm_conn *c);
+
+/* ---- admit.c ---- */
+int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len); /* steals doc */
+/* After a job ended: start pending jobs, oldest first, as long as they fit. */
+void jm_jobs_retry_pending(jm *d);
+
+/* ---- jobs.c ---- */
+/* Failure priorities: when one worker dies, its neighbours fail too (broken
+ * connections); the reason kept is the one that explains most. */
+enum { JM_PRIO_ECHO = 1, JM_PRIO_GONE = 2, JM_PRIO_USER = 3, JM_PRIO_ROOT = 4, JM_PRIO_ALLOCATION = 5 };
 jm_job *jm_job_find(jm *d, int64_t id);
+void jm_job_free(jm_job *j);
+/* Start every task of a placed job (on Slurm: once its allocation runs). 0, or the job failed. */
+int jm_job_start_tasks(jm *d, jm_job *j);
+void jm_job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Kill what the job runs and release what it holds (the launcher's stop). */
+void jm_job_kill(jm *d, jm_job *j);
+/* End the job if nothing of it is left to wait for. 1 if it ended (it is freed and unlinked then). */
+int jm_job_maybe_end(jm *d, jm_job *j);
 int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len);
+/* A child was reaped: a command, or a task's process. */
 void jm_on_child_exit(jm *d, pid_t pid, int status);
+/* Milliseconds until the next scheduled kill (-1: none); run the ones due. */
+int jm_jobs_timers(jm *d, int64_t now);
+/* The daemon is stopping: fail every live job and kill what it runs (their ends follow as they are reaped). */
+void jm_jobs_shutdown(jm *d);
+
+/* ---- workers.c ---- */
+/* A worker's HELLO with a valid token: link it to its task and answer (or refuse and close). */
+void jm_worker_hello(jm *d, jm_conn *c, json_t *hello);
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev);
-/* A worker's HELLO was accepted (and answered): record where it runs and,
- * on the tcp data plane, where it listens; once every task of its job has
- * said HELLO, send each worker the "peers" event. peer_host: the numeric
- * address of its control connection. */
-void jm_on_worker_hello(jm *d, jm_conn *c, json_t *hello, const char *peer_host);
 void jm_on_worker_gone(jm *d, jm_conn *c);
-void jm_job_pipes(jm *d, struct pollfd *pfds, size_t *n, size_t cap);
-void jm_job_pipe_ready(jm *d, int fd);
+/* A "control" event (pause, resume, stop) to every connected worker of the job. */
+void jm_workers_control(jm_job *j, const char *action);
+
+/* ---- output.c ---- */
+/* Open logs/<op>.<instance>.log for the task (a task without it still runs; its output is only followed). */
+void jm_output_open(jm_job *j, jm_task *k);
+/* The worker pipes to poll; how many there are. */
+size_t jm_output_count(const jm *d);
+void jm_output_pollfds(jm *d, struct pollfd *pfds, size_t *n, size_t cap);
+void jm_output_ready(jm *d, int fd);
+/* Read what the task's pipes hold now (before its exit is handled). */
+void jm_output_drain(jm *d, jm_job *j, jm_task *k);
+/* The last lines of its stderr, for failure messages (invalid UTF-8 replaced). */
+void jm_output_tail(const jm_task *k, char *out, size_t len);
+int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
+
+/* ---- views.c ---- */
+json_t *jm_ping_json(jm *d);
 json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);
 json_t *jm_job_list_json(jm *d);
 json_t *jm_job_end_json(jm *d, int64_t id);
-void jm_jobs_shutdown(jm *d);
-/* slurm: read the cluster's nodes into d->slurm_nodes (0, or an error with the reason). */
-int jm_slurm_refresh(jm *d, char *err, size_t err_len);
-/* slurm: release allocations a previous JobManager of this state directory left (logged). */
-void jm_slurm_startup(jm *d);
-/* Milliseconds until the next scheduled action (-1: none): kills, and on
- * Slurm the allocation polls; run the ones due. */
-int jm_jobs_timers(jm *d);
-int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
+/* The store row of a task at its job's end. */
+void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r);
 
-/* metrics over HTTP (http.c) */
+/* ---- http.c ---- */
 void jm_http(jm *d, jm_conn *c);
 
 #endif

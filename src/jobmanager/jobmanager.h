@@ -13,16 +13,20 @@
 /* Runs the daemon in the calling process until stopped (SIGTERM, SIGINT or
  * a "shutdown" request), serving clients on host:port. home is the state
  * directory (NULL: $SAGE_HOME or ~/.sage): token, pid file, log, jobs.db and
- * one directory per job. Returns 0 after a clean stop, or an error (port in
- * use, another daemon owns home, ...) with the reason in err.
+ * one directory per job. Returns 0 after a clean stop (every job ended, every
+ * Slurm command finished), or an error with the reason in err: at start (port
+ * in use, another daemon owns home, a bad config, Slurm's nodes unreadable,
+ * no signalfd) or when the loop failed (poll).
  *
  * Process-wide effects, for as long as it runs (the daemon owns the process:
  * call it from a process that does nothing else, as `sage jobmanager start`
- * does): SIGPIPE is ignored; SIGCHLD, SIGTERM and SIGINT are blocked and read
- * from a signalfd; every child of the process is reaped (waitpid(-1)), so the
- * caller must not have children of its own it wants to wait for; the soft
- * RLIMIT_NOFILE is raised to the hard limit. Not re-entrant: one daemon per
- * process. */
+ * does): SIGPIPE is ignored; SIGCHLD, SIGTERM, SIGINT and SIGHUP are blocked
+ * and read from a signalfd (the previous mask is restored on return); every
+ * child of the process is reaped (waitpid(-1)), so the caller must not have
+ * children of its own it wants to wait for; the daemon's own children are its
+ * workers and, on Slurm, the client commands it runs (each in a process group
+ * of its own); the soft RLIMIT_NOFILE is raised to the hard limit. Not
+ * re-entrant: one daemon per process. */
 typedef struct sage_jobmanager_opts {
     const char *host;   /* NULL: 127.0.0.1 */
     int port;           /* 0: SAGE_JOBMANAGER_PORT */

@@ -1,5 +1,6 @@
 /* jobmanager/store.c - the JobManager's job records in SQLite: jobs, their tasks, final metrics. */
 #include "jobmanager/store.h"
+#include "util/time.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -208,13 +209,6 @@ static int valid_state(const char *state)
     return n > 0 && n < sizeof(((sage__job_row *)0)->state) && n < sizeof(((sage__task_row *)0)->state);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Steps a statement that returns no rows, then resets it. */
 static int exec_stmt(sqlite3_stmt *st)
 {
@@ -415,7 +409,7 @@ int sage__store_fail_unfinished(sage__store *s, const char *reason)
         sqlite3_stmt *st = s->st[ST_FAIL_JOBS];
         rc = bind_str(st, 1, reason);
         if (rc == 0)
-            rc = map_rc(sqlite3_bind_int64(st, 2, wall_ms()));
+            rc = map_rc(sqlite3_bind_int64(st, 2, sage__wall_ms()));
         if (rc == 0) {
             int step = sqlite3_step(st);
             if (step == SQLITE_DONE)
@@ -565,6 +559,45 @@ int sage__store_task_put(sage__store *s, const sage__task_row *t)
     return exec_stmt(st); /* a job_id with no job: foreign key -> SAGE_ENOTFOUND */
 }
 
+/* Every task row of a job in task order, at most limit (< 0: all), each handed to fn. */
+static int task_rows(sage__store *s, int64_t job_id, sqlite3_int64 limit, int (*fn)(const sage__task_row *r, void *arg),
+                     void *arg)
+{
+    sage__task_row *row = malloc(sizeof *row);
+    if (!row)
+        return SAGE_ENOMEM;
+    sqlite3_stmt *st = s->st[ST_TASK_LIST];
+    int rc = map_rc(sqlite3_bind_int64(st, 1, job_id));
+    if (rc == 0)
+        rc = map_rc(sqlite3_bind_int64(st, 2, limit));
+    while (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = map_rc(step);
+            break;
+        }
+        read_task(st, row);
+        rc = fn(row, arg);
+    }
+    done(st);
+    free(row);
+    return rc;
+}
+
+typedef struct task_copy {
+    sage__task_row *rows;
+    size_t *n;
+} task_copy;
+
+static int copy_task(const sage__task_row *r, void *arg)
+{
+    task_copy *c = arg;
+    c->rows[(*c->n)++] = *r;
+    return 0;
+}
+
 int sage__store_task_list(sage__store *s, int64_t job_id, sage__task_row *rows, size_t max, size_t *n)
 {
     if (n)
@@ -573,20 +606,13 @@ int sage__store_task_list(sage__store *s, int64_t job_id, sage__task_row *rows, 
         return SAGE_EINVAL;
     if (max == 0)
         return 0;
-    sqlite3_stmt *st = s->st[ST_TASK_LIST];
-    int rc = map_rc(sqlite3_bind_int64(st, 1, job_id));
-    if (rc == 0)
-        rc = map_rc(sqlite3_bind_int64(st, 2, limit_of(max)));
-    while (rc == 0 && *n < max) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_DONE)
-            break;
-        if (step != SQLITE_ROW) {
-            rc = map_rc(step);
-            break;
-        }
-        read_task(st, &rows[(*n)++]);
-    }
-    done(st);
-    return rc;
+    task_copy c = {rows, n};
+    return task_rows(s, job_id, limit_of(max), copy_task, &c);
+}
+
+int sage__store_task_each(sage__store *s, int64_t job_id, int (*fn)(const sage__task_row *r, void *arg), void *arg)
+{
+    if (!s || !fn)
+        return SAGE_EINVAL;
+    return task_rows(s, job_id, -1, fn, arg);
 }

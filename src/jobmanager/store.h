@@ -56,5 +56,8 @@ int sage__store_job_list(sage__store *s, sage__job_row *rows, size_t max, size_t
 /* Tasks: insert or replace the whole row; list a job's tasks by task index. */
 int sage__store_task_put(sage__store *s, const sage__task_row *t);
 int sage__store_task_list(sage__store *s, int64_t job_id, sage__task_row *rows, size_t max, size_t *n);
+/* Every task row of a job, however many, in task order: fn(row, arg) for each (row is valid during the
+ * call only); a non-zero return from fn stops the walk and is returned. */
+int sage__store_task_each(sage__store *s, int64_t job_id, int (*fn)(const sage__task_row *r, void *arg), void *arg);
 
 #endif

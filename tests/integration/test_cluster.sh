@@ -408,7 +408,7 @@ join=$(grep -o -- "--head-address=[^ ]*" "$T/start2.out")
 ok "head started at 10.213.77.1:$P2"
 
 # The worker command run "on another host": in a namespace, with its own host name (unshare --uts),
-# as DESIGN.md measured. sgw1 shares the head's file system (the state dir is the same directory, as
+# as docs/cluster.md describes. sgw1 shares the head's file system (the state dir is the same directory, as
 # on a shared home): it uses the head's munged. sgw2 gets its own view of the state dir path (a
 # tmpfs over $H2 in a private mount namespace, as on a separate host): it holds only a copy of the
 # munge key, runs its own munged and gets slurm.conf and gres.conf from slurmctld (configless).

@@ -650,6 +650,51 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
+/* Every task of a job, however many (the views of ended jobs once stopped at 1024). */
+typedef struct each_seen {
+    int n, in_order;
+} each_seen;
+
+static int count_task(const sage__task_row *r, void *arg)
+{
+    each_seen *e = arg;
+    if (r->task != e->n)
+        e->in_order = 0;
+    e->n++;
+    return 0;
+}
+
+static int stop_at_ten(const sage__task_row *r, void *arg)
+{
+    (void)arg;
+    return r->task == 9 ? 42 : 0;
+}
+
+static void test_task_each(void)
+{
+    char path[600];
+    db_path(path, sizeof path);
+    sage__store *s = open_ok(path);
+    int64_t j;
+    enum { N = 1500 };
+    CHECK_INT(sage__store_job_insert(s, "wide", "/x", N, 1, &j), 0);
+    for (int t = N - 1; t >= 0; t--) {
+        sage__task_row r = make_task(j, t, "finished");
+        CHECK_INT(sage__store_task_put(s, &r), 0);
+    }
+    each_seen e = {0, 1};
+    CHECK_INT(sage__store_task_each(s, j, count_task, &e), 0);
+    CHECK_INT(e.n, N);
+    CHECK(e.in_order);
+    CHECK_INT(sage__store_task_each(s, j, stop_at_ten, NULL), 42); /* a non-zero return stops the walk */
+    each_seen none = {0, 1};
+    CHECK_INT(sage__store_task_each(s, 999, count_task, &none), 0);
+    CHECK_INT(none.n, 0);
+    CHECK_INT(sage__store_task_each(NULL, j, count_task, &e), SAGE_EINVAL);
+    CHECK_INT(sage__store_task_each(s, j, NULL, NULL), SAGE_EINVAL);
+    sage__store_close(s);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -663,6 +708,7 @@ int main(void)
     RUN(test_states);
     RUN(test_list);
     RUN(test_tasks);
+    RUN(test_task_each);
     RUN(test_restart);
     RUN(test_ids_never_reused);
     RUN(test_truncation);

@@ -1,0 +1,187 @@
+/* cli/cli_job.c - `sage job list | status | pause | resume | stop | cancel | logs`: a JobManager's jobs. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void human_bytes(char *buf, size_t len, double b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4)
+        b /= 1024, i++;
+    if (b == 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, i ? "%.1f%s" : "%.0f%s", b, u[i]);
+}
+
+static void human_ns(char *buf, size_t len, double ns)
+{
+    if (ns <= 0)
+        snprintf(buf, len, "-");
+    else if (ns < 10e3)
+        snprintf(buf, len, "%.0fns", ns);
+    else if (ns < 10e6)
+        snprintf(buf, len, "%.1fus", ns / 1e3);
+    else if (ns < 10e9)
+        snprintf(buf, len, "%.1fms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.1fs", ns / 1e9);
+}
+
+static void human_time(char *buf, size_t len, int64_t ms)
+{
+    if (ms <= 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int cli_job_list(const cli_opts *o)
+{
+    json_t *r;
+    int ec = cli_request(o, json_pack("{s:s}", "op", "list"), &r);
+    if (ec)
+        return ec;
+    json_t *jobs = json_object_get(r, "jobs");
+    if (o->json) {
+        cli_print_json(jobs);
+        json_decref(r);
+        return 0;
+    }
+    printf("%-6s %-24s %-9s %-19s %9s  %s\n", "ID", "NAME", "STATE", "SUBMITTED", "DURATION", "REASON");
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        char sub[32], dur[32] = "-";
+        human_time(sub, sizeof sub, json_integer_value(json_object_get(j, "submitted_ms")));
+        int64_t st = json_integer_value(json_object_get(j, "started_ms")),
+                en = json_integer_value(json_object_get(j, "ended_ms"));
+        if (st > 0)
+            snprintf(dur, sizeof dur, "%.1fs", (double)((en > 0 ? en : st) - st) / 1000.0);
+        const char *err = json_string_value(json_object_get(j, "error"));
+        char first[96];
+        snprintf(first, sizeof first, "%s", err ? err : "");
+        char *nl = strchr(first, '\n');
+        if (nl)
+            *nl = 0;
+        printf("%-6lld %-24s %-9s %-19s %9s  %s\n", json_integer_value(json_object_get(j, "job_id")),
+               json_string_value(json_object_get(j, "name")), json_string_value(json_object_get(j, "state")), sub,
+               en > 0 ? dur : (st > 0 ? "running" : "-"), first);
+    }
+    json_decref(r);
+    return 0;
+}
+
+int cli_job_status(const cli_opts *o, json_int_t id)
+{
+    json_t *r;
+    int ec = cli_request(o, json_pack("{s:s,s:I}", "op", "status", "job_id", id), &r);
+    if (ec)
+        return ec;
+    if (o->json) {
+        cli_print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    const char *err = json_string_value(json_object_get(r, "error"));
+    printf("job %lld \"%s\": %s\n", (long long)id, json_string_value(json_object_get(r, "name")),
+           json_string_value(json_object_get(r, "state")));
+    if (err && *err)
+        printf("reason: %s\n", err);
+    printf("%-18s %4s %-8s %7s %-10s %-8s %-5s %9s %9s %10s %10s %10s %9s %9s %5s %9s\n", "OPERATOR", "INST", "STATE",
+           "PID", "HOST", "CPUS", "GPUS", "MEM_LIMIT", "PEAK_MEM", "IN", "OUT", "REC/S", "P50", "P99", "QUEUE",
+           "BACKPRESS");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r, "tasks"), i, t)
+    {
+        json_t *m = json_object_get(t, "metrics");
+        json_t *ops = json_object_get(m, "operators");
+        json_t *head = json_array_get(ops, 0), *tail = json_array_get(ops, json_array_size(ops) - 1);
+        char lim[16], peak[16], p50[16] = "-", p99[16] = "-", bp[16] = "-";
+        human_bytes(lim, sizeof lim, json_number_value(json_object_get(t, "memory_limit")));
+        human_bytes(peak, sizeof peak, json_number_value(json_object_get(t, "peak_memory")));
+        json_t *pt = json_object_get(m, "processing_time_ns");
+        if (pt && json_number_value(json_object_get(pt, "p50")) > 0) {
+            human_ns(p50, sizeof p50, json_number_value(json_object_get(pt, "p50")));
+            human_ns(p99, sizeof p99, json_number_value(json_object_get(pt, "p99")));
+        }
+        if (m)
+            snprintf(bp, sizeof bp, "%.3fs", json_number_value(json_object_get(m, "backpressure_ns")) / 1e9);
+        const char *cpus = json_string_value(json_object_get(t, "cpus"));
+        const char *gpus = json_string_value(json_object_get(t, "gpus"));
+        const char *host = json_string_value(json_object_get(t, "host"));
+        printf("%-18s %4lld %-8s %7lld %-10s %-8s %-5s %9s %9s %10lld %10lld %10.0f %9s %9s %5lld %9s\n",
+               json_string_value(json_object_get(t, "operator")), json_integer_value(json_object_get(t, "instance")),
+               json_string_value(json_object_get(t, "state")), json_integer_value(json_object_get(t, "pid")),
+               host ? host : "-", cpus && *cpus ? cpus : "-", gpus && *gpus ? gpus : "-", lim, peak,
+               json_integer_value(json_object_get(head, "records_in")),
+               json_integer_value(json_object_get(tail, "records_out")),
+               json_number_value(json_object_get(m, "records_per_s")), p50, p99,
+               json_integer_value(json_object_get(m, "queue_depth")), bp);
+    }
+    json_decref(r);
+    return 0;
+}
+
+int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
+{
+    json_t *r;
+    int ec = cli_request(o, json_pack("{s:s,s:I}", "op", action, "job_id", id), &r);
+    if (ec)
+        return ec;
+    json_decref(r);
+    printf("job %lld: %s requested\n", (long long)id, action);
+    return 0;
+}
+
+int cli_job_logs(const cli_opts *o, json_int_t id)
+{
+    sage_client *c;
+    int ec = cli_connect(o, &c);
+    if (ec)
+        return ec;
+    json_t *req = json_pack("{s:s,s:I,s:b}", "op", "logs", "job_id", id, "follow", o->follow);
+    char *txt = json_dumps(req, JSON_COMPACT), *out = NULL, err[4096];
+    json_decref(req);
+    int rc = sage_client_request(c, txt, &out, err, sizeof err);
+    free(txt);
+    if (rc != 0) {
+        fprintf(stderr, "sage: %s\n", err);
+        sage_client_close(c);
+        return EXIT_REFUSED;
+    }
+    json_error_t jerr;
+    json_t *r = json_loads(out, 0, &jerr);
+    free(out);
+    fputs(json_string_value(json_object_get(r, "logs")) ?: "", stdout);
+    int live = json_is_true(json_object_get(r, "live"));
+    json_decref(r);
+    fflush(stdout);
+    while (o->follow && live) {
+        char *ev = NULL;
+        if (sage_client_event(c, -1, &ev, err, sizeof err) != 0)
+            break;
+        json_t *e = json_loads(ev, 0, &jerr);
+        free(ev);
+        const char *kind = json_string_value(json_object_get(e, "event"));
+        if (kind && strcmp(kind, "log") == 0)
+            printf("%s\n", json_string_value(json_object_get(e, "line")));
+        else if (kind && strcmp(kind, "end") == 0)
+            live = 0;
+        fflush(stdout);
+        json_decref(e);
+    }
+    sage_client_close(c);
+    return 0;
+}

@@ -1,0 +1,60 @@
+/* fuzz/fuzz_http.c - fuzzes the JobManager's HTTP request head parser (the /metrics endpoint's first bytes).
+ *
+ * Invariants: the result is complete, more, or a refusal; a complete head
+ * ends with its empty line within the input and the head limit, with a
+ * method and a target; a refusal carries a status (400, 431 or 505) and a
+ * message; "more" means the input holds no empty line and is under the
+ * limit. A prefix of a complete head is "more" (or the same head when it
+ * holds it whole): the daemon can never refuse a good request because it
+ * read it in pieces.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobmanager/http.h"
+#include "sage/error.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *what, const uint8_t *data, size_t size)
+{
+    fprintf(stderr, "fuzz_http: %s\n  input (%zu bytes): %.*s\n", what, size, (int)(size > 300 ? 300 : size),
+            (const char *)data);
+    abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 2 * SAGE__HTTP_HEAD_MAX)
+        return 0;
+    sage__http_head h;
+    int rc = sage__http_parse_head(data, size, &h);
+    if (rc == SAGE__HTTP_COMPLETE) {
+        if (h.len < 4 || h.len > size || h.len > SAGE__HTTP_HEAD_MAX || memcmp(data + h.len - 4, "\r\n\r\n", 4) != 0)
+            fail("a complete head that does not end with its empty line", data, size);
+        if (!h.method[0] || !h.target[0] || (h.minor != 0 && h.minor != 1) ||
+            !memchr(h.authorization, '\0', sizeof h.authorization) || h.nheaders > SAGE__HTTP_HEADERS_MAX)
+            fail("a complete head with bad fields", data, size);
+        if (memmem(data, h.len - 2, "\r\n\r\n", 4) != NULL)
+            fail("the head ends after an earlier empty line", data, size);
+    } else if (rc == SAGE__HTTP_MORE) {
+        if (size >= SAGE__HTTP_HEAD_MAX || memmem(data, size, "\r\n\r\n", 4) != NULL)
+            fail("more asked for although the head is whole or too long", data, size);
+    } else if (rc == SAGE_EPROTO) {
+        if ((h.status != 400 && h.status != 431 && h.status != 505) || !h.error[0] ||
+            !memchr(h.error, '\0', sizeof h.error))
+            fail("a refusal without a status and a message", data, size);
+    } else {
+        fail("an unexpected result", data, size);
+    }
+    if (rc == SAGE__HTTP_COMPLETE) {
+        size_t k = size / 2;
+        sage__http_head p;
+        int prc = sage__http_parse_head(data, k, &p);
+        if (k < h.len ? prc != SAGE__HTTP_MORE : prc != SAGE__HTTP_COMPLETE || p.len != h.len)
+            fail("a prefix of a complete head is refused or read differently", data, size);
+    }
+    return 0;
+}

@@ -1,0 +1,302 @@
+/* jobmanager/admit.c - admission: the submitted plan document, placement against running jobs, spec.json, pending jobs.
+ *
+ * Design note. A submitted plan document lists the chains (fused operator
+ * groups) with their parallelism and resource request. Admission places
+ * them on the launcher's nodes: a job that could not fit even idle nodes is
+ * refused at once (the same message as embedded mode) and gets no id; one
+ * that fits but collides with resources held by live jobs waits as
+ * "pending" with the reason. Pending jobs are served first come, first
+ * served: a new job waits behind an older one that waits for resources,
+ * and whenever a job ends the oldest pending jobs are placed again, in
+ * order, until one still does not fit. A placed job gets a directory
+ * (spec.json for its workers, logs/, sock/, results/), on the unix data
+ * plane one listening socket per task that has inputs (created here, before
+ * any worker runs, so producers can connect at once), and is handed to the
+ * launcher, which starts its tasks now (local) or once its allocation runs
+ * (Slurm).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobmanager/launcher.h"
+#include "net/sock.h"
+#include "util/err.h"
+#include "util/time.h"
+
+static void ids_text(char *buf, size_t len, const int *ids, int n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && o + 1 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ids[i]);
+}
+
+/* Placement requests from the document's chains. */
+static int doc_reqs(json_t *doc, sage__place_req **out, size_t *n, char *err, size_t err_len)
+{
+    json_t *chains = json_object_get(doc, "chains");
+    if (!json_is_array(chains) || json_array_size(chains) == 0 || json_array_size(chains) > 4096) {
+        sage__fmt(err, err_len, "submit: the plan has no chains");
+        return SAGE_EPROTO;
+    }
+    size_t nc = json_array_size(chains);
+    sage__place_req *r = calloc(nc, sizeof *r);
+    if (!r)
+        return SAGE_ENOMEM;
+    for (size_t i = 0; i < nc; i++) {
+        json_t *c = json_array_get(chains, i), *par = json_object_get(c, "parallelism");
+        r[i].name = json_string_value(json_object_get(c, "name"));
+        json_int_t p = json_is_integer(par) ? json_integer_value(par) : 0;
+        if (!r[i].name || p < 1 || p > SAGE_PARALLELISM_MAX) {
+            sage__fmt(err, err_len, "submit: chain %zu has no name or a bad parallelism", i);
+            free(r);
+            return SAGE_EPROTO;
+        }
+        r[i].parallelism = (int)p;
+        json_t *res = json_object_get(c, "resources");
+        if (json_is_object(res)) {
+            char rerr[512];
+            char *txt = json_dumps(res, JSON_COMPACT);
+            int rc = txt ? sage_resources_parse(txt, &r[i].res, rerr, sizeof rerr) : SAGE_ENOMEM;
+            free(txt);
+            if (rc != 0) {
+                sage__fmt(err, err_len, "operator \"%s\": resources: %s", r[i].name, rerr);
+                free(r);
+                return SAGE_ERESOURCES;
+            }
+        }
+    }
+    *out = r;
+    *n = nc;
+    return 0;
+}
+
+static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
+{
+    json_t *tasks = json_array();
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        const sage__assign *a = &j->assign[k->chain][k->instance];
+        json_t *cpus = json_array(), *gpus = json_array(), *custom = json_object();
+        for (int i = 0; i < a->ncpus; i++)
+            json_array_append_new(cpus, json_integer(a->cpus[i]));
+        for (int i = 0; i < a->ngpus; i++)
+            json_array_append_new(gpus, json_integer(a->gpus[i]));
+        for (size_t i = 0; i < a->ncustom; i++)
+            json_object_set_new(custom, a->custom[i].name, json_real(a->custom[i].amount));
+        json_t *tj = json_pack("{s:i,s:i,s:i,s:o,s:b,s:b,s:o,s:f,s:I,s:I,s:o,s:s}", "task", (int)t, "chain", k->chain,
+                               "instance", k->instance, "cpus", cpus, "exclusive", a->exclusive, "pinned", a->pin,
+                               "gpus", gpus, "gpu_fraction", a->gpu_fraction, "memory", (json_int_t)a->memory,
+                               "object_store_memory", (json_int_t)a->object_store_memory, "resources", custom, "node",
+                               k->node);
+        /* a tcp worker opens its listener before it has compiled the plan: tell it whether to */
+        json_object_set_new(tj, "inputs", json_boolean(k->has_inputs));
+        json_object_set_new(tj, "producers", json_integer(k->producers));
+        json_array_append_new(tasks, tj);
+    }
+    json_t *spec = json_pack("{s:I,s:s,s:O,s:s,s:s,s:i,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name,
+                             "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
+                             d->host, "jobmanager_port", d->port, "data_plane",
+                             d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
+    char path[PATH_MAX + 16];
+    sage__fmt(path, sizeof path, "%s/spec.json", j->dir);
+    int rc = spec ? json_dump_file(spec, path, JSON_INDENT(1)) : -1;
+    json_decref(spec);
+    if (rc != 0) {
+        sage__fmt(err, err_len, "cannot write %s/spec.json", j->dir);
+        return SAGE_EIO;
+    }
+    return 0;
+}
+
+/* Tasks chain by chain, instance by instance (the order of embedded mode and of spec.json), and on the unix
+ * data plane every listener, before any worker runs. */
+static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnodes)
+{
+    char err[4096];
+    size_t nt = 0;
+    for (size_t c = 0; c < j->nreqs; c++)
+        nt += (size_t)j->reqs[c].parallelism;
+    j->tasks = calloc(nt, sizeof *j->tasks);
+    if (!j->tasks) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, "out of memory for %zu tasks", nt);
+        return SAGE_ENOMEM;
+    }
+    j->ntasks = nt;
+    char dir[PATH_MAX + 32];
+    sage__fmt(dir, sizeof dir, "%s/logs", j->dir);
+    mkdir(dir, 0700);
+    if (d->data_plane == JM_DATA_UNIX) {
+        sage__fmt(dir, sizeof dir, "%s/sock", j->dir);
+        mkdir(dir, 0700);
+    }
+    sage__fmt(dir, sizeof dir, "%s/results", j->dir);
+    mkdir(dir, 0700);
+    json_t *chains = json_object_get(j->doc, "chains");
+    size_t t = 0;
+    for (size_t c = 0; c < j->nreqs; c++) {
+        json_t *cj = json_array_get(chains, c), *pj = json_object_get(cj, "producers");
+        int has_inputs = json_is_true(json_object_get(cj, "inputs"));
+        int producers = json_is_integer(pj) && json_integer_value(pj) >= 0 && json_integer_value(pj) <= 1 << 20
+                            ? (int)json_integer_value(pj)
+                            : 0;
+        for (int i = 0; i < j->reqs[c].parallelism; i++, t++) {
+            jm_task *k = &j->tasks[t];
+            const sage__assign *a = &j->assign[c][i];
+            k->index = (int)t;
+            k->chain = (int)c;
+            k->instance = i;
+            k->listen_fd = k->out_fd = k->err_fd = -1;
+            k->slurm_step = -1;
+            sage__strlcpy(k->node, a->node >= 0 && (size_t)a->node < nnodes ? nodes[a->node].name : d->node.name,
+                          sizeof k->node);
+            sage__strlcpy(k->op, j->reqs[c].name, sizeof k->op);
+            ids_text(k->cpus, sizeof k->cpus, a->cpus, a->ncpus);
+            ids_text(k->gpus, sizeof k->gpus, a->gpus, a->ngpus);
+            k->mem_limit = a->memory;
+            k->has_inputs = has_inputs;
+            k->producers = producers;
+            if (has_inputs && d->data_plane == JM_DATA_UNIX) {
+                char sp[PATH_MAX + 64];
+                sage__fmt(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
+                if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
+                    jm_job_fail(d, j, JM_PRIO_ROOT, "operator \"%s\" instance %d: %s", k->op, i, err);
+                    return SAGE_EIO;
+                }
+            }
+        }
+    }
+    int rc = write_spec(d, j, err, sizeof err);
+    if (rc != 0)
+        jm_job_fail(d, j, JM_PRIO_ROOT, "%s", err);
+    return rc;
+}
+
+/* Place a pending job on what live jobs leave free and hand it to the launcher. 0 (placed, or still waiting
+ * with the reason) or an error (the job failed with the reason). */
+static int try_start(jm *d, jm_job *j)
+{
+    size_t nheld = 0;
+    for (jm_job *o = d->jobs; o; o = o->next)
+        if (o != j && o->assign)
+            nheld++;
+    sage__held *held = calloc(nheld ? nheld : 1, sizeof *held);
+    if (!held) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, "out of memory placing the job");
+        return SAGE_ENOMEM;
+    }
+    size_t h = 0;
+    for (jm_job *o = d->jobs; o; o = o->next)
+        if (o != j && o->assign)
+            held[h++] = (sage__held){o->reqs, o->nreqs, o->assign};
+    char err[4096];
+    size_t nnodes;
+    const sage__node *nodes = d->launcher->nodes(d, &nnodes);
+    int rc = sage__place_held(nodes, nnodes, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
+    free(held);
+    if (rc == SAGE_EINFEASIBLE) {
+        sage__fmt(j->pending_reason, sizeof j->pending_reason, "waiting for resources held by running jobs");
+        return 0;
+    }
+    if (rc != 0) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, "placement: %s", err);
+        return rc;
+    }
+    j->pending_reason[0] = 0;
+    if ((rc = lay_out_tasks(d, j, nodes, nnodes)) != 0)
+        return rc;
+    return d->launcher->start(d, j);
+}
+
+/* The oldest pending job that waits for resources, other than `not`. */
+static jm_job *oldest_waiting(jm *d, const jm_job *not)
+{
+    jm_job *oldest = NULL;
+    for (jm_job *p = d->jobs; p; p = p->next)
+        if (p != not && p->state == JJ_PENDING && !p->assign && !p->failed && (!oldest || p->id < oldest->id))
+            oldest = p;
+    return oldest;
+}
+
+void jm_jobs_retry_pending(jm *d)
+{
+    for (;;) {
+        jm_job *oldest = oldest_waiting(d, NULL);
+        if (!oldest)
+            return;
+        try_start(d, oldest);
+        if (oldest->failed && jm_job_maybe_end(d, oldest))
+            continue; /* the list changed */
+        if (oldest->state == JJ_PENDING && !oldest->assign)
+            return; /* still does not fit: it (and the younger ones) wait */
+    }
+}
+
+int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
+{
+    jm_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(doc);
+        sage__fmt(err, err_len, "out of memory");
+        return SAGE_ENOMEM;
+    }
+    j->doc = doc;
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *exe = json_string_value(json_object_get(doc, "executable"));
+    if (!name || !exe || !json_is_integer(json_object_get(doc, "plan_hash"))) {
+        sage__fmt(err, err_len, "submit: the job document lacks name, executable or plan_hash");
+        jm_job_free(j);
+        return SAGE_EPROTO;
+    }
+    sage__strlcpy(j->name, name, sizeof j->name);
+    int rc = doc_reqs(doc, &j->reqs, &j->nreqs, err, err_len);
+    if (rc != 0) {
+        jm_job_free(j);
+        return rc;
+    }
+    /* Refuse at once what could never fit, even on idle nodes. */
+    sage__assign **probe = NULL;
+    size_t nnodes;
+    const sage__node *nodes = d->launcher->nodes(d, &nnodes);
+    rc = sage__place(nodes, nnodes, j->reqs, j->nreqs, &probe, err, err_len);
+    if (rc != 0) {
+        jm_job_free(j);
+        return rc;
+    }
+    sage__assign_free(probe, j->reqs, j->nreqs);
+    j->submitted_ms = sage__wall_ms();
+    size_t nt = 0;
+    for (size_t c = 0; c < j->nreqs; c++)
+        nt += (size_t)j->reqs[c].parallelism;
+    if ((rc = sage__store_job_insert(d->store, j->name, exe, (int)nt, j->submitted_ms, &j->id)) != 0) {
+        sage__fmt(err, err_len, "the job store failed (%s)", sage_strerror(rc));
+        jm_job_free(j);
+        return rc;
+    }
+    sage__fmt(j->dir, sizeof j->dir, "%s/jobs/%lld", d->home, (long long)j->id);
+    if (mkdir(j->dir, 0700) != 0 && errno != EEXIST) {
+        sage__fmt(err, err_len, "cannot create %s: %s", j->dir, strerror(errno));
+        sage__store_job_state(d->store, j->id, "failed", err, sage__wall_ms());
+        jm_job_free(j);
+        return SAGE_EIO;
+    }
+    j->state = JJ_PENDING;
+    j->next = d->jobs;
+    d->jobs = j;
+    *id = j->id;
+    jm_log(d, "job %lld \"%s\" submitted: %zu chains, %zu tasks", (long long)j->id, j->name, j->nreqs, nt);
+    /* first come, first served: behind an older job that waits for resources, a new one waits too */
+    jm_job *older = oldest_waiting(d, j);
+    if (older)
+        sage__fmt(j->pending_reason, sizeof j->pending_reason, "waiting behind job %lld, which waits for resources",
+                  (long long)older->id);
+    else
+        try_start(d, j);
+    if (j->state == JJ_PENDING && j->pending_reason[0] && !j->failed)
+        sage__store_job_state(d->store, j->id, "pending", j->pending_reason, 0);
+    if (j->failed)
+        jm_job_maybe_end(d, j); /* it failed before any worker ran */
+    return 0;
+}

@@ -1,0 +1,230 @@
+/* jobmanager/output.c - worker output: the pipes the loop polls, log lines, followers, stderr tails, `logs`.
+ *
+ * A task's stdout and stderr are split into lines (a line longer than 1024
+ * bytes is cut into pieces), written to logs/<op>.<instance>.log with the
+ * prefix "<op>[<instance>] " ("! " added for stderr) as the bytes came, and
+ * pushed to the clients following the job with invalid UTF-8 replaced by
+ * '?'. The last JM_TAIL_BYTES of stderr are kept for failure messages.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jobmanager/jm.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/utf8.h"
+
+#define LOGS_MAX (16u << 20) /* most bytes one `logs` reply carries */
+
+static void log_path(char *out, size_t len, const char *jobdir, const char *op, int instance)
+{
+    sage__fmt(out, len, "%s/logs/%s.%d.log", jobdir, op, instance);
+}
+
+void jm_output_open(jm_job *j, jm_task *k)
+{
+    char path[PATH_MAX + 128];
+    log_path(path, sizeof path, j->dir, k->op, k->instance);
+    k->log = fopen(path, "we");
+}
+
+size_t jm_output_count(const jm *d)
+{
+    size_t n = 0;
+    for (const jm_job *j = d->jobs; j; j = j->next)
+        for (size_t t = 0; t < j->ntasks; t++)
+            n += (j->tasks[t].out_fd >= 0) + (j->tasks[t].err_fd >= 0);
+    return n;
+}
+
+void jm_output_pollfds(jm *d, struct pollfd *pfds, size_t *n, size_t cap)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        for (size_t t = 0; t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            if (k->out_fd >= 0 && *n < cap)
+                pfds[(*n)++] = (struct pollfd){.fd = k->out_fd, .events = POLLIN};
+            if (k->err_fd >= 0 && *n < cap)
+                pfds[(*n)++] = (struct pollfd){.fd = k->err_fd, .events = POLLIN};
+        }
+}
+
+/* One complete line from a worker: to its log file and to followers. */
+static void log_line(jm *d, jm_job *j, jm_task *k, int is_err, const char *line, size_t len)
+{
+    char prefix[160];
+    int pl = snprintf(prefix, sizeof prefix, "%s[%d]%s ", k->op, k->instance, is_err ? " !" : "");
+    if (k->log) {
+        fwrite(prefix, 1, (size_t)pl, k->log);
+        fwrite(line, 1, len, k->log);
+        fputc('\n', k->log);
+    }
+    for (jm_conn *c = d->conns; c; c = c->next)
+        if (c->fd >= 0 && c->following && c->job_id == j->id) {
+            char *msg = malloc((size_t)pl + len + 1);
+            if (!msg)
+                continue;
+            memcpy(msg, prefix, (size_t)pl);
+            memcpy(msg + pl, line, len);
+            msg[(size_t)pl + len] = 0;
+            sage__utf8_clean(msg, (size_t)pl + len);
+            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "log", "line", msg));
+            free(msg);
+        }
+}
+
+static void keep_tail(jm_task *k, const char *buf, size_t n)
+{
+    if (n >= sizeof k->tail) {
+        memcpy(k->tail, buf + n - sizeof k->tail, sizeof k->tail);
+        k->tail_len = sizeof k->tail;
+        return;
+    }
+    if (k->tail_len + n > sizeof k->tail) {
+        size_t drop = k->tail_len + n - sizeof k->tail;
+        memmove(k->tail, k->tail + drop, k->tail_len - drop);
+        k->tail_len -= drop;
+    }
+    memcpy(k->tail + k->tail_len, buf, n);
+    k->tail_len += n;
+}
+
+/* Read what a worker wrote on one pipe; returns 1 at end of file (the pipe is closed then). */
+static int drain_pipe(jm *d, jm_job *j, jm_task *k, int is_err)
+{
+    int *fdp = is_err ? &k->err_fd : &k->out_fd;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(*fdp, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return 0; /* EAGAIN */
+        if (n == 0) {
+            if (k->partial_len[is_err])
+                log_line(d, j, k, is_err, k->partial[is_err], k->partial_len[is_err]);
+            k->partial_len[is_err] = 0;
+            close(*fdp);
+            *fdp = -1;
+            if (k->log)
+                fflush(k->log);
+            return 1;
+        }
+        if (is_err)
+            keep_tail(k, buf, (size_t)n);
+        for (ssize_t i = 0; i < n; i++) {
+            char ch = buf[i];
+            if (ch == '\n' || k->partial_len[is_err] == sizeof k->partial[is_err]) {
+                log_line(d, j, k, is_err, k->partial[is_err], k->partial_len[is_err]);
+                k->partial_len[is_err] = 0;
+                if (ch == '\n')
+                    continue;
+            }
+            k->partial[is_err][k->partial_len[is_err]++] = ch;
+        }
+    }
+}
+
+void jm_output_drain(jm *d, jm_job *j, jm_task *k)
+{
+    if (k->out_fd >= 0)
+        drain_pipe(d, j, k, 0);
+    if (k->err_fd >= 0)
+        drain_pipe(d, j, k, 1);
+}
+
+void jm_output_ready(jm *d, int fd)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        for (size_t t = 0; t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            if (k->out_fd == fd)
+                drain_pipe(d, j, k, 0);
+            else if (k->err_fd == fd)
+                drain_pipe(d, j, k, 1);
+        }
+}
+
+void jm_output_tail(const jm_task *k, char *out, size_t len)
+{
+    size_t start = 0, lines = 0;
+    for (size_t i = k->tail_len; i-- > 0;) {
+        if (k->tail[i] == '\n' && i + 1 < k->tail_len && ++lines >= JM_TAIL_LINES) {
+            start = i + 1;
+            break;
+        }
+    }
+    size_t n = k->tail_len - start;
+    while (n > 0 && k->tail[start + n - 1] == '\n')
+        n--;
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, k->tail + start, n);
+    out[n] = 0;
+    sage__utf8_clean(out, n);
+}
+
+/* ---- `logs`: the task logs of a job, in task order ---- */
+
+/* Append one log file to b, as far as b's bound allows. */
+static void add_file(sage__buf *b, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char chunk[65536];
+    size_t n;
+    while (b->len < b->max && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sage__buf_append(b, chunk, n < b->max - b->len ? n : b->max - b->len);
+    fclose(f);
+}
+
+typedef struct ended_logs {
+    jm *d;
+    int64_t id;
+    sage__buf *b;
+} ended_logs;
+
+static int add_ended_task(const sage__task_row *r, void *arg)
+{
+    ended_logs *e = arg;
+    char dir[PATH_MAX], path[PATH_MAX + 200];
+    sage__fmt(dir, sizeof dir, "%s/jobs/%lld", e->d->home, (long long)e->id);
+    log_path(path, sizeof path, dir, r->op, r->instance);
+    add_file(e->b, path);
+    return e->b->len < e->b->max ? 0 : 1; /* full: stop */
+}
+
+int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len)
+{
+    sage__job_row row;
+    if (sage__store_job_get(d->store, id, &row) != 0) {
+        sage__fmt(err, err_len, "no job %lld", (long long)id);
+        return SAGE_ENOTFOUND;
+    }
+    sage__buf b;
+    sage__buf_init(&b, LOGS_MAX);
+    jm_job *j = jm_job_find(d, id);
+    if (j) {
+        for (size_t t = 0; t < j->ntasks && b.len < b.max; t++) {
+            char path[PATH_MAX + 200];
+            if (j->tasks[t].log)
+                fflush(j->tasks[t].log);
+            log_path(path, sizeof path, j->dir, j->tasks[t].op, j->tasks[t].instance);
+            add_file(&b, path);
+        }
+    } else {
+        ended_logs e = {d, id, &b};
+        sage__store_task_each(d->store, id, add_ended_task, &e);
+    }
+    char *out = sage__buf_detach(&b, len);
+    if (!out) {
+        sage__fmt(err, err_len, "out of memory");
+        return SAGE_ENOMEM;
+    }
+    sage__utf8_clean(out, *len);
+    *text = out;
+    return 0;
+}

@@ -1,0 +1,209 @@
+/* jobmanager/requests.c - client requests: ping, submit (parked while the nodes are read), wait, list, status,
+ * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobmanager/launcher.h"
+#include "util/err.h"
+
+#define RESULTS_CHUNK (1u << 20)
+
+/* The request's "job_id": 0 (no such job) when missing or not an integer. */
+static int64_t req_job_id(json_t *req)
+{
+    json_t *v = json_object_get(req, "job_id");
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static void submit_now(jm *d, jm_conn *c, json_t *doc)
+{
+    char err[4096] = "";
+    if (d->stop) { /* it waited for the nodes while the daemon began to stop */
+        json_decref(doc);
+        jm_send_error(c, SAGE_ESTATE, "the JobManager is stopping: no new job");
+        return;
+    }
+    int64_t id = 0;
+    int rc = jm_job_submit(d, doc, &id, err, sizeof err);
+    if (rc != 0)
+        jm_send_error(c, rc, "%s", err);
+    else
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:I}", "job_id", (json_int_t)id));
+}
+
+static void submit(jm *d, jm_conn *c, json_t *req)
+{
+    json_t *doc = json_object_get(req, "job");
+    if (!doc) {
+        jm_send_error(c, SAGE_EPROTO, "submit without \"job\"");
+        return;
+    }
+    char err[1024] = "";
+    int r = d->launcher->refresh && !d->stop ? d->launcher->refresh(d, err, sizeof err) : 0;
+    if (r < 0) {
+        jm_send_error(c, SAGE_ESYS, "%s", err);
+        return;
+    }
+    if (r == 0) {
+        submit_now(d, c, json_incref(doc));
+        return;
+    }
+    /* the node list is being read again: answer when it is in; this client's next frames wait too */
+    jm_parked *p = calloc(1, sizeof *p);
+    if (!p) {
+        jm_send_error(c, SAGE_ENOMEM, "out of memory");
+        return;
+    }
+    p->c = c;
+    p->doc = json_incref(doc);
+    jm_parked **pp = &d->parked;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = p;
+    c->parked = 1;
+}
+
+void jm_submits_resume(jm *d, int rc, const char *err)
+{
+    jm_parked *list = d->parked;
+    d->parked = NULL;
+    while (list) {
+        jm_parked *p = list;
+        list = p->next;
+        jm_conn *c = p->c;
+        c->parked = 0;
+        if (rc != 0) {
+            json_decref(p->doc);
+            jm_send_error(c, rc, "%s", err);
+        } else {
+            submit_now(d, c, p->doc);
+        }
+        free(p);
+        jm_conn_frames(d, c); /* what it sent meanwhile */
+        if (d->parked) {
+            /* that started a new read (no job is live): the rest wait for it, ahead of what just parked */
+            jm_parked **pp = &list;
+            while (*pp)
+                pp = &(*pp)->next;
+            *pp = d->parked;
+            d->parked = list;
+            return;
+        }
+    }
+}
+
+void jm_submits_forget(jm *d, jm_conn *c)
+{
+    for (jm_parked **pp = &d->parked; *pp;) {
+        jm_parked *p = *pp;
+        if (p->c == c) {
+            *pp = p->next;
+            json_decref(p->doc);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+    c->parked = 0;
+}
+
+/* Collected records of one operator: DATA frames [u32 instance][bytes], then OK. */
+static void results(jm *d, jm_conn *c, json_t *req)
+{
+    int64_t id = req_job_id(req);
+    const char *name = json_string_value(json_object_get(req, "operator"));
+    json_t *pj = json_object_get(req, "parallelism");
+    json_int_t par = json_is_integer(pj) ? json_integer_value(pj) : 0;
+    if (!name || !name[0] || strchr(name, '/') || par < 1 || par > SAGE_PARALLELISM_MAX) {
+        jm_send_error(c, SAGE_EINVAL, "results: bad operator or parallelism");
+        return;
+    }
+    unsigned char *chunk = malloc(4 + RESULTS_CHUNK);
+    if (!chunk) {
+        jm_send_error(c, SAGE_ENOMEM, "out of memory");
+        return;
+    }
+    for (int i = 0; i < (int)par; i++) {
+        char path[PATH_MAX + 160];
+        sage__fmt(path, sizeof path, "%s/jobs/%lld/results/%s.%d", d->home, (long long)id, name, i);
+        FILE *f = fopen(path, "rbe");
+        if (!f)
+            continue;
+        uint32_t be = htonl((uint32_t)i);
+        memcpy(chunk, &be, 4);
+        size_t n;
+        while ((n = fread(chunk + 4, 1, RESULTS_CHUNK, f)) > 0)
+            jm_send(c, SAGE__MSG_DATA, chunk, n + 4);
+        fclose(f);
+    }
+    free(chunk);
+    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "done", 1));
+}
+
+static void logs(jm *d, jm_conn *c, json_t *req)
+{
+    char err[1024] = "", *text = NULL;
+    size_t len = 0;
+    int64_t id = req_job_id(req);
+    int rc = jm_job_logs(d, id, &text, &len, err, sizeof err);
+    if (rc != 0) {
+        jm_send_error(c, rc, "%s", err);
+        return;
+    }
+    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:s%,s:b}", "logs", text, len, "live", jm_job_find(d, id) != NULL));
+    free(text);
+    if (json_is_true(json_object_get(req, "follow")) && jm_job_find(d, id)) {
+        c->job_id = id;
+        c->following = 1;
+    }
+}
+
+void jm_client_request(jm *d, jm_conn *c, json_t *req)
+{
+    const char *op = json_string_value(json_object_get(req, "op"));
+    char err[4096] = "";
+    if (!op) {
+        jm_send_error(c, SAGE_EPROTO, "request without \"op\"");
+    } else if (strcmp(op, "ping") == 0) {
+        jm_send_json(c, SAGE__MSG_OK, jm_ping_json(d));
+    } else if (strcmp(op, "submit") == 0) {
+        submit(d, c, req);
+    } else if (strcmp(op, "wait") == 0) {
+        int64_t id = req_job_id(req);
+        json_t *end;
+        if (jm_job_find(d, id)) {
+            c->job_id = id;
+            c->waiting = 1; /* answered when the job ends */
+        } else if ((end = jm_job_end_json(d, id)) != NULL) {
+            jm_send_json(c, SAGE__MSG_OK, end);
+        } else {
+            jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)id);
+        }
+    } else if (strcmp(op, "list") == 0) {
+        jm_send_json(c, SAGE__MSG_OK, jm_job_list_json(d));
+    } else if (strcmp(op, "status") == 0) {
+        json_t *st = jm_job_status_json(d, req_job_id(req), err, sizeof err);
+        if (st)
+            jm_send_json(c, SAGE__MSG_OK, st);
+        else
+            jm_send_error(c, SAGE_ENOTFOUND, "%s", err);
+    } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
+               strcmp(op, "cancel") == 0) {
+        int rc = jm_job_control(d, req_job_id(req), op, err, sizeof err);
+        if (rc != 0)
+            jm_send_error(c, rc, "%s", err);
+        else
+            jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(op, "logs") == 0) {
+        logs(d, c, req);
+    } else if (strcmp(op, "results") == 0) {
+        results(d, c, req);
+    } else if (strcmp(op, "shutdown") == 0) {
+        jm_log(d, "shutdown requested by %s", c->peer);
+        d->stop = 1;
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+    } else {
+        jm_send_error(c, SAGE_EPROTO, "unknown request \"%s\"", op);
+    }
+}

@@ -1,0 +1,139 @@
+/* jobmanager/views.c - what clients read: ping, a job's status, the job list, the end document; a task's store row.
+ *
+ * A live job is shown from memory; an ended one from the store (every task
+ * row, however many) plus what its launcher kept (Slurm ids). The
+ * launcher adds its own fields through its view hooks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobmanager/launcher.h"
+#include "util/err.h"
+
+#define LIST_MAX 1000 /* the newest jobs `list` shows */
+
+json_t *jm_ping_json(jm *d)
+{
+    int live = 0;
+    for (jm_job *j = d->jobs; j; j = j->next)
+        live++;
+    json_t *p = json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port",
+                          d->port, "home", d->home, "jobs_live", live, "version", sage_version(), "data_plane",
+                          d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "memory_enforcement",
+                          d->cgmode == SAGE__CGROUP_V1   ? "cgroup v1"
+                          : d->cgmode == SAGE__CGROUP_V2 ? "cgroup v2"
+                                                         : d->cgwhy,
+                          "launcher", d->launcher->name);
+    if (p && d->launcher->view_ping)
+        d->launcher->view_ping(d, p);
+    return p;
+}
+
+static uint64_t peak_memory(const jm_task *k) { return k->has_cg ? sage__cgroup_peak(&k->cg) : 0; }
+
+static json_t *task_json(const jm_task *k)
+{
+    return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:O}", "task", k->index, "operator", k->op, "instance",
+                     k->instance, "state", jm_task_state_name(k->state), "pid", (int)k->pid, "cpus", k->cpus, "gpus",
+                     k->gpus, "memory_limit", (json_int_t)k->mem_limit, "peak_memory", (json_int_t)peak_memory(k),
+                     "metrics", k->metrics ? k->metrics : json_null());
+}
+
+void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->job_id = j->id;
+    r->task = k->index;
+    sage__strlcpy(r->op, k->op, sizeof r->op);
+    r->instance = k->instance;
+    sage__strlcpy(r->state, jm_task_state_name(k->state), sizeof r->state);
+    r->pid = (int)k->pid;
+    sage__strlcpy(r->host, d->launcher->task_host(d, k), sizeof r->host);
+    sage__strlcpy(r->cpus, k->cpus, sizeof r->cpus);
+    sage__strlcpy(r->gpus, k->gpus, sizeof r->gpus);
+    r->memory_limit = (int64_t)k->mem_limit;
+    r->peak_memory = (int64_t)peak_memory(k);
+    if (k->metrics) {
+        char *s = json_dumps(k->metrics, JSON_COMPACT);
+        if (s && strlen(s) < sizeof r->metrics) /* larger: not stored (the end document has them from memory) */
+            memcpy(r->metrics, s, strlen(s) + 1);
+        free(s);
+        json_t *ops = json_object_get(k->metrics, "operators");
+        json_t *head = json_array_get(ops, 0), *tail = json_array_get(ops, json_array_size(ops) - 1);
+        r->records_in = json_integer_value(json_object_get(head, "records_in"));
+        r->records_out = json_integer_value(json_object_get(tail, "records_out"));
+    }
+}
+
+static int add_task_row(const sage__task_row *r, void *arg)
+{
+    json_error_t e;
+    json_t *m = r->metrics[0] ? json_loads(r->metrics, 0, &e) : NULL;
+    json_t *t = json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:o}", "task", r->task, "operator", r->op,
+                          "instance", r->instance, "state", r->state, "pid", r->pid, "host", r->host, "cpus", r->cpus,
+                          "gpus", r->gpus, "memory_limit", (json_int_t)r->memory_limit, "peak_memory",
+                          (json_int_t)r->peak_memory, "metrics", m ? m : json_null());
+    return t && json_array_append_new(arg, t) == 0 ? 0 : SAGE_ENOMEM;
+}
+
+json_t *jm_job_end_json(jm *d, int64_t id)
+{
+    sage__job_row row;
+    if (sage__store_job_get(d->store, id, &row) != 0)
+        return NULL;
+    json_t *tasks = json_array();
+    if (tasks && sage__store_task_each(d->store, id, add_task_row, tasks) != 0)
+        jm_log(d, "job %lld: its task rows could not all be read", (long long)id);
+    json_t *end = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state,
+                            "error", row.error, "tasks", tasks);
+    if (end)
+        jm_slurm_view_ended(d, id, end);
+    return end;
+}
+
+json_t *jm_job_list_json(jm *d)
+{
+    json_t *jobs = json_array();
+    size_t n = 0;
+    sage__job_row *rows = calloc(LIST_MAX, sizeof *rows);
+    if (rows && sage__store_job_list(d->store, rows, LIST_MAX, &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            jm_job *live = jm_job_find(d, rows[i].id);
+            json_array_append_new(
+                jobs, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:i}", "job_id", (json_int_t)rows[i].id, "name",
+                                rows[i].name, "state", live ? jm_job_state_name(live->state) : rows[i].state, "error",
+                                live && live->pending_reason[0] ? live->pending_reason : rows[i].error, "submitted_ms",
+                                (json_int_t)rows[i].submitted_ms, "started_ms", (json_int_t)rows[i].started_ms,
+                                "ended_ms", (json_int_t)rows[i].ended_ms, "tasks", rows[i].ntasks));
+        }
+    free(rows);
+    return json_pack("{s:o}", "jobs", jobs);
+}
+
+json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
+{
+    jm_job *j = jm_job_find(d, id);
+    if (!j) {
+        json_t *end = jm_job_end_json(d, id);
+        if (!end)
+            sage__fmt(err, err_len, "no job %lld", (long long)id);
+        return end;
+    }
+    json_t *tasks = json_array();
+    for (size_t t = 0; t < j->ntasks; t++) {
+        const jm_task *k = &j->tasks[t];
+        json_t *tj = task_json(k);
+        json_object_set_new(tj, "host", json_string(d->launcher->task_host(d, k)));
+        if (d->launcher->view_task)
+            d->launcher->view_task(d, j, k, tj);
+        if (d->data_plane == JM_DATA_TCP && k->listen[0])
+            json_object_set_new(tj, "listen", json_string(k->listen));
+        json_array_append_new(tasks, tj);
+    }
+    json_t *st = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
+                           jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
+                           "tasks", tasks);
+    if (st && d->launcher->view_job)
+        d->launcher->view_job(d, j, st);
+    return st;
+}

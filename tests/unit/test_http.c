@@ -1,0 +1,141 @@
+/* tests/unit/test_http.c - the JobManager's HTTP request head parser: good heads, partial heads, and bad input. */
+#include "check.h"
+
+#include "jobmanager/http.h"
+#include "sage/error.h"
+
+static int parse(const char *text, sage__http_head *h) { return sage__http_parse_head((const void *)text, strlen(text), h); }
+
+static void test_good(void)
+{
+    sage__http_head h;
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\r\nrest";
+    CHECK_INT(parse(req, &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.method, "GET");
+    CHECK_STR(h.target, "/metrics");
+    CHECK_INT(h.minor, 1);
+    CHECK_INT(h.nheaders, 2);
+    CHECK_STR(h.authorization, "Bearer abc");
+    CHECK_INT(h.len, strlen(req) - 4); /* the bytes after the head are not part of it */
+
+    CHECK_INT(parse("POST /x?y=1 HTTP/1.0\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.method, "POST");
+    CHECK_STR(h.target, "/x?y=1");
+    CHECK_INT(h.minor, 0);
+    CHECK_STR(h.authorization, "");
+
+    /* header names in any case, blanks around a value dropped, tabs inside kept */
+    CHECK_INT(parse("GET / HTTP/1.1\r\nauthorization: \t Bearer  t\tu  \r\nX-Empty:\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.authorization, "Bearer  t\tu");
+    CHECK_INT(h.nheaders, 2);
+}
+
+static void test_partial(void)
+{
+    static const char *const more[] = {
+        "", "G", "GET /met", "GET /metrics HTTP/1.1", "GET /metrics HTTP/1.1\r", "GET /metrics HTTP/1.1\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r",
+        "G@T half a line", /* a line's grammar is judged once the line is whole */
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        sage__http_head h;
+        int rc = parse(more[i], &h);
+        if (rc != SAGE__HTTP_MORE)
+            fprintf(stderr, "  \"%s\": %d %s\n", more[i], rc, h.error);
+        CHECK_INT(rc, SAGE__HTTP_MORE);
+    }
+}
+
+static void test_bad(void)
+{
+    static const struct {
+        const char *text;
+        int status;
+        const char *error;
+    } t[] = {
+        {"GET /metrics HTTP/1.1\nHost: x\n\n", 400, "a line does not end with CRLF (line 1"},
+        {"GET /metrics HTTP/1.1\r\nHost: x\n", 400, "a line does not end with CRLF (line 2"},
+        {"GET /metrics HTTP/1.1\rX", 400, "a CR not followed by LF"},
+        {"\r\n\r\n", 400, "empty request line"},
+        {"G@T /metrics HTTP/1.1\r\n\r\n", 400, "malformed method"},
+        {" GET /metrics HTTP/1.1\r\n\r\n", 400, "malformed method"},
+        {"GETTINGTOOLONGMETHOD / HTTP/1.1\r\n\r\n", 400, "malformed method"},
+        {"GET\r\n\r\n", 400, "malformed method"},
+        {"GET  /metrics HTTP/1.1\r\n\r\n", 400, "malformed request target"},
+        {"GET /metrics\r\n\r\n", 400, "malformed request target"},
+        {"GET /metrics  HTTP/1.1\r\n\r\n", 400, "malformed HTTP version"},
+        {"GET /metrics http/1.1\r\n\r\n", 400, "malformed HTTP version"},
+        {"GET /metrics HTTP/1.1x\r\n\r\n", 400, "malformed HTTP version"},
+        {"GET /metrics HTTP/2.0\r\n\r\n", 505, "only HTTP/1.0 and HTTP/1.1"},
+        {"GET /metrics HTTP/1.2\r\n\r\n", 505, "only HTTP/1.0 and HTTP/1.1"},
+        {"GET /metrics HTTP/1.1\r\nHost x\r\n\r\n", 400, "header line without a colon (line 2"},
+        {"GET /metrics HTTP/1.1\r\n: x\r\n\r\n", 400, "malformed header name"},
+        {"GET /metrics HTTP/1.1\r\nHo st: x\r\n\r\n", 400, "malformed header name"},
+        {"GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n", 400, "malformed header name"},
+        {"GET /metrics HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 400, "folded header line (line 3"},
+        {"GET /metrics HTTP/1.1\r\nA: \x01\r\n\r\n", 400, "a control byte"},
+        {"GET /metrics HTTP/1.1\r\nA: \x7f\r\n\r\n", 400, "a control byte"},
+        {"GET /metrics HTTP/1.1\r\nAuthorization: a\r\nauthorization: b\r\n\r\n", 400, "two Authorization headers"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        sage__http_head h;
+        int rc = parse(t[i].text, &h);
+        if (rc != SAGE_EPROTO || h.status != t[i].status || !strstr(h.error, t[i].error))
+            fprintf(stderr, "  case %zu: rc %d status %d: %s\n", i, rc, h.status, h.error);
+        CHECK_INT(rc, SAGE_EPROTO);
+        CHECK_INT(h.status, t[i].status);
+        CHECK_CONTAINS(h.error, t[i].error);
+    }
+    /* a NUL inside the head */
+    sage__http_head h;
+    static const unsigned char nul[] = "GET /metrics HTTP/1.1\r\nA: \0b\r\n\r\n";
+    CHECK_INT(sage__http_parse_head(nul, sizeof nul - 1, &h), SAGE_EPROTO);
+    CHECK_CONTAINS(h.error, "a control byte");
+}
+
+static void test_limits(void)
+{
+    static char big[SAGE__HTTP_HEAD_MAX + 64];
+    sage__http_head h;
+    /* no empty line within 8192 bytes */
+    int n = snprintf(big, sizeof big, "GET /metrics HTTP/1.1\r\nX-Pad: ");
+    memset(big + n, 'a', sizeof big - (size_t)n - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK_INT(sage__http_parse_head((const void *)big, SAGE__HTTP_HEAD_MAX, &h), SAGE_EPROTO);
+    CHECK_INT(h.status, 431);
+    CHECK_CONTAINS(h.error, "longer than 8192 bytes");
+    CHECK_INT(sage__http_parse_head((const void *)big, SAGE__HTTP_HEAD_MAX - 1, &h), SAGE__HTTP_MORE);
+
+    /* exactly 8192 bytes, its empty line last: complete */
+    size_t pad = SAGE__HTTP_HEAD_MAX - (size_t)n - 4;
+    memset(big + n, 'a', pad);
+    memcpy(big + n + pad, "\r\n\r\n", 4);
+    CHECK_INT(sage__http_parse_head((const void *)big, SAGE__HTTP_HEAD_MAX, &h), SAGE__HTTP_COMPLETE);
+    CHECK_INT(h.len, SAGE__HTTP_HEAD_MAX);
+
+    /* too many header lines */
+    n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i <= SAGE__HTTP_HEADERS_MAX; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "H%d: v\r\n", i);
+    snprintf(big + n, sizeof big - (size_t)n, "\r\n");
+    CHECK_INT(parse(big, &h), SAGE_EPROTO);
+    CHECK_INT(h.status, 431);
+    CHECK_CONTAINS(h.error, "too many header lines (line 66");
+
+    /* an Authorization value longer than kept */
+    n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nAuthorization: Bearer ");
+    memset(big + n, 't', 600);
+    snprintf(big + n + 600, sizeof big - (size_t)n - 600, "\r\n\r\n");
+    CHECK_INT(parse(big, &h), SAGE_EPROTO);
+    CHECK_INT(h.status, 431);
+    CHECK_CONTAINS(h.error, "Authorization header too long");
+}
+
+int main(void)
+{
+    RUN(test_good);
+    RUN(test_partial);
+    RUN(test_bad);
+    RUN(test_limits);
+    return CHECK_DONE();
+}
