@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "jobmanager/launcher.h"
+#include "plan/plan.h"
 #include "net/sock.h"
 #include "util/err.h"
 #include "util/time.h"
@@ -31,46 +32,6 @@ static void ids_text(char *buf, size_t len, const int *ids, int n)
     buf[0] = 0;
     for (int i = 0; i < n && o + 1 < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ids[i]);
-}
-
-/* Placement requests from the document's chains. */
-static int doc_reqs(json_t *doc, sage__place_req **out, size_t *n, char *err, size_t err_len)
-{
-    json_t *chains = json_object_get(doc, "chains");
-    if (!json_is_array(chains) || json_array_size(chains) == 0 || json_array_size(chains) > 4096) {
-        sage__fmt(err, err_len, "submit: the plan has no chains");
-        return SAGE_EPROTO;
-    }
-    size_t nc = json_array_size(chains);
-    sage__place_req *r = calloc(nc, sizeof *r);
-    if (!r)
-        return SAGE_ENOMEM;
-    for (size_t i = 0; i < nc; i++) {
-        json_t *c = json_array_get(chains, i), *par = json_object_get(c, "parallelism");
-        r[i].name = json_string_value(json_object_get(c, "name"));
-        json_int_t p = json_is_integer(par) ? json_integer_value(par) : 0;
-        if (!r[i].name || p < 1 || p > SAGE_PARALLELISM_MAX) {
-            sage__fmt(err, err_len, "submit: chain %zu has no name or a bad parallelism", i);
-            free(r);
-            return SAGE_EPROTO;
-        }
-        r[i].parallelism = (int)p;
-        json_t *res = json_object_get(c, "resources");
-        if (json_is_object(res)) {
-            char rerr[512];
-            char *txt = json_dumps(res, JSON_COMPACT);
-            int rc = txt ? sage_resources_parse(txt, &r[i].res, rerr, sizeof rerr) : SAGE_ENOMEM;
-            free(txt);
-            if (rc != 0) {
-                sage__fmt(err, err_len, "operator \"%s\": resources: %s", r[i].name, rerr);
-                free(r);
-                return SAGE_ERESOURCES;
-            }
-        }
-    }
-    *out = r;
-    *n = nc;
-    return 0;
 }
 
 static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
@@ -121,7 +82,7 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
         nt += (size_t)j->reqs[c].parallelism;
     j->tasks = calloc(nt, sizeof *j->tasks);
     if (!j->tasks) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "out of memory for %zu tasks", nt);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ENOMEM, "out of memory for %zu tasks", nt);
         return SAGE_ENOMEM;
     }
     j->ntasks = nt;
@@ -162,7 +123,7 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
                 char sp[PATH_MAX + 64];
                 sage__fmt(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
                 if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
-                    jm_job_fail(d, j, JM_PRIO_ROOT, "operator \"%s\" instance %d: %s", k->op, i, err);
+                    jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: %s", k->op, i, err);
                     return SAGE_EIO;
                 }
             }
@@ -170,7 +131,7 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
     }
     int rc = write_spec(d, j, err, sizeof err);
     if (rc != 0)
-        jm_job_fail(d, j, JM_PRIO_ROOT, "%s", err);
+        jm_job_fail(d, j, JM_PRIO_ROOT, rc, "%s", err);
     return rc;
 }
 
@@ -184,7 +145,7 @@ static int try_start(jm *d, jm_job *j)
             nheld++;
     sage__held *held = calloc(nheld ? nheld : 1, sizeof *held);
     if (!held) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "out of memory placing the job");
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ENOMEM, "out of memory placing the job");
         return SAGE_ENOMEM;
     }
     size_t h = 0;
@@ -201,7 +162,7 @@ static int try_start(jm *d, jm_job *j)
         return 0;
     }
     if (rc != 0) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "placement: %s", err);
+        jm_job_fail(d, j, JM_PRIO_ROOT, rc, "placement: %s", err);
         return rc;
     }
     j->pending_reason[0] = 0;
@@ -251,7 +212,7 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         return SAGE_EPROTO;
     }
     sage__strlcpy(j->name, name, sizeof j->name);
-    int rc = doc_reqs(doc, &j->reqs, &j->nreqs, err, err_len);
+    int rc = sage__plan_document_reqs(doc, &j->reqs, &j->nreqs, err, err_len); /* the client wrote it with plan/document.c */
     if (rc != 0) {
         jm_job_free(j);
         return rc;

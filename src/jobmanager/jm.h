@@ -134,6 +134,7 @@ typedef struct jm_job {
     int err_prio;         /* how much the recorded failure explains: a root cause outranks its echoes */
     int64_t kill_at_ms;   /* an echo failure: kill the remaining workers then (sage__mono_ms; 0: not scheduled) */
     char error[2048];
+    int err_code;         /* the recorded failure's code (SAGE_E*) */
     char pending_reason[512];
     int64_t submitted_ms, started_ms; /* wall clock, for people */
     size_t running;       /* tasks not yet reaped */
@@ -229,7 +230,9 @@ jm_job *jm_job_find(jm *d, int64_t id);
 void jm_job_free(jm_job *j);
 /* Start every task of a placed job (on Slurm: once its allocation runs). 0, or the job failed. */
 int jm_job_start_tasks(jm *d, jm_job *j);
-void jm_job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Record why the job fails (kept if it explains more than the reason recorded so far) with its code
+ * (SAGE_E*: what the client's sage_env_wait returns, the same code the pipeline fails with embedded). */
+void jm_job_fail(jm *d, jm_job *j, int prio, int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Kill what the job runs and release what it holds (the launcher's stop). */
 void jm_job_kill(jm *d, jm_job *j);
 /* End the job if nothing of it is left to wait for. 1 if it ended (it is freed and unlinked then). */

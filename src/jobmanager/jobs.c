@@ -84,11 +84,12 @@ void jm_job_free(jm_job *j)
 
 void jm_job_kill(jm *d, jm_job *j) { d->launcher->stop(d, j); }
 
-void jm_job_fail(jm *d, jm_job *j, int prio, const char *fmt, ...)
+void jm_job_fail(jm *d, jm_job *j, int prio, int code, const char *fmt, ...)
 {
     if (!j->cancel_requested && (!j->failed || prio > j->err_prio)) {
         j->failed = 1;
         j->err_prio = prio;
+        j->err_code = code < 0 ? code : SAGE_EUSER;
         va_list ap;
         va_start(ap, fmt);
         sage__vfmt(j->error, sizeof j->error, fmt, ap);
@@ -115,7 +116,7 @@ int jm_job_start_tasks(jm *d, jm_job *j)
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if ((rc = d->launcher->spawn(d, j, k, err, sizeof err)) != 0) {
-            jm_job_fail(d, j, JM_PRIO_ROOT, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
+            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
             break;
         }
         /* the listener now lives in the worker; ours is no longer needed */
@@ -145,6 +146,8 @@ static void job_end(jm *d, jm_job *j)
         sage__store_task_put(d->store, &r);
     }
     sage__store_job_state(d->store, j->id, jm_job_state_name(st), j->error, sage__wall_ms());
+    if (st == JJ_FAILED)
+        sage__store_job_error_code(d->store, j->id, j->err_code);
     jm_log(d, "job %lld \"%s\" %s%s%s", (long long)j->id, j->name, jm_job_state_name(st), j->error[0] ? ": " : "",
            j->error);
     json_t *end = jm_job_end_json(d, j->id);
@@ -267,7 +270,7 @@ static void describe_exit(const jm_task *k, char *out, size_t len)
 static void task_failed(jm *d, jm_job *j, jm_task *k)
 {
     char why[1024], tail[1200];
-    int prio;
+    int prio, code = SAGE_EUSER; /* a crash or an exit without a report: the user program's failure */
     int status = k->status;
     if (!k->reported_done && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         sage__fmt(why, sizeof why,
@@ -278,8 +281,11 @@ static void task_failed(jm *d, jm_job *j, jm_task *k)
     } else if (k->reported_done && !k->done_ok && k->error[0]) {
         sage__strlcpy(why, k->error, sizeof why);
         prio = k->done_code == SAGE_ECANCELED || k->done_code == SAGE_EIO ? JM_PRIO_ECHO : JM_PRIO_USER;
+        code = k->done_code; /* what the operator failed with, as it would embedded */
     } else {
         describe_exit(k, why, sizeof why);
+        if (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
+            code = SAGE_ENOMEM;
         prio = WIFSIGNALED(status) || (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg)) ? JM_PRIO_ROOT
                                                                                                        : JM_PRIO_ECHO;
     }
@@ -287,9 +293,9 @@ static void task_failed(jm *d, jm_job *j, jm_task *k)
         d->launcher->task_failed(d, j, k, why); /* before the failure kills and releases anything */
     jm_output_tail(k, tail, sizeof tail);
     if (tail[0] && prio != JM_PRIO_USER)
-        jm_job_fail(d, j, prio, "%s; last lines of its stderr:\n%s", why, tail);
+        jm_job_fail(d, j, prio, code, "%s; last lines of its stderr:\n%s", why, tail);
     else
-        jm_job_fail(d, j, prio, "%s", why);
+        jm_job_fail(d, j, prio, code, "%s", why);
 }
 
 void jm_on_child_exit(jm *d, pid_t pid, int status)

@@ -254,7 +254,7 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
     int count;
     node_list(j, nodes, sizeof nodes, &count); /* it fitted when asked for */
     if (!parsed) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s",
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EINFEASIBLE, "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s",
                     nodes, r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
         jm_job_maybe_end(d, j);
         return;
@@ -274,7 +274,7 @@ static int slurm_start(jm *d, jm_job *j)
     char nodelist[4096], tag[1100], name[64], nn[32], list[4200], comment[1200];
     int count;
     if (node_list(j, nodelist, sizeof nodelist, &count) != 0) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "the job's node list is too long for sbatch");
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETOOBIG, "the job's node list is too long for sbatch");
         return SAGE_ETOOBIG;
     }
     slurm_tag(d, tag, sizeof tag);
@@ -286,7 +286,7 @@ static int slurm_start(jm *d, jm_job *j)
                     "--output=/dev/null", "--wrap", "sleep infinity", NULL};
     char err[512];
     if (jm_cmd_run(d, j->id, 0, argv, on_sbatch, err, sizeof err) != 0) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "the job's allocation could not be asked for: %s", err);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "the job's allocation could not be asked for: %s", err);
         return SAGE_ESYS;
     }
     j->slurm.requesting = 1;
@@ -309,7 +309,7 @@ static void on_ended_state(jm *d, int64_t job_id, long long arg, const jm_cmd_re
     else if (r->msg[0])
         sage__fmt(st, sizeof st, "unknown (%.200s)", r->msg);
     j->pending_reason[0] = 0;
-    jm_job_fail(d, j, JM_PRIO_ROOT, "the Slurm allocation %lld ended before the job started (%s%s%s)", j->slurm.job,
+    jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "the Slurm allocation %lld ended before the job started (%s%s%s)", j->slurm.job,
                 j->slurm.state[0] ? j->slurm.state : "no longer known to squeue", st[0] ? "; " : "", st);
     jm_job_maybe_end(d, j);
 }
@@ -546,7 +546,7 @@ static void on_check(jm *d, int64_t job_id, long long arg, const jm_cmd_result *
         sage__strlcpy(j->slurm.state, st, sizeof j->slurm.state);
     if (st[0] && !strstr(st, "JobState=RUNNING")) {
         j->slurm.released = 1;
-        jm_job_fail(d, j, JM_PRIO_ALLOCATION, "the Slurm allocation %lld of the job ended under it (%s); %s",
+        jm_job_fail(d, j, JM_PRIO_ALLOCATION, SAGE_EIO, "the Slurm allocation %lld of the job ended under it (%s); %s",
                     j->slurm.job, st, j->slurm.check_why);
     }
     jm_job_maybe_end(d, j);

@@ -14,16 +14,17 @@
 
 /* Design.
  *
- * Schema (version 1, kept in PRAGMA user_version):
+ * Schema (version 2, kept in PRAGMA user_version):
  *   jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name, state, error,
- *        submitted_ms, started_ms, ended_ms, executable, ntasks)
+ *        submitted_ms, started_ms, ended_ms, executable, ntasks, error_code)
  *   tasks(job_id REFERENCES jobs(id), task, op, instance, state, pid, host,
  *         cpus, gpus, memory_limit, peak_memory, records_in, records_out,
  *         metrics, PRIMARY KEY(job_id, task))
  * A file whose user_version is newer than ours is refused (before anything
  * in it is touched): an older daemon must not write rows it does not
  * understand. Version 0 means a new file; the tables are created and the
- * version set in one transaction.
+ * version set in one transaction. Version 1 (without error_code) is brought
+ * to version 2 in place, in the same transaction.
  *
  * WAL: readers (the CLI or a status page opening the same file from another
  * process) never block the daemon's writes and vice versa, and a commit is
@@ -54,7 +55,7 @@
  * thread that owns the store (the connection is opened with NOMUTEX). Other
  * processes may open the same file. */
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
@@ -64,7 +65,7 @@
 #define JOB_NOT_LIVE_SQL "('created','finished','stopped','failed','canceled')"
 #define TASK_ENDED_SQL "('finished','failed','killed')"
 
-#define JOB_COLS "id, name, state, error, submitted_ms, started_ms, ended_ms, executable, ntasks"
+#define JOB_COLS "id, name, state, error, submitted_ms, started_ms, ended_ms, executable, ntasks, error_code"
 #define TASK_COLS                                                                                                  \
     "job_id, task, op, instance, state, pid, host, cpus, gpus, memory_limit, peak_memory, records_in, records_out, " \
     "metrics"
@@ -79,7 +80,8 @@ static const char schema_sql[] =
     " started_ms INTEGER NOT NULL DEFAULT 0,"
     " ended_ms INTEGER NOT NULL DEFAULT 0,"
     " executable TEXT NOT NULL,"
-    " ntasks INTEGER NOT NULL);"
+    " ntasks INTEGER NOT NULL,"
+    " error_code INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS tasks ("
     " job_id INTEGER NOT NULL REFERENCES jobs(id),"
     " task INTEGER NOT NULL,"
@@ -109,6 +111,7 @@ enum {
     ST_TASK_LIST,
     ST_FAIL_TASKS,
     ST_FAIL_JOBS,
+    ST_JOB_CODE,
     ST_COUNT
 };
 
@@ -130,6 +133,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_FAIL_TASKS] = "UPDATE tasks SET state = 'killed' WHERE state NOT IN " TASK_ENDED_SQL
                       " AND job_id IN (SELECT id FROM jobs WHERE state NOT IN " JOB_NOT_LIVE_SQL ")",
     [ST_FAIL_JOBS] = "UPDATE jobs SET state = 'failed', error = ?1, ended_ms = ?2 WHERE state NOT IN " JOB_NOT_LIVE_SQL,
+    [ST_JOB_CODE] = "UPDATE jobs SET error_code = ?1 WHERE id = ?2",
 };
 
 struct sage__store {
@@ -234,6 +238,7 @@ static void read_job(sqlite3_stmt *st, sage__job_row *r)
     r->ended_ms = sqlite3_column_int64(st, 6);
     COPY_FIELD(r->executable, st, 7);
     r->ntasks = sqlite3_column_int(st, 8);
+    r->error_code = sqlite3_column_int(st, 9);
 }
 
 static void read_task(sqlite3_stmt *st, sage__task_row *r)
@@ -359,6 +364,13 @@ sage__store *sage__store_open(const char *path, char *err, size_t err_len)
             db_err(err, err_len, "cannot create the schema in", path, s->db);
             goto fail_rollback;
         }
+    } else if (version == 1) { /* version 2 added the failed job's error code */
+        if (sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN error_code INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL) !=
+                SQLITE_OK ||
+            sqlite3_exec(s->db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), NULL, NULL, NULL) != SQLITE_OK) {
+            db_err(err, err_len, "cannot upgrade the schema (version 1 to 2) in", path, s->db);
+            goto fail_rollback;
+        }
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         db_err(err, err_len, "cannot commit to", path, s->db);
@@ -449,6 +461,24 @@ int sage__store_job_insert(sage__store *s, const char *name, const char *executa
         return rc;
     }
     done(st);
+    return rc;
+}
+
+int sage__store_job_error_code(sage__store *s, int64_t id, int code)
+{
+    if (!s)
+        return SAGE_EINVAL;
+    sqlite3_stmt *st = s->st[ST_JOB_CODE];
+    int rc = map_rc(sqlite3_bind_int(st, 1, code));
+    if (rc == 0)
+        rc = map_rc(sqlite3_bind_int64(st, 2, id));
+    if (rc != 0) {
+        done(st);
+        return rc;
+    }
+    rc = exec_stmt(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        return SAGE_ENOTFOUND;
     return rc;
 }
 

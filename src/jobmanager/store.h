@@ -15,6 +15,7 @@ typedef struct sage__job_row {
     int64_t submitted_ms, started_ms, ended_ms; /* unix ms, 0 if not yet */
     char executable[1024];
     int ntasks;
+    int error_code;        /* a failed job: the code its root cause reported (0: none) */
 } sage__job_row;
 
 typedef struct sage__task_row {
@@ -49,6 +50,8 @@ int sage__store_job_insert(sage__store *s, const char *name, const char *executa
 /* Update state (and error when non-NULL; started/ended set when the state
  * is running / an ended state and they are still 0). */
 int sage__store_job_state(sage__store *s, int64_t id, const char *state, const char *error, int64_t now_ms);
+/* A failed job's error code (what the failing worker reported, SAGE_E*). */
+int sage__store_job_error_code(sage__store *s, int64_t id, int code);
 int sage__store_job_get(sage__store *s, int64_t id, sage__job_row *out); /* SAGE_ENOTFOUND if none */
 /* All jobs, newest first, at most max; *n receives the count. */
 int sage__store_job_list(sage__store *s, sage__job_row *rows, size_t max, size_t *n);

@@ -86,6 +86,8 @@ json_t *jm_job_end_json(jm *d, int64_t id)
         jm_log(d, "job %lld: its task rows could not all be read", (long long)id);
     json_t *end = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state,
                             "error", row.error, "tasks", tasks);
+    if (end && row.error_code < 0) /* a failed job: the code its pipeline failed with */
+        json_object_set_new(end, "code", json_integer(row.error_code));
     if (end)
         jm_slurm_view_ended(d, id, end);
     return end;

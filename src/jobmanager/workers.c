@@ -34,14 +34,14 @@ static void send_peers(jm *d, jm_job *j)
     char *txt = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
     if (!txt) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, "out of memory sending the workers' data-plane addresses");
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ENOMEM, "out of memory sending the workers' data-plane addresses");
         return;
     }
     size_t len = strlen(txt);
     if (len > SAGE__CONTROL_FRAME_MAX) {
         free(txt);
         jm_job_fail(d, j, JM_PRIO_ROOT,
-                    "the workers' data-plane addresses (%zu bytes for %zu tasks) exceed the %u-byte control frame limit",
+                    SAGE_ETOOBIG, "the workers' data-plane addresses (%zu bytes for %zu tasks) exceed the %u-byte control frame limit",
                     len, j->ntasks, SAGE__CONTROL_FRAME_MAX);
         return;
     }
@@ -69,7 +69,7 @@ static void hello_recorded(jm *d, jm_job *j, jm_task *k, json_t *hello, const ch
             p == 0) {
             /* a worker that could not listen says why itself: its reason outranks this one */
             jm_job_fail(d, j, JM_PRIO_ECHO,
-                        "operator \"%s\" instance %d: its worker reported %s%s%s as its data-plane address; the tcp "
+                        SAGE_EPROTO, "operator \"%s\" instance %d: its worker reported %s%s%s as its data-plane address; the tcp "
                         "data plane needs \"listen\": \"HOST:PORT\" in its HELLO",
                         k->op, k->instance, listen ? "\"" : "no \"listen\"", listen ? listen : "", listen ? "\"" : "");
             return;
@@ -153,7 +153,7 @@ void jm_on_worker_gone(jm *d, jm_conn *c)
      * by its exit status, which outranks this; a lost Slurm node may never report one). */
     if (!k->reported_done && !k->exited && !k->killed_by_us && !j->cancel_requested && !j->stop_requested)
         jm_job_fail(d, j, JM_PRIO_GONE,
-                    "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
+                    SAGE_EIO, "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
                     "(its process or its host went away)",
                     k->op, k->instance, k->node[0] ? k->node : (k->host[0] ? k->host : "its host"));
 }

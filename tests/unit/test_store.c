@@ -84,13 +84,47 @@ static sage__task_row make_task(int64_t job, int task, const char *state)
 
 /* ---- cases ---- */
 
+/* A version 1 file (before jobs.error_code) is upgraded in place; its jobs keep everything. */
+static void test_upgrade_from_1(void)
+{
+    char path[600], v[64];
+    db_path(path, sizeof path);
+    CHECK_INT(raw_exec(path, "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+                             " state TEXT NOT NULL, error TEXT NOT NULL DEFAULT '', submitted_ms INTEGER NOT NULL,"
+                             " started_ms INTEGER NOT NULL DEFAULT 0, ended_ms INTEGER NOT NULL DEFAULT 0,"
+                             " executable TEXT NOT NULL, ntasks INTEGER NOT NULL);"
+                             "CREATE TABLE tasks (job_id INTEGER NOT NULL REFERENCES jobs(id), task INTEGER NOT NULL,"
+                             " op TEXT NOT NULL, instance INTEGER NOT NULL, state TEXT NOT NULL, pid INTEGER NOT NULL,"
+                             " host TEXT NOT NULL, cpus TEXT NOT NULL, gpus TEXT NOT NULL,"
+                             " memory_limit INTEGER NOT NULL, peak_memory INTEGER NOT NULL,"
+                             " records_in INTEGER NOT NULL, records_out INTEGER NOT NULL, metrics TEXT NOT NULL,"
+                             " PRIMARY KEY (job_id, task));"
+                             "INSERT INTO jobs (name, state, error, submitted_ms, executable, ntasks)"
+                             " VALUES ('old', 'failed', 'it broke', 5, '/bin/old', 1);"
+                             "PRAGMA user_version = 1;"),
+              SQLITE_OK);
+    sage__store *s = open_ok(path);
+    raw_query(path, "PRAGMA user_version", v, sizeof v);
+    CHECK_STR(v, "2");
+    sage__job_row row;
+    CHECK_INT(sage__store_job_get(s, 1, &row), 0);
+    CHECK_STR(row.name, "old");
+    CHECK_STR(row.error, "it broke");
+    CHECK_INT(row.error_code, 0);
+    CHECK_INT(sage__store_job_error_code(s, 1, SAGE_ETOOBIG), 0);
+    CHECK_INT(sage__store_job_get(s, 1, &row), 0);
+    CHECK_INT(row.error_code, SAGE_ETOOBIG);
+    CHECK_INT(sage__store_job_error_code(s, 99, SAGE_EIO), SAGE_ENOTFOUND);
+    sage__store_close(s);
+}
+
 static void test_open_schema(void)
 {
     char path[600], v[64];
     db_path(path, sizeof path);
     sage__store *s = open_ok(path);
     raw_query(path, "PRAGMA user_version", v, sizeof v);
-    CHECK_STR(v, "1");
+    CHECK_STR(v, "2"); /* version 2: jobs.error_code */
     raw_query(path, "PRAGMA journal_mode", v, sizeof v);
     CHECK_STR(v, "wal");
     sage__store_close(s);
@@ -598,7 +632,7 @@ static void test_open_errors(void)
     err[0] = '\0';
     CHECK(sage__store_open(path, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, path);
-    CHECK_CONTAINS(err, "schema version 99 is newer than this JobManager supports (1)");
+    CHECK_CONTAINS(err, "schema version 99 is newer than this JobManager supports (2)");
     fprintf(stderr, "  (message: %s)\n", err);
     char v[64];
     raw_query(path, "PRAGMA journal_mode", v, sizeof v);
@@ -704,6 +738,7 @@ int main(void)
         return 1;
     }
     RUN(test_open_schema);
+    RUN(test_upgrade_from_1);
     RUN(test_insert_get);
     RUN(test_states);
     RUN(test_list);
