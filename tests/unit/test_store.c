@@ -650,8 +650,9 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/sage-store-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
