@@ -47,55 +47,54 @@ static int check__mode;
 static const char *check__only;
 static int check__reached, check__unlisted;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);     \
-            check__failed_checks++;                                                        \
-            check__case_failed = 1;                                                        \
-        }                                                                                  \
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                                 \
+            check__failed_checks++;                                                                                    \
+            check__case_failed = 1;                                                                                    \
+        }                                                                                                              \
     } while (0)
 
-#define CHECK_INT(a, b)                                                                    \
-    do {                                                                                   \
-        long long check__a = (long long)(a), check__b = (long long)(b);                    \
-        if (check__a != check__b) {                                                        \
-            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, \
-                    #a, #b, check__a, check__b);                                           \
-            check__failed_checks++;                                                        \
-            check__case_failed = 1;                                                        \
-        }                                                                                  \
+#define CHECK_INT(a, b)                                                                                                \
+    do {                                                                                                               \
+        long long check__a = (long long)(a), check__b = (long long)(b);                                                \
+        if (check__a != check__b) {                                                                                    \
+            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, check__a,          \
+                    check__b);                                                                                         \
+            check__failed_checks++;                                                                                    \
+            check__case_failed = 1;                                                                                    \
+        }                                                                                                              \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                    \
-    do {                                                                                   \
-        const char *check__a = (a), *check__b = (b);                                       \
-        if (!check__a || !check__b || strcmp(check__a, check__b) != 0) {                   \
-            fprintf(stderr, "  %s:%d: %s == %s failed:\n    got:      \"%s\"\n    expected: \"%s\"\n", \
-                    __FILE__, __LINE__, #a, #b, check__a ? check__a : "(null)",            \
-                    check__b ? check__b : "(null)");                                       \
-            check__failed_checks++;                                                        \
-            check__case_failed = 1;                                                        \
-        }                                                                                  \
+#define CHECK_STR(a, b)                                                                                                \
+    do {                                                                                                               \
+        const char *check__a = (a), *check__b = (b);                                                                   \
+        if (!check__a || !check__b || strcmp(check__a, check__b) != 0) {                                               \
+            fprintf(stderr, "  %s:%d: %s == %s failed:\n    got:      \"%s\"\n    expected: \"%s\"\n", __FILE__,       \
+                    __LINE__, #a, #b, check__a ? check__a : "(null)", check__b ? check__b : "(null)");                 \
+            check__failed_checks++;                                                                                    \
+            check__case_failed = 1;                                                                                    \
+        }                                                                                                              \
     } while (0)
 
 /* Substring check, for messages whose tail varies. */
-#define CHECK_CONTAINS(hay, needle)                                                        \
-    do {                                                                                   \
-        const char *check__h = (hay), *check__n = (needle);                                \
-        if (!check__h || !strstr(check__h, check__n)) {                                    \
-            fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__, \
-                    check__h ? check__h : "(null)", check__n);                             \
-            check__failed_checks++;                                                        \
-            check__case_failed = 1;                                                        \
-        }                                                                                  \
+#define CHECK_CONTAINS(hay, needle)                                                                                    \
+    do {                                                                                                               \
+        const char *check__h = (hay), *check__n = (needle);                                                            \
+        if (!check__h || !strstr(check__h, check__n)) {                                                                \
+            fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,                           \
+                    check__h ? check__h : "(null)", check__n);                                                         \
+            check__failed_checks++;                                                                                    \
+            check__case_failed = 1;                                                                                    \
+        }                                                                                                              \
     } while (0)
 
 /* Ends the current case as skipped, with a reason (printf format). Only in a case's own function. */
-#define SKIP(...)                                                                          \
-    do {                                                                                   \
-        check__skip(__VA_ARGS__);                                                          \
-        return;                                                                            \
+#define SKIP(...)                                                                                                      \
+    do {                                                                                                               \
+        check__skip(__VA_ARGS__);                                                                                      \
+        return;                                                                                                        \
     } while (0)
 
 /* In main: the RUN lines after this report their cases as skipped, with this reason. */
@@ -104,11 +103,11 @@ static int check__reached, check__unlisted;
 #define RUN(fn) check__run(#fn, fn)
 
 /* First statement of main: parses the command line; drives every case when given none. */
-#define CHECK_MAIN(argc, argv)                                                             \
-    do {                                                                                   \
-        int check__rc = check__main((argc), (argv));                                       \
-        if (check__rc >= 0)                                                                \
-            return check__rc;                                                              \
+#define CHECK_MAIN(argc, argv)                                                                                         \
+    do {                                                                                                               \
+        int check__rc = check__main((argc), (argv));                                                                   \
+        if (check__rc >= 0)                                                                                            \
+            return check__rc;                                                                                          \
     } while (0)
 
 #define CHECK_DONE() check__done()

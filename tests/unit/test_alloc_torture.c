@@ -78,14 +78,14 @@ extern void *__libc_realloc(void *p, size_t n);
 extern void *__libc_memalign(size_t align, size_t n);
 extern void __libc_free(void *p);
 
-static atomic_long live;             /* allocations not freed yet */
-static atomic_ulong attempts;        /* allocation attempts since torture_arm */
-static atomic_int armed;             /* count attempts (and fail one) */
-static unsigned long fail_at;        /* the attempt that fails; 0: none */
-static atomic_int failed;            /* the fail_at-th attempt happened and failed */
+static atomic_long live;      /* allocations not freed yet */
+static atomic_ulong attempts; /* allocation attempts since torture_arm */
+static atomic_int armed;      /* count attempts (and fail one) */
+static unsigned long fail_at; /* the attempt that fails; 0: none */
+static atomic_int failed;     /* the fail_at-th attempt happened and failed */
 static void *fail_stack[TORTURE_STACK];
 static int fail_depth;
-static _Thread_local int in_hook;    /* backtrace() may allocate: never fail or record inside */
+static _Thread_local int in_hook; /* backtrace() may allocate: never fail or record inside */
 
 static int torture_fail_now(void)
 {
@@ -191,8 +191,8 @@ static int torture_failed(void) { return 0; }
 typedef struct outcome {
     char text[65536]; /* results of every call, one line each */
     size_t len;
-    int enomem;       /* the run reported SAGE_ENOMEM where the failure happened */
-    char bad[1024];   /* a rule broken inside the run ("" if none) */
+    int enomem;     /* the run reported SAGE_ENOMEM where the failure happened */
+    char bad[1024]; /* a rule broken inside the run ("" if none) */
 } outcome;
 
 static void out_line(outcome *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -270,8 +270,9 @@ static int torture_child(scenario_fn fn, unsigned long at, const outcome *ref, i
             i++;
         while (i > 0 && o.text[i - 1] != '\n')
             i--;
-        report(fd, "allocation %lu: no SAGE_ENOMEM, and the results differ from the clean run's:\n"
-                   "    got:      %.*s\n    expected: %.*s\n",
+        report(fd,
+               "allocation %lu: no SAGE_ENOMEM, and the results differ from the clean run's:\n"
+               "    got:      %.*s\n    expected: %.*s\n",
                at, (int)strcspn(o.text + i, "\n"), o.text + i, (int)strcspn(ref->text + i, "\n"), ref->text + i);
         bad = 1;
     }
@@ -386,7 +387,8 @@ static const char *const specs[] = {
     "[1, 2, {\"a\": \"a string that is longer than sixteen bytes\"}]",
     "{\"num_cpus\": 4",
     "{\"memory\": \"\\u00e9\\u00e8 not bytes at all, and long\"}",
-    "{\"resources\": {\"r0\": 1, \"r1\": 1, \"r2\": 1, \"r3\": 1, \"r4\": 1, \"r5\": 1, \"r6\": 1, \"r7\": 1, \"r8\": 1,"
+    "{\"resources\": {\"r0\": 1, \"r1\": 1, \"r2\": 1, \"r3\": 1, \"r4\": 1, \"r5\": 1, \"r6\": 1, \"r7\": 1, \"r8\": "
+    "1,"
     " \"r9\": 1, \"r10\": 1, \"r11\": 1, \"r12\": 1, \"r13\": 1, \"r14\": 1, \"r15\": 1}}",
     "nonsense",
     "",
@@ -455,8 +457,10 @@ static void resources_validate_scenario(outcome *o)
 
 static void parse_bytes_scenario(outcome *o)
 {
-    static const char *const texts[] = {"8GB", "1.5GiB", "  512 MiB ", "1099511627776", "0.5KB", "1.5B", "12 parsecs",
-                                        "9223372036854775808", "-1", "", "0x10", "1e9", NULL};
+    static const char *const texts[] = {"8GB",   "1.5GiB", "  512 MiB ", "1099511627776",
+                                        "0.5KB", "1.5B",   "12 parsecs", "9223372036854775808",
+                                        "-1",    "",       "0x10",       "1e9",
+                                        NULL};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         uint64_t v = 0;
         char err[512] = "";
@@ -511,7 +515,8 @@ static sage_env *declare(outcome *o, sage_collector **collector)
     sage_stream *text = sage_from_collection(env, (const void *const *)words, lens, 3, NULL);
     sage_stream *gen = sage_from_generator(env, t_gen, NULL, &(sage_op_opts){.name = "generated"});
     sage_stream *m = sage_map(nums, t_map, NULL,
-                              &(sage_op_opts){.name = "map_with_resources", .parallelism = 2,
+                              &(sage_op_opts){.name = "map_with_resources",
+                                              .parallelism = 2,
                                               .resources = "{\"num_cpus\": 1, \"memory\": \"256MB\"}"});
     sage_stream *f = sage_filter(m, t_filter, NULL, &(sage_op_opts){.parallelism = 2, .resources_spec = &spec});
     sage_stream *fm = sage_flat_map(sage_rebalance(text), t_map, NULL,
