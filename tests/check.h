@@ -36,7 +36,7 @@
 #endif
 #define CHECK_SKIP_CODE 77
 
-static int check__failed_checks;
+static int check__failed_checks __attribute__((unused)); /* for a debugger: CHECKs failed in this process */
 static int check__case_failed;
 static int check__case_skipped;
 static char check__skip_reason[512];
