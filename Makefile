@@ -3,7 +3,7 @@ BUILD      ?= build
 JOBS       ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps build install demo test test-asan test-tsan bench bench-quick fuzz format clean
+.PHONY: all deps build install demo test test-asan test-tsan bench bench-quick fuzz format format-check clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench-quick:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The files clang-format (.clang-format) would change, with how many lines; fails if there is any.
+format-check:
+	@tests/build/format_check.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-release

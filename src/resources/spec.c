@@ -10,6 +10,18 @@
  * failing inside the parser; jansson's own errors are wrapped with their line
  * and column.
  *
+ * jansson (2.14) does not always say when an allocation failed inside
+ * json_loads: it may return NULL with an empty message, report a syntax error
+ * ("invalid token", "string or '}' expected"), or even succeed with one byte
+ * missing from a token longer than 15 bytes (its lexer ignores a failed buffer
+ * growth), so a long custom resource name would be accepted misspelt. The text
+ * is therefore parsed twice (load_spec): the parser is deterministic, so two
+ * parses that disagree (one fails, the messages differ, the values differ)
+ * mean an allocation failed, and the call returns SAGE_ENOMEM. A lasting
+ * shortage makes the second parse fail at its first allocation, with jansson's
+ * empty message: SAGE_ENOMEM too. tests/unit/test_alloc_torture.c fails every
+ * allocation of the parser in turn.
+ *
  * Byte quantities are computed exactly in integers, never through a double:
  * the value is I.F * 2^a * 5^b (every unit is a product of powers of 2 and 5),
  * so the fraction digits F (trailing zeros dropped, d digits) are divided by
@@ -763,6 +775,36 @@ static int parse_root(const json_t *root, sage_resources *out, char *err, size_t
     return 0;
 }
 
+#define SPEC_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY)
+
+/* jansson's own report of a failed allocation: its code (newer versions) or no message at all. */
+static int json_out_of_memory(const json_error_t *je)
+{
+    return je->text[0] == '\0' || json_error_code(je) == json_error_out_of_memory;
+}
+
+/* json_loads, twice (see the design note): the tree, or NULL with *oom set when an allocation failed, or
+ * NULL with the parse error in *je. */
+static json_t *load_spec(const char *json, json_error_t *je, int *oom)
+{
+    json_error_t je2;
+    json_t *a = json_loads(json, SPEC_JSON_FLAGS, je);
+    json_t *b = json_loads(json, SPEC_JSON_FLAGS, &je2);
+    if (a && b)
+        *oom = !json_equal(a, b);
+    else if (a || b)
+        *oom = 1;
+    else
+        *oom = json_out_of_memory(je) || json_out_of_memory(&je2) || je->line != je2.line ||
+               je->column != je2.column || strcmp(je->text, je2.text) != 0;
+    json_decref(b);
+    if (*oom) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
 SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *err, size_t err_len)
 {
     if (err && err_len)
@@ -785,7 +827,12 @@ SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *e
         return SAGE_ERESOURCES;
     }
     json_error_t je;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &je);
+    int oom;
+    json_t *root = load_spec(json, &je, &oom);
+    if (oom) {
+        set_err(err, err_len, "resource spec: out of memory");
+        return SAGE_ENOMEM;
+    }
     if (!root) {
         report_json_error(&je, err, err_len);
         return SAGE_ERESOURCES;

@@ -197,8 +197,9 @@ static void home_dir_without_home(void)
     free(saved_sh);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(reserved_options_refused);
     RUN(wait_after_failed_submit);
     RUN(calls_before_submit);

@@ -316,8 +316,9 @@ static void stale_message_and_unopened_close(void)
     sage_env_destroy(env);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(stale_message_and_unopened_close);
     RUN(user_error_fails_job);
     RUN(ctx_fail_message);

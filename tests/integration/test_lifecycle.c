@@ -419,8 +419,9 @@ static void stress_10m(void)
     sage_env_destroy(env);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(graceful_stop_drains);
     RUN(cancel_now);
     RUN(submit_wait_stop);

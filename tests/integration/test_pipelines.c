@@ -454,8 +454,9 @@ static void metrics_readback(void)
     sage_env_destroy(env);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(map_filter_exact);
     RUN(flat_map_counts);
     RUN(key_routing);

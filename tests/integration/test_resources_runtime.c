@@ -43,10 +43,8 @@ static void exclusive_cores_from_inside(void)
     for (int i = 0; i < CPU_SETSIZE; i++)
         if (CPU_ISSET(i, &all))
             real[nreal++] = i;
-    if (nreal < 2) {
-        printf("  skipped: this process may run on %d CPU, the test needs 2\n", nreal);
-        return;
-    }
+    if (nreal < 2)
+        SKIP("this process may run on %d CPU, the test needs 2", nreal);
     seen a = {.mu = PTHREAD_MUTEX_INITIALIZER}, b = {.mu = PTHREAD_MUTEX_INITIALIZER}, k = {.mu = PTHREAD_MUTEX_INITIALIZER};
     uint64_t n = 1000;
     sage_env *env = sage_env_create("pin", "{\"node\": {\"cpus\": 2}}");
@@ -178,8 +176,9 @@ static void infeasible_cpu_and_memory(void)
     sage_env_destroy(env);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(exclusive_cores_from_inside);
     RUN(gpu_shares);
     RUN(custom_and_refusal);

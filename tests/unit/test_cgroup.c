@@ -518,8 +518,9 @@ static void test_no_limit(void)
         untrack_dir(path);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     install_cleanup();
     make_scratch();
 
@@ -531,11 +532,11 @@ int main(void)
     remove_scratch();
 
     const char *env = getenv("SAGE_CGROUP");
-    if (env && strcmp(env, "none") == 0) {
-        printf("skipped: enforcement cases (SAGE_CGROUP=none)\n");
-        return CHECK_DONE();
-    }
-    mode = sage__cgroup_probe(parent, sizeof parent, why, sizeof why);
+    int off = env && strcmp(env, "none") == 0;
+    if (off)
+        SKIP_CASES("enforcement cases (SAGE_CGROUP=none)");
+    else
+        mode = sage__cgroup_probe(parent, sizeof parent, why, sizeof why);
     printf("probe: %s parent=\"%s\" why=\"%s\"\n",
            mode == SAGE__CGROUP_V2 ? "V2" : mode == SAGE__CGROUP_V1 ? "V1" : "NONE", parent, why);
     if (mode != SAGE__CGROUP_NONE) {
@@ -546,13 +547,11 @@ int main(void)
         probe_parent_made = 1;
     }
     RUN(test_probe_result);
-    if (geteuid() != 0 || mode == SAGE__CGROUP_NONE) {
-        printf("skipped: enforcement cases (%s)\n", geteuid() != 0 ? "not root" : why);
-    } else {
-        RUN(test_oom_kill);
-        RUN(test_within_limit);
-        RUN(test_no_limit);
-    }
+    if (!off && (geteuid() != 0 || mode == SAGE__CGROUP_NONE))
+        SKIP_CASES("enforcement cases (%s)", geteuid() != 0 ? "not root" : why);
+    RUN(test_oom_kill);
+    RUN(test_within_limit);
+    RUN(test_no_limit);
 
     if (probe_parent_made && rmdir(probe_parent) != 0 && errno != EBUSY && errno != ENOENT)
         fprintf(stderr, "  could not remove %s: %s\n", probe_parent, strerror(errno));

@@ -101,8 +101,9 @@ static void config_file(void)
     sage__config_free(&cfg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(config_table);
     RUN(defaults_and_values);
     RUN(config_file);

@@ -28,8 +28,9 @@ static void version(void)
     CHECK_INT(sage_version_number(), SAGE_VERSION_MAJOR * 10000 + SAGE_VERSION_MINOR * 100 + SAGE_VERSION_PATCH);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(table);
     RUN(version);
     return CHECK_DONE();

@@ -883,8 +883,9 @@ static void test_send_errors(void)
     close(sv[1]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_decode_table);
     RUN(test_truncated_header);
     RUN(test_back_to_back);

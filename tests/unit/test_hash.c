@@ -142,8 +142,9 @@ static void test_bucket_range(void)
     CHECK_INT(sage__hash_bucket(UINT64_MAX, 1), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_golden);
     RUN(test_alignment_and_length);
     RUN(test_distribution);

@@ -211,8 +211,9 @@ static void test_quantile_edges(void)
     sage__hist_free(&h);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_uniform);
     RUN(test_relative_error);
     RUN(test_constant);

@@ -131,8 +131,9 @@ static void test_limits(void)
     CHECK_CONTAINS(h.error, "Authorization header too long");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_good);
     RUN(test_partial);
     RUN(test_bad);

@@ -255,8 +255,9 @@ static void test_free_null(void)
     sage__keystate_free(ks); /* empty table */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_million);
     RUN(test_size_mismatch);
     RUN(test_empty_and_long_keys);

@@ -405,8 +405,9 @@ static void sender_to_receiver(void)
     rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(accepts_batches_and_eos);
     RUN(refuses_bad_streams);
     RUN(strangers_refused);

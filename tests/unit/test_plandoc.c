@@ -96,8 +96,9 @@ static void round_trip(void)
     sage__config_free(&cfg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(document_table);
     RUN(round_trip);
     return CHECK_DONE();

@@ -640,8 +640,9 @@ static void test_held_by_running_jobs(void)
     sage__assign_free(held_a, &first, 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_held_by_running_jobs);
     RUN(test_seed_example);
     RUN(test_exclusive_no_overlap);

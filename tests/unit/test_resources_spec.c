@@ -520,8 +520,9 @@ static size_t parse_case_count(void) { return sizeof parse_cases / sizeof parse_
 static size_t bytes_case_count(void) { return sizeof bytes_cases / sizeof bytes_cases[0]; }
 static size_t validate_case_count(void) { return sizeof validate_cases / sizeof validate_cases[0]; }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     printf("table cases: %zu parse, %zu bytes, %zu validate\n", parse_case_count(), bytes_case_count(),
            validate_case_count());
     RUN(test_parse_table);

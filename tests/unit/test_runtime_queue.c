@@ -150,8 +150,9 @@ static void recycled_batches_come_back(void)
     sage__queue_destroy(&q);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(fifo_and_bounds);
     RUN(oversized_batch_fits_empty_queue);
     RUN(blocked_producer_is_released_by_pop);

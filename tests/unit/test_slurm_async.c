@@ -357,8 +357,9 @@ static void test_shutdown(void)
         close(pidfd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     snprintf(dir, sizeof dir, "/tmp/sage-test-slurm-async-XXXXXX");
     if (!mkdtemp(dir))

@@ -452,8 +452,9 @@ static void test_steps(void)
     CHECK_INT(sage__slurm_each_step("", on_step, NULL), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(test_counts);
     RUN(test_gres);
     RUN(test_sinfo_2205);

@@ -208,8 +208,9 @@ static void test_slurm_run(void)
     CHECK_CONTAINS(msg, "printed more than 4194304 bytes");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     RUN(test_capture);
     RUN(test_exit_and_signal);

@@ -729,8 +729,9 @@ static void test_task_each(void)
     sage__store_close(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/sage-store-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {

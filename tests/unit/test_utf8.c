@@ -29,8 +29,9 @@ static void cases(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_MAIN(argc, argv);
     RUN(cases);
     return CHECK_DONE();
 }
