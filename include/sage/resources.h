@@ -39,7 +39,8 @@ typedef struct sage_resources {
 
 /* Parse a JSON resource spec such as {"num_cpus": 4, "memory": "8GB"} into
  * *out (zeroed first). On error returns SAGE_ERESOURCES and writes a message
- * naming the key and the problem into err (if err_len > 0). Thread-safe. */
+ * naming the key and the problem into err (if err_len > 0), or SAGE_ENOMEM
+ * when memory ran out while parsing. Thread-safe. */
 SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *err, size_t err_len);
 
 /* Check a struct-form request with the same rules as the JSON form. */

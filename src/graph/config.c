@@ -6,6 +6,9 @@
 #include "graph/graph.h"
 #include "net/sock.h"
 #include "resources/placement.h"
+#include "util/json.h"
+
+#define SAGE__CONFIG_FILE_MAX ((size_t)1 << 20) /* a config file is small */
 
 void sage__config_init(sage__config *cfg)
 {
@@ -104,11 +107,11 @@ int sage__config_parse(sage__config *cfg, const char *config, sage__err *e)
     const char *p = config;
     while (isspace((unsigned char)*p))
         p++;
-    int text = *p == '{';
-    root = text ? json_loads(config, JSON_REJECT_DUPLICATES, &jerr)
-                : json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
+    int text = *p == '{', oom = 0;
+    root = text ? sage__json_loadb(config, strlen(config), JSON_REJECT_DUPLICATES, &jerr, &oom)
+                : sage__json_load_file(config, SAGE__CONFIG_FILE_MAX, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (!root) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        if (oom)
             return sage__errf(e, SAGE_ENOMEM, "config: out of memory reading it");
         if (jerr.line < 1) /* the file could not be read: no position to give */
             return sage__errf(e, SAGE_ECONFIG, "config %s: %s", config, jerr.text);

@@ -163,10 +163,11 @@ static int build_chains(const sage__graph *g, sage__plan *plan)
 static int place(const sage__graph *g, sage__plan *plan, sage__err *e)
 {
     char err[4096];
-    if (sage__node_discover(&plan->node, err, sizeof err) != 0)
-        return sage__errf(e, SAGE_ESYS, "discovering this node: %s", err);
-    if (g->cfg->node && sage__node_configure(&plan->node, g->cfg->node, err, sizeof err) != 0)
-        return sage__errf(e, SAGE_ECONFIG, "%s", err);
+    int rc = sage__node_discover(&plan->node, err, sizeof err);
+    if (rc != 0)
+        return sage__errf(e, rc == SAGE_ENOMEM ? rc : SAGE_ESYS, "discovering this node: %s", err);
+    if (g->cfg->node && (rc = sage__node_configure(&plan->node, g->cfg->node, err, sizeof err)) != 0)
+        return sage__errf(e, rc, "%s", err);
     plan->place = calloc(plan->nchains, sizeof *plan->place);
     if (!plan->place)
         return sage__errf(e, SAGE_ENOMEM, "out of memory placing the job");
@@ -180,7 +181,7 @@ static int place(const sage__graph *g, sage__plan *plan, sage__err *e)
         if (ch->res_op)
             r->res = ch->res_op->res;
     }
-    int rc = sage__place(&plan->node, 1, plan->place, plan->nplace, &plan->assign, err, sizeof err);
+    rc = sage__place(&plan->node, 1, plan->place, plan->nplace, &plan->assign, err, sizeof err);
     if (rc != 0)
         return sage__errf(e, rc, "%s", err);
     for (size_t c = 0; c < plan->nchains; c++)

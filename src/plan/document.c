@@ -3,37 +3,44 @@
 #include <stdlib.h>
 
 #include "plan/plan.h"
+#include "util/json.h"
 
 json_t *sage__resources_json(const sage_resources *r, int all_keys)
 {
+    int bad = 0;
     json_t *o = json_object();
     if (all_keys || r->num_cpus > 0)
-        json_object_set_new(o, "num_cpus", json_real(r->num_cpus));
+        sage__jset(&bad, o, "num_cpus", json_real(r->num_cpus));
     if (all_keys || r->num_gpus > 0)
-        json_object_set_new(o, "num_gpus", json_real(r->num_gpus));
+        sage__jset(&bad, o, "num_gpus", json_real(r->num_gpus));
     if (all_keys || r->memory)
-        json_object_set_new(o, "memory", json_integer((json_int_t)r->memory));
+        sage__jset(&bad, o, "memory", json_integer((json_int_t)r->memory));
     if (all_keys || r->object_store_memory)
-        json_object_set_new(o, "object_store_memory", json_integer((json_int_t)r->object_store_memory));
+        sage__jset(&bad, o, "object_store_memory", json_integer((json_int_t)r->object_store_memory));
     if (all_keys || r->ncustom) {
         json_t *cu = json_object();
         for (size_t i = 0; i < r->ncustom; i++)
-            json_object_set_new(cu, r->custom[i].name, json_real(r->custom[i].amount));
-        json_object_set_new(o, "resources", cu);
+            sage__jset(&bad, cu, r->custom[i].name, json_real(r->custom[i].amount));
+        sage__jset(&bad, o, "resources", cu);
     }
-    return o;
+    return sage__jdone(bad, o);
 }
 
 json_t *sage__plan_document(const sage__plan *plan)
 {
+    int bad = 0;
     json_t *chains = json_array();
     for (size_t c = 0; c < plan->nchains; c++) {
         const sage__chain *ch = &plan->chains[c];
         const sage__op *head = sage__chain_op(plan, ch, 0), *ro = ch->res_op ? ch->res_op : head;
-        json_array_append_new(chains, json_pack("{s:i,s:s,s:i,s:b,s:i,s:o}", "id", (int)c, "name", ro->name,
+        sage__jadd(&bad, chains, json_pack("{s:i,s:s,s:i,s:b,s:i,s:o}", "id", (int)c, "name", ro->name,
                                                 "parallelism", ch->parallelism, "inputs", head->ninputs > 0,
                                                 "producers", ch->producers, "resources",
                                                 ch->res_op ? sage__resources_json(&ch->res_op->res, 0) : json_object()));
+    }
+    if (bad) {
+        json_decref(chains);
+        return NULL;
     }
     /* the hash travels halved: JSON integers are signed 64-bit */
     return json_pack("{s:s,s:I,s:o}", "name", plan->g->name, "plan_hash", (json_int_t)(plan->hash >> 1), "chains",

@@ -6,6 +6,7 @@
 
 #include "plan/plan.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 /* Text accumulates in a bounded buffer (16 MiB: a plan never needs more);
  * the first failure sticks and the result is NULL. */
@@ -159,79 +160,82 @@ char *sage__plan_explain(const sage__plan *plan)
 
 static json_t *ids_json(const int *ids, int n)
 {
+    int bad = 0;
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_integer(ids[i]));
-    return a;
+        sage__jadd(&bad, a, json_integer(ids[i]));
+    return sage__jdone(bad, a);
 }
 
 char *sage__plan_explain_json(const sage__plan *plan)
 {
     const sage__graph *g = plan->g;
+    int bad = 0;
     json_t *root = json_object();
-    json_object_set_new(root, "job", json_string(g->name));
+    sage__jset(&bad, root, "job", json_string(g->name));
     json_t *node = json_object();
-    json_object_set_new(node, "name", json_string(plan->node.name));
-    json_object_set_new(node, "cpus", json_integer(plan->node.ncpus));
-    json_object_set_new(node, "gpus", json_integer(plan->node.ngpus));
-    json_object_set_new(node, "memory", json_integer((json_int_t)plan->node.memory));
-    json_object_set_new(node, "simulated", json_boolean(plan->node.simulated));
-    json_object_set_new(root, "node", node);
+    sage__jset(&bad, node, "name", json_string(plan->node.name));
+    sage__jset(&bad, node, "cpus", json_integer(plan->node.ncpus));
+    sage__jset(&bad, node, "gpus", json_integer(plan->node.ngpus));
+    sage__jset(&bad, node, "memory", json_integer((json_int_t)plan->node.memory));
+    sage__jset(&bad, node, "simulated", json_boolean(plan->node.simulated));
+    sage__jset(&bad, root, "node", node);
     json_t *ops = json_array();
     for (size_t i = 0; i < g->nops; i++) {
         const sage__op *op = g->ops[i];
         json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(op->name));
-        json_object_set_new(o, "kind", json_string(sage__op_kind_name(op->kind)));
-        json_object_set_new(o, "parallelism", json_integer(op->parallelism));
-        json_object_set_new(o, "chain", json_integer(plan->ops[i].chain));
-        json_object_set_new(o, "chaining", json_boolean(op->chaining));
+        sage__jset(&bad, o, "name", json_string(op->name));
+        sage__jset(&bad, o, "kind", json_string(sage__op_kind_name(op->kind)));
+        sage__jset(&bad, o, "parallelism", json_integer(op->parallelism));
+        sage__jset(&bad, o, "chain", json_integer(plan->ops[i].chain));
+        sage__jset(&bad, o, "chaining", json_boolean(op->chaining));
         json_t *ins = json_array();
         for (size_t k = 0; k < op->ninputs; k++) {
             json_t *e = json_object();
-            json_object_set_new(e, "from", json_string(op->inputs[k].from->name));
-            json_object_set_new(e, "partitioning", json_string(sage__part_name(plan->ops[i].part[k])));
-            json_array_append_new(ins, e);
+            sage__jset(&bad, e, "from", json_string(op->inputs[k].from->name));
+            sage__jset(&bad, e, "partitioning", json_string(sage__part_name(plan->ops[i].part[k])));
+            sage__jadd(&bad, ins, e);
         }
-        json_object_set_new(o, "inputs", ins);
-        json_object_set_new(o, "resources", op->has_res ? sage__resources_json(&op->res, 1) : json_null());
-        json_array_append_new(ops, o);
+        sage__jset(&bad, o, "inputs", ins);
+        sage__jset(&bad, o, "resources", op->has_res ? sage__resources_json(&op->res, 1) : json_null());
+        sage__jadd(&bad, ops, o);
     }
-    json_object_set_new(root, "operators", ops);
+    sage__jset(&bad, root, "operators", ops);
     json_t *chains = json_array();
     for (size_t c = 0; c < plan->nchains; c++) {
         const sage__chain *ch = &plan->chains[c];
         json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer((json_int_t)c));
-        json_object_set_new(o, "parallelism", json_integer(ch->parallelism));
+        sage__jset(&bad, o, "id", json_integer((json_int_t)c));
+        sage__jset(&bad, o, "parallelism", json_integer(ch->parallelism));
         json_t *names = json_array();
         for (size_t k = 0; k < ch->nops; k++)
-            json_array_append_new(names, json_string(sage__chain_op(plan, ch, k)->name));
-        json_object_set_new(o, "operators", names);
+            sage__jadd(&bad, names, json_string(sage__chain_op(plan, ch, k)->name));
+        sage__jset(&bad, o, "operators", names);
         json_t *insts = json_array();
         for (int i = 0; ch->assign && i < ch->parallelism; i++) {
             const sage__assign *a = &ch->assign[i];
             json_t *ij = json_object();
-            json_object_set_new(ij, "instance", json_integer(i));
-            json_object_set_new(ij, "node", json_string(plan->node.name));
-            json_object_set_new(ij, "cpus", ids_json(a->cpus, a->ncpus));
-            json_object_set_new(ij, "exclusive", json_boolean(a->exclusive));
-            json_object_set_new(ij, "pinned", json_boolean(a->pin));
-            json_object_set_new(ij, "gpus", ids_json(a->gpus, a->ngpus));
-            json_object_set_new(ij, "gpu_fraction", json_real(a->gpu_fraction));
-            json_object_set_new(ij, "memory", json_integer((json_int_t)a->memory));
-            json_object_set_new(ij, "object_store_memory", json_integer((json_int_t)a->object_store_memory));
+            sage__jset(&bad, ij, "instance", json_integer(i));
+            sage__jset(&bad, ij, "node", json_string(plan->node.name));
+            sage__jset(&bad, ij, "cpus", ids_json(a->cpus, a->ncpus));
+            sage__jset(&bad, ij, "exclusive", json_boolean(a->exclusive));
+            sage__jset(&bad, ij, "pinned", json_boolean(a->pin));
+            sage__jset(&bad, ij, "gpus", ids_json(a->gpus, a->ngpus));
+            sage__jset(&bad, ij, "gpu_fraction", json_real(a->gpu_fraction));
+            sage__jset(&bad, ij, "memory", json_integer((json_int_t)a->memory));
+            sage__jset(&bad, ij, "object_store_memory", json_integer((json_int_t)a->object_store_memory));
             json_t *cu = json_object();
             for (size_t k = 0; k < a->ncustom; k++)
-                json_object_set_new(cu, a->custom[k].name, json_real(a->custom[k].amount));
-            json_object_set_new(ij, "resources", cu);
-            json_array_append_new(insts, ij);
+                sage__jset(&bad, cu, a->custom[k].name, json_real(a->custom[k].amount));
+            sage__jset(&bad, ij, "resources", cu);
+            sage__jadd(&bad, insts, ij);
         }
-        json_object_set_new(o, "instances", insts);
-        json_array_append_new(chains, o);
+        sage__jset(&bad, o, "instances", insts);
+        sage__jadd(&bad, chains, o);
     }
-    json_object_set_new(root, "chains", chains);
-    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    sage__jset(&bad, root, "chains", chains);
+    root = sage__jdone(bad, root);
+    char *s = root ? sage__json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
-    return s;
+    return s; /* NULL: out of memory */
 }

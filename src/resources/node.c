@@ -30,10 +30,20 @@ static void node_err(char *err, size_t err_len, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- discovery */
 
-/* Read a file's first line into buf (newline stripped). 0 on success. */
-static int read_first_line(const char *path, char *buf, size_t len)
+/* fopen for reading; a failure for want of memory sets *oom (discovery must
+ * not mistake it for a missing file and report a wrong capacity). */
+static FILE *open_read(const char *path, int *oom)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
+    if (!f && errno == ENOMEM)
+        *oom = 1;
+    return f;
+}
+
+/* Read a file's first line into buf (newline stripped). 0 on success. */
+static int read_first_line(const char *path, char *buf, size_t len, int *oom)
+{
+    FILE *f = open_read(path, oom);
     if (!f)
         return -1;
     char *ok = fgets(buf, (int)len, f);
@@ -45,10 +55,10 @@ static int read_first_line(const char *path, char *buf, size_t len)
 }
 
 /* A cgroup memory limit file: bytes, or 0 for "no limit"/unreadable. */
-static uint64_t read_limit_file(const char *path)
+static uint64_t read_limit_file(const char *path, int *oom)
 {
     char line[64];
-    if (read_first_line(path, line, sizeof line) != 0 || strcmp(line, "max") == 0)
+    if (read_first_line(path, line, sizeof line, oom) != 0 || strcmp(line, "max") == 0)
         return 0;
     errno = 0;
     char *end = NULL;
@@ -60,27 +70,27 @@ static uint64_t read_limit_file(const char *path)
 
 /* Limit file under a cgroup mount: <mount><path>/<file>, falling back to
  * <mount>/<file> (inside a cgroup namespace the listed path may not exist). */
-static uint64_t cgroup_limit(const char *mount, const char *cg_path, const char *file)
+static uint64_t cgroup_limit(const char *mount, const char *cg_path, const char *file, int *oom)
 {
     char path[4096];
     uint64_t v = 0;
     if (cg_path && cg_path[0] && strcmp(cg_path, "/") != 0) {
         int n = snprintf(path, sizeof path, "%s%s/%s", mount, cg_path, file);
         if (n > 0 && (size_t)n < sizeof path)
-            v = read_limit_file(path);
+            v = read_limit_file(path, oom);
         if (v)
             return v;
     }
     int n = snprintf(path, sizeof path, "%s/%s", mount, file);
     if (n > 0 && (size_t)n < sizeof path)
-        v = read_limit_file(path);
+        v = read_limit_file(path, oom);
     return v;
 }
 
 /* The smallest cgroup memory limit of this process (v2 and v1), 0 if none. */
-static uint64_t discover_cgroup_memory(void)
+static uint64_t discover_cgroup_memory(int *oom)
 {
-    FILE *f = fopen("/proc/self/cgroup", "r");
+    FILE *f = open_read("/proc/self/cgroup", oom);
     if (!f)
         return 0;
     char line[4096];
@@ -99,7 +109,7 @@ static uint64_t discover_cgroup_memory(void)
         const char *id = line, *ctrls = c1 + 1, *path = c2 + 1;
         uint64_t v = 0;
         if (strcmp(id, "0") == 0 && ctrls[0] == '\0') {
-            v = cgroup_limit("/sys/fs/cgroup", path, "memory.max");
+            v = cgroup_limit("/sys/fs/cgroup", path, "memory.max", oom);
         } else {
             /* v1: the controller list is comma-separated */
             int has_memory = 0;
@@ -113,7 +123,7 @@ static uint64_t discover_cgroup_memory(void)
                     p++;
             }
             if (has_memory)
-                v = cgroup_limit("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes");
+                v = cgroup_limit("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes", oom);
         }
         if (v && (best == 0 || v < best))
             best = v;
@@ -123,9 +133,9 @@ static uint64_t discover_cgroup_memory(void)
 }
 
 /* MemTotal from /proc/meminfo, else physical pages times page size. */
-static uint64_t discover_mem_total(void)
+static uint64_t discover_mem_total(int *oom)
 {
-    FILE *f = fopen("/proc/meminfo", "r");
+    FILE *f = open_read("/proc/meminfo", oom);
     if (f) {
         char line[256];
         while (fgets(line, sizeof line, f)) {
@@ -182,7 +192,7 @@ static void discover_gpus_env(sage__node *n, const char *env)
     }
 }
 
-static void discover_gpus(sage__node *n)
+static void discover_gpus(sage__node *n, int *oom)
 {
     const char *env = getenv("CUDA_VISIBLE_DEVICES");
     if (env) {
@@ -191,6 +201,8 @@ static void discover_gpus(sage__node *n)
     }
     n->ngpus = 0;
     DIR *d = opendir("/proc/driver/nvidia/gpus");
+    if (!d && errno == ENOMEM)
+        *oom = 1;
     if (!d)
         return;
     int count = 0;
@@ -241,14 +253,19 @@ int sage__node_discover(sage__node *n, char *err, size_t err_len)
 
     discover_cpus(n);
 
-    uint64_t total = discover_mem_total(), limit = discover_cgroup_memory();
+    int oom = 0;
+    uint64_t total = discover_mem_total(&oom), limit = discover_cgroup_memory(&oom);
     n->memory = total;
     if (limit && (total == 0 || limit < total))
         n->memory = limit;
 
-    discover_gpus(n);
+    discover_gpus(n, &oom);
     n->simulated = 0;
     n->ncustom = 0;
+    if (oom) {
+        node_err(err, err_len, "node discovery: out of memory reading /proc and /sys");
+        return SAGE_ENOMEM;
+    }
     return 0;
 }
 

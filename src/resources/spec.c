@@ -15,7 +15,7 @@
  * ("invalid token", "string or '}' expected"), or even succeed with one byte
  * missing from a token longer than 15 bytes (its lexer ignores a failed buffer
  * growth), so a long custom resource name would be accepted misspelt. The text
- * is therefore parsed twice (load_spec): the parser is deterministic, so two
+ * is therefore parsed twice (sage__json_loadb, util/json.c): the parser is deterministic, so two
  * parses that disagree (one fails, the messages differ, the values differ)
  * mean an allocation failed, and the call returns SAGE_ENOMEM. A lasting
  * shortage makes the second parse fail at its first allocation, with jansson's
@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "sage/resources.h"
+#include "util/json.h"
 
 #define SPEC_PRECISION_STEPS 10000.0           /* 1 / 0.0001 */
 #define SPEC_BYTES_LIMIT 9223372036854775808.0 /* 2^63, exclusive, as a double */
@@ -777,34 +778,6 @@ static int parse_root(const json_t *root, sage_resources *out, char *err, size_t
 
 #define SPEC_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY)
 
-/* jansson's own report of a failed allocation: its code (newer versions) or no message at all. */
-static int json_out_of_memory(const json_error_t *je)
-{
-    return je->text[0] == '\0' || json_error_code(je) == json_error_out_of_memory;
-}
-
-/* json_loads, twice (see the design note): the tree, or NULL with *oom set when an allocation failed, or
- * NULL with the parse error in *je. */
-static json_t *load_spec(const char *json, json_error_t *je, int *oom)
-{
-    json_error_t je2;
-    json_t *a = json_loads(json, SPEC_JSON_FLAGS, je);
-    json_t *b = json_loads(json, SPEC_JSON_FLAGS, &je2);
-    if (a && b)
-        *oom = !json_equal(a, b);
-    else if (a || b)
-        *oom = 1;
-    else
-        *oom = json_out_of_memory(je) || json_out_of_memory(&je2) || je->line != je2.line ||
-               je->column != je2.column || strcmp(je->text, je2.text) != 0;
-    json_decref(b);
-    if (*oom) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *err, size_t err_len)
 {
     if (err && err_len)
@@ -828,7 +801,7 @@ SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *e
     }
     json_error_t je;
     int oom;
-    json_t *root = load_spec(json, &je, &oom);
+    json_t *root = sage__json_loadb(json, strlen(json), SPEC_JSON_FLAGS, &je, &oom);
     if (oom) {
         set_err(err, err_len, "resource spec: out of memory");
         return SAGE_ENOMEM;
