@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "net/frame.h"
+#include "net/frame.h" /* internal: to send malformed frames and read raw replies */
 #include "pipeline_util.h"
-#include "jobmanager/jobmanager.h"
+#include "jobmanager/jobmanager.h" /* the daemon library: each case runs its own JobManager */
 
 static char home[256], addr[64], token_file[300];
 static int port;
@@ -134,6 +134,23 @@ static int latin1(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
     return sage_emit(o, r, n);
 }
 
+/* Fails at record 4 with the code in udata (a table code, or one the table does not have). */
+static int fail_at_4(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_rec_i64(r, n) != 4)
+        return sage_emit(o, r, n);
+    sage_ctx_fail(c, "record 4 is bad");
+    return (int)(intptr_t)u;
+}
+
+static void build_failing(sage_env *env, int code)
+{
+    static uint64_t n = 10;
+    sage_stream *s = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "numbers"});
+    s = sage_map(sage_rebalance(s), fail_at_4, (void *)(intptr_t)code, &(sage_op_opts){.name = "f"});
+    sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "out"});
+}
+
 /* `pipeline NAME ADDR`: declare, execute, print what the test compares. */
 static int run_pipeline(const char *name, const char *jm)
 {
@@ -172,6 +189,10 @@ static int run_pipeline(const char *name, const char *jm)
         sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "early"});
         if (sage_is_worker() && strstr(getenv("SAGE_WORKER_TASK"), "1"))
             exit(0); /* a worker that never reaches execute */
+    } else if (strcmp(name, "toobig") == 0) {
+        build_failing(env, SAGE_ETOOBIG);
+    } else if (strcmp(name, "code42") == 0) {
+        build_failing(env, -42);
     } else if (strcmp(name, "drifting") == 0) {
         /* a graph that differs in the workers: refused by the plan hash */
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -459,6 +480,28 @@ static void odd_output_and_early_exit(void)
     /* a worker that ends before running its task fails the job instead of leaving it hanging */
     CHECK_INT(run(big, 1 << 20, "%s pipeline earlyexit %s", self, addr), 1);
     CHECK_CONTAINS(big, "exited with status 0 without running its task");
+}
+
+/* The same pipeline fails with the same code and message embedded and through the JobManager. */
+static void failure_codes_as_embedded(void)
+{
+    static const struct {
+        const char *name;
+        int code, expect;
+    } cases[] = {{"toobig", SAGE_ETOOBIG, SAGE_ETOOBIG}, {"code42", -42, SAGE_EUSER}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sage_env *env = sage_env_create(cases[i].name, NULL);
+        build_failing(env, cases[i].code);
+        CHECK_INT(sage_env_execute(env), cases[i].expect);
+        char want[512];
+        snprintf(want, sizeof want, "rc %d\nerror: job ", cases[i].expect);
+        char msg[512];
+        snprintf(msg, sizeof msg, " failed: %s\n", sage_env_errmsg(env));
+        sage_env_destroy(env);
+        CHECK_INT(run(big, 1 << 20, "%s pipeline %s %s", self, cases[i].name, addr), 1);
+        CHECK_CONTAINS(big, want);
+        CHECK_CONTAINS(big, msg); /* the embedded message, word for word */
+    }
 }
 
 static void plan_hash_mismatch(void)
@@ -817,6 +860,7 @@ int main(int argc, char **argv)
     RUN(worker_killed_no_orphans);
     RUN(pause_resume_stop);
     RUN(plan_hash_mismatch);
+    RUN(failure_codes_as_embedded);
     RUN(odd_output_and_early_exit);
     RUN(bad_frames_and_tokens);
     RUN(twenty_jobs_at_once);

@@ -5,7 +5,7 @@
 
 #include "check.h"
 #include "pipeline_util.h"
-#include "util/hash.h"
+#include "util/hash.h" /* internal: to predict where key_by routes a key */
 
 static int times2(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit_i64(o, 2 * sage_rec_i64(r, n)); }
 static int mult3(sage_ctx *c, const void *r, size_t n, void *u) { return sage_rec_i64(r, n) % 3 == 0; }
