@@ -141,8 +141,9 @@ static int spsc_run(uint64_t n, void *arg, bench_run *out)
     pthread_join(th, NULL);
     bench_timer_stop(&tm, out);
     uint64_t want = n % 2 ? (n - 1) / 2 * n : n / 2 * (n - 1);
-    int rc = q->sum == want ? 0 : bench_fail("spsc: consumer sum %llu, expected %llu", (unsigned long long)q->sum,
-                                             (unsigned long long)want);
+    int rc = q->sum == want ? 0
+                            : bench_fail("spsc: consumer sum %llu, expected %llu", (unsigned long long)q->sum,
+                                         (unsigned long long)want);
     free(q);
     return rc;
 }

@@ -22,30 +22,30 @@ typedef enum bench_mark {
 
 typedef enum bench_goal {
     GOAL_NONE = 0,
-    GOAL_GE, /* value >= target */
-    GOAL_LE, /* value <= target */
+    GOAL_GE,     /* value >= target */
+    GOAL_LE,     /* value <= target */
     GOAL_P99_LT, /* p99 latency (us) < target */
 } bench_goal;
 
 typedef struct bench_row {
-    char id[24];     /* short key: "a", "f.p4", "limit.memcpy" */
-    char name[64];   /* what was measured, for the table */
-    double value;    /* the main figure, in `unit` */
-    char unit[12];   /* "rec/s", "B/s", "item/s", "trip/s", "buf/s", "ns/rec", "%", "x", "B" */
-    int has_lat;     /* latency percentiles below are set */
+    char id[24];   /* short key: "a", "f.p4", "limit.memcpy" */
+    char name[64]; /* what was measured, for the table */
+    double value;  /* the main figure, in `unit` */
+    char unit[12]; /* "rec/s", "B/s", "item/s", "trip/s", "buf/s", "ns/rec", "%", "x", "B" */
+    int has_lat;   /* latency percentiles below are set */
     double p50_us, p99_us, p999_us;
     double peak_rss; /* bytes (VmHWM of the process that ran it), 0: not measured */
     bench_goal goal;
-    double target;   /* in `unit` (microseconds for GOAL_P99_LT) */
+    double target; /* in `unit` (microseconds for GOAL_P99_LT) */
     char target_text[32];
     bench_mark mark;
-    double ratio;    /* 0: none */
+    double ratio;      /* 0: none */
     char ratio_of[24]; /* what the ratio is taken against: "COST", "P=1" */
     char note[112];
-    uint64_t records; /* records (or items, bytes) per timed run */
-    double wall_s, cpu_s; /* of the best timed run */
+    uint64_t records;                   /* records (or items, bytes) per timed run */
+    double wall_s, cpu_s;               /* of the best timed run */
     double median_wall_s, worst_wall_s; /* over the timed runs: the noise */
-    uint64_t ctxsw;       /* context switches during the best timed run */
+    uint64_t ctxsw;                     /* context switches during the best timed run */
     int reps;
 } bench_row;
 

@@ -34,10 +34,10 @@ static int gst_run(const char *exe, int queued, uint64_t n, double *wall, double
 {
     char nb[48];
     snprintf(nb, sizeof nb, "num-buffers=%llu", (unsigned long long)n);
-    const char *chain[] = {exe,   "-q",  "fakesrc", nb, "sizetype=fixed", "sizemax=8", "!", "identity", "!",
-                           "fakesink", NULL};
-    const char *queue[] = {exe, "-q", "fakesrc", nb, "sizetype=fixed", "sizemax=8", "!", "queue", "!", "identity",
-                           "!", "queue", "!", "fakesink", NULL};
+    const char *chain[] = {exe,        "-q", "fakesrc",  nb,  "sizetype=fixed", "sizemax=8", "!",
+                           "identity", "!",  "fakesink", NULL};
+    const char *queue[] = {exe,        "-q", "fakesrc", nb,  "sizetype=fixed", "sizemax=8", "!", "queue", "!",
+                           "identity", "!",  "queue",   "!", "fakesink",       NULL};
     fflush(stdout);
     fflush(stderr);
     double t0 = bench_now_s();

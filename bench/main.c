@@ -351,7 +351,7 @@ static void mark_all(void)
         bench_row *r = &g_rows[i];
         if (r->mark != MARK_INFO || r->goal == GOAL_NONE)
             continue;
-        int ok = r->goal == GOAL_GE ? r->value >= r->target
+        int ok = r->goal == GOAL_GE   ? r->value >= r->target
                  : r->goal == GOAL_LE ? r->value <= r->target
                                       : r->has_lat && r->p99_us < r->target;
         r->mark = ok ? MARK_PASS : MARK_SHORT;

@@ -48,9 +48,26 @@
  * What one run reports (the submitter prints it, the scenario parses it).
  * Times are sage_now_ns() stamps; cpu in ns; rss in bytes (VmHWM).
  * ------------------------------------------------------------------------- */
+/* clang-format off: one field per line (clang-format 14 does not settle on a layout for this list) */
 #define XFIELDS(X)                                                                                                     \
-    X(count) X(sum) X(bad) X(first_ns) X(end_ns) X(src_open_ns) X(sink_open_ns) X(src_end_ns) X(t_submit_ns)           \
-        X(t_submitted_ns) X(t_done_ns) X(src_cpu_ns) X(sink_cpu_ns) X(src_rss) X(sink_rss) X(src_ctxsw) X(sink_ctxsw)
+    X(count)                                                                                                           \
+    X(sum)                                                                                                             \
+    X(bad)                                                                                                             \
+    X(first_ns)                                                                                                        \
+    X(end_ns)                                                                                                          \
+    X(src_open_ns)                                                                                                     \
+    X(sink_open_ns)                                                                                                    \
+    X(src_end_ns)                                                                                                      \
+    X(t_submit_ns)                                                                                                     \
+    X(t_submitted_ns)                                                                                                  \
+    X(t_done_ns)                                                                                                       \
+    X(src_cpu_ns)                                                                                                      \
+    X(sink_cpu_ns)                                                                                                     \
+    X(src_rss)                                                                                                         \
+    X(sink_rss)                                                                                                        \
+    X(src_ctxsw)                                                                                                       \
+    X(sink_ctxsw)
+/* clang-format on */
 
 typedef struct xres {
 #define XDECL(f) int64_t f;
@@ -448,7 +465,8 @@ static int submit_runs(const jmd *d, uint64_t n, size_t len, int runs, xres *res
         line = nl ? nl + 1 : NULL;
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || k != runs)
-        return bench_fail("(h) the submitter %s %d, %d of %d results", WIFEXITED(st) ? "exited with" : "was killed by signal",
+        return bench_fail("(h) the submitter %s %d, %d of %d results",
+                          WIFEXITED(st) ? "exited with" : "was killed by signal",
                           WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), k, runs);
     return 0;
 }
@@ -458,7 +476,8 @@ static int check_result(const xres *r, uint64_t n)
 {
     uint64_t want = n % 2 ? (n - 1) / 2 * n : n / 2 * (n - 1);
     if (r->count != (int64_t)n || (uint64_t)r->sum != want || r->bad != 0)
-        return bench_fail("(h) the sink counted %lld records (sum %llu, %lld of a wrong length), expected %llu (sum %llu)",
+        return bench_fail("(h) the sink counted %lld records (sum %llu, %lld of a wrong length), expected %llu (sum "
+                          "%llu)",
                           (long long)r->count, (unsigned long long)r->sum, (long long)r->bad, (unsigned long long)n,
                           (unsigned long long)want);
     if (r->first_ns <= 0 || r->end_ns < r->first_ns)
@@ -520,14 +539,15 @@ static int scen_xput(const char *id, const char *name, size_t len)
     double span_ms = a.best_span * 1e3;
     r.peak_rss = (double)(b->src_rss > b->sink_rss ? b->src_rss : b->sink_rss);
     if (len == 8) {
-        snprintf(r.note, sizeof r.note, "src|sink in 2 workers; %.2f cores busy; %.1f ctx sw/1k rec; job %.0f ms for %.0f ms of data",
+        snprintf(r.note, sizeof r.note,
+                 "src|sink in 2 workers; %.2f cores busy; %.1f ctx sw/1k rec; job %.0f ms for %.0f ms of data",
                  r.cpu_s / r.wall_s, 1e3 * (double)r.ctxsw / (double)r.records, job_ms, span_ms);
     } else {
         char rate[32];
         bench_fmt_rate(rate, sizeof rate, r.value, "rec/s");
         r.value *= (double)len;
-        snprintf(r.note, sizeof r.note, "%zu B records, %s; %.2f cores busy; job %.0f ms for %.0f ms of data", len, rate,
-                 r.cpu_s / r.wall_s, job_ms, span_ms);
+        snprintf(r.note, sizeof r.note, "%zu B records, %s; %.2f cores busy; job %.0f ms for %.0f ms of data", len,
+                 rate, r.cpu_s / r.wall_s, job_ms, span_ms);
     }
     bench_emit(&r);
     return 0;
@@ -603,8 +623,9 @@ int scen_remote_first(int arg)
     r.median_wall_s = job[runs / 2] / 1e3;
     r.worst_wall_s = job[runs - 1] / 1e3;
     r.peak_rss = rss;
-    snprintf(r.note, sizeof r.note, "%d runs, %.1f-%.1f ms; p50: submit returns %.1f, src open %.1f, sink open %.1f, end %.1f ms",
-             runs, lo, hi, sub[runs / 2], src[runs / 2], sink[runs / 2], job[runs / 2]);
+    snprintf(r.note, sizeof r.note,
+             "%d runs, %.1f-%.1f ms; p50: submit returns %.1f, src open %.1f, sink open %.1f, end %.1f ms", runs, lo,
+             hi, sub[runs / 2], src[runs / 2], sink[runs / 2], job[runs / 2]);
     bench_emit(&r);
     return 0;
 }

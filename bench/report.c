@@ -66,11 +66,15 @@ static const char *group_of(const char *id)
     if (strncmp(id, "peer.", 5) == 0)
         return "Peer: GStreamer (same run)";
     switch (id[0]) {
-    case 'a': case 'b': case 'c': case 'd': return "Throughput";
+    case 'a':
+    case 'b':
+    case 'c':
+    case 'd': return "Throughput";
     case 'e': return "Latency (microseconds)";
     case 'f': return "Scaling";
     case 'g': return "Memory";
-    case 'h': case 'i': return "Cross-process";
+    case 'h':
+    case 'i': return "Cross-process";
     }
     return "Other";
 }

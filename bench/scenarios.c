@@ -11,8 +11,7 @@ int scen_chain(int arg)
     bench_set_target(&r, GOAL_GE, 100e6, ">= 100 M rec/s");
     if (bench_measure(&r, pipe_run_chain, NULL, 1000000, 1000000) < 0)
         return -1;
-    snprintf(r.note, sizeof r.note, "8 B records, %d per source call; %.2f cores busy", GEN_BURST,
-             r.cpu_s / r.wall_s);
+    snprintf(r.note, sizeof r.note, "8 B records, %d per source call; %.2f cores busy", GEN_BURST, r.cpu_s / r.wall_s);
     bench_emit(&r);
     return 0;
 }

@@ -184,8 +184,7 @@ int scen_wordcount(int arg)
     unlink(f.path);
     if (rc < 0)
         return -1;
-    snprintf(r.note, sizeof r.note, "lines p1 -> split p1 -> key_by -> count p2; %.2f cores busy",
-             r.cpu_s / r.wall_s);
+    snprintf(r.note, sizeof r.note, "lines p1 -> split p1 -> key_by -> count p2; %.2f cores busy", r.cpu_s / r.wall_s);
     bench_row mb = r;
     snprintf(mb.id, sizeof mb.id, "d.bytes");
     snprintf(mb.name, sizeof mb.name, "(d) word count: input bytes");

@@ -148,7 +148,8 @@ int cli_jobmanager_stop(const cli_opts *o)
         }
     }
     if (!gone) {
-        fprintf(stderr, "sage: the JobManager (pid %d) accepted the shutdown but is still running after 30 s\n", (int)pid);
+        fprintf(stderr, "sage: the JobManager (pid %d) accepted the shutdown but is still running after 30 s\n",
+                (int)pid);
         return EXIT_REFUSED;
     }
     printf("JobManager on %s:%d stopped\n", o->host, o->port);

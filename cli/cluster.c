@@ -169,7 +169,8 @@ int sage_cluster_main(int argc, char **argv)
     memcpy(cluster_dir, abs_home, hl);
     memcpy(cluster_dir + hl, "/cluster", sizeof "/cluster");
     if (!cluster_valid_dir_path(cluster_dir))
-        return cluster_usage("the state directory %s cannot go into slurm.conf (no blanks or any of : # \" ' = , \\)", cluster_dir);
+        return cluster_usage("the state directory %s cannot go into slurm.conf (no blanks or any of : # \" ' = , \\)",
+                             cluster_dir);
 
     if (!strcmp(o.cmd, "status"))
         return cluster_status(&o);

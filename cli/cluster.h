@@ -35,8 +35,8 @@ int cluster_write_file(const char *path, const char *content, mode_t mode); /* t
 char *cluster_read_file(const char *path);                                  /* at most 1 MiB; NULL if it cannot */
 void cluster_rotate_log(const char *log);                                   /* keep the last one as <log>.old */
 void cluster_short_hostname(char *out, size_t len);
-int cluster_valid_name(const char *s);     /* a Slurm node name */
-int cluster_valid_dir_path(const char *s); /* a path Slurm's configuration files take */
+int cluster_valid_name(const char *s);                          /* a Slurm node name */
+int cluster_valid_dir_path(const char *s);                      /* a path Slurm's configuration files take */
 int cluster_number(const char *s, long lo, long hi, long *out); /* strict decimal in [lo, hi]: 0 or -1 */
 int cluster_have_program(const char *name);
 int cluster_need_programs(const char *const *names); /* 0, or the failure printed and EX_FAIL */
@@ -99,7 +99,7 @@ int cluster_update_gres_nodes(const char *node, const cluster_res *r, int fresh)
 typedef struct cluster_opts {
     const char *cmd; /* start, status, stop */
     int head, worker, json;
-    long port;       /* head: SlurmctldPort (0: default) */
+    long port; /* head: SlurmctldPort (0: default) */
     const char *address, *head_address, *name, *home;
     cluster_res res; /* --cpus, --memory, --gpus, --resources */
 } cluster_opts;

@@ -235,7 +235,7 @@ void cluster_remove_stale_pidfiles(void)
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
         const char *daemon = !strcmp(e->d_name, "slurmctld.pid") ? "slurmctld"
-                             : !strcmp(e->d_name, "munged.pid") ? "munged"
+                             : !strcmp(e->d_name, "munged.pid")  ? "munged"
                              : (!strncmp(e->d_name, "slurmd-", 7) && l > 11 && !strcmp(e->d_name + l - 4, ".pid"))
                                  ? "slurmd"
                                  : NULL;

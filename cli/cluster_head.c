@@ -16,9 +16,10 @@ static int write_slurm_conf(const char *name, const char *addr, long port, const
     cluster_text_init(&t);
     snprintf(d, sizeof d, "%s", cluster_dir);
     cluster_gres_spec(r, gres, sizeof gres);
-    cluster_textf(m, "# slurm.conf of the SAGE cluster in %s, written by `sage cluster start --head`\n"
-               "# (rewritten on every start). Workers fetch it from slurmctld (configless).\n",
-            d);
+    cluster_textf(m,
+                  "# slurm.conf of the SAGE cluster in %s, written by `sage cluster start --head`\n"
+                  "# (rewritten on every start). Workers fetch it from slurmctld (configless).\n",
+                  d);
     cluster_textf(m, "ClusterName=sage\n");
     cluster_textf(m, "SlurmctldHost=%s(%s)\n", name, addr);
     cluster_textf(m, "SlurmctldPort=%ld\nSlurmdPort=%ld\n", port, port + 1);
@@ -29,26 +30,27 @@ static int write_slurm_conf(const char *name, const char *addr, long port, const
     cluster_textf(m, "SlurmctldPidFile=%s/slurmctld.pid\nSlurmdPidFile=%s/slurmd-%%n.pid\n", d, d);
     cluster_textf(m, "SlurmctldLogFile=%s/slurmctld.log\nSlurmdLogFile=%s/slurmd-%%n.log\n", d, d);
     cluster_textf(m, "ProctrackType=proctrack/linuxproc\n"
-               "TaskPlugin=task/affinity\n"
-               "SelectType=select/cons_tres\n"
-               "SelectTypeParameters=CR_Core_Memory\n"
-               "SlurmdParameters=config_overrides\n"
-               "MpiDefault=none\n"
-               "SwitchType=switch/none\n"
-               "JobAcctGatherType=jobacct_gather/none\n"
-               "AccountingStorageType=accounting_storage/none\n");
-    cluster_textf(m, "# Workers: configless (slurmd --conf-server) dynamic nodes (slurmd -Z)\n"
-               "SlurmctldParameters=enable_configless\n"
-               "MaxNodeCount=%d\n"
-               "TreeWidth=65533\n",
-            MAX_NODE_COUNT);
+                     "TaskPlugin=task/affinity\n"
+                     "SelectType=select/cons_tres\n"
+                     "SelectTypeParameters=CR_Core_Memory\n"
+                     "SlurmdParameters=config_overrides\n"
+                     "MpiDefault=none\n"
+                     "SwitchType=switch/none\n"
+                     "JobAcctGatherType=jobacct_gather/none\n"
+                     "AccountingStorageType=accounting_storage/none\n");
+    cluster_textf(m,
+                  "# Workers: configless (slurmd --conf-server) dynamic nodes (slurmd -Z)\n"
+                  "SlurmctldParameters=enable_configless\n"
+                  "MaxNodeCount=%d\n"
+                  "TreeWidth=65533\n",
+                  MAX_NODE_COUNT);
     cluster_textf(m, "ReturnToService=2\nKillWait=5\nDefMemPerCPU=%d\n", DEF_MEM_PER_CPU);
     cluster_textf(m, "GresTypes=gpu");
     for (int i = 0; i < r->ngres; i++)
         cluster_textf(m, ",%s", r->gres_name[i]);
     cluster_textf(m, "\n");
-    cluster_textf(m, "NodeName=%s NodeAddr=%s CPUs=%ld RealMemory=%ld%s%s State=UNKNOWN\n", name, addr, r->cpus, r->mem_mb,
-            gres[0] ? " Gres=" : "", gres);
+    cluster_textf(m, "NodeName=%s NodeAddr=%s CPUs=%ld RealMemory=%ld%s%s State=UNKNOWN\n", name, addr, r->cpus,
+                  r->mem_mb, gres[0] ? " Gres=" : "", gres);
     cluster_textf(m, "PartitionName=%s Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n", PARTITION);
     if (cluster_text_write(&t, cluster_path(path, "slurm.conf")) != 0)
         return EX_FAIL;

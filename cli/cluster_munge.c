@@ -57,8 +57,7 @@ int cluster_create_munge_key(const char *key)
 int cluster_start_munged(void)
 {
     char sock[PATH_MAX], key[PATH_MAX], pidf[PATH_MAX], log[PATH_MAX], seed[PATH_MAX];
-    char a_sock[PATH_MAX + 16], a_key[PATH_MAX + 16], a_pid[PATH_MAX + 16], a_log[PATH_MAX + 16],
-        a_seed[PATH_MAX + 16];
+    char a_sock[PATH_MAX + 16], a_key[PATH_MAX + 16], a_pid[PATH_MAX + 16], a_log[PATH_MAX + 16], a_seed[PATH_MAX + 16];
     cluster_path(sock, "munge.socket");
     cluster_path(key, "munge.key");
     cluster_path(pidf, "munged.pid");

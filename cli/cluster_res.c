@@ -119,10 +119,10 @@ static void gres_lines(const char *node, const cluster_res *r, cluster_text *m)
     if (r->gpus > 0) {
         if (r->real_gpus)
             cluster_textf(m, "NodeName=%s Name=gpu File=/dev/nvidia%s%ld%s\n", node, r->gpus > 1 ? "[0-" : "",
-                    r->gpus > 1 ? r->gpus - 1 : 0, r->gpus > 1 ? "]" : "");
+                          r->gpus > 1 ? r->gpus - 1 : 0, r->gpus > 1 ? "]" : "");
         else
             cluster_textf(m, "NodeName=%s Name=gpu File=%s/gpu%s%ld%s\n", node, cluster_path(dir, "gpus/%s", node),
-                    r->gpus > 1 ? "[0-" : "", r->gpus > 1 ? r->gpus - 1 : 0, r->gpus > 1 ? "]" : "");
+                          r->gpus > 1 ? "[0-" : "", r->gpus > 1 ? r->gpus - 1 : 0, r->gpus > 1 ? "]" : "");
     }
     for (int i = 0; i < r->ngres; i++)
         if (r->gres_cnt[i] > 0)

@@ -33,12 +33,15 @@ static int print_json(const char *source, const char *conf, const sage__slurm_no
         json_object_set_new(j, "state", json_string(x->state));
         json_object_set_new(j, "flags", flags);
         json_object_set_new(j, "address", json_string(x->address));
-        json_object_set_new(j, "cpus", json_pack("{s:I,s:I}", "total", (json_int_t)x->cpus, "allocated",
-                                                 (json_int_t)x->cpus_alloc));
-        json_object_set_new(j, "memory_mb", json_pack("{s:I,s:I}", "total", (json_int_t)x->mem_mb, "allocated",
-                                                      (json_int_t)x->mem_alloc_mb));
-        json_object_set_new(j, "gpus", json_pack("{s:I,s:I}", "total", (json_int_t)(gpu ? gpu->total : 0),
-                                                 "allocated", (json_int_t)(gpu ? gpu->used : 0)));
+        json_object_set_new(j, "cpus",
+                            json_pack("{s:I,s:I}", "total", (json_int_t)x->cpus, "allocated",
+                                      (json_int_t)x->cpus_alloc));
+        json_object_set_new(j, "memory_mb",
+                            json_pack("{s:I,s:I}", "total", (json_int_t)x->mem_mb, "allocated",
+                                      (json_int_t)x->mem_alloc_mb));
+        json_object_set_new(j, "gpus",
+                            json_pack("{s:I,s:I}", "total", (json_int_t)(gpu ? gpu->total : 0), "allocated",
+                                      (json_int_t)(gpu ? gpu->used : 0)));
         json_object_set_new(j, "resources", res);
         json_object_set_new(j, "gres", json_string(x->gres));
         json_object_set_new(j, "reason", json_string(x->reason));
@@ -57,12 +60,17 @@ static int print_json(const char *source, const char *conf, const sage__slurm_no
 static int print_table(int ours, const char *conf, const sage__slurm_node *nodes, size_t n)
 {
     printf("%s cluster (configuration %s): %zu node%s\n", ours ? "SAGE" : "site Slurm", conf, n, n == 1 ? "" : "s");
-    const char *hdr[7] = {"NODE", "STATE", "ADDRESS", "CPUS used/total", "MEMORY_MB used/total", "GPUS used/total",
+    const char *hdr[7] = {"NODE",
+                          "STATE",
+                          "ADDRESS",
+                          "CPUS used/total",
+                          "MEMORY_MB used/total",
+                          "GPUS used/total",
                           "RESOURCES used/total"};
     size_t w[7];
     for (int c = 0; c < 7; c++)
         w[c] = strlen(hdr[c]);
-    char (*cells)[7][256] = calloc(n ? n : 1, sizeof *cells);
+    char(*cells)[7][256] = calloc(n ? n : 1, sizeof *cells);
     if (!cells)
         return cluster_fail("out of memory");
     for (size_t i = 0; i < n; i++) {

@@ -105,7 +105,7 @@ int cluster_stop(void)
         snprintf(what, sizeof what, "slurmd %.127s", names[i]);
         if (cluster_stop_pid(pids[i], what) != 0) {
             cluster_fail("slurmd of node %s (pid %ld) did not exit: read %s", names[i], (long)pids[i],
-                  cluster_path(path, "slurmd-%s.log", names[i]));
+                         cluster_path(path, "slurmd-%s.log", names[i]));
             failed = 1;
             continue;
         }

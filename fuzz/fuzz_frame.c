@@ -152,8 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fail("error reported before the header was complete", why);
             /* a bad header is judged from its 16 bytes alone */
             char why16[256];
-            if (sage__frame_decode(buf, SAGE__FRAME_HDR, max, &g, why16, sizeof why16) != r ||
-                strcmp(why16, why) != 0)
+            if (sage__frame_decode(buf, SAGE__FRAME_HDR, max, &g, why16, sizeof why16) != r || strcmp(why16, why) != 0)
                 fail("error depends on bytes after the header", why);
             snprintf(end_why, sizeof end_why, "%s", why);
             break;
@@ -198,11 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case SAGE__MSG_OK:
         case SAGE__MSG_ERROR:
         case SAGE__MSG_REQUEST:
-        case SAGE__MSG_EVENT:
-            parse_json(f.payload, f.len);
-            break;
-        default:
-            break;
+        case SAGE__MSG_EVENT: parse_json(f.payload, f.len); break;
+        default: break;
         }
         frames[nframes].type = f.type;
         frames[nframes].len = f.len;

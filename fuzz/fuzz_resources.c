@@ -41,9 +41,9 @@ static int float_bytes(const char *text, double *out)
         const char *name;
         double mult;
     } units[] = {
-        {"b", 1},    {"kb", 1e3},          {"mb", 1e6},          {"gb", 1e9},
-        {"tb", 1e12}, {"kib", 1024.0},      {"mib", 1048576.0},   {"gib", 1073741824.0},
-        {"tib", 1099511627776.0},
+        {"b", 1},           {"kb", 1e3},           {"mb", 1e6},
+        {"gb", 1e9},        {"tb", 1e12},          {"kib", 1024.0},
+        {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0},
     };
     char num[80], unit[80];
     size_t nn = 0, nu = 0;
@@ -125,8 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("parse_bytes disagrees with the float oracle", text, "");
     }
     uint64_t v2 = 0;
-    if (sage_parse_bytes(text, &v2, NULL, 0) != rc || sage_parse_bytes(text, &v2, small, sizeof small) != rc ||
-        v2 != v)
+    if (sage_parse_bytes(text, &v2, NULL, 0) != rc || sage_parse_bytes(text, &v2, small, sizeof small) != rc || v2 != v)
         fail("parse_bytes verdict depends on the error buffer", text, err);
 
     free(text);

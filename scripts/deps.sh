@@ -2,7 +2,7 @@
 # scripts/deps.sh - install the Debian packages SAGE needs to build, test and benchmark (only those missing).
 # Usage: scripts/deps.sh [--bench]
 set -eu
-pkgs="cmake make gcc pkg-config libjansson-dev libsqlite3-dev clang libclang-rt-14-dev"
+pkgs="cmake make gcc pkg-config libjansson-dev libsqlite3-dev clang libclang-rt-14-dev clang-format"
 # `sage cluster` (cli/cluster.c) runs Slurm 22.05 and munge; its test (tests/integration/test_cluster.sh)
 # also uses iproute2 (network namespaces) and jq.
 pkgs="$pkgs slurm-wlm slurmctld slurmd munge slurm-client iproute2 jq"

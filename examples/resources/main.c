@@ -78,10 +78,14 @@ int main(int argc, char **argv)
     sage_env *env = sage_env_create("operator_resources", config);
     sage_stream *s = sage_from_int64s(env, values, 100, &(sage_op_opts){.name = "source"});
     s = sage_map(s, heavy_compute, NULL,
-                 &(sage_op_opts){.name = "heavy_compute", .parallelism = 4, .open = report,
+                 &(sage_op_opts){.name = "heavy_compute",
+                                 .parallelism = 4,
+                                 .open = report,
                                  .resources = "{\"num_cpus\": 4, \"memory\": \"8GB\"}"});
     s = sage_map(s, gpu_inference, NULL,
-                 &(sage_op_opts){.name = "gpu_inference", .parallelism = 2, .open = report,
+                 &(sage_op_opts){.name = "gpu_inference",
+                                 .parallelism = 2,
+                                 .open = report,
                                  .resources = "{\"num_gpus\": 1, \"num_cpus\": 2}"});
     sage_sink(s, sum_sink, NULL, &(sage_op_opts){.name = "sink", .open = sink_open});
     if (explain) {

@@ -18,7 +18,7 @@ extern "C" {
 /* Identity. Strings are owned by the engine and live as long as the job. */
 SAGE_API const char *sage_ctx_job_name(const sage_ctx *ctx);
 SAGE_API const char *sage_ctx_op_name(const sage_ctx *ctx);
-SAGE_API int sage_ctx_instance(const sage_ctx *ctx);    /* 0 .. parallelism-1 */
+SAGE_API int sage_ctx_instance(const sage_ctx *ctx); /* 0 .. parallelism-1 */
 SAGE_API int sage_ctx_parallelism(const sage_ctx *ctx);
 /* Records this instance has received so far (the current one included). */
 SAGE_API uint64_t sage_ctx_records_in(const sage_ctx *ctx);
@@ -71,15 +71,15 @@ SAGE_API uint64_t sage_now_ns(void);
 
 /* Resources assigned to this instance (see docs/resources.md). */
 typedef struct sage_assignment {
-    int ncpus;               /* cores this instance's thread may run on */
-    const int *cpus;         /* their ids */
-    int exclusive;           /* 1: those cores are reserved for this instance */
-    int ngpus;               /* GPUs (or GPU shares) assigned */
-    const int *gpus;         /* GPU ids */
-    double gpu_fraction;     /* share of each GPU when num_gpus < 1, else 1 */
-    uint64_t memory;         /* reserved bytes (0: none) */
+    int ncpus;                    /* cores this instance's thread may run on */
+    const int *cpus;              /* their ids */
+    int exclusive;                /* 1: those cores are reserved for this instance */
+    int ngpus;                    /* GPUs (or GPU shares) assigned */
+    const int *gpus;              /* GPU ids */
+    double gpu_fraction;          /* share of each GPU when num_gpus < 1, else 1 */
+    uint64_t memory;              /* reserved bytes (0: none) */
     uint64_t object_store_memory; /* cap on this instance's engine buffers */
-    const char *node;        /* node the instance was placed on */
+    const char *node;             /* node the instance was placed on */
     size_t ncustom;
     const sage_resource_amount *custom;
 } sage_assignment;
@@ -92,8 +92,8 @@ SAGE_API const sage_assignment *sage_ctx_assignment(const sage_ctx *ctx);
  * response is copied into resp (at most
  * resp_cap bytes; a longer one is SAGE_ETOOBIG) and *resp_len set.
  * ------------------------------------------------------------------------- */
-SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size_t req_len, int timeout_ms,
-                       void *resp, size_t resp_cap, size_t *resp_len);
+SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size_t req_len, int timeout_ms, void *resp,
+                       size_t resp_cap, size_t *resp_len);
 
 /* Asynchronous form: *fut receives a future to wait on and then destroy
  * (destroy is allowed before the answer came; the answer is then dropped). */

@@ -105,13 +105,12 @@ SAGE_API char *sage_env_explain_json(sage_env *env);
  * ------------------------------------------------------------------------- */
 typedef struct sage_metric {
     int is_histogram;
-    int64_t value;          /* counters: the sum */
-    uint64_t count;         /* histograms: observations */
+    int64_t value;  /* counters: the sum */
+    uint64_t count; /* histograms: observations */
     double sum, min, max;
     double p50, p90, p99, p999;
 } sage_metric;
-SAGE_API int sage_env_metric(const sage_env *env, const char *op, int instance, const char *name,
-                             sage_metric *out);
+SAGE_API int sage_env_metric(const sage_env *env, const char *op, int instance, const char *name, sage_metric *out);
 /* Operators in declaration order: name and parallelism. */
 SAGE_API size_t sage_env_op_count(const sage_env *env);
 SAGE_API const char *sage_env_op_name(const sage_env *env, size_t i);

@@ -16,24 +16,24 @@ extern "C" {
  * codes. Codes are stable: new ones are appended, none is ever renumbered.
  * User functions may return any negative value to fail the job; values that
  * are not in this table are reported as "user function error". */
-#define SAGE_ERRNO_MAP(X)                                                       \
-    X(EINVAL, -1, "invalid argument")                                          \
-    X(ENOMEM, -2, "out of memory")                                             \
-    X(ESTATE, -3, "call not allowed in the current state")                     \
-    X(ECONFIG, -4, "invalid configuration")                                    \
-    X(ERESOURCES, -5, "invalid resource specification")                       \
-    X(EINFEASIBLE, -6, "resources cannot be placed")                           \
-    X(EUSER, -7, "user function error")                                       \
-    X(ECANCELED, -8, "job canceled")                                           \
-    X(ETIMEDOUT, -9, "timed out")                                              \
-    X(ENOSERVICE, -10, "no such service")                                      \
-    X(ETOOBIG, -11, "value exceeds its bound")                                 \
-    X(EIO, -12, "input/output error")                                          \
-    X(ESYS, -13, "system call failed")                                         \
-    X(EPLAN, -14, "invalid pipeline")                                          \
-    X(ENOTFOUND, -15, "not found")                                             \
-    X(EPROTO, -16, "protocol error")                                           \
-    X(EAUTH, -17, "authentication failed")                                     \
+#define SAGE_ERRNO_MAP(X)                                                                                              \
+    X(EINVAL, -1, "invalid argument")                                                                                  \
+    X(ENOMEM, -2, "out of memory")                                                                                     \
+    X(ESTATE, -3, "call not allowed in the current state")                                                             \
+    X(ECONFIG, -4, "invalid configuration")                                                                            \
+    X(ERESOURCES, -5, "invalid resource specification")                                                                \
+    X(EINFEASIBLE, -6, "resources cannot be placed")                                                                   \
+    X(EUSER, -7, "user function error")                                                                                \
+    X(ECANCELED, -8, "job canceled")                                                                                   \
+    X(ETIMEDOUT, -9, "timed out")                                                                                      \
+    X(ENOSERVICE, -10, "no such service")                                                                              \
+    X(ETOOBIG, -11, "value exceeds its bound")                                                                         \
+    X(EIO, -12, "input/output error")                                                                                  \
+    X(ESYS, -13, "system call failed")                                                                                 \
+    X(EPLAN, -14, "invalid pipeline")                                                                                  \
+    X(ENOTFOUND, -15, "not found")                                                                                     \
+    X(EPROTO, -16, "protocol error")                                                                                   \
+    X(EAUTH, -17, "authentication failed")                                                                             \
     X(EUNSUPPORTED, -18, "not supported in this mode")
 
 typedef enum sage_errno {

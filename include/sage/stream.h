@@ -75,8 +75,7 @@ typedef int (*sage_key_fn)(const void *rec, size_t len, void *keybuf, void *udat
 /* Custom partitioner: return the target instance in [0, nparts). */
 typedef int (*sage_partition_fn)(const void *rec, size_t len, int nparts, void *udata);
 /* Join: side is 0 for the left stream, 1 for the right one; ctx carries the key. */
-typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len, sage_out *out,
-                            void *udata);
+typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len, sage_out *out, void *udata);
 /* Lifecycle hooks, called once per instance on the instance's own thread:
  * open before the first record, close after the last one (close may emit:
  * it runs before end-of-stream is passed on). Along a chain of fused
@@ -102,14 +101,14 @@ typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 #define SAGE_PARALLELISM_MAX 1024 /* hard bound; config "max_parallelism" may lower it */
 
 typedef struct sage_op_opts {
-    const char *name;  /* unique in the job; generated ("map_3") when NULL */
-    int parallelism;   /* 0 means 1; 1..max_parallelism */
-    int disable_chaining; /* 1: never fuse this operator with its neighbours */
-    const char *resources; /* JSON spec, see sage/resources.h; NULL: none */
+    const char *name;                     /* unique in the job; generated ("map_3") when NULL */
+    int parallelism;                      /* 0 means 1; 1..max_parallelism */
+    int disable_chaining;                 /* 1: never fuse this operator with its neighbours */
+    const char *resources;                /* JSON spec, see sage/resources.h; NULL: none */
     const sage_resources *resources_spec; /* the same as a struct; not both */
-    sage_open_fn open;   /* optional */
-    sage_close_fn close; /* optional */
-    void *reserved[8];   /* must be zero: room for new options */
+    sage_open_fn open;                    /* optional */
+    sage_close_fn close;                  /* optional */
+    void *reserved[8];                    /* must be zero: room for new options */
 } sage_op_opts;
 
 /* ---------------------------------------------------------------------------
@@ -128,27 +127,22 @@ typedef struct sage_op_opts {
 
 /* Sources. opts may be NULL. */
 /* From an array of records (copied at declaration). */
-SAGE_API sage_stream *sage_from_collection(sage_env *env, const void *const *recs, const size_t *lens,
-                                           size_t n, const sage_op_opts *opts);
+SAGE_API sage_stream *sage_from_collection(sage_env *env, const void *const *recs, const size_t *lens, size_t n,
+                                           const sage_op_opts *opts);
 /* From int64 values 1..n style arrays: each value becomes an 8-byte record. */
-SAGE_API sage_stream *sage_from_int64s(sage_env *env, const int64_t *values, size_t n,
-                                       const sage_op_opts *opts);
+SAGE_API sage_stream *sage_from_int64s(sage_env *env, const int64_t *values, size_t n, const sage_op_opts *opts);
 /* Bounded generator: ends when fn returns SAGE_DONE (or when the job stops). */
-SAGE_API sage_stream *sage_from_generator(sage_env *env, sage_source_fn fn, void *udata,
-                                          const sage_op_opts *opts);
+SAGE_API sage_stream *sage_from_generator(sage_env *env, sage_source_fn fn, void *udata, const sage_op_opts *opts);
 /* Unbounded source: runs until the job is stopped (SAGE_DONE also ends it). */
-SAGE_API sage_stream *sage_from_source(sage_env *env, sage_source_fn fn, void *udata,
-                                       const sage_op_opts *opts);
+SAGE_API sage_stream *sage_from_source(sage_env *env, sage_source_fn fn, void *udata, const sage_op_opts *opts);
 /* The lines of a text file, without their line terminators. With parallelism
  * p, instance i reads lines i, i+p, i+2p, ... (counting from 0). */
 SAGE_API sage_stream *sage_from_file_lines(sage_env *env, const char *path, const sage_op_opts *opts);
 
 /* Transformations. */
 SAGE_API sage_stream *sage_map(sage_stream *in, sage_map_fn fn, void *udata, const sage_op_opts *opts);
-SAGE_API sage_stream *sage_flat_map(sage_stream *in, sage_map_fn fn, void *udata,
-                                    const sage_op_opts *opts);
-SAGE_API sage_stream *sage_filter(sage_stream *in, sage_filter_fn fn, void *udata,
-                                  const sage_op_opts *opts);
+SAGE_API sage_stream *sage_flat_map(sage_stream *in, sage_map_fn fn, void *udata, const sage_op_opts *opts);
+SAGE_API sage_stream *sage_filter(sage_stream *in, sage_filter_fn fn, void *udata, const sage_op_opts *opts);
 
 /* Partitioning: each returns a stream whose NEXT operator receives records
  * routed that way. key_by also makes the next operator keyed (per-key state,
@@ -174,9 +168,8 @@ SAGE_API sage_stream *sage_comap(sage_stream *connected, const sage_map_fn *fns,
  * the same instance; fn sees which side each came from and the key
  * (sage_ctx_key), and keeps what it must remember in per-key state. Both
  * key functions receive the join's udata. */
-SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right,
-                                sage_key_fn right_key, sage_join_fn fn, void *udata,
-                                const sage_op_opts *opts);
+SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
+                                sage_join_fn fn, void *udata, const sage_op_opts *opts);
 
 /* Sinks. They return the sink's stream handle (for naming in errors); it
  * cannot be consumed further. */

@@ -166,8 +166,7 @@ SAGE_API char *sage_env_explain_json(sage_env *env)
 
 /* ---- what the run measured ---- */
 
-SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int instance, const char *name,
-                             sage_metric *out)
+SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int instance, const char *name, sage_metric *out)
 {
     if (!env || !op_name || !name || !out)
         return SAGE_EINVAL;

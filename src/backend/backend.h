@@ -43,10 +43,10 @@ struct sage__backend {
     const sage__backend_ops *ops;
     const sage__graph *g;
     const sage__config *cfg;
-    sage__plan *plan;       /* owned; compiled by sage__backend_compile (explain, or submit) */
-    sage__err *err;         /* the env's sticky error */
-    sage__job *job;         /* after submit: the tasks and their metrics (a thread-less copy for remote jobs) */
-    int64_t job_id;         /* the JobManager's id of the job (0: none) */
+    sage__plan *plan; /* owned; compiled by sage__backend_compile (explain, or submit) */
+    sage__err *err;   /* the env's sticky error */
+    sage__job *job;   /* after submit: the tasks and their metrics (a thread-less copy for remote jobs) */
+    int64_t job_id;   /* the JobManager's id of the job (0: none) */
 };
 
 /* The backend for an env: a worker process (SAGE_WORKER_SPEC set and a

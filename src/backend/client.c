@@ -153,8 +153,8 @@ static int cl_submit(sage__backend *b)
 static int fetch_results(sage__backend *b, const sage__op *op, sage_client *c, char *err, size_t err_len)
 {
     int fd = sage__client_fd(c);
-    json_t *req = json_pack("{s:s,s:I,s:s,s:i}", "op", "results", "job_id", (json_int_t)b->job_id, "operator",
-                            op->name, "parallelism", op->parallelism);
+    json_t *req = json_pack("{s:s,s:I,s:s,s:i}", "op", "results", "job_id", (json_int_t)b->job_id, "operator", op->name,
+                            "parallelism", op->parallelism);
     char *txt = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     int rc = txt ? sage__frame_send(fd, SAGE__MSG_REQUEST, txt, (uint32_t)strlen(txt)) : SAGE_ENOMEM;
@@ -236,7 +236,8 @@ static int cl_wait(sage__backend *b, int timeout_ms)
     job->ended = 1;
     if (rc != 0) {
         atomic_store(&job->state, SAGE_JOB_FAILED);
-        cb->rc = sage__errf(b->err, rc, "lost the JobManager while waiting for job %lld: %s", (long long)b->job_id, err);
+        cb->rc = sage__errf(b->err, rc, "lost the JobManager while waiting for job %lld: %s", (long long)b->job_id,
+                            err);
         return cb->rc;
     }
     json_error_t jerr;
@@ -265,7 +266,8 @@ static int cl_wait(sage__backend *b, int timeout_ms)
     if (st == SAGE_JOB_FINISHED || st == SAGE_JOB_STOPPED)
         for (size_t o = 0; o < b->g->nops; o++) {
             const sage__op *op = b->g->ops[o];
-            if (op->builtin == SAGE__BUILTIN_COLLECT_SINK && (rc = fetch_results(b, op, cb->waiter, err, sizeof err)) != 0) {
+            if (op->builtin == SAGE__BUILTIN_COLLECT_SINK &&
+                (rc = fetch_results(b, op, cb->waiter, err, sizeof err)) != 0) {
                 st = SAGE_JOB_FAILED;
                 cb->rc = sage__errf(b->err, rc, "operator \"%s\": fetching collected records: %s", op->name,
                                     rc == SAGE_ETOOBIG ? "more than the collector's limit" : err);

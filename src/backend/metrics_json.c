@@ -10,8 +10,8 @@ static json_t *hist_json(const sage__hist *h)
     for (size_t i = 0; h->buckets && i < SAGE__HIST_BUCKETS; i++)
         if (h->buckets[i])
             json_array_append_new(b, json_pack("[I,I]", (json_int_t)i, (json_int_t)h->buckets[i]));
-    return json_pack("{s:I,s:f,s:f,s:f,s:o}", "count", (json_int_t)h->count, "sum", h->sum, "min", h->min, "max", h->max,
-                     "buckets", b);
+    return json_pack("{s:I,s:f,s:f,s:f,s:o}", "count", (json_int_t)h->count, "sum", h->sum, "min", h->min, "max",
+                     h->max, "buckets", b);
 }
 
 static void hist_import(sage__hist *h, json_t *j)
@@ -52,8 +52,8 @@ json_t *sage__metrics_snapshot(sage__task *t)
         }
         json_array_append_new(ops, user);
     }
-    return json_pack("{s:o,s:{s:f,s:f}}", "user", ops, "processing_time_ns", "p50", sage__hist_quantile(&t->proc_ns, 0.5),
-                     "p99", sage__hist_quantile(&t->proc_ns, 0.99));
+    return json_pack("{s:o,s:{s:f,s:f}}", "user", ops, "processing_time_ns", "p50",
+                     sage__hist_quantile(&t->proc_ns, 0.5), "p99", sage__hist_quantile(&t->proc_ns, 0.99));
 }
 
 json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint64_t *last_count)
@@ -77,9 +77,9 @@ json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint6
             blocked += atomic_load(&t->routes[r].targets[n]->blocked_ns);
     json_t *pt = json_object_get(snap, "processing_time_ns");
     return json_pack("{s:o,s:o,s:I,s:I,s:f}", "operators", ops, "processing_time_ns",
-                     pt ? json_incref(pt) : json_object(),
-                     "queue_depth", (json_int_t)(t->in ? atomic_load(&t->in->depth) : 0), "backpressure_ns",
-                     (json_int_t)blocked, "records_per_s", rate);
+                     pt ? json_incref(pt) : json_object(), "queue_depth",
+                     (json_int_t)(t->in ? atomic_load(&t->in->depth) : 0), "backpressure_ns", (json_int_t)blocked,
+                     "records_per_s", rate);
 }
 
 void sage__metrics_import(sage__task *t, json_t *m)

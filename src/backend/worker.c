@@ -61,11 +61,11 @@ typedef struct worker {
     sage__assign assign;
     int cpus[SAGE__NODE_CPUS_MAX], gpus[SAGE__NODE_GPUS_MAX];
     sage__netrecv *recv;
-    int tcp;                /* the tcp data plane */
-    int listen_fd;          /* tcp: our data-plane listener (-1: none) */
-    char listen_addr[128];  /* tcp: "ADDR:PORT" of listen_fd, as reported in our HELLO */
-    json_t *peers;          /* tcp: task index -> "ADDR:PORT" of every consumer, from the JobManager */
-    char route_err[1024];   /* why the last consumer connection failed */
+    int tcp;               /* the tcp data plane */
+    int listen_fd;         /* tcp: our data-plane listener (-1: none) */
+    char listen_addr[128]; /* tcp: "ADDR:PORT" of listen_fd, as reported in our HELLO */
+    json_t *peers;         /* tcp: task index -> "ADDR:PORT" of every consumer, from the JobManager */
+    char route_err[1024];  /* why the last consumer connection failed */
     pthread_t ctl_thread;
     _Atomic int finished;
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
@@ -162,8 +162,9 @@ static sage__chan *remote_target(void *arg, const sage__chain *cch, int instance
         snprintf(key, sizeof key, "%d", t);
         const char *addr = json_string_value(json_object_get(w->peers, key));
         if (!addr) {
-            snprintf(err, sizeof err, "the JobManager gave no data-plane address for operator \"%s\" instance %d (task %d)",
-                     head, instance, t);
+            snprintf(err, sizeof err,
+                     "the JobManager gave no data-plane address for operator \"%s\" instance %d (task %d)", head,
+                     instance, t);
             rc = SAGE_EPROTO;
         } else {
             rc = sage__net_connect_tcp(addr, &peer, &ch, err, sizeof err);
@@ -324,10 +325,10 @@ static void assignment_from_spec(worker *w, json_t *t)
     size_t i;
     a->cpus = w->cpus;
     a->gpus = w->gpus;
-    json_array_foreach(json_object_get(t, "cpus"), i, v) if (a->ncpus < SAGE__NODE_CPUS_MAX) w->cpus[a->ncpus++] =
-        (int)json_integer_value(v);
-    json_array_foreach(json_object_get(t, "gpus"), i, v) if (a->ngpus < SAGE__NODE_GPUS_MAX) w->gpus[a->ngpus++] =
-        (int)json_integer_value(v);
+    json_array_foreach(json_object_get(t, "cpus"), i, v) if (a->ncpus < SAGE__NODE_CPUS_MAX)
+        w->cpus[a->ncpus++] = (int)json_integer_value(v);
+    json_array_foreach(json_object_get(t, "gpus"), i, v) if (a->ngpus < SAGE__NODE_GPUS_MAX)
+        w->gpus[a->ngpus++] = (int)json_integer_value(v);
     a->exclusive = json_is_true(json_object_get(t, "exclusive"));
     a->pin = 0; /* the JobManager pinned the whole process before exec */
     a->gpu_fraction = json_number_value(json_object_get(t, "gpu_fraction"));
@@ -391,7 +392,8 @@ static int worker_submit(sage__backend *b)
         die(NULL, SAGE_ECONFIG, "the job spec has no task %s", task_s ? task_s : "(unset)");
     char home[1024], tpath[1100], err[1024];
     if (sage_home_dir(NULL, home, sizeof home) != 0)
-        die(NULL, SAGE_ECONFIG, "no state directory to read the token from (SAGE_HOME is not set and there is no home directory)");
+        die(NULL, SAGE_ECONFIG,
+            "no state directory to read the token from (SAGE_HOME is not set and there is no home directory)");
     snprintf(tpath, sizeof tpath, "%s/token", home);
     if (sage__token_read(tpath, w->token, sizeof w->token, err, sizeof err) != 0)
         die(NULL, SAGE_EAUTH, "%s", err);
@@ -422,14 +424,15 @@ static int worker_submit(sage__backend *b)
     sage__frame f;
     unsigned char *payload = NULL;
     if (!txt || sage__frame_send(w->ctl_fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) != 0 ||
-        sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 || f.type != SAGE__MSG_OK)
+        sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 ||
+        f.type != SAGE__MSG_OK)
         die(NULL, SAGE_EAUTH, "the JobManager refused this worker: %s", payload ? (char *)payload : err);
     free(txt);
     free(payload);
     if (listen_rc != 0)
         die(w, listen_rc, "task %d (chain %d, instance %d): %s", w->task_index,
-            (int)json_integer_value(json_object_get(tj, "chain")), (int)json_integer_value(json_object_get(tj, "instance")),
-            listen_err);
+            (int)json_integer_value(json_object_get(tj, "chain")),
+            (int)json_integer_value(json_object_get(tj, "instance")), listen_err);
 
     /* 1. the same plan as the submitter's? */
     const char *jname = json_string_value(json_object_get(w->spec, "name"));
@@ -511,7 +514,7 @@ static int worker_submit(sage__backend *b)
     int ok = b->err->code == 0 && w->task->rc == 0;
     int code = b->err->code ? b->err->code : w->task->rc;
     sage__utf8_clean(b->err->msg, strlen(b->err->msg)); /* user text inside: must stay valid JSON */
-    json_t *snap = sage__metrics_snapshot(w->task); /* the task thread is this thread, and it is done */
+    json_t *snap = sage__metrics_snapshot(w->task);     /* the task thread is this thread, and it is done */
     send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : code, "error",
                             ok ? "" : b->err->msg, "metrics", sage__metrics_json(w->task, snap, 0, &last)));
     json_decref(snap);

@@ -89,10 +89,7 @@ static int join(char *out, size_t len, const char *a, const char *b)
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-static int exists(const char *path)
-{
-    return access(path, F_OK) == 0;
-}
+static int exists(const char *path) { return access(path, F_OK) == 0; }
 
 static int is_dir(const char *path)
 {
@@ -383,11 +380,12 @@ sage__cgroup_mode sage__cgroup_probe(char *parent, size_t parent_len, char *why,
     }
 
     struct statfs sf;
-    if (statfs(CG_V1_MEMORY, &sf) == 0 && (long)sf.f_type == CG_V1_MAGIC && exists(CG_V1_MEMORY "/memory.limit_in_bytes"))
+    if (statfs(CG_V1_MEMORY, &sf) == 0 && (long)sf.f_type == CG_V1_MAGIC &&
+        exists(CG_V1_MEMORY "/memory.limit_in_bytes"))
         return probe_v1(parent, parent_len, why, why_len);
 
-    sage__fmt(why, why_len, "%sno cgroup v1 memory hierarchy mounted at " CG_V1_MEMORY ": memory limits are not enforced",
-        v2note);
+    sage__fmt(why, why_len,
+              "%sno cgroup v1 memory hierarchy mounted at " CG_V1_MEMORY ": memory limits are not enforced", v2note);
     return SAGE__CGROUP_NONE;
 }
 
@@ -409,7 +407,7 @@ static int set_file(const sage__cgroup *cg, const char *file, const char *value,
     if (write_file(path, value) != 0) {
         int e = errno;
         sage__fmt(err, err_len, "cgroup: cannot write \"%.*s\" to %s: %s", (int)strcspn(value, "\n"), value, path,
-            errtext(e, eb, sizeof eb));
+                  errtext(e, eb, sizeof eb));
         errno = e;
         return -1;
     }
@@ -433,7 +431,8 @@ static int set_limits(sage__cgroup *cg, char *err, size_t err_len)
         /* memsw must stay >= the memory limit: set the memory limit first. */
         if (set_file(cg, "memory.limit_in_bytes", v, err, err_len) != 0)
             return -1;
-        if (has_file(cg, "memory.memsw.limit_in_bytes") && set_file(cg, "memory.memsw.limit_in_bytes", v, err, err_len) != 0)
+        if (has_file(cg, "memory.memsw.limit_in_bytes") &&
+            set_file(cg, "memory.memsw.limit_in_bytes", v, err, err_len) != 0)
             return -1;
         if (has_file(cg, "memory.swappiness") && set_file(cg, "memory.swappiness", "0\n", err, err_len) != 0)
             return -1;

@@ -21,9 +21,9 @@ sage__cgroup_mode sage__cgroup_probe(char *parent, size_t parent_len, char *why,
 /* One group per worker process. */
 typedef struct sage__cgroup {
     sage__cgroup_mode mode;
-    char path[512];   /* the group's directory */
-    int procs_fd;     /* open fd of cgroup.procs, for attaching after fork */
-    uint64_t limit;   /* bytes, 0 = none */
+    char path[512]; /* the group's directory */
+    int procs_fd;   /* open fd of cgroup.procs, for attaching after fork */
+    uint64_t limit; /* bytes, 0 = none */
 } sage__cgroup;
 
 /* Create parent/name with a memory limit (bytes; 0: no limit, still

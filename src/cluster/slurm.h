@@ -43,8 +43,8 @@ typedef struct sage__slurm_gres {
 /* One node as the controller reports it. */
 typedef struct sage__slurm_node {
     char name[128];
-    char state[64];       /* lower case: "idle", "mixed", "allocated", "down", ... */
-    char flags[512];      /* the other state words, '+'-separated as Slurm prints them: "DRAIN+NOT_RESPONDING" */
+    char state[64];  /* lower case: "idle", "mixed", "allocated", "down", ... */
+    char flags[512]; /* the other state words, '+'-separated as Slurm prints them: "DRAIN+NOT_RESPONDING" */
     char address[128], reason[512], gres[256];
     int64_t cpus, cpus_alloc;
     int64_t mem_mb, mem_alloc_mb; /* RealMemory and allocated memory, MiB */

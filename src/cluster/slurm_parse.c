@@ -162,9 +162,10 @@ int sage__slurm_parse_gres(sage__slurm_node *n, const char *s, int used, sage__e
 
 /* ---- node states ------------------------------------------------------------- */
 
-static const char *const unusable[] = {"DOWN",         "DRAIN",       "DRAINED",    "DRAINING", "FAIL",
-                                       "FAILING",      "NOT_RESPONDING", "FUTURE",  "POWERED_DOWN",
-                                       "POWER_DOWN",   "INVALID_REG", "INVALID",    "UNKNOWN",  NULL};
+static const char *const unusable[] = {"DOWN",         "DRAIN",      "DRAINED",        "DRAINING",
+                                       "FAIL",         "FAILING",    "NOT_RESPONDING", "FUTURE",
+                                       "POWERED_DOWN", "POWER_DOWN", "INVALID_REG",    "INVALID",
+                                       "UNKNOWN",      NULL};
 
 static int bad_word(const char *w, size_t len)
 {
@@ -258,8 +259,8 @@ static int json_count(json_t *j, const char *node, const char *key, int required
     else
         return sage__errf(e, SAGE_EPROTO, "sinfo --json: node %s: \"%s\" is not a number", node, key);
     if (!(d >= 0) || d != floor(d) || d >= 9223372036854775807.0)
-        return sage__errf(e, SAGE_EPROTO, "sinfo --json: node %s: \"%s\" is %.17g, not a whole number 0..2^63-1",
-                          node, key, d);
+        return sage__errf(e, SAGE_EPROTO, "sinfo --json: node %s: \"%s\" is %.17g, not a whole number 0..2^63-1", node,
+                          key, d);
     *out = json_is_integer(j) ? json_integer_value(j) : (int64_t)d;
     return 0;
 }
@@ -437,7 +438,9 @@ static int scontrol_line(char *line, sage__slurm_node *x, sage__err *e)
         return sage__errf(e, SAGE_EPROTO, "scontrol: a NodeName= line without a name");
     if (!have_cpus || !have_mem || !x->state[0])
         return sage__errf(e, SAGE_EPROTO, "scontrol: node %s: no %s", x->name,
-                          !have_cpus ? "CPUTot" : !have_mem ? "RealMemory" : "State");
+                          !have_cpus  ? "CPUTot"
+                          : !have_mem ? "RealMemory"
+                                      : "State");
     if (x->mem_mb > MEM_MB_MAX)
         return sage__errf(e, SAGE_EPROTO, "scontrol: node %s: RealMemory=%lld is out of range", x->name,
                           (long long)x->mem_mb);
@@ -634,7 +637,8 @@ size_t sage__slurm_each_step(const char *text, void (*fn)(long long job, long lo
             int64_t job, step;
             if (bar && dot && dot < bar) {
                 *bar = *dot = '\0';
-                if (sage__parse_i64(buf, 1, INT64_MAX, &job) == 0 && sage__parse_i64(dot + 1, 0, INT64_MAX, &step) == 0) {
+                if (sage__parse_i64(buf, 1, INT64_MAX, &job) == 0 &&
+                    sage__parse_i64(dot + 1, 0, INT64_MAX, &step) == 0) {
                     fn((long long)job, (long long)step, bar + 1, arg);
                     count++;
                 }

@@ -25,15 +25,15 @@ typedef struct sage__spawn_opts {
  * signal mask, SIGPIPE at its default, and no descriptor of ours but 0-2.
  * Owned by one thread. */
 typedef struct sage__proc {
-    pid_t pid;            /* > 0 until reaped */
-    int fd[2];            /* non-blocking read ends of its stdout and stderr (-1: at end of file, or not captured) */
-    sage__buf out, err;   /* what it wrote, at most out_max / err_max bytes */
+    pid_t pid;          /* > 0 until reaped */
+    int fd[2];          /* non-blocking read ends of its stdout and stderr (-1: at end of file, or not captured) */
+    sage__buf out, err; /* what it wrote, at most out_max / err_max bytes */
     int out_truncated, err_truncated;
-    int64_t deadline_ms;  /* sage__mono_ms() value; 0: none */
-    int timeout_ms;       /* as given, for messages */
-    int timed_out;        /* killed because its deadline passed */
-    int reaped, status;   /* waitpid status once reaped */
-    char name[64];        /* argv[0], for messages */
+    int64_t deadline_ms; /* sage__mono_ms() value; 0: none */
+    int timeout_ms;      /* as given, for messages */
+    int timed_out;       /* killed because its deadline passed */
+    int reaped, status;  /* waitpid status once reaped */
+    char name[64];       /* argv[0], for messages */
 } sage__proc;
 
 /* Start a command. 0, or an error (nothing runs, nothing to free) with the

@@ -64,7 +64,8 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         return config_bytes(e, key, v, 1, (size_t)1 << 31, &cfg->max_record_bytes);
     } else if (strcmp(key, "flush_linger_us") == 0) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
-            return sage__errf(e, SAGE_ECONFIG, "config key \"flush_linger_us\": expected microseconds from 0 to 1000000");
+            return sage__errf(e, SAGE_ECONFIG,
+                              "config key \"flush_linger_us\": expected microseconds from 0 to 1000000");
         cfg->flush_linger_us = (unsigned)json_integer_value(v);
     } else if (strcmp(key, "jobmanager") == 0) {
         if (!json_is_string(v) || sage__parse_hostport(json_string_value(v), cfg->jm_host, sizeof cfg->jm_host,

@@ -326,7 +326,9 @@ sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_st
         return NULL;
     if (!left_key || !right_key || !fn) {
         sage__errf(g->err, SAGE_EINVAL, "sage_join: %s is NULL",
-                   !fn ? "the join function" : !left_key ? "the left key function" : "the right key function");
+                   !fn         ? "the join function"
+                   : !left_key ? "the left key function"
+                               : "the right key function");
         return NULL;
     }
     sage__op *op = new_op(g, SAGE__OP_JOIN, opts, "sage_join");
@@ -365,8 +367,8 @@ static sage__op *source_op(sage__graph *g, sage_source_fn fn, void *udata, const
     return op;
 }
 
-sage_stream *sage__declare_source(sage__graph *g, sage_source_fn fn, void *udata, const sage_op_opts *opts,
-                                  int bounded, const char *what)
+sage_stream *sage__declare_source(sage__graph *g, sage_source_fn fn, void *udata, const sage_op_opts *opts, int bounded,
+                                  const char *what)
 {
     sage__op *op = source_op(g, fn, udata, opts, bounded, SAGE__BUILTIN_NONE, what);
     return op ? new_stream(g, op) : NULL;

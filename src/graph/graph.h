@@ -160,8 +160,8 @@ const char *sage__op_kind_name(sage__op_kind k);
 const char *sage__part_name(sage__part p);
 
 /* ---- declare.c: the declaration calls of include/sage/stream.h, validated ---- */
-sage_stream *sage__declare_source(sage__graph *g, sage_source_fn fn, void *udata, const sage_op_opts *opts,
-                                  int bounded, const char *what);
+sage_stream *sage__declare_source(sage__graph *g, sage_source_fn fn, void *udata, const sage_op_opts *opts, int bounded,
+                                  const char *what);
 sage_stream *sage__declare_collection(sage__graph *g, const void *const *recs, const size_t *lens, size_t n,
                                       const sage_op_opts *opts);
 sage_stream *sage__declare_int64s(sage__graph *g, const int64_t *values, size_t n, const sage_op_opts *opts);

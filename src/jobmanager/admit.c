@@ -172,11 +172,11 @@ static int try_start(jm *d, jm_job *j)
 }
 
 /* The oldest pending job that waits for resources, other than `not`. */
-static jm_job *oldest_waiting(jm *d, const jm_job *not)
+static jm_job *oldest_waiting(jm *d, const jm_job * not )
 {
     jm_job *oldest = NULL;
     for (jm_job *p = d->jobs; p; p = p->next)
-        if (p != not && p->state == JJ_PENDING && !p->assign && !p->failed && (!oldest || p->id < oldest->id))
+        if (p != not &&p->state == JJ_PENDING && !p->assign && !p->failed && (!oldest || p->id < oldest->id))
             oldest = p;
     return oldest;
 }
@@ -212,7 +212,8 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         return SAGE_EPROTO;
     }
     sage__strlcpy(j->name, name, sizeof j->name);
-    int rc = sage__plan_document_reqs(doc, &j->reqs, &j->nreqs, err, err_len); /* the client wrote it with plan/document.c */
+    int rc = sage__plan_document_reqs(doc, &j->reqs, &j->nreqs, err,
+                                      err_len); /* the client wrote it with plan/document.c */
     if (rc != 0) {
         jm_job_free(j);
         return rc;

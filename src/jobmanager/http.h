@@ -4,20 +4,20 @@
 
 #include <stddef.h>
 
-#define SAGE__HTTP_HEAD_MAX 8192   /* longest head read, the empty line included */
-#define SAGE__HTTP_HEADERS_MAX 64  /* most header lines */
+#define SAGE__HTTP_HEAD_MAX 8192  /* longest head read, the empty line included */
+#define SAGE__HTTP_HEADERS_MAX 64 /* most header lines */
 
 enum { SAGE__HTTP_COMPLETE = 0, SAGE__HTTP_MORE = 1 };
 
 typedef struct sage__http_head {
     char method[16];
     char target[256];
-    int minor;                /* HTTP/1.<minor>: 0 or 1 */
-    size_t len;               /* bytes of the head, up to and including its empty line */
+    int minor;  /* HTTP/1.<minor>: 0 or 1 */
+    size_t len; /* bytes of the head, up to and including its empty line */
     int nheaders;
-    char authorization[512];  /* the Authorization header's value, surrounding blanks removed ("" if none) */
-    int status;               /* a refused head: the status to answer (400, 431 or 505) */
-    char error[160];          /* a refused head: what was wrong and where */
+    char authorization[512]; /* the Authorization header's value, surrounding blanks removed ("" if none) */
+    int status;              /* a refused head: the status to answer (400, 431 or 505) */
+    char error[160];         /* a refused head: what was wrong and where */
 } sage__http_head;
 
 /* Parse the request head at the start of buf[0..len). Returns

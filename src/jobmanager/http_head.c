@@ -49,8 +49,7 @@ static int request_line(const unsigned char *p, size_t n, sage__http_head *h)
     h->target[te - t] = '\0';
     const unsigned char *v = p + te + 1;
     size_t vl = n - te - 1;
-    if (vl != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
-        v[7] > '9')
+    if (vl != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9')
         return refuse(h, 400, "malformed HTTP version", 1);
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
         return refuse(h, 505, "only HTTP/1.0 and HTTP/1.1 are served", 1);

@@ -62,19 +62,19 @@ typedef enum jm_task_state { JT_STARTING = 0, JT_RUNNING, JT_FINISHED, JT_FAILED
 
 typedef struct jm_task {
     int index, chain, instance;
-    char op[128];         /* head operator of the chain */
+    char op[128]; /* head operator of the chain */
     jm_task_state state;
     pid_t pid;
-    int exited;           /* reaped */
-    int status;           /* waitpid status */
-    int listen_fd;        /* unix data plane: listener handed to the worker (-1: a source chain, or tcp) */
-    int has_inputs;       /* its chain consumes a stream (it listens for producers) */
-    int producers;        /* how many producer connections it accepts */
-    int said_hello;       /* its worker reached us (stays set after the worker ends) */
-    char host[64];        /* the worker's address as we see its control connection ("" until its HELLO) */
-    char listen[128];     /* tcp data plane: "ADDR:PORT" the worker accepts producers on ("" if none) */
-    int out_fd, err_fd;   /* pipes from the worker's stdout and stderr (-1 when closed) */
-    FILE *log;            /* the task's log file */
+    int exited;               /* reaped */
+    int status;               /* waitpid status */
+    int listen_fd;            /* unix data plane: listener handed to the worker (-1: a source chain, or tcp) */
+    int has_inputs;           /* its chain consumes a stream (it listens for producers) */
+    int producers;            /* how many producer connections it accepts */
+    int said_hello;           /* its worker reached us (stays set after the worker ends) */
+    char host[64];            /* the worker's address as we see its control connection ("" until its HELLO) */
+    char listen[128];         /* tcp data plane: "ADDR:PORT" the worker accepts producers on ("" if none) */
+    int out_fd, err_fd;       /* pipes from the worker's stdout and stderr (-1 when closed) */
+    FILE *log;                /* the task's log file */
     char tail[JM_TAIL_BYTES]; /* last bytes of stderr */
     size_t tail_len;
     char partial[2][1024]; /* unterminated log lines being assembled (stdout, stderr) */
@@ -83,9 +83,9 @@ typedef struct jm_task {
     int has_cg;
     uint64_t mem_limit;
     char cpus[256], gpus[64];
-    int killed_by_us;     /* we sent it SIGKILL (after another failure, or cancel) */
-    int reported_done;    /* the worker said it ended (ok or not) */
-    int done_code;        /* the error code it reported */
+    int killed_by_us;  /* we sent it SIGKILL (after another failure, or cancel) */
+    int reported_done; /* the worker said it ended (ok or not) */
+    int done_code;     /* the error code it reported */
     int done_ok;
     char error[1024];     /* the worker's own failure message */
     json_t *metrics;      /* last report */
@@ -106,39 +106,39 @@ typedef enum jm_job_state {
 
 /* What the Slurm launcher keeps per job (launch_slurm.c). */
 typedef struct jm_slurm_job {
-    long long job;         /* the job's allocation (0: none yet) */
-    int requesting;        /* sbatch for it is running */
-    int polling;           /* an squeue about it is running */
-    int running;           /* the allocation runs and the tasks were started */
-    int released;          /* scancel was sent (or Slurm ended the allocation) */
-    int checked;           /* the allocation's state was asked after a task failed */
-    int checking;          /* ... and the answer is not in: the job does not end before it */
-    int64_t poll_at;       /* next squeue (sage__mono_ms; 0: nothing to poll) */
-    int step_polls;        /* step-id lookups done */
-    char state[256];       /* the allocation's last state and reason, for messages */
-    char check_why[1024];  /* the task failure the check is about */
+    long long job;        /* the job's allocation (0: none yet) */
+    int requesting;       /* sbatch for it is running */
+    int polling;          /* an squeue about it is running */
+    int running;          /* the allocation runs and the tasks were started */
+    int released;         /* scancel was sent (or Slurm ended the allocation) */
+    int checked;          /* the allocation's state was asked after a task failed */
+    int checking;         /* ... and the answer is not in: the job does not end before it */
+    int64_t poll_at;      /* next squeue (sage__mono_ms; 0: nothing to poll) */
+    int step_polls;       /* step-id lookups done */
+    char state[256];      /* the allocation's last state and reason, for messages */
+    char check_why[1024]; /* the task failure the check is about */
 } jm_slurm_job;
 
 typedef struct jm_job {
     int64_t id;
     char name[128];
     jm_job_state state;
-    json_t *doc;          /* the submitted plan document */
-    char dir[1200];       /* home/jobs/<id> */
+    json_t *doc;    /* the submitted plan document */
+    char dir[1200]; /* home/jobs/<id> */
     size_t ntasks;
     jm_task *tasks;
     size_t nreqs;
     sage__place_req *reqs;
     sage__assign **assign;
     int stop_requested, cancel_requested, failed;
-    int err_prio;         /* how much the recorded failure explains: a root cause outranks its echoes */
-    int64_t kill_at_ms;   /* an echo failure: kill the remaining workers then (sage__mono_ms; 0: not scheduled) */
+    int err_prio;       /* how much the recorded failure explains: a root cause outranks its echoes */
+    int64_t kill_at_ms; /* an echo failure: kill the remaining workers then (sage__mono_ms; 0: not scheduled) */
     char error[2048];
-    int err_code;         /* the recorded failure's code (SAGE_E*) */
+    int err_code; /* the recorded failure's code (SAGE_E*) */
     char pending_reason[512];
     int64_t submitted_ms, started_ms; /* wall clock, for people */
-    size_t running;       /* tasks not yet reaped */
-    int peers_sent;       /* tcp data plane: every worker got the others' addresses */
+    size_t running;                   /* tasks not yet reaped */
+    int peers_sent;                   /* tcp data plane: every worker got the others' addresses */
     jm_slurm_job slurm;
     struct jm_job *next;
 } jm_job;
@@ -150,11 +150,11 @@ typedef enum jm_data_plane {
 
 /* What the Slurm launcher keeps for the daemon (launch_slurm.c). */
 typedef struct jm_slurm {
-    char conf[PATH_MAX];  /* config "slurm": {"conf": ...} */
-    int timeout_ms;       /* bound on one Slurm command (config "slurm": {"command_timeout_ms": ...}) */
-    sage__node *nodes;    /* the cluster's usable nodes (sinfo --json) */
+    char conf[PATH_MAX]; /* config "slurm": {"conf": ...} */
+    int timeout_ms;      /* bound on one Slurm command (config "slurm": {"command_timeout_ms": ...}) */
+    sage__node *nodes;   /* the cluster's usable nodes (sinfo --json) */
     size_t nnodes;
-    int refreshing;       /* an sinfo for the nodes is running; submits wait for it */
+    int refreshing; /* an sinfo for the nodes is running; submits wait for it */
 } jm_slurm;
 
 /* A submit that waits for the node list (requests.c). */
@@ -178,11 +178,11 @@ struct jm {
     sage__node node;
     sage__cgroup_mode cgmode;
     char cgparent[512], cgwhy[256];
-    jm_data_plane data_plane;     /* config key "data_plane" */
-    const jm_launcher *launcher;  /* chosen once by the configuration: local or Slurm */
+    jm_data_plane data_plane;    /* config key "data_plane" */
+    const jm_launcher *launcher; /* chosen once by the configuration: local or Slurm */
     jm_slurm slurm;
-    jm_cmd *cmds;                 /* Slurm commands running or queued (command.c) */
-    jm_parked *parked;            /* submits waiting for the node list, oldest first */
+    jm_cmd *cmds;      /* Slurm commands running or queued (command.c) */
+    jm_parked *parked; /* submits waiting for the node list, oldest first */
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
     int stop;     /* stopping: no new job, the loop runs until every job and command is done */

@@ -28,8 +28,8 @@
  * of its own); the soft RLIMIT_NOFILE is raised to the hard limit. Not
  * re-entrant: one daemon per process. */
 typedef struct sage_jobmanager_opts {
-    const char *host;   /* NULL: 127.0.0.1 */
-    int port;           /* 0: SAGE_JOBMANAGER_PORT */
+    const char *host; /* NULL: 127.0.0.1 */
+    int port;         /* 0: SAGE_JOBMANAGER_PORT */
     const char *home;
     const char *config; /* JSON text or file: {"node": {...}} as in sage_env_create; NULL: discover */
     int ready_fd;       /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */

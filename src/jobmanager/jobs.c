@@ -116,7 +116,8 @@ int jm_job_start_tasks(jm *d, jm_job *j)
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if ((rc = d->launcher->spawn(d, j, k, err, sizeof err)) != 0) {
-            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "operator \"%s\" instance %d could not start: %s", k->op, k->instance, err);
+            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "operator \"%s\" instance %d could not start: %s", k->op,
+                        k->instance, err);
             break;
         }
         /* the listener now lives in the worker; ours is no longer needed */
@@ -286,8 +287,9 @@ static void task_failed(jm *d, jm_job *j, jm_task *k)
         describe_exit(k, why, sizeof why);
         if (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
             code = SAGE_ENOMEM;
-        prio = WIFSIGNALED(status) || (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg)) ? JM_PRIO_ROOT
-                                                                                                       : JM_PRIO_ECHO;
+        prio = WIFSIGNALED(status) || (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
+                   ? JM_PRIO_ROOT
+                   : JM_PRIO_ECHO;
     }
     if (d->launcher->task_failed)
         d->launcher->task_failed(d, j, k, why); /* before the failure kills and releases anything */

@@ -167,8 +167,7 @@ static void slurm_started(jm *d)
     }
     jm_log(d, "on Slurm (SLURM_CONF=%s): %zu nodes: %s", d->slurm.conf, d->slurm.nnodes, nodes);
     if (strncmp(d->host, "127.", 4) == 0 || strcmp(d->host, "localhost") == 0)
-        jm_log(d, "warning: listening on %s: workers on other hosts cannot reach it (start with --host ADDR)",
-               d->host);
+        jm_log(d, "warning: listening on %s: workers on other hosts cannot reach it (start with --host ADDR)", d->host);
     char *argv[] = {"squeue", "-h", "-o", "%i|%k", NULL};
     run(d, 0, 0, argv, on_stale_list);
 }
@@ -254,8 +253,9 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
     int count;
     node_list(j, nodes, sizeof nodes, &count); /* it fitted when asked for */
     if (!parsed) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EINFEASIBLE, "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s",
-                    nodes, r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EINFEASIBLE,
+                    "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s", nodes,
+                    r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
         jm_job_maybe_end(d, j);
         return;
     }
@@ -282,8 +282,9 @@ static int slurm_start(jm *d, jm_job *j)
     sage__fmt(nn, sizeof nn, "--nodes=%d", count);
     sage__fmt(list, sizeof list, "--nodelist=%s", nodelist);
     sage__fmt(comment, sizeof comment, "--comment=%s", tag);
-    char *argv[] = {"sbatch", "--parsable", name, nn, list, "--exclusive", "--mem=0", comment, "--chdir=/",
-                    "--output=/dev/null", "--wrap", "sleep infinity", NULL};
+    char *argv[] = {"sbatch",      "--parsable",     name,    nn,          list,
+                    "--exclusive", "--mem=0",        comment, "--chdir=/", "--output=/dev/null",
+                    "--wrap",      "sleep infinity", NULL};
     char err[512];
     if (jm_cmd_run(d, j->id, 0, argv, on_sbatch, err, sizeof err) != 0) {
         jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "the job's allocation could not be asked for: %s", err);
@@ -309,8 +310,8 @@ static void on_ended_state(jm *d, int64_t job_id, long long arg, const jm_cmd_re
     else if (r->msg[0])
         sage__fmt(st, sizeof st, "unknown (%.200s)", r->msg);
     j->pending_reason[0] = 0;
-    jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "the Slurm allocation %lld ended before the job started (%s%s%s)", j->slurm.job,
-                j->slurm.state[0] ? j->slurm.state : "no longer known to squeue", st[0] ? "; " : "", st);
+    jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "the Slurm allocation %lld ended before the job started (%s%s%s)",
+                j->slurm.job, j->slurm.state[0] ? j->slurm.state : "no longer known to squeue", st[0] ? "; " : "", st);
     jm_job_maybe_end(d, j);
 }
 
@@ -412,8 +413,9 @@ static void on_steps(jm *d, int64_t job_id, long long arg, const jm_cmd_result *
     for (size_t t = 0; t < j->ntasks; t++)
         if (j->tasks[t].slurm_step < 0 && j->tasks[t].pid > 0 && !j->tasks[t].exited)
             missing = 1;
-    j->slurm.poll_at =
-        missing && j->slurm.step_polls < SLURM_STEP_POLLS && !j->failed ? sage__mono_ms() + SLURM_STEP_POLL_MS : 0;
+    j->slurm.poll_at = missing && j->slurm.step_polls < SLURM_STEP_POLLS && !j->failed
+                           ? sage__mono_ms() + SLURM_STEP_POLL_MS
+                           : 0;
 }
 
 static void poll_job(jm *d, jm_job *j)
@@ -620,10 +622,7 @@ void jm_slurm_view_ended(const jm *d, int64_t id, json_t *end)
 }
 
 /* Where a task runs: the node its step runs on. */
-static const char *slurm_task_host(const jm *d, const jm_task *k)
-{
-    return k->node[0] ? k->node : d->node.name;
-}
+static const char *slurm_task_host(const jm *d, const jm_task *k) { return k->node[0] ? k->node : d->node.name; }
 
 static void slurm_view_task(const jm *d, const jm_job *j, const jm_task *k, json_t *tj)
 {
@@ -639,7 +638,10 @@ static void slurm_view_job(const jm *d, const jm_job *j, json_t *jj)
         json_object_set_new(jj, "slurm_job", json_integer(j->slurm.job));
 }
 
-static void slurm_view_ping(const jm *d, json_t *ping) { json_object_set_new(ping, "slurm_conf", json_string(d->slurm.conf)); }
+static void slurm_view_ping(const jm *d, json_t *ping)
+{
+    json_object_set_new(ping, "slurm_conf", json_string(d->slurm.conf));
+}
 
 const jm_launcher jm_slurm_launcher = {
     .name = "slurm",

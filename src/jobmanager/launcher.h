@@ -77,16 +77,16 @@ void jm_slurm_view_ended(const jm *d, int64_t id, json_t *end);
 
 /* How one task's process is made. */
 typedef struct jm_exec {
-    const char *file;           /* the program */
-    int search_path;            /* 1: look file up in PATH (srun); 0: run it as given (the job's executable) */
+    const char *file; /* the program */
+    int search_path;  /* 1: look file up in PATH (srun); 0: run it as given (the job's executable) */
     char *const *argv;
-    const char *env_drop;       /* submitter variables starting with this are left out (NULL: none) */
-    const char *env_extra;      /* one more "NAME=value" for its environment (NULL: none) */
-    int pdeathsig;              /* signal it gets when the daemon dies */
-    const sage__cgroup *cg;     /* group to enter before exec (NULL: none) */
-    const cpu_set_t *affinity;  /* cores to pin it to (NULL: none) */
-    int listen_fd;              /* dup'ed to fd 3 (-1: none) */
-    const char *cwd;            /* directory to run in (NULL: the daemon's) */
+    const char *env_drop;      /* submitter variables starting with this are left out (NULL: none) */
+    const char *env_extra;     /* one more "NAME=value" for its environment (NULL: none) */
+    int pdeathsig;             /* signal it gets when the daemon dies */
+    const sage__cgroup *cg;    /* group to enter before exec (NULL: none) */
+    const cpu_set_t *affinity; /* cores to pin it to (NULL: none) */
+    int listen_fd;             /* dup'ed to fd 3 (-1: none) */
+    const char *cwd;           /* directory to run in (NULL: the daemon's) */
 } jm_exec;
 /* Fork and exec the task's process with its stdout/stderr piped to the
  * daemon, its log opened, and the worker's environment: the submitter's

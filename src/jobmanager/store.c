@@ -66,8 +66,8 @@
 #define TASK_ENDED_SQL "('finished','failed','killed')"
 
 #define JOB_COLS "id, name, state, error, submitted_ms, started_ms, ended_ms, executable, ntasks, error_code"
-#define TASK_COLS                                                                                                  \
-    "job_id, task, op, instance, state, pid, host, cpus, gpus, memory_limit, peak_memory, records_in, records_out, " \
+#define TASK_COLS                                                                                                      \
+    "job_id, task, op, instance, state, pid, host, cpus, gpus, memory_limit, peak_memory, records_in, records_out, "   \
     "metrics"
 
 static const char schema_sql[] =
@@ -148,12 +148,9 @@ static int map_rc(int rc)
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_NOMEM:
-        return SAGE_ENOMEM;
-    default:
-        break;
+    case SQLITE_DONE: return 0;
+    case SQLITE_NOMEM: return SAGE_ENOMEM;
+    default: break;
     }
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return SAGE_ENOTFOUND;
@@ -175,10 +172,7 @@ static int bind_text(sqlite3_stmt *st, int idx, const char *p, size_t n)
     return map_rc(sqlite3_bind_text(st, idx, p, (int)n, SQLITE_STATIC));
 }
 
-static int bind_str(sqlite3_stmt *st, int idx, const char *p)
-{
-    return bind_text(st, idx, p, strlen(p));
-}
+static int bind_str(sqlite3_stmt *st, int idx, const char *p) { return bind_text(st, idx, p, strlen(p)); }
 
 /* A fixed-size row field: its text ends at the first NUL or at the end of
  * the array, whichever comes first. */
@@ -336,8 +330,8 @@ sage__store *sage__store_open(const char *path, char *err, size_t err_len)
 
     /* journal_mode answers with the mode in effect: "wal", or "memory" for
      * an in-memory database, which cannot use WAL (accepted). */
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
-                     NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
         db_err(err, err_len, "cannot configure", path, s->db);
         goto fail;
     }
@@ -360,14 +354,16 @@ sage__store *sage__store_open(const char *path, char *err, size_t err_len)
     }
     if (version == 0) {
         if (sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(s->db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(s->db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), NULL, NULL, NULL) !=
+                SQLITE_OK) {
             db_err(err, err_len, "cannot create the schema in", path, s->db);
             goto fail_rollback;
         }
     } else if (version == 1) { /* version 2 added the failed job's error code */
-        if (sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN error_code INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL) !=
-                SQLITE_OK ||
-            sqlite3_exec(s->db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), NULL, NULL, NULL) != SQLITE_OK) {
+        if (sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN error_code INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                         NULL) != SQLITE_OK ||
+            sqlite3_exec(s->db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), NULL, NULL, NULL) !=
+                SQLITE_OK) {
             db_err(err, err_len, "cannot upgrade the schema (version 1 to 2) in", path, s->db);
             goto fail_rollback;
         }

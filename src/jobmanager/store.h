@@ -10,28 +10,28 @@ typedef struct sage__store sage__store;
 typedef struct sage__job_row {
     int64_t id;
     char name[128];
-    char state[16];        /* created running paused finished stopped failed canceled */
-    char error[1024];      /* failure reason, "" if none */
+    char state[16];                             /* created running paused finished stopped failed canceled */
+    char error[1024];                           /* failure reason, "" if none */
     int64_t submitted_ms, started_ms, ended_ms; /* unix ms, 0 if not yet */
     char executable[1024];
     int ntasks;
-    int error_code;        /* a failed job: the code its root cause reported (0: none) */
+    int error_code; /* a failed job: the code its root cause reported (0: none) */
 } sage__job_row;
 
 typedef struct sage__task_row {
     int64_t job_id;
-    int task;              /* index in the job */
-    char op[128];          /* head operator of the chain */
+    int task;     /* index in the job */
+    char op[128]; /* head operator of the chain */
     int instance;
-    char state[16];        /* starting running finished failed killed */
+    char state[16]; /* starting running finished failed killed */
     int pid;
     char host[64];
-    char cpus[256];        /* "0-3" */
-    char gpus[64];         /* "0,1" */
-    int64_t memory_limit;  /* bytes, 0 = none */
-    int64_t peak_memory;   /* bytes */
+    char cpus[256];       /* "0-3" */
+    char gpus[64];        /* "0,1" */
+    int64_t memory_limit; /* bytes, 0 = none */
+    int64_t peak_memory;  /* bytes */
     int64_t records_in, records_out;
-    char metrics[8192];    /* JSON: the worker's last metrics report */
+    char metrics[8192]; /* JSON: the worker's last metrics report */
 } sage__task_row;
 
 /* Open (creating if needed) the database at path; WAL mode, busy timeout.

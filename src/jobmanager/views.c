@@ -17,8 +17,8 @@ json_t *jm_ping_json(jm *d)
     int live = 0;
     for (jm_job *j = d->jobs; j; j = j->next)
         live++;
-    json_t *p = json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port",
-                          d->port, "home", d->home, "jobs_live", live, "version", sage_version(), "data_plane",
+    json_t *p = json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:s}", "pid", (int)d->pid, "host", d->host, "port", d->port,
+                          "home", d->home, "jobs_live", live, "version", sage_version(), "data_plane",
                           d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "memory_enforcement",
                           d->cgmode == SAGE__CGROUP_V1   ? "cgroup v1"
                           : d->cgmode == SAGE__CGROUP_V2 ? "cgroup v2"

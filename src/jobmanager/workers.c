@@ -40,8 +40,9 @@ static void send_peers(jm *d, jm_job *j)
     size_t len = strlen(txt);
     if (len > SAGE__CONTROL_FRAME_MAX) {
         free(txt);
-        jm_job_fail(d, j, JM_PRIO_ROOT,
-                    SAGE_ETOOBIG, "the workers' data-plane addresses (%zu bytes for %zu tasks) exceed the %u-byte control frame limit",
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETOOBIG,
+                    "the workers' data-plane addresses (%zu bytes for %zu tasks) exceed the %u-byte control frame "
+                    "limit",
                     len, j->ntasks, SAGE__CONTROL_FRAME_MAX);
         return;
     }
@@ -68,8 +69,8 @@ static void hello_recorded(jm *d, jm_job *j, jm_task *k, json_t *hello, const ch
         if (!listen || strlen(listen) >= sizeof k->listen || sage__parse_hostport(listen, h, sizeof h, &p, 0) != 0 ||
             p == 0) {
             /* a worker that could not listen says why itself: its reason outranks this one */
-            jm_job_fail(d, j, JM_PRIO_ECHO,
-                        SAGE_EPROTO, "operator \"%s\" instance %d: its worker reported %s%s%s as its data-plane address; the tcp "
+            jm_job_fail(d, j, JM_PRIO_ECHO, SAGE_EPROTO,
+                        "operator \"%s\" instance %d: its worker reported %s%s%s as its data-plane address; the tcp "
                         "data plane needs \"listen\": \"HOST:PORT\" in its HELLO",
                         k->op, k->instance, listen ? "\"" : "no \"listen\"", listen ? listen : "", listen ? "\"" : "");
             return;
@@ -152,8 +153,8 @@ void jm_on_worker_gone(jm *d, jm_conn *c)
      * not known to have ended: its host may be gone (a local crash is named more precisely
      * by its exit status, which outranks this; a lost Slurm node may never report one). */
     if (!k->reported_done && !k->exited && !k->killed_by_us && !j->cancel_requested && !j->stop_requested)
-        jm_job_fail(d, j, JM_PRIO_GONE,
-                    SAGE_EIO, "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
+        jm_job_fail(d, j, JM_PRIO_GONE, SAGE_EIO,
+                    "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
                     "(its process or its host went away)",
                     k->op, k->instance, k->node[0] ? k->node : (k->host[0] ? k->host : "its host"));
 }

@@ -32,8 +32,9 @@ SAGE_API int sage_client_connect(const char *host, int port, const char *token_f
         char home[1024];
         int hrc = sage_home_dir(NULL, home, sizeof home);
         if (hrc != 0) {
-            snprintf(err, err_len, "%s", hrc == SAGE_ENOTFOUND ? "no home directory to find the token in (set SAGE_HOME or SAGE_TOKEN_FILE)"
-                                                               : "the state directory path is too long");
+            snprintf(err, err_len, "%s",
+                     hrc == SAGE_ENOTFOUND ? "no home directory to find the token in (set SAGE_HOME or SAGE_TOKEN_FILE)"
+                                           : "the state directory path is too long");
             return hrc;
         }
         snprintf(path, sizeof path, "%s/token", home);

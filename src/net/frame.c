@@ -73,10 +73,7 @@ static void put_be32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-static uint16_t get_be16(const unsigned char *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | (unsigned)p[1]);
-}
+static uint16_t get_be16(const unsigned char *p) { return (uint16_t)((unsigned)p[0] << 8 | (unsigned)p[1]); }
 
 static uint32_t get_be32(const unsigned char *p)
 {
@@ -123,7 +120,7 @@ static int check_header(const unsigned char *hdr, uint32_t max_frame, sage__fram
         uint32_t magic = get_be32(hdr);
         if (looks_like_http(hdr))
             sage__fmt(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\"): an HTTP request on the SAGE port",
-                    magic);
+                      magic);
         else
             sage__fmt(why, why_len, "bad magic 0x%08" PRIx32 " (expected \"SAGE\")", magic);
         return SAGE_EPROTO;
@@ -131,7 +128,7 @@ static int check_header(const unsigned char *hdr, uint32_t max_frame, sage__fram
     uint16_t version = get_be16(hdr + 4);
     if (version != SAGE__PROTO_VERSION) {
         sage__fmt(why, why_len, "unsupported protocol version %u (this side speaks %u)", (unsigned)version,
-                (unsigned)SAGE__PROTO_VERSION);
+                  (unsigned)SAGE__PROTO_VERSION);
         return SAGE_EPROTO;
     }
     uint16_t type = get_be16(hdr + 6);
@@ -147,7 +144,7 @@ static int check_header(const unsigned char *hdr, uint32_t max_frame, sage__fram
     uint32_t len = get_be32(hdr + 8);
     if (len > max_frame || !LEN_FITS_LONG(len)) {
         sage__fmt(why, why_len, "payload of %" PRIu32 " bytes exceeds the %" PRIu32 "-byte frame limit", len,
-                max_frame);
+                  max_frame);
         return SAGE_EPROTO;
     }
     f->version = version;
@@ -315,7 +312,7 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
     }
     if (got < sizeof hdr) {
         sage__fmt(why, why_len, "connection closed in the middle of a frame (got %zu of %u header bytes)", got,
-                SAGE__FRAME_HDR);
+                  SAGE__FRAME_HDR);
         return SAGE_EPROTO;
     }
 
@@ -338,7 +335,7 @@ int sage__frame_recv(int fd, uint32_t max_frame, sage__frame *f, unsigned char *
     if (got < h.len) {
         free(buf);
         sage__fmt(why, why_len, "connection closed in the middle of a frame (got %" PRIu64 " of %" PRIu64 " bytes)",
-                (uint64_t)SAGE__FRAME_HDR + got, total);
+                  (uint64_t)SAGE__FRAME_HDR + got, total);
         return SAGE_EPROTO;
     }
     buf[h.len] = '\0';
@@ -434,13 +431,13 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
     }
     if (st.st_uid != geteuid()) {
         sage__fmt(err, err_len, "token file %s is owned by uid %lu, not by this user (uid %lu)", path,
-                (unsigned long)st.st_uid, (unsigned long)geteuid());
+                  (unsigned long)st.st_uid, (unsigned long)geteuid());
         rc = SAGE_EAUTH;
         goto out;
     }
     if ((st.st_mode & 077) != 0) {
         sage__fmt(err, err_len, "token file %s is %s by others (mode %04o); chmod 600 %s", path,
-                (st.st_mode & 044) ? "readable" : "writable", (unsigned)(st.st_mode & 07777), path);
+                  (st.st_mode & 044) ? "readable" : "writable", (unsigned)(st.st_mode & 07777), path);
         rc = SAGE_EAUTH;
         goto out;
     }
@@ -468,8 +465,9 @@ int sage__token_read(const char *path, char *token, size_t token_len, char *err,
         digits = SAGE__TOKEN_HEX;
     if (digits != SAGE__TOKEN_HEX) {
         sage__fmt(err, err_len,
-                "token file %s does not hold a token: expected %d hex digits and an optional newline, found %s%zu bytes",
-                path, SAGE__TOKEN_HEX, got == sizeof buf ? "more than " : "", got == sizeof buf ? got - 1 : got);
+                  "token file %s does not hold a token: expected %d hex digits and an optional newline, found %s%zu "
+                  "bytes",
+                  path, SAGE__TOKEN_HEX, got == sizeof buf ? "more than " : "", got == sizeof buf ? got - 1 : got);
         rc = SAGE_EAUTH;
         goto out;
     }
@@ -544,8 +542,7 @@ int sage__token_create(const char *path, char *token, size_t token_len, char *er
 {
     clear_why(err, err_len);
     if (!path || !*path || !token || token_len < SAGE__TOKEN_HEX + 1) {
-        sage__fmt(err, err_len, "sage__token_create: %s",
-                !path || !*path ? "no path given" : "token buffer too small");
+        sage__fmt(err, err_len, "sage__token_create: %s", !path || !*path ? "no path given" : "token buffer too small");
         return SAGE_EINVAL;
     }
     token[0] = '\0';

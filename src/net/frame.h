@@ -23,19 +23,19 @@
 
 #define SAGE__FRAME_HDR 16u
 #define SAGE__PROTO_VERSION 1u
-#define SAGE__CONTROL_FRAME_MAX (1u << 20)           /* control connections: 1 MiB */
-#define SAGE__DATA_FRAME_MAX ((64u << 20) + 65536u)  /* data connections: a max-size record plus headers */
+#define SAGE__CONTROL_FRAME_MAX (1u << 20)          /* control connections: 1 MiB */
+#define SAGE__DATA_FRAME_MAX ((64u << 20) + 65536u) /* data connections: a max-size record plus headers */
 #define SAGE__TOKEN_HEX 64                          /* 32 random bytes, hex */
 
 typedef enum sage__msg_type {
-    SAGE__MSG_HELLO = 1,      /* JSON {"token","role",...} */
-    SAGE__MSG_OK = 2,         /* JSON reply */
-    SAGE__MSG_ERROR = 3,      /* JSON {"code": n, "message": "..."} */
-    SAGE__MSG_REQUEST = 4,    /* JSON {"op": "...", ...}: client and worker requests */
-    SAGE__MSG_EVENT = 5,      /* JSON pushed by the JobManager (job ended, control for workers, log lines) */
-    SAGE__MSG_DATA = 6,       /* raw: a batch of records */
-    SAGE__MSG_EOS = 7,        /* raw: end-of-stream from one producer */
-    SAGE__MSG_CREDIT = 8,     /* raw: u32 big-endian bytes granted back to the sender */
+    SAGE__MSG_HELLO = 1,   /* JSON {"token","role",...} */
+    SAGE__MSG_OK = 2,      /* JSON reply */
+    SAGE__MSG_ERROR = 3,   /* JSON {"code": n, "message": "..."} */
+    SAGE__MSG_REQUEST = 4, /* JSON {"op": "...", ...}: client and worker requests */
+    SAGE__MSG_EVENT = 5,   /* JSON pushed by the JobManager (job ended, control for workers, log lines) */
+    SAGE__MSG_DATA = 6,    /* raw: a batch of records */
+    SAGE__MSG_EOS = 7,     /* raw: end-of-stream from one producer */
+    SAGE__MSG_CREDIT = 8,  /* raw: u32 big-endian bytes granted back to the sender */
     SAGE__MSG_TYPE_MAX = 8,
 } sage__msg_type;
 

@@ -33,10 +33,10 @@ json_t *sage__plan_document(const sage__plan *plan)
     for (size_t c = 0; c < plan->nchains; c++) {
         const sage__chain *ch = &plan->chains[c];
         const sage__op *head = sage__chain_op(plan, ch, 0), *ro = ch->res_op ? ch->res_op : head;
-        sage__jadd(&bad, chains, json_pack("{s:i,s:s,s:i,s:b,s:i,s:o}", "id", (int)c, "name", ro->name,
-                                                "parallelism", ch->parallelism, "inputs", head->ninputs > 0,
-                                                "producers", ch->producers, "resources",
-                                                ch->res_op ? sage__resources_json(&ch->res_op->res, 0) : json_object()));
+        sage__jadd(&bad, chains,
+                   json_pack("{s:i,s:s,s:i,s:b,s:i,s:o}", "id", (int)c, "name", ro->name, "parallelism",
+                             ch->parallelism, "inputs", head->ninputs > 0, "producers", ch->producers, "resources",
+                             ch->res_op ? sage__resources_json(&ch->res_op->res, 0) : json_object()));
     }
     if (bad) {
         json_decref(chains);

@@ -110,8 +110,8 @@ char *sage__plan_explain(const sage__plan *plan)
     sage__format_bytes(plan->node.memory, mem, sizeof mem);
     sb_printf(&b, "job \"%s\": %zu operators in %zu chains, %zu tasks\n", g->name, g->nops, plan->nchains,
               plan->ntasks);
-    sb_printf(&b, "node \"%s\": %d cpus, %d gpus, memory %s%s", plan->node.name, plan->node.ncpus, plan->node.ngpus, mem,
-              plan->node.simulated ? " (from config)" : "");
+    sb_printf(&b, "node \"%s\": %d cpus, %d gpus, memory %s%s", plan->node.name, plan->node.ncpus, plan->node.ngpus,
+              mem, plan->node.simulated ? " (from config)" : "");
     for (size_t i = 0; i < plan->node.ncustom; i++)
         sb_printf(&b, ", %s %g", plan->node.custom[i].name, plan->node.custom[i].amount);
     sb_printf(&b, "\n");

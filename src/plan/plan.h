@@ -37,10 +37,10 @@ typedef struct sage__chain {
     int id;
     int parallelism;
     size_t nops;
-    int *ops;             /* operator ids, head first */
+    int *ops;               /* operator ids, head first */
     const sage__op *res_op; /* the operator whose resources the chain reserves, or NULL */
-    int producers;        /* producer instances feeding the head (0 for a source chain) */
-    sage__assign *assign; /* per instance, from the placer (NULL when not placed here) */
+    int producers;          /* producer instances feeding the head (0 for a source chain) */
+    sage__assign *assign;   /* per instance, from the placer (NULL when not placed here) */
 } sage__chain;
 
 typedef struct sage__plan {

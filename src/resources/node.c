@@ -275,33 +275,17 @@ int sage__node_discover(sage__node *n, char *err, size_t err_len)
 static void describe_json(const json_t *v, char *buf, size_t len)
 {
     switch (json_typeof(v)) {
-    case JSON_INTEGER:
-        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        snprintf(buf, len, "%g", json_real_value(v));
-        break;
+    case JSON_INTEGER: snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_REAL: snprintf(buf, len, "%g", json_real_value(v)); break;
     case JSON_STRING:
         snprintf(buf, len, "\"%.40s\"%s", json_string_value(v), json_string_length(v) > 40 ? "..." : "");
         break;
-    case JSON_TRUE:
-        snprintf(buf, len, "true");
-        break;
-    case JSON_FALSE:
-        snprintf(buf, len, "false");
-        break;
-    case JSON_NULL:
-        snprintf(buf, len, "null");
-        break;
-    case JSON_OBJECT:
-        snprintf(buf, len, "an object");
-        break;
-    case JSON_ARRAY:
-        snprintf(buf, len, "an array");
-        break;
-    default:
-        snprintf(buf, len, "an unknown value");
-        break;
+    case JSON_TRUE: snprintf(buf, len, "true"); break;
+    case JSON_FALSE: snprintf(buf, len, "false"); break;
+    case JSON_NULL: snprintf(buf, len, "null"); break;
+    case JSON_OBJECT: snprintf(buf, len, "an object"); break;
+    case JSON_ARRAY: snprintf(buf, len, "an array"); break;
+    default: snprintf(buf, len, "an unknown value"); break;
     }
 }
 
@@ -312,8 +296,8 @@ static int valid_custom_name(const char *s)
         return 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '.' || c == ':' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == ':' || c == '-'))
             return 0;
     }
     return 1;
@@ -358,7 +342,8 @@ static int configure_resources(sage__node *t, const json_t *v, char *err, size_t
     size_t nc = 0;
     const char *name;
     const json_t *amt;
-    json_object_foreach((json_t *)v, name, amt) {
+    json_object_foreach((json_t *)v, name, amt)
+    {
         if (!valid_custom_name(name)) {
             node_err(err, err_len,
                      "node config: key \"resources\": bad resource name \"%.80s\" (expected 1 to %d of "
@@ -410,7 +395,8 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
     int rc = 0;
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         if (strcmp(key, "name") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= sizeof t->name ||
                 strlen(json_string_value(v)) != json_string_length(v)) {
@@ -497,8 +483,8 @@ void sage__format_bytes(uint64_t bytes, char *buf, size_t len)
         uint64_t unit;
         int binary;
     } units[] = {
-        {"TB", UINT64_C(1000000000000), 0}, {"GB", UINT64_C(1000000000), 0},  {"MB", UINT64_C(1000000), 0},
-        {"KB", UINT64_C(1000), 0},          {"TiB", UINT64_C(1) << 40, 1},     {"GiB", UINT64_C(1) << 30, 1},
+        {"TB", UINT64_C(1000000000000), 0}, {"GB", UINT64_C(1000000000), 0}, {"MB", UINT64_C(1000000), 0},
+        {"KB", UINT64_C(1000), 0},          {"TiB", UINT64_C(1) << 40, 1},   {"GiB", UINT64_C(1) << 30, 1},
         {"MiB", UINT64_C(1) << 20, 1},      {"KiB", UINT64_C(1) << 10, 1},
     };
     static const char *const quarter[] = {"", ".25", ".5", ".75"};

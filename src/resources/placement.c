@@ -36,30 +36,30 @@ enum { CPU_FREE = 0, CPU_EXCL = 1, CPU_SHARED = 2 };
 /* Scratch counters for all nodes. */
 typedef struct scratch {
     size_t nnodes;
-    size_t *cpu_off;      /* nnodes: first index of node i's CPUs in cpu / shared */
+    size_t *cpu_off; /* nnodes: first index of node i's CPUs in cpu / shared */
     size_t total_cpus;
-    unsigned char *cpu;   /* total_cpus: CPU_FREE / CPU_EXCL / CPU_SHARED */
-    int *shared;          /* total_cpus: load of a shared core, in UNITS */
-    int *gpu;             /* nnodes * SAGE__NODE_GPUS_MAX: load in UNITS */
-    uint64_t *mem;        /* nnodes: bytes used */
-    double *custom;       /* nnodes * SAGE_RES_CUSTOM_MAX: used, by the node's custom index */
+    unsigned char *cpu; /* total_cpus: CPU_FREE / CPU_EXCL / CPU_SHARED */
+    int *shared;        /* total_cpus: load of a shared core, in UNITS */
+    int *gpu;           /* nnodes * SAGE__NODE_GPUS_MAX: load in UNITS */
+    uint64_t *mem;      /* nnodes: bytes used */
+    double *custom;     /* nnodes * SAGE_RES_CUSTOM_MAX: used, by the node's custom index */
 } scratch;
 
 /* What one instance of a request needs, in placement units. */
 typedef struct need {
-    int cpu_whole;   /* exclusive CPUs */
-    int cpu_frac;    /* share of a shared core, UNITS (0: none) */
-    int gpu_whole;   /* whole GPUs */
-    int gpu_frac;    /* share of one GPU, UNITS (0: none) */
-    uint64_t mem;    /* memory + object_store_memory, saturated */
+    int cpu_whole; /* exclusive CPUs */
+    int cpu_frac;  /* share of a shared core, UNITS (0: none) */
+    int gpu_whole; /* whole GPUs */
+    int gpu_frac;  /* share of one GPU, UNITS (0: none) */
+    uint64_t mem;  /* memory + object_store_memory, saturated */
 } need;
 
 /* Where one instance would go on one node. */
 typedef struct pick {
     int cpus[SAGE__NODE_CPUS_MAX + 1]; /* exclusive ids ascending, then the shared core */
     int ncpus;
-    int shared_core; /* -1: none */
-    int gpus[SAGE__NODE_GPUS_MAX];     /* indexes into the node's GPUs */
+    int shared_core;               /* -1: none */
+    int gpus[SAGE__NODE_GPUS_MAX]; /* indexes into the node's GPUs */
     int ngpus;
     int custom_idx[SAGE_RES_CUSTOM_MAX]; /* node custom index per request custom (-1: none) */
 } pick;
@@ -163,10 +163,7 @@ static void need_of(const sage_resources *r, need *nd)
 }
 
 /* Custom amounts compare with a little slack so 0.1+0.2 fits in 0.3. */
-static int custom_fits(double used, double want, double cap)
-{
-    return used + want <= cap + 1e-9 * (cap > 1 ? cap : 1);
-}
+static int custom_fits(double used, double want, double cap) { return used + want <= cap + 1e-9 * (cap > 1 ? cap : 1); }
 
 static int node_custom_index(const sage__node *n, const char *name)
 {
@@ -244,8 +241,7 @@ static int fits(const sage__node *n, size_t ni, const scratch *s, const sage_res
     return 1;
 }
 
-static void apply(const sage__node *n, size_t ni, scratch *s, const sage_resources *r, const need *nd,
-                  const pick *pk)
+static void apply(const sage__node *n, size_t ni, scratch *s, const sage_resources *r, const need *nd, const pick *pk)
 {
     unsigned char *cpu = s->cpu + s->cpu_off[ni];
     int *shared = s->shared + s->cpu_off[ni];
@@ -471,8 +467,7 @@ static void report(const sage__node *nodes, size_t nnodes, const sage__place_req
         if (!failed[i])
             continue;
         const sage__place_req *q = &reqs[i];
-        mb_add(&m, "\n  operator \"%s\" (parallelism %d): one instance asks ", q->name ? q->name : "?",
-               q->parallelism);
+        mb_add(&m, "\n  operator \"%s\" (parallelism %d): one instance asks ", q->name ? q->name : "?", q->parallelism);
         add_asks(&m, &q->res, 1);
         if (q->parallelism > 1) {
             mb_add(&m, "; all %d ask ", q->parallelism);
@@ -488,9 +483,8 @@ static void report(const sage__node *nodes, size_t nnodes, const sage__place_req
 /* One pass over every request. With out == NULL only decide (marking the
  * requests that do not fit in failed[], rolling each back); otherwise every
  * instance is known to fit and its assignment is written. */
-static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
-                      scratch *work, scratch *committed, pick *pk, unsigned char *failed, size_t *nfailed,
-                      sage__assign **out)
+static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs, scratch *work,
+                      scratch *committed, pick *pk, unsigned char *failed, size_t *nfailed, sage__assign **out)
 {
     for (size_t i = 0; i < nreqs; i++) {
         const sage__place_req *q = &reqs[i];
@@ -568,8 +562,8 @@ static void apply_held(const sage__node *nodes, size_t nnodes, scratch *s, const
         }
 }
 
-int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
-                sage__assign ***out, char *err, size_t err_len)
+int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs, sage__assign ***out,
+                char *err, size_t err_len)
 {
     return sage__place_held(nodes, nnodes, NULL, 0, reqs, nreqs, out, err, err_len);
 }

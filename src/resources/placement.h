@@ -24,7 +24,7 @@ typedef struct sage__node {
     int simulated;              /* 1: capacity came from config, not discovery */
     int ngpus;
     int gpu_ids[SAGE__NODE_GPUS_MAX]; /* device ids to hand out (CUDA_VISIBLE_DEVICES order) */
-    uint64_t memory;            /* bytes */
+    uint64_t memory;                  /* bytes */
     size_t ncustom;
     sage_resource_amount custom[SAGE_RES_CUSTOM_MAX];
 } sage__node;
@@ -42,27 +42,27 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
 /* One placement request: every instance of one task group (an operator or a
  * chain of operators) asks for `res`. */
 typedef struct sage__place_req {
-    const char *name;   /* operator name, for messages */
+    const char *name; /* operator name, for messages */
     int parallelism;
     sage_resources res;
 } sage__place_req;
 
 /* Where one instance landed and what it got. */
 typedef struct sage__assign {
-    int node;                /* index into the nodes array */
+    int node; /* index into the nodes array */
     int ncpus;
-    int *cpus;               /* logical CPU ids (malloc'd) */
-    int exclusive;           /* 1: cpus are reserved for this instance alone */
-    double cpu_share;        /* fractional part placed on a shared core (0 if none) */
-    int pin;                 /* 0: leave the thread unpinned (no core left to pin to) */
-    cpu_set_t affinity;      /* real CPUs to pin to when pin is 1 */
+    int *cpus;          /* logical CPU ids (malloc'd) */
+    int exclusive;      /* 1: cpus are reserved for this instance alone */
+    double cpu_share;   /* fractional part placed on a shared core (0 if none) */
+    int pin;            /* 0: leave the thread unpinned (no core left to pin to) */
+    cpu_set_t affinity; /* real CPUs to pin to when pin is 1 */
     int ngpus;
-    int *gpus;               /* GPU device ids (malloc'd) */
-    double gpu_fraction;     /* share of each GPU (1 for whole GPUs) */
+    int *gpus;           /* GPU device ids (malloc'd) */
+    double gpu_fraction; /* share of each GPU (1 for whole GPUs) */
     uint64_t memory, object_store_memory;
     size_t ncustom;
     sage_resource_amount custom[SAGE_RES_CUSTOM_MAX];
-    sage_assignment pub;     /* the public view (points into this struct and the node) */
+    sage_assignment pub; /* the public view (points into this struct and the node) */
 } sage__assign;
 
 /* Place every instance of every request, atomically: on success *out is an
@@ -78,8 +78,8 @@ typedef struct sage__assign {
  *    least f left (three 0.5 requests land on GPUs 0, 0, 1);
  *  - memory + object_store_memory and custom resources are counted per node;
  *  - nodes are tried in order for each instance (first fit). */
-int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
-                sage__assign ***out, char *err, size_t err_len);
+int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs, sage__assign ***out,
+                char *err, size_t err_len);
 void sage__assign_free(sage__assign **a, const sage__place_req *reqs, size_t nreqs);
 /* Point a->pub (the view user code gets) at a's own fields and the node name. */
 void sage__assign_publish(sage__assign *a, const char *node);

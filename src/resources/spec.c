@@ -157,21 +157,14 @@ static void fmt_num(char *buf, size_t cap, double v)
 static const char *json_type_phrase(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
     case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-        return "a boolean (true)";
-    case JSON_FALSE:
-        return "a boolean (false)";
-    case JSON_NULL:
-        return "null";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "a boolean (true)";
+    case JSON_FALSE: return "a boolean (false)";
+    case JSON_NULL: return "null";
     }
     return "an unknown value";
 }
@@ -302,8 +295,7 @@ static int check_bytes_number(double v, const char *what, uint64_t *out, char *e
         return -1;
     }
     if (v >= SPEC_BYTES_LIMIT) {
-        set_err(err, err_len, "%s: %s overflows 2^63 bytes (at most %" PRIu64 ")", what, num,
-                SPEC_BYTES_MAX);
+        set_err(err, err_len, "%s: %s overflows 2^63 bytes (at most %" PRIu64 ")", what, num, SPEC_BYTES_MAX);
         return -1;
     }
     *out = (uint64_t)v;
@@ -313,8 +305,7 @@ static int check_bytes_number(double v, const char *what, uint64_t *out, char *e
 static int check_bytes_u64(uint64_t v, const char *what, char *err, size_t err_len)
 {
     if (v > SPEC_BYTES_MAX) {
-        set_err(err, err_len, "%s: %" PRIu64 " overflows 2^63 bytes (at most %" PRIu64 ")", what, v,
-                SPEC_BYTES_MAX);
+        set_err(err, err_len, "%s: %" PRIu64 " overflows 2^63 bytes (at most %" PRIu64 ")", what, v, SPEC_BYTES_MAX);
         return -1;
     }
     return 0;
@@ -323,15 +314,12 @@ static int check_bytes_u64(uint64_t v, const char *what, char *err, size_t err_l
 static const struct {
     const char *name, *use;
 } reserved_names[] = {
-    {"CPU", "num_cpus"},        {"GPU", "num_gpus"},
-    {"memory", "memory"},       {"object_store_memory", "object_store_memory"},
-    {"num_cpus", "num_cpus"},   {"num_gpus", "num_gpus"},
+    {"CPU", "num_cpus"},      {"GPU", "num_gpus"},
+    {"memory", "memory"},     {"object_store_memory", "object_store_memory"},
+    {"num_cpus", "num_cpus"}, {"num_gpus", "num_gpus"},
 };
 
-static int name_char_ok(char c)
-{
-    return is_digit(c) || is_alpha(c) || c == '_' || c == '.' || c == ':' || c == '-';
-}
+static int name_char_ok(char c) { return is_digit(c) || is_alpha(c) || c == '_' || c == '.' || c == ':' || c == '-'; }
 
 /* A custom resource name of len bytes (len may exceed the limit). */
 static int check_name(const char *name, size_t len, char *err, size_t err_len)
@@ -343,16 +331,16 @@ static int check_name(const char *name, size_t len, char *err, size_t err_len)
         return -1;
     }
     if (len > SAGE_RES_NAME_MAX) {
-        set_err(err, err_len, "key \"resources\": custom resource name %s is too long: %zu bytes, at most %d",
-                q, len, SAGE_RES_NAME_MAX);
+        set_err(err, err_len, "key \"resources\": custom resource name %s is too long: %zu bytes, at most %d", q, len,
+                SAGE_RES_NAME_MAX);
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
         if (!name_char_ok(name[i])) {
             char what[48];
             describe_byte(what, sizeof what, (unsigned char)name[i]);
-            set_err(err, err_len, "key \"resources\": custom resource name %s has invalid %s (" SPEC_NAME_RULE ")",
-                    q, what);
+            set_err(err, err_len, "key \"resources\": custom resource name %s has invalid %s (" SPEC_NAME_RULE ")", q,
+                    what);
             return -1;
         }
     }
@@ -524,8 +512,7 @@ static int parse_bytes_msg(const char *text, uint64_t *out, char *err, size_t er
     size_t n = strnlen(text, SPEC_BYTES_TEXT_MAX + 1);
     if (n > SPEC_BYTES_TEXT_MAX) {
         quote_str(q, sizeof q, text, 24);
-        set_err(err, err_len, "invalid byte quantity %s: too long (more than %d characters)", q,
-                SPEC_BYTES_TEXT_MAX);
+        set_err(err, err_len, "invalid byte quantity %s: too long (more than %d characters)", q, SPEC_BYTES_TEXT_MAX);
         return -1;
     }
     char reason[SPEC_MSG_MAX];
@@ -561,21 +548,36 @@ static const char *const valid_keys[] = {"num_cpus", "num_gpus", "memory", "obje
 static const struct {
     const char *alias, *key;
 } key_aliases[] = {
-    {"cpu", "num_cpus"},          {"cpus", "num_cpus"},
-    {"ncpu", "num_cpus"},         {"ncpus", "num_cpus"},
-    {"vcpu", "num_cpus"},         {"vcpus", "num_cpus"},
-    {"cores", "num_cpus"},        {"numcores", "num_cpus"},
-    {"cpucores", "num_cpus"},     {"vcores", "num_cpus"},
-    {"gpu", "num_gpus"},          {"gpus", "num_gpus"},
-    {"ngpu", "num_gpus"},         {"ngpus", "num_gpus"},
-    {"nvidia.com/gpu", "num_gpus"}, {"mem", "memory"},
-    {"ram", "memory"},            {"heap", "memory"},
-    {"heapmemory", "memory"},     {"taskheapmemory", "memory"},
-    {"memorybytes", "memory"},    {"objectstore", "object_store_memory"},
-    {"objectstoremem", "object_store_memory"}, {"objstoremem", "object_store_memory"},
-    {"objstorememory", "object_store_memory"}, {"storememory", "object_store_memory"},
-    {"managedmemory", "object_store_memory"},  {"customresources", "resources"},
-    {"extendedresources", "resources"},        {"custom", "resources"},
+    {"cpu", "num_cpus"},
+    {"cpus", "num_cpus"},
+    {"ncpu", "num_cpus"},
+    {"ncpus", "num_cpus"},
+    {"vcpu", "num_cpus"},
+    {"vcpus", "num_cpus"},
+    {"cores", "num_cpus"},
+    {"numcores", "num_cpus"},
+    {"cpucores", "num_cpus"},
+    {"vcores", "num_cpus"},
+    {"gpu", "num_gpus"},
+    {"gpus", "num_gpus"},
+    {"ngpu", "num_gpus"},
+    {"ngpus", "num_gpus"},
+    {"nvidia.com/gpu", "num_gpus"},
+    {"mem", "memory"},
+    {"ram", "memory"},
+    {"heap", "memory"},
+    {"heapmemory", "memory"},
+    {"taskheapmemory", "memory"},
+    {"memorybytes", "memory"},
+    {"objectstore", "object_store_memory"},
+    {"objectstoremem", "object_store_memory"},
+    {"objstoremem", "object_store_memory"},
+    {"objstorememory", "object_store_memory"},
+    {"storememory", "object_store_memory"},
+    {"managedmemory", "object_store_memory"},
+    {"customresources", "resources"},
+    {"extendedresources", "resources"},
+    {"custom", "resources"},
 };
 
 #define SPEC_KEY_CMP_MAX 64
@@ -664,8 +666,9 @@ static void report_json_error(const json_error_t *je, char *err, size_t err_len)
             size_t tlen = strlen(tok);
             if (tlen > 0 && tok[tlen - 1] == '\'')
                 tlen--;
-            set_err(err, err_len, "invalid JSON at line %d column %d: duplicate key %.*s (each key may appear only once)",
-                    je->line, je->column, (int)tlen, tok);
+            set_err(err, err_len,
+                    "invalid JSON at line %d column %d: duplicate key %.*s (each key may appear only once)", je->line,
+                    je->column, (int)tlen, tok);
             return;
         }
     }
@@ -705,7 +708,8 @@ static int parse_custom(const json_t *obj, sage_resources *out, char *err, size_
     }
     const char *name;
     json_t *v;
-    json_object_foreach((json_t *)obj, name, v) {
+    json_object_foreach((json_t *)obj, name, v)
+    {
         size_t len = strlen(name);
         if (check_name(name, len, err, err_len))
             return -1;
@@ -738,7 +742,8 @@ static int parse_root(const json_t *root, sage_resources *out, char *err, size_t
     }
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)root, key, v) {
+    json_object_foreach((json_t *)root, key, v)
+    {
         if (strcmp(key, "num_cpus") == 0 || strcmp(key, "num_gpus") == 0) {
             int cpus = key[4] == 'c';
             const char *what = cpus ? "key \"num_cpus\"" : "key \"num_gpus\"";
@@ -834,8 +839,8 @@ SAGE_API int sage_resources_validate(const sage_resources *r, char *err, size_t 
         check_bytes_u64(r->object_store_memory, "key \"object_store_memory\"", err, err_len))
         return SAGE_ERESOURCES;
     if (r->ncustom > SAGE_RES_CUSTOM_MAX) {
-        set_err(err, err_len, "key \"resources\": %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)",
-                r->ncustom, SAGE_RES_CUSTOM_MAX);
+        set_err(err, err_len, "key \"resources\": %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)", r->ncustom,
+                SAGE_RES_CUSTOM_MAX);
         return SAGE_ERESOURCES;
     }
     for (size_t i = 0; i < r->ncustom; i++) {

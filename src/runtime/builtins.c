@@ -126,7 +126,8 @@ int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
         /* a worker process: the submitter reads these back when the job ended */
         so->written += len;
         if (so->written > sage__collector_max(op->collector)) {
-            sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes", sage__collector_max(op->collector));
+            sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes",
+                          sage__collector_max(op->collector));
             return SAGE_ETOOBIG;
         }
         uint32_t l32 = (uint32_t)len;
@@ -148,7 +149,8 @@ int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
     case SAGE__SINK_COLLECT: {
         int rc = sage__collector_add(op->collector, ctx->instance, rec, len);
         if (rc == SAGE_ETOOBIG)
-            sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes", sage__collector_max(op->collector));
+            sage_ctx_fail(ctx, "the collector holds more than its limit of %zu bytes",
+                          sage__collector_max(op->collector));
         return rc;
     }
     case SAGE__SINK_FILE: {

@@ -45,9 +45,9 @@ typedef struct sage__chan_ops {
 /* The producer's view; implementations embed it as their first member. */
 struct sage__chan {
     const sage__chan_ops *ops;
-    size_t batch_bytes;            /* the consumer's standard batch size (received batches are recycled) */
-    _Atomic int consumer_waiting;  /* 1 while the consumer idles for input (always 1 for a remote one) */
-    _Atomic uint64_t blocked_ns;   /* time producers spent blocked on this channel (backpressure) */
+    size_t batch_bytes;           /* the consumer's standard batch size (received batches are recycled) */
+    _Atomic int consumer_waiting; /* 1 while the consumer idles for input (always 1 for a remote one) */
+    _Atomic uint64_t blocked_ns;  /* time producers spent blocked on this channel (backpressure) */
 };
 
 static inline int sage__chan_push(sage__chan *c, sage__batch *b, sage__batch **fresh)

@@ -127,4 +127,3 @@ SAGE_API const void *sage_collector_get(const sage_collector *c, size_t i, size_
         *len = 0;
     return NULL;
 }
-

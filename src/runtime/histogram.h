@@ -21,7 +21,7 @@ typedef struct sage__hist {
 
 void sage__hist_init(sage__hist *h);
 void sage__hist_free(sage__hist *h);
-int sage__hist_record(sage__hist *h, double v);          /* SAGE_ENOMEM on first use failure */
+int sage__hist_record(sage__hist *h, double v); /* SAGE_ENOMEM on first use failure */
 int sage__hist_merge(sage__hist *dst, const sage__hist *src);
 double sage__hist_quantile(const sage__hist *h, double q); /* q in [0,1]; 0 when empty */
 

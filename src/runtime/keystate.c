@@ -36,7 +36,7 @@ typedef struct ks_slot {
 
 struct sage__keystate {
     ks_slot *slots;
-    size_t mask;  /* capacity - 1 (capacity is a power of two) */
+    size_t mask; /* capacity - 1 (capacity is a power of two) */
     size_t count;
     size_t grow_at; /* count that triggers the next doubling (70% of capacity) */
     size_t state_size;
@@ -49,15 +49,9 @@ static inline size_t state_offset(size_t key_len)
     return (offsetof(ks_entry, key) + key_len + (KS_ALIGN - 1)) & ~(size_t)(KS_ALIGN - 1);
 }
 
-static inline void *entry_state(ks_entry *e)
-{
-    return (unsigned char *)e + state_offset(e->key_len);
-}
+static inline void *entry_state(ks_entry *e) { return (unsigned char *)e + state_offset(e->key_len); }
 
-static size_t grow_threshold(size_t cap)
-{
-    return cap / 10 * 7 + cap % 10 * 7 / 10;
-}
+static size_t grow_threshold(size_t cap) { return cap / 10 * 7 + cap % 10 * 7 / 10; }
 
 sage__keystate *sage__keystate_new(void)
 {
@@ -177,18 +171,12 @@ void *sage__keystate_get(sage__keystate *ks, uint64_t hash, const void *key, siz
     return entry_state(e);
 }
 
-size_t sage__keystate_count(const sage__keystate *ks)
-{
-    return ks->count;
-}
+size_t sage__keystate_count(const sage__keystate *ks) { return ks->count; }
 
-size_t sage__keystate_state_size(const sage__keystate *ks)
-{
-    return ks->state_size;
-}
+size_t sage__keystate_state_size(const sage__keystate *ks) { return ks->state_size; }
 
-int sage__keystate_foreach(sage__keystate *ks,
-                           int (*fn)(const void *key, size_t len, void *state, void *arg), void *arg)
+int sage__keystate_foreach(sage__keystate *ks, int (*fn)(const void *key, size_t len, void *state, void *arg),
+                           void *arg)
 {
     for (ks_entry *e = ks->head; e; e = e->next) {
         int rc = fn(e->key, e->key_len, entry_state(e), arg);

@@ -19,7 +19,7 @@ void *sage__keystate_get(sage__keystate *ks, uint64_t hash, const void *key, siz
 size_t sage__keystate_count(const sage__keystate *ks);
 size_t sage__keystate_state_size(const sage__keystate *ks);
 /* Visit entries in insertion order; stops at the first non-zero return. */
-int sage__keystate_foreach(sage__keystate *ks,
-                           int (*fn)(const void *key, size_t len, void *state, void *arg), void *arg);
+int sage__keystate_foreach(sage__keystate *ks, int (*fn)(const void *key, size_t len, void *state, void *arg),
+                           void *arg);
 
 #endif

@@ -304,7 +304,7 @@ struct sage__netrecv {
     pthread_t acceptor;
     conn_thread *conns;
     int nconns;
-    pending *pend; /* SAGE__NET_PENDING_MAX slots, fd -1 when free */
+    pending *pend;  /* SAGE__NET_PENDING_MAX slots, fd -1 when free */
     int64_t log_ms; /* refusal logging: one line per second at most */
     unsigned refused, unlogged;
 };

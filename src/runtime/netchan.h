@@ -20,11 +20,11 @@
  * fail(arg, why) is told first when the consumer is gone. */
 typedef void (*sage__net_fail_fn)(void *arg, const char *why);
 typedef struct sage__net_peer {
-    const char *token;    /* the job's token, sent in the HELLO */
+    const char *token; /* the job's token, sent in the HELLO */
     int64_t job_id;
-    int from_task;        /* our task index, sent in the HELLO */
-    size_t window;        /* bytes in flight at most */
-    size_t batch_bytes;   /* the consumer's standard batch size */
+    int from_task;      /* our task index, sent in the HELLO */
+    size_t window;      /* bytes in flight at most */
+    size_t batch_bytes; /* the consumer's standard batch size */
     int cancel_fd;
     _Atomic int *canceled;
     sage__net_fail_fn fail;

@@ -135,8 +135,8 @@ typedef enum sage__sink_mode {
 
 typedef struct sage__sink_out {
     sage__sink_mode mode;
-    FILE *file; /* FILE, RECORDS */
-    int fd;     /* APPEND */
+    FILE *file;       /* FILE, RECORDS */
+    int fd;           /* APPEND */
     uint64_t written; /* RECORDS: bytes of records, held to the collector's limit */
 } sage__sink_out;
 

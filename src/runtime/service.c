@@ -165,8 +165,8 @@ int sage__services_start(sage__job *job, sage__err *err)
             if (rc < 0) {
                 sage__services_stop(job);
                 int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
-                return sage__errf(err, known ? rc : SAGE_EUSER, "service \"%s\" failed to start (%d: %s)", d->name,
-                                  rc, sage_strerror(rc));
+                return sage__errf(err, known ? rc : SAGE_EUSER, "service \"%s\" failed to start (%d: %s)", d->name, rc,
+                                  sage_strerror(rc));
             }
         }
         int e = pthread_create(&s->thread, NULL, service_main, s);
@@ -261,8 +261,8 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     pthread_mutex_unlock(&s->mu);
     if (rc != 0) {
         if (rc == SAGE_ETIMEDOUT)
-            sage_ctx_fail(ctx, "service \"%s\": its queue of %zu requests stayed full for %d ms", name,
-                          s->capacity, timeout_ms);
+            sage_ctx_fail(ctx, "service \"%s\": its queue of %zu requests stayed full for %d ms", name, s->capacity,
+                          timeout_ms);
         f->refs = 1;
         future_unref(f);
         return rc;
@@ -331,7 +331,8 @@ SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size
         sage_ctx_fail(ctx, "service \"%s\" did not answer within %d ms", service, timeout_ms);
     else if (rc == 0) {
         if (len > resp_cap) {
-            sage_ctx_fail(ctx, "service \"%s\" answered %zu bytes, more than the %zu-byte buffer", service, len, resp_cap);
+            sage_ctx_fail(ctx, "service \"%s\" answered %zu bytes, more than the %zu-byte buffer", service, len,
+                          resp_cap);
             rc = SAGE_ETOOBIG;
         } else {
             if (len)

@@ -49,8 +49,8 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     int source = inst->op->kind == SAGE__OP_SOURCE;
     uint64_t n = source ? atomic_load_explicit(&inst->out.emitted, memory_order_relaxed) : sage__records_in(inst);
     sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %s%llu record%s: %s%s",
-                   inst->op->name, inst->ctx.instance, source ? "emitting " : "", (unsigned long long)n, n == 1 ? "" : "s",
-                   why, code);
+                   inst->op->name, inst->ctx.instance, source ? "emitting " : "", (unsigned long long)n,
+                   n == 1 ? "" : "s", why, code);
     return rc;
 }
 
@@ -94,7 +94,8 @@ static inline int proc_map_(sage__opinst *in, const void *rec, size_t len, int c
         return sage__inst_fail(in, rc);
     uint64_t emitted = atomic_load_explicit(&in->out.emitted, memory_order_relaxed) - before;
     if (__builtin_expect(emitted != 1, 0)) {
-        sage_ctx_fail(&in->ctx, "a map must emit exactly one record per input, this one emitted %llu (use sage_flat_map)",
+        sage_ctx_fail(&in->ctx,
+                      "a map must emit exactly one record per input, this one emitted %llu (use sage_flat_map)",
                       (unsigned long long)emitted);
         return sage__inst_fail(in, SAGE_EINVAL);
     }
@@ -132,7 +133,10 @@ static int proc_flat_map(sage__opinst *in, int input, const void *rec, size_t le
 {
     return proc_flat_map_(in, rec, len, 1);
 }
-static int proc_filter(sage__opinst *in, int input, const void *rec, size_t len) { return proc_filter_(in, rec, len, 1); }
+static int proc_filter(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    return proc_filter_(in, rec, len, 1);
+}
 static int proc_sink(sage__opinst *in, int input, const void *rec, size_t len) { return proc_sink_(in, rec, len, 1); }
 
 static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
@@ -151,11 +155,11 @@ static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
 
 /* ---- sage_emit targets (sage_out.push) ---- */
 
-#define SAGE__EMIT_CHECK(o)                                                                     \
-    do {                                                                                        \
-        if (__builtin_expect(atomic_load_explicit((o)->canceled, memory_order_relaxed), 0))     \
-            return SAGE_ECANCELED;                                                              \
-        bump(&(o)->emitted);                                                                    \
+#define SAGE__EMIT_CHECK(o)                                                                                            \
+    do {                                                                                                               \
+        if (__builtin_expect(atomic_load_explicit((o)->canceled, memory_order_relaxed), 0))                            \
+            return SAGE_ECANCELED;                                                                                     \
+        bump(&(o)->emitted);                                                                                           \
     } while (0)
 
 /* Into the next operator of the chain: one call per emit, the kind's body
@@ -164,16 +168,16 @@ static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
  * loop that called them checks it for every batch or call; operators that
  * may emit without bound per input (sources, flat_map, comap, join, close
  * hooks) check it on every emit, so a cancel always stops them. */
-#define SAGE__PUSH(kind)                                                                        \
-    static int push_##kind(sage_out *o, const void *d, size_t n)                               \
-    {                                                                                           \
-        bump(&o->emitted);                                                                      \
-        return proc_##kind##_(o->next, d, n, 0);                                                \
-    }                                                                                           \
-    static int push_##kind##_checked(sage_out *o, const void *d, size_t n)                     \
-    {                                                                                           \
-        SAGE__EMIT_CHECK(o);                                                                    \
-        return proc_##kind##_(o->next, d, n, 0);                                                \
+#define SAGE__PUSH(kind)                                                                                               \
+    static int push_##kind(sage_out *o, const void *d, size_t n)                                                       \
+    {                                                                                                                  \
+        bump(&o->emitted);                                                                                             \
+        return proc_##kind##_(o->next, d, n, 0);                                                                       \
+    }                                                                                                                  \
+    static int push_##kind##_checked(sage_out *o, const void *d, size_t n)                                             \
+    {                                                                                                                  \
+        SAGE__EMIT_CHECK(o);                                                                                           \
+        return proc_##kind##_(o->next, d, n, 0);                                                                       \
     }
 SAGE__PUSH(map)
 SAGE__PUSH(flat_map)
@@ -332,7 +336,8 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
 {
     if (__builtin_expect(len > t->max_record, 0)) {
         sage__opinst *tail = &t->ops[t->nops - 1];
-        sage_ctx_fail(&tail->ctx, "emitted a record of %zu bytes, more than max_record_bytes (%zu)", len, t->max_record);
+        sage_ctx_fail(&tail->ctx, "emitted a record of %zu bytes, more than max_record_bytes (%zu)", len,
+                      t->max_record);
         return sage__inst_fail(tail, SAGE_ETOOBIG);
     }
     for (size_t i = 0; i < t->nroutes; i++) {

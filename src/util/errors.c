@@ -4,30 +4,24 @@
 SAGE_API const char *sage_strerror(int code)
 {
     switch (code) {
-    case 0:
-        return "success";
-#define SAGE__ERR_TEXT(name, value, text) \
-    case value:                           \
-        return text;
+    case 0: return "success";
+#define SAGE__ERR_TEXT(name, value, text)                                                                              \
+    case value: return text;
         SAGE_ERRNO_MAP(SAGE__ERR_TEXT)
 #undef SAGE__ERR_TEXT
-    default:
-        return code < 0 ? "user function error" : "unknown result";
+    default: return code < 0 ? "user function error" : "unknown result";
     }
 }
 
 SAGE_API const char *sage_err_name(int code)
 {
     switch (code) {
-    case 0:
-        return "SAGE_OK";
-#define SAGE__ERR_NAME(name, value, text) \
-    case value:                           \
-        return "SAGE_" #name;
+    case 0: return "SAGE_OK";
+#define SAGE__ERR_NAME(name, value, text)                                                                              \
+    case value: return "SAGE_" #name;
         SAGE_ERRNO_MAP(SAGE__ERR_NAME)
 #undef SAGE__ERR_NAME
-    default:
-        return "SAGE_UNKNOWN";
+    default: return "SAGE_UNKNOWN";
     }
 }
 

@@ -38,10 +38,7 @@ static inline uint64_t load64_le(const unsigned char *p)
     return w;
 }
 
-static inline uint64_t rotl64(uint64_t x, unsigned r)
-{
-    return (x << r) | (x >> (64u - r));
-}
+static inline uint64_t rotl64(uint64_t x, unsigned r) { return (x << r) | (x >> (64u - r)); }
 
 static inline uint64_t mix_word(uint64_t w)
 {
@@ -50,10 +47,7 @@ static inline uint64_t mix_word(uint64_t w)
     return w * SAGE__HASH_K2;
 }
 
-static inline uint64_t absorb(uint64_t h, uint64_t w)
-{
-    return rotl64(h ^ mix_word(w), 29) * SAGE__HASH_K1;
-}
+static inline uint64_t absorb(uint64_t h, uint64_t w) { return rotl64(h ^ mix_word(w), 29) * SAGE__HASH_K1; }
 
 uint64_t sage__hash64(const void *data, size_t len)
 {

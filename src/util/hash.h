@@ -10,9 +10,6 @@
 uint64_t sage__hash64(const void *data, size_t len);
 
 /* Map a hash to [0, n) with a multiply instead of a modulo (uses the high 32 bits). */
-static inline uint32_t sage__hash_bucket(uint64_t h, uint32_t n)
-{
-    return (uint32_t)(((h >> 32) * (uint64_t)n) >> 32);
-}
+static inline uint32_t sage__hash_bucket(uint64_t h, uint32_t n) { return (uint32_t)(((h >> 32) * (uint64_t)n) >> 32); }
 
 #endif

@@ -73,9 +73,21 @@ static void node_config_checked_at_create(void)
 /* stream.h: along a chain, open runs head first and stops at the first failure; close runs exactly
  * for the opened instances. */
 static int opened[4], closed[4];
-static int open_ok(sage_ctx *c, void *u) { opened[(intptr_t)u]++; return 0; }
-static int open_fail(sage_ctx *c, void *u) { opened[(intptr_t)u]++; return SAGE_EINVAL; }
-static int close_count(sage_ctx *c, sage_out *o, void *u) { closed[(intptr_t)u]++; return 0; }
+static int open_ok(sage_ctx *c, void *u)
+{
+    opened[(intptr_t)u]++;
+    return 0;
+}
+static int open_fail(sage_ctx *c, void *u)
+{
+    opened[(intptr_t)u]++;
+    return SAGE_EINVAL;
+}
+static int close_count(sage_ctx *c, sage_out *o, void *u)
+{
+    closed[(intptr_t)u]++;
+    return 0;
+}
 static int fwd(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
 static int sink_fn(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 

@@ -88,8 +88,8 @@ static void partitioner_out_of_range(void)
     sage_stream *s = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
     sage_sink(sage_partition_custom(s, bad_partition, NULL), sink_ok, NULL, &(sage_op_opts){.parallelism = 4});
     CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
-    CHECK_STR(sage_env_errmsg(env),
-              "operator \"src\" instance 0 failed after emitting 1 record: the custom partitioner returned 7 for 4 instances");
+    CHECK_STR(sage_env_errmsg(env), "operator \"src\" instance 0 failed after emitting 1 record: the custom "
+                                    "partitioner returned 7 for 4 instances");
     sage_env_destroy(env);
 }
 
@@ -185,7 +185,8 @@ static void misuse_refused(void)
     s = sage_from_generator(env, gen_range, &n, NULL);
     sage_sink(sage_forward(s), sink_ok, NULL, &(sage_op_opts){.name = "wide", .parallelism = 2});
     CHECK_INT(sage_env_execute(env), SAGE_EPLAN);
-    CHECK_STR(sage_env_errmsg(env), "operator \"wide\": forward from \"source_0\" needs equal parallelism, got 1 and 2");
+    CHECK_STR(sage_env_errmsg(env),
+              "operator \"wide\": forward from \"source_0\" needs equal parallelism, got 1 and 2");
     sage_env_destroy(env);
 
     /* Bad config. */
@@ -268,8 +269,8 @@ static void collector_bound(void)
     sage_collector *c = sage_collector_create(800);
     sage_sink_collect(sage_from_generator(env, gen_range, &n, NULL), c, &(sage_op_opts){.name = "keep"});
     CHECK_INT(sage_env_execute(env), SAGE_ETOOBIG);
-    CHECK_STR(sage_env_errmsg(env),
-              "operator \"keep\" instance 0 failed after 101 records: the collector holds more than its limit of 800 bytes");
+    CHECK_STR(sage_env_errmsg(env), "operator \"keep\" instance 0 failed after 101 records: the collector holds more "
+                                    "than its limit of 800 bytes");
     sage_collector_destroy(c);
     sage_env_destroy(env);
 }
@@ -303,7 +304,8 @@ static void stale_message_and_unopened_close(void)
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
     sage_sink(sage_map(s, stale_then_fail, NULL, &(sage_op_opts){.name = "m"}), sink_ok, NULL, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EUSER);
-    CHECK_STR(sage_env_errmsg(env), "operator \"m\" instance 0 failed after 3 records: user function error (returned -99)");
+    CHECK_STR(sage_env_errmsg(env),
+              "operator \"m\" instance 0 failed after 3 records: user function error (returned -99)");
     sage_env_destroy(env);
 
     /* open fails in the first operator of a chain: the close of the second, never opened, does not run */

@@ -126,7 +126,8 @@ static int latin1(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 {
     printf("caf\xe9 %lld\n", (long long)sage_rec_i64(r, n));
     if (sage_rec_i64(r, n) == 3) {
-        fprintf(stderr, "\xe9" "chec \xff\n");
+        fprintf(stderr, "\xe9"
+                        "chec \xff\n");
         fflush(stderr);
         sage_ctx_fail(c, "bad byte \xe9 in record %lld", (long long)sage_rec_i64(r, n));
         return SAGE_EINVAL;
@@ -165,7 +166,8 @@ static int run_pipeline(const char *name, const char *jm)
         n = 2;
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
         sage_stream *a = sage_map(s, pass, NULL, &(sage_op_opts){.name = "a", .resources = "{\"num_cpus\": 1}"});
-        sage_stream *w1 = sage_map(a, where, NULL, &(sage_op_opts){.name = "cpu_one", .resources = "{\"num_cpus\": 1}"});
+        sage_stream *w1 = sage_map(a, where, NULL,
+                                   &(sage_op_opts){.name = "cpu_one", .resources = "{\"num_cpus\": 1}"});
         sage_sink_collect(sage_rebalance(w1), c, &(sage_op_opts){.name = "cpu_out"});
         /* a second branch with GPUs: two instances, one GPU each */
         sage_stream *g = sage_map(sage_rebalance(s), where, NULL,
@@ -174,7 +176,8 @@ static int run_pipeline(const char *name, const char *jm)
     } else if (strcmp(name, "hog") == 0) {
         n = 3;
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
-        s = sage_map(sage_rebalance(s), hog, NULL, &(sage_op_opts){.name = "hog", .resources = "{\"memory\": \"64MB\"}"});
+        s = sage_map(sage_rebalance(s), hog, NULL,
+                     &(sage_op_opts){.name = "hog", .resources = "{\"memory\": \"64MB\"}"});
         sage_sink(sage_rebalance(s), sink_ok, NULL, NULL);
     } else if (strcmp(name, "forever") == 0) {
         sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
@@ -245,7 +248,8 @@ static pid_t start_jm_at(const char *jm_home, int jm_port, const char *config)
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        sage_jobmanager_opts o = {.host = "127.0.0.1", .port = jm_port, .home = jm_home, .ready_fd = p[1], .config = config};
+        sage_jobmanager_opts o =
+            {.host = "127.0.0.1", .port = jm_port, .home = jm_home, .ready_fd = p[1], .config = config};
         char err[1024];
         int rc = sage_jobmanager_run(&o, err, sizeof err);
         if (rc != 0)
@@ -330,8 +334,8 @@ static void remote_equals_embedded(void)
     if (ex) {
         static char emb[65536];
         CHECK_INT(run(emb, sizeof emb, "%s | grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort", ex), 0);
-        CHECK_INT(run(big, 1 << 20, "%s --jobmanager %s | grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort",
-                      ex, addr),
+        CHECK_INT(run(big, 1 << 20,
+                      "%s --jobmanager %s | grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort", ex, addr),
                   0);
         CHECK(strlen(emb) > 100);
         CHECK_STR(big, emb);
@@ -442,7 +446,8 @@ static void pause_resume_stop(void)
     snprintf(req, sizeof req, "{\"op\":\"pause\",\"job_id\":%lld}", id);
     json_decref(client_request(req));
     CHECK(job_state_is(id, "paused"));
-    CHECK_INT(run(big, 1 << 20, "%s job resume %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
+    CHECK_INT(run(big, 1 << 20, "%s job resume %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port,
+                  token_file),
               0);
     CHECK(job_state_is(id, "running"));
     CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
@@ -516,7 +521,8 @@ static void bad_frames_and_tokens(void)
     const char *cases[] = {"garbage bytes that are not a frame", "oversized", "wrong token", "no hello"};
     for (int i = 0; i < 4; i++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         CHECK_INT(connect(s, (struct sockaddr *)&a, sizeof a), 0);
         if (i == 0) {
@@ -559,12 +565,13 @@ static void bad_frames_and_tokens(void)
     CHECK_INT(sage__token_read(token_file, tok, sizeof tok, err, sizeof err), 0);
     for (int with = 0; with < 2; with++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         CHECK_INT(connect(s, (struct sockaddr *)&a, sizeof a), 0);
         char req[256];
-        int l = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n", with ? "Authorization: Bearer " : "",
-                         with ? tok : "", with ? "\r\n" : "");
+        int l = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+                         with ? "Authorization: Bearer " : "", with ? tok : "", with ? "\r\n" : "");
         CHECK(write(s, req, (size_t)l) == l);
         size_t got = 0;
         ssize_t r;
@@ -623,8 +630,8 @@ static void tcp_data_plane(void)
     int port2 = free_port();
     snprintf(addr2, sizeof addr2, "127.0.0.1:%d", port2);
     /* a data plane it does not know is refused, naming the key */
-    CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s --config '{\"data_plane\": \"udp\"}' 2>&1", cli,
-                  port2, home2),
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s --config '{\"data_plane\": \"udp\"}' 2>&1",
+                  cli, port2, home2),
               1);
     CHECK_CONTAINS(big, "config: \"data_plane\" must be \"unix\" or \"tcp\", not \"udp\"");
     pid_t pid2 = start_jm_at(home2, port2, "{\"data_plane\": \"tcp\", \"node\": {\"cpus\": 2}}");
@@ -723,8 +730,8 @@ static void tcp_data_plane(void)
     st = client_request_at(port2, token2, req);
     pid_t pids[8];
     size_t np = 0;
-    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8) pids[np++] =
-        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8)
+        pids[np++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
     json_decref(st);
     CHECK_INT(np, 4);
     if (np == 4)
@@ -770,8 +777,8 @@ static void restart_keeps_jobs(void)
     pid_t pids[8];
     size_t np = 0, i;
     json_t *t;
-    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8) pids[np++] =
-        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (np < 8)
+        pids[np++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
     json_decref(st);
     kill(jm_pid, SIGKILL);
     int wst;
@@ -818,7 +825,8 @@ static void cli_exit_codes(void)
     CHECK_INT(run(big, 1 << 20, "%s job frobnicate 1 2>/dev/null", cli), 2);
     CHECK_INT(run(big, 1 << 20, "%s job status 999999 --port %d --token-file %s 2>&1", cli, port, token_file), 1);
     CHECK_CONTAINS(big, "no job 999999");
-    CHECK_INT(run(big, 1 << 20, "%s jobmanager status --port %d --token-file %s 2>&1", cli, free_port(), token_file), 3);
+    CHECK_INT(run(big, 1 << 20, "%s jobmanager status --port %d --token-file %s 2>&1", cli, free_port(), token_file),
+              3);
     /* a second daemon on the same port or home is refused with the reason */
     CHECK_INT(run(big, 1 << 20, "%s jobmanager start --port %d --home %s 2>&1", cli, port, home), 1);
     CHECK_CONTAINS(big, "a JobManager is already running with pid");

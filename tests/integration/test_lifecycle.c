@@ -55,7 +55,8 @@ static void graceful_stop_drains(void)
 {
     sage_env *env = sage_env_create("stop", NULL);
     stopper st = {env, 10000, 0};
-    sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src", .parallelism = 2, .close = free_local});
+    sage_stream *s = sage_from_source(env, forever, NULL,
+                                      &(sage_op_opts){.name = "src", .parallelism = 2, .close = free_local});
     s = sage_map(sage_rebalance(s), pass, NULL, &(sage_op_opts){.name = "mid", .parallelism = 3});
     sage_sink(sage_rebalance(s), stop_after, &st, &(sage_op_opts){.name = "sink"});
     CHECK_INT(sage_env_execute(env), 0);
@@ -108,7 +109,8 @@ static int upper(const void *req, size_t len, sage_reply *reply, void *u)
 {
     char buf[256];
     for (size_t i = 0; i < len && i < sizeof buf; i++)
-        buf[i] = (char)((const char *)req)[i] - ('a' <= ((const char *)req)[i] && ((const char *)req)[i] <= 'z' ? 32 : 0);
+        buf[i] = (char)((const char *)req)[i] -
+                 ('a' <= ((const char *)req)[i] && ((const char *)req)[i] <= 'z' ? 32 : 0);
     return sage_reply_set(reply, buf, len);
 }
 
@@ -187,7 +189,9 @@ static void services(void)
     uint64_t n = 200;
     sage_env *env = sage_env_create("services", NULL);
     CHECK_INT(sage_env_register_service(env, "upper", upper, NULL, NULL), 0);
-    CHECK_INT(sage_env_register_service(env, "slow", blocked, &g, &(sage_service_opts){.start = svc_start, .stop = svc_stop}), 0);
+    CHECK_INT(sage_env_register_service(env, "slow", blocked, &g,
+                                        &(sage_service_opts){.start = svc_start, .stop = svc_stop}),
+              0);
     CHECK_INT(sage_env_register_service(env, "upper", upper, NULL, NULL), SAGE_EINVAL);
     sage_collector *c = sage_collector_create(0);
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -199,7 +203,9 @@ static void services(void)
 
     env = sage_env_create("services", NULL);
     CHECK_INT(sage_env_register_service(env, "upper", upper, NULL, NULL), 0);
-    CHECK_INT(sage_env_register_service(env, "slow", blocked, &g, &(sage_service_opts){.start = svc_start, .stop = svc_stop}), 0);
+    CHECK_INT(sage_env_register_service(env, "slow", blocked, &g,
+                                        &(sage_service_opts){.start = svc_start, .stop = svc_stop}),
+              0);
     s = sage_from_generator(env, gen_range, &n, NULL);
     s = sage_map(sage_rebalance(s), use_services, &g, &(sage_op_opts){.parallelism = 2, .close = count_close});
     sage_sink_collect(s, c, NULL);
@@ -297,8 +303,8 @@ static long child_peak_kb(uint64_t records)
 
 static void backpressure_bounded_memory(void)
 {
-    long small = child_peak_kb(10000);          /* 2.5 MB of records */
-    long large = child_peak_kb(2000000);        /* 512 MB of records */
+    long small = child_peak_kb(10000);   /* 2.5 MB of records */
+    long large = child_peak_kb(2000000); /* 512 MB of records */
     printf("  backpressure: peak RSS %ld kB for 2.5 MB of records, %ld kB for 512 MB\n", small, large);
     CHECK(small > 0 && large > 0);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -392,7 +398,10 @@ static int emit_sum(const void *key, size_t kl, void *state, void *arg)
     return sage_emit(arg, rec, sizeof rec) < 0;
 }
 
-static int sums_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, emit_sum, o) ? SAGE_ECANCELED : 0; }
+static int sums_close(sage_ctx *c, sage_out *o, void *u)
+{
+    return sage_ctx_state_foreach(c, emit_sum, o) ? SAGE_ECANCELED : 0;
+}
 
 static void stress_10m(void)
 {
@@ -400,7 +409,8 @@ static void stress_10m(void)
     sage_env *env = sage_env_create("stress", NULL);
     sage_collector *c = sage_collector_create(0);
     sage_stream *s = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.parallelism = 2});
-    s = sage_flat_map(sage_key_by(s, key_mod100, NULL), add_up, NULL, &(sage_op_opts){.parallelism = 2, .close = sums_close});
+    s = sage_flat_map(sage_key_by(s, key_mod100, NULL), add_up, NULL,
+                      &(sage_op_opts){.parallelism = 2, .close = sums_close});
     sage_sink_collect(s, c, NULL);
     CHECK_INT(sage_env_execute(env), 0);
     CHECK_INT(sage_collector_count(c), 100);

@@ -7,7 +7,10 @@
 #include "pipeline_util.h"
 #include "util/hash.h" /* internal: to predict where key_by routes a key */
 
-static int times2(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit_i64(o, 2 * sage_rec_i64(r, n)); }
+static int times2(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    return sage_emit_i64(o, 2 * sage_rec_i64(r, n));
+}
 static int mult3(sage_ctx *c, const void *r, size_t n, void *u) { return sage_rec_i64(r, n) % 3 == 0; }
 
 static void map_filter_exact(void)
@@ -167,7 +170,10 @@ static int emit_count(const void *key, size_t kl, void *state, void *arg)
     return sage_emit(arg, line, (size_t)n) < 0;
 }
 
-static int counts_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, emit_count, o) ? SAGE_ECANCELED : 0; }
+static int counts_close(sage_ctx *c, sage_out *o, void *u)
+{
+    return sage_ctx_state_foreach(c, emit_count, o) ? SAGE_ECANCELED : 0;
+}
 
 static void word_count(void)
 {
@@ -251,8 +257,14 @@ static void broadcast_and_rebalance(void)
     sage_env_destroy(env);
 }
 
-static int from_a(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit_i64(o, sage_rec_i64(r, n)); }
-static int from_b(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit_i64(o, -sage_rec_i64(r, n)); }
+static int from_a(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    return sage_emit_i64(o, sage_rec_i64(r, n));
+}
+static int from_b(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    return sage_emit_i64(o, -sage_rec_i64(r, n));
+}
 
 static void connect_comap(void)
 {

@@ -45,7 +45,8 @@ static void exclusive_cores_from_inside(void)
             real[nreal++] = i;
     if (nreal < 2)
         SKIP("this process may run on %d CPU, the test needs 2", nreal);
-    seen a = {.mu = PTHREAD_MUTEX_INITIALIZER}, b = {.mu = PTHREAD_MUTEX_INITIALIZER}, k = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    seen a = {.mu = PTHREAD_MUTEX_INITIALIZER}, b = {.mu = PTHREAD_MUTEX_INITIALIZER},
+         k = {.mu = PTHREAD_MUTEX_INITIALIZER};
     uint64_t n = 1000;
     sage_env *env = sage_env_create("pin", "{\"node\": {\"cpus\": 2}}");
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -60,11 +61,12 @@ static void exclusive_cores_from_inside(void)
     CHECK(CPU_EQUAL(&k.affinity[0], &all)); /* nothing unreserved is left: the sink is unpinned */
     char *plan = sage_env_explain(env);
     /* the source (no resources) chains with "a"; "a" and "b" both reserve, so they do not chain */
-    CHECK_CONTAINS(plan, "chain 0 (parallelism 1)\n  source \"source_0\"\n  map \"a\" (chained) resources per instance: "
-                         "num_cpus=1\n  not chained with \"b\": both declare resources\n  instance 0: cpus 0 exclusive\n"
-                         "chain 1 (parallelism 1)\n  map \"b\" <- forward from \"a\" resources per instance: num_cpus=1\n"
-                         "  instance 0: cpus 1 exclusive\nchain 2 (parallelism 1)\n  sink \"k\" <- rebalance from \"b\"\n"
-                         "  instance 0: cpus any (unpinned: every core is reserved)\n");
+    CHECK_CONTAINS(plan,
+                   "chain 0 (parallelism 1)\n  source \"source_0\"\n  map \"a\" (chained) resources per instance: "
+                   "num_cpus=1\n  not chained with \"b\": both declare resources\n  instance 0: cpus 0 exclusive\n"
+                   "chain 1 (parallelism 1)\n  map \"b\" <- forward from \"a\" resources per instance: num_cpus=1\n"
+                   "  instance 0: cpus 1 exclusive\nchain 2 (parallelism 1)\n  sink \"k\" <- rebalance from \"b\"\n"
+                   "  instance 0: cpus any (unpinned: every core is reserved)\n");
     free(plan);
     sage_env_destroy(env);
 
@@ -88,8 +90,9 @@ static void gpu_shares(void)
     uint64_t n = 100;
     sage_env *env = sage_env_create("gpus", "{\"node\": {\"cpus\": 4, \"gpus\": 2}}");
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
-    sage_sink(sage_rebalance(s), sink_ok, &g,
-              &(sage_op_opts){.name = "infer", .parallelism = 3, .open = record_open, .resources = "{\"num_gpus\": 0.5}"});
+    sage_sink(
+        sage_rebalance(s), sink_ok, &g,
+        &(sage_op_opts){.name = "infer", .parallelism = 3, .open = record_open, .resources = "{\"num_gpus\": 0.5}"});
     CHECK_INT(sage_env_execute(env), 0);
     CHECK_INT(g.gpu[0], 0);
     CHECK_INT(g.gpu[1], 0);
@@ -116,7 +119,10 @@ static void custom_and_refusal(void)
     sage_env *env = sage_env_create("ssd", "{\"node\": {\"name\": \"n1\", \"cpus\": 4, \"resources\": {\"ssd\": 2}}}");
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
     sage_sink(sage_rebalance(s), sink_ok, &c,
-              &(sage_op_opts){.name = "writer", .parallelism = 2, .open = record_open, .resources = "{\"resources\": {\"ssd\": 1}}"});
+              &(sage_op_opts){.name = "writer",
+                              .parallelism = 2,
+                              .open = record_open,
+                              .resources = "{\"resources\": {\"ssd\": 1}}"});
     CHECK_INT(sage_env_execute(env), 0);
     CHECK_INT(c.opens, 2);
     sage_env_destroy(env);
@@ -127,11 +133,15 @@ static void custom_and_refusal(void)
     s = sage_from_generator(env, gen_range, &n, NULL);
     s = sage_map(s, pass, &none, &(sage_op_opts){.name = "first", .open = record_open});
     sage_sink(sage_rebalance(s), sink_ok, &none,
-              &(sage_op_opts){.name = "writer", .parallelism = 3, .open = record_open, .resources = "{\"resources\": {\"ssd\": 1}}"});
+              &(sage_op_opts){.name = "writer",
+                              .parallelism = 3,
+                              .open = record_open,
+                              .resources = "{\"resources\": {\"ssd\": 1}}"});
     CHECK_INT(sage_env_execute(env), SAGE_EINFEASIBLE);
-    CHECK_STR(sage_env_errmsg(env), "cannot place the job: 1 operator does not fit\n"
-                                    "  operator \"writer\" (parallelism 3): one instance asks ssd=1; all 3 ask ssd=3; the "
-                                    "largest node offers ssd=2");
+    CHECK_STR(sage_env_errmsg(env),
+              "cannot place the job: 1 operator does not fit\n"
+              "  operator \"writer\" (parallelism 3): one instance asks ssd=1; all 3 ask ssd=3; the "
+              "largest node offers ssd=2");
     CHECK_INT(none.opens, 0);
     CHECK_INT(sage_env_state(env), SAGE_JOB_FAILED);
     sage_env_destroy(env);
@@ -165,14 +175,19 @@ static void object_store_is_backpressure(void)
 static void infeasible_cpu_and_memory(void)
 {
     uint64_t n = 10;
-    sage_env *env = sage_env_create("big", "{\"node\": {\"name\": \"n\", \"cpus\": 20, \"gpus\": 2, \"memory\": \"64GB\"}}");
+    sage_env *env = sage_env_create("big",
+                                    "{\"node\": {\"name\": \"n\", \"cpus\": 20, \"gpus\": 2, \"memory\": \"64GB\"}}");
     sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
-    s = sage_map(s, pass, NULL, &(sage_op_opts){.name = "heavy", .parallelism = 4, .resources = "{\"num_cpus\": 6, \"memory\": \"20GB\"}"});
+    s = sage_map(s, pass, NULL,
+                 &(sage_op_opts){.name = "heavy",
+                                 .parallelism = 4,
+                                 .resources = "{\"num_cpus\": 6, \"memory\": \"20GB\"}"});
     sage_sink(s, sink_ok, NULL, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EINFEASIBLE);
-    CHECK_STR(sage_env_errmsg(env), "cannot place the job: 1 operator does not fit\n"
-                                    "  operator \"heavy\" (parallelism 4): one instance asks num_cpus=6 memory=20GB; all 4 "
-                                    "ask num_cpus=24 memory=80GB; the largest node offers num_cpus=20 memory=64GB");
+    CHECK_STR(sage_env_errmsg(env),
+              "cannot place the job: 1 operator does not fit\n"
+              "  operator \"heavy\" (parallelism 4): one instance asks num_cpus=6 memory=20GB; all 4 "
+              "ask num_cpus=24 memory=80GB; the largest node offers num_cpus=20 memory=64GB");
     sage_env_destroy(env);
 }
 

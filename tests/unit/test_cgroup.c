@@ -157,8 +157,14 @@ static void make_scratch(void)
         exit(2);
     }
     static const char *const inside[SCRATCH_PATHS - 1] = {
-        "fake/memory.oom_control", "fake/memory.max_usage_in_bytes", "fake/memory.events", "fake/memory.current",
-        "fake/memory.peak",        "fake",                           "procs",              "w1",
+        "fake/memory.oom_control",
+        "fake/memory.max_usage_in_bytes",
+        "fake/memory.events",
+        "fake/memory.current",
+        "fake/memory.peak",
+        "fake",
+        "procs",
+        "w1",
     };
     for (int i = 0; i < SCRATCH_PATHS - 1; i++)
         snprintf(scratch_paths[i], sizeof scratch_paths[i], "%s/%s", scratch, inside[i]);
@@ -442,8 +448,10 @@ static void test_oom_kill(void)
         CHECK_INT(sage__cgroup_oom_killed(&cg), 1);
         uint64_t peak = sage__cgroup_peak(&cg);
         CHECK(peak >= 60 * MIB);
-        printf("     oom: killed by signal %d after %.0f ms, peak %.1f MiB\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, (double)peak / (double)MIB);
+        printf("     oom: killed by signal %d after %.0f ms, peak %.1f MiB\n",
+               WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+               (double)peak / (double)MIB);
     }
     sage__cgroup_destroy(&cg);
     CHECK(!path_exists(path));
@@ -538,7 +546,10 @@ int main(int argc, char **argv)
     else
         mode = sage__cgroup_probe(parent, sizeof parent, why, sizeof why);
     printf("probe: %s parent=\"%s\" why=\"%s\"\n",
-           mode == SAGE__CGROUP_V2 ? "V2" : mode == SAGE__CGROUP_V1 ? "V1" : "NONE", parent, why);
+           mode == SAGE__CGROUP_V2   ? "V2"
+           : mode == SAGE__CGROUP_V1 ? "V1"
+                                     : "NONE",
+           parent, why);
     if (mode != SAGE__CGROUP_NONE) {
         /* The parent is SAGE's own and is removed at the end if empty
          * (another run or a daemon still using it keeps it: EBUSY; a daemon

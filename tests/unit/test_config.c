@@ -70,8 +70,9 @@ static void defaults_and_values(void)
     CHECK_INT(cfg.flush_linger_us, 200);
     CHECK_INT(cfg.has_jobmanager, 0);
     sage__err err = {0};
-    CHECK_INT(sage__config_parse(&cfg, "{\"batch_bytes\": \"1MiB\", \"channel_bytes\": 4096, \"jobmanager\": "
-                                       "\"example.org:7001\"}",
+    CHECK_INT(sage__config_parse(&cfg,
+                                 "{\"batch_bytes\": \"1MiB\", \"channel_bytes\": 4096, \"jobmanager\": "
+                                 "\"example.org:7001\"}",
                                  &err),
               0);
     CHECK_INT(cfg.batch_bytes, 1 << 20);

@@ -22,15 +22,15 @@
 
 typedef struct dcase {
     const char *name;
-    const char *raw;   /* when set: the input is these raw bytes (raw_len of them), fields below unused */
+    const char *raw; /* when set: the input is these raw bytes (raw_len of them), fields below unused */
     size_t raw_len;
     const char *magic; /* 4 bytes */
     unsigned version, type;
     uint32_t len, flags;
-    size_t avail;  /* payload bytes actually present */
-    size_t extra;  /* bytes after the payload (the start of a next frame) */
+    size_t avail; /* payload bytes actually present */
+    size_t extra; /* bytes after the payload (the start of a next frame) */
     uint32_t max;
-    long want;     /* > 0 frame size, 0 need more, < 0 error code */
+    long want; /* > 0 frame size, 0 need more, < 0 error code */
     const char *why_exact;
     const char *why_has;
 } dcase;
@@ -76,8 +76,8 @@ static const dcase dcases[] = {
      "an HTTP request on the SAGE port"},
     {"http_post", HTTP_POST, sizeof HTTP_POST - 1, NULL, 0, 0, 0, 0, 0, 0, CTL, SAGE_EPROTO,
      "bad magic 0x504f5354 (expected \"SAGE\"): an HTTP request on the SAGE port", NULL},
-    {"tls_hello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\x00\x00\x00\x00", 16, NULL, 0, 0, 0, 0, 0, 0,
-     CTL, SAGE_EPROTO, "bad magic 0x16030102 (expected \"SAGE\")", NULL},
+    {"tls_hello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\x00\x00\x00\x00", 16, NULL, 0, 0, 0, 0, 0, 0, CTL,
+     SAGE_EPROTO, "bad magic 0x16030102 (expected \"SAGE\")", NULL},
     /* version */
     {"version_0", NULL, 0, "SAGE", 0, 1, 0, 0, 0, 0, CTL, SAGE_EPROTO,
      "unsupported protocol version 0 (this side speaks 1)", NULL},
@@ -114,8 +114,8 @@ static const dcase dcases[] = {
     /* a bad header is reported without waiting for its payload */
     {"bad_version_no_payload_yet", NULL, 0, "SAGE", 2, 4, 100, 0, 0, 0, CTL, SAGE_EPROTO,
      "unsupported protocol version 2 (this side speaks 1)", NULL},
-    {"bad_type_partial_payload", NULL, 0, "SAGE", 1, 42, 100, 0, 30, 0, CTL, SAGE_EPROTO,
-     "unknown message type 42", NULL},
+    {"bad_type_partial_payload", NULL, 0, "SAGE", 1, 42, 100, 0, 30, 0, CTL, SAGE_EPROTO, "unknown message type 42",
+     NULL},
     /* several faults: the first field in header order is named */
     {"magic_before_version", NULL, 0, "XAGE", 9, 0, BIG, 1, 0, 0, CTL, SAGE_EPROTO, NULL, "bad magic"},
     {"version_before_type", NULL, 0, "SAGE", 9, 0, BIG, 1, 0, 0, CTL, SAGE_EPROTO, NULL, "protocol version 9"},
@@ -515,8 +515,10 @@ static void test_token_refused(void)
         {"leading_space", " 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde", 0},
         {"non_hex", "0123456789abcdefg123456789abcdef0123456789abcdef0123456789abcdef", 0},
         {"non_hex_last", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdez", 0},
-        {"much_longer", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 0},
+        {"much_longer",
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+         0},
     };
     for (size_t i = 0; i < sizeof contents / sizeof contents[0]; i++) {
         write_file(path, contents[i].content, strlen(contents[i].content), 0600);
@@ -729,15 +731,9 @@ static void run_big_transfer(int nonblocking_receiver)
     free(a.payload);
 }
 
-static void test_send_recv_big(void)
-{
-    run_big_transfer(0);
-}
+static void test_send_recv_big(void) { run_big_transfer(0); }
 
-static void test_send_recv_nonblocking(void)
-{
-    run_big_transfer(1);
-}
+static void test_send_recv_nonblocking(void) { run_big_transfer(1); }
 
 /* Write raw bytes to one end of a socketpair, optionally close it, and receive on the other. */
 static int recv_raw(const void *bytes, size_t n, int close_after, uint32_t max, char *why, size_t why_len,

@@ -126,9 +126,14 @@ static void test_avalanche(void)
 
 static void test_bucket_range(void)
 {
-    static const uint64_t edge[] = {0, 1, UINT64_C(0xffffffff), UINT64_C(0x100000000),
-                                    UINT64_C(0x7fffffffffffffff), UINT64_C(0x8000000000000000),
-                                    UINT64_MAX, UINT64_MAX - 1};
+    static const uint64_t edge[] = {0,
+                                    1,
+                                    UINT64_C(0xffffffff),
+                                    UINT64_C(0x100000000),
+                                    UINT64_C(0x7fffffffffffffff),
+                                    UINT64_C(0x8000000000000000),
+                                    UINT64_MAX,
+                                    UINT64_MAX - 1};
     int bad = 0;
     for (uint32_t n = 1; n <= 1024; n++) {
         for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)

@@ -6,10 +6,7 @@
 #include "runtime/histogram.h"
 #include "sage/error.h"
 
-static int within(double got, double want, double rel)
-{
-    return fabs(got - want) <= fabs(want) * rel;
-}
+static int within(double got, double want, double rel) { return fabs(got - want) <= fabs(want) * rel; }
 
 static void test_uniform(void)
 {

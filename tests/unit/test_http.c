@@ -4,7 +4,10 @@
 #include "jobmanager/http.h"
 #include "sage/error.h"
 
-static int parse(const char *text, sage__http_head *h) { return sage__http_parse_head((const void *)text, strlen(text), h); }
+static int parse(const char *text, sage__http_head *h)
+{
+    return sage__http_parse_head((const void *)text, strlen(text), h);
+}
 
 static void test_good(void)
 {
@@ -33,8 +36,14 @@ static void test_good(void)
 static void test_partial(void)
 {
     static const char *const more[] = {
-        "", "G", "GET /met", "GET /metrics HTTP/1.1", "GET /metrics HTTP/1.1\r", "GET /metrics HTTP/1.1\r\n",
-        "GET /metrics HTTP/1.1\r\nHost: x\r\n", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r",
+        "",
+        "G",
+        "GET /met",
+        "GET /metrics HTTP/1.1",
+        "GET /metrics HTTP/1.1\r",
+        "GET /metrics HTTP/1.1\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r",
         "G@T half a line", /* a line's grammar is judged once the line is whole */
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {

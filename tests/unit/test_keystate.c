@@ -22,7 +22,7 @@ static size_t key_of(char *buf, size_t cap, int i)
 }
 
 typedef struct order_walk {
-    int next;   /* the index expected next */
+    int next; /* the index expected next */
     int bad;
     int stop_at; /* return 42 when reaching this index (-1: never) */
 } order_walk;

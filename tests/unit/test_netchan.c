@@ -298,7 +298,7 @@ static void flood_then_producer(void)
     int fds[SAGE__NET_PENDING_MAX + 8];
     int n = (int)(sizeof fds / sizeof fds[0]);
     for (int i = 0; i < n; i++)
-        fds[i] = rx_connect(&x); /* silent, more than may wait at once */
+        fds[i] = rx_connect(&x);        /* silent, more than may wait at once */
     CHECK(closed_within(fds[0], 5000)); /* the oldest made room */
     good_producer(&x);
     for (int i = 0; i < n; i++) {
@@ -307,7 +307,10 @@ static void flood_then_producer(void)
     }
 }
 
-static int batch_check_table_ok(const unsigned char *d, size_t used, uint32_t n) { return sage__batch_check(d, used, n); }
+static int batch_check_table_ok(const unsigned char *d, size_t used, uint32_t n)
+{
+    return sage__batch_check(d, used, n);
+}
 
 static void batch_check(void)
 {
@@ -341,8 +344,15 @@ static void sender_to_receiver(void)
     sage__netrecv *recv = NULL;
     CHECK_INT(sage__net_serve(lfd, 1, &q, token, -1, on_fail, &r, &recv), 0);
     int cancel_fd = eventfd(0, EFD_CLOEXEC);
-    sage__net_peer peer = {.token = token, .job_id = 1, .from_task = 0, .window = 2048, .batch_bytes = 1024,
-                           .cancel_fd = cancel_fd, .canceled = &canceled, .fail = on_fail, .fail_arg = &r};
+    sage__net_peer peer = {.token = token,
+                           .job_id = 1,
+                           .from_task = 0,
+                           .window = 2048,
+                           .batch_bytes = 1024,
+                           .cancel_fd = cancel_fd,
+                           .canceled = &canceled,
+                           .fail = on_fail,
+                           .fail_arg = &r};
     sage__chan *ch = NULL;
     CHECK_INT(sage__net_connect(path, &peer, &ch, err, sizeof err), 0);
     /* 200 batches of 10 records (about 100 KB) through a 2 KiB window: credit must come back */

@@ -66,7 +66,8 @@ static void round_trip(void)
     sage__graph_init(&g, "trip", &cfg, &err);
     sage_stream *s = sage__declare_source(&g, src, NULL, &(sage_op_opts){.name = "gen", .parallelism = 2}, 1, "src");
     sage__declare_one_input(s, SAGE__OP_SINK, (void *)snk, NULL,
-                            &(sage_op_opts){.name = "out", .parallelism = 3,
+                            &(sage_op_opts){.name = "out",
+                                            .parallelism = 3,
                                             .resources = "{\"num_cpus\": 2, \"memory\": \"1GB\", \"resources\": "
                                                          "{\"ssd\": 1}}"},
                             "sink");

@@ -512,8 +512,9 @@ static void test_node_configure(void)
     CHECK_INT((int)n.ncustom, (int)before.ncustom);
 
     /* good config */
-    CHECK_INT(configure(&n, "{\"name\": \"sim\", \"cpus\": 64, \"gpus\": 3, \"memory\": 1073741824, "
-                            "\"resources\": {\"ssd\": 2}}",
+    CHECK_INT(configure(&n,
+                        "{\"name\": \"sim\", \"cpus\": 64, \"gpus\": 3, \"memory\": 1073741824, "
+                        "\"resources\": {\"ssd\": 2}}",
                         err, sizeof err),
               0);
     CHECK_STR(n.name, "sim");

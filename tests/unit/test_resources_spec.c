@@ -7,7 +7,14 @@
 #include "check.h"
 #include "sage/resources.h"
 
-#define NAME63 "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij" "abc"
+#define NAME63                                                                                                         \
+    "abcdefghij"                                                                                                       \
+    "abcdefghij"                                                                                                       \
+    "abcdefghij"                                                                                                       \
+    "abcdefghij"                                                                                                       \
+    "abcdefghij"                                                                                                       \
+    "abcdefghij"                                                                                                       \
+    "abc"
 #define NAME64 NAME63 "d"
 
 /* ---- JSON table ---------------------------------------------------------- */
@@ -26,9 +33,18 @@ typedef struct parse_case {
     const char *key;
 } parse_case;
 
-#define OK(j, c, g, m, o) {j, 0, c, g, m, o, 0, {0}, {0}, NULL, NULL}
-#define OKC(j, n, n0, a0, n1, a1) {j, 0, 0, 0, 0, 0, n, {n0, n1, NULL}, {a0, a1, 0}, NULL, NULL}
-#define BAD(j, m, k) {j, SAGE_ERESOURCES, 0, 0, 0, 0, 0, {0}, {0}, m, k}
+#define OK(j, c, g, m, o)                                                                                              \
+    {                                                                                                                  \
+        j, 0, c, g, m, o, 0, {0}, {0}, NULL, NULL                                                                      \
+    }
+#define OKC(j, n, n0, a0, n1, a1)                                                                                      \
+    {                                                                                                                  \
+        j, 0, 0, 0, 0, 0, n, {n0, n1, NULL}, {a0, a1, 0}, NULL, NULL                                                   \
+    }
+#define BAD(j, m, k)                                                                                                   \
+    {                                                                                                                  \
+        j, SAGE_ERESOURCES, 0, 0, 0, 0, 0, {0}, {0}, m, k                                                              \
+    }
 
 static const parse_case parse_cases[] = {
     /* good */
@@ -82,7 +98,8 @@ static const parse_case parse_cases[] = {
     BAD("{\"num_cpus\": null}", "expected a number, got null", "\"num_cpus\""),
     BAD("{\"num_cpus\": 1e999}", "invalid JSON at line 1 column 18: real number overflow", NULL),
     /* num_gpus */
-    BAD("{\"num_gpus\": 1.5}", "key \"num_gpus\": 1.5 is neither a fraction in (0, 1] nor a whole number", "\"num_gpus\""),
+    BAD("{\"num_gpus\": 1.5}", "key \"num_gpus\": 1.5 is neither a fraction in (0, 1] nor a whole number",
+        "\"num_gpus\""),
     BAD("{\"num_gpus\": 2.25}", "neither a fraction in (0, 1] nor a whole number", "\"num_gpus\""),
     BAD("{\"num_gpus\": -1}", "must be >= 0", "\"num_gpus\""),
     BAD("{\"num_gpus\": 0.00005}", "precision of 0.0001", "\"num_gpus\""),
@@ -97,7 +114,8 @@ static const parse_case parse_cases[] = {
     BAD("{\"memory\": 1e999}", "real number overflow", NULL),
     BAD("{\"memory\": \"9223372036854775808\"}", "overflows 2^63 bytes", "\"memory\""),
     BAD("{\"memory\": \"8589934592GiB\"}", "overflows 2^63 bytes", "\"memory\""),
-    BAD("{\"memory\": \"9.3EB\"}", "unknown unit \"EB\" (valid units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB", "\"memory\""),
+    BAD("{\"memory\": \"9.3EB\"}", "unknown unit \"EB\" (valid units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
+        "\"memory\""),
     BAD("{\"memory\": \"8XB\"}", "invalid byte quantity \"8XB\": unknown unit \"XB\"", "\"memory\""),
     BAD("{\"memory\": \"1.5B\"}", "\"1.5B\": not a whole number of bytes", "\"memory\""),
     BAD("{\"memory\": \"0.3B\"}", "not a whole number of bytes", "\"memory\""),
@@ -133,12 +151,14 @@ static const parse_case parse_cases[] = {
     BAD("{\"resources\": {\"num_gpus\": 1}}", "is reserved: use \"num_gpus\"", "\"resources\""),
     BAD("{\"resources\": {\"\": 1}}", "custom resource name \"\" is empty", "\"resources\""),
     BAD("{\"resources\": {\"" NAME64 "\": 1}}", "is too long: 64 bytes, at most 63", "\"resources\""),
-    BAD("{\"resources\": {\"my ssd\": 1}}", "custom resource name \"my ssd\" has invalid character ' '", "\"resources\""),
+    BAD("{\"resources\": {\"my ssd\": 1}}", "custom resource name \"my ssd\" has invalid character ' '",
+        "\"resources\""),
     BAD("{\"resources\": {\"caf\\u00e9\": 1}}", "has invalid byte 0xc3", "\"resources\""),
     BAD("{\"resources\": {\"a/b\": 1}}", "has invalid character '/'", "\"resources\""),
     BAD("{\"resources\": {\"ssd\": 0}}", "custom resource \"ssd\": amount 0 must be > 0", "\"resources\""),
     BAD("{\"resources\": {\"ssd\": -2}}", "amount -2 must be > 0", "\"resources\""),
-    BAD("{\"resources\": {\"ssd\": \"2\"}}", "custom resource \"ssd\": expected a number, got a string", "\"resources\""),
+    BAD("{\"resources\": {\"ssd\": \"2\"}}", "custom resource \"ssd\": expected a number, got a string",
+        "\"resources\""),
     BAD("{\"resources\": {\"ssd\": 0.00001}}", "precision of 0.0001", "\"resources\""),
     BAD("{\"resources\": [1]}", "expected an object of name -> amount", "\"resources\""),
     BAD("{\"resources\": {\"r0\":1,\"r1\":1,\"r2\":1,\"r3\":1,\"r4\":1,\"r5\":1,\"r6\":1,\"r7\":1,\"r8\":1,"
@@ -156,7 +176,8 @@ static const parse_case parse_cases[] = {
     BAD("4", "must be a JSON object such as {\"num_cpus\": 1}, got a number", NULL),
     BAD("\"num_cpus\"", "got a string", NULL),
     BAD("null", "got null", NULL),
-    BAD("{\"num_cpus\": 1, \"num_cpus\": 2}", "duplicate key \"num_cpus\" (each key may appear only once)", "\"num_cpus\""),
+    BAD("{\"num_cpus\": 1, \"num_cpus\": 2}", "duplicate key \"num_cpus\" (each key may appear only once)",
+        "\"num_cpus\""),
     BAD("{\"resources\": {\"ssd\": 1, \"ssd\": 2}}", "duplicate key \"ssd\"", "\"ssd\""),
 };
 
@@ -210,8 +231,14 @@ typedef struct bytes_case {
     const char *msg;
 } bytes_case;
 
-#define BOK(t, v) {t, 0, v, NULL}
-#define BBAD(t, m) {t, SAGE_ERESOURCES, 0, m}
+#define BOK(t, v)                                                                                                      \
+    {                                                                                                                  \
+        t, 0, v, NULL                                                                                                  \
+    }
+#define BBAD(t, m)                                                                                                     \
+    {                                                                                                                  \
+        t, SAGE_ERESOURCES, 0, m                                                                                       \
+    }
 
 static const bytes_case bytes_cases[] = {
     BOK("0", 0),
@@ -328,9 +355,18 @@ typedef struct validate_case {
     const char *msg;
 } validate_case;
 
-#define VOK(l, c, g, m, o) {l, c, g, m, o, 0, {0}, {0}, V_PLAIN, 0, NULL}
-#define VBAD(l, c, g, m, o, msg) {l, c, g, m, o, 0, {0}, {0}, V_PLAIN, SAGE_ERESOURCES, msg}
-#define VC(l, n, n0, a0, n1, a1, rc, msg) {l, 0, 0, 0, 0, n, {n0, n1, NULL}, {a0, a1, 0}, V_PLAIN, rc, msg}
+#define VOK(l, c, g, m, o)                                                                                             \
+    {                                                                                                                  \
+        l, c, g, m, o, 0, {0}, {0}, V_PLAIN, 0, NULL                                                                   \
+    }
+#define VBAD(l, c, g, m, o, msg)                                                                                       \
+    {                                                                                                                  \
+        l, c, g, m, o, 0, {0}, {0}, V_PLAIN, SAGE_ERESOURCES, msg                                                      \
+    }
+#define VC(l, n, n0, a0, n1, a1, rc, msg)                                                                              \
+    {                                                                                                                  \
+        l, 0, 0, 0, 0, n, {n0, n1, NULL}, {a0, a1, 0}, V_PLAIN, rc, msg                                                \
+    }
 
 static const validate_case validate_cases[] = {
     VOK("zero", 0, 0, 0, 0),
@@ -351,7 +387,8 @@ static const validate_case validate_cases[] = {
     VBAD("osm max", 0, 0, 0, UINT64_MAX, "key \"object_store_memory\": 18446744073709551615 overflows 2^63 bytes"),
     VC("custom ok", 2, "ssd", 2, "tpu", 0.5, 0, NULL),
     VC("custom 63", 1, NAME63, 1, NULL, 0, 0, NULL),
-    VC("custom empty name", 1, "", 1, NULL, 0, SAGE_ERESOURCES, "key \"resources\": custom resource name \"\" is empty"),
+    VC("custom empty name", 1, "", 1, NULL, 0, SAGE_ERESOURCES,
+       "key \"resources\": custom resource name \"\" is empty"),
     VC("custom reserved CPU", 1, "CPU", 1, NULL, 0, SAGE_ERESOURCES,
        "key \"resources\": custom resource \"CPU\" is reserved: use \"num_cpus\""),
     VC("custom reserved gpu", 1, "gpu", 1, NULL, 0, SAGE_ERESOURCES, "is reserved: use \"num_gpus\""),
@@ -363,10 +400,28 @@ static const validate_case validate_cases[] = {
     VC("custom fine", 1, "ssd", 0.00001, NULL, 0, SAGE_ERESOURCES, "precision of 0.0001"),
     VC("custom duplicate", 2, "ssd", 1, "ssd", 2, SAGE_ERESOURCES,
        "custom resource \"ssd\" appears twice (custom[0] and custom[1])"),
-    {"unterminated name", 0, 0, 0, 0, 1, {0}, {0}, V_UNTERMINATED, SAGE_ERESOURCES,
+    {"unterminated name",
+     0,
+     0,
+     0,
+     0,
+     1,
+     {0},
+     {0},
+     V_UNTERMINATED,
+     SAGE_ERESOURCES,
      "key \"resources\": custom[0] name is not NUL-terminated within 64 bytes"},
     {"16 custom", 0, 0, 0, 0, 16, {0}, {0}, V_FULL16, 0, NULL},
-    {"17 custom", 0, 0, 0, 0, 17, {0}, {0}, V_FULL16, SAGE_ERESOURCES,
+    {"17 custom",
+     0,
+     0,
+     0,
+     0,
+     17,
+     {0},
+     {0},
+     V_FULL16,
+     SAGE_ERESOURCES,
      "key \"resources\": 17 custom resources, at most 16 (SAGE_RES_CUSTOM_MAX)"},
 };
 

@@ -27,8 +27,8 @@
 #include "util/err.h"
 #include "util/time.h"
 
-#define WAIT_MS 20000      /* bound on any wait for the daemon */
-#define ANSWER_MS 1000     /* a request answered "at once": far below the 2 s command timeout */
+#define WAIT_MS 20000  /* bound on any wait for the daemon */
+#define ANSWER_MS 1000 /* a request answered "at once": far below the 2 s command timeout */
 #define CMD_TIMEOUT_MS 2000
 
 static char dir[256], home[300], token[320];
@@ -52,7 +52,7 @@ static void write_script(const char *name, const char *body)
 }
 
 /* "If block.NAME exists: say so on the started FIFO, then print what the test writes to ctl." */
-#define BLOCKING(name) \
+#define BLOCKING(name)                                                                                                 \
     "if [ -e \"$D/block." name "\" ]; then echo " name " > \"$D/started\"; cat \"$D/ctl\"; exit 0; fi\n"
 
 static void set_block(const char *name, int on)
@@ -240,8 +240,7 @@ static void test_squeue_blocked(void)
     int64_t t0 = sage__mono_ms();
     CHECK(wait_status(id, "squeue failed: squeue did not finish within 2000 ms"));
     int64_t took = sage__mono_ms() - t0;
-    printf("     a blocked squeue was killed after %lld ms (command_timeout_ms %d)\n", (long long)took,
-           CMD_TIMEOUT_MS);
+    printf("     a blocked squeue was killed after %lld ms (command_timeout_ms %d)\n", (long long)took, CMD_TIMEOUT_MS);
     CHECK(took < CMD_TIMEOUT_MS + 3000);
     set_block("squeue", 0);
     CHECK(wait_status(id, "PENDING (Resources)"));

@@ -26,8 +26,8 @@ static void test_counts(void)
         {"1P", 0, INT64_C(1) << 50},
         {"8191P", 0, INT64_C(8191) << 50},
         {"9223372036854775807", 0, INT64_MAX},
-        {"8192P", SAGE_ETOOBIG, 0},          /* 2^63 */
-        {"8388608T", SAGE_ETOOBIG, 0},       /* 2^63 */
+        {"8192P", SAGE_ETOOBIG, 0},    /* 2^63 */
+        {"8388608T", SAGE_ETOOBIG, 0}, /* 2^63 */
         {"99999999999999999999", SAGE_ETOOBIG, 0},
         {"9223372036854775808", SAGE_ETOOBIG, 0},
         {"", SAGE_EINVAL, 0},
@@ -64,8 +64,8 @@ static void gres_text(const sage__slurm_node *n, char *out, size_t len)
     size_t o = 0;
     out[0] = '\0';
     for (int i = 0; i < n->ngres && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, "%s%s=%lld/%lld", i ? " " : "", n->g[i].name,
-                              (long long)n->g[i].total, (long long)n->g[i].used);
+        o += (size_t)snprintf(out + o, len - o, "%s%s=%lld/%lld", i ? " " : "", n->g[i].name, (long long)n->g[i].total,
+                              (long long)n->g[i].used);
 }
 
 static void test_gres(void)
@@ -84,9 +84,9 @@ static void test_gres(void)
         {"gpu", NULL, "gpu=1/0", NULL},
         {"gpu:tesla", NULL, "gpu=1/0", NULL},
         {"gpu:1g.5gb:2", NULL, "gpu=2/0", NULL},
-        {"gpu:1g.5gb", NULL, "gpu=1/0", NULL},       /* a type that starts with a digit, no count */
+        {"gpu:1g.5gb", NULL, "gpu=1/0", NULL},            /* a type that starts with a digit, no count */
         {"gpu:2,,ssd:1,", NULL, "gpu=2/0 ssd=1/0", NULL}, /* empty items add nothing */
-        {"gpu:1,gpu:a100:2", NULL, "gpu=3/0", NULL},  /* types of one name add up */
+        {"gpu:1,gpu:a100:2", NULL, "gpu=3/0", NULL},      /* types of one name add up */
         {"gpu:tesla:1.5", NULL, NULL, "count \"1.5\" is not a number"},
         {"gpu:tesla:2X", NULL, NULL, "count \"2X\" is not a number"},
         {"gpu:tesla:many", NULL, NULL, "count \"many\" is not a number"},
@@ -242,7 +242,8 @@ static void test_sinfo_bad(void)
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"real_memory\": 1}]}", "node n1 has no \"cpus\""},
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": 1}]}", "node n1 has no \"real_memory\""},
         {"{\"nodes\": [{\"name\": \"n1\", \"cpus\": 1, \"real_memory\": 1}]}", "node n1 has no \"state\""},
-        {"{\"nodes\": [{\"name\": \"n1\", \"state\": [], \"cpus\": 1, \"real_memory\": 1}]}", "node n1 has no \"state\""},
+        {"{\"nodes\": [{\"name\": \"n1\", \"state\": [], \"cpus\": 1, \"real_memory\": 1}]}",
+         "node n1 has no \"state\""},
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": [3], \"cpus\": 1, \"real_memory\": 1}]}", "holds a non-string"},
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": \"4\", \"real_memory\": 1}]}",
          "node n1: \"cpus\" is not a number"},
@@ -260,7 +261,8 @@ static void test_sinfo_bad(void)
          "\"cpus\" is infinite"},
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1, \"gres\": 5}]}",
          "must be strings"},
-        {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1, \"gres\": \"gpu:x:y\"}]}",
+        {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1, \"gres\": "
+         "\"gpu:x:y\"}]}",
          "node n1: gres \"gpu:x:y\""},
         {"{\"nodes\": [{\"name\": \"n1\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1, \"address\": 7}]}",
          "\"address\" is not a string"},
@@ -281,8 +283,8 @@ static void test_sinfo_bad(void)
     }
     /* a name longer than the field */
     char json[1024];
-    snprintf(json, sizeof json, "{\"nodes\": [{\"name\": \"%0200d\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1}]}",
-             7);
+    snprintf(json, sizeof json,
+             "{\"nodes\": [{\"name\": \"%0200d\", \"state\": \"idle\", \"cpus\": 1, \"real_memory\": 1}]}", 7);
     sage__slurm_node *v = NULL;
     size_t n = 0;
     sage__err e = {0};
@@ -404,8 +406,8 @@ static void test_other_outputs(void)
     static const struct {
         const char *text;
         long long id; /* 0: an error */
-    } ids[] = {{"123\n", 123}, {"45;cluster\n", 45}, {"7", 7}, {"", 0}, {"\n", 0}, {"abc\n", 0},
-               {"0\n", 0},     {"-3\n", 0},          {"12 \n", 0}, {"99999999999999999999\n", 0}};
+    } ids[] = {{"123\n", 123}, {"45;cluster\n", 45}, {"7", 7},    {"", 0},      {"\n", 0},
+               {"abc\n", 0},   {"0\n", 0},           {"-3\n", 0}, {"12 \n", 0}, {"99999999999999999999\n", 0}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         long long id = -1;
         sage__err e = {0};

@@ -170,7 +170,7 @@ static void test_async(void)
     }
     CHECK(sage__proc_done(&p));
     CHECK_INT(sage__proc_exit_code(&p), 5);
-    CHECK_INT(p.out.len, 200000); /* more than a pipe holds: all of it read */
+    CHECK_INT(p.out.len, 200000);             /* more than a pipe holds: all of it read */
     CHECK(!sage__proc_expire(&p, INT64_MAX)); /* reaped: nothing to kill */
     sage__proc_free(&p);
 

@@ -14,10 +14,7 @@ static char tmpdir[512];
 static int dbseq;
 
 /* A fresh database path in the test's temporary directory. */
-static void db_path(char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/jobs%d.db", tmpdir, ++dbseq);
-}
+static void db_path(char *out, size_t cap) { snprintf(out, cap, "%s/jobs%d.db", tmpdir, ++dbseq); }
 
 static sage__store *open_ok(const char *path)
 {
@@ -587,8 +584,9 @@ static void test_truncation(void)
     sage__task_row t = make_task(tj, 0, "running");
     CHECK_INT(sage__store_task_put(s, &t), 0);
     sage__store_close(s);
-    CHECK_INT(raw_exec(path, "UPDATE tasks SET state = printf('%.100c', 'S'), host = replace(printf('%.500c', 'x'), 'x', "
-                             "char(8364)), metrics = printf('%.20000c', '{'), gpus = ''"),
+    CHECK_INT(raw_exec(path,
+                       "UPDATE tasks SET state = printf('%.100c', 'S'), host = replace(printf('%.500c', 'x'), 'x', "
+                       "char(8364)), metrics = printf('%.20000c', '{'), gpus = ''"),
               SQLITE_OK);
     s = open_ok(path);
     size_t n = 0;

@@ -152,21 +152,23 @@ int main(int argc, char **argv)
     sage_env *env = sage_env_create("cluster_wordcount", config);
     sage_collector *results = sage_collector_create(0);
     sage_stream *lines = file ? sage_from_file_lines(env, file, NULL)
-                              : sage_from_collection(env, (const void *const *)text,
-                                                     (const size_t[]){22, 22, 15}, 3, NULL);
+                              : sage_from_collection(env, (const void *const *)text, (const size_t[]){22, 22, 15}, 3,
+                                                     NULL);
     /* every instance of split and count reserves one CPU of its own: 8 CPUs in all */
-    sage_stream *words = sage_flat_map(lines, split_words, NULL,
-                                       &(sage_op_opts){.name = "split", .parallelism = 4,
-                                                       .resources = "{\"num_cpus\": 1}"});
+    sage_stream *words = sage_flat_map(
+        lines, split_words, NULL, &(sage_op_opts){.name = "split", .parallelism = 4, .resources = "{\"num_cpus\": 1}"});
     sage_stream *counts;
     if (!custom)
-        counts = sage_flat_map(sage_key_by(words, word_key, NULL), count_keyed, NULL,
-                               &(sage_op_opts){.name = "count", .parallelism = 4, .close = emit_counts,
-                                               .resources = "{\"num_cpus\": 1}"});
+        counts = sage_flat_map(
+            sage_key_by(words, word_key, NULL), count_keyed, NULL,
+            &(sage_op_opts){.name = "count", .parallelism = 4, .close = emit_counts, .resources = "{\"num_cpus\": 1}"});
     else
         counts = sage_flat_map(sage_partition_custom(words, by_word_hash, NULL), count_custom, NULL,
-                               &(sage_op_opts){.name = "count", .parallelism = 4, .open = table_open,
-                                               .close = table_close, .resources = "{\"num_cpus\": 1}"});
+                               &(sage_op_opts){.name = "count",
+                                               .parallelism = 4,
+                                               .open = table_open,
+                                               .close = table_close,
+                                               .resources = "{\"num_cpus\": 1}"});
     sage_sink_collect(counts, results, &(sage_op_opts){.name = "results"});
     if (sage_env_execute(env) != 0) {
         fprintf(stderr, "cluster_wordcount: %s\n", sage_env_errmsg(env));

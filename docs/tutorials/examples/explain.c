@@ -23,8 +23,8 @@ int main(void)
     for (int i = 0; i < 100; i++)
         values[i] = i % 10;
     /* A declared node makes the plan the same on every machine; without "node" SAGE uses this host. */
-    sage_env *env = sage_env_create("explained",
-                                    "{\"node\": {\"name\": \"laptop\", \"cpus\": 4, \"gpus\": 0, \"memory\": \"16GB\"}}");
+    sage_env *env = sage_env_create("explained", "{\"node\": {\"name\": \"laptop\", \"cpus\": 4, \"gpus\": 0, "
+                                                 "\"memory\": \"16GB\"}}");
     sage_stream *s = sage_from_int64s(env, values, 100, &(sage_op_opts){.name = "events"});
     s = sage_map(s, pass, NULL, &(sage_op_opts){.name = "parse"});
     sage_sink(sage_broadcast(s), drop, NULL, &(sage_op_opts){.name = "audit", .parallelism = 2});

@@ -52,8 +52,8 @@ int main(void)
         printf("collatz[%2d] long_chains %" PRId64 "\n", i, m.value);
     }
     sage_env_metric(env, "collatz", -1, "steps", &m);
-    printf("steps: count %" PRIu64 " min %.0f p50 %.0f p99 %.0f max %.0f mean %.1f\n", m.count, m.min, m.p50,
-           m.p99, m.max, m.sum / (double)m.count);
+    printf("steps: count %" PRIu64 " min %.0f p50 %.0f p99 %.0f max %.0f mean %.1f\n", m.count, m.min, m.p50, m.p99,
+           m.max, m.sum / (double)m.count);
     sage_env_metric(env, "collatz", -1, "processing_time", &m);
     printf("processing_time (ns): p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f\n", m.p50, m.p90, m.p99, m.p999,
            m.max);
