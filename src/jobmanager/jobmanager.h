@@ -31,7 +31,13 @@ typedef struct sage_jobmanager_opts {
     const char *host; /* NULL: 127.0.0.1 */
     int port;         /* 0: SAGE_JOBMANAGER_PORT */
     const char *home;
-    const char *config; /* JSON text or file: {"node": {...}} as in sage_env_create; NULL: discover */
+    /* JSON text (starting with '{') or a file; NULL: this host as discovered, local launcher. Keys:
+     *   "node"        this host's capacity, as the env config's "node" (not with "slurm")
+     *   "data_plane"  "unix" (default on one host) or "tcp" (workers connect over TCP)
+     *   "slurm"       {"conf": "/abs/slurm.conf", "command_timeout_ms": N (default 10000)}: run jobs on
+     *                 that Slurm cluster (the tcp data plane, nodes from sinfo)
+     * Any other key is refused, naming it. */
+    const char *config;
     int ready_fd;       /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */
     int log_to_stderr;  /* 1: log lines go to stderr as well as the log file */
 } sage_jobmanager_opts;

@@ -11,22 +11,11 @@
 #include <unistd.h>
 
 #include "resources/placement.h"
+#include "util/err.h"
 
 /* Cgroup limits at or above this are "no limit" (v1 reports 2^63 rounded
  * down to a page; nothing real has an exabyte). */
 #define NODE_MEM_ABSURD (UINT64_C(1) << 60)
-
-static void node_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void node_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- discovery */
 
@@ -243,7 +232,7 @@ static void discover_cpus(sage__node *n)
 int sage__node_discover(sage__node *n, char *err, size_t err_len)
 {
     if (!n) {
-        node_err(err, err_len, "node discovery: no node to fill");
+        sage__fmt(err, err_len, "node discovery: no node to fill");
         return SAGE_EINVAL;
     }
     memset(n, 0, sizeof *n);
@@ -263,7 +252,7 @@ int sage__node_discover(sage__node *n, char *err, size_t err_len)
     n->simulated = 0;
     n->ncustom = 0;
     if (oom) {
-        node_err(err, err_len, "node discovery: out of memory reading /proc and /sys");
+        sage__fmt(err, err_len, "node discovery: out of memory reading /proc and /sys");
         return SAGE_ENOMEM;
     }
     return 0;
@@ -331,12 +320,12 @@ static int configure_resources(sage__node *t, const json_t *v, char *err, size_t
     char got[96];
     if (!json_is_object(v)) {
         describe_json(v, got, sizeof got);
-        node_err(err, err_len, "node config: key \"resources\": expected an object of name -> amount, got %s", got);
+        sage__fmt(err, err_len, "node config: key \"resources\": expected an object of name -> amount, got %s", got);
         return SAGE_ECONFIG;
     }
     if (json_object_size(v) > SAGE_RES_CUSTOM_MAX) {
-        node_err(err, err_len, "node config: key \"resources\": at most %d resources, got %zu", SAGE_RES_CUSTOM_MAX,
-                 json_object_size(v));
+        sage__fmt(err, err_len, "node config: key \"resources\": at most %d resources, got %zu", SAGE_RES_CUSTOM_MAX,
+                  json_object_size(v));
         return SAGE_ECONFIG;
     }
     size_t nc = 0;
@@ -345,22 +334,22 @@ static int configure_resources(sage__node *t, const json_t *v, char *err, size_t
     json_object_foreach((json_t *)v, name, amt)
     {
         if (!valid_custom_name(name)) {
-            node_err(err, err_len,
-                     "node config: key \"resources\": bad resource name \"%.80s\" (expected 1 to %d of "
-                     "A-Z a-z 0-9 _ . : -)",
-                     name, SAGE_RES_NAME_MAX);
+            sage__fmt(err, err_len,
+                      "node config: key \"resources\": bad resource name \"%.80s\" (expected 1 to %d of "
+                      "A-Z a-z 0-9 _ . : -)",
+                      name, SAGE_RES_NAME_MAX);
             return SAGE_ECONFIG;
         }
         if (reserved_name(name)) {
-            node_err(err, err_len,
-                     "node config: key \"resources\": \"%s\" is reserved (use the cpus, gpus and memory keys)", name);
+            sage__fmt(err, err_len,
+                      "node config: key \"resources\": \"%s\" is reserved (use the cpus, gpus and memory keys)", name);
             return SAGE_ECONFIG;
         }
         double a = json_is_number(amt) ? json_number_value(amt) : NAN;
         if (!(a > 0) || !isfinite(a)) {
             describe_json(amt, got, sizeof got);
-            node_err(err, err_len, "node config: key \"resources\": \"%s\" must be a number greater than 0, got %s",
-                     name, got);
+            sage__fmt(err, err_len, "node config: key \"resources\": \"%s\" must be a number greater than 0, got %s",
+                      name, got);
             return SAGE_ECONFIG;
         }
         snprintf(t->custom[nc].name, sizeof t->custom[nc].name, "%s", name);
@@ -375,20 +364,20 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
 {
     char got[96];
     if (!n) {
-        node_err(err, err_len, "node config: no node to configure");
+        sage__fmt(err, err_len, "node config: no node to configure");
         return SAGE_EINVAL;
     }
     if (!obj)
         return 0;
     if (!json_is_object(obj)) {
         describe_json(obj, got, sizeof got);
-        node_err(err, err_len, "node config: expected an object, got %s", got);
+        sage__fmt(err, err_len, "node config: expected an object, got %s", got);
         return SAGE_ECONFIG;
     }
     /* Work on a copy so a bad key leaves *n untouched. */
     sage__node *t = malloc(sizeof *t);
     if (!t) {
-        node_err(err, err_len, "node config: out of memory");
+        sage__fmt(err, err_len, "node config: out of memory");
         return SAGE_ENOMEM;
     }
     *t = *n;
@@ -401,8 +390,8 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= sizeof t->name ||
                 strlen(json_string_value(v)) != json_string_length(v)) {
                 describe_json(v, got, sizeof got);
-                node_err(err, err_len, "node config: key \"name\": expected a string of 1 to %zu bytes, got %s",
-                         sizeof t->name - 1, got);
+                sage__fmt(err, err_len, "node config: key \"name\": expected a string of 1 to %zu bytes, got %s",
+                          sizeof t->name - 1, got);
                 rc = SAGE_ECONFIG;
                 break;
             }
@@ -410,8 +399,8 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
         } else if (strcmp(key, "cpus") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SAGE__NODE_CPUS_MAX) {
                 describe_json(v, got, sizeof got);
-                node_err(err, err_len, "node config: key \"cpus\": expected a whole number from 1 to %d, got %s",
-                         SAGE__NODE_CPUS_MAX, got);
+                sage__fmt(err, err_len, "node config: key \"cpus\": expected a whole number from 1 to %d, got %s",
+                          SAGE__NODE_CPUS_MAX, got);
                 rc = SAGE_ECONFIG;
                 break;
             }
@@ -420,8 +409,8 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
         } else if (strcmp(key, "gpus") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > SAGE__NODE_GPUS_MAX) {
                 describe_json(v, got, sizeof got);
-                node_err(err, err_len, "node config: key \"gpus\": expected a whole number from 0 to %d, got %s",
-                         SAGE__NODE_GPUS_MAX, got);
+                sage__fmt(err, err_len, "node config: key \"gpus\": expected a whole number from 0 to %d, got %s",
+                          SAGE__NODE_GPUS_MAX, got);
                 rc = SAGE_ECONFIG;
                 break;
             }
@@ -437,17 +426,17 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
                 char perr[160];
                 perr[0] = '\0';
                 if (sage_parse_bytes(json_string_value(v), &bytes, perr, sizeof perr) != 0) {
-                    node_err(err, err_len, "node config: key \"memory\": %s", perr[0] ? perr : "not a byte count");
+                    sage__fmt(err, err_len, "node config: key \"memory\": %s", perr[0] ? perr : "not a byte count");
                     rc = SAGE_ECONFIG;
                     break;
                 }
             }
             if (bytes == 0 || bytes >= (UINT64_C(1) << 63)) {
                 describe_json(v, got, sizeof got);
-                node_err(err, err_len,
-                         "node config: key \"memory\": expected a byte count greater than 0 such as \"64GB\" "
-                         "or 68719476736, got %s",
-                         got);
+                sage__fmt(err, err_len,
+                          "node config: key \"memory\": expected a byte count greater than 0 such as \"64GB\" "
+                          "or 68719476736, got %s",
+                          got);
                 rc = SAGE_ECONFIG;
                 break;
             }
@@ -458,8 +447,8 @@ int sage__node_configure(sage__node *n, const json_t *obj, char *err, size_t err
             if (rc)
                 break;
         } else {
-            node_err(err, err_len,
-                     "node config: unknown key \"%.80s\" (expected name, cpus, gpus, memory or resources)", key);
+            sage__fmt(err, err_len,
+                      "node config: unknown key \"%.80s\" (expected name, cpus, gpus, memory or resources)", key);
             rc = SAGE_ECONFIG;
             break;
         }

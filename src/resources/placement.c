@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "resources/placement.h"
+#include "util/err.h"
 
 #define UNITS 10000 /* one CPU or GPU, in steps of 0.0001 */
 
@@ -63,17 +64,6 @@ typedef struct pick {
     int ngpus;
     int custom_idx[SAGE_RES_CUSTOM_MAX]; /* node custom index per request custom (-1: none) */
 } pick;
-
-static void perr(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void perr(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* Append to a message buffer, truncating quietly. */
 typedef struct msgbuf {
@@ -574,23 +564,23 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
     if (err && err_len > 0)
         err[0] = '\0';
     if (!out) {
-        perr(err, err_len, "placement: no output");
+        sage__fmt(err, err_len, "placement: no output");
         return SAGE_EINVAL;
     }
     *out = NULL;
     if ((!nodes && nnodes > 0) || (!reqs && nreqs > 0)) {
-        perr(err, err_len, "placement: missing nodes or requests");
+        sage__fmt(err, err_len, "placement: missing nodes or requests");
         return SAGE_EINVAL;
     }
     if (nnodes == 0) {
-        perr(err, err_len, "cannot place the job: there are no nodes");
+        sage__fmt(err, err_len, "cannot place the job: there are no nodes");
         return SAGE_EINFEASIBLE;
     }
     for (size_t i = 0; i < nnodes; i++) {
         const sage__node *n = &nodes[i];
         if (n->ncpus < 0 || n->ncpus > SAGE__NODE_CPUS_MAX || n->ngpus < 0 || n->ngpus > SAGE__NODE_GPUS_MAX ||
             n->nreal < 0 || n->nreal > CPU_SETSIZE || n->ncustom > SAGE_RES_CUSTOM_MAX) {
-            perr(err, err_len, "placement: node %zu (\"%.63s\") has out-of-range capacity", i, n->name);
+            sage__fmt(err, err_len, "placement: node %zu (\"%.63s\") has out-of-range capacity", i, n->name);
             return SAGE_EINVAL;
         }
     }
@@ -598,32 +588,32 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
         const sage__place_req *q = &reqs[i];
         const char *name = q->name ? q->name : "?";
         if (q->parallelism < 1) {
-            perr(err, err_len, "placement: operator \"%s\": parallelism must be at least 1, got %d", name,
-                 q->parallelism);
+            sage__fmt(err, err_len, "placement: operator \"%s\": parallelism must be at least 1, got %d", name,
+                      q->parallelism);
             return SAGE_EINVAL;
         }
         if (!(q->res.num_cpus >= 0) || q->res.num_cpus > 1e6 || !(q->res.num_gpus >= 0) || q->res.num_gpus > 1e6 ||
             q->res.ncustom > SAGE_RES_CUSTOM_MAX) {
-            perr(err, err_len, "placement: operator \"%s\": invalid resource request", name);
+            sage__fmt(err, err_len, "placement: operator \"%s\": invalid resource request", name);
             return SAGE_EINVAL;
         }
     }
 
     scratch work, committed;
     if (scratch_init(&work, nodes, nnodes) != 0) {
-        perr(err, err_len, "placement: out of memory");
+        sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
     if (scratch_init(&committed, nodes, nnodes) != 0) {
         scratch_free(&work);
-        perr(err, err_len, "placement: out of memory");
+        sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
     scratch base;
     if (scratch_init(&base, nodes, nnodes) != 0) {
         scratch_free(&work);
         scratch_free(&committed);
-        perr(err, err_len, "placement: out of memory");
+        sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
     apply_held(nodes, nnodes, &base, held, nheld);
@@ -677,7 +667,7 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
     goto done;
 
 fail:
-    perr(err, err_len, "placement: out of memory");
+    sage__fmt(err, err_len, "placement: out of memory");
     if (!rc)
         rc = SAGE_ENOMEM;
 done:

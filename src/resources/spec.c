@@ -42,6 +42,7 @@
 
 #include "sage/resources.h"
 #include "util/json.h"
+#include "util/err.h"
 
 #define SPEC_PRECISION_STEPS 10000.0           /* 1 / 0.0001 */
 #define SPEC_BYTES_LIMIT 9223372036854775808.0 /* 2^63, exclusive, as a double */
@@ -53,20 +54,6 @@
 #define SPEC_KEY_LIST "num_cpus, num_gpus, memory, object_store_memory, resources"
 
 /* ---- messages --------------------------------------------------------- */
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        err[0] = '\0';
-}
 
 /* Append to dst (NUL-terminated, capacity cap) without overflowing. */
 static void append_char(char *dst, size_t cap, size_t *len, char c)
@@ -175,9 +162,9 @@ static void type_err(char *err, size_t err_len, const char *what, const char *ex
     if (json_is_string(v)) {
         char q[96];
         quote_str(q, sizeof q, json_string_value(v), 32);
-        set_err(err, err_len, "%s: expected %s, got a string (%s)", what, expected, q);
+        sage__fmt(err, err_len, "%s: expected %s, got a string (%s)", what, expected, q);
     } else {
-        set_err(err, err_len, "%s: expected %s, got %s", what, expected, json_type_phrase(v));
+        sage__fmt(err, err_len, "%s: expected %s, got %s", what, expected, json_type_phrase(v));
     }
 }
 
@@ -223,11 +210,11 @@ static int check_finite_nonneg(double v, const char *what, char *err, size_t err
     char num[64];
     fmt_num(num, sizeof num, v);
     if (!isfinite(v)) {
-        set_err(err, err_len, "%s: %s is not a finite number", what, num);
+        sage__fmt(err, err_len, "%s: %s is not a finite number", what, num);
         return -1;
     }
     if (v < 0) {
-        set_err(err, err_len, "%s: %s is negative, must be >= 0", what, num);
+        sage__fmt(err, err_len, "%s: %s is negative, must be >= 0", what, num);
         return -1;
     }
     return 0;
@@ -238,7 +225,7 @@ static int check_grid(double v, const char *what, char *err, size_t err_len)
     if (!on_precision_grid(v)) {
         char num[64];
         fmt_num(num, sizeof num, v);
-        set_err(err, err_len, "%s: %s is finer than the precision of 0.0001", what, num);
+        sage__fmt(err, err_len, "%s: %s is finer than the precision of 0.0001", what, num);
         return -1;
     }
     return 0;
@@ -263,7 +250,7 @@ static int check_gpus(double v, char *err, size_t err_len)
         return check_grid(v, what, err, err_len);
     char num[64];
     fmt_num(num, sizeof num, v);
-    set_err(err, err_len, "%s: %s is neither a fraction in (0, 1] nor a whole number", what, num);
+    sage__fmt(err, err_len, "%s: %s is neither a fraction in (0, 1] nor a whole number", what, num);
     return -1;
 }
 
@@ -273,11 +260,11 @@ static int check_amount(double v, const char *what, char *err, size_t err_len)
     char num[64];
     fmt_num(num, sizeof num, v);
     if (!isfinite(v)) {
-        set_err(err, err_len, "%s: %s is not a finite number", what, num);
+        sage__fmt(err, err_len, "%s: %s is not a finite number", what, num);
         return -1;
     }
     if (!(v > 0)) {
-        set_err(err, err_len, "%s: amount %s must be > 0", what, num);
+        sage__fmt(err, err_len, "%s: amount %s must be > 0", what, num);
         return -1;
     }
     return check_grid(v, what, err, err_len);
@@ -291,11 +278,11 @@ static int check_bytes_number(double v, const char *what, uint64_t *out, char *e
     char num[64];
     fmt_num(num, sizeof num, v);
     if (v != floor(v)) {
-        set_err(err, err_len, "%s: %s is not a whole number of bytes", what, num);
+        sage__fmt(err, err_len, "%s: %s is not a whole number of bytes", what, num);
         return -1;
     }
     if (v >= SPEC_BYTES_LIMIT) {
-        set_err(err, err_len, "%s: %s overflows 2^63 bytes (at most %" PRIu64 ")", what, num, SPEC_BYTES_MAX);
+        sage__fmt(err, err_len, "%s: %s overflows 2^63 bytes (at most %" PRIu64 ")", what, num, SPEC_BYTES_MAX);
         return -1;
     }
     *out = (uint64_t)v;
@@ -305,7 +292,7 @@ static int check_bytes_number(double v, const char *what, uint64_t *out, char *e
 static int check_bytes_u64(uint64_t v, const char *what, char *err, size_t err_len)
 {
     if (v > SPEC_BYTES_MAX) {
-        set_err(err, err_len, "%s: %" PRIu64 " overflows 2^63 bytes (at most %" PRIu64 ")", what, v, SPEC_BYTES_MAX);
+        sage__fmt(err, err_len, "%s: %" PRIu64 " overflows 2^63 bytes (at most %" PRIu64 ")", what, v, SPEC_BYTES_MAX);
         return -1;
     }
     return 0;
@@ -327,27 +314,27 @@ static int check_name(const char *name, size_t len, char *err, size_t err_len)
     char q[SAGE_RES_NAME_MAX * 4 + 16];
     quote_str(q, sizeof q, name, SAGE_RES_NAME_MAX + 1);
     if (len == 0) {
-        set_err(err, err_len, "key \"resources\": custom resource name \"\" is empty (" SPEC_NAME_RULE ")");
+        sage__fmt(err, err_len, "key \"resources\": custom resource name \"\" is empty (" SPEC_NAME_RULE ")");
         return -1;
     }
     if (len > SAGE_RES_NAME_MAX) {
-        set_err(err, err_len, "key \"resources\": custom resource name %s is too long: %zu bytes, at most %d", q, len,
-                SAGE_RES_NAME_MAX);
+        sage__fmt(err, err_len, "key \"resources\": custom resource name %s is too long: %zu bytes, at most %d", q, len,
+                  SAGE_RES_NAME_MAX);
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
         if (!name_char_ok(name[i])) {
             char what[48];
             describe_byte(what, sizeof what, (unsigned char)name[i]);
-            set_err(err, err_len, "key \"resources\": custom resource name %s has invalid %s (" SPEC_NAME_RULE ")", q,
-                    what);
+            sage__fmt(err, err_len, "key \"resources\": custom resource name %s has invalid %s (" SPEC_NAME_RULE ")", q,
+                      what);
             return -1;
         }
     }
     for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++) {
         if (ascii_caseeq(name, reserved_names[i].name)) {
-            set_err(err, err_len, "key \"resources\": custom resource %s is reserved: use \"%s\"", q,
-                    reserved_names[i].use);
+            sage__fmt(err, err_len, "key \"resources\": custom resource %s is reserved: use \"%s\"", q,
+                      reserved_names[i].use);
             return -1;
         }
     }
@@ -384,19 +371,19 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
     while (is_space(*p))
         p++;
     if (*p == '\0') {
-        set_err(msg, msg_len, "empty: expected a number of bytes such as \"8GB\" or \"512MiB\"");
+        sage__fmt(msg, msg_len, "empty: expected a number of bytes such as \"8GB\" or \"512MiB\"");
         return -1;
     }
     if (*p == '-' || *p == '+') {
-        set_err(msg, msg_len, "a sign is not allowed (sizes are non-negative numbers such as \"8GB\")");
+        sage__fmt(msg, msg_len, "a sign is not allowed (sizes are non-negative numbers such as \"8GB\")");
         return -1;
     }
     if (*p == '.') {
-        set_err(msg, msg_len, "expected a digit before '.'");
+        sage__fmt(msg, msg_len, "expected a digit before '.'");
         return -1;
     }
     if (!is_digit(*p)) {
-        set_err(msg, msg_len, "expected a decimal number such as \"8GB\" or \"1.5GiB\"");
+        sage__fmt(msg, msg_len, "expected a decimal number such as \"8GB\" or \"1.5GiB\"");
         return -1;
     }
 
@@ -411,7 +398,7 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
             ipart = ipart * 10 + dgt;
     }
     if (!overflow && (*p == 'x' || *p == 'X') && ipart == 0 && p[-1] == '0') {
-        set_err(msg, msg_len, "hexadecimal is not allowed (use decimal digits)");
+        sage__fmt(msg, msg_len, "hexadecimal is not allowed (use decimal digits)");
         return -1;
     }
 
@@ -421,7 +408,7 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
     if (*p == '.') {
         p++;
         if (!is_digit(*p)) {
-            set_err(msg, msg_len, "expected a digit after '.'");
+            sage__fmt(msg, msg_len, "expected a digit after '.'");
             return -1;
         }
         for (; is_digit(*p); p++)
@@ -431,7 +418,7 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
             nfrac--;
     }
     if ((*p == 'e' || *p == 'E') && (is_digit(p[1]) || p[1] == '+' || p[1] == '-')) {
-        set_err(msg, msg_len, "exponent notation is not allowed (use a unit such as \"GB\")");
+        sage__fmt(msg, msg_len, "exponent notation is not allowed (use a unit such as \"GB\")");
         return -1;
     }
 
@@ -447,7 +434,7 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
     if (*p != '\0') {
         char what[48];
         describe_byte(what, sizeof what, (unsigned char)*p);
-        set_err(msg, msg_len, "unexpected %s at offset %zu", what, (size_t)(p - text));
+        sage__fmt(msg, msg_len, "unexpected %s at offset %zu", what, (size_t)(p - text));
         return -1;
     }
     unsigned p2 = 0, p5 = 0;
@@ -457,15 +444,15 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
             if (ascii_caseeq_n(unit, unit_len, byte_units[i].name))
                 break;
         if (i == n) {
-            set_err(msg, msg_len, "unknown unit \"%.*s\" (valid units: " SPEC_UNIT_LIST ", case-insensitive)",
-                    (int)unit_len, unit);
+            sage__fmt(msg, msg_len, "unknown unit \"%.*s\" (valid units: " SPEC_UNIT_LIST ", case-insensitive)",
+                      (int)unit_len, unit);
             return -1;
         }
         p2 = byte_units[i].p2;
         p5 = byte_units[i].p5;
     }
     if (overflow) {
-        set_err(msg, msg_len, "overflows 2^63 bytes (at most %" PRIu64 ")", SPEC_BYTES_MAX);
+        sage__fmt(msg, msg_len, "overflows 2^63 bytes (at most %" PRIu64 ")", SPEC_BYTES_MAX);
         return -1;
     }
 
@@ -490,14 +477,14 @@ static int parse_bytes_reason(const char *text, uint64_t *out, char *msg, size_t
     for (unsigned k = 0; k < p5; k++)
         mult *= 5;
     if (ipart > (SPEC_BYTES_MAX - fpart) / mult) {
-        set_err(msg, msg_len, "overflows 2^63 bytes (at most %" PRIu64 ")", SPEC_BYTES_MAX);
+        sage__fmt(msg, msg_len, "overflows 2^63 bytes (at most %" PRIu64 ")", SPEC_BYTES_MAX);
         return -1;
     }
     *out = ipart * mult + fpart;
     return 0;
 
 not_whole:
-    set_err(msg, msg_len, "not a whole number of bytes");
+    sage__fmt(msg, msg_len, "not a whole number of bytes");
     return -1;
 }
 
@@ -506,20 +493,20 @@ static int parse_bytes_msg(const char *text, uint64_t *out, char *err, size_t er
 {
     char q[SPEC_BYTES_TEXT_MAX * 4 + 16];
     if (!text) {
-        set_err(err, err_len, "invalid byte quantity: NULL text");
+        sage__fmt(err, err_len, "invalid byte quantity: NULL text");
         return -1;
     }
     size_t n = strnlen(text, SPEC_BYTES_TEXT_MAX + 1);
     if (n > SPEC_BYTES_TEXT_MAX) {
         quote_str(q, sizeof q, text, 24);
-        set_err(err, err_len, "invalid byte quantity %s: too long (more than %d characters)", q, SPEC_BYTES_TEXT_MAX);
+        sage__fmt(err, err_len, "invalid byte quantity %s: too long (more than %d characters)", q, SPEC_BYTES_TEXT_MAX);
         return -1;
     }
     char reason[SPEC_MSG_MAX];
     if (parse_bytes_reason(text, out, reason, sizeof reason) == 0)
         return 0;
     quote_str(q, sizeof q, text, SPEC_BYTES_TEXT_MAX);
-    set_err(err, err_len, "invalid byte quantity %s: %s", q, reason);
+    sage__fmt(err, err_len, "invalid byte quantity %s: %s", q, reason);
     return -1;
 }
 
@@ -531,7 +518,7 @@ SAGE_API int sage_parse_bytes(const char *text, uint64_t *out, char *err, size_t
     if (out)
         *out = 0;
     if (!out) {
-        set_err(err, err_len, "invalid byte quantity: NULL output");
+        sage__fmt(err, err_len, "invalid byte quantity: NULL output");
         return SAGE_ERESOURCES;
     }
     if (parse_bytes_msg(text, &v, err, err_len) != 0)
@@ -666,14 +653,14 @@ static void report_json_error(const json_error_t *je, char *err, size_t err_len)
             size_t tlen = strlen(tok);
             if (tlen > 0 && tok[tlen - 1] == '\'')
                 tlen--;
-            set_err(err, err_len,
-                    "invalid JSON at line %d column %d: duplicate key %.*s (each key may appear only once)", je->line,
-                    je->column, (int)tlen, tok);
+            sage__fmt(err, err_len,
+                      "invalid JSON at line %d column %d: duplicate key %.*s (each key may appear only once)", je->line,
+                      je->column, (int)tlen, tok);
             return;
         }
     }
-    set_err(err, err_len, "invalid JSON at line %d column %d: %s%s", je->line, je->column, je->text,
-            code == json_error_numeric_overflow ? " (numbers must be finite)" : "");
+    sage__fmt(err, err_len, "invalid JSON at line %d column %d: %s%s", je->line, je->column, je->text,
+              code == json_error_numeric_overflow ? " (numbers must be finite)" : "");
 }
 
 static int parse_bytes_key(const char *key, const json_t *v, uint64_t *out, char *err, size_t err_len)
@@ -686,7 +673,7 @@ static int parse_bytes_key(const char *key, const json_t *v, uint64_t *out, char
         char inner[SPEC_MSG_MAX];
         if (parse_bytes_msg(json_string_value(v), out, inner, sizeof inner) == 0)
             return 0;
-        set_err(err, err_len, "%s: %s", what, inner);
+        sage__fmt(err, err_len, "%s: %s", what, inner);
         return -1;
     }
     type_err(err, err_len, what, "a number of bytes or a string such as \"8GB\"", v);
@@ -702,8 +689,8 @@ static int parse_custom(const json_t *obj, sage_resources *out, char *err, size_
     }
     size_t n = json_object_size(obj);
     if (n > SAGE_RES_CUSTOM_MAX) {
-        set_err(err, err_len, "%s: %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)", what, n,
-                SAGE_RES_CUSTOM_MAX);
+        sage__fmt(err, err_len, "%s: %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)", what, n,
+                  SAGE_RES_CUSTOM_MAX);
         return -1;
     }
     const char *name;
@@ -723,7 +710,7 @@ static int parse_custom(const json_t *obj, sage_resources *out, char *err, size_
         if (check_amount(amount, wname, err, err_len))
             return -1;
         if (out->ncustom >= SAGE_RES_CUSTOM_MAX) { /* cannot happen: size checked above */
-            set_err(err, err_len, "%s: more than %d custom resources", what, SAGE_RES_CUSTOM_MAX);
+            sage__fmt(err, err_len, "%s: more than %d custom resources", what, SAGE_RES_CUSTOM_MAX);
             return -1;
         }
         sage_resource_amount *c = &out->custom[out->ncustom++];
@@ -736,8 +723,8 @@ static int parse_custom(const json_t *obj, sage_resources *out, char *err, size_
 static int parse_root(const json_t *root, sage_resources *out, char *err, size_t err_len)
 {
     if (!json_is_object(root)) {
-        set_err(err, err_len, "resource spec must be a JSON object such as {\"num_cpus\": 1}, got %s",
-                json_type_phrase(root));
+        sage__fmt(err, err_len, "resource spec must be a JSON object such as {\"num_cpus\": 1}, got %s",
+                  json_type_phrase(root));
         return -1;
     }
     const char *key;
@@ -772,9 +759,9 @@ static int parse_root(const json_t *root, sage_resources *out, char *err, size_t
             quote_str(q, sizeof q, key, SPEC_KEY_CMP_MAX);
             const char *s = suggest_key(key);
             if (s)
-                set_err(err, err_len, "unknown key %s (did you mean \"%s\"?)", q, s);
+                sage__fmt(err, err_len, "unknown key %s (did you mean \"%s\"?)", q, s);
             else
-                set_err(err, err_len, "unknown key %s (valid keys: " SPEC_KEY_LIST ")", q);
+                sage__fmt(err, err_len, "unknown key %s (valid keys: " SPEC_KEY_LIST ")", q);
             return -1;
         }
     }
@@ -790,25 +777,25 @@ SAGE_API int sage_resources_parse(const char *json, sage_resources *out, char *e
     if (out)
         memset(out, 0, sizeof *out);
     if (!json) {
-        set_err(err, err_len, "resource spec is NULL: expected a JSON object such as {\"num_cpus\": 1}");
+        sage__fmt(err, err_len, "resource spec is NULL: expected a JSON object such as {\"num_cpus\": 1}");
         return SAGE_ERESOURCES;
     }
     if (!out) {
-        set_err(err, err_len, "resource spec: NULL output");
+        sage__fmt(err, err_len, "resource spec: NULL output");
         return SAGE_ERESOURCES;
     }
     const char *p = json;
     while (is_space(*p))
         p++;
     if (*p == '\0') {
-        set_err(err, err_len, "resource spec is empty: expected a JSON object such as {\"num_cpus\": 1}");
+        sage__fmt(err, err_len, "resource spec is empty: expected a JSON object such as {\"num_cpus\": 1}");
         return SAGE_ERESOURCES;
     }
     json_error_t je;
     int oom;
     json_t *root = sage__json_loadb(json, strlen(json), SPEC_JSON_FLAGS, &je, &oom);
     if (oom) {
-        set_err(err, err_len, "resource spec: out of memory");
+        sage__fmt(err, err_len, "resource spec: out of memory");
         return SAGE_ENOMEM;
     }
     if (!root) {
@@ -831,7 +818,7 @@ SAGE_API int sage_resources_validate(const sage_resources *r, char *err, size_t 
     if (err && err_len)
         err[0] = '\0';
     if (!r) {
-        set_err(err, err_len, "resource request is NULL");
+        sage__fmt(err, err_len, "resource request is NULL");
         return SAGE_ERESOURCES;
     }
     if (check_cpus(r->num_cpus, err, err_len) || check_gpus(r->num_gpus, err, err_len) ||
@@ -839,15 +826,15 @@ SAGE_API int sage_resources_validate(const sage_resources *r, char *err, size_t 
         check_bytes_u64(r->object_store_memory, "key \"object_store_memory\"", err, err_len))
         return SAGE_ERESOURCES;
     if (r->ncustom > SAGE_RES_CUSTOM_MAX) {
-        set_err(err, err_len, "key \"resources\": %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)", r->ncustom,
-                SAGE_RES_CUSTOM_MAX);
+        sage__fmt(err, err_len, "key \"resources\": %zu custom resources, at most %d (SAGE_RES_CUSTOM_MAX)", r->ncustom,
+                  SAGE_RES_CUSTOM_MAX);
         return SAGE_ERESOURCES;
     }
     for (size_t i = 0; i < r->ncustom; i++) {
         const sage_resource_amount *c = &r->custom[i];
         if (!memchr(c->name, '\0', sizeof c->name)) {
-            set_err(err, err_len, "key \"resources\": custom[%zu] name is not NUL-terminated within %zu bytes", i,
-                    sizeof c->name);
+            sage__fmt(err, err_len, "key \"resources\": custom[%zu] name is not NUL-terminated within %zu bytes", i,
+                      sizeof c->name);
             return SAGE_ERESOURCES;
         }
         if (check_name(c->name, strlen(c->name), err, err_len))
@@ -858,7 +845,7 @@ SAGE_API int sage_resources_validate(const sage_resources *r, char *err, size_t 
             return SAGE_ERESOURCES;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(r->custom[j].name, c->name) == 0) {
-                set_err(err, err_len, "%s appears twice (custom[%zu] and custom[%zu])", wname, j, i);
+                sage__fmt(err, err_len, "%s appears twice (custom[%zu] and custom[%zu])", wname, j, i);
                 return SAGE_ERESOURCES;
             }
         }
