@@ -38,8 +38,8 @@ typedef struct sage_jobmanager_opts {
      *                 that Slurm cluster (the tcp data plane, nodes from sinfo)
      * Any other key is refused, naming it. */
     const char *config;
-    int ready_fd;       /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */
-    int log_to_stderr;  /* 1: log lines go to stderr as well as the log file */
+    int ready_fd;      /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */
+    int log_to_stderr; /* 1: log lines go to stderr as well as the log file */
 } sage_jobmanager_opts;
 int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_len);
 
