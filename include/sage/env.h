@@ -24,7 +24,8 @@ extern "C" {
  * signal-driven thread of yours) while the job runs.
  * ------------------------------------------------------------------------- */
 
-/* config: NULL, JSON text (starting with '{' after blanks), or the path of a
+/* name: the job's name, 1..127 bytes of UTF-8 without control characters.
+ * config: NULL, JSON text (starting with '{' after blanks), or the path of a
  * JSON file. Keys (all optional; any other key is refused, naming it):
  *   "max_parallelism"    int, 1..1024 (default 1024)
  *   "batch_bytes"        bytes per channel batch, 256 B..16 MiB (default 16 KiB)

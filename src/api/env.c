@@ -3,19 +3,6 @@
 #include <string.h>
 
 #include "api/env.h"
-#include "util/utf8.h"
-
-/* Why a job name is refused, or NULL. */
-static const char *bad_name(const char *name)
-{
-    if (!name || !*name)
-        return "the job name is empty";
-    if (!sage__utf8_valid(name, strlen(name)))
-        return "the job name is not valid UTF-8";
-    if (strlen(name) >= SAGE__NAME_MAX)
-        return "the job name is longer than 127 bytes";
-    return NULL;
-}
 
 static sage_env *env_new(const char *name, const char *config, const char *jm_host, int jm_port, int remote)
 {
@@ -23,12 +10,11 @@ static sage_env *env_new(const char *name, const char *config, const char *jm_ho
     if (!env)
         return NULL;
     sage__config_init(&env->cfg);
-    const char *why = bad_name(name);
-    /* a refused name: "job", or the name cut to size when it was only too long */
-    int too_long = why && name && sage__utf8_valid(name, strlen(name)) && strlen(name) >= SAGE__NAME_MAX;
-    sage__graph_init(&env->graph, why && !too_long ? "job" : name, &env->cfg, &env->err);
+    char buf[128];
+    const char *why = sage__name_problem(name, 0, buf, sizeof buf);
+    sage__graph_init(&env->graph, why ? "job" : name, &env->cfg, &env->err); /* a refused name: "job" */
     if (why)
-        sage__errf(&env->err, SAGE_EINVAL, "sage_env_create: %s", why);
+        sage__errf(&env->err, SAGE_EINVAL, "sage_env_create: the job name %s", why);
     if (config && env->err.code == 0)
         sage__config_parse(&env->cfg, config, &env->err);
     if (remote) {

@@ -68,13 +68,10 @@ static sage__op *new_op(sage__graph *g, sage__op_kind kind, const sage_op_opts *
     op->open = opts->open;
     op->close = opts->close;
     if (opts->name) {
-        size_t n = strlen(opts->name);
-        if (n == 0 || n >= sizeof op->name) {
-            sage__errf(g->err, SAGE_EINVAL, "%s: operator name must be 1 to %zu bytes", what, sizeof op->name - 1);
-            goto fail;
-        }
-        if (!sage__utf8_valid(opts->name, n)) {
-            sage__errf(g->err, SAGE_EINVAL, "%s: operator name is not valid UTF-8", what);
+        char why[128];
+        const char *problem = sage__name_problem(opts->name, 1, why, sizeof why);
+        if (problem) {
+            sage__errf(g->err, SAGE_EINVAL, "%s: the operator name %s", what, problem);
             goto fail;
         }
         if (sage__graph_find(g, opts->name)) {
@@ -82,7 +79,7 @@ static sage__op *new_op(sage__graph *g, sage__op_kind kind, const sage_op_opts *
                        g->name);
             goto fail;
         }
-        memcpy(op->name, opts->name, n + 1);
+        sage__strlcpy(op->name, opts->name, sizeof op->name);
     } else {
         /* Generated names: kind_id, skipping any a user already took. */
         int k = op->id;

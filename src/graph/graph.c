@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/utf8.h"
+
 void sage__graph_init(sage__graph *g, const char *name, const sage__config *cfg, sage__err *err)
 {
     memset(g, 0, sizeof *g);
@@ -45,6 +47,33 @@ sage__op *sage__graph_find(const sage__graph *g, const char *name)
     for (size_t i = 0; i < g->nops; i++)
         if (strcmp(g->ops[i]->name, name) == 0)
             return g->ops[i];
+    return NULL;
+}
+
+const char *sage__name_problem(const char *name, int op_name, char *why, size_t why_len)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0)
+        return "is empty";
+    if (n >= SAGE__NAME_MAX) {
+        sage__fmt(why, why_len, "is longer than %d bytes", SAGE__NAME_MAX - 1);
+        return why;
+    }
+    if (!sage__utf8_valid(name, n))
+        return "is not valid UTF-8";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f) {
+            sage__fmt(why, why_len, "contains a control character (byte 0x%02x at offset %zu)", c, i);
+            return why;
+        }
+        if (op_name && c == '/') {
+            sage__fmt(why, why_len, "contains '/' (at offset %zu): operator names become file names", i);
+            return why;
+        }
+    }
+    if (op_name && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
+        return "is \".\" or \"..\", which are not file names";
     return NULL;
 }
 

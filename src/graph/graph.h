@@ -156,6 +156,13 @@ typedef struct sage__graph {
 void sage__graph_init(sage__graph *g, const char *name, const sage__config *cfg, sage__err *err);
 void sage__graph_free(sage__graph *g);
 sage__op *sage__graph_find(const sage__graph *g, const char *name);
+/* Why a job or operator name is refused (NULL: it is fine), written into
+ * why: empty, longer than SAGE__NAME_MAX - 1 bytes, not UTF-8, a control
+ * character (it would forge log lines and terminal output); operator names
+ * also become file names (a worker's results, a task's log), so '/' and the
+ * names "." and ".." are refused for them too. Every mode applies the same
+ * rule, at declaration. */
+const char *sage__name_problem(const char *name, int op_name, char *why, size_t why_len);
 const char *sage__op_kind_name(sage__op_kind k);
 const char *sage__part_name(sage__part p);
 

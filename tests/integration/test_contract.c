@@ -186,6 +186,46 @@ static void close_emits_fail_after_cancel(void)
     sage_env_destroy(env);
 }
 
+/* stream.h / env.h: names that would become bad file names or forge log lines are refused, in every mode. */
+static void names_refused(void)
+{
+    static const struct {
+        const char *name, *why;
+    } ops[] = {
+        {"parse/json", "the operator name contains '/' (at offset 5): operator names become file names"},
+        {"../../../../tmp/x/trav", "contains '/'"},
+        {"..", "is \".\" or \"..\""},
+        {"line\nforged", "contains a control character (byte 0x0a at offset 4)"},
+        {"red\x1b[31m", "byte 0x1b"},
+        {"del\x7f", "byte 0x7f"},
+        {"", "the operator name is empty"},
+        {"caf\xe9", "is not valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        sage_env *env = sage_env_create("names", NULL);
+        int64_t v[] = {1};
+        CHECK(sage_from_int64s(env, v, 1, &(sage_op_opts){.name = ops[i].name}) == NULL);
+        CHECK_INT(sage_env_errcode(env), SAGE_EINVAL);
+        CHECK_CONTAINS(sage_env_errmsg(env), ops[i].why);
+        sage_env_destroy(env);
+    }
+    sage_env *env = sage_env_create("ok names: a.b-c_d \xc3\xa9t\xc3\xa9", NULL); /* UTF-8, blanks, dots */
+    int64_t v[] = {1};
+    sage_sink(sage_from_int64s(env, v, 1, &(sage_op_opts){.name = "a.b c"}), drop, NULL,
+              &(sage_op_opts){.name = "\xc3\xa9t\xc3\xa9"});
+    CHECK_INT(sage_env_execute(env), 0);
+    sage_env_destroy(env);
+    env = sage_env_create("job\nFORGED line", NULL);
+    CHECK_INT(sage_env_errcode(env), SAGE_EINVAL);
+    CHECK_STR(sage_env_errmsg(env),
+              "sage_env_create: the job name contains a control character (byte 0x0a at offset 3)");
+    sage_env_destroy(env);
+    env = sage_env_create_remote("job\x1b[2J", "127.0.0.1", 1, NULL); /* remote envs apply the same rule */
+    CHECK_INT(sage_env_errcode(env), SAGE_EINVAL);
+    CHECK_INT(sage_env_execute(env), SAGE_EINVAL); /* refused before anything is sent */
+    sage_env_destroy(env);
+}
+
 /* jobmanager.h: no state directory without a home (no shared /tmp fallback). */
 static void home_dir_without_home(void)
 {
@@ -219,6 +259,7 @@ int main(int argc, char **argv)
     RUN(close_hook_rule);
     RUN(fail_message_per_call);
     RUN(close_emits_fail_after_cancel);
+    RUN(names_refused);
     RUN(home_dir_without_home);
     return CHECK_DONE();
 }
