@@ -101,8 +101,9 @@ typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 #define SAGE_PARALLELISM_MAX 1024 /* hard bound; config "max_parallelism" may lower it */
 
 typedef struct sage_op_opts {
-    const char *name;                     /* unique in the job; generated ("map_3") when NULL. 1..127 bytes of UTF-8, no
-                             control characters, no '/', not "." or ".." (it becomes a file name) */
+    /* name: unique in the job, generated ("map_3") when NULL; 1..127 bytes of UTF-8 without control
+     * characters or '/', and not "." or ".." (it becomes a file name) */
+    const char *name;
     int parallelism;                      /* 0 means 1; 1..max_parallelism */
     int disable_chaining;                 /* 1: never fuse this operator with its neighbours */
     const char *resources;                /* JSON spec, see sage/resources.h; NULL: none */
