@@ -40,6 +40,19 @@ extern "C" {
  *                        (as sage_env_create_remote, sage/jobmanager.h)
  *   "token_file"         the token a remote env authenticates with (default:
  *                        $SAGE_TOKEN_FILE, else the state directory's token)
+ *   "fault_tolerance"    what a failed task does to the job (default: fail fast).
+ *                        {"strategy": "restart", "restart_strategy": "fixed",
+ *                         "max_attempts": 3, "delay": 5}: the job runs again from
+ *                        its beginning after delay seconds, at most max_attempts
+ *                        times; "exponential" (initial_delay 1, multiplier 2,
+ *                        max_delay 60, max_attempts 5) and "failure_rate"
+ *                        (max_failures_per_interval 5 in interval_seconds 60,
+ *                        delay 5) as in SAGE Kernel, "fixed_delay" and
+ *                        "exponential_backoff" accepted. Embedded jobs only so
+ *                        far (a remote env refuses it at submit, SAGE_EUNSUPPORTED);
+ *                        "strategy": "checkpoint" is not built yet (refused here,
+ *                        SAGE_EUNSUPPORTED). Built-in sinks start over with the
+ *                        job; user sinks see records again (at-least-once).
  * Byte sizes are numbers or strings with a unit ("64KiB", see
  * sage_parse_bytes). Every key, "node" included, is checked here.
  * Returns NULL only when out of memory. A bad name or config is recorded as

@@ -164,6 +164,8 @@ SAGE_API int sage_env_metric(const sage_env *env, const char *op_name, int insta
         return SAGE_EINVAL;
     if (!env->backend->job)
         return SAGE_ESTATE;
+    if (env->backend->ops->metric)
+        return env->backend->ops->metric(env->backend, op, instance, name, out);
     return sage__job_metric(env->backend->job, op, instance, name, out);
 }
 

@@ -33,6 +33,9 @@ typedef struct sage__backend_ops {
     int (*stop)(sage__backend *b);   /* graceful: sources stop, records drain */
     int (*cancel)(sage__backend *b); /* now: in-flight records are discarded */
     sage_job_state (*state)(const sage__backend *b);
+    /* A metric of the job (sage_env_metric), read under whatever lock the
+     * backend's job needs (NULL: read b->job directly). */
+    int (*metric)(sage__backend *b, const sage__op *op, int instance, const char *name, sage_metric *out);
     /* Free everything (a running embedded job is canceled and joined; a
      * remote job goes on: it is the JobManager's). */
     void (*destroy)(sage__backend *b);

@@ -86,6 +86,10 @@ static int cl_submit(sage__backend *b)
     int rc = sage__backend_compile(b);
     if (rc != 0)
         return rc;
+    if (cfg->ft.strategy != SAGE__FT_NONE) /* said, never silently ignored */
+        return sage__errf(b->err, SAGE_EUNSUPPORTED,
+                          "config key \"fault_tolerance\": restarts are built for embedded jobs only so far; a "
+                          "JobManager job fails fast");
     json_t *doc = sage__plan_document(b->plan);
     if (!doc)
         return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");

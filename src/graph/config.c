@@ -7,6 +7,7 @@
 #include "net/sock.h"
 #include "resources/placement.h"
 #include "util/json.h"
+#include "util/suggest.h"
 
 #define SAGE__CONFIG_FILE_MAX ((size_t)1 << 20) /* a config file is small */
 
@@ -92,11 +93,26 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
             return sage__errf(e, rc, "%s", why);
         json_decref(cfg->node);
         cfg->node = json_incref(v);
+    } else if (strcmp(key, "fault_tolerance") == 0) {
+        int rc = sage__ft_parse(&cfg->ft, v, e);
+        if (rc != 0)
+            return rc;
+        if (cfg->ft.strategy == SAGE__FT_CHECKPOINT)
+            return sage__errf(e, SAGE_EUNSUPPORTED,
+                              "config key \"fault_tolerance\": the \"checkpoint\" strategy is not built yet; "
+                              "\"restart\" is (the job runs again from its beginning)");
     } else {
+        static const char *const known[] = {"max_parallelism",  "batch_bytes",     "channel_bytes",
+                                            "max_record_bytes", "flush_linger_us", "node",
+                                            "jobmanager",       "token_file",      "fault_tolerance"};
+        const char *near = sage__suggest(key, known, sizeof known / sizeof known[0]);
+        char hint[96] = "";
+        if (near)
+            sage__fmt(hint, sizeof hint, "did you mean \"%s\"? ", near);
         return sage__errf(e, SAGE_ECONFIG,
-                          "config: unknown key \"%s\" (known: max_parallelism, batch_bytes, channel_bytes, "
-                          "max_record_bytes, flush_linger_us, node, jobmanager, token_file)",
-                          key);
+                          "config: unknown key \"%s\" (%sknown: max_parallelism, batch_bytes, channel_bytes, "
+                          "max_record_bytes, flush_linger_us, node, jobmanager, token_file, fault_tolerance)",
+                          key, hint);
     }
     return 0;
 }

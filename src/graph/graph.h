@@ -120,6 +120,35 @@ typedef struct sage__service_decl {
     sage_service_opts opts; /* queue_capacity resolved (1..2^20) */
 } sage__service_decl;
 
+/* "fault_tolerance": what happens when a task fails (SAGE Kernel's keys and
+ * defaults; graph/fault.c reads them). Without the key: fail fast. */
+typedef enum sage__ft_strategy {
+    SAGE__FT_NONE = 0,   /* fail fast */
+    SAGE__FT_RESTART,    /* run the job again from its beginning */
+    SAGE__FT_CHECKPOINT, /* resume from the last checkpoint (not built yet: refused at create) */
+} sage__ft_strategy;
+
+typedef enum sage__restart_kind {
+    SAGE__RESTART_FIXED,        /* "fixed" / "fixed_delay": max_attempts restarts, delay apart */
+    SAGE__RESTART_EXPONENTIAL,  /* "exponential" / "exponential_backoff": initial_delay * multiplier^k, capped */
+    SAGE__RESTART_FAILURE_RATE, /* "failure_rate": at most max_failures_per_interval in interval_seconds */
+} sage__restart_kind;
+
+typedef struct sage__ft_config {
+    sage__ft_strategy strategy;
+    sage__restart_kind restart;
+    int max_attempts;                   /* fixed, exponential: restarts allowed */
+    double delay;                       /* fixed, failure_rate: seconds before a restart */
+    double initial_delay, max_delay, multiplier; /* exponential */
+    int max_failures_per_interval;      /* failure_rate */
+    double interval_seconds;            /* failure_rate */
+    double checkpoint_interval;         /* checkpoint: seconds */
+    int max_recovery_attempts;          /* checkpoint */
+    char checkpoint_dir[1024];          /* checkpoint: "" = the job's state directory */
+    int checkpoints_retained;           /* checkpoint */
+    double checkpoint_timeout;          /* checkpoint: seconds */
+} sage__ft_config;
+
 /* The environment's configuration (keys in include/sage/env.h). */
 typedef struct sage__config {
     int max_parallelism;
@@ -132,6 +161,7 @@ typedef struct sage__config {
     char jm_host[256];
     int jm_port;
     char token_file[1024]; /* "" : the default */
+    sage__ft_config ft;    /* "fault_tolerance" */
 } sage__config;
 
 typedef enum sage__seal {
@@ -185,6 +215,18 @@ sage_stream *sage__declare_file_sink(sage_stream *in, const char *path, const sa
 sage_stream *sage__declare_collect_sink(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
 int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, void *udata,
                           const sage_service_opts *opts);
+
+/* ---- fault.c ---- */
+/* Read the "fault_tolerance" object into *ft (defaults first). Unknown keys
+ * are refused naming the key and the nearest known one; keys of another
+ * strategy are refused naming the strategy they belong to. */
+int sage__ft_parse(sage__ft_config *ft, json_t *v, sage__err *err);
+/* The delay before restart number k (1 = the first), in seconds. */
+double sage__ft_delay(const sage__ft_config *ft, int k);
+/* One line describing the strategy, for messages ("fixed delay 1s, at most 3 restarts"). */
+void sage__ft_describe(const sage__ft_config *ft, char *buf, size_t len);
+/* As a JSON object (the keys above, every one explicit), for the plan document. NULL: out of memory. */
+json_t *sage__ft_json(const sage__ft_config *ft);
 
 /* ---- config.c ---- */
 /* Defaults for every key. */

@@ -42,6 +42,7 @@
 
 #include "sage/resources.h"
 #include "util/json.h"
+#include "util/suggest.h"
 #include "util/err.h"
 
 #define SPEC_PRECISION_STEPS 10000.0           /* 1 / 0.0001 */
@@ -584,37 +585,6 @@ static int normalize_key(const char *key, char *buf, size_t cap)
     return 1;
 }
 
-/* Optimal string alignment distance (Levenshtein plus adjacent swaps),
- * case-insensitive; both strings at most SPEC_KEY_CMP_MAX bytes. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t rows[3][SPEC_KEY_CMP_MAX + 1];
-    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-            size_t best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < best)
-                best = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]) &&
-                prev2[j - 2] + 1 < best)
-                best = prev2[j - 2] + 1;
-            cur[j] = best;
-        }
-        size_t *t = prev2;
-        prev2 = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb];
-}
-
 static const char *suggest_key(const char *key)
 {
     char norm[SPEC_KEY_CMP_MAX + 1], vnorm[SPEC_KEY_CMP_MAX + 1];
@@ -627,18 +597,7 @@ static const char *suggest_key(const char *key)
     for (size_t i = 0; i < sizeof key_aliases / sizeof key_aliases[0]; i++)
         if (strcmp(norm, key_aliases[i].alias) == 0)
             return key_aliases[i].key;
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    for (size_t i = 0; i < nkeys; i++) {
-        size_t d = edit_distance(key, valid_keys[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = valid_keys[i];
-        }
-    }
-    if (best && best_d <= 2 && best_d * 3 <= strlen(best))
-        return best;
-    return NULL;
+    return sage__suggest(key, valid_keys, nkeys);
 }
 
 /* ---- JSON form ---------------------------------------------------------- */

@@ -35,11 +35,49 @@ static const config_case cases[] = {
     {"{\"node\": {\"cpus\": -1}}", SAGE_ECONFIG, "node config: key \"cpus\""},
     {"{\"node\": {\"gpus\": \"two\"}}", SAGE_ECONFIG, "\"gpus\""},
     {"{\"node\": {\"colour\": \"red\"}}", SAGE_ECONFIG, "colour"},
-    {"{\"batchbytes\": 1}", SAGE_ECONFIG, "unknown key \"batchbytes\" (known: max_parallelism"},
+    {"{\"batchbytes\": 1}", SAGE_ECONFIG,
+     "unknown key \"batchbytes\" (did you mean \"batch_bytes\"? known: max_parallelism"},
+    {"{\"zz\": 1}", SAGE_ECONFIG, "unknown key \"zz\" (known: max_parallelism"},
     {"{\"batch_bytes\": 1024, \"batch_bytes\": 2048}", SAGE_ECONFIG, "duplicate"},
     {"[1, 2]", SAGE_ECONFIG, "config [1, 2]: unable to open [1, 2]: No such file or directory"}, /* not '{': a path */
     {"{\"max_parallelism\": 8", SAGE_ECONFIG, "config text:"},
     {"{} trailing", SAGE_ECONFIG, "config text:"},
+    /* fault_tolerance: SAGE Kernel's keys and spellings */
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\"}}", 0, NULL},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"fixed_delay\", \"max_attempts\": 3, "
+     "\"delay\": 1.5}}",
+     0, NULL},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"exponential_backoff\", "
+     "\"initial_delay\": 0.1, \"max_delay\": 30, \"multiplier\": 2.0, \"max_attempts\": 5}}",
+     0, NULL},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"failure_rate\", "
+     "\"max_failures_per_interval\": 3, \"interval_seconds\": 60, \"delay\": 1}}",
+     0, NULL},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"max_atempts\": 3}}", SAGE_ECONFIG,
+     "config key \"fault_tolerance.max_atempts\" is unknown (did you mean \"max_attempts\"?)"},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"zzz\": 3}}", SAGE_ECONFIG, "is unknown (known: strategy"},
+    {"{\"fault_tolerance\": {\"strategy\": \"retry\"}}", SAGE_ECONFIG, "\"retry\" is not a strategy"},
+    {"{\"fault_tolerance\": {\"restart_strategy\": \"fixed\"}}", SAGE_ECONFIG,
+     "\"fault_tolerance.strategy\": expected"},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"linear\"}}", SAGE_ECONFIG,
+     "\"fault_tolerance.restart_strategy\": expected \"fixed\""},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"multiplier\": 3}}", SAGE_ECONFIG,
+     "\"fault_tolerance.multiplier\" belongs to exponential, not to the chosen \"fixed\""},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"failure_rate\", \"max_attempts\": 3}}",
+     SAGE_ECONFIG, "belongs to fixed or exponential, not to the chosen \"failure_rate\""},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"checkpoint_interval\": 3}}", SAGE_ECONFIG,
+     "belongs to checkpoint"},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"delay\": -1}}", SAGE_ECONFIG,
+     "\"fault_tolerance.delay\": expected seconds from 0 to 86400"},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"max_attempts\": 2.5}}", SAGE_ECONFIG,
+     "expected a whole number"},
+    {"{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": \"exponential\", \"initial_delay\": 5, "
+     "\"max_delay\": 1}}",
+     SAGE_ECONFIG, "max_delay\": 1 s is less than initial_delay 5 s"},
+    {"{\"fault_tolerance\": 1}", SAGE_ECONFIG, "\"fault_tolerance\": expected an object"},
+    {"{\"fault_tolerance\": {\"strategy\": \"checkpoint\", \"checkpoint_interval\": 5.0}}", SAGE_EUNSUPPORTED,
+     "the \"checkpoint\" strategy is not built yet"},
+    {"{\"fault_toleranse\": {}}", SAGE_ECONFIG, "did you mean \"fault_tolerance\"?"},
 };
 
 static void config_table(void)
@@ -83,6 +121,43 @@ static void defaults_and_values(void)
     sage__config_free(&cfg);
 }
 
+/* The defaults are SAGE Kernel's; the delay of each restart follows the strategy. */
+static void fault_tolerance_values(void)
+{
+    sage__config cfg;
+    sage__config_init(&cfg);
+    sage__err err = {0};
+    CHECK_INT(cfg.ft.strategy, SAGE__FT_NONE); /* fail fast without the key */
+    CHECK_INT(sage__config_parse(&cfg, "{\"fault_tolerance\": {\"strategy\": \"restart\"}}", &err), 0);
+    CHECK_INT(cfg.ft.strategy, SAGE__FT_RESTART);
+    CHECK_INT(cfg.ft.restart, SAGE__RESTART_FIXED);
+    CHECK_INT(cfg.ft.max_attempts, 3);
+    CHECK(cfg.ft.delay == 5);
+    CHECK(sage__ft_delay(&cfg.ft, 2) == 5);
+    CHECK_INT(sage__config_parse(&cfg,
+                                 "{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": "
+                                 "\"exponential\", \"initial_delay\": 0.5, \"max_delay\": 3}}",
+                                 &err),
+              0);
+    CHECK_INT(cfg.ft.max_attempts, 5); /* exponential's own default */
+    CHECK(sage__ft_delay(&cfg.ft, 1) == 0.5);
+    CHECK(sage__ft_delay(&cfg.ft, 2) == 1);
+    CHECK(sage__ft_delay(&cfg.ft, 3) == 2);
+    CHECK(sage__ft_delay(&cfg.ft, 4) == 3); /* capped */
+    CHECK(sage__ft_delay(&cfg.ft, 40) == 3);
+    CHECK_INT(sage__config_parse(&cfg,
+                                 "{\"fault_tolerance\": {\"strategy\": \"restart\", \"restart_strategy\": "
+                                 "\"failure_rate\"}}",
+                                 &err),
+              0);
+    CHECK_INT(cfg.ft.max_failures_per_interval, 5);
+    CHECK(cfg.ft.interval_seconds == 60 && cfg.ft.delay == 5);
+    char d[128];
+    sage__ft_describe(&cfg.ft, d, sizeof d);
+    CHECK_STR(d, "restart: delay 5s, at most 5 failures in 60s");
+    sage__config_free(&cfg);
+}
+
 static void config_file(void)
 {
     char path[] = "/tmp/sage-test-config-XXXXXX";
@@ -107,6 +182,7 @@ int main(int argc, char **argv)
     CHECK_MAIN(argc, argv);
     RUN(config_table);
     RUN(defaults_and_values);
+    RUN(fault_tolerance_values);
     RUN(config_file);
     return CHECK_DONE();
 }
