@@ -137,16 +137,16 @@ typedef enum sage__restart_kind {
 typedef struct sage__ft_config {
     sage__ft_strategy strategy;
     sage__restart_kind restart;
-    int max_attempts;                   /* fixed, exponential: restarts allowed */
-    double delay;                       /* fixed, failure_rate: seconds before a restart */
+    int max_attempts;                            /* fixed, exponential: restarts allowed */
+    double delay;                                /* fixed, failure_rate: seconds before a restart */
     double initial_delay, max_delay, multiplier; /* exponential */
-    int max_failures_per_interval;      /* failure_rate */
-    double interval_seconds;            /* failure_rate */
-    double checkpoint_interval;         /* checkpoint: seconds */
-    int max_recovery_attempts;          /* checkpoint */
-    char checkpoint_dir[1024];          /* checkpoint: "" = the job's state directory */
-    int checkpoints_retained;           /* checkpoint */
-    double checkpoint_timeout;          /* checkpoint: seconds */
+    int max_failures_per_interval;               /* failure_rate */
+    double interval_seconds;                     /* failure_rate */
+    double checkpoint_interval;                  /* checkpoint: seconds */
+    int max_recovery_attempts;                   /* checkpoint */
+    char checkpoint_dir[1024];                   /* checkpoint: "" = the job's state directory */
+    int checkpoints_retained;                    /* checkpoint */
+    double checkpoint_timeout;                   /* checkpoint: seconds */
 } sage__ft_config;
 
 /* The environment's configuration (keys in include/sage/env.h). */
