@@ -8,6 +8,7 @@
 #include "sage/context.h"
 #include "sage/env.h"
 #include "sage/jobmanager.h"
+#include "sage/binding.h"
 
 #define SAGE_VERSION_MAJOR 0
 #define SAGE_VERSION_MINOR 1

@@ -101,3 +101,22 @@ SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_ser
 {
     return env ? sage__declare_service(&env->graph, name, fn, udata, opts) : SAGE_EINVAL;
 }
+
+SAGE_API int sage_env_set_binding(sage_env *env, const sage_binding_hooks *hooks)
+{
+    if (!env)
+        return SAGE_EINVAL;
+    if (env->executed)
+        return sage__errf(&env->err, SAGE_ESTATE, "sage_env_set_binding: set it before submit");
+    if (!hooks) {
+        env->graph.has_binding = 0;
+        return 0;
+    }
+    if (!hooks->enter != !hooks->leave || !hooks->copy != !hooks->drop)
+        return sage__errf(&env->err, SAGE_EINVAL,
+                          "sage_env_set_binding: enter and leave (and copy and drop) go "
+                          "together");
+    env->graph.binding = *hooks;
+    env->graph.has_binding = 1;
+    return 0;
+}

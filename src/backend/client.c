@@ -86,6 +86,10 @@ static int cl_submit(sage__backend *b)
     int rc = sage__backend_compile(b);
     if (rc != 0)
         return rc;
+    if (b->g->has_binding && b->g->binding.copy)
+        return sage__errf(b->err, SAGE_EUNSUPPORTED,
+                          "sage_env_set_binding: records that are handles (copy/drop) cannot leave this process; a "
+                          "remote job's records must be bytes");
     if (cfg->ft.strategy != SAGE__FT_NONE) /* said, never silently ignored */
         return sage__errf(b->err, SAGE_EUNSUPPORTED,
                           "config key \"fault_tolerance\": restarts are built for embedded jobs only so far; a "

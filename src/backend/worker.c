@@ -441,6 +441,8 @@ static int worker_submit(sage__backend *b)
             jname ? jname : "?");
     if (b->err->code)
         die(w, b->err->code, "declaring the pipeline failed in the worker: %s", b->err->msg);
+    if (b->g->has_binding && b->g->binding.copy)
+        die(w, SAGE_EUNSUPPORTED, "records that are handles (sage_env_set_binding copy/drop) cannot leave a process");
     if (sage__backend_compile(b) != 0)
         die(w, b->err->code, "compiling the pipeline failed in the worker: %s", b->err->msg);
     const sage__plan *plan = b->plan;

@@ -180,6 +180,8 @@ typedef struct sage__graph {
     sage_stream *streams; /* every handle, for freeing */
     size_t nservices;
     sage__service_decl *services;
+    int has_binding; /* a language binding's hooks (sage/binding.h) */
+    sage_binding_hooks binding;
 } sage__graph;
 
 /* ---- graph.c ---- */

@@ -47,6 +47,29 @@ int sage__job_own(sage__job *job, sage__chan *c)
     return 0;
 }
 
+void sage__batch_drop(const sage__job *job, const sage__batch *b, uint32_t first)
+{
+    if (!job->binding || !job->binding->drop || b->eos)
+        return;
+    const unsigned char *p = b->data;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint32_t len;
+        memcpy(&len, p, 4);
+        if (i >= first)
+            job->binding->drop(p + SAGE__REC_HDR, len, job->binding->udata);
+        p += sage__rec_size(len);
+    }
+}
+
+void sage__job_dispose_batch(sage__batch *b, void *arg)
+{
+    const sage__job *job = arg;
+    sage__enter(job);
+    sage__batch_drop(job, b, 0);
+    sage__leave(job);
+    free(b);
+}
+
 void sage__job_free(sage__job *job)
 {
     if (!job)
@@ -87,6 +110,7 @@ sage__job *sage__job_new(const sage__plan *plan, const sage__config *cfg, size_t
     job->plan = plan;
     job->g = plan->g;
     job->cfg = cfg;
+    job->binding = plan->g->has_binding && plan->g->binding.enter ? &plan->g->binding : NULL;
     pthread_mutex_init(&job->mu, NULL);
     sage__cond_init_mono(&job->done_cv);
     pthread_cond_init(&job->pause_cv, NULL);
@@ -180,6 +204,10 @@ int sage__task_setup(sage__job *job, sage__task *t, const sage__chain *ch, int i
         if (sage__job_own(job, &q->chan) != 0) {
             q->chan.ops->destroy(&q->chan);
             return SAGE_ENOMEM;
+        }
+        if (job->binding && job->binding->drop) {
+            q->dispose = sage__job_dispose_batch;
+            q->dispose_arg = job;
         }
         t->in = q;
     }

@@ -40,6 +40,15 @@ sage__batch *sage__batch_new(size_t cap)
     return b;
 }
 
+/* A batch that will not be processed: its records go as the job says. */
+static void discard(sage__queue *q, sage__batch *b)
+{
+    if (q->dispose && b && !b->eos && b->n)
+        q->dispose(b, q->dispose_arg);
+    else
+        free(b);
+}
+
 static int chan_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
 {
     return sage__queue_push((sage__queue *)c, b, fresh);
@@ -72,6 +81,8 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     q->canceled = canceled;
     q->free = NULL;
     q->nfree = 0;
+    q->dispose = NULL;
+    q->dispose_arg = NULL;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q->ring);
         return SAGE_ESYS;
@@ -96,7 +107,7 @@ void sage__queue_destroy(sage__queue *q)
     if (!q->ring)
         return;
     for (size_t i = 0; i < q->count; i++)
-        free(q->ring[(q->head + i) % q->slots]);
+        discard(q, q->ring[(q->head + i) % q->slots]);
     while (q->free) {
         sage__batch *b = q->free;
         q->free = b->next;
@@ -129,7 +140,7 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     }
     if (atomic_load_explicit(q->canceled, memory_order_relaxed)) {
         pthread_mutex_unlock(&q->mu);
-        free(b);
+        discard(q, b);
         if (fresh)
             *fresh = NULL;
         return SAGE_ECANCELED;

@@ -26,6 +26,9 @@ typedef struct sage__queue {
     _Atomic int *canceled;
     sage__batch *free; /* recycled batches of the standard size */
     size_t nfree;
+    /* how a batch whose records were never processed goes (NULL: free()); a binding's handles need a drop */
+    void (*dispose)(sage__batch *b, void *arg);
+    void *dispose_arg;
 } sage__queue;
 
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled);

@@ -163,7 +163,24 @@ struct sage__job {
     sage__chan **chans;    /* every channel of this process: woken on cancel, destroyed with the job */
     sage__sink_out *sinks; /* per operator id */
     sage__services *services;
+    const sage_binding_hooks *binding; /* a language binding's hooks (NULL: none) */
 };
+
+/* The binding's hooks (sage/binding.h), no-ops without one. */
+static inline void sage__enter(const sage__job *job)
+{
+    if (job->binding)
+        job->binding->enter(job->binding->udata);
+}
+static inline void sage__leave(const sage__job *job)
+{
+    if (job->binding)
+        job->binding->leave(job->binding->udata);
+}
+/* Drop the records of b from the first (index) on: they will not be processed (entered). */
+void sage__batch_drop(const sage__job *job, const sage__batch *b, uint32_t first);
+/* A queue's dispose for a job with handle records: enter, drop every record, leave, free. */
+void sage__job_dispose_batch(sage__batch *b, void *job);
 
 /* ---- job.c ---- */
 /* A job of ntasks tasks (not yet set up) for plan; room for nchans channels. */

@@ -21,6 +21,7 @@
 /* One running service: its declaration and the thread that serves it. */
 typedef struct sage__service {
     const sage__service_decl *decl;
+    const sage__job *job;
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -119,7 +120,9 @@ static void *service_main(void *arg)
         }
         pthread_mutex_unlock(&s->mu);
         sage_reply reply = {f, 0};
+        sage__enter(s->job);
         int rc = d->fn(f->req, f->req_len, &reply, d->udata);
+        sage__leave(s->job);
         future_complete(f, rc < 0 ? rc : 0);
         pthread_mutex_lock(&s->mu);
     }
@@ -150,6 +153,7 @@ int sage__services_start(sage__job *job, sage__err *err)
         sage__service *s = &ss->v[i];
         const sage__service_decl *d = &g->services[i];
         s->decl = d;
+        s->job = job;
         s->capacity = d->opts.queue_capacity;
         s->ring = calloc(s->capacity, sizeof *s->ring);
         if (!s->ring) {
@@ -161,7 +165,9 @@ int sage__services_start(sage__job *job, sage__err *err)
         sage__cond_init_mono(&s->cv_space);
         ss->n = i + 1;
         if (d->opts.start) {
+            sage__enter(job);
             int rc = d->opts.start(d->udata);
+            sage__leave(job);
             if (rc < 0) {
                 sage__services_stop(job);
                 int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
@@ -171,8 +177,11 @@ int sage__services_start(sage__job *job, sage__err *err)
         }
         int e = pthread_create(&s->thread, NULL, service_main, s);
         if (e != 0) {
-            if (d->opts.stop)
+            if (d->opts.stop) {
+                sage__enter(job);
                 d->opts.stop(d->udata);
+                sage__leave(job);
+            }
             sage__services_stop(job);
             return sage__errf(err, SAGE_ESYS, "starting service \"%s\": %s", d->name, strerror(e));
         }
@@ -194,8 +203,11 @@ void sage__services_stop(sage__job *job)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
         s->started = 0;
-        if (s->decl->opts.stop)
+        if (s->decl->opts.stop) {
+            sage__enter(job);
             s->decl->opts.stop(s->decl->udata);
+            sage__leave(job);
+        }
     }
 }
 

@@ -263,7 +263,9 @@ static int send_batch(sage__task *t, sage__route *r, int tgt)
     sage__batch *b = r->pending[tgt];
     r->pending[tgt] = NULL;
     sage__batch *fresh = NULL;
+    sage__leave(t->job); /* the push may wait for room downstream */
     int rc = sage__chan_push(r->targets[tgt], b, &fresh);
+    sage__enter(t->job);
     r->pending[tgt] = fresh; /* may be NULL: allocated on next append */
     return rc;
 }
@@ -329,6 +331,8 @@ static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec
     copy_bytes(p + SAGE__REC_HDR, rec, len);
     b->used += need;
     b->n++;
+    if (__builtin_expect(t->job->binding != NULL, 0) && t->job->binding->copy)
+        t->job->binding->copy(rec, len, t->job->binding->udata); /* the batch keeps it */
     return 0;
 }
 
@@ -425,7 +429,9 @@ static int send_eos(sage__task *t)
                 return SAGE_ENOMEM;
             b->eos = 1;
             b->input = (uint32_t)r->input;
+            sage__leave(t->job);
             int rc = sage__chan_push(r->targets[k], b, NULL);
+            sage__enter(t->job);
             if (rc < 0)
                 return rc;
         }
@@ -458,10 +464,12 @@ static int run_source(sage__task *t)
             int rc = sage__task_flush(t, 0);
             if (rc < 0)
                 return rc;
+            sage__leave(job);
             pthread_mutex_lock(&job->mu);
             while (atomic_load(&job->paused) && !atomic_load(&job->canceled) && !atomic_load(&job->stopping))
                 pthread_cond_wait(&job->pause_cv, &job->mu);
             pthread_mutex_unlock(&job->mu);
+            sage__enter(job);
             continue;
         }
         uint64_t before = atomic_load_explicit(&h->out.emitted, memory_order_relaxed);
@@ -495,7 +503,10 @@ static int run_inputs(sage__task *t)
         if (!b) {
             if ((rc = sage__task_flush(t, 0)) < 0)
                 return rc;
-            if ((rc = sage__queue_pop(t->in, 0, NULL, &b)) < 0)
+            sage__leave(t->job); /* waiting for input */
+            rc = sage__queue_pop(t->in, 0, NULL, &b);
+            sage__enter(t->job);
+            if (rc < 0)
                 return rc;
         }
         if (b->eos) {
@@ -506,11 +517,15 @@ static int run_inputs(sage__task *t)
         }
         const unsigned char *p = b->data;
         uint64_t t0 = t->timed ? sage__mono_ns() : 0;
+        const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
         for (uint32_t i = 0; i < b->n; i++) {
             uint32_t len;
             memcpy(&len, p, 4);
             rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
+            if (__builtin_expect(bh != NULL, 0))
+                bh->drop(p + SAGE__REC_HDR, len, bh->udata); /* the function is done with it */
             if (rc < 0) {
+                sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
                 sage__queue_recycle(t->in, b);
                 return rc;
             }
@@ -587,6 +602,7 @@ void *sage__task_main(void *arg)
             rc = sage__inst_fail(&t->ops[0], SAGE_ESYS);
         }
     }
+    sage__enter(job); /* left only to wait, and at the end */
     if (rc == 0)
         rc = open_all(t);
     if (rc == 0)
@@ -600,9 +616,13 @@ void *sage__task_main(void *arg)
         rc = send_eos(t);
     for (size_t i = 0; i < t->nroutes; i++)
         for (int k = 0; k < t->routes[i].ntargets; k++) {
-            free(t->routes[i].pending[k]);
+            sage__batch *b = t->routes[i].pending[k];
+            if (b) /* a failure or cancel left records unsent */
+                sage__batch_drop(job, b, 0);
+            free(b);
             t->routes[i].pending[k] = NULL;
         }
+    sage__leave(job);
     if (rc < 0 && !job_canceled(job))
         sage__job_fail(job, rc, "task of \"%s\" instance %d ended with %s", t->ops[0].op->name, t->instance,
                        sage_strerror(rc));
