@@ -39,7 +39,7 @@ static const char *user_name(uid_t uid, char *buf, size_t len)
     struct passwd pw, *pwp = NULL;
     char tmp[2048];
     if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &pwp) == 0 && pwp)
-        sage__fmt(buf, len, "uid %u, %s", (unsigned)uid, pwp->pw_name);
+        sage__fmt(buf, len, "%s (uid %u)", pwp->pw_name, (unsigned)uid);
     else
         sage__fmt(buf, len, "uid %u", (unsigned)uid);
     return buf;
@@ -56,7 +56,7 @@ static int dir_private(const char *path, const struct stat *st, char *err, size_
     }
     if (st->st_uid != me) {
         sage__fmt(err, err_len,
-                  "%s belongs to %s, not to the JobManager's user (%s): its owner could replace anything in it; use "
+                  "%s belongs to %s, not to the JobManager's user, %s: its owner could replace anything in it; use "
                   "a directory of your own, or make it yours: chown %u %s && chmod 700 %s",
                   path, user_name(st->st_uid, owner, sizeof owner), user_name(me, self, sizeof self), (unsigned)me,
                   path, path);
