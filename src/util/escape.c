@@ -3,35 +3,20 @@
 
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes) and its code point, or 0. */
+#include "util/utf8.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes; util/utf8.c judges) and its code point, or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
 {
-    unsigned char c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, min = 0x10000;
-    else
+    size_t len = 0;
+    for (size_t k = 1; k <= 4 && k <= n && !len; k++)
+        if (sage__utf8_valid((const char *)s, k))
+            len = k;
+    if (len == 0)
         return 0;
-    if (len > n)
-        return 0;
-    unsigned v = c & (0xFFu >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3Fu);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
+    *cp = len == 1 ? s[0] : s[0] & (0xFFu >> (len + 1));
+    for (size_t i = 1; i < len; i++)
+        *cp = (*cp << 6) | (s[i] & 0x3Fu);
     return len;
 }
 

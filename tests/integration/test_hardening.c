@@ -70,16 +70,6 @@ static int forge_fail(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u
     return sage_emit(o, r, n);
 }
 
-static int forever(sage_ctx *c, sage_out *o, void *u)
-{
-    int64_t v = (int64_t)(uintptr_t)sage_ctx_local(c);
-    for (int i = 0; i < 16; i++)
-        if (sage_emit_i64(o, ++v) < 0)
-            return SAGE_ECANCELED;
-    sage_ctx_set_local(c, (void *)(uintptr_t)v);
-    return SAGE_MORE;
-}
-
 /* The descriptors this process holds, as "fds: 0 1 2 ..." (the listing's own descriptor left out). */
 static void print_fds(void)
 {
@@ -124,10 +114,9 @@ static int run_pipeline(const char *name, const char *jm)
         snprintf(job, sizeof job, "%s", name);
     sage_env *env = sage_env_create(job, config);
     sage_collector *c = sage_collector_create(0);
-    static uint64_t n = 100;
-    sage_stream *s = strcmp(name, "quoted") == 0
-                         ? sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"})
-                         : sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
+    static uint64_t n = 100, endless = UINT64_MAX / 2; /* quoted: until canceled */
+    sage_stream *s = sage_from_generator(env, gen_range, strcmp(name, "quoted") == 0 ? &endless : &n,
+                                         &(sage_op_opts){.name = "src"});
     if (strcmp(name, "quoted") == 0)
         s = sage_map(sage_rebalance(s), double_it, NULL, &(sage_op_opts){.name = "q\"uote\\back"});
     else if (strcmp(name, "forged") == 0)
@@ -233,6 +222,24 @@ static void stop_daemon(daemon_t *d)
     kill(d->pid, SIGTERM);
     waitpid(d->pid, NULL, 0);
     d->pid = -1;
+}
+
+static void temp_dir(char *out, size_t cap, const char *what);
+static void remove_tree(const char *dir);
+
+/* A daemon on a fresh state directory (/tmp/sage-harden-WHAT-XXXXXX, 0700); 1 once it listens. */
+static int daemon_up(daemon_t *d, const char *what, const char *config, child_setup setup)
+{
+    char home[256];
+    temp_dir(home, sizeof home, what);
+    return home[0] && start_daemon(d, home, config, setup) > 0;
+}
+
+/* Stop it and remove its state directory. */
+static void daemon_down(daemon_t *d)
+{
+    stop_daemon(d);
+    remove_tree(d->home);
 }
 
 /* Run a shell command, capture its stdout (at most cap - 1 bytes), return its exit status. */
@@ -460,22 +467,29 @@ static int file_contains_within(const char *path, const char *needle, int deadli
 
 /* ------------------------------------------------- 1. the state directory */
 
+/* mkdir dir (mode) and give it to nobody; a daemon on home is refused, its reason holding want and want2. */
+static void refused_when_nobodys(const char *dir, mode_t mode, const char *home, const char *want, const char *want2)
+{
+    daemon_t d;
+    CHECK_INT(mkdir(dir, mode), 0);
+    CHECK_INT(chown(dir, NOBODY, NOBODY), 0);
+    CHECK(start_daemon(&d, home, NULL, NULL) < 0);
+    stop_daemon(&d);
+    CHECK_CONTAINS(d.err, want);
+    CHECK_CONTAINS(d.err, want2);
+}
+
 static void statedir_refused(void)
 {
     if (geteuid() != 0)
         SKIP("needs root: the directories are given to another user (nobody)");
-    char base[256], home[400], cmd[1200];
+    char base[256], home[400], dir[600];
     temp_dir(base, sizeof base, "own");
     daemon_t d;
     /* owned by another user */
     snprintf(home, sizeof home, "%s/theirs", base);
-    CHECK_INT(mkdir(home, 0700), 0);
-    CHECK_INT(chown(home, NOBODY, NOBODY), 0);
-    CHECK(start_daemon(&d, home, NULL, NULL) < 0);
-    stop_daemon(&d);
-    CHECK_CONTAINS(d.err, "belongs to nobody (uid 65534)");
-    CHECK_CONTAINS(d.err, "not to the JobManager's user, root (uid 0)");
-    CHECK_CONTAINS(d.err, "chown 0 ");
+    refused_when_nobodys(home, 0700, home, "belongs to nobody (uid 65534), not to the JobManager's user, root (uid 0)",
+                         "chown 0 ");
     /* open to others: 0777, and 0755 */
     static const mode_t modes[] = {0777, 0755, 0750};
     for (int i = 0; i < 3; i++) {
@@ -495,23 +509,14 @@ static void statedir_refused(void)
         stop_daemon(&d);
     }
     /* a directory above it that another user owns: they could swap the state directory */
-    snprintf(home, sizeof home, "%s/their-parent", base);
-    CHECK_INT(mkdir(home, 0755), 0);
-    CHECK_INT(chown(home, NOBODY, NOBODY), 0);
+    snprintf(dir, sizeof dir, "%s/their-parent", base);
     snprintf(home, sizeof home, "%s/their-parent/home", base);
-    CHECK(start_daemon(&d, home, NULL, NULL) < 0);
-    stop_daemon(&d);
-    CHECK_CONTAINS(d.err, "above the state directory");
-    CHECK_CONTAINS(d.err, "belongs to nobody (uid 65534)");
+    refused_when_nobodys(dir, 0755, home, "above the state directory", "belongs to nobody (uid 65534)");
     /* jobs/ inside a good state directory, but another user's */
     snprintf(home, sizeof home, "%s/jobs-theirs", base);
     CHECK_INT(mkdir(home, 0700), 0);
-    snprintf(cmd, sizeof cmd, "%s/jobs", home);
-    CHECK_INT(mkdir(cmd, 0700), 0);
-    CHECK_INT(chown(cmd, NOBODY, NOBODY), 0);
-    CHECK(start_daemon(&d, home, NULL, NULL) < 0);
-    stop_daemon(&d);
-    CHECK_CONTAINS(d.err, "/jobs belongs to nobody (uid 65534)");
+    snprintf(dir, sizeof dir, "%s/jobs", home);
+    refused_when_nobodys(dir, 0700, home, "/jobs belongs to nobody (uid 65534)", "chmod 700");
     remove_tree(base);
 }
 
@@ -596,10 +601,8 @@ static void umask_000(void) { umask(0); }
 
 static void modes_private_under_umask_000(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "umask");
     daemon_t d;
-    CHECK(start_daemon(&d, home, NULL, umask_000) > 0);
+    CHECK(daemon_up(&d, "umask", NULL, umask_000));
     CHECK_INT(run_job(&d, "small"), 0);
     CHECK_CONTAINS(big, "collected 100");
     CHECK_INT(run_job(&d, "forged"), 1); /* a failed job: logs with stderr */
@@ -607,16 +610,16 @@ static void modes_private_under_umask_000(void)
     /* every file and directory: no bit for group or others (logs, results, spec.json, jobs.db, its -wal and
      * -shm, jobmanager.log, token) */
     private_mode_failures = 0;
-    CHECK_INT(nftw(home, check_private, 16, FTW_PHYS), 0);
+    CHECK_INT(nftw(d.home, check_private, 16, FTW_PHYS), 0);
     if (private_mode_failures)
         fprintf(stderr, "  %d entries are open to others, first: %s\n", private_mode_failures, private_mode_first);
     CHECK_INT(private_mode_failures, 0);
     char path[600];
-    snprintf(path, sizeof path, "%s/jobs/1/results/out.0", home);
+    snprintf(path, sizeof path, "%s/jobs/1/results/out.0", d.home);
     struct stat st;
     CHECK_INT(stat(path, &st), 0); /* written by a worker: the daemon's umask */
     CHECK_INT(st.st_mode & 0777, 0600);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 static char readable[64][600];
@@ -695,10 +698,8 @@ static void other_user_reads_nothing(void)
 
 static void flood_memory(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "flood");
     daemon_t d;
-    CHECK(start_daemon(&d, home, NULL, NULL) > 0);
+    CHECK(daemon_up(&d, "flood", NULL, NULL));
     CHECK(ping_within(&d, 5000));
     long rss0 = status_kb(d.pid, "VmRSS:");
     /* 1000 connections without the token: 500 silent, 500 announcing a 1 MiB HELLO and sending 1 MiB - 1 of it */
@@ -766,16 +767,13 @@ static void flood_memory(void)
     for (int i = 0; i < N; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 static void handshake_deadline(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "slow");
     daemon_t d;
-    CHECK(start_daemon(&d, home, "{\"limits\": {\"handshake_ms\": 300}}", NULL) > 0);
+    CHECK(daemon_up(&d, "slow", "{\"limits\": {\"handshake_ms\": 300}}", NULL));
     /* silent, half a HELLO, half an HTTP head: each closed once the handshake time is over */
     int s[3];
     for (int i = 0; i < 3; i++)
@@ -799,8 +797,7 @@ static void handshake_deadline(void)
     CHECK(file_contains_within(d.log, "not authenticated within 300 ms", 2000));
     /* a client that authenticates is not cut */
     CHECK(ping_within(&d, 2000));
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 /* -------------------------------------------------------- 4. descriptors */
@@ -823,11 +820,9 @@ static long ticks_in_one_second(pid_t pid)
 
 static void descriptor_limit(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "nofile");
     daemon_t d;
     /* a: the default limits, 64 descriptors: connections are held to half of them, strangers shed */
-    CHECK(start_daemon(&d, home, NULL, nofile_64) > 0);
+    CHECK(daemon_up(&d, "nofile", NULL, nofile_64));
     int fl[200];
     for (int i = 0; i < 200; i++)
         fl[i] = connect_nb(d.port);
@@ -845,6 +840,8 @@ static void descriptor_limit(void)
 
     /* b: connections allowed past the descriptors, and every slot held by an authenticated client: accept
      * fails with EMFILE, and the spare descriptor accepts and closes */
+    char home[512];
+    snprintf(home, sizeof home, "%s", d.home);
     CHECK(start_daemon(&d, home, "{\"limits\": {\"connections\": 1000}}", nofile_64) > 0);
     static sage_client *held[100];
     int nheld = 0;
@@ -865,18 +862,15 @@ static void descriptor_limit(void)
     CHECK(ping_within(&d, 5000)); /* once they are gone, real clients are served again */
     CHECK_INT(run_job(&d, "small"), 0);
     CHECK(file_contains_within(d.log, "the open-file limit is reached", 1000));
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 /* ----------------------------------------------------------------- 5. logs */
 
 static void refusals_rate_limited(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "refuse");
     daemon_t d;
-    CHECK(start_daemon(&d, home, "{\"limits\": {\"refusal_log_ms\": 1000}}", NULL) > 0);
+    CHECK(daemon_up(&d, "refuse", "{\"limits\": {\"refusal_log_ms\": 1000}}", NULL));
     ssize_t before = read_file(d.log, big, 1 << 20);
     int lines0 = count_lines(big, NULL);
     /* 3000 connections that send garbage, 100 at a time; each is answered and closed */
@@ -909,8 +903,7 @@ static void refusals_rate_limited(void)
             lines, after - before);
     CHECK(lines <= 10 + 8);                                  /* ten one by one, then a count per second of flood */
     CHECK_INT(count_lines(big, "Z closing connection"), 10); /* the count lines quote the last one too */
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 static void log_rotates(void)
@@ -947,10 +940,9 @@ static void log_rotates(void)
 
 static void metrics_auth_header_only(void)
 {
-    char home[256], tok[SAGE__TOKEN_HEX + 1], err[256], req[1024], wrong[SAGE__TOKEN_HEX + 1];
-    temp_dir(home, sizeof home, "metrics");
+    char tok[SAGE__TOKEN_HEX + 1], err[256], req[1024], wrong[SAGE__TOKEN_HEX + 1];
     daemon_t d;
-    CHECK(start_daemon(&d, home, NULL, NULL) > 0);
+    CHECK(daemon_up(&d, "metrics", NULL, NULL));
     CHECK_INT(sage__token_read(d.token, tok, sizeof tok, err, sizeof err), 0);
     snprintf(wrong, sizeof wrong, "%s", tok);
     wrong[10] = wrong[10] == 'a' ? 'b' : 'a';
@@ -995,21 +987,18 @@ static void metrics_auth_header_only(void)
     CHECK_INT(run(big, 1 << 20, "%s job cancel 1 --port %d --token-file %s", cli, d.port, d.token), 0);
     if (client)
         pclose(client);
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 /* ------------------------------------------------------- 7. descriptors */
 
 static void worker_descriptors(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "fds");
     /* descriptors the daemon's process inherits (as from a shell: `9>&1`) without close-on-exec */
     int leak = open("/dev/null", O_RDONLY), leak9 = dup2(leak, 9);
     CHECK(leak >= 0 && leak9 == 9);
     daemon_t d;
-    CHECK(start_daemon(&d, home, NULL, NULL) > 0);
+    CHECK(daemon_up(&d, "fds", NULL, NULL));
     close(leak);
     close(9);
     CHECK_INT(run_job(&d, "fds"), 0);
@@ -1021,13 +1010,12 @@ static void worker_descriptors(void)
     CHECK_CONTAINS(big, "double[0] ! fds: 0 1 2 3\n");
     CHECK_CONTAINS(big, "fdsink[0] ! fds: 0 1 2 3\n");
     CHECK_INT(count_lines(big, "fds:"), 3);
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 static void cli_start_keeps_no_inherited_fd(void)
 {
-    char home[256], err[64];
+    char home[256];
     temp_dir(home, sizeof home, "cli9");
     int port = free_port();
     /* the shell's fd 9 is the pipe to cat: cat ends only when every holder closed it */
@@ -1035,7 +1023,6 @@ static void cli_start_keeps_no_inherited_fd(void)
                  port, home);
     CHECK_INT(rc, 0);
     CHECK_CONTAINS(big, "JobManager started on 127.0.0.1:");
-    snprintf(err, sizeof err, "%d", port);
     CHECK_INT(run(big, 1 << 20, "%s jobmanager stop --port %d --home %s 2>&1", cli, port, home), 0);
     remove_tree(home);
 }
@@ -1044,10 +1031,8 @@ static void cli_start_keeps_no_inherited_fd(void)
 
 static void names_escaped(void)
 {
-    char home[256];
-    temp_dir(home, sizeof home, "names");
     daemon_t d;
-    CHECK(start_daemon(&d, home, NULL, NULL) > 0);
+    CHECK(daemon_up(&d, "names", NULL, NULL));
     CHECK_INT(run_job(&d, "forged"), 1);
     long long id = 0;
     CHECK(sscanf(big, "job %lld rc ", &id) == 1);
@@ -1075,8 +1060,7 @@ static void names_escaped(void)
     /* --json keeps the exact text, JSON-escaped */
     CHECK_INT(run(big, 1 << 20, "%s job list --json --port %d --token-file %s", cli, d.port, d.token), 0);
     CHECK_CONTAINS(big, "\"x\\nFORGED line\\u001B[31m\"");
-    stop_daemon(&d);
-    remove_tree(home);
+    daemon_down(&d);
 }
 
 /* ---------------------------------------------------------------- 9. CLI */
