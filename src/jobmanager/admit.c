@@ -17,12 +17,8 @@
  * never a link) and spec.json is written 0600 without following a link;
  * operator names, which name files there, must be plain names.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "jobmanager/launcher.h"
 #include "plan/plan.h"
@@ -69,30 +65,11 @@ static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
     char path[PATH_MAX + 16];
     sage__fmt(path, sizeof path, "%s/spec.json", j->dir);
-    char *text = spec ? json_dumps(spec, JSON_INDENT(1)) : NULL;
-    json_decref(spec);
-    if (!text) {
+    int rc = spec ? jm_private_dump(path, spec, JSON_INDENT(1), err, err_len) : SAGE_ENOMEM;
+    if (!spec)
         sage__fmt(err, err_len, "out of memory writing %s", path);
-        return SAGE_ENOMEM;
-    }
-    int fd = jm_private_open(path, O_WRONLY | O_CREAT | O_TRUNC, err, err_len);
-    size_t len = strlen(text), off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            sage__fmt(err, err_len, "cannot write %s: %s", path, n < 0 ? strerror(errno) : "nothing written");
-            break;
-        }
-        off += (size_t)n;
-    }
-    free(text);
-    if (fd >= 0 && close(fd) != 0 && off == len) {
-        sage__fmt(err, err_len, "cannot write %s: %s", path, strerror(errno));
-        off = 0;
-    }
-    return fd >= 0 && off == len ? 0 : SAGE_EIO;
+    json_decref(spec);
+    return rc;
 }
 
 /* Operator names become file names in the job's directory (logs/<op>.<i>.log, results/<op>.<i>): no '/', no

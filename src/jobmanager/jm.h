@@ -327,6 +327,8 @@ int jm_private_dir(const char *path, char *err, size_t err_len);
  * if it is a link or not a regular file of ours; group and other bits of our own file are cleared.
  * The descriptor, or -1 with err. */
 int jm_private_open(const char *path, int flags, char *err, size_t err_len);
+/* Write doc (json_dumps flags) to path through jm_private_open: 0, or an error with err. */
+int jm_private_dump(const char *path, const json_t *doc, size_t flags, char *err, size_t err_len);
 /* jobs.db and its -wal, -shm and -journal files: private regular files (jobs.db created if missing). */
 int jm_store_files(const char *db, char *err, size_t err_len);
 

@@ -136,6 +136,33 @@ int jm_private_open(const char *path, int flags, char *err, size_t err_len)
     return -1;
 }
 
+int jm_private_dump(const char *path, const json_t *doc, size_t flags, char *err, size_t err_len)
+{
+    char *text = json_dumps(doc, flags);
+    if (!text) {
+        sage__fmt(err, err_len, "out of memory writing %s", path);
+        return SAGE_ENOMEM;
+    }
+    int fd = jm_private_open(path, O_WRONLY | O_CREAT | O_TRUNC, err, err_len);
+    size_t len = strlen(text), off = 0;
+    while (fd >= 0 && off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            sage__fmt(err, err_len, "cannot write %s: %s", path, n < 0 ? strerror(errno) : "nothing written");
+            break;
+        }
+        off += (size_t)n;
+    }
+    free(text);
+    if (fd >= 0 && close(fd) != 0 && off == len) {
+        sage__fmt(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        off = 0;
+    }
+    return fd >= 0 && off == len ? 0 : SAGE_EIO;
+}
+
 int jm_store_files(const char *db, char *err, size_t err_len)
 {
     int fd = jm_private_open(db, O_RDWR | O_CREAT, err, err_len);
