@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,9 +338,15 @@ void jm_conns_accept(jm *d)
                 continue;
             if (e == EAGAIN || e == EWOULDBLOCK)
                 return;
-            if ((e == EMFILE || e == ENFILE) && out_of_descriptors(d, e)) {
-                n = jm_conns_count(d, &unauth);
-                continue;
+            if (e == EMFILE || e == ENFILE) {
+                /* accept4 fails so even with nothing pending: only make room for a connection that waits */
+                struct pollfd p = {.fd = d->lfd, .events = POLLIN};
+                if (poll(&p, 1, 0) != 1)
+                    return;
+                if (out_of_descriptors(d, e)) {
+                    n = jm_conns_count(d, &unauth);
+                    continue;
+                }
             }
             /* nothing to free (or ENOBUFS, ENOMEM): leave the listener alone for a moment instead of spinning */
             jm_log_refused(d, "cannot accept connections for 100 ms: %s", strerror(e));
