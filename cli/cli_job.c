@@ -1,4 +1,8 @@
-/* cli/cli_job.c - `sage job list | status | pause | resume | stop | cancel | logs`: a JobManager's jobs. */
+/* cli/cli_job.c - `sage job list | status | pause | resume | stop | cancel | logs`: a JobManager's jobs.
+ *
+ * Every string a table shows that a user chose (job and operator names, failure messages, which quote
+ * worker output) is printed escaped (util/escape.h): a newline shows as \n, an escape sequence as \e[...,
+ * so a name cannot forge a row or drive the terminal. `--json` prints the exact text, JSON-escaped. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +10,13 @@
 #include <time.h>
 
 #include "cli.h"
+#include "util/escape.h"
+
+/* A string of the JobManager's answer, escaped for a table ("" when absent). */
+static const char *esc(json_t *obj, const char *key, char *buf, size_t cap)
+{
+    return sage__escape_str(buf, cap, json_string_value(json_object_get(obj, key)));
+}
 
 static void human_bytes(char *buf, size_t len, double b)
 {
@@ -68,15 +79,10 @@ int cli_job_list(const cli_opts *o)
                 en = json_integer_value(json_object_get(j, "ended_ms"));
         if (st > 0)
             snprintf(dur, sizeof dur, "%.1fs", (double)((en > 0 ? en : st) - st) / 1000.0);
-        const char *err = json_string_value(json_object_get(j, "error"));
-        char first[96];
-        snprintf(first, sizeof first, "%s", err ? err : "");
-        char *nl = strchr(first, '\n');
-        if (nl)
-            *nl = 0;
+        char reason[96], name[512], state[64];
         printf("%-6lld %-24s %-9s %-19s %9s  %s\n", json_integer_value(json_object_get(j, "job_id")),
-               json_string_value(json_object_get(j, "name")), json_string_value(json_object_get(j, "state")), sub,
-               en > 0 ? dur : (st > 0 ? "running" : "-"), first);
+               esc(j, "name", name, sizeof name), esc(j, "state", state, sizeof state), sub,
+               en > 0 ? dur : (st > 0 ? "running" : "-"), esc(j, "error", reason, sizeof reason));
     }
     json_decref(r);
     return 0;
@@ -94,10 +100,11 @@ int cli_job_status(const cli_opts *o, json_int_t id)
         return 0;
     }
     const char *err = json_string_value(json_object_get(r, "error"));
-    printf("job %lld \"%s\": %s\n", (long long)id, json_string_value(json_object_get(r, "name")),
-           json_string_value(json_object_get(r, "state")));
+    char name[512], state[64], reason[8192];
+    printf("job %lld \"%s\": %s\n", (long long)id, esc(r, "name", name, sizeof name),
+           esc(r, "state", state, sizeof state));
     if (err && *err)
-        printf("reason: %s\n", err);
+        printf("reason: %s\n", esc(r, "error", reason, sizeof reason));
     printf("%-18s %4s %-8s %7s %-10s %-8s %-5s %9s %9s %10s %10s %10s %9s %9s %5s %9s\n", "OPERATOR", "INST", "STATE",
            "PID", "HOST", "CPUS", "GPUS", "MEM_LIMIT", "PEAK_MEM", "IN", "OUT", "REC/S", "P50", "P99", "QUEUE",
            "BACKPRESS");
@@ -118,14 +125,15 @@ int cli_job_status(const cli_opts *o, json_int_t id)
         }
         if (m)
             snprintf(bp, sizeof bp, "%.3fs", json_number_value(json_object_get(m, "backpressure_ns")) / 1e9);
-        const char *cpus = json_string_value(json_object_get(t, "cpus"));
-        const char *gpus = json_string_value(json_object_get(t, "gpus"));
-        const char *host = json_string_value(json_object_get(t, "host"));
-        printf("%-18s %4lld %-8s %7lld %-10s %-8s %-5s %9s %9s %10lld %10lld %10.0f %9s %9s %5lld %9s\n",
-               json_string_value(json_object_get(t, "operator")), json_integer_value(json_object_get(t, "instance")),
-               json_string_value(json_object_get(t, "state")), json_integer_value(json_object_get(t, "pid")),
-               host ? host : "-", cpus && *cpus ? cpus : "-", gpus && *gpus ? gpus : "-", lim, peak,
-               json_integer_value(json_object_get(head, "records_in")),
+        char op[512], tstate[64], host[256], cpus[1100], gpus[300];
+        esc(t, "operator", op, sizeof op);
+        esc(t, "cpus", cpus, sizeof cpus);
+        esc(t, "gpus", gpus, sizeof gpus);
+        esc(t, "host", host, sizeof host);
+        printf("%-18s %4lld %-8s %7lld %-10s %-8s %-5s %9s %9s %10lld %10lld %10.0f %9s %9s %5lld %9s\n", op,
+               json_integer_value(json_object_get(t, "instance")), esc(t, "state", tstate, sizeof tstate),
+               json_integer_value(json_object_get(t, "pid")), host[0] ? host : "-", cpus[0] ? cpus : "-",
+               gpus[0] ? gpus : "-", lim, peak, json_integer_value(json_object_get(head, "records_in")),
                json_integer_value(json_object_get(tail, "records_out")),
                json_number_value(json_object_get(m, "records_per_s")), p50, p99,
                json_integer_value(json_object_get(m, "queue_depth")), bp);

@@ -1,5 +1,7 @@
 /* cli/cli_jobmanager.c - `sage jobmanager start | status | stop`: run a JobManager daemon, ask it, stop it. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "cli.h"
 #include "jobmanager/jobmanager.h"
+#include "util/escape.h"
 
 /* An absolute form of a path given relative to where `sage` was started (the
  * daemon changes to / before it reads anything). JSON text is left alone. */
@@ -27,6 +30,27 @@ static const char *absolute(const char *path, char *buf, size_t len)
         return path;
     int n = snprintf(buf, len, "%s/%s", cwd, path);
     return n > 0 && (size_t)n < len ? buf : path;
+}
+
+/* Close every descriptor from lo to hi (inclusive). */
+static void close_fds(int lo, int hi)
+{
+    if (lo > hi || close_range((unsigned)lo, (unsigned)hi, 0) == 0)
+        return;
+    DIR *dir = opendir("/proc/self/fd"); /* a kernel before 5.9 */
+    if (!dir)
+        return;
+    int fds[1024], n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL && n < 1024) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (!*end && e->d_name[0] && fd >= lo && fd <= hi && fd != dirfd(dir))
+            fds[n++] = (int)fd;
+    }
+    closedir(dir);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
 }
 
 int cli_jobmanager_start(const cli_opts *o)
@@ -51,7 +75,7 @@ int cli_jobmanager_start(const cli_opts *o)
         return 0;
     }
     int p[2];
-    if (pipe(p) != 0) {
+    if (pipe2(p, O_CLOEXEC) != 0) {
         perror("sage: pipe");
         return EXIT_REFUSED;
     }
@@ -66,20 +90,24 @@ int cli_jobmanager_start(const cli_opts *o)
         setsid();
         if (fork() > 0) /* the daemon is a grandchild: not a session leader, no terminal */
             _exit(0);
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
+        /* the daemon keeps nothing it inherited: the shell's descriptors (`9>&1 | cat` would wait for it
+         * forever) reach neither it nor its workers; only the readiness pipe, above 2, stays */
+        int ready = fcntl(p[1], F_DUPFD_CLOEXEC, 3);
+        int null = open("/dev/null", O_RDWR); /* 0-2 are the workers' too: not close-on-exec */
+        if (null >= 0)
             dup2(null, 0), dup2(null, 1), dup2(null, 2);
-            if (null > 2)
-                close(null);
-        }
+        if (ready < 0)
+            _exit(1);
+        close_fds(3, ready - 1);
+        close_fds(ready + 1, INT_MAX);
         if (chdir("/") != 0)
             _exit(1);
-        jo.ready_fd = p[1];
+        jo.ready_fd = ready;
         int rc = sage_jobmanager_run(&jo, err, sizeof err);
         if (rc != 0) {
             char msg[2100];
             int n = snprintf(msg, sizeof msg, "E%s", err);
-            (void)!write(p[1], msg, (size_t)n);
+            (void)!write(ready, msg, (size_t)n);
         }
         _exit(rc ? 1 : 0);
     }
@@ -108,12 +136,14 @@ int cli_jobmanager_status(const cli_opts *o)
     if (o->json) {
         cli_print_json(r);
     } else {
+        char version[128], host[1024], home[4200], mem[1024];
         printf("JobManager %s running on %s:%lld, pid %lld, state directory %s\n",
-               json_string_value(json_object_get(r, "version")), json_string_value(json_object_get(r, "host")),
+               sage__escape_str(version, sizeof version, json_string_value(json_object_get(r, "version"))),
+               sage__escape_str(host, sizeof host, json_string_value(json_object_get(r, "host"))),
                json_integer_value(json_object_get(r, "port")), json_integer_value(json_object_get(r, "pid")),
-               json_string_value(json_object_get(r, "home")));
+               sage__escape_str(home, sizeof home, json_string_value(json_object_get(r, "home"))));
         printf("live jobs: %lld; memory limits: %s\n", json_integer_value(json_object_get(r, "jobs_live")),
-               json_string_value(json_object_get(r, "memory_enforcement")));
+               sage__escape_str(mem, sizeof mem, json_string_value(json_object_get(r, "memory_enforcement"))));
     }
     json_decref(r);
     return 0;

@@ -6,12 +6,15 @@
  * message; "more" means the input holds no empty line and is under the
  * limit. A prefix of a complete head is "more" (or the same head when it
  * holds it whole): the daemon can never refuse a good request because it
- * read it in pieces.
+ * read it in pieces. The token the daemon checks comes from a header line
+ * named Authorization (in any case) and from nowhere else: a complete head
+ * with a non-empty authorization has such a line, whose value it is.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jobmanager/http.h"
 #include "sage/error.h"
@@ -23,6 +26,25 @@ static void fail(const char *what, const uint8_t *data, size_t size)
     fprintf(stderr, "fuzz_http: %s\n  input (%zu bytes): %.*s\n", what, size, (int)(size > 300 ? 300 : size),
             (const char *)data);
     abort();
+}
+
+/* 1 when a header line of the head data[0..len) is "Authorization:" (any case) with value (blanks around). */
+static int has_auth_line(const uint8_t *data, size_t len, const char *value)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (data[i] != '\r' || data[i + 1] != '\n')
+            continue;
+        const char *line = (const char *)data + i + 2;
+        size_t rest = len - i - 2;
+        if (rest < 14 || strncasecmp(line, "authorization:", 14) != 0)
+            continue;
+        size_t v = 14, vl = strlen(value);
+        while (v < rest && (line[v] == ' ' || line[v] == '\t'))
+            v++;
+        if (rest - v >= vl && memcmp(line + v, value, vl) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -39,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("a complete head with bad fields", data, size);
         if (memmem(data, h.len - 2, "\r\n\r\n", 4) != NULL)
             fail("the head ends after an earlier empty line", data, size);
+        if (h.authorization[0] && !has_auth_line(data, h.len, h.authorization))
+            fail("a token taken from somewhere else than an Authorization header line", data, size);
     } else if (rc == SAGE__HTTP_MORE) {
         if (size >= SAGE__HTTP_HEAD_MAX || memmem(data, size, "\r\n\r\n", 4) != NULL)
             fail("more asked for although the head is whole or too long", data, size);

@@ -13,18 +13,20 @@
  * plane one listening socket per task that has inputs (created here, before
  * any worker runs, so producers can connect at once), and is handed to the
  * launcher, which starts its tasks now (local) or once its allocation runs
- * (Slurm).
+ * (Slurm). The job's directories are private (jm_private_dir: 0700, ours,
+ * never a link) and spec.json is written 0600 without following a link;
+ * operator names, which name files there, must be plain names.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "jobmanager/launcher.h"
 #include "plan/plan.h"
 #include "net/sock.h"
 #include "util/err.h"
+#include "util/escape.h"
 #include "util/time.h"
+#include "util/utf8.h"
 
 static void ids_text(char *buf, size_t len, const int *ids, int n)
 {
@@ -63,11 +65,31 @@ static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
     char path[PATH_MAX + 16];
     sage__fmt(path, sizeof path, "%s/spec.json", j->dir);
-    int rc = spec ? json_dump_file(spec, path, JSON_INDENT(1)) : -1;
+    int rc = spec ? jm_private_dump(path, spec, JSON_INDENT(1), err, err_len) : SAGE_ENOMEM;
+    if (!spec)
+        sage__fmt(err, err_len, "out of memory writing %s", path);
     json_decref(spec);
-    if (rc != 0) {
-        sage__fmt(err, err_len, "cannot write %s/spec.json", j->dir);
-        return SAGE_EIO;
+    return rc;
+}
+
+/* Operator names become file names in the job's directory (logs/<op>.<i>.log, results/<op>.<i>): no '/', no
+ * control character, not "." or "..". (The engine refuses such names at declaration; a hand-written plan
+ * document is refused here.) */
+static int plain_names(jm_job *j, char *err, size_t err_len)
+{
+    for (size_t c = 0; c < j->nreqs; c++) {
+        const char *n = j->reqs[c].name ? j->reqs[c].name : "";
+        int bad = !n[0] || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || !sage__utf8_valid(n, strlen(n));
+        for (const char *p = n; *p && !bad; p++)
+            bad = *p == '/' || (unsigned char)*p < 0x20 || *p == 0x7f;
+        if (bad) {
+            char shown[256];
+            sage__fmt(err, err_len,
+                      "submit: operator name \"%s\" cannot name a file (it is empty, \".\" or \"..\", or holds '/', a "
+                      "control character or invalid UTF-8)",
+                      sage__escape_str(shown, sizeof shown, n));
+            return SAGE_EPLAN;
+        }
     }
     return 0;
 }
@@ -87,14 +109,16 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
     }
     j->ntasks = nt;
     char dir[PATH_MAX + 32];
-    sage__fmt(dir, sizeof dir, "%s/logs", j->dir);
-    mkdir(dir, 0700);
-    if (d->data_plane == JM_DATA_UNIX) {
-        sage__fmt(dir, sizeof dir, "%s/sock", j->dir);
-        mkdir(dir, 0700);
+    static const char *const subdirs[] = {"logs", "results", "sock"};
+    for (size_t i = 0; i < 3; i++) {
+        if (i == 2 && d->data_plane != JM_DATA_UNIX)
+            break;
+        sage__fmt(dir, sizeof dir, "%s/%s", j->dir, subdirs[i]);
+        if (jm_private_dir(dir, err, sizeof err) != 0) {
+            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "the job's directory: %s", err);
+            return SAGE_EIO;
+        }
     }
-    sage__fmt(dir, sizeof dir, "%s/results", j->dir);
-    mkdir(dir, 0700);
     json_t *chains = json_object_get(j->doc, "chains");
     size_t t = 0;
     for (size_t c = 0; c < j->nreqs; c++) {
@@ -214,6 +238,8 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
     sage__strlcpy(j->name, name, sizeof j->name);
     int rc = sage__plan_document_reqs(doc, &j->reqs, &j->nreqs, err,
                                       err_len); /* the client wrote it with plan/document.c */
+    if (rc == 0)
+        rc = plain_names(j, err, err_len);
     if (rc != 0) {
         jm_job_free(j);
         return rc;
@@ -238,8 +264,7 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         return rc;
     }
     sage__fmt(j->dir, sizeof j->dir, "%s/jobs/%lld", d->home, (long long)j->id);
-    if (mkdir(j->dir, 0700) != 0 && errno != EEXIST) {
-        sage__fmt(err, err_len, "cannot create %s: %s", j->dir, strerror(errno));
+    if (jm_private_dir(j->dir, err, err_len) != 0) {
         sage__store_job_state(d->store, j->id, "failed", err, sage__wall_ms());
         jm_job_free(j);
         return SAGE_EIO;

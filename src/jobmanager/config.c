@@ -1,10 +1,12 @@
-/* jobmanager/config.c - the JobManager's configuration (JSON text or file): node, data_plane, slurm; the launcher.
+/* jobmanager/config.c - the JobManager's configuration (JSON text or file): node, data_plane, slurm, limits.
  *
  * Keys: "node" (this host's capacity, as in sage_env_create), "data_plane"
  * ("unix" or "tcp"), "slurm" ({"conf": "/abs/slurm.conf",
- * "command_timeout_ms": N}). "slurm" picks the Slurm launcher (and the tcp
- * data plane) once, here; without it the local launcher runs every task on
- * this host. Unknown keys and bad values are refused with the key named.
+ * "command_timeout_ms": N}), "limits" (what a peer without the token may
+ * cost, and the log's size: jm_limits). "slurm" picks the Slurm launcher
+ * (and the tcp data plane) once, here; without it the local launcher runs
+ * every task on this host. Unknown keys and bad values are refused with the
+ * key named.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -75,11 +77,63 @@ static int config_slurm(jm *d, json_t *v, char *err, size_t err_len)
     return 0;
 }
 
+/* "limits": {"handshake_ms", "unauthenticated", "connections", "log_bytes", "refusal_log_ms"}, each a whole
+ * number in its range. */
+static int config_limits(jm *d, json_t *v, char *err, size_t err_len)
+{
+    static const struct {
+        const char *key;
+        long long lo, hi;
+    } keys[] = {{"handshake_ms", 100, 600000},
+                {"unauthenticated", 1, 1 << 20},
+                {"connections", 8, 1 << 24},
+                {"log_bytes", 4096, 1LL << 40},
+                {"refusal_log_ms", 100, 3600000}};
+    if (!json_is_object(v)) {
+        sage__fmt(err, err_len, "config: \"limits\" must be an object such as {\"handshake_ms\": 5000}");
+        return SAGE_ECONFIG;
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x)
+    {
+        size_t i = 0;
+        while (i < sizeof keys / sizeof keys[0] && strcmp(k, keys[i].key) != 0)
+            i++;
+        if (i == sizeof keys / sizeof keys[0]) {
+            sage__fmt(err, err_len,
+                      "config: unknown key \"limits.%s\" (known: handshake_ms, unauthenticated, connections, "
+                      "log_bytes, refusal_log_ms)",
+                      k);
+            return SAGE_ECONFIG;
+        }
+        if (!json_is_integer(x) || json_integer_value(x) < keys[i].lo || json_integer_value(x) > keys[i].hi) {
+            sage__fmt(err, err_len, "config: \"limits.%s\" must be a whole number %lld..%lld", k, keys[i].lo,
+                      keys[i].hi);
+            return SAGE_ECONFIG;
+        }
+        long long n = json_integer_value(x);
+        switch (i) {
+        case 0: d->limits.handshake_ms = (int)n; break;
+        case 1: d->limits.unauthenticated = (int)n; break;
+        case 2: d->limits.connections = (int)n; break;
+        case 3: d->limits.log_bytes = n; break;
+        default: d->limits.refusal_log_ms = (int)n; break;
+        }
+    }
+    return 0;
+}
+
 /* Read the configuration (NULL: none) over this host's discovered capacity, and choose the launcher. */
 int jm_config_load(jm *d, const char *config, char *err, size_t err_len)
 {
     char nerr[1024];
     d->launcher = &jm_local_launcher;
+    d->limits = (jm_limits){.handshake_ms = 5000,
+                            .unauthenticated = 128,
+                            .connections = 0,
+                            .log_bytes = 10LL << 20,
+                            .refusal_log_ms = 10000};
     if (sage__node_discover(&d->node, nerr, sizeof nerr) != 0) {
         sage__fmt(err, err_len, "discovering this node: %s", nerr);
         return SAGE_ESYS;
@@ -113,8 +167,10 @@ int jm_config_load(jm *d, const char *config, char *err, size_t err_len)
             rc = config_data_plane(d, v, err, err_len);
         } else if (strcmp(key, "slurm") == 0) {
             rc = config_slurm(d, v, err, err_len);
+        } else if (strcmp(key, "limits") == 0) {
+            rc = config_limits(d, v, err, err_len);
         } else {
-            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm)", key);
+            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm, limits)", key);
             rc = SAGE_ECONFIG;
         }
         if (rc != 0)

@@ -18,20 +18,23 @@
  * and the loop goes on until every job has ended through the normal path
  * (store rows, answers to waiting clients) and every command has finished;
  * then the replies still queued get up to SHUTDOWN_FLUSH_MS to leave.
+ *
+ * What anyone who reaches the port may cost is bounded elsewhere and only
+ * driven from here: the connection limits and the handshake deadline
+ * (conn.c), the refusal log's interval (log.c), and a pause of the listener
+ * when no descriptor is left to accept with (accept_resume_ms). The state
+ * directory's checks are statedir.c's; docs/security.md has the whole list.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "jobmanager/jobmanager.h"
@@ -42,26 +45,6 @@
 #include "util/time.h"
 
 #define SHUTDOWN_FLUSH_MS 2000
-
-void jm_log(jm *d, const char *fmt, ...)
-{
-    char line[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    sage__vfmt(line, sizeof line, fmt, ap);
-    va_end(ap);
-    time_t t = (time_t)(sage__wall_ms() / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char ts[32];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (d->log) {
-        fprintf(d->log, "%s %s\n", ts, line);
-        fflush(d->log);
-    }
-    if (d->log_stderr)
-        fprintf(stderr, "%s %s\n", ts, line);
-}
 
 static void on_signals(jm *d)
 {
@@ -77,40 +60,6 @@ static void on_signals(jm *d)
             d->stop = 1;
         }
     }
-}
-
-/* The state directory: created 0700; the pid file is locked for our lifetime. */
-static int take_home(jm *d, int *pidfd, char *err, size_t err_len)
-{
-    if (mkdir(d->home, 0700) != 0 && errno != EEXIST) {
-        sage__fmt(err, err_len, "cannot create %s: %s", d->home, strerror(errno));
-        return SAGE_EIO;
-    }
-    char path[PATH_MAX + 32];
-    sage__fmt(path, sizeof path, "%s/jobs", d->home);
-    mkdir(path, 0700);
-    sage__fmt(path, sizeof path, "%s/jobmanager.pid", d->home);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        sage__fmt(err, err_len, "cannot open %s: %s", path, strerror(errno));
-        return SAGE_EIO;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        char buf[32] = "";
-        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-        buf[n > 0 ? n : 0] = 0;
-        buf[strcspn(buf, "\n")] = 0;
-        int64_t pid = 0;
-        if (sage__parse_i64(buf, 1, INT32_MAX, &pid) == 0)
-            sage__fmt(err, err_len, "a JobManager is already running with pid %lld (state directory %s)",
-                      (long long)pid, d->home);
-        else
-            sage__fmt(err, err_len, "a JobManager is already running (state directory %s)", d->home);
-        close(fd);
-        return SAGE_ESTATE;
-    }
-    *pidfd = fd;
-    return 0;
 }
 
 /* Worker groups left by a JobManager that died (named jm<pid>-...): remove the empty ones whose daemon is gone. */
@@ -178,6 +127,12 @@ static int run_loop(jm *d, char *err, size_t err_len)
         }
         int timeout = jm_jobs_timers(d, now);
         timeout = min_timeout(timeout, jm_cmd_timers(d, now));
+        timeout = min_timeout(timeout, jm_conns_timers(d, now));
+        timeout = min_timeout(timeout, jm_log_timers(d, now));
+        if (d->accept_resume_ms && now >= d->accept_resume_ms)
+            d->accept_resume_ms = 0;
+        if (d->accept_resume_ms)
+            timeout = min_timeout(timeout, (int)(d->accept_resume_ms - now));
         if (d->launcher->timers)
             timeout = min_timeout(timeout, d->launcher->timers(d, now));
         if (flush_until)
@@ -197,7 +152,8 @@ static int run_loop(jm *d, char *err, size_t err_len)
             pcap = need;
         }
         size_t n = 0;
-        pfds[n++] = (struct pollfd){.fd = d->stop ? -1 : d->lfd, .events = POLLIN}; /* stopping: nobody new */
+        /* stopping: nobody new; out of descriptors: nobody new for a while */
+        pfds[n++] = (struct pollfd){.fd = d->stop || d->accept_resume_ms ? -1 : d->lfd, .events = POLLIN};
         pfds[n++] = (struct pollfd){.fd = d->sfd, .events = POLLIN};
         for (jm_conn *c = d->conns; c; c = c->next)
             pfds[n++] = (struct pollfd){.fd = c->fd,
@@ -244,6 +200,23 @@ static int run_loop(jm *d, char *err, size_t err_len)
     return rc;
 }
 
+/* Every descriptor above 2 that the process holds now gets close-on-exec: workers inherit none of them.
+ * (What the daemon opens itself is opened with O_CLOEXEC.) */
+static void inherited_cloexec(void)
+{
+    if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    DIR *dir = opendir("/proc/self/fd"); /* a kernel before 5.11 */
+    if (!dir)
+        return;
+    struct dirent *e;
+    int64_t fd;
+    while ((e = readdir(dir)) != NULL)
+        if (sage__parse_i64(e->d_name, 3, INT32_MAX, &fd) == 0 && fd != dirfd(dir))
+            fcntl((int)fd, F_SETFD, fcntl((int)fd, F_GETFD) | FD_CLOEXEC);
+    closedir(dir);
+}
+
 static void log_started(jm *d, int failed)
 {
     jm_log(d,
@@ -279,25 +252,34 @@ int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_
     d->port = opts->port ? opts->port : SAGE_JOBMANAGER_PORT;
     d->launcher = &jm_local_launcher;
     sage__strlcpy(d->host, opts->host ? opts->host : "127.0.0.1", sizeof d->host);
+    d->spare_fd = -1;
     int rc, pidfd = -1, masked = 0;
     sigset_t mask, oldmask;
     char path[PATH_MAX + 32];
+    /* what we create is ours alone, whatever the caller's umask (the modes are explicit too) */
+    mode_t oldumask = umask(077);
+    /* descriptors the caller left open must not reach the workers */
+    inherited_cloexec();
     if ((rc = sage_home_dir(opts->home, d->home, sizeof d->home)) != 0) {
-        sage__fmt(err, err_len, "the state directory path is too long");
+        sage__fmt(err, err_len, "%s",
+                  rc == SAGE_ENOTFOUND ? "no state directory: set SAGE_HOME or HOME (there is no shared fallback)"
+                                       : "the state directory path is too long");
         goto out;
     }
-    if ((rc = take_home(d, &pidfd, err, err_len)) != 0)
+    if ((rc = jm_home_take(d, &pidfd, err, err_len)) != 0)
         goto out;
     if ((rc = jm_config_load(d, opts->config, err, err_len)) != 0)
         goto out;
+    if ((rc = jm_log_open(d, err, err_len)) != 0)
+        goto out;
     if (d->launcher->init && (rc = d->launcher->init(d, err, err_len)) != 0)
         goto out;
-    sage__fmt(path, sizeof path, "%s/jobmanager.log", d->home);
-    d->log = fopen(path, "ae");
     sage__fmt(d->token_path, sizeof d->token_path, "%s/token", d->home);
     if ((rc = sage__token_create(d->token_path, d->token, sizeof d->token, err, err_len)) != 0)
         goto out;
     sage__fmt(path, sizeof path, "%s/jobs.db", d->home);
+    if ((rc = jm_store_files(path, err, err_len)) != 0)
+        goto out;
     if (!(d->store = sage__store_open(path, err, err_len))) {
         rc = SAGE_EIO;
         goto out;
@@ -334,6 +316,14 @@ int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
+    /* connections may take half of the descriptors: the rest is for workers' pipes, listeners, files */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur > (1u << 20))
+        nofile.rlim_cur = 1u << 20;
+    d->conn_max = d->limits.connections ? d->limits.connections : (int)(nofile.rlim_cur / 2);
+    if (d->conn_max < 8)
+        d->conn_max = 8;
+    /* kept for the moment the limit is reached: given up to accept and close a connection (no busy loop) */
+    d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     remove_stale_cgroups(d);
     char pidtxt[32];
     int pl = snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)d->pid);
@@ -354,6 +344,7 @@ int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_
         c->wbuf.len = 0;
     }
     jm_conns_reap(d);
+    jm_log_timers(d, d->logst.window_end); /* the count of refusals not logged yet */
     if (rc == 0)
         jm_log(d, "JobManager stopped");
     else
@@ -379,8 +370,9 @@ out:
     if (d->sfd >= 0)
         close(d->sfd);
     sage__store_close(d->store);
-    if (d->log)
-        fclose(d->log);
+    jm_log_close(d);
+    if (d->spare_fd >= 0)
+        close(d->spare_fd);
     if (pidfd >= 0) {
         if (rc == 0) {
             sage__fmt(path, sizeof path, "%s/jobmanager.pid", d->home);
@@ -389,5 +381,6 @@ out:
         close(pidfd);
     }
     free(d);
+    umask(oldumask);
     return rc;
 }

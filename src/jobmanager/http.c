@@ -1,10 +1,20 @@
-/* jobmanager/http.c - Prometheus text metrics on the JobManager's port (GET /metrics with the token as bearer). */
+/* jobmanager/http.c - Prometheus text metrics on the JobManager's port (GET /metrics with the token as bearer).
+ *
+ * The token is taken from the Authorization header only (http_head.c
+ * parses header lines; the name in any case), as "Bearer <token>", and
+ * compared in constant time (sage__token_equal). Until it is presented the
+ * connection is unauthenticated: the limits of conn.c apply (its head is
+ * at most SAGE__HTTP_HEAD_MAX bytes and must arrive within the handshake
+ * time). Label values (operator names) are escaped as the exposition format
+ * wants (backslash, double quote, newline), so a name cannot add series.
+ */
 #include <string.h>
 #include <strings.h>
 
 #include "jobmanager/http.h"
 #include "jobmanager/jm.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 #define METRICS_MAX (8u << 20)
 
@@ -50,6 +60,25 @@ static int authorized(const jm *d, const char *auth)
     return sage__token_equal(auth, d->token);
 }
 
+/* A label value as the text exposition format wants it: \\, \" and \n escaped; other control bytes and
+ * invalid UTF-8 as '?'. */
+static const char *label(char *out, size_t cap, const char *in)
+{
+    size_t o = 0;
+    for (const char *p = in ? in : ""; *p && o + 3 < cap; p++) {
+        char ch = *p;
+        if (ch == '\\' || ch == '"' || ch == '\n') {
+            out[o++] = '\\';
+            out[o++] = ch == '\n' ? 'n' : ch;
+        } else {
+            out[o++] = (unsigned char)ch < 0x20 || ch == 0x7f ? '?' : ch;
+        }
+    }
+    out[o] = '\0';
+    sage__utf8_clean(out, o);
+    return out;
+}
+
 /* Every metric of the live jobs; 0, or -1 when it does not fit METRICS_MAX. */
 static int metrics_text(jm *d, sage__buf *b)
 {
@@ -70,19 +99,19 @@ static int metrics_text(jm *d, sage__buf *b)
             json_t *ops = json_object_get(k->metrics, "operators");
             size_t i;
             json_t *o;
-            char lab[320];
+            char lab[640], name[400];
             json_array_foreach(ops, i, o)
             {
-                const char *name = json_string_value(json_object_get(o, "name"));
+                const char *n = json_string_value(json_object_get(o, "name"));
                 sage__fmt(lab, sizeof lab, "job=\"%lld\",operator=\"%s\",instance=\"%d\"", (long long)j->id,
-                          name ? name : "?", k->instance);
+                          label(name, sizeof name, n ? n : "?"), k->instance);
                 M("sage_task_records_in_total{%s} %lld\n", lab,
                   (long long)json_integer_value(json_object_get(o, "records_in")));
                 M("sage_task_records_out_total{%s} %lld\n", lab,
                   (long long)json_integer_value(json_object_get(o, "records_out")));
             }
-            sage__fmt(lab, sizeof lab, "job=\"%lld\",operator=\"%s\",instance=\"%d\"", (long long)j->id, k->op,
-                      k->instance);
+            sage__fmt(lab, sizeof lab, "job=\"%lld\",operator=\"%s\",instance=\"%d\"", (long long)j->id,
+                      label(name, sizeof name, k->op), k->instance);
             /* per task: the head operator's per-record time, averaged per batch */
             json_t *pt = json_object_get(k->metrics, "processing_time_ns");
             if (pt && json_number_value(json_object_get(pt, "p50")) > 0) {
@@ -109,7 +138,7 @@ void jm_http(jm *d, jm_conn *c)
     if (r == SAGE__HTTP_MORE)
         return; /* the head is not all here yet */
     if (r != SAGE__HTTP_COMPLETE) {
-        jm_log(d, "closing %s: bad HTTP request: %s", c->peer, h.error);
+        jm_log_refused(d, "closing %s: bad HTTP request: %s", c->peer, h.error);
         char body[200];
         sage__fmt(body, sizeof body, "%s\n", h.error);
         reply_text(c, h.status, body);
@@ -120,10 +149,11 @@ void jm_http(jm *d, jm_conn *c)
         return;
     }
     if (!authorized(d, h.authorization)) {
-        jm_log(d, "closing %s: metrics request without the token", c->peer);
+        jm_log_refused(d, "closing %s: metrics request without the token", c->peer);
         reply_text(c, 401, "send the JobManager token as: Authorization: Bearer <token>\n");
         return;
     }
+    c->http_ok = 1; /* its answer may take longer to leave than the handshake limit */
     sage__buf b;
     sage__buf_init(&b, METRICS_MAX);
     if (metrics_text(d, &b) != 0)

@@ -14,6 +14,8 @@
  *   views.c     the JSON views: ping, status, list, end; a task's store row
  *   http.c      GET /metrics; http_head.c parses the request head
  *   store.c     SQLite job records
+ *   statedir.c  the state directory: private directories and files, never through a link
+ *   log.c       jobmanager.log: escaped lines, rate-limited refusals, rotation
  */
 #ifndef SAGE_JOBMANAGER_JM_H
 #define SAGE_JOBMANAGER_JM_H
@@ -56,6 +58,9 @@ typedef struct jm_conn {
     int closing;    /* close once wbuf is flushed */
     char peer[64];
     struct jm_conn *next;
+    /* perimeter (conn.c): what an unauthenticated peer may cost */
+    int64_t since_ms; /* accepted at (sage__mono_ms); still unauthenticated at since_ms + handshake_ms: closed */
+    int http_ok;      /* an HTTP request that presented the token: its reply is not cut by the handshake limit */
 } jm_conn;
 
 typedef enum jm_task_state { JT_STARTING = 0, JT_RUNNING, JT_FINISHED, JT_FAILED, JT_KILLED } jm_task_state;
@@ -92,6 +97,8 @@ typedef struct jm_task {
     jm_conn *ctl;         /* the worker's control connection */
     char node[64];        /* the node its placement chose (Slurm: the node its srun step runs on) */
     long long slurm_step; /* Slurm launcher: its step id within the job's allocation (-1 until known) */
+    /* perimeter (output.c) */
+    char log_err[256]; /* why its log file could not be opened (said once in the daemon's log; "" if it was) */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -157,6 +164,31 @@ typedef struct jm_slurm {
     int refreshing; /* an sinfo for the nodes is running; submits wait for it */
 } jm_slurm;
 
+/* ---- perimeter: what anyone who reaches the port, without the token, can cost (conn.c, log.c, statedir.c) ---- */
+#define JM_HELLO_MAX 4096         /* the largest frame read before authentication (a HELLO is ~200 bytes) */
+#define JM_PREAUTH_READ_MAX 8192u /* bytes buffered before authentication: a HELLO, or an HTTP head */
+#define JM_ACCEPT_BATCH 64        /* connections accepted per turn of the loop */
+#define JM_REFUSALS_BURST 10      /* refused connections logged one by one per interval, before a count */
+
+/* Config "limits" (config.c); every field has a default. */
+typedef struct jm_limits {
+    int handshake_ms;    /* "handshake_ms": time to authenticate (default 5000) */
+    int unauthenticated; /* "unauthenticated": most connections not yet authenticated (default 128) */
+    int connections;     /* "connections": most connections (default 0: half the open-file limit) */
+    long long log_bytes; /* "log_bytes": jobmanager.log is rotated to jobmanager.log.1 past this (10 MiB) */
+    int refusal_log_ms;  /* "refusal_log_ms": the interval of the refusal log's rate limit (default 10000) */
+} jm_limits;
+
+/* The log's state (log.c). */
+typedef struct jm_logstate {
+    long long size;     /* bytes in jobmanager.log */
+    int64_t window_end; /* refusals: the current interval ends (sage__mono_ms) */
+    int lines;          /* refusals logged in this interval */
+    int hot;            /* the previous interval had refusals not logged one by one: none are now */
+    long long unlogged; /* refusals counted, not logged, in this interval */
+    char last[256];     /* the last of them */
+} jm_logstate;
+
 /* A submit that waits for the node list (requests.c). */
 typedef struct jm_parked {
     jm_conn *c;
@@ -186,6 +218,12 @@ struct jm {
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
     int stop;     /* stopping: no new job, the loop runs until every job and command is done */
+    /* perimeter */
+    jm_limits limits;
+    jm_logstate logst;
+    int spare_fd;             /* /dev/null, given up to accept-and-close a connection at the open-file limit */
+    int64_t accept_resume_ms; /* the listener is not polled before (sage__mono_ms; 0: it is) */
+    int conn_max;             /* limits.connections, or half the open-file limit */
 };
 
 void jm_log(jm *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -276,5 +314,34 @@ void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row 
 
 /* ---- http.c ---- */
 void jm_http(jm *d, jm_conn *c);
+
+/* ---- perimeter: statedir.c, log.c, and the connection limits in conn.c ---- */
+/* The state directory d->home: created 0700 if missing, else refused unless it is ours with no access for
+ * group or others, and reached through directories only root or we can change; d->home becomes its real
+ * path. jobs/ checked the same way; jobmanager.pid opened (never through a link) and locked. */
+int jm_home_take(jm *d, int *pidfd, char *err, size_t err_len);
+/* A directory the daemon keeps under its state directory: created 0700, or refused (with the reason and
+ * the fix) if it is a link, not a directory, not ours, or open to group or others. 0 or SAGE_ESTATE. */
+int jm_private_dir(const char *path, char *err, size_t err_len);
+/* Open a file under the state directory with O_NOFOLLOW | O_CLOEXEC (and mode 0600 when created): refused
+ * if it is a link or not a regular file of ours; group and other bits of our own file are cleared.
+ * The descriptor, or -1 with err. */
+int jm_private_open(const char *path, int flags, char *err, size_t err_len);
+/* Write doc (json_dumps flags) to path through jm_private_open: 0, or an error with err. */
+int jm_private_dump(const char *path, const json_t *doc, size_t flags, char *err, size_t err_len);
+/* jobs.db and its -wal, -shm and -journal files: private regular files (jobs.db created if missing). */
+int jm_store_files(const char *db, char *err, size_t err_len);
+
+/* Open (or reopen) jobmanager.log. 0, or SAGE_ESTATE with err. */
+int jm_log_open(jm *d, char *err, size_t err_len);
+void jm_log_close(jm *d);
+/* A refused connection: logged like jm_log for the first JM_REFUSALS_BURST of an interval, then counted. */
+void jm_log_refused(jm *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Write the count of refusals not logged once their interval ended; ms until that is due (-1: nothing). */
+int jm_log_timers(jm *d, int64_t now);
+/* Close connections still unauthenticated past the handshake limit; ms until the next is due (-1: none). */
+int jm_conns_timers(jm *d, int64_t now);
+/* Connections now, and those not authenticated (for the limits and their log lines). */
+size_t jm_conns_count(const jm *d, size_t *unauth);
 
 #endif

@@ -18,15 +18,22 @@
  * in use, another daemon owns home, a bad config, Slurm's nodes unreadable,
  * no signalfd) or when the loop failed (poll).
  *
+ * The state directory must be the daemon's alone (docs/security.md): owned
+ * by its user, no access for group or others, below directories only root
+ * or that user can change; one that is not is refused, naming the fix.
+ *
  * Process-wide effects, for as long as it runs (the daemon owns the process:
  * call it from a process that does nothing else, as `sage jobmanager start`
- * does): SIGPIPE is ignored; SIGCHLD, SIGTERM, SIGINT and SIGHUP are blocked
- * and read from a signalfd (the previous mask is restored on return); every
- * child of the process is reaped (waitpid(-1)), so the caller must not have
- * children of its own it wants to wait for; the daemon's own children are its
- * workers and, on Slurm, the client commands it runs (each in a process group
- * of its own); the soft RLIMIT_NOFILE is raised to the hard limit. Not
- * re-entrant: one daemon per process. */
+ * does): the umask is 077 (restored on return; workers inherit it, so what
+ * they create, results included, is 0600 unless they ask otherwise); every
+ * descriptor above 2 the process held at the call is made close-on-exec, so
+ * no worker inherits it; SIGPIPE is ignored; SIGCHLD, SIGTERM, SIGINT and
+ * SIGHUP are blocked and read from a signalfd (the previous mask is restored
+ * on return); every child of the process is reaped (waitpid(-1)), so the
+ * caller must not have children of its own it wants to wait for; the
+ * daemon's own children are its workers and, on Slurm, the client commands
+ * it runs (each in a process group of its own); the soft RLIMIT_NOFILE is
+ * raised to the hard limit. Not re-entrant: one daemon per process. */
 typedef struct sage_jobmanager_opts {
     const char *host; /* NULL: 127.0.0.1 */
     int port;         /* 0: SAGE_JOBMANAGER_PORT */
@@ -36,6 +43,9 @@ typedef struct sage_jobmanager_opts {
      *   "data_plane"  "unix" (default on one host) or "tcp" (workers connect over TCP)
      *   "slurm"       {"conf": "/abs/slurm.conf", "command_timeout_ms": N (default 10000)}: run jobs on
      *                 that Slurm cluster (the tcp data plane, nodes from sinfo)
+     *   "limits"      {"handshake_ms": 5000, "unauthenticated": 128, "connections": half the open-file
+     *                 limit, "log_bytes": 10485760, "refusal_log_ms": 10000}: what a connection without the
+     *                 token may cost, and the size at which jobmanager.log rotates (docs/security.md)
      * Any other key is refused, naming it. */
     const char *config;
     int ready_fd;      /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */

@@ -5,8 +5,12 @@
  * prefix "<op>[<instance>] " ("! " added for stderr) as the bytes came, and
  * pushed to the clients following the job with invalid UTF-8 replaced by
  * '?'. The last JM_TAIL_BYTES of stderr are kept for failure messages.
+ * Log files are created 0600 and never through a symbolic link
+ * (jm_private_open); a task whose log cannot be opened so still runs, its
+ * output only followed, and the daemon's log says why.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +31,12 @@ void jm_output_open(jm_job *j, jm_task *k)
 {
     char path[PATH_MAX + 128];
     log_path(path, sizeof path, j->dir, k->op, k->instance);
-    k->log = fopen(path, "we");
+    k->log_err[0] = '\0';
+    int fd = jm_private_open(path, O_WRONLY | O_CREAT | O_TRUNC, k->log_err, sizeof k->log_err);
+    if (fd >= 0 && !(k->log = fdopen(fd, "w"))) {
+        sage__fmt(k->log_err, sizeof k->log_err, "cannot open %s: %s", path, strerror(errno));
+        close(fd);
+    }
 }
 
 size_t jm_output_count(const jm *d)
@@ -96,6 +105,11 @@ static int drain_pipe(jm *d, jm_job *j, jm_task *k, int is_err)
 {
     int *fdp = is_err ? &k->err_fd : &k->out_fd;
     char buf[8192];
+    if (!k->log && k->log_err[0]) { /* said once, at its first output or at the end of it */
+        jm_log(d, "job %lld: the output of operator \"%s\" instance %d is not logged: %s", (long long)j->id, k->op,
+               k->instance, k->log_err);
+        k->log_err[0] = '\0';
+    }
     for (;;) {
         ssize_t n = read(*fdp, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
@@ -171,9 +185,13 @@ void jm_output_tail(const jm_task *k, char *out, size_t len)
 /* Append one log file to b, as far as b's bound allows. */
 static void add_file(sage__buf *b, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     char chunk[65536];
     size_t n;
     while (b->len < b->max && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
