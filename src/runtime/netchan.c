@@ -606,7 +606,7 @@ static void *acceptor_main(void *arg)
                 else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
                     if (!atomic_load(r->q->canceled))
                         r->fail(r->arg, "accepting a data connection failed");
-                    return NULL;
+                    goto out;
                 }
                 break;
             }
@@ -627,11 +627,16 @@ static void *acceptor_main(void *arg)
             slot->deadline_ms = sage__mono_ms() + SAGE__NET_HANDSHAKE_MS;
         }
     }
+out:
     for (int i = 0; i < SAGE__NET_PENDING_MAX; i++)
         if (r->pend[i].fd >= 0) {
             close(r->pend[i].fd);
             r->pend[i].fd = -1;
         }
+    /* every producer is here (or the job ended): nobody else may connect; connections still in the
+     * backlog are reset with it */
+    close(r->listen_fd);
+    r->listen_fd = -1;
     return NULL;
 }
 
@@ -679,7 +684,6 @@ void sage__net_serve_join(sage__netrecv *r)
     for (int i = 0; i < r->nconns; i++)
         if (r->conns[i].started)
             pthread_join(r->conns[i].th, NULL);
-    close(r->listen_fd);
     free(r->conns);
     free(r->pend);
     free(r);

@@ -48,8 +48,11 @@ int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan 
  * most SAGE__NET_PENDING_MAX connections wait to authenticate at once (the
  * oldest is dropped for a newer one), each reading only its HELLO (at most
  * SAGE__NET_HELLO_MAX bytes). cancel_fd (an eventfd, or -1) ends the wait
- * for producers when the job is canceled. Failures of authenticated
- * producers (a broken or malformed stream) go to fail. */
+ * for producers when the job is canceled. Once every producer is admitted
+ * (or the wait ended) the listener is closed: later strangers are refused
+ * by the kernel, and those still in its backlog reset. Failures of
+ * authenticated producers (a broken or malformed stream) go to fail. The
+ * receiver owns listen_fd from here. */
 #define SAGE__NET_HANDSHAKE_MS 2000
 #define SAGE__NET_PENDING_MAX 32
 #define SAGE__NET_HELLO_MAX 4096

@@ -113,16 +113,18 @@ static int run_pipeline(const char *name, const char *jm)
     sage_env *env = sage_env_create(job, config);
     sage_collector *c = sage_collector_create(0);
     static uint64_t n = 100, endless = UINT64_MAX / 2; /* quoted: until canceled */
-    sage_stream *s = sage_from_generator(env, gen_range, strcmp(name, "quoted") == 0 ? &endless : &n,
-                                         &(sage_op_opts){.name = "src"});
-    if (strcmp(name, "quoted") == 0)
-        s = sage_map(sage_rebalance(s), double_it, NULL, &(sage_op_opts){.name = "q\"uote\\back"});
+    int forever = strcmp(name, "quoted") == 0 || strcmp(name, "endless") == 0;
+    sage_stream *s = sage_from_generator(env, gen_range, forever ? &endless : &n, &(sage_op_opts){.name = "src"});
+    if (strcmp(name, "quoted") == 0 || strcmp(name, "endless") == 0)
+        s = sage_map(sage_rebalance(s), double_it, NULL,
+                     &(sage_op_opts){.name = strcmp(name, "quoted") == 0 ? "q\"uote\\back" : "double"});
     else if (strcmp(name, "forged") == 0)
         s = sage_map(sage_rebalance(s), forge_fail, NULL, &(sage_op_opts){.name = "forge"});
     else
         s = sage_map(sage_rebalance(s), double_it, NULL, &(sage_op_opts){.name = "double"});
-    if (strcmp(name, "fds") == 0)
-        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "fdsink"});
+    if (strcmp(name, "fds") == 0 || strcmp(name, "endless") == 0)
+        sage_sink(sage_rebalance(s), sink_ok, NULL,
+                  &(sage_op_opts){.name = strcmp(name, "fds") == 0 ? "fdsink" : "end"});
     else
         sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
     int rc = sage_env_execute(env);
@@ -988,6 +990,89 @@ static void metrics_auth_header_only(void)
     daemon_down(&d);
 }
 
+/* --------------------------------------------- 3b. TCP data-plane listeners */
+
+/* A local process that reaches a worker's data listener first, with garbage, a wrong token or silence, is
+ * closed without counting: the job runs as if it had never connected (before: garbage failed the job, "a
+ * data connection did not authenticate", and silence hung it). */
+static int tcp_connect_addr(const char *addr)
+{
+    char host[64];
+    int port = 0;
+    if (sscanf(addr, "%63[^:]:%d", host, &port) != 2)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void data_listener_strangers(void)
+{
+    daemon_t d;
+    CHECK(daemon_up(&d, "dataplane", "{\"data_plane\": \"tcp\"}", NULL));
+    char cmd[2500];
+    snprintf(cmd, sizeof cmd, "SAGE_HOME=%s %s pipeline endless %s 2>&1", d.home, self, d.addr);
+    FILE *client = popen(cmd, "r"); /* runs until stopped */
+    /* every listening task's address, once its worker said HELLO (bounded wait) */
+    char addrs[4][64];
+    int n = 0;
+    int64_t end = now_ms() + 20000;
+    while (n < 2 && now_ms() < end) {
+        json_t *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
+        n = 0;
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(st, "tasks"), i, t)
+        {
+            const char *l = json_string_value(json_object_get(t, "listen"));
+            if (l && n < 4)
+                snprintf(addrs[n++], sizeof addrs[0], "%s", l);
+        }
+        json_decref(st);
+        if (n < 2)
+            pause_ms(20);
+    }
+    CHECK_INT(n, 2); /* the map and the sink listen; the source does not */
+    /* once its producers are all in, a worker closes its listener: a stranger is refused by the kernel, or
+     * (still in the backlog) reset; either way it is never read and never counts */
+    int refused = 0;
+    for (int k = 0; k < n; k++) {
+        int silent = tcp_connect_addr(addrs[k]); /* says nothing */
+        int g = tcp_connect_addr(addrs[k]);
+        static const char garbage[] = "GET / HTTP/1.1\r\n\r\n";
+        if (g >= 0)
+            (void)!write(g, garbage, sizeof garbage - 1);
+        int fds[2] = {silent, g};
+        for (int j = 0; j < 2; j++) {
+            if (fds[j] < 0) {
+                refused++; /* connection refused */
+                continue;
+            }
+            struct pollfd p = {.fd = fds[j], .events = POLLIN};
+            char c;
+            if (poll(&p, 1, 10000) == 1 && read(fds[j], &c, 1) <= 0)
+                refused++; /* closed or reset */
+            close(fds[j]);
+        }
+    }
+    CHECK_INT(refused, 2 * n);
+    json_t *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "running");
+    json_decref(st);
+    CHECK_INT(run(big, 1 << 20, "%s job stop 1 --port %d --token-file %s", cli, d.port, d.token), 0);
+    size_t got = client ? fread(big, 1, (1 << 20) - 1, client) : 0;
+    big[got] = 0;
+    CHECK_INT(client ? WEXITSTATUS(pclose(client)) : -1, 0);
+    CHECK_CONTAINS(big, " rc 0\n"); /* stopped, drained: the strangers failed nothing */
+    daemon_down(&d);
+}
+
 /* ------------------------------------------------------- 7. descriptors */
 
 static void worker_descriptors(void)
@@ -1129,6 +1214,7 @@ int main(int argc, char **argv)
     RUN(refusals_rate_limited);
     RUN(log_rotates);
     RUN(metrics_auth_header_only);
+    RUN(data_listener_strangers);
     RUN(worker_descriptors);
     RUN(cli_start_keeps_no_inherited_fd);
     RUN(names_escaped);
