@@ -156,21 +156,6 @@ int sagepy_encode(ctxobj *cx, PyObject *obj, const void **data, size_t *len, PyO
     return 0;
 }
 
-/* Emit obj. Local: the handle (the engine increfs when it keeps it). Remote: encoded. */
-int sagepy_emit(ctxobj *cx, sage_out *out, PyObject *obj)
-{
-    if (!cx->op->eng->remote)
-        return sage_emit(out, &obj, sizeof obj);
-    const void *data;
-    size_t len;
-    PyObject *hold;
-    if (sagepy_encode(cx, obj, &data, &len, &hold) != 0)
-        return -1;
-    int rc = sage_emit(out, data, len);
-    Py_XDECREF(hold);
-    return rc;
-}
-
 /* ---- keys ---- */
 
 typedef struct kbuf {

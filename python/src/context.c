@@ -3,25 +3,6 @@
 
 #include "sagepy.h"
 
-/* ---- the pending error of a key function or partitioner (see sagepy.h) ---- */
-
-static _Thread_local char pending[SAGEPY_FAIL_MAX + 1];
-
-void sagepy_pending_set(const char *msg)
-{
-    if (!pending[0]) /* the first one on this record is the cause */
-        snprintf(pending, sizeof pending, "%s", msg);
-}
-
-int sagepy_pending_take(char *out, size_t cap)
-{
-    if (!pending[0])
-        return 0;
-    snprintf(out, cap, "%s", pending);
-    pending[0] = 0;
-    return 1;
-}
-
 /* ---- Context ---- */
 
 ctxobj *sagepy_ctx_new(pyop *op, sage_ctx *c)
@@ -171,7 +152,7 @@ static PyObject *ctx_emit(ctxobj *cx, PyObject *obj)
     }
     int rc = sagepy_emit(cx, cx->out, obj);
     if (rc == -1 && PyErr_Occurred())
-        return NULL;
+        return NULL; /* a key function or the encoding failed: the exception goes up through the user's code */
     if (rc < 0) {
         cx->emit_rc = rc;
         PyErr_SetString(sagepy_EmitAborted, "the job is ending: the record was not delivered");
@@ -213,8 +194,11 @@ static PyObject *ctx_counter(ctxobj *cx, PyObject *args)
 /* The reply of a service: b"" + pickled (ok, value). Errors of the call itself raise. */
 static PyObject *call_error(int rc, const char *service, double timeout_s)
 {
-    if (rc == SAGE_ETIMEDOUT)
-        return PyErr_Format(PyExc_TimeoutError, "service \"%s\" did not answer within %.3g s", service, timeout_s);
+    if (rc == SAGE_ETIMEDOUT) {
+        char t[32]; /* PyErr_Format has no %g */
+        snprintf(t, sizeof t, "%.3g", timeout_s);
+        return PyErr_Format(PyExc_TimeoutError, "service \"%s\" did not answer within %s s", service, t);
+    }
     if (rc == SAGE_ENOSERVICE)
         return PyErr_Format(PyExc_RuntimeError, "no service \"%s\" is registered (env.register_service)", service);
     if (rc == SAGE_ECANCELED)

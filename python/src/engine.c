@@ -43,6 +43,10 @@ int sagepy_fail(ctxobj *cx, sage_ctx *c, const char *what)
     }
     char msg[SAGEPY_FAIL_MAX + 1];
     size_t lead = 0;
+    if (!what && cx && cx->fail_what)
+        what = cx->fail_what; /* collect() failed computing a key, or encoding */
+    if (cx)
+        cx->fail_what = NULL;
     if (what)
         lead = (size_t)snprintf(msg, sizeof msg, "%s: ", what);
     if (lead >= sizeof msg)
@@ -68,21 +72,12 @@ int sagepy_fail(ctxobj *cx, sage_ctx *c, const char *what)
     return SAGE_EUSER;
 }
 
-/* After a failed emit: a key function's or partitioner's error is this operator's to report. */
-static int emit_failed(sage_ctx *c, int rc)
-{
-    char msg[SAGEPY_FAIL_MAX + 1];
-    if (sagepy_pending_take(msg, sizeof msg))
-        sage_ctx_fail(c, "%s", msg);
-    return rc;
-}
-
 static int emit_one(ctxobj *cx, sage_ctx *c, sage_out *out, PyObject *obj)
 {
     int rc = sagepy_emit(cx, out, obj);
     if (rc == -1 && PyErr_Occurred())
-        return sagepy_fail(cx, c, "a record it emitted cannot be sent to another process");
-    return rc < 0 ? emit_failed(c, rc) : 0;
+        return sagepy_fail(cx, c, cx->fail_what);
+    return rc < 0 ? rc : 0;
 }
 
 /* Emit every item of an iterable result (None: nothing). */
@@ -208,6 +203,7 @@ static int op_close(sage_ctx *c, sage_out *out, void *udata)
                     op->kind != K_SOURCE_STREAM && op->kind != K_SOURCE_ITER;
         cx->out = emits ? out : NULL;
         cx->emit_rc = 0;
+        cx->fail_what = NULL;
         PyObject *r = PyObject_CallNoArgs(cx->close_cb);
         if (!r)
             rc = sagepy_fail(cx, c, "in close()");
@@ -251,6 +247,7 @@ static int op_flatmap(sage_ctx *c, const void *rec, size_t len, sage_out *out, v
         return rc;
     cx->out = out;
     cx->emit_rc = 0;
+    cx->fail_what = NULL;
     PyObject *r = PyObject_CallOneArg(cx->call, in);
     Py_DECREF(in);
     if (!r)
@@ -353,6 +350,7 @@ static int op_join(sage_ctx *c, int side, const void *rec, size_t len, sage_out 
     }
     cx->out = out;
     cx->emit_rc = 0;
+    cx->fail_what = NULL;
     PyObject *r = PyObject_CallFunction(cx->call, "OOi", in, key, side);
     Py_DECREF(in);
     Py_DECREF(key);
@@ -422,71 +420,6 @@ static int op_source(sage_ctx *c, sage_out *out, void *udata)
             return rc;
     }
     return SAGE_MORE;
-}
-
-/* ---------------------------------------------------------------------------
- * Key functions and partitioners: run inside the sender's sage_emit
- * ------------------------------------------------------------------------- */
-
-static int key_call(engine *eng, PyObject *fn, const char *what, const void *rec, size_t len, void *keybuf)
-{
-    PyObject *in = sagepy_rec_get(eng, rec, len);
-    PyObject *key = in ? PyObject_CallOneArg(fn, in) : NULL;
-    Py_XDECREF(in);
-    int n = key ? sagepy_key_encode(key, keybuf) : -1;
-    Py_XDECREF(key);
-    if (n >= 0)
-        return n;
-    char msg[SAGEPY_FAIL_MAX + 1];
-    size_t lead = (size_t)snprintf(msg, sizeof msg, "%s: ", what);
-    if (lead >= sizeof msg)
-        lead = sizeof msg - 1;
-    sagepy_format_exc(msg + lead, sizeof msg - lead);
-    PyErr_Clear();
-    sagepy_pending_set(msg);
-    return SAGE_EUSER;
-}
-
-static int key_fn(const void *rec, size_t len, void *keybuf, void *udata)
-{
-    pykey *k = udata;
-    return key_call(k->eng, k->fn, k->what, rec, len, keybuf);
-}
-
-static int join_lkey(const void *rec, size_t len, void *keybuf, void *udata)
-{
-    pyop *op = udata;
-    return key_call(op->eng, op->lkey, "the left key function of the join", rec, len, keybuf);
-}
-
-static int join_rkey(const void *rec, size_t len, void *keybuf, void *udata)
-{
-    pyop *op = udata;
-    return key_call(op->eng, op->rkey, "the right key function of the join", rec, len, keybuf);
-}
-
-static int partition_fn(const void *rec, size_t len, int nparts, void *udata)
-{
-    pykey *k = udata;
-    PyObject *in = sagepy_rec_get(k->eng, rec, len);
-    PyObject *r = in ? PyObject_CallFunction(k->fn, "Oi", in, nparts) : NULL;
-    Py_XDECREF(in);
-    long v = -1;
-    if (r) {
-        v = PyLong_AsLong(r);
-        Py_DECREF(r);
-    }
-    if (!r || (v == -1 && PyErr_Occurred())) {
-        char msg[SAGEPY_FAIL_MAX + 1];
-        size_t lead = (size_t)snprintf(msg, sizeof msg, "%s: ", k->what);
-        if (lead >= sizeof msg)
-            lead = sizeof msg - 1;
-        sagepy_format_exc(msg + lead, sizeof msg - lead);
-        PyErr_Clear();
-        sagepy_pending_set(msg);
-        return -1;
-    }
-    return v < -1 ? -1 : v > 2147483647L ? 2147483647 : (int)v;
 }
 
 /* ---------------------------------------------------------------------------
@@ -584,21 +517,47 @@ static PyObject *raise_env(engine *e, int rc)
     return sagepy_raise(code ? code : SAGE_EINVAL, m && m[0] ? m : sage_strerror(code));
 }
 
-/* A declaration's result: a new stream id, or the env's (sticky) error raised. */
-static PyObject *stream_id(engine *e, sage_stream *s)
+/* A declaration's result: a new stream id (the output of producer, routed by route), or the env's (sticky)
+ * error raised. */
+static PyObject *stream_id(engine *e, sage_stream *s, pyop *producer, pykey *route)
 {
     if (!s)
         return raise_env(e, 0);
     if (e->nstreams == e->capstreams) {
         size_t cap = e->capstreams ? e->capstreams * 2 : 16;
         sage_stream **v = PyMem_Realloc(e->streams, cap * sizeof *v);
-        if (!v)
+        pyop **p = v ? PyMem_Realloc(e->producer, cap * sizeof *p) : NULL;
+        pykey **r = p ? PyMem_Realloc(e->route, cap * sizeof *r) : NULL;
+        if (v)
+            e->streams = v;
+        if (p)
+            e->producer = p;
+        if (!r)
             return PyErr_NoMemory();
-        e->streams = v;
+        e->route = r;
         e->capstreams = cap;
     }
     e->streams[e->nstreams] = s;
+    e->producer[e->nstreams] = producer;
+    e->route[e->nstreams] = route;
     return PyLong_FromSize_t(e->nstreams++);
+}
+
+/* The key function or partitioner k routes the output of op: op computes it before it emits (route.c). */
+static int add_route(pyop *op, pykey *k)
+{
+    if (!op)
+        return 0;
+    for (int i = 0; i < op->nroutes; i++)
+        if (op->routes[i] == k)
+            return 0;
+    if (op->nroutes == SAGEPY_MAX_ROUTES) {
+        PyErr_Format(PyExc_ValueError, "operator \"%s\" feeds more than %d keyed or custom-partitioned consumers",
+                     op->name, SAGEPY_MAX_ROUTES);
+        return -1;
+    }
+    op->routes[op->nroutes++] = k;
+    return 0;
 }
 
 static sage_stream *stream_at(engine *e, Py_ssize_t sid)
@@ -625,10 +584,16 @@ static void engine_destroy(engine *e)
     e->owned = NULL;
     e->nowned = e->capowned = 0;
     PyMem_Free(e->streams);
+    PyMem_Free(e->producer);
+    PyMem_Free(e->route);
     e->streams = NULL;
+    e->producer = NULL;
+    e->route = NULL;
     e->nstreams = e->capstreams = 0;
     if (e->keep)
         PyList_SetSlice(e->keep, 0, PyList_GET_SIZE(e->keep), NULL);
+    if (e->failures) /* their tracebacks hold records and frames: raised already */
+        PyDict_Clear(e->failures);
 }
 
 static int engine_traverse(engine *e, visitproc visit, void *arg)
@@ -730,7 +695,7 @@ static PyObject *engine_source(engine *e, PyObject *args)
     o.close = op_close;
     sage_stream *s = kind == K_SOURCE_STREAM ? sage_from_source(e->env, op_source, op, &o)
                                              : sage_from_generator(e->env, op_source, op, &o);
-    return stream_id(e, s);
+    return stream_id(e, s, op, NULL);
 }
 
 /* op(kind, stream, factory, name, parallelism, resources) -> stream id: map, flatmap, filter, sink */
@@ -760,16 +725,17 @@ static PyObject *engine_op(engine *e, PyObject *args)
     case K_SINK: s = sage_sink(in, op_sink, op, &o); break;
     default: return PyErr_Format(PyExc_ValueError, "operator kind %d", kind);
     }
-    return stream_id(e, s);
+    return stream_id(e, s, op, NULL);
 }
 
-static pykey *new_key(engine *e, PyObject *fn, const char *what)
+static pykey *new_key(engine *e, PyObject *fn, const char *what, int partition)
 {
     pykey *k = calloc(1, sizeof *k);
     if (own(e, k) != 0)
         return NULL;
     k->eng = e;
     k->fn = fn;
+    k->partition = partition;
     snprintf(k->what, sizeof k->what, "%s", what);
     return keep(e, fn) == 0 ? k : NULL;
 }
@@ -783,8 +749,10 @@ static PyObject *engine_key_by(engine *e, PyObject *args)
     if (!PyArg_ParseTuple(args, "nOs:key_by", &sid, &fn, &what) || !alive(e))
         return NULL;
     sage_stream *in = stream_at(e, sid);
-    pykey *k = in ? new_key(e, fn, what) : NULL;
-    return k ? stream_id(e, sage_key_by(in, key_fn, k)) : NULL;
+    pykey *k = in ? new_key(e, fn, what, 0) : NULL;
+    if (!k || add_route(e->producer[sid], k) != 0)
+        return NULL;
+    return stream_id(e, sage_key_by(in, sagepy_key_fn, k), e->producer[sid], k);
 }
 
 /* partition(stream, fn(record, n) -> int, what) -> stream id */
@@ -796,8 +764,10 @@ static PyObject *engine_partition(engine *e, PyObject *args)
     if (!PyArg_ParseTuple(args, "nOs:partition", &sid, &fn, &what) || !alive(e))
         return NULL;
     sage_stream *in = stream_at(e, sid);
-    pykey *k = in ? new_key(e, fn, what) : NULL;
-    return k ? stream_id(e, sage_partition_custom(in, partition_fn, k)) : NULL;
+    pykey *k = in ? new_key(e, fn, what, 1) : NULL;
+    if (!k || add_route(e->producer[sid], k) != 0)
+        return NULL;
+    return stream_id(e, sage_partition_custom(in, sagepy_partition_fn, k), e->producer[sid], k);
 }
 
 /* route(stream, "rebalance" | "broadcast" | "forward") -> stream id */
@@ -811,11 +781,11 @@ static PyObject *engine_route(engine *e, PyObject *args)
     if (!in)
         return NULL;
     if (strcmp(how, "rebalance") == 0)
-        return stream_id(e, sage_rebalance(in));
+        return stream_id(e, sage_rebalance(in), e->producer[sid], NULL);
     if (strcmp(how, "broadcast") == 0)
-        return stream_id(e, sage_broadcast(in));
+        return stream_id(e, sage_broadcast(in), e->producer[sid], NULL);
     if (strcmp(how, "forward") == 0)
-        return stream_id(e, sage_forward(in));
+        return stream_id(e, sage_forward(in), e->producer[sid], NULL);
     return PyErr_Format(PyExc_ValueError, "unknown routing \"%s\"", how);
 }
 
@@ -825,7 +795,7 @@ static PyObject *engine_connect(engine *e, PyObject *args)
     if (!PyArg_ParseTuple(args, "nn:connect", &a, &b) || !alive(e))
         return NULL;
     sage_stream *sa = stream_at(e, a), *sb = sa ? stream_at(e, b) : NULL;
-    return sb ? stream_id(e, sage_connect(sa, sb)) : NULL;
+    return sb ? stream_id(e, sage_connect(sa, sb), NULL, NULL) : NULL;
 }
 
 /* comap(connected, ninputs, factory, name, parallelism, resources) -> stream id */
@@ -848,7 +818,7 @@ static PyObject *engine_comap(engine *e, PyObject *args)
     opts_of(&o, name, par, res);
     o.open = op_open;
     o.close = op_close;
-    return stream_id(e, sage_comap(in, comap_fns, (size_t)nin, op, &o));
+    return stream_id(e, sage_comap(in, comap_fns, (size_t)nin, op, &o), op, NULL);
 }
 
 /* join(left, left_key, right, right_key, factory, name, parallelism, resources) -> stream id */
@@ -862,15 +832,34 @@ static PyObject *engine_join(engine *e, PyObject *args)
         return NULL;
     sage_stream *sl = stream_at(e, l), *sr = sl ? stream_at(e, r) : NULL;
     pyop *op = sr ? new_op(e, K_JOIN, factory, name) : NULL;
-    if (!op || keep(e, lk) != 0 || keep(e, rk) != 0)
+    if (!op || !(op->lkey = new_key(e, lk, "the left key function of the join", 0)) ||
+        !(op->rkey = new_key(e, rk, "the right key function of the join", 0)) ||
+        add_route(e->producer[l], op->lkey) != 0 || add_route(e->producer[r], op->rkey) != 0)
         return NULL;
-    op->lkey = lk;
-    op->rkey = rk;
     sage_op_opts o;
     opts_of(&o, name, par, res);
     o.open = op_open;
     o.close = op_close;
-    return stream_id(e, sage_join(sl, join_lkey, sr, join_rkey, op_join, op, &o));
+    return stream_id(e, sage_join(sl, sagepy_join_lkey, sr, sagepy_join_rkey, op_join, op, &o), op, NULL);
+}
+
+/* consumed(stream, parallelism): an operator of that parallelism consumes the stream; for a custom partitioning
+ * the sender then computes partition(record, parallelism) before it emits. */
+static PyObject *engine_consumed(engine *e, PyObject *args)
+{
+    Py_ssize_t sid;
+    int par;
+    if (!PyArg_ParseTuple(args, "ni:consumed", &sid, &par) || !alive(e) || !stream_at(e, sid))
+        return NULL;
+    pykey *k = e->route[sid];
+    if (k && k->partition && par > 0) {
+        int known = 0;
+        for (int i = 0; i < k->nnparts; i++)
+            known |= k->nparts[i] == par;
+        if (!known && k->nnparts < SAGEPY_MAX_NPARTS)
+            k->nparts[k->nnparts++] = par;
+    }
+    Py_RETURN_NONE;
 }
 
 /* register_service(name, host) */
@@ -1077,6 +1066,7 @@ static PyMethodDef engine_methods[] = {
     {"partition", (PyCFunction)engine_partition, METH_VARARGS, "partition(sid, fn, what) -> sid"},
     {"route", (PyCFunction)engine_route, METH_VARARGS, "route(sid, 'rebalance'|'broadcast'|'forward') -> sid"},
     {"connect", (PyCFunction)engine_connect, METH_VARARGS, "connect(sid, sid) -> sid"},
+    {"consumed", (PyCFunction)engine_consumed, METH_VARARGS, "consumed(sid, parallelism): a consumer's parallelism"},
     {"comap", (PyCFunction)engine_comap, METH_VARARGS, "comap(sid, ninputs, factory, name, parallelism, resources)"},
     {"join", (PyCFunction)engine_join, METH_VARARGS, "join(l, lkey, r, rkey, factory, name, parallelism, resources)"},
     {"register_service", (PyCFunction)engine_register_service, METH_VARARGS, "register_service(name, host)"},

@@ -41,8 +41,12 @@
  * also kept on the engine (first per operator instance) so that the
  * exception raised in the submitting process can chain it (__cause__).
  * Key functions and partitioners run inside sage_emit of the sending
- * operator, which has no ctx of theirs: they leave their error in a
- * thread-local slot that the sender's callback reports as its own failure.
+ * operator, where the engine gives them no ctx: an exception there could only
+ * become "the key function returned -7". So the sending operator computes
+ * them itself before it emits (route.c): an error is its own failure, with
+ * the traceback; the results wait in a per-thread cache, where the engine's
+ * call during sage_emit finds them (no second Python call). The receiving
+ * side calls the key function again (for get_key), as the engine does.
  * ------------------------------------------------------------------------- */
 
 /* Operator kinds, as the Python layer names them. */
@@ -64,14 +68,19 @@ enum {
 
 #define SAGEPY_MAX_INPUTS 16 /* comap inputs (one C trampoline each) */
 #define SAGEPY_FAIL_MAX 511  /* what sage_ctx_fail keeps */
+#define SAGEPY_MAX_ROUTES 8  /* keyed or custom-partitioned consumers of one operator computed before emit */
+#define SAGEPY_MAX_NPARTS 4  /* distinct consumer parallelisms of one custom partitioning */
 
 typedef struct engine engine;
 
-/* A key function or partitioner (udata of sage_key_by / sage_partition_custom). */
+/* A key function or partitioner (udata of sage_key_by / sage_partition_custom; a join's two). */
 typedef struct pykey {
     engine *eng;
-    PyObject *fn;   /* callable(record) -> key, or the partition(record, n) method */
-    char what[160]; /* "key function of \"op\"" for messages */
+    PyObject *fn;                  /* callable(record) -> key, or partition(record, n) */
+    int partition;                 /* a partitioner */
+    int nparts[SAGEPY_MAX_NPARTS]; /* partitioner: the parallelisms of the consumers declared on it */
+    int nnparts;
+    char what[160]; /* "the key function <lambda> (keyby)", for messages */
 } pykey;
 
 /* One declared operator (udata of its sage_* call). */
@@ -80,8 +89,10 @@ typedef struct pyop {
     int kind;
     int ninputs;       /* comap */
     PyObject *factory; /* callable(ctx) -> function object (K_SOURCE_ITER: -> iterator) */
-    PyObject *lkey;    /* join: left and right key functions */
-    PyObject *rkey;
+    pykey *lkey;       /* join: left and right key functions */
+    pykey *rkey;
+    pykey *routes[SAGEPY_MAX_ROUTES]; /* the key functions and partitioners its output is routed by */
+    int nroutes;
     char name[128];
 } pyop;
 
@@ -100,6 +111,8 @@ struct engine {
     int rc;        /* that result */
     size_t nstreams, capstreams;
     sage_stream **streams;
+    pyop **producer; /* per stream: the operator whose output it is (NULL: a connected stream) */
+    pykey **route;   /* per stream: the key function or partitioner of a routed view, else NULL */
     size_t nowned, capowned;
     void **owned;         /* pyop / pykey / pysvc, freed with the engine */
     PyObject *keep;       /* list: Python objects the engine's udata point to */
@@ -121,9 +134,10 @@ typedef struct ctxobj {
     PyObject *env_name;
     PyObject *dict; /* __dict__ for the Python subclass */
     int parallel_index, parallelism;
-    int idle;           /* stream sources: consecutive calls that had nothing */
-    int emit_rc;        /* the code a failed emit returned inside collect() */
-    unsigned char *buf; /* remote mode: encoding scratch */
+    int idle;              /* stream sources: consecutive calls that had nothing */
+    int emit_rc;           /* the code a failed emit returned inside collect() */
+    const char *fail_what; /* what failed inside collect() (a key function, encoding), for the message */
+    unsigned char *buf;    /* remote mode: encoding scratch */
     size_t bufcap;
 } ctxobj;
 
@@ -150,9 +164,6 @@ int sagepy_gil_init(void);
 /* codec.c: records of remote environments, and the canonical bytes of keys. */
 /* Decode a record into a new reference (local mode: the handle, increfed). */
 PyObject *sagepy_rec_get(const engine *eng, const void *rec, size_t len);
-/* Emit obj through out (encoded in remote mode). Returns sage_emit's code,
- * or -1 with a Python exception set when obj cannot be encoded. */
-int sagepy_emit(ctxobj *cx, sage_out *out, PyObject *obj);
 /* The encoding itself: data and len in cx's scratch buffer or in *hold (release it). 0, or -1 with an exception. */
 int sagepy_encode(ctxobj *cx, PyObject *obj, const void **data, size_t *len, PyObject **hold);
 /* Canonical key bytes of obj into buf (SAGE_KEY_MAX): length, or -1 with a
@@ -162,10 +173,16 @@ PyObject *sagepy_key_decode(const void *key, size_t len);
 
 /* context.c */
 ctxobj *sagepy_ctx_new(pyop *op, sage_ctx *c);
-/* The pending error a key function or partitioner left on this thread (see
- * the design note): taken (cleared) by the sender's callback. */
-void sagepy_pending_set(const char *msg);
-int sagepy_pending_take(char *out, size_t cap);
+
+/* route.c: emitting, with the keys and partitions of the operator's routed consumers computed first. */
+/* Emit obj from cx's operator (encoded in remote mode). Returns sage_emit's code, or -1 with a Python exception
+ * set and cx->fail_what naming what failed (encoding it, a key function, a partitioner). */
+int sagepy_emit(ctxobj *cx, sage_out *out, PyObject *obj);
+/* The engine's key functions and partitioner (udata: the pykey; join: the pyop). */
+int sagepy_key_fn(const void *rec, size_t len, void *keybuf, void *udata);
+int sagepy_join_lkey(const void *rec, size_t len, void *keybuf, void *udata);
+int sagepy_join_rkey(const void *rec, size_t len, void *keybuf, void *udata);
+int sagepy_partition_fn(const void *rec, size_t len, int nparts, void *udata);
 
 /* engine.c */
 /* Record the current Python exception as this instance's failure (traceback

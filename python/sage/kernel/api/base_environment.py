@@ -35,7 +35,7 @@ from sage.common.core.functions.lambda_function import (
 from sage.common.core.signals import StopSignal
 from sage.kernel.api import runtime
 from sage.kernel.api.datastream import DataStream
-from sage.kernel.api.errors import JobFailedError, SageError
+from sage.kernel.api.errors import JobFailedError, PlanError, SageError
 from sage.kernel.api.service import _ServiceHost
 
 _sage._init(StopSignal, runtime.RuntimeContext, runtime.format_failure)
@@ -434,6 +434,8 @@ class BaseEnvironment:
         p = parallelism if parallelism is not None else hint if hint is not None else 1
         if isinstance(p, bool) or not isinstance(p, int):
             raise TypeError(f"parallelism must be an int, not {p!r}")
+        if p < 1:
+            raise PlanError(f"parallelism {p}: it must be at least 1")
         return p
 
     def _factory(self, kind: str, function: Any, args: tuple, kwargs: dict) -> tuple[Callable[[Any], Any], type]:
@@ -508,6 +510,7 @@ class BaseEnvironment:
         factory, fclass = self._factory(kind, function, args, kwargs)
         name = self._name_for(name, function, kind)
         p = self._parallelism(parallelism, stream._hint)
+        self._engine.consumed(stream._sid, p)
         sid = self._engine.op(_KINDS[kind], stream._sid, factory, name, p, self._resources(resources))
         return DataStream(self, sid, self._record(name, kind, fclass, p, resources, [stream]))
 
@@ -600,6 +603,8 @@ class BaseEnvironment:
         for s in streams[1:]:
             sid = self._engine.connect(sid, s._sid)
         p = self._parallelism(parallelism)
+        for s in streams:
+            self._engine.consumed(s._sid, p)
         out = self._engine.comap(sid, n, factory, name, p, self._resources(resources))
         return DataStream(self, out, self._record(name, "comap", fclass, p, resources, streams))
 
