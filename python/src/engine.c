@@ -607,6 +607,13 @@ static int engine_traverse(engine *e, visitproc visit, void *arg)
 static void engine_dealloc(engine *e)
 {
     PyObject_GC_UnTrack(e);
+    if (e->env && sagepy_on_engine_thread()) {
+        /* The last reference went away inside one of the job's own operators: destroying the env would join the
+         * thread we are on. The job and what it points to are left to run out (a leak, reported). */
+        PySys_WriteStderr("sage: an environment was released by one of its own operators while its job ran; the "
+                          "job is left running (keep a reference to the environment until it ended)\n");
+        return; /* the object and what it keeps are leaked with the job: the callbacks still point into them */
+    }
     engine_destroy(e);
     Py_CLEAR(e->keep);
     Py_CLEAR(e->failures);
@@ -991,6 +998,10 @@ static PyObject *engine_cancel(engine *e, PyObject *unused)
 
 static PyObject *engine_close(engine *e, PyObject *unused)
 {
+    if (e->env && sagepy_on_engine_thread()) {
+        PyErr_SetString(sagepy_SageError, "an environment cannot be closed from one of its own operators");
+        return NULL;
+    }
     engine_destroy(e);
     Py_RETURN_NONE;
 }

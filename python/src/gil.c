@@ -28,6 +28,8 @@ static void thread_end(void *value)
     PyThreadState_DeleteCurrent(); /* and gives back the GIL */
 }
 
+int sagepy_on_engine_thread(void) { return tl_pinned; }
+
 int sagepy_gil_init(void) { return pthread_key_create(&tstate_key, thread_end) == 0 ? 0 : -1; }
 
 void sagepy_enter(void *udata)

@@ -160,6 +160,8 @@ void sagepy_leave(void *udata);
 void sagepy_copy(const void *rec, size_t len, void *udata);
 void sagepy_drop(const void *rec, size_t len, void *udata);
 int sagepy_gil_init(void);
+/* 1 on a thread the engine started (a task or service thread): it must not destroy its own env. */
+int sagepy_on_engine_thread(void);
 
 /* codec.c: records of remote environments, and the canonical bytes of keys. */
 /* Decode a record into a new reference (local mode: the handle, increfed). */
