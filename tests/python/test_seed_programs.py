@@ -183,3 +183,19 @@ def test_infeasible_raises_before_any_user_code():
     assert ran == []
     assert 'operator "Touch"' in str(ei.value) and 'operator "gpu"' in str(ei.value)
     assert ei.value.code_name == "SAGE_EINFEASIBLE"
+
+
+def python_blocks(path: Path, after: str = "") -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text[text.index(after):] if after else text, re.S)
+
+
+@pytest.mark.parametrize("doc,after", [("README.md", "## Python"), ("docs/python.md", "")])
+def test_the_first_python_example_of_the_docs_runs(doc, after, tmp_path):
+    code = python_blocks(EXAMPLES.parents[1] / doc, after)[0]
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    r = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(re.findall(r"DistMapper\[\d\]: \d+", r.stdout)) == 30
+    assert sorted(int(v) for v in re.findall(r"SINK(?:\[\d\])?:? (\d+)", r.stdout)) == list(range(3, 31, 3))

@@ -26,6 +26,9 @@ class LocalEnvironment(BaseEnvironment):
         scheduler: Any = None,
         enable_monitoring: bool = False,
     ) -> None:
+        if config and "jobmanager" in config:
+            raise ValueError("LocalEnvironment runs in this process: for a JobManager use "
+                             "RemoteEnvironment(name, config, host=..., port=...)")
         if scheduler is not None:
             log.warning("LocalEnvironment(scheduler=...): SAGE places operators itself; the scheduler is ignored")
         super().__init__(name, config, remote=False, platform="local")
