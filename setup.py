@@ -47,7 +47,7 @@ setup(
     description="SAGE Kernel's Python API over the SAGE streaming dataflow engine (C)",
     long_description=open("docs/python.md", encoding="utf-8").read() if os.path.exists("docs/python.md") else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     package_dir={"": "python"},
     packages=find_packages("python", include=["sage", "sage.*"]),
     package_data={"sage": ["py.typed"]},

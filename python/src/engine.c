@@ -906,7 +906,7 @@ static PyObject *engine_explain(engine *e, PyObject *args)
 static int worker_exiting;
 static void flush_python_at_exit(void)
 {
-    if (!worker_exiting || !Py_IsInitialized() || _Py_IsFinalizing())
+    if (!worker_exiting || !Py_IsInitialized() || SAGEPY_FINALIZING())
         return;
     PyGILState_STATE st = PyGILState_Ensure();
     PyObject *sys = PyImport_ImportModule("sys");

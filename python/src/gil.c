@@ -19,7 +19,7 @@ static void thread_end(void *value)
 {
     PyThreadState *ts = value;
     /* After finalization began Python must not be touched: the state is left behind. */
-    if (!ts || !Py_IsInitialized() || _Py_IsFinalizing())
+    if (!ts || !Py_IsInitialized() || SAGEPY_FINALIZING())
         return;
     /* Python's own thread-specific slot may already be cleared here (glibc clears every key's value at thread
      * exit, in key order), so PyGILState_Release cannot find the state: delete it directly. */

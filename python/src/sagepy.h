@@ -62,6 +62,13 @@ enum {
     K_JOIN,             /* execute(payload, key, tag) returns an iterable */
 };
 
+/* Finalization has begun: Python must not be entered (the public name since 3.13). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define SAGEPY_FINALIZING() Py_IsFinalizing()
+#else
+#define SAGEPY_FINALIZING() _Py_IsFinalizing()
+#endif
+
 /* Around every blocking call into the engine: give the GIL back, take it again (one pair per block). */
 #define GIL_RELEASE PyThreadState *gil_saved_ = PyEval_SaveThread()
 #define GIL_TAKE PyEval_RestoreThread(gil_saved_)

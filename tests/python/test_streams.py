@@ -452,3 +452,32 @@ def test_from_future_is_not_available_yet():
         env.from_future("loop")
     with pytest.raises(NotImplementedError, match="issue 13"):
         env.from_batch([1]).fill_future(None)
+
+
+def test_keyed_word_count_equals_collections_counter():
+    """Lines -> words (flatmap, p3) -> keyby(word) -> count per key (p4, emitted at close) -> merged: the same as
+    collections.Counter, and every word counted at exactly one instance."""
+    text = [f"the cat {i % 7} sat on the mat {i % 13} and the dog {i % 3} ran" for i in range(2000)]
+
+    class Count(FlatMapFunction):
+        def __init__(self):
+            super().__init__()
+            self.counts = collections.Counter()
+
+        def execute(self, word):
+            self.counts[self.ctx.get_key()] += 1
+
+        def close(self):
+            return [(self.ctx.parallel_index, w, n) for w, n in self.counts.items()]
+
+    env = LocalEnvironment("wordcount")
+    (env.from_batch(text, parallelism=2)
+        .flatmap(lambda line: line.split(), parallelism=3)
+        .keyby(lambda w: w)
+        .flatmap(Count, parallelism=4)
+        .sink(Collect, parallelism=2))
+    env.execute()
+    expected = collections.Counter(w for line in text for w in line.split())
+    assert collections.Counter({w: n for _, w, n in out}) == expected
+    assert len(out) == len(expected)  # one row per word: no word at two instances
+    assert len({inst for inst, _, _ in out}) == 4
