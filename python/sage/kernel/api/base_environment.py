@@ -333,8 +333,8 @@ class BaseEnvironment:
 
     @property
     def state(self) -> str:
-        """created, running, finished, stopped, failed or canceled."""
-        return self._engine.state() if self._state != "created" else self._engine.state()
+        """created, running, finished, stopped, failed or canceled (closed once the environment was closed)."""
+        return self._engine.state()
 
     @property
     def job_id(self) -> str | int | None:
@@ -500,7 +500,7 @@ class BaseEnvironment:
                 return iter(data)
             return itertools.islice(data, ctx.parallel_index, None, ctx.parallelism)
 
-        name = self._name_for(name, None, "source") if name is None else self._name_for(name, None, "source")
+        name = self._name_for(name, None, "source")
         sid = self._engine.source(_sage.K_SOURCE_ITER, make_iter, name, p, self._resources(resources))
         return DataStream(self, sid, self._record(name, "source", type(source), p, resources, []))
 
