@@ -91,6 +91,9 @@ def main() -> int:
     elif mode == "service":
         env.register_service("doubler", Doubler)
         src.map(AskService, parallelism=2).sink(FileSink, name="out")
+    elif mode == "infeasible":
+        (src.map(lambda x: x, parallelism=2, resources={"num_cpus": 8}, name="heavy")
+            .map(lambda x: x, resources={"num_gpus": 4}, name="gpu").sink(FileSink, name="out"))
     elif mode == "drift":
         # a program that builds another pipeline in its workers than in the client: refused by the plan hash
         src.map(lambda x: x, parallelism=3 if sage.is_worker() else 2).sink(FileSink, name="out")

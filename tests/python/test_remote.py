@@ -82,6 +82,14 @@ def test_services_run_in_every_worker(jobmanager, tmp_path):
     assert sorted(v for v, _ in got) == [2 * x for x in range(1, 41)]
 
 
+def test_an_infeasible_request_is_refused_at_submit(jobmanager, tmp_path):
+    r = jobmanager.python(JOB, "infeasible", str(jobmanager.port), str(tmp_path))
+    assert r.returncode == 1
+    assert r.stdout.startswith("FAILED InfeasibleError: submitting to the JobManager"), r.stdout
+    assert 'operator "heavy"' in r.stdout and 'operator "gpu"' in r.stdout, r.stdout
+    assert os.listdir(tmp_path) == []  # no worker ran
+
+
 def test_a_worker_that_builds_another_pipeline_is_refused(jobmanager, tmp_path):
     r = jobmanager.python(JOB, "drift", str(jobmanager.port), str(tmp_path))
     assert r.returncode == 1
