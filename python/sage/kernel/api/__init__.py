@@ -14,6 +14,7 @@ from sage.kernel.api.errors import (
     ResourceError,
     SageError,
 )
+from sage.kernel.api.flownet_environment import FlownetEnvironment
 from sage.kernel.api.local_environment import LocalEnvironment
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.remote_environment import RemoteEnvironment
@@ -25,6 +26,7 @@ __all__ = [
     "BaseEnvironment",
     "LocalEnvironment",
     "RemoteEnvironment",
+    "FlownetEnvironment",
     "DataStream",
     "ConnectedStreams",
     "Transformation",
