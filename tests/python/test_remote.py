@@ -96,16 +96,32 @@ def test_a_worker_that_builds_another_pipeline_is_refused(jobmanager, tmp_path):
     assert "differs from the submitted one (plan hash" in r.stdout, r.stdout
 
 
-@pytest.mark.parametrize("value", [0, -1, 2**62, 2**80, "", "naïve ✓", b"\x00\xff", 1.5, None, True,
-                                   {"a": [1, (2, 3)]}, [1, "x"], ("t", 1), {1, 2}, float("inf")])
-def test_record_codec_round_trips(value):
+@pytest.mark.parametrize("value,path", [
+    (0, "I"), (-1, "I"), (2**62, "I"), (2**80, "pickle"), ("", "S"), ("naïve ✓", "S"), ("\udc80", "pickle"),
+    (b"\x00\xff", "B"), (1.5, "F"), (float("inf"), "F"), (None, "N"), (True, "C"),
+    ({"user": "u17", "n": 3, "score": 0.25, "tags": ["a", "b"], "ok": False, "raw": b"x"}, "C"),
+    ([1, "x", None, (2, (3,))], "C"), (("t", 1), "C"), ({(1, "a"): [1.0]}, "C"), ([], "C"), ({}, "C"),
+    ([2**80], "pickle"), ({1, 2}, "pickle"), ([{1, 2}], "pickle"), ({"when": __import__("datetime").date(2026, 1, 1)},
+                                                                     "pickle"),
+])
+def test_record_codec_round_trips(value, path):
     data = _sage.encode_record(value)
     back = _sage.decode_record(data)
     assert back == value and type(back) is type(value)
-    if type(value) in (int, str, bytes, float) and (type(value) is not int or abs(value) < 2**63) or value is None:
-        assert data[0] != 0x80  # the short path: a tag byte, no pickle
-    else:
+    if path == "pickle":
         assert data[:2] == b"\x80\x05"  # pickle protocol 5
+    else:
+        assert data[:1] == path.encode()  # a tag byte: no pickle
+
+
+def test_record_codec_keeps_nesting_and_refuses_garbage():
+    deep = []
+    for _ in range(40):
+        deep = [deep]
+    assert _sage.decode_record(_sage.encode_record(deep)) == deep  # deeper than 32: pickle
+    for bad in (b"", b"Q", b"C", b"CL\xff\xff\xff\xff", b"Cs\x05\x00\x00\x00ab", b"CNN", b"I\x01"):
+        with pytest.raises(ValueError):
+            _sage.decode_record(bad)
 
 
 def test_key_bytes_are_the_same_in_every_process():

@@ -14,8 +14,9 @@ class RemoteEnvironment(BaseEnvironment):
     How: the JobManager runs this program again once per worker (``python3 your_script.py args``, same directory
     and environment). In a worker the same declarations rebuild the same pipeline (a plan hash checks it: build it
     deterministically) and ``submit()`` runs that worker's task, then ends the process. Records between workers are
-    pickled (protocol 5; int, str, bytes, float and None take a shorter path); a record that cannot be pickled fails
-    the job naming the operator. Use ``sage.is_worker()`` for code that belongs to the submitting process only.
+    encoded: int, str, bytes, float, None, and lists, tuples and dicts of those with a compact tagged form, anything
+    else pickled (protocol 5); a record that cannot be pickled fails the job naming the operator. Use
+    ``sage.is_worker()`` for code that belongs to the submitting process only.
 
     The token is read from ``config["token_file"]``, else ``$SAGE_TOKEN_FILE``, else ``$SAGE_HOME/token``
     (``~/.sage/token``).
