@@ -49,11 +49,13 @@ fuzz: deps
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict build-fuzz/corpus-$$n fuzz/corpus/$${n#fuzz_} || exit 1; \
 	done
 
+PYTHON ?= /usr/bin/python3
 bench: deps
 	@scripts/deps.sh --bench
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-release -j $(JOBS)
 	build-release/bench/sage-bench $(BENCH_ARGS)
+	$(PYTHON) bench/python_bench.py $(BENCH_ARGS) --build build-release
 
 bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick

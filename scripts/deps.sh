@@ -6,6 +6,9 @@ pkgs="cmake make gcc pkg-config libjansson-dev libsqlite3-dev clang libclang-rt-
 # `sage cluster` (cli/cluster.c) runs Slurm 22.05 and munge; its test (tests/integration/test_cluster.sh)
 # also uses iproute2 (network namespaces) and jq.
 pkgs="$pkgs slurm-wlm slurmctld slurmd munge slurm-client iproute2 jq"
+# The Python package (python/): Debian's interpreter headers, pytest for its tests, setuptools and pip for
+# `pip install --no-build-isolation .`.
+pkgs="$pkgs python3-dev python3-pytest python3-setuptools python3-pip"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base"
 fi

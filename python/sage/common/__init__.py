@@ -1,0 +1,1 @@
+"""Shared definitions of the sage package (SAGE Kernel's sage.common)."""

@@ -1,0 +1,1 @@
+"""Ready-made components (SAGE Kernel's sage.common.components)."""

@@ -1,0 +1,161 @@
+"""DataStream: the output of one operator, and what can be declared on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from sage.common.core.functions import BaseFunction
+    from sage.kernel.api.base_environment import BaseEnvironment, Transformation
+    from sage.kernel.api.connected_streams import ConnectedStreams
+    from sage.kernel.api.partitioner import Partitioner
+
+T = TypeVar("T")
+
+FunctionLike = Any  # a function class, a function object, or a plain callable
+
+
+class DataStream(Generic[T]):
+    """The records one operator emits. Every method declares a new operator right away (errors raise here, naming
+    what is wrong) and returns the stream of its output.
+
+    Transformations take a function class (built once per parallel instance with the extra positional and keyword
+    arguments), a function object (instance 0 uses it, the others a deep copy), or a plain callable; and the
+    keywords ``name`` (default: the class name, made unique), ``parallelism`` (default 1) and ``resources`` (what
+    each instance needs: ``num_cpus``, ``num_gpus``, ``memory`` such as ``"8GB"``, ``object_store_memory``,
+    ``resources`` for custom ones).
+    """
+
+    def __init__(
+        self,
+        env: BaseEnvironment,
+        sid: int,
+        transformation: Transformation | None,
+        *,
+        key: Callable[[Any], Any] | None = None,
+        base: DataStream | None = None,
+        hint: int | None = None,
+    ) -> None:
+        self._environment = env
+        self._sid = sid
+        self.transformation = transformation
+        self._key = key  # set on a hash-keyed view: the key function (for join)
+        self._base = base  # the stream before keyby
+        self._hint = hint  # a parallelism for the next operator (keyby/partition_custom parallelism=)
+
+    # ---- transformations ----
+    def map(
+        self,
+        function: type[BaseFunction] | FunctionLike,
+        *args: Any,
+        name: str | None = None,
+        parallelism: int | None = None,
+        resources: dict | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """One output per input (``execute(data)``; None means no output)."""
+        return self._environment._operator("map", self, function, args, kwargs, name, parallelism, resources)
+
+    def filter(
+        self,
+        function: type[BaseFunction] | FunctionLike,
+        *args: Any,
+        name: str | None = None,
+        parallelism: int | None = None,
+        resources: dict | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """Keep the records for which ``execute(data)`` is true."""
+        return self._environment._operator("filter", self, function, args, kwargs, name, parallelism, resources)
+
+    def flatmap(
+        self,
+        function: type[BaseFunction] | FunctionLike,
+        *args: Any,
+        name: str | None = None,
+        parallelism: int | None = None,
+        resources: dict | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """Any number of outputs per input: ``execute(data)`` returns an iterable and/or calls ``self.collect(x)``."""
+        return self._environment._operator("flatmap", self, function, args, kwargs, name, parallelism, resources)
+
+    flat_map = flatmap
+
+    def sink(
+        self,
+        function: type[BaseFunction] | FunctionLike,
+        *args: Any,
+        name: str | None = None,
+        parallelism: int | None = None,
+        resources: dict | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """Consume the records (``execute(data)``, then ``close()`` at the end). Returns this stream (a sink has no
+        output), as SAGE Kernel does."""
+        self._environment._operator("sink", self, function, args, kwargs, name, parallelism, resources)
+        return self
+
+    def print(self, prefix: str = "", separator: str = " | ", colored: bool = True) -> DataStream:
+        """A sink printing every record on stdout, one line each (``prefix + separator + record``)."""
+        from sage.common.components.debug.print_sink import PrintSink
+
+        return self.sink(PrintSink, prefix=prefix, separator=separator, colored=colored)
+
+    # ---- routing ----
+    def keyby(
+        self,
+        function: type[BaseFunction] | FunctionLike,
+        strategy: str = "hash",
+        *args: Any,
+        parallelism: int | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """Route by key: ``strategy="hash"`` sends records with equal keys to the same instance of the next operator
+        (in every run and every process: the key's canonical bytes are hashed, not Python's ``hash()``), which can
+        read the key with ``self.ctx.get_key()``. ``"broadcast"`` sends every record to every instance,
+        ``"round_robin"`` spreads them evenly (the key function is not called for those two). ``parallelism``, when
+        given, is the next operator's parallelism unless that one sets its own."""
+        return self._environment._keyby(self, function, strategy, args, kwargs, parallelism)
+
+    key_by = keyby
+
+    def partition_custom(self, partitioner: Partitioner | Any, parallelism: int | None = None) -> DataStream:
+        """Route by ``partitioner.partition(record, num_partitions)`` (a Partitioner object or class, or a callable
+        ``(record, num_partitions) -> int``). ``parallelism``, when given, is the next operator's parallelism unless
+        that one sets its own."""
+        return self._environment._partition(self, partitioner, parallelism)
+
+    def rebalance(self) -> DataStream:
+        """Round-robin to the next operator's instances."""
+        return self._environment._route(self, "rebalance")
+
+    def broadcast(self) -> DataStream:
+        """Every record to every instance of the next operator."""
+        return self._environment._route(self, "broadcast")
+
+    def forward(self) -> DataStream:
+        """Instance i to instance i (needs equal parallelism; the default then)."""
+        return self._environment._route(self, "forward")
+
+    # ---- several inputs ----
+    def connect(self, other: DataStream | ConnectedStreams) -> ConnectedStreams:
+        """This stream and ``other`` as the inputs 0, 1, ... of a ``comap`` or ``join``."""
+        from sage.kernel.api.connected_streams import ConnectedStreams
+
+        if isinstance(other, DataStream):
+            return ConnectedStreams(self._environment, [self, other])
+        return ConnectedStreams(self._environment, [self, *other.streams])
+
+    # ---- feedback loops: not yet ----
+    def fill_future(self, future_stream: DataStream) -> None:
+        """Feedback edges are not available in this engine yet (SAGE issue 13)."""
+        raise NotImplementedError(
+            "fill_future: feedback loops (from_future/fill_future) are not available yet in the SAGE engine "
+            "(issue 13); build the pipeline without a cycle"
+        )
+
+    def __repr__(self) -> str:
+        t = self.transformation
+        return f"<DataStream of {t.basename if t else '?'}>"
