@@ -33,14 +33,19 @@ static inline int job_canceled(const sage__job *job)
     return atomic_load_explicit(&job->canceled, memory_order_relaxed);
 }
 
+/* A fail message written during this very call (it belongs to it). */
+static int msg_fresh(const sage__opinst *inst)
+{
+    return inst->ctx.failmsg[0] && inst->ctx.failmsg_in == sage__records_in(inst) &&
+           inst->ctx.failmsg_calls == inst->ctx.calls;
+}
+
 int sage__inst_fail(sage__opinst *inst, int rc)
 {
     sage__job *job = inst->task->job;
     if (job_canceled(job))
         return rc;
-    /* the message counts only if it was written during this very call */
-    int fresh = inst->ctx.failmsg[0] && inst->ctx.failmsg_in == sage__records_in(inst) &&
-                inst->ctx.failmsg_calls == inst->ctx.calls;
+    int fresh = msg_fresh(inst);
     const char *why = fresh ? inst->ctx.failmsg : sage_strerror(rc);
     int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
     char code[48] = "";
@@ -358,7 +363,9 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
             int kl = r->edge->key(rec, len, t->keybuf, r->edge->key_udata);
             if (__builtin_expect(kl < 0 || kl > SAGE_KEY_MAX, 0)) {
                 sage__opinst *tail = &t->ops[t->nops - 1];
-                if (kl >= 0)
+                if (msg_fresh(tail)) /* what the emitting function said (a binding's traceback) stands */
+                    ;
+                else if (kl >= 0)
                     sage_ctx_fail(&tail->ctx, "the key function of \"%s\" returned length %d (at most %d)",
                                   sage__chain_op(t->job->plan, t->chain, 0)->name, kl, SAGE_KEY_MAX);
                 else
@@ -372,7 +379,8 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
             tgt = r->edge->pfn(rec, len, r->ntargets, r->edge->pfn_udata);
             if (tgt < 0 || tgt >= r->ntargets) {
                 sage__opinst *tail = &t->ops[t->nops - 1];
-                sage_ctx_fail(&tail->ctx, "the custom partitioner returned %d for %d instances", tgt, r->ntargets);
+                if (!msg_fresh(tail))
+                    sage_ctx_fail(&tail->ctx, "the custom partitioner returned %d for %d instances", tgt, r->ntargets);
                 return sage__inst_fail(tail, SAGE_EINVAL);
             }
             break;

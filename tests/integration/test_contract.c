@@ -226,6 +226,31 @@ static void names_refused(void)
     sage_env_destroy(env);
 }
 
+/* context.h: a message the emitting function recorded stands when routing its record then fails (a binding
+ * that computes keys itself reports its own reason there). */
+static int bad_key(const void *r, size_t n, void *kb, void *u) { return -5; }
+static int says_why(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    sage_ctx_fail(c, "the key of record %lld cannot be computed: Traceback ...", (long long)sage_rec_i64(r, n));
+    return sage_emit(o, r, n);
+}
+static void routing_failure_keeps_message(void)
+{
+    int64_t v[] = {7};
+    sage_env *env = sage_env_create("route", NULL);
+    sage_stream *s = sage_map(sage_from_int64s(env, v, 1, NULL), says_why, NULL, &(sage_op_opts){.name = "m"});
+    sage_sink(sage_key_by(s, bad_key, NULL), drop, NULL, &(sage_op_opts){.parallelism = 2});
+    CHECK_INT(sage_env_execute(env), SAGE_EUSER);
+    CHECK_CONTAINS(sage_env_errmsg(env), "the key of record 7 cannot be computed: Traceback");
+    sage_env_destroy(env);
+    env = sage_env_create("route", NULL); /* without one, the engine's own reason */
+    s = sage_map(sage_from_int64s(env, v, 1, NULL), pass, NULL, &(sage_op_opts){.name = "m"});
+    sage_sink(sage_key_by(s, bad_key, NULL), drop, NULL, &(sage_op_opts){.parallelism = 2});
+    CHECK_INT(sage_env_execute(env), SAGE_EUSER);
+    CHECK_CONTAINS(sage_env_errmsg(env), "the key function returned -5");
+    sage_env_destroy(env);
+}
+
 /* jobmanager.h: no state directory without a home (no shared /tmp fallback). */
 static void home_dir_without_home(void)
 {
@@ -260,6 +285,7 @@ int main(int argc, char **argv)
     RUN(fail_message_per_call);
     RUN(close_emits_fail_after_cancel);
     RUN(names_refused);
+    RUN(routing_failure_keeps_message);
     RUN(home_dir_without_home);
     return CHECK_DONE();
 }
