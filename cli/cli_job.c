@@ -136,8 +136,10 @@ int cli_job_status(const cli_opts *o, json_int_t id)
 
 int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
 {
-    json_t *r;
-    int ec = cli_request(o, json_pack("{s:s,s:I}", "op", action, "job_id", id), &r);
+    json_t *r, *req = json_pack("{s:s,s:I}", "op", action, "job_id", id);
+    if (req && o->stop_timeout_ms >= 0) /* the grace before what still runs is killed */
+        json_object_set_new(req, "timeout_ms", json_integer(o->stop_timeout_ms));
+    int ec = cli_request(o, req, &r);
     if (ec)
         return ec;
     json_decref(r);

@@ -113,8 +113,11 @@ int jm_config_load(jm *d, const char *config, char *err, size_t err_len)
             rc = config_data_plane(d, v, err, err_len);
         } else if (strcmp(key, "slurm") == 0) {
             rc = config_slurm(d, v, err, err_len);
+        } else if (jm_worker_config_key(key)) { /* the workers' deadlines: workers.c */
+            rc = jm_worker_config(d, key, v, err, err_len);
         } else {
-            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm)", key);
+            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm, %s)", key,
+                      JM_WORKER_CONFIG_KEYS);
             rc = SAGE_ECONFIG;
         }
         if (rc != 0)

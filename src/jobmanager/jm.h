@@ -56,6 +56,9 @@ typedef struct jm_conn {
     int closing;    /* close once wbuf is flushed */
     char peer[64];
     struct jm_conn *next;
+    /* a reply being produced for it while it is parked (a results or logs stream, a read of
+     * the job store); whoever holds the deferred work finds its connection by this back-pointer */
+    void *deferred;
 } jm_conn;
 
 typedef enum jm_task_state { JT_STARTING = 0, JT_RUNNING, JT_FINISHED, JT_FAILED, JT_KILLED } jm_task_state;
@@ -92,6 +95,11 @@ typedef struct jm_task {
     jm_conn *ctl;         /* the worker's control connection */
     char node[64];        /* the node its placement chose (Slurm: the node its srun step runs on) */
     long long slurm_step; /* Slurm launcher: its step id within the job's allocation (-1 until known) */
+    /* liveness (workers.c) */
+    int64_t launched_ms; /* when its process was started (sage__mono_ms) */
+    int64_t seen_ms;     /* the last frame from its worker (sage__mono_ms; 0: none yet) */
+    int reported;        /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
+    int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -141,6 +149,12 @@ typedef struct jm_job {
     int peers_sent;                   /* tcp data plane: every worker got the others' addresses */
     jm_slurm_job slurm;
     struct jm_job *next;
+    /* stop deadline and liveness (jobs.c) */
+    int64_t stop_at_ms;     /* a stop was asked: what still runs then is killed (sage__mono_ms; 0: none) */
+    int stop_grace_ms;      /* ... that long after the stop */
+    int64_t seen_wall_ms;   /* the last time the job was known alive (wall clock: a worker's report) */
+    int64_t seen_stored_ms; /* ... as last handed to the store (written at most once a second) */
+    int64_t seen_store_at;  /* when that was (sage__mono_ms) */
 } jm_job;
 
 typedef enum jm_data_plane {
@@ -186,6 +200,11 @@ struct jm {
     jm_conn *conns;
     jm_job *jobs; /* live jobs (pending or running); ended ones live in the store */
     int stop;     /* stopping: no new job, the loop runs until every job and command is done */
+    /* deadlines, dying cgroups, streamed replies */
+    int heartbeat_ms, start_ms, stop_ms; /* config: liveness and stop deadlines (0: the defaults, workers.c) */
+    int stop_ms_set;                     /* stop_ms was configured (it may be 0) */
+    struct jm_cg_dying *dying;           /* task cgroups being emptied and removed (launch.c) */
+    struct jm_stream *streams;           /* results and logs being sent (stream.c) */
 };
 
 void jm_log(jm *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -237,10 +256,14 @@ void jm_job_fail(jm *d, jm_job *j, int prio, int code, const char *fmt, ...) __a
 void jm_job_kill(jm *d, jm_job *j);
 /* End the job if nothing of it is left to wait for. 1 if it ended (it is freed and unlinked then). */
 int jm_job_maybe_end(jm *d, jm_job *j);
-int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len);
+/* pause, resume, stop, cancel. A stop asks the workers to drain and end; what still runs stop_timeout_ms
+ * later (< 0: the config's "stop_timeout_ms") is killed. */
+int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len);
 /* A child was reaped: a command, or a task's process. */
 void jm_on_child_exit(jm *d, pid_t pid, int status);
-/* Milliseconds until the next scheduled kill (-1: none); run the ones due. */
+/* Run what is due at `now` (sage__mono_ms), once every turn of the loop: scheduled kills, the workers'
+ * deadlines, forced stops, the jobs' "last seen" times, dying cgroups, streamed replies. Milliseconds until
+ * the next (-1: none). */
 int jm_jobs_timers(jm *d, int64_t now);
 /* The daemon is stopping: fail every live job and kill what it runs (their ends follow as they are reaped). */
 void jm_jobs_shutdown(jm *d);
@@ -252,6 +275,14 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev);
 void jm_on_worker_gone(jm *d, jm_conn *c);
 /* A "control" event (pause, resume, stop) to every connected worker of the job. */
 void jm_workers_control(jm_job *j, const char *action);
+/* Config keys of the workers' deadlines (all in ms): "heartbeat_timeout_ms" (a running worker's reports),
+ * "start_timeout_ms" (from launch to its first report), "stop_timeout_ms" (a stop's grace before the kill). */
+#define JM_WORKER_CONFIG_KEYS "heartbeat_timeout_ms, start_timeout_ms, stop_timeout_ms"
+int jm_worker_config_key(const char *key);
+int jm_worker_config(jm *d, const char *key, json_t *v, char *err, size_t err_len);
+int jm_stop_timeout_ms(const jm *d);
+/* Fail the jobs whose workers missed a deadline (never reached us, went silent); ms to the next (-1: none). */
+int jm_workers_timers(jm *d, int64_t now);
 
 /* ---- output.c ---- */
 /* Open logs/<op>.<instance>.log for the task (a task without it still runs; its output is only followed). */

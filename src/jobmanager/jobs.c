@@ -200,7 +200,7 @@ int jm_job_maybe_end(jm *d, jm_job *j)
     return 1;
 }
 
-int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len)
+int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len)
 {
     jm_job *j = jm_job_find(d, id);
     if (!j) {
@@ -229,8 +229,15 @@ int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_
         return SAGE_ESTATE;
     }
     if (strcmp(action, "stop") == 0) {
+        /* graceful first: sources stop, what is in flight drains; what still runs after the grace is killed */
+        int grace = stop_timeout_ms >= 0 ? stop_timeout_ms : jm_stop_timeout_ms(d);
+        int64_t at = sage__mono_ms() + grace;
         j->stop_requested = 1;
         jm_workers_control(j, "stop");
+        if (!j->stop_at_ms || at < j->stop_at_ms) {
+            j->stop_at_ms = at;
+            j->stop_grace_ms = grace;
+        }
     } else if (strcmp(action, "pause") == 0) {
         if (j->state != JJ_RUNNING) {
             sage__fmt(err, err_len, "job %lld is %s, not running", (long long)id, jm_job_state_name(j->state));
@@ -321,6 +328,8 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
              * consumers waiting for ever) */
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && k->reported_done && k->done_ok)
                 k->state = JT_FINISHED;
+            else if (k->silent) /* killed for its silence: the job's failure names it already */
+                k->state = JT_FAILED;
             else if (k->killed_by_us || j->cancel_requested)
                 k->state = JT_KILLED;
             else {
@@ -332,17 +341,70 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
         }
 }
 
+/* A stop whose grace is over: kill what still runs, and say so in the job's reason (it ends "stopped"),
+ * naming what had not ended, the one heard from least recently first (a stuck worker, rather than the
+ * producers blocked on it). */
+static void force_stop(jm *d, jm_job *j, int64_t now)
+{
+    enum { NAMED = 3 };
+    const jm_task *named[NAMED];
+    size_t left = 0, n = 0;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        const jm_task *k = &j->tasks[t];
+        if (k->pid <= 0 || k->exited)
+            continue;
+        left++;
+        size_t at = n < NAMED ? n++ : NAMED;
+        while (at > 0 && named[at - 1]->seen_ms > k->seen_ms) { /* insertion by last heard, oldest first */
+            if (at < NAMED)
+                named[at] = named[at - 1];
+            at--;
+        }
+        if (at < NAMED)
+            named[at] = k;
+    }
+    if (!left)
+        return;
+    if (!j->failed) {
+        size_t o = (size_t)snprintf(j->error, sizeof j->error, "stop forced after %d ms: ", j->stop_grace_ms);
+        for (size_t i = 0; i < n && o < sizeof j->error; i++)
+            o += (size_t)snprintf(j->error + o, sizeof j->error - o,
+                                  "%soperator \"%s\" instance %d on %s (pid %d, last heard from %lld ms ago)",
+                                  i ? ", " : "", named[i]->op, named[i]->instance, d->launcher->task_host(d, named[i]),
+                                  (int)named[i]->pid, (long long)(now - named[i]->seen_ms));
+        if (o < sizeof j->error)
+            snprintf(j->error + o, sizeof j->error - o, "%s had not ended; what was in flight is lost",
+                     left > n ? " and others" : "");
+    }
+    jm_log(d, "job %lld: %s", (long long)j->id, j->error);
+    jm_job_kill(d, j);
+}
+
+static int64_t sooner(int64_t next, int64_t at, int64_t now)
+{
+    int64_t left = at > now ? at - now : 0;
+    return next < 0 || left < next ? left : next;
+}
+
 int jm_jobs_timers(jm *d, int64_t now)
 {
-    int64_t next = -1;
+    int64_t next = jm_workers_timers(d, now);
     for (jm_job *j = d->jobs; j; j = j->next) {
-        if (!j->kill_at_ms)
-            continue;
-        if (j->kill_at_ms <= now || j->err_prio > JM_PRIO_GONE || j->cancel_requested) {
-            j->kill_at_ms = 0;
-            jm_job_kill(d, j);
-        } else if (next < 0 || j->kill_at_ms - now < next) {
-            next = j->kill_at_ms - now;
+        if (j->kill_at_ms) {
+            if (j->kill_at_ms <= now || j->err_prio > JM_PRIO_GONE || j->cancel_requested) {
+                j->kill_at_ms = 0;
+                jm_job_kill(d, j);
+            } else {
+                next = sooner(next, j->kill_at_ms, now);
+            }
+        }
+        if (j->stop_at_ms) {
+            if (j->stop_at_ms <= now) {
+                j->stop_at_ms = 0;
+                force_stop(d, j, now);
+            } else {
+                next = sooner(next, j->stop_at_ms, now);
+            }
         }
     }
     return (int)next;

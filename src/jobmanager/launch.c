@@ -23,6 +23,7 @@
 #include "jobmanager/launcher.h"
 #include "net/sock.h"
 #include "util/err.h"
+#include "util/time.h"
 
 extern char **environ;
 
@@ -171,6 +172,7 @@ int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size
         return SAGE_ESYS;
     }
     k->pid = pid;
+    k->launched_ms = sage__mono_ms(); /* its start deadline runs from here (workers.c) */
     k->out_fd = outp[0];
     k->err_fd = errp[0];
     sage__set_nonblock(k->out_fd, 1);

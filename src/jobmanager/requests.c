@@ -8,6 +8,7 @@
 #include "util/err.h"
 
 #define RESULTS_CHUNK (1u << 20)
+#define STOP_TIMEOUT_MAX_MS 3600000
 
 /* The request's "job_id": 0 (no such job) when missing or not an integer. */
 static int64_t req_job_id(json_t *req)
@@ -141,6 +142,25 @@ static void results(jm *d, jm_conn *c, json_t *req)
     jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "done", 1));
 }
 
+/* pause, resume, stop (with "timeout_ms": the grace before what still runs is killed), cancel. */
+static void control(jm *d, jm_conn *c, json_t *req, const char *op)
+{
+    char err[1024] = "";
+    json_t *tj = json_object_get(req, "timeout_ms");
+    json_int_t timeout = json_is_integer(tj) ? json_integer_value(tj) : -1;
+    int rc;
+    if (tj && (strcmp(op, "stop") != 0 || timeout < 0 || timeout > STOP_TIMEOUT_MAX_MS)) {
+        rc = SAGE_EINVAL;
+        sage__fmt(err, sizeof err, "\"timeout_ms\" goes with stop only, as a whole number 0..%d", STOP_TIMEOUT_MAX_MS);
+    } else {
+        rc = jm_job_control(d, req_job_id(req), op, (int)timeout, err, sizeof err);
+    }
+    if (rc != 0)
+        jm_send_error(c, rc, "%s", err);
+    else
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+}
+
 static void logs(jm *d, jm_conn *c, json_t *req)
 {
     char err[1024] = "", *text = NULL;
@@ -190,11 +210,7 @@ void jm_client_request(jm *d, jm_conn *c, json_t *req)
             jm_send_error(c, SAGE_ENOTFOUND, "%s", err);
     } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
                strcmp(op, "cancel") == 0) {
-        int rc = jm_job_control(d, req_job_id(req), op, err, sizeof err);
-        if (rc != 0)
-            jm_send_error(c, rc, "%s", err);
-        else
-            jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+        control(d, c, req, op);
     } else if (strcmp(op, "logs") == 0) {
         logs(d, c, req);
     } else if (strcmp(op, "results") == 0) {

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sched.h>
@@ -196,6 +197,13 @@ static int run_pipeline(const char *name, const char *jm)
         build_failing(env, SAGE_ETOOBIG);
     } else if (strcmp(name, "code42") == 0) {
         build_failing(env, -42);
+    } else if (strcmp(name, "nohello") == 0) {
+        /* the worker of task 1 never reaches sage_env_execute, so it never says HELLO */
+        sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "stuck"});
+        if (sage_is_worker() && strcmp(getenv("SAGE_WORKER_TASK"), "1") == 0)
+            for (;;)
+                pause();
     } else if (strcmp(name, "drifting") == 0) {
         /* a graph that differs in the workers: refused by the plan hash */
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -836,6 +844,247 @@ static void cli_exit_codes(void)
     CHECK_CONTAINS(big, "is already in use (is a JobManager running there?");
 }
 
+/* ------------------------------------------------- hardening: each case with a daemon of its own */
+
+typedef struct own_jm {
+    char home[256], token[300], addr[64];
+    int port;
+    pid_t pid;
+} own_jm;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) { nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL); }
+
+/* A daemon with this config, in a fresh state directory, on a free port. 1 once it listens. */
+static int own_start(own_jm *o, const char *config)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->home, sizeof o->home, "/tmp/sage-jm-own-XXXXXX");
+    if (!mkdtemp(o->home))
+        return 0;
+    snprintf(o->token, sizeof o->token, "%s/token", o->home);
+    for (int tries = 0; tries < 3 && o->pid <= 0; tries++) {
+        o->port = free_port();
+        snprintf(o->addr, sizeof o->addr, "127.0.0.1:%d", o->port);
+        o->pid = start_jm_at(o->home, o->port, config);
+    }
+    return o->pid > 0;
+}
+
+static void own_stop(own_jm *o)
+{
+    if (o->pid > 0) {
+        kill(o->pid, SIGTERM);
+        int st;
+        waitpid(o->pid, &st, 0);
+        o->pid = 0;
+    }
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf %s", o->home);
+    if (o->home[0] && system(rm) != 0)
+        fprintf(stderr, "could not remove %s\n", o->home);
+}
+
+static json_t *own_request(const own_jm *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *own_request(const own_jm *o, const char *fmt, ...)
+{
+    char req[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    return client_request_at(o->port, o->token, req);
+}
+
+/* `pipeline NAME` against this daemon, in the background (stdout and stderr). */
+static FILE *own_pipeline(const own_jm *o, const char *name)
+{
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "SAGE_HOME=%s %s pipeline %s %s 2>&1", o->home, self, name, o->addr);
+    return popen(cmd, "r");
+}
+
+/* The newest job, once it is named `name` and in `state` (bounded wait); -1 if it never is. */
+static long long own_wait_job(const own_jm *o, const char *name, const char *state)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *l = own_request(o, "{\"op\":\"list\"}");
+        json_t *first = json_array_get(json_object_get(l, "jobs"), 0);
+        const char *n = json_string_value(json_object_get(first, "name"));
+        const char *s = json_string_value(json_object_get(first, "state"));
+        long long id = json_integer_value(json_object_get(first, "job_id"));
+        int ok = n && strcmp(n, name) == 0 && s && strcmp(s, state) == 0;
+        json_decref(l);
+        if (ok)
+            return id;
+        sleep_ms(5);
+    }
+    return -1;
+}
+
+/* The job's state (bounded wait for it); 1 if it got there within timeout_ms. */
+static int own_wait_state(const own_jm *o, long long id, const char *state, int timeout_ms)
+{
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end; sleep_ms(5)) {
+        json_t *st = own_request(o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+        const char *s = json_string_value(json_object_get(st, "state"));
+        int yes = s && strcmp(s, state) == 0;
+        json_decref(st);
+        if (yes)
+            return 1;
+    }
+    return 0;
+}
+
+/* The pids of the job's tasks once every worker has sent a report (bounded wait); how many. */
+static size_t own_reporting_pids(const own_jm *o, long long id, pid_t *pids, size_t cap)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *st = own_request(o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+        json_t *t;
+        size_t k, n = 0, reporting = 0;
+        json_array_foreach(json_object_get(st, "tasks"), k, t)
+        {
+            if (n < cap)
+                pids[n++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
+            reporting += json_is_object(json_object_get(t, "metrics"));
+        }
+        json_decref(st);
+        if (n > 0 && reporting == n)
+            return n;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+/* Read a background client's output until it ends, at most timeout_ms; 1 if it ended. */
+static int read_until_end(FILE *f, char *out, size_t cap, int timeout_ms)
+{
+    size_t got = 0;
+    int64_t end = mono_ms() + timeout_ms;
+    int fd = fileno(f);
+    for (;;) {
+        int64_t left = end - mono_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            out[got] = 0;
+            return 0;
+        }
+        ssize_t n = read(fd, out + got, cap - 1 - got);
+        if (n <= 0) {
+            out[got] = 0;
+            return 1;
+        }
+        got += (size_t)n;
+        if (got == cap - 1)
+            got = 0; /* keep the tail */
+    }
+}
+
+/* Is the process gone (reaped, not even a zombie)? Waits up to timeout_ms for it. */
+static int pid_gone(pid_t pid, int timeout_ms)
+{
+    for (int64_t end = mono_ms() + timeout_ms;; sleep_ms(5)) {
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return 1;
+        if (mono_ms() >= end)
+            return 0;
+    }
+}
+
+/* A worker stopped with SIGSTOP stops reporting: the job fails within the heartbeat deadline, naming it. */
+static void silent_worker_fails_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"heartbeat_timeout_ms\": 1500, \"node\": {\"cpus\": 2}}"));
+    FILE *client = own_pipeline(&o, "forever");
+    long long id = own_wait_job(&o, "forever", "running");
+    CHECK(id > 0);
+    pid_t pids[8];
+    size_t np = own_reporting_pids(&o, id, pids, 8);
+    CHECK_INT(np, 4);
+    if (np != 4) {
+        own_stop(&o);
+        pclose(client);
+        return;
+    }
+    int64_t t0 = mono_ms();
+    CHECK_INT(kill(pids[2], SIGSTOP), 0); /* "mid" instance 1 */
+    int ended = read_until_end(client, big, 1 << 20, 15000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a stopped worker failed its job after %lld ms; deadline 1500 ms)\n%s", (long long)took, big);
+    CHECK(ended);
+    CHECK(took < 1500 + 2500);
+    CHECK_CONTAINS(big, "operator \"mid\" instance 1 on ");
+    CHECK_CONTAINS(big, "has been silent for ");
+    CHECK_CONTAINS(big, "heartbeat deadline");
+    if (!ended)
+        kill(pids[2], SIGKILL);
+    own_stop(&o);
+    pclose(client);
+    for (size_t k = 0; k < np; k++)
+        CHECK(pid_gone(pids[k], 2000));
+}
+
+/* A worker that never says HELLO fails its job once the start deadline passed. */
+static void worker_without_hello_fails_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"start_timeout_ms\": 1500, \"node\": {\"cpus\": 2}}"));
+    int64_t t0 = mono_ms();
+    FILE *client = own_pipeline(&o, "nohello");
+    int ended = read_until_end(client, big, 1 << 20, 15000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a worker without HELLO failed its job after %lld ms; deadline 1500 ms)\n", (long long)took);
+    CHECK(ended);
+    CHECK(took < 1500 + 3000);
+    CHECK_CONTAINS(big, "operator \"stuck\" instance 0 on ");
+    CHECK_CONTAINS(big, "did not reach the JobManager within 1500 ms of its launch");
+    own_stop(&o);
+    pclose(client);
+}
+
+/* `sage job stop --timeout 1` ends a job whose worker no longer drains: graceful first, then forced. */
+static void stop_timeout_forces_stuck_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"heartbeat_timeout_ms\": 60000, \"node\": {\"cpus\": 2}}"));
+    FILE *client = own_pipeline(&o, "forever");
+    long long id = own_wait_job(&o, "forever", "running");
+    CHECK(id > 0);
+    pid_t pids[8];
+    size_t np = own_reporting_pids(&o, id, pids, 8);
+    CHECK_INT(np, 4);
+    if (np == 4)
+        CHECK_INT(kill(pids[2], SIGSTOP), 0);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --timeout 1 --port %d --token-file %s 2>&1", getenv("SAGE_CLI"), id,
+                  o.port, o.token),
+              0);
+    int stopped = own_wait_state(&o, id, "stopped", 8000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a job with a stopped worker ended %lld ms after `stop --timeout 1`)\n", (long long)took);
+    CHECK(stopped);
+    CHECK(took < 1000 + 2500);
+    json_t *st = own_request(&o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    fprintf(stderr, "  (reason: %s)\n", json_string_value(json_object_get(st, "error")));
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "error")), "forced after 1000 ms");
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "error")), "operator \"mid\" instance 1");
+    json_decref(st);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    own_stop(&o);
+    CHECK_INT(WEXITSTATUS(pclose(client)), 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    for (size_t k = 0; k < np; k++)
+        CHECK(pid_gone(pids[k], 2000));
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -875,6 +1124,9 @@ int main(int argc, char **argv)
     RUN(tcp_data_plane);
     RUN(restart_keeps_jobs);
     RUN(cli_exit_codes);
+    RUN(silent_worker_fails_job);
+    RUN(worker_without_hello_fails_job);
+    RUN(stop_timeout_forces_stuck_job);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
