@@ -68,8 +68,10 @@ void jm_job_free(jm_job *j)
             close(k->err_fd);
         if (k->log)
             fclose(k->log);
-        if (k->has_cg)
-            sage__cgroup_destroy(&k->cg);
+        if (k->has_cg) { /* only when the daemon exits with live jobs: one try, the next start removes the rest */
+            sage__cgroup_kill(&k->cg);
+            sage__cgroup_remove(&k->cg, NULL, 0);
+        }
         if (k->ctl)
             k->ctl->job_id = 0, k->ctl->task = -1;
         json_decref(k->metrics);
@@ -139,13 +141,13 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
-    if (d->launcher->ended)
-        d->launcher->ended(d, j);
     for (size_t t = 0; t < j->ntasks; t++) {
         sage__task_row r;
         jm_task_row(d, j, &j->tasks[t], &r);
         sage__store_task_put(d->store, &r);
     }
+    if (d->launcher->ended) /* after the rows, which read the cgroups' peaks: the local launcher removes them */
+        d->launcher->ended(d, j);
     sage__store_job_state(d->store, j->id, jm_job_state_name(st), j->error, sage__wall_ms());
     if (st == JJ_FAILED)
         sage__store_job_error_code(d->store, j->id, j->err_code);
@@ -319,6 +321,7 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
             k->exited = 1;
             k->status = status;
             j->running--;
+            jm_task_kill(k); /* what its process started dies with it */
             /* what it wrote and said before it died is still buffered: read it first */
             jm_output_drain(d, j, k);
             if (k->ctl && k->ctl->fd >= 0)

@@ -102,6 +102,9 @@ char **jm_strv_done(char **v, size_t n);
 /* SIGKILL every process of the job that still runs and is not known to
  * have died by itself (not reaped yet): that one keeps its own story. */
 void jm_kill_processes(jm_job *j);
+/* SIGKILL every process of the task: its cgroup's, its process group's, its own (also once it was reaped:
+ * what it left behind). */
+void jm_task_kill(jm_task *k);
 
 /* ---- command.c: Slurm commands from the poll loop ---- */
 

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,6 +123,23 @@ static int forever(sage_ctx *c, sage_out *o, void *u)
 
 static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
+/* Forks `sleep 300` once per instance (a worker whose user code starts a process) and emits its pid. */
+static int fork_sleeper(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_ctx_local(c))
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("sleep", "sleep", "300", (char *)NULL);
+        _exit(127);
+    }
+    sage_ctx_set_local(c, (void *)1);
+    char line[64];
+    int k = snprintf(line, sizeof line, "child %d", (int)pid);
+    printf("%s\n", line);
+    return sage_emit(o, line, (size_t)k);
+}
+
 /* Output that is not UTF-8, then a failure whose stderr is not UTF-8 either. */
 static int latin1(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 {
@@ -197,6 +215,17 @@ static int run_pipeline(const char *name, const char *jm)
         build_failing(env, SAGE_ETOOBIG);
     } else if (strcmp(name, "code42") == 0) {
         build_failing(env, -42);
+    } else if (strcmp(name, "forker") == 0) {
+        n = 8;
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        s = sage_flat_map(sage_rebalance(s), fork_sleeper, NULL, &(sage_op_opts){.name = "forker", .parallelism = 2});
+        sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "children"});
+    } else if (strcmp(name, "forker40") == 0) {
+        /* 40 tasks, each of the 30 in the middle with a child of its own; runs until stopped (a consumer takes
+         * at most 32 producers connecting at once: runtime/netchan.c, SAGE__NET_PENDING_MAX) */
+        sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        s = sage_flat_map(sage_rebalance(s), fork_sleeper, NULL, &(sage_op_opts){.name = "forker", .parallelism = 30});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end", .parallelism = 9});
     } else if (strcmp(name, "nohello") == 0) {
         /* the worker of task 1 never reaches sage_env_execute, so it never says HELLO */
         sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
@@ -1085,6 +1114,146 @@ static void stop_timeout_forces_stuck_job(void)
         CHECK(pid_gone(pids[k], 2000));
 }
 
+/* The parent of the daemon's worker cgroups, from its log ("" when it enforces no memory limits). */
+static void own_cgroup_parent(const own_jm *o, char *out, size_t cap)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "sed -n 's/.*memory limits: cgroup \\(.*\\)$/\\1/p' %s/jobmanager.log | head -1",
+             o->home);
+    out[0] = 0;
+    if (run(out, cap, "%s", cmd) == 0)
+        out[strcspn(out, "\n")] = 0;
+}
+
+/* How many cgroup directories of the job are left under parent (jm<daemon pid>-job<id>-task*). */
+static int job_cgroups(const own_jm *o, const char *parent, long long id)
+{
+    char out[64];
+    run(out, sizeof out, "ls -d %s/jm%d-job%lld-task* 2>/dev/null | wc -l", parent, (int)o->pid, id);
+    return atoi(out);
+}
+
+/* A worker that forks `sleep 300` and ends: after the job, its child is gone too (and its cgroup). */
+static void grandchildren_die(int with_cgroups)
+{
+    own_jm o;
+    if (!with_cgroups)
+        setenv("SAGE_CGROUP", "none", 1); /* read by the daemon's probe */
+    int up = own_start(&o, "{\"node\": {\"cpus\": 2}}");
+    unsetenv("SAGE_CGROUP");
+    CHECK(up);
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    if (with_cgroups && !parent[0]) {
+        own_stop(&o);
+        SKIP("memory cgroups are not usable on this host (not root, or no writable hierarchy)");
+    }
+    FILE *client = own_pipeline(&o, "forker");
+    CHECK(read_until_end(client, big, 1 << 20, 20000));
+    CHECK_INT(WEXITSTATUS(pclose(client)), 0);
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld rc 0", &id) == 1);
+    int children = 0;
+    for (const char *p = big; (p = strstr(p, "\nchild ")) != NULL; p++) {
+        pid_t pid = (pid_t)atoi(p + 7);
+        CHECK(pid > 0);
+        int gone = pid > 0 && pid_gone(pid, 3000);
+        if (!gone && pid > 0)
+            kill(pid, SIGKILL);
+        CHECK(gone);
+        children++;
+    }
+    CHECK_INT(children, 2);
+    if (with_cgroups) {
+        int left = 1;
+        for (int64_t end = mono_ms() + 3000; left && mono_ms() < end; sleep_ms(5))
+            left = job_cgroups(&o, parent, id);
+        CHECK_INT(left, 0);
+    }
+    own_stop(&o);
+}
+
+static void grandchildren_die_with_cgroups(void) { grandchildren_die(1); }
+static void grandchildren_die_with_process_groups(void) { grandchildren_die(0); }
+
+typedef struct pinger {
+    const own_jm *o;
+    _Atomic int stop;
+    int64_t worst_ms, pings, failed;
+} pinger;
+
+static void *ping_loop(void *arg)
+{
+    pinger *p = arg;
+    while (!atomic_load(&p->stop)) {
+        int64_t t0 = mono_ms();
+        json_t *r = own_request(p->o, "{\"op\":\"ping\"}");
+        int64_t took = mono_ms() - t0;
+        p->failed += r == NULL;
+        json_decref(r);
+        if (took > p->worst_ms)
+            p->worst_ms = took;
+        p->pings++;
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+/* 40 tasks end while their cgroups cannot be removed yet (each holds a child group the test made): the
+ * daemon retries from its timers, and keeps answering meanwhile. */
+static void forty_cgroups_removed_without_stall(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    if (!parent[0]) {
+        own_stop(&o);
+        SKIP("memory cgroups are not usable on this host (not root, or no writable hierarchy)");
+    }
+    FILE *client = own_pipeline(&o, "forker40");
+    long long id = own_wait_job(&o, "forker40", "running");
+    CHECK(id > 0);
+    pid_t pids[64];
+    CHECK_INT(own_reporting_pids(&o, id, pids, 64), 40);
+    char hold[700];
+    int held = 0;
+    for (int t = 0; t < 40; t++) {
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        held += mkdir(hold, 0755) == 0;
+    }
+    CHECK_INT(held, 40);
+    pinger p = {.o = &o};
+    pthread_t th;
+    pthread_create(&th, NULL, ping_loop, &p);
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, o.port, o.token),
+              0);
+    CHECK(own_wait_state(&o, id, "stopped", 20000));
+    sleep_ms(1000); /* removal is pending meanwhile: every group still holds the test's child group */
+    CHECK_INT(job_cgroups(&o, parent, id), 40);
+    for (int t = 0; t < 40; t++) {
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        rmdir(hold);
+    }
+    int left = 40;
+    int64_t t0 = mono_ms();
+    for (int64_t end = t0 + 5000; left && mono_ms() < end; sleep_ms(10))
+        left = job_cgroups(&o, parent, id);
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr,
+            "  (%lld pings while 40 cgroups waited for removal: the slowest took %lld ms; %d left %lld ms "
+            "after they could go)\n",
+            (long long)p.pings, (long long)p.worst_ms, left, (long long)(mono_ms() - t0));
+    CHECK_INT(left, 0);
+    CHECK_INT(p.failed, 0);
+    CHECK(p.pings > 20);
+    CHECK(p.worst_ms < 250);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    own_stop(&o);
+    pclose(client);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -1127,6 +1296,9 @@ int main(int argc, char **argv)
     RUN(silent_worker_fails_job);
     RUN(worker_without_hello_fails_job);
     RUN(stop_timeout_forces_stuck_job);
+    RUN(grandchildren_die_with_cgroups);
+    RUN(grandchildren_die_with_process_groups);
+    RUN(forty_cgroups_removed_without_stall);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
