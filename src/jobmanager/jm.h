@@ -297,6 +297,21 @@ void jm_output_drain(jm *d, jm_job *j, jm_task *k);
 void jm_output_tail(const jm_task *k, char *out, size_t len);
 int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
 
+/* ---- stream.c: replies streamed as the client reads them (the connection is parked meanwhile) ---- */
+typedef struct jm_stream jm_stream;
+/* Operator op's collected records of job id, instance by instance: DATA [u32 BE instance][<= 1 MiB], then OK
+ * {"done": true, "bytes": N}, or ERROR naming the file that could not be read. */
+void jm_stream_results(jm *d, jm_conn *c, int64_t id, const char *op, int parallelism);
+/* A job's task logs in task order: EVENT {"event": "logs", "task", "text"} chunks, then OK {"live", "bytes"};
+ * with follow (and a live job), its later lines as "log" events. */
+typedef struct jm_log_file {
+    int task, instance;
+    const char *op;
+} jm_log_file;
+void jm_stream_logs(jm *d, jm_conn *c, int64_t id, const jm_log_file *files, size_t n, int follow);
+/* Every turn of the loop: refill the streams whose connection has room. */
+void jm_streams_pump(jm *d);
+
 /* ---- views.c ---- */
 json_t *jm_ping_json(jm *d);
 json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);

@@ -391,6 +391,7 @@ static int64_t sooner(int64_t next, int64_t at, int64_t now)
 
 int jm_jobs_timers(jm *d, int64_t now)
 {
+    jm_streams_pump(d); /* before poll: a connection with bytes queued is polled for room */
     int64_t next = jm_workers_timers(d, now);
     for (jm_job *j = d->jobs; j; j = j->next) {
         if (j->kill_at_ms) {

@@ -1,13 +1,11 @@
 /* jobmanager/requests.c - client requests: ping, submit (parked while the nodes are read), wait, list, status,
  * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply. */
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobmanager/launcher.h"
 #include "util/err.h"
 
-#define RESULTS_CHUNK (1u << 20)
 #define STOP_TIMEOUT_MAX_MS 3600000
 
 /* The request's "job_id": 0 (no such job) when missing or not an integer. */
@@ -109,10 +107,9 @@ void jm_submits_forget(jm *d, jm_conn *c)
     c->parked = 0;
 }
 
-/* Collected records of one operator: DATA frames [u32 instance][bytes], then OK. */
+/* Collected records of one operator: streamed (stream.c). */
 static void results(jm *d, jm_conn *c, json_t *req)
 {
-    int64_t id = req_job_id(req);
     const char *name = json_string_value(json_object_get(req, "operator"));
     json_t *pj = json_object_get(req, "parallelism");
     json_int_t par = json_is_integer(pj) ? json_integer_value(pj) : 0;
@@ -120,26 +117,7 @@ static void results(jm *d, jm_conn *c, json_t *req)
         jm_send_error(c, SAGE_EINVAL, "results: bad operator or parallelism");
         return;
     }
-    unsigned char *chunk = malloc(4 + RESULTS_CHUNK);
-    if (!chunk) {
-        jm_send_error(c, SAGE_ENOMEM, "out of memory");
-        return;
-    }
-    for (int i = 0; i < (int)par; i++) {
-        char path[PATH_MAX + 160];
-        sage__fmt(path, sizeof path, "%s/jobs/%lld/results/%s.%d", d->home, (long long)id, name, i);
-        FILE *f = fopen(path, "rbe");
-        if (!f)
-            continue;
-        uint32_t be = htonl((uint32_t)i);
-        memcpy(chunk, &be, 4);
-        size_t n;
-        while ((n = fread(chunk + 4, 1, RESULTS_CHUNK, f)) > 0)
-            jm_send(c, SAGE__MSG_DATA, chunk, n + 4);
-        fclose(f);
-    }
-    free(chunk);
-    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "done", 1));
+    jm_stream_results(d, c, req_job_id(req), name, (int)par);
 }
 
 /* pause, resume, stop (with "timeout_ms": the grace before what still runs is killed), cancel. */

@@ -171,9 +171,60 @@ static void build_failing(sage_env *env, int code)
     sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "out"});
 }
 
+/* Big records: 1000 bytes each, record i made from i; n records in udata (uint64_t *). */
+#define BIG_RECORD 1000
+static int gen_big(sage_ctx *c, sage_out *o, void *u)
+{
+    uint64_t n = *(const uint64_t *)u, i = (uint64_t)(uintptr_t)sage_ctx_local(c);
+    unsigned char rec[BIG_RECORD];
+    for (int k = 0; k < 256 && i < n; k++, i++) {
+        memcpy(rec, &i, sizeof i);
+        for (size_t b = sizeof i; b < sizeof rec; b++)
+            rec[b] = (unsigned char)(i * 31 + b);
+        if (sage_emit(o, rec, sizeof rec) < 0)
+            return SAGE_ECANCELED;
+    }
+    sage_ctx_set_local(c, (void *)(uintptr_t)i);
+    return i >= n ? SAGE_DONE : SAGE_MORE;
+}
+
+/* `pipeline bigresultsMB ADDR|embedded`: MB megabytes of records collected over two sink instances; prints
+ * how many records and bytes came back and an order-free checksum of them. */
+static int run_big_results(const char *name, const char *jm)
+{
+    char config[256];
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
+    sage_env *env = sage_env_create(name, strcmp(jm, "embedded") == 0 ? NULL : config);
+    sage_collector *c = sage_collector_create(0);
+    uint64_t n = (uint64_t)atoi(name + strlen("bigresults")) * 1000000 / BIG_RECORD;
+    sage_stream *s = sage_from_generator(env, gen_big, &n, &(sage_op_opts){.name = "big"});
+    sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "kept", .parallelism = 2});
+    int rc = sage_env_execute(env);
+    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    uint64_t count = sage_collector_count(c), bytes = 0, sum = 0, sq = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const unsigned char *r = sage_collector_get(c, i, &len);
+        uint64_t h = 1469598103934665603ull;
+        for (size_t b = 0; b < len; b++)
+            h = (h ^ r[b]) * 1099511628211ull;
+        bytes += len;
+        sum += h;
+        sq += h * h;
+    }
+    printf("records %" PRIu64 " bytes %" PRIu64 " sum %016" PRIx64 " %016" PRIx64 "\n", count, bytes, sum, sq);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
 /* `pipeline NAME ADDR`: declare, execute, print what the test compares. */
 static int run_pipeline(const char *name, const char *jm)
 {
+    if (strncmp(name, "bigresults", 10) == 0)
+        return run_big_results(name, jm);
     char config[256];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
     sage_env *env = sage_env_create(name, config);
@@ -1254,6 +1305,93 @@ static void forty_cgroups_removed_without_stall(void)
     pclose(client);
 }
 
+/* A "results" request on a raw connection: the bytes of its DATA frames, and the final frame's payload. */
+static uint64_t raw_results(const own_jm *o, long long id, const char *op, int par, char *last, size_t cap)
+{
+    char tok[SAGE__TOKEN_HEX + 1], err[256], msg[512];
+    last[0] = 0;
+    if (sage__token_read(o->token, tok, sizeof tok, err, sizeof err) != 0)
+        return 0;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)o->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    uint64_t bytes = 0;
+    sage__frame f;
+    unsigned char *payload = NULL;
+    int n = snprintf(msg, sizeof msg, "{\"token\":\"%s\",\"role\":\"client\"}", tok);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 || sage__frame_send(s, SAGE__MSG_HELLO, msg, (uint32_t)n) ||
+        sage__frame_recv(s, SAGE__DATA_FRAME_MAX, &f, &payload, err, sizeof err) != 0) {
+        close(s);
+        return 0;
+    }
+    free(payload);
+    n = snprintf(msg, sizeof msg, "{\"op\":\"results\",\"job_id\":%lld,\"operator\":\"%s\",\"parallelism\":%d}", id, op,
+                 par);
+    sage__frame_send(s, SAGE__MSG_REQUEST, msg, (uint32_t)n);
+    while (sage__frame_recv(s, SAGE__DATA_FRAME_MAX, &f, &payload, err, sizeof err) == 0) {
+        if (f.type != SAGE__MSG_DATA) {
+            snprintf(last, cap, "%.*s", (int)f.len, (const char *)payload);
+            free(payload);
+            break;
+        }
+        bytes += f.len - 4;
+        free(payload);
+    }
+    close(s);
+    return bytes;
+}
+
+/* The daemon's peak resident memory (VmHWM), in KiB. */
+static long peak_rss_kib(pid_t pid)
+{
+    char out[64];
+    run(out, sizeof out, "awk '/^VmHWM:/ {print $2}' /proc/%d/status", (int)pid);
+    return atol(out);
+}
+
+/* A remote job collecting mb megabytes gets every record back, as embedded mode does, while the daemon holds
+ * a bounded amount of it at a time. */
+static void big_results(int mb)
+{
+    static char emb[4096];
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    long before = peak_rss_kib(o.pid);
+    CHECK_INT(run(emb, sizeof emb, "%s pipeline bigresults%d embedded", self, mb), 0);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline bigresults%d %s 2>&1", o.home, self, mb, o.addr), 0);
+    int64_t took = mono_ms() - t0;
+    long peak = peak_rss_kib(o.pid);
+    fprintf(stderr, "  (%d MB collected remotely in %lld ms; the daemon's peak RSS went from %ld KiB to %ld KiB)\n%s",
+            mb, (long long)took, before, peak, after_job_line(big));
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_STR(after_job_line(big), after_job_line(emb));
+    char want[64];
+    snprintf(want, sizeof want, "records %d bytes %d ", mb * 1000000 / BIG_RECORD, mb * 1000000);
+    CHECK_CONTAINS(big, want);
+    CHECK(peak - before < 12 * 1024); /* the bound: 4 MiB queued per connection and one read chunk, plus slack */
+    /* a results file that cannot be read: the client hears why, and the daemon says it in its log */
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld", &id) == 1);
+    char path[600];
+    snprintf(path, sizeof path, "%s/jobs/%lld/results/kept.1", o.home, id);
+    CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
+    char last[2048];
+    uint64_t data = raw_results(&o, id, "kept", 2, last, sizeof last);
+    CHECK(data > 0);                      /* instance 0 came */
+    CHECK_CONTAINS(last, "\"code\":-12"); /* then an ERROR */
+    CHECK_CONTAINS(last, "cannot read ");
+    CHECK_CONTAINS(last, "kept.1: Is a directory");
+    CHECK_INT(run(big, 1 << 20, "grep -c 'results of job %lld operator \"kept\": cannot read' %s/jobmanager.log", id,
+                  o.home),
+              0);
+    own_stop(&o);
+}
+
+static void big_results_40mb(void) { big_results(40); }
+static void big_results_105mb(void) { big_results(105); }
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -1299,6 +1437,8 @@ int main(int argc, char **argv)
     RUN(grandchildren_die_with_cgroups);
     RUN(grandchildren_die_with_process_groups);
     RUN(forty_cgroups_removed_without_stall);
+    RUN(big_results_40mb);
+    RUN(big_results_105mb);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
