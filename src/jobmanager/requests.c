@@ -139,22 +139,59 @@ static void control(jm *d, jm_conn *c, json_t *req, const char *op)
         jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
 }
 
+/* The log files of an ended job, from its task rows. */
+typedef struct log_files {
+    jm_log_file *v;
+    size_t n, cap;
+    sage__task_row *rows; /* the names the entries point into */
+} log_files;
+
+static int add_log_file(const sage__task_row *r, void *arg)
+{
+    log_files *f = arg;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        jm_log_file *v = realloc(f->v, cap * sizeof *v);
+        sage__task_row *rows = realloc(f->rows, cap * sizeof *rows);
+        if (v)
+            f->v = v;
+        if (rows)
+            f->rows = rows;
+        if (!v || !rows)
+            return SAGE_ENOMEM;
+        f->cap = cap;
+    }
+    f->rows[f->n] = *r;
+    f->v[f->n] = (jm_log_file){r->task, r->instance, NULL};
+    f->n++;
+    return 0;
+}
+
+/* Every task's log, streamed (stream.c); with "follow", a live job's lines after that. */
 static void logs(jm *d, jm_conn *c, json_t *req)
 {
-    char err[1024] = "", *text = NULL;
-    size_t len = 0;
     int64_t id = req_job_id(req);
-    int rc = jm_job_logs(d, id, &text, &len, err, sizeof err);
-    if (rc != 0) {
-        jm_send_error(c, rc, "%s", err);
+    int follow = json_is_true(json_object_get(req, "follow"));
+    jm_job *j = jm_job_find(d, id);
+    log_files f = {0};
+    sage__job_row row;
+    if (j) {
+        for (size_t t = 0; t < j->ntasks; t++) {
+            if (add_log_file(&(sage__task_row){.task = (int)t, .instance = j->tasks[t].instance}, &f) != 0)
+                break;
+            f.v[t].op = j->tasks[t].op;
+        }
+    } else if (sage__store_job_get(d->store, id, &row) != 0) {
+        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)id);
         return;
+    } else {
+        sage__store_task_each(d->store, id, add_log_file, &f);
+        for (size_t t = 0; t < f.n; t++)
+            f.v[t].op = f.rows[t].op;
     }
-    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:s%,s:b}", "logs", text, len, "live", jm_job_find(d, id) != NULL));
-    free(text);
-    if (json_is_true(json_object_get(req, "follow")) && jm_job_find(d, id)) {
-        c->job_id = id;
-        c->following = 1;
-    }
+    jm_stream_logs(d, c, id, f.v, f.n, follow);
+    free(f.v);
+    free(f.rows);
 }
 
 void jm_client_request(jm *d, jm_conn *c, json_t *req)

@@ -123,6 +123,20 @@ static int forever(sage_ctx *c, sage_out *o, void *u)
 
 static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
+/* Writes 10 MB of control bytes (\x01) to stdout, 100 kB with each of its first 100 records. */
+static int write_ctl(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    uintptr_t done = (uintptr_t)sage_ctx_local(c);
+    if (done < 100) {
+        static unsigned char junk[100000];
+        memset(junk, 1, sizeof junk);
+        fwrite(junk, 1, sizeof junk, stdout);
+        fflush(stdout);
+        sage_ctx_set_local(c, (void *)(done + 1));
+    }
+    return sage_emit(o, r, n);
+}
+
 /* Forks `sleep 300` once per instance (a worker whose user code starts a process) and emits its pid. */
 static int fork_sleeper(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 {
@@ -277,6 +291,13 @@ static int run_pipeline(const char *name, const char *jm)
         sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
         s = sage_flat_map(sage_rebalance(s), fork_sleeper, NULL, &(sage_op_opts){.name = "forker", .parallelism = 30});
         sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end", .parallelism = 9});
+    } else if (strcmp(name, "ctlbytes") == 0 || strcmp(name, "ctlforever") == 0) {
+        n = 200;
+        sage_stream *s = strcmp(name, "ctlbytes") == 0
+                             ? sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"})
+                             : sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        s = sage_map(sage_rebalance(s), write_ctl, NULL, &(sage_op_opts){.name = "ctl"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end"});
     } else if (strcmp(name, "nohello") == 0) {
         /* the worker of task 1 never reaches sage_env_execute, so it never says HELLO */
         sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
@@ -1392,6 +1413,72 @@ static void big_results(int mb)
 static void big_results_40mb(void) { big_results(40); }
 static void big_results_105mb(void) { big_results(105); }
 
+/* The job's log files in task order (src, ctl, end): "<md5>\n<bytes>\n". */
+static void log_files_sum(const own_jm *o, long long id, char *out, size_t cap)
+{
+    char cat[1200];
+    snprintf(cat, sizeof cat, "cat %s/jobs/%lld/logs/src.0.log %s/jobs/%lld/logs/ctl.0.log %s/jobs/%lld/logs/end.0.log",
+             o->home, id, o->home, id, o->home, id);
+    run(out, cap, "%s | md5sum | cut -c1-32; %s | wc -c", cat, cat);
+}
+
+/* 10 MB of control bytes in a task's log (6 times that as JSON escapes) come through `sage job logs` whole. */
+static void logs_of_control_bytes(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline ctlbytes %s 2>&1", o.home, self, o.addr), 0);
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld rc 0", &id) == 1);
+    char want[256], got[256], out[600];
+    log_files_sum(&o, id, want, sizeof want);
+    snprintf(out, sizeof out, "%s/logs.out", o.home);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "%s job logs %lld --port %d --token-file %s > %s", getenv("SAGE_CLI"), id, o.port,
+                  o.token, out),
+              0);
+    int64_t took = mono_ms() - t0;
+    run(got, sizeof got, "md5sum < %s | cut -c1-32; wc -c < %s", out, out);
+    fprintf(stderr, "  (`sage job logs` took %lld ms; the log files: %s; its output: %s)\n", (long long)took, want,
+            got);
+    CHECK(atol(strchr(want, '\n') + 1) > 10000000);
+    CHECK_STR(got, want);
+    own_stop(&o);
+}
+
+/* The same with --follow while the job writes them: every byte once, the stream then the lines that follow. */
+static void logs_followed_while_written(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    FILE *client = own_pipeline(&o, "ctlforever");
+    long long id = own_wait_job(&o, "ctlforever", "running");
+    CHECK(id > 0);
+    char cmd[1200], out[600];
+    snprintf(out, sizeof out, "%s/followed", o.home);
+    snprintf(cmd, sizeof cmd, "%s job logs %lld --follow --port %d --token-file %s > %s", getenv("SAGE_CLI"), id,
+             o.port, o.token, out);
+    FILE *follower = popen(cmd, "r");
+    /* the job writes for a while; once its log holds 10 MB it is stopped */
+    char path[700];
+    snprintf(path, sizeof path, "%s/jobs/%lld/logs/ctl.0.log", o.home, id);
+    struct stat st = {0};
+    for (int64_t end = mono_ms() + 20000; mono_ms() < end && (stat(path, &st) != 0 || st.st_size < 10000000);)
+        sleep_ms(20);
+    sleep_ms(200);
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, o.port, o.token),
+              0);
+    CHECK(read_until_end(client, big, 1 << 20, 20000));
+    pclose(client);
+    CHECK_INT(WEXITSTATUS(pclose(follower)), 0);
+    char want[256], got[256];
+    log_files_sum(&o, id, want, sizeof want);
+    run(got, sizeof got, "md5sum < %s | cut -c1-32; wc -c < %s", out, out);
+    fprintf(stderr, "  (the log files: %s; followed: %s)\n", want, got);
+    CHECK_STR(got, want);
+    own_stop(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -1439,6 +1526,8 @@ int main(int argc, char **argv)
     RUN(forty_cgroups_removed_without_stall);
     RUN(big_results_40mb);
     RUN(big_results_105mb);
+    RUN(logs_of_control_bytes);
+    RUN(logs_followed_while_written);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
