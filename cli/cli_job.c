@@ -148,7 +148,7 @@ int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
 }
 
 /* The JobManager streams the logs: "logs" events with chunks of text, then an OK that says whether the job
- * is live; with --follow, "log" events with its new lines follow, until "end". */
+ * is live; with --follow, more "logs" chunks as the job writes, until "end". */
 int cli_job_logs(const cli_opts *o, json_int_t id)
 {
     sage_client *c;
@@ -176,9 +176,8 @@ int cli_job_logs(const cli_opts *o, json_int_t id)
             following = o->follow && json_is_true(json_object_get(e, "live"));
         } else if (strcmp(kind, "logs") == 0 && json_is_string(text)) {
             fwrite(json_string_value(text), 1, json_string_length(text), stdout);
-        } else if (strcmp(kind, "log") == 0) {
-            printf("%s\n", json_string_value(json_object_get(e, "line")));
-            fflush(stdout);
+            if (!streaming)
+                fflush(stdout); /* following: as it comes */
         } else if (strcmp(kind, "end") == 0) {
             following = 0;
         }

@@ -303,7 +303,7 @@ typedef struct jm_stream jm_stream;
  * {"done": true, "bytes": N}, or ERROR naming the file that could not be read. */
 void jm_stream_results(jm *d, jm_conn *c, int64_t id, const char *op, int parallelism);
 /* A job's task logs in task order: EVENT {"event": "logs", "task", "text"} chunks, then OK {"live", "bytes"};
- * with follow (and a live job), its later lines as "log" events. */
+ * with follow (and a live job), what the files gain as more chunks, then EVENT {"event": "end", "state"}. */
 typedef struct jm_log_file {
     int task, instance;
     const char *op;
@@ -314,9 +314,11 @@ void jm_streams_pump(jm *d);
 
 /* ---- views.c ---- */
 json_t *jm_ping_json(jm *d);
-json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);
+/* A live job, from memory. */
+json_t *jm_job_status_json(jm *d, const jm_job *j);
 json_t *jm_job_list_json(jm *d);
-json_t *jm_job_end_json(jm *d, int64_t id);
+/* The end document of an ended job (status, wait): its rows, from memory at its end or from the store. */
+json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks);
 /* The store row of a task at its job's end. */
 void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r);
 

@@ -33,6 +33,7 @@
 #include "util/utf8.h"
 
 #define ECHO_GRACE_MS 2000
+#define SEEN_EVERY_MS 1000 /* at most this often a job's "last seen" time is written */
 
 const char *jm_job_state_name(jm_job_state s)
 {
@@ -113,7 +114,7 @@ int jm_job_start_tasks(jm *d, jm_job *j)
     int rc = 0;
     j->state = JJ_RUNNING;
     j->pending_reason[0] = 0;
-    j->started_ms = sage__wall_ms();
+    j->started_ms = j->seen_wall_ms = sage__wall_ms();
     sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
@@ -141,10 +142,12 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
+    sage__task_row *rows = calloc(j->ntasks ? j->ntasks : 1, sizeof *rows);
     for (size_t t = 0; t < j->ntasks; t++) {
-        sage__task_row r;
-        jm_task_row(d, j, &j->tasks[t], &r);
-        sage__store_task_put(d->store, &r);
+        sage__task_row one, *r = rows ? &rows[t] : &one;
+        jm_task_row(d, j, &j->tasks[t], r);
+        if (sage__store_task_put(d->store, r) != 0)
+            jm_log(d, "job %lld: the row of task %zu could not be kept for the job store", (long long)j->id, t);
     }
     if (d->launcher->ended) /* after the rows, which read the cgroups' peaks: the local launcher removes them */
         d->launcher->ended(d, j);
@@ -153,7 +156,13 @@ static void job_end(jm *d, jm_job *j)
         sage__store_job_error_code(d->store, j->id, j->err_code);
     jm_log(d, "job %lld \"%s\" %s%s%s", (long long)j->id, j->name, jm_job_state_name(st), j->error[0] ? ": " : "",
            j->error);
-    json_t *end = jm_job_end_json(d, j->id);
+    /* the end document from memory (the store writes the same rows meanwhile) */
+    sage__job_row row = {.id = j->id, .error_code = st == JJ_FAILED ? j->err_code : 0};
+    sage__strlcpy(row.name, j->name, sizeof row.name);
+    sage__strlcpy(row.state, jm_job_state_name(st), sizeof row.state);
+    sage__strlcpy(row.error, j->error, sizeof row.error);
+    json_t *end = jm_job_end_json(d, &row, rows, rows ? j->ntasks : 0);
+    free(rows);
     /* the waiting client gets every task's full final metrics from memory (the
      * store keeps them only up to its field size) */
     json_t *tasks = json_object_get(end, "tasks");
@@ -166,10 +175,6 @@ static void job_end(jm *d, jm_job *j)
         if (c->waiting) {
             jm_send_json(c, SAGE__MSG_OK, json_incref(end));
             c->waiting = 0;
-        }
-        if (c->following) {
-            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "end", "state", jm_job_state_name(st)));
-            c->following = 0;
         }
     }
     json_decref(end);
@@ -205,12 +210,7 @@ int jm_job_maybe_end(jm *d, jm_job *j)
 int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len)
 {
     jm_job *j = jm_job_find(d, id);
-    if (!j) {
-        sage__job_row row;
-        if (sage__store_job_get(d->store, id, &row) == 0) {
-            sage__fmt(err, err_len, "job %lld already ended (%s)", (long long)id, row.state);
-            return SAGE_ESTATE;
-        }
+    if (!j) { /* the caller asks the store whether it ended */
         sage__fmt(err, err_len, "no job %lld", (long long)id);
         return SAGE_ENOTFOUND;
     }
@@ -389,11 +389,29 @@ static int64_t sooner(int64_t next, int64_t at, int64_t now)
     return next < 0 || left < next ? left : next;
 }
 
+/* The last time the job was known alive goes to the store, at most once every SEEN_EVERY_MS: if the daemon
+ * dies, that is the job's end (a pending job is alive as long as we are). */
+static int64_t store_seen(jm *d, jm_job *j, int64_t now)
+{
+    int64_t seen = j->state == JJ_PENDING ? sage__wall_ms() : j->seen_wall_ms;
+    if (seen <= j->seen_stored_ms)
+        return -1;
+    if (now - j->seen_store_at < SEEN_EVERY_MS)
+        return j->seen_store_at + SEEN_EVERY_MS;
+    sage__store_job_seen(d->store, j->id, seen);
+    j->seen_stored_ms = seen;
+    j->seen_store_at = now;
+    return now + SEEN_EVERY_MS;
+}
+
 int jm_jobs_timers(jm *d, int64_t now)
 {
     jm_streams_pump(d); /* before poll: a connection with bytes queued is polled for room */
     int64_t next = jm_workers_timers(d, now);
     for (jm_job *j = d->jobs; j; j = j->next) {
+        int64_t seen_at = store_seen(d, j, now);
+        if (seen_at >= 0)
+            next = sooner(next, seen_at, now);
         if (j->kill_at_ms) {
             if (j->kill_at_ms <= now || j->err_prio > JM_PRIO_GONE || j->cancel_requested) {
                 j->kill_at_ms = 0;

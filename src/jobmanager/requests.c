@@ -1,5 +1,9 @@
 /* jobmanager/requests.c - client requests: ping, submit (parked while the nodes are read), wait, list, status,
- * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply. */
+ * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply.
+ *
+ * A live job is answered from memory. An ended job's rows come from the job store: its row from memory when
+ * the store keeps it, its task rows (and an old job's row) read by the store's thread; meanwhile the
+ * connection is parked (its later requests wait, so replies keep their order) and the loop goes on. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +111,79 @@ void jm_submits_forget(jm *d, jm_conn *c)
     c->parked = 0;
 }
 
+/* ---- an ended job, from the job store ---- */
+
+typedef void (*stored_fn)(jm *d, jm_conn *c, json_t *req, const sage__store_read *r);
+
+typedef struct stored_req {
+    jm *d;
+    json_t *req;
+    stored_fn fn;
+} stored_req;
+
+static void stored_answer(sage__store_read *r, void *arg)
+{
+    stored_req *q = arg;
+    jm_conn *c = q->d->conns;
+    while (c && c->deferred != q)
+        c = c->next;
+    if (c && c->fd >= 0) { /* (a client that left meanwhile has nothing to read) */
+        c->deferred = NULL;
+        c->parked = 0;
+        q->fn(q->d, c, q->req, r);
+        jm_conn_frames(q->d, c); /* what it sent meanwhile */
+    }
+    json_decref(q->req);
+    free(q);
+}
+
+/* fn with the request's job as the store has it (r->rc: 0 or SAGE_ENOTFOUND), its task rows too if tasks:
+ * at once when memory holds what is needed, else once the store's thread read it. */
+static void with_stored_job(jm *d, jm_conn *c, json_t *req, int tasks, stored_fn fn)
+{
+    sage__store_read r = {.id = req_job_id(req)};
+    if (!tasks && (r.rc = sage__store_job_cached(d->store, r.id, &r.job)) != 1) {
+        fn(d, c, req, &r);
+        return;
+    }
+    stored_req *q = malloc(sizeof *q);
+    if (q)
+        *q = (stored_req){d, json_incref(req), fn};
+    int rc = q ? sage__store_read_async(d->store, r.id, tasks, stored_answer, q) : SAGE_ENOMEM;
+    if (rc != 0) {
+        if (q)
+            json_decref(q->req);
+        free(q);
+        jm_send_error(c, rc, "the job store cannot answer now (%s): try again", sage_strerror(rc));
+        return;
+    }
+    c->deferred = q;
+    c->parked = 1;
+}
+
+/* wait and status of an ended job: its end document. */
+static void send_end(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    if (r->rc == 0)
+        jm_send_json(c, SAGE__MSG_OK, jm_job_end_json(d, &r->job, r->tasks, r->ntasks));
+    else if (r->rc == SAGE_ENOTFOUND)
+        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)r->id);
+    else
+        jm_send_error(c, r->rc, "job %lld: the job store could not be read (%s)", (long long)r->id,
+                      sage_strerror(r->rc));
+}
+
+/* pause, resume, stop, cancel of a job that is not live. */
+static void control_ended(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    (void)d;
+    (void)req;
+    if (r->rc == 0)
+        jm_send_error(c, SAGE_ESTATE, "job %lld already ended (%s)", (long long)r->id, r->job.state);
+    else
+        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)r->id);
+}
+
 /* Collected records of one operator: streamed (stream.c). */
 static void results(jm *d, jm_conn *c, json_t *req)
 {
@@ -130,6 +207,9 @@ static void control(jm *d, jm_conn *c, json_t *req, const char *op)
     if (tj && (strcmp(op, "stop") != 0 || timeout < 0 || timeout > STOP_TIMEOUT_MAX_MS)) {
         rc = SAGE_EINVAL;
         sage__fmt(err, sizeof err, "\"timeout_ms\" goes with stop only, as a whole number 0..%d", STOP_TIMEOUT_MAX_MS);
+    } else if (!jm_job_find(d, req_job_id(req))) {
+        with_stored_job(d, c, req, 0, control_ended);
+        return;
     } else {
         rc = jm_job_control(d, req_job_id(req), op, (int)timeout, err, sizeof err);
     }
@@ -167,62 +247,67 @@ static int add_log_file(const sage__task_row *r, void *arg)
     return 0;
 }
 
+static void stream_logs(jm *d, jm_conn *c, json_t *req, log_files *f)
+{
+    jm_stream_logs(d, c, req_job_id(req), f->v, f->n, json_is_true(json_object_get(req, "follow")));
+    free(f->v);
+    free(f->rows);
+}
+
+/* The logs of an ended job: its task rows say which files. */
+static void logs_ended(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    log_files f = {0};
+    if (r->rc != 0) {
+        send_end(d, c, req, r); /* the error */
+        return;
+    }
+    for (size_t t = 0; t < r->ntasks; t++)
+        if (add_log_file(&r->tasks[t], &f) != 0)
+            break;
+    for (size_t t = 0; t < f.n; t++)
+        f.v[t].op = f.rows[t].op;
+    stream_logs(d, c, req, &f);
+}
+
 /* Every task's log, streamed (stream.c); with "follow", a live job's lines after that. */
 static void logs(jm *d, jm_conn *c, json_t *req)
 {
-    int64_t id = req_job_id(req);
-    int follow = json_is_true(json_object_get(req, "follow"));
-    jm_job *j = jm_job_find(d, id);
-    log_files f = {0};
-    sage__job_row row;
-    if (j) {
-        for (size_t t = 0; t < j->ntasks; t++) {
-            if (add_log_file(&(sage__task_row){.task = (int)t, .instance = j->tasks[t].instance}, &f) != 0)
-                break;
-            f.v[t].op = j->tasks[t].op;
-        }
-    } else if (sage__store_job_get(d->store, id, &row) != 0) {
-        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)id);
+    jm_job *j = jm_job_find(d, req_job_id(req));
+    if (!j) {
+        with_stored_job(d, c, req, 1, logs_ended);
         return;
-    } else {
-        sage__store_task_each(d->store, id, add_log_file, &f);
-        for (size_t t = 0; t < f.n; t++)
-            f.v[t].op = f.rows[t].op;
     }
-    jm_stream_logs(d, c, id, f.v, f.n, follow);
-    free(f.v);
-    free(f.rows);
+    log_files f = {0};
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (add_log_file(&(sage__task_row){.task = (int)t, .instance = j->tasks[t].instance}, &f) != 0)
+            break;
+    for (size_t t = 0; t < f.n; t++)
+        f.v[t].op = j->tasks[t].op;
+    stream_logs(d, c, req, &f);
 }
 
 void jm_client_request(jm *d, jm_conn *c, json_t *req)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
-    char err[4096] = "";
     if (!op) {
         jm_send_error(c, SAGE_EPROTO, "request without \"op\"");
     } else if (strcmp(op, "ping") == 0) {
         jm_send_json(c, SAGE__MSG_OK, jm_ping_json(d));
     } else if (strcmp(op, "submit") == 0) {
         submit(d, c, req);
-    } else if (strcmp(op, "wait") == 0) {
-        int64_t id = req_job_id(req);
-        json_t *end;
-        if (jm_job_find(d, id)) {
-            c->job_id = id;
+    } else if (strcmp(op, "wait") == 0 || strcmp(op, "status") == 0) {
+        jm_job *j = jm_job_find(d, req_job_id(req));
+        if (!j) {
+            with_stored_job(d, c, req, 1, send_end); /* ended: its end document */
+        } else if (op[0] == 'w') {
+            c->job_id = j->id;
             c->waiting = 1; /* answered when the job ends */
-        } else if ((end = jm_job_end_json(d, id)) != NULL) {
-            jm_send_json(c, SAGE__MSG_OK, end);
         } else {
-            jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)id);
+            jm_send_json(c, SAGE__MSG_OK, jm_job_status_json(d, j));
         }
     } else if (strcmp(op, "list") == 0) {
         jm_send_json(c, SAGE__MSG_OK, jm_job_list_json(d));
-    } else if (strcmp(op, "status") == 0) {
-        json_t *st = jm_job_status_json(d, req_job_id(req), err, sizeof err);
-        if (st)
-            jm_send_json(c, SAGE__MSG_OK, st);
-        else
-            jm_send_error(c, SAGE_ENOTFOUND, "%s", err);
     } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
                strcmp(op, "cancel") == 0) {
         control(d, c, req, op);

@@ -18,12 +18,15 @@
  *            logs/<op>.<instance>.log (up to 128 KiB of the file, cut at a
  *            UTF-8 character boundary, invalid UTF-8 and NUL as '?', so that
  *            its JSON fits a control frame even when every byte is escaped),
- *            then OK {"live": bool, "bytes": N}. For a live job each pump
- *            flushes its log files first, and once every file was sent to
- *            its end the files are looked at again (they grow); the stream
- *            ends in a turn where nothing was left, and with "follow" the
- *            connection follows the job from that same turn: every line is
- *            sent once, either in the stream or as a "log" event.
+ *            then OK {"live": bool, "bytes": N} once every file was sent to
+ *            its end (a live job's files are flushed first at every pump and
+ *            looked at again: they grow). With "follow" and a live job the
+ *            stream goes on after the OK: it tails the files, sending what
+ *            they gain as more "logs" chunks, and once the job has ended and
+ *            its files were sent to their end, EVENT {"event": "end",
+ *            "state": S, "bytes": N} closes it. Following is the same
+ *            bounded stream, so a follower that reads slowly slows nothing
+ *            and loses nothing: the files are the buffer.
  *
  * A part whose file does not exist is skipped (an instance that collected
  * nothing, a task that never started). Any other error ends the stream with
@@ -64,7 +67,8 @@ struct jm_stream {
     size_t nparts, cur;
     int fd; /* parts[cur] open (-1) */
     uint64_t bytes;
-    int follow; /* logs: follow the job once caught up */
+    int follow;  /* logs: follow the job once caught up */
+    int ok_sent; /* logs: caught up once (the reply is sent; following from then on) */
     unsigned char *buf;
     struct jm_stream *next;
 };
@@ -167,11 +171,10 @@ static void flush_logs(jm *d, int64_t id)
             fflush(j->tasks[t].log);
 }
 
-/* A live job's log files have grown since they were sent: go back to the first such part. 1 if one did. */
-static int logs_grew(jm *d, jm_stream *s)
+/* The log files have grown since they were sent (a live job's, or one that ended since the last look): go
+ * back to the first such part. 1 if one did. */
+static int logs_grew(jm_stream *s)
 {
-    if (!jm_job_find(d, s->job_id))
-        return 0; /* ended: its files are complete */
     for (size_t i = 0; i < s->nparts; i++) {
         struct stat st;
         if (stat(s->parts[i].path, &st) == 0 && st.st_size > s->parts[i].off) {
@@ -182,13 +185,39 @@ static int logs_grew(jm *d, jm_stream *s)
     return 0;
 }
 
+/* Everything was sent: the reply (results), the reply then maybe following (logs), the end of a followed
+ * job. 1 if the stream is over (it was finished), 0 if it goes on (following). */
+static int at_end(jm *d, jm_stream *s, jm_conn *c, int resume)
+{
+    int live = jm_job_find(d, s->job_id) != NULL;
+    if (s->kind == STREAM_RESULTS) {
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b,s:I}", "done", 1, "bytes", (json_int_t)s->bytes));
+    } else if (!s->ok_sent) {
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b,s:I}", "live", live, "bytes", (json_int_t)s->bytes));
+        s->ok_sent = 1;
+        if (s->follow && live)
+            return 0;
+    } else if (live) {
+        return 0; /* following: the files will grow, or the job end */
+    } else {
+        sage__job_row row;
+        json_t *end = json_pack("{s:s,s:s,s:I}", "event", "end", "state",
+                                sage__store_job_cached(d->store, s->job_id, &row) == 0 ? row.state : "ended", "bytes",
+                                (json_int_t)s->bytes);
+        jm_send_json(c, SAGE__MSG_EVENT, end);
+    }
+    finish(d, s, c, resume);
+    return 1;
+}
+
 /* Queue what the connection has room for; finish when all is sent. resume: frames of the connection may
  * wait (called from the loop, not from inside the handling of its request). */
 static void pump_one(jm *d, jm_stream *s, int resume)
 {
     jm_conn *c = owner(d, s);
     if (!c) {
-        jm_log(d, "%s: the client went away after %llu bytes", s->what, (unsigned long long)s->bytes);
+        if (!s->ok_sent) /* (a follower leaves when it likes) */
+            jm_log(d, "%s: the client went away after %llu bytes", s->what, (unsigned long long)s->bytes);
         unlink_stream(d, s);
         stream_free(s);
         return;
@@ -196,17 +225,8 @@ static void pump_one(jm *d, jm_stream *s, int resume)
     if (s->kind == STREAM_LOGS)
         flush_logs(d, s->job_id);
     while (c->wbuf.len < STREAM_QUEUED_MAX && !c->closing) {
-        if (s->cur == s->nparts && !(s->kind == STREAM_LOGS && logs_grew(d, s))) {
-            int live = jm_job_find(d, s->job_id) != NULL;
-            if (s->kind == STREAM_RESULTS)
-                jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b,s:I}", "done", 1, "bytes", (json_int_t)s->bytes));
-            else
-                jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b,s:I}", "live", live, "bytes", (json_int_t)s->bytes));
-            if (s->kind == STREAM_LOGS && s->follow && live) { /* from this turn on, new lines come as events */
-                c->job_id = s->job_id;
-                c->following = 1;
-            }
-            finish(d, s, c, resume);
+        if (s->cur == s->nparts && !(s->kind == STREAM_LOGS && logs_grew(s))) {
+            at_end(d, s, c, resume);
             return;
         }
         stream_part *p = &s->parts[s->cur];

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1250,6 +1251,7 @@ static void grandchildren_die_with_process_groups(void) { grandchildren_die(0); 
 
 typedef struct pinger {
     const own_jm *o;
+    const char *req; /* NULL: ping */
     _Atomic int stop;
     int64_t worst_ms, pings, failed;
 } pinger;
@@ -1259,7 +1261,7 @@ static void *ping_loop(void *arg)
     pinger *p = arg;
     while (!atomic_load(&p->stop)) {
         int64_t t0 = mono_ms();
-        json_t *r = own_request(p->o, "{\"op\":\"ping\"}");
+        json_t *r = own_request(p->o, "%s", p->req ? p->req : "{\"op\":\"ping\"}");
         int64_t took = mono_ms() - t0;
         p->failed += r == NULL;
         json_decref(r);
@@ -1446,7 +1448,7 @@ static void logs_of_control_bytes(void)
     own_stop(&o);
 }
 
-/* The same with --follow while the job writes them: every byte once, the stream then the lines that follow. */
+/* The same with --follow while the job writes them, read slowly: every byte once, nothing dropped. */
 static void logs_followed_while_written(void)
 {
     own_jm o;
@@ -1456,8 +1458,9 @@ static void logs_followed_while_written(void)
     CHECK(id > 0);
     char cmd[1200], out[600];
     snprintf(out, sizeof out, "%s/followed", o.home);
-    snprintf(cmd, sizeof cmd, "%s job logs %lld --follow --port %d --token-file %s > %s", getenv("SAGE_CLI"), id,
-             o.port, o.token, out);
+    /* a follower that reads nothing for a second: the daemon must hold (or drop) nothing meanwhile */
+    snprintf(cmd, sizeof cmd, "%s job logs %lld --follow --port %d --token-file %s | (sleep 1; cat > %s)",
+             getenv("SAGE_CLI"), id, o.port, o.token, out);
     FILE *follower = popen(cmd, "r");
     /* the job writes for a while; once its log holds 10 MB it is stopped */
     char path[700];
@@ -1476,6 +1479,82 @@ static void logs_followed_while_written(void)
     run(got, sizeof got, "md5sum < %s | cut -c1-32; wc -c < %s", out, out);
     fprintf(stderr, "  (the log files: %s; followed: %s)\n", want, got);
     CHECK_STR(got, want);
+    own_stop(&o);
+}
+
+/* How many rows a query on the database file counts (-1: it could not be read). */
+static long db_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Another process holds a write lock on jobs.db while jobs are submitted, run and end: the daemon answers
+ * at once all along, and once the lock is gone every job and task row is in the file. */
+static void store_locked_by_another_process(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char path[600];
+    snprintf(path, sizeof path, "%s/jobs.db", o.home);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    pinger pp = {.o = &o}, pl = {.o = &o, .req = "{\"op\":\"list\"}"};
+    pthread_t tp, tl;
+    pthread_create(&tp, NULL, ping_loop, &pp);
+    pthread_create(&tl, NULL, ping_loop, &pl);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline wordcount %s 2>&1", o.home, self, o.addr), 0);
+        CHECK_CONTAINS(big, "w9 541\n"); /* the results came back */
+    }
+    int64_t took = mono_ms() - t0;
+    json_t *l = own_request(&o, "{\"op\":\"list\"}");
+    json_t *jobs = json_object_get(l, "jobs");
+    CHECK_INT(json_array_size(jobs), 3);
+    for (size_t i = 0; i < json_array_size(jobs); i++)
+        CHECK_STR(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "finished");
+    json_decref(l);
+    /* an ended job's status says its rows wait */
+    json_t *st = own_request(&o, "{\"op\":\"status\",\"job_id\":3}");
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
+    CHECK_INT(json_array_size(json_object_get(st, "tasks")), 7);
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "store")), "locked");
+    json_decref(st);
+    while (mono_ms() - t0 < 1500) /* the lock held a while longer: the daemon keeps answering */
+        sleep_ms(20);
+    atomic_store(&pp.stop, 1);
+    atomic_store(&pl.stop, 1);
+    pthread_join(tp, NULL);
+    pthread_join(tl, NULL);
+    fprintf(stderr,
+            "  (3 jobs in %lld ms while jobs.db was locked; then locked %lld ms in all: slowest of %lld pings %lld ms, "
+            "of %lld lists %lld ms)\n",
+            (long long)took, (long long)(mono_ms() - t0), (long long)pp.pings, (long long)pp.worst_ms,
+            (long long)pl.pings, (long long)pl.worst_ms);
+    CHECK_INT(pp.failed + pl.failed, 0);
+    CHECK(pp.worst_ms < 250 && pl.worst_ms < 250);
+    CHECK_INT(db_count(path, "SELECT count(*) FROM jobs"), 0); /* nothing could be written meanwhile */
+    CHECK_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* released: every row lands (bounded wait) */
+    long jobs_n = 0, tasks_n = 0;
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end && (jobs_n != 3 || tasks_n != 21); sleep_ms(20)) {
+        jobs_n = db_count(path, "SELECT count(*) FROM jobs WHERE state = 'finished'");
+        tasks_n = db_count(path, "SELECT count(*) FROM tasks WHERE state = 'finished'");
+    }
+    CHECK_INT(jobs_n, 3);
+    CHECK_INT(tasks_n, 21);
+    CHECK_INT(run(big, 1 << 20, "grep 'jobs.db' %s/jobmanager.log", o.home), 0); /* the wait was logged */
+    fprintf(stderr, "%s", big);
     own_stop(&o);
 }
 
@@ -1528,6 +1607,7 @@ int main(int argc, char **argv)
     RUN(big_results_105mb);
     RUN(logs_of_control_bytes);
     RUN(logs_followed_while_written);
+    RUN(store_locked_by_another_process);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
