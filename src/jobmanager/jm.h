@@ -265,6 +265,8 @@ void jm_on_child_exit(jm *d, pid_t pid, int status);
  * deadlines, forced stops, the jobs' "last seen" times, dying cgroups, streamed replies. Milliseconds until
  * the next (-1: none). */
 int jm_jobs_timers(jm *d, int64_t now);
+/* At start: what the jobs a JobManager left unfinished when it died left here (their data-plane sockets) goes. */
+void jm_jobs_leftovers(jm *d);
 /* The daemon is stopping: fail every live job and kill what it runs (their ends follow as they are reaped). */
 void jm_jobs_shutdown(jm *d);
 

@@ -21,6 +21,7 @@
  * launcher hears of each failed task first (task_failed): on Slurm it asks
  * whether the allocation ended under the job, whose answer outranks all.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,6 +431,30 @@ int jm_jobs_timers(jm *d, int64_t now)
         }
     }
     return (int)next;
+}
+
+void jm_jobs_leftovers(jm *d)
+{
+    size_t n, removed = 0;
+    const int64_t *ids = sage__store_unfinished(d->store, &n);
+    for (size_t i = 0; i < n; i++) {
+        char dir[PATH_MAX], path[PATH_MAX + 300];
+        sage__fmt(dir, sizeof dir, "%s/jobs/%lld/sock", d->home, (long long)ids[i]);
+        DIR *dp = opendir(dir);
+        struct dirent *e;
+        while (dp && (e = readdir(dp)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            sage__fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+            removed += unlink(path) == 0;
+        }
+        if (dp) {
+            closedir(dp);
+            rmdir(dir);
+        }
+    }
+    if (removed)
+        jm_log(d, "removed %zu socket file(s) of %zu job(s) the last JobManager left unfinished", removed, n);
 }
 
 void jm_jobs_shutdown(jm *d)

@@ -149,10 +149,12 @@ static void stale_group(const char *name, void *arg)
         cg_retire(d, &cg, name);
 }
 
-/* Once the loop runs: the groups of JobManagers that died (kill -9, a crash) may still hold what their
- * workers started (PR_SET_PDEATHSIG reaches the workers only): kill it, remove them. */
+/* Once the loop runs: what JobManagers that died (kill -9, a crash) left. Their groups may still hold what
+ * their workers started (PR_SET_PDEATHSIG reaches the workers only): kill it, remove them; and the sockets
+ * of the jobs they left unfinished. */
 static void local_started(jm *d)
 {
+    jm_jobs_leftovers(d);
     int n = sage__cgroup_each_stale(d->cgmode, d->cgparent, (long)d->pid, stale_group, d);
     if (n > 0)
         jm_log(d, "removing %d worker cgroup(s) left by JobManagers that are gone (what still ran in them is killed)",

@@ -1558,6 +1558,69 @@ static void store_locked_by_another_process(void)
     own_stop(&o);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The daemon is killed 1.5 s into a job and restarted 2 s later: the job ended when it was last known alive,
+ * not at the restart, and what it left (sockets, cgroups) is gone. */
+static void restart_after_crash(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    FILE *client = own_pipeline(&o, "forever");
+    long long id = own_wait_job(&o, "forever", "running");
+    CHECK(id > 0);
+    pid_t pids[8];
+    CHECK_INT(own_reporting_pids(&o, id, pids, 8), 4);
+    sleep_ms(1500);
+    int64_t killed = wall_ms();
+    pid_t old = o.pid;
+    kill(o.pid, SIGKILL);
+    int st;
+    waitpid(o.pid, &st, 0);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    pclose(client);
+    for (int k = 0; k < 4; k++)
+        CHECK(pid_gone(pids[k], 3000));
+    char sock[700];
+    snprintf(sock, sizeof sock, "ls %s/jobs/%lld/sock 2>/dev/null | wc -l", o.home, id);
+    run(big, 1 << 20, "%s", sock);
+    fprintf(stderr, "  (socket files left by the dead daemon: %d)\n", atoi(big));
+    sleep_ms(2000);
+    for (int tries = 0; tries < 3 && (o.pid = start_jm_at(o.home, o.port, "{\"node\": {\"cpus\": 2}}")) <= 0; tries++)
+        sleep_ms(200);
+    CHECK(o.pid > 0);
+    json_t *l = own_request(&o, "{\"op\":\"list\"}");
+    json_t *job = json_array_get(json_object_get(l, "jobs"), 0);
+    int64_t started = json_integer_value(json_object_get(job, "started_ms"));
+    int64_t ended = json_integer_value(json_object_get(job, "ended_ms"));
+    fprintf(stderr, "  (killed %lld ms after the start; recorded end %lld ms after it, %lld ms before the kill)\n",
+            (long long)(killed - started), (long long)(ended - started), (long long)(killed - ended));
+    CHECK_STR(json_string_value(json_object_get(job, "state")), "failed");
+    CHECK(ended <= killed + 50);
+    CHECK(ended >= killed - 2000);
+    json_decref(l);
+    run(big, 1 << 20, "%s", sock);
+    CHECK_INT(atoi(big), 0);
+    if (parent[0]) {
+        char own[64];
+        snprintf(own, sizeof own, "jm%d-", (int)old);
+        int left = 1;
+        for (int64_t end = mono_ms() + 3000; left && mono_ms() < end; sleep_ms(10)) {
+            run(big, 1 << 20, "ls %s /sys/fs/cgroup/freezer/sage 2>/dev/null | grep -c '^%s'", parent, own);
+            left = atoi(big);
+        }
+        CHECK_INT(left, 0);
+    }
+    own_stop(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -1608,6 +1671,7 @@ int main(int argc, char **argv)
     RUN(logs_of_control_bytes);
     RUN(logs_followed_while_written);
     RUN(store_locked_by_another_process);
+    RUN(restart_after_crash);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
