@@ -9,11 +9,12 @@
  *   jobs.c      the job state machine: start, failure attribution, end, control, shutdown
  *   launcher.h  how tasks are run: launch.c (shared), launch_local.c, launch_slurm.c
  *   command.c   Slurm commands run as children polled by the loop (never waited for)
- *   workers.c   the worker protocol: HELLO, events, peers, control
- *   output.c    worker output: pipes, log files, stderr tails, `logs`
+ *   workers.c   the worker protocol: HELLO, events, peers, control; liveness deadlines
+ *   output.c    worker output: pipes, log files, stderr tails
+ *   stream.c    replies streamed as the client reads them: results, logs (and following them)
  *   views.c     the JSON views: ping, status, list, end; a task's store row
  *   http.c      GET /metrics; http_head.c parses the request head
- *   store.c     SQLite job records
+ *   store.c     SQLite job records; store_mem.c keeps them in memory, store_writer.c writes them (a thread)
  */
 #ifndef SAGE_JOBMANAGER_JM_H
 #define SAGE_JOBMANAGER_JM_H
