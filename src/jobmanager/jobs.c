@@ -380,7 +380,7 @@ static void force_stop(jm *d, jm_job *j, int64_t now)
             snprintf(j->error + o, sizeof j->error - o, "%s had not ended; what was in flight is lost",
                      left > n ? " and others" : "");
     }
-    jm_log(d, "job %lld: %s", (long long)j->id, j->error);
+    jm_log(d, "job %lld: stop forced after %d ms: %zu task(s) had not ended", (long long)j->id, j->stop_grace_ms, left);
     jm_job_kill(d, j);
 }
 
