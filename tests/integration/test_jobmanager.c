@@ -1258,6 +1258,15 @@ static void grandchildren_die(int with_cgroups)
 static void grandchildren_die_with_cgroups(void) { grandchildren_die(1); }
 static void grandchildren_die_with_process_groups(void) { grandchildren_die(0); }
 
+/* How long a request may take while the daemon is busy with something it must not wait for (a cgroup that
+ * cannot be removed yet, a locked job store): an order of magnitude under the stalls it replaced (4.4 s and
+ * 5 s), with room for a loaded 2-CPU host, and more under a sanitizer (every process instrumented). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ANSWER_BOUND_MS 2000
+#else
+#define ANSWER_BOUND_MS 500
+#endif
+
 typedef struct pinger {
     const own_jm *o;
     const char *req; /* NULL: ping */
@@ -1331,7 +1340,7 @@ static void forty_cgroups_removed_without_stall(void)
     CHECK_INT(left, 0);
     CHECK_INT(p.failed, 0);
     CHECK(p.pings > 20);
-    CHECK(p.worst_ms < 250);
+    CHECK(p.worst_ms < ANSWER_BOUND_MS);
     CHECK(read_until_end(client, big, 1 << 20, 10000));
     own_stop(&o);
     pclose(client);
@@ -1552,7 +1561,7 @@ static void store_locked_by_another_process(void)
             (long long)took, (long long)(mono_ms() - t0), (long long)pp.pings, (long long)pp.worst_ms,
             (long long)pl.pings, (long long)pl.worst_ms);
     CHECK_INT(pp.failed + pl.failed, 0);
-    CHECK(pp.worst_ms < 250 && pl.worst_ms < 250);
+    CHECK(pp.worst_ms < ANSWER_BOUND_MS && pl.worst_ms < ANSWER_BOUND_MS);
     CHECK_INT(db_count(path, "SELECT count(*) FROM jobs"), 0); /* nothing could be written meanwhile */
     CHECK_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
