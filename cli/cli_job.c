@@ -144,8 +144,10 @@ int cli_job_status(const cli_opts *o, json_int_t id)
 
 int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
 {
-    json_t *r;
-    int ec = cli_request(o, json_pack("{s:s,s:I}", "op", action, "job_id", id), &r);
+    json_t *r, *req = json_pack("{s:s,s:I}", "op", action, "job_id", id);
+    if (req && o->stop_timeout_ms >= 0) /* the grace before what still runs is killed */
+        json_object_set_new(req, "timeout_ms", json_integer(o->stop_timeout_ms));
+    int ec = cli_request(o, req, &r);
     if (ec)
         return ec;
     json_decref(r);
@@ -153,6 +155,8 @@ int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
     return 0;
 }
 
+/* The JobManager streams the logs: "logs" events with chunks of text, then an OK that says whether the job
+ * is live; with --follow, more "logs" chunks as the job writes, until "end". */
 int cli_job_logs(const cli_opts *o, json_int_t id)
 {
     sage_client *c;
@@ -160,36 +164,38 @@ int cli_job_logs(const cli_opts *o, json_int_t id)
     if (ec)
         return ec;
     json_t *req = json_pack("{s:s,s:I,s:b}", "op", "logs", "job_id", id, "follow", o->follow);
-    char *txt = json_dumps(req, JSON_COMPACT), *out = NULL, err[4096];
+    char *txt = json_dumps(req, JSON_COMPACT), err[4096];
     json_decref(req);
-    int rc = sage_client_request(c, txt, &out, err, sizeof err);
+    char *ev = NULL;
+    int rc = sage_client_request(c, txt, &ev, err, sizeof err); /* its first frame */
     free(txt);
-    if (rc != 0) {
-        fprintf(stderr, "sage: %s\n", err);
-        sage_client_close(c);
-        return EXIT_REFUSED;
-    }
-    json_error_t jerr;
-    json_t *r = json_loads(out, 0, &jerr);
-    free(out);
-    fputs(json_string_value(json_object_get(r, "logs")) ?: "", stdout);
-    int live = json_is_true(json_object_get(r, "live"));
-    json_decref(r);
-    fflush(stdout);
-    while (o->follow && live) {
-        char *ev = NULL;
-        if (sage_client_event(c, -1, &ev, err, sizeof err) != 0)
+    int streaming = 1, following = 0;
+    while (rc == 0 && (streaming || following)) {
+        json_error_t jerr;
+        if (!ev && (rc = sage_client_event(c, -1, &ev, err, sizeof err)) != 0)
             break;
         json_t *e = json_loads(ev, 0, &jerr);
         free(ev);
+        ev = NULL;
         const char *kind = json_string_value(json_object_get(e, "event"));
-        if (kind && strcmp(kind, "log") == 0)
-            printf("%s\n", json_string_value(json_object_get(e, "line")));
-        else if (kind && strcmp(kind, "end") == 0)
-            live = 0;
-        fflush(stdout);
+        json_t *text = json_object_get(e, "text");
+        if (!kind) { /* the reply: the stream is over */
+            streaming = 0;
+            following = o->follow && json_is_true(json_object_get(e, "live"));
+        } else if (strcmp(kind, "logs") == 0 && json_is_string(text)) {
+            fwrite(json_string_value(text), 1, json_string_length(text), stdout);
+            if (!streaming)
+                fflush(stdout); /* following: as it comes */
+        } else if (strcmp(kind, "end") == 0) {
+            following = 0;
+        }
         json_decref(e);
     }
+    fflush(stdout);
     sage_client_close(c);
+    if (rc != 0) {
+        fprintf(stderr, "sage: %s\n", err);
+        return EXIT_REFUSED;
+    }
     return 0;
 }

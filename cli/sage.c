@@ -26,7 +26,8 @@ static const char *const usage_text =
     "  jobmanager stop\n"
     "  job list [--json]\n"
     "  job status <id> [--json]\n"
-    "  job pause|resume|stop|cancel <id>\n"
+    "  job pause|resume|cancel <id>\n"
+    "  job stop <id> [--timeout SECONDS]   (then what still runs is killed; default: the JobManager's)\n"
     "  job logs <id> [--follow]\n"
     "  cluster start --head | --worker --head-address=H:P ...   (see: sage cluster --help)\n"
     "  cluster status [--json] | cluster stop\n"
@@ -51,11 +52,31 @@ static int usage(const char *fmt, const char *arg)
     return fmt ? EXIT_USAGE : 0;
 }
 
+/* "SECONDS" or "SECONDS.FRACTION" (at most 3 decimals), 0..max_s, as milliseconds. 0 or SAGE_EINVAL. */
+static int parse_seconds_ms(const char *s, int max_s, int64_t *ms)
+{
+    char whole[24];
+    const char *dot = strchr(s, '.');
+    size_t wl = dot ? (size_t)(dot - s) : strlen(s), fl = dot ? strlen(dot + 1) : 0;
+    int64_t w, f = 0;
+    if (wl == 0 || wl >= sizeof whole || (dot && (fl == 0 || fl > 3)))
+        return SAGE_EINVAL;
+    memcpy(whole, s, wl);
+    whole[wl] = 0;
+    if (sage__parse_i64(whole, 0, max_s, &w) != 0 ||
+        (dot && (dot[1] == '-' || sage__parse_i64(dot + 1, 0, 999, &f) != 0)))
+        return SAGE_EINVAL;
+    for (size_t i = fl; i < 3; i++)
+        f *= 10;
+    *ms = w * 1000 + f;
+    return *ms <= (int64_t)max_s * 1000 ? 0 : SAGE_EINVAL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
         return sage_cluster_main(argc - 1, argv + 1); /* cli/cluster.c: its own options */
-    cli_opts o = {.port = SAGE_JOBMANAGER_PORT};
+    cli_opts o = {.port = SAGE_JOBMANAGER_PORT, .stop_timeout_ms = -1};
     snprintf(o.host, sizeof o.host, "127.0.0.1");
     const char *env_jm = getenv("SAGE_JOBMANAGER");
     if (env_jm && *env_jm) {
@@ -81,8 +102,15 @@ int main(int argc, char **argv)
             o.foreground = 1;
         else if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0)
             o.follow = 1;
-        else if (strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0 || strcmp(a, "--token-file") == 0 ||
-                 strcmp(a, "--home") == 0 || strcmp(a, "--config") == 0) {
+        else if (strcmp(a, "--timeout") == 0) {
+            int64_t ms;
+            if (!val || parse_seconds_ms(val, 3600, &ms) != 0)
+                return usage("--timeout expects seconds, 0..3600 (a decimal such as 0.5 is fine), got %s",
+                             val ? val : "nothing");
+            o.stop_timeout_ms = (int)ms;
+            i++;
+        } else if (strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0 || strcmp(a, "--token-file") == 0 ||
+                   strcmp(a, "--home") == 0 || strcmp(a, "--config") == 0) {
             if (!val)
                 return usage("%s needs a value", a);
             i++;
@@ -133,6 +161,8 @@ int main(int argc, char **argv)
             return usage("job %s needs a job id", pos[1]);
         if (sage__parse_i64(pos[2], 1, INT64_MAX, &id) != 0)
             return usage("not a job id: %s", pos[2]);
+        if (o.stop_timeout_ms >= 0 && strcmp(pos[1], "stop") != 0)
+            return usage("--timeout goes with job stop only (not job %s)", pos[1]);
         if (strcmp(pos[1], "status") == 0)
             return cli_job_status(&o, id);
         if (strcmp(pos[1], "logs") == 0)

@@ -157,7 +157,28 @@ static int cl_submit(sage__backend *b)
     return 0;
 }
 
-/* Fill a collector from the records the workers' collect sinks wrote. */
+/* Add the complete records at the start of b ([u32 len, host order][len bytes] each) to instance i of the
+ * collector and keep the incomplete rest. */
+static int add_records(const sage__op *op, int i, sage__buf *b)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (rc == 0 && b->len - off >= 4) {
+        uint32_t len;
+        memcpy(&len, b->p + off, 4);
+        if (b->len - off - 4 < len)
+            break;
+        rc = sage__collector_add(op->collector, i, b->p + off + 4, len);
+        off += 4 + (size_t)len;
+    }
+    sage__buf_consume(b, off);
+    return rc;
+}
+
+/* Fill a collector from the records the workers' collect sinks wrote, as the JobManager streams them: DATA
+ * frames [u32 BE instance][bytes of that instance's file], a record possibly split over frames, then OK
+ * {"done": true, "bytes": N} or ERROR with the JobManager's reason. Records go into the collector as they
+ * arrive: besides the collector this holds one frame and, per instance, one record not yet complete. */
 static int fetch_results(sage__backend *b, const sage__op *op, sage_client *c, char *err, size_t err_len)
 {
     int fd = sage__client_fd(c);
@@ -171,49 +192,62 @@ static int fetch_results(sage__backend *b, const sage__op *op, sage_client *c, c
         return rc;
     if ((rc = sage__collector_prepare(op->collector, op->parallelism)) != 0)
         return rc;
-    /* per instance: the bytes of its file, possibly split over frames, bounded by the collector's limit */
-    sage__buf *acc = calloc((size_t)op->parallelism, sizeof *acc);
-    if (!acc)
+    sage__buf *tail = calloc((size_t)op->parallelism, sizeof *tail);
+    if (!tail)
         return SAGE_ENOMEM;
-    size_t limit = sage__collector_max(op->collector) + (size_t)op->parallelism * 4u * 1024u * 1024u;
-    for (int i = 0; i < op->parallelism; i++)
-        sage__buf_init(&acc[i], limit); /* records plus their 4-byte length headers */
+    for (int i = 0; i < op->parallelism; i++) /* one incomplete record (at most the collector's limit) and a frame */
+        sage__buf_init(&tail[i], sage__collector_max(op->collector) + 4 + SAGE__DATA_FRAME_MAX);
+    uint64_t got = 0;
     for (;;) {
         sage__frame f;
         unsigned char *payload = NULL;
         if ((rc = sage__frame_recv(fd, SAGE__DATA_FRAME_MAX, &f, &payload, err, err_len)) != 0)
             break;
-        if (f.type != SAGE__MSG_DATA) {
+        if (f.type == SAGE__MSG_DATA) {
+            uint32_t be = 0;
+            if (f.len >= 4)
+                memcpy(&be, payload, 4);
+            uint32_t inst = ntohl(be);
+            if (f.len < 4 || inst >= (uint32_t)op->parallelism) {
+                sage__fmt(err, err_len, "a results frame names instance %u of %d", inst, op->parallelism);
+                rc = SAGE_EPROTO;
+            } else if ((rc = sage__buf_append(&tail[inst], payload + 4, f.len - 4)) == 0) {
+                got += f.len - 4;
+                rc = add_records(op, (int)inst, &tail[inst]);
+            }
             free(payload);
-            break; /* OK: done */
+            if (rc != 0)
+                break;
+            continue;
         }
-        uint32_t be = 0;
-        if (f.len >= 4)
-            memcpy(&be, payload, 4);
-        uint32_t inst = ntohl(be);
-        if (f.len < 4 || inst >= (uint32_t)op->parallelism) {
-            free(payload);
-            rc = SAGE_EPROTO;
-            break;
-        }
-        rc = sage__buf_append(&acc[inst], payload + 4, f.len - 4);
+        json_error_t jerr;
+        json_t *r = json_loadb((const char *)payload, f.len, 0, &jerr);
         free(payload);
-        if (rc != 0)
-            break;
+        json_t *bytes = json_object_get(r, "bytes");
+        if (f.type == SAGE__MSG_ERROR) { /* the JobManager could not send them all: its reason */
+            json_int_t code = json_integer_value(json_object_get(r, "code"));
+            sage__fmt(err, err_len, "%s",
+                      json_string_value(json_object_get(r, "message")) ?: "an error without a reason");
+            rc = code < 0 ? (int)code : SAGE_EIO;
+        } else if (f.type != SAGE__MSG_OK) {
+            sage__fmt(err, err_len, "unexpected frame type %u among the results", f.type);
+            rc = SAGE_EPROTO;
+        } else if (json_is_integer(bytes) && (uint64_t)json_integer_value(bytes) != got) {
+            sage__fmt(err, err_len, "received %llu bytes of the %lld the JobManager sent", (unsigned long long)got,
+                      (long long)json_integer_value(bytes));
+            rc = SAGE_EPROTO;
+        }
+        json_decref(r);
+        break;
     }
     for (int i = 0; i < op->parallelism; i++) {
-        size_t off = 0;
-        while (rc == 0 && off + 4 <= acc[i].len) {
-            uint32_t len;
-            memcpy(&len, acc[i].p + off, 4);
-            if (off + 4 + len > acc[i].len)
-                break;
-            rc = sage__collector_add(op->collector, i, acc[i].p + off + 4, len);
-            off += 4 + len;
+        if (rc == 0 && tail[i].len) {
+            sage__fmt(err, err_len, "the records of instance %d end in the middle of a record", i);
+            rc = SAGE_EPROTO;
         }
-        sage__buf_free(&acc[i]);
+        sage__buf_free(&tail[i]);
     }
-    free(acc);
+    free(tail);
     return rc;
 }
 

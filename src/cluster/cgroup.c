@@ -38,11 +38,25 @@
  * write(2) of "0" (the writer moves itself), which is async-signal-safe and
  * needs no path building or allocation after fork.
  *
- * Removal waits a little: after the last process of a group is reaped, the
- * kernel may still see the group populated for a short time (it releases it
- * asynchronously), so rmdir is retried on EBUSY, 100 times 1 ms at most. That
- * sleep is fine in destroy: it runs on the JobManager's reaping path, never on
- * a data path.
+ * Every process of a group dies with it. A worker's user code may fork (a
+ * helper, a shell, a double fork into a new session); sage__cgroup_kill
+ * reaches all of them: v2 writes cgroup.kill (kernel 5.14+), which kills the
+ * whole group at once; v1 has no such file, so each v1 group has a companion
+ * of the same name in the freezer hierarchy (/sys/fs/cgroup/freezer/sage/...,
+ * when that is mounted and writable), joined by the same write in the child:
+ * kill freezes the group (no fork can slip between reading cgroup.procs and
+ * the kills), SIGKILLs every pid listed, and thaws it (frozen tasks take the
+ * signal once thawed). Without a freezer the kill still reaches every pid
+ * listed; a process forked meanwhile is caught by the next call. Kill never
+ * waits: the processes leave the group once dead and reaped.
+ *
+ * Removal never waits either: sage__cgroup_remove makes one attempt. After
+ * the last process of a group is reaped the kernel may still count it for a
+ * moment (it releases the group asynchronously), and a group with a child
+ * group cannot go; rmdir then fails with EBUSY and the caller tries again
+ * later (the JobManager from its loop's timers, with a backoff; launch_local.c).
+ * sage__cgroup_destroy, for callers that may wait (tests), retries for up to
+ * about 100 ms.
  *
  * If the parent has gone since the probe (an empty one may be removed by
  * another daemon or a test), create makes it again, once.
@@ -53,9 +67,11 @@
  */
 #include "cluster/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +87,7 @@
 
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_V1_MEMORY CG_ROOT "/memory"
+#define CG_V1_FREEZER CG_ROOT "/freezer"
 #define CG_PARENT_NAME "sage"
 #define CG_V1_MAGIC 0x27e0ebL /* CGROUP_SUPER_MAGIC */
 #define CG_RMDIR_TRIES 100
@@ -449,6 +466,8 @@ static int set_limits(sage__cgroup *cg, char *err, size_t err_len)
     return 0;
 }
 
+static void freezer_create(sage__cgroup *cg, const char *name);
+
 int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *parent, const char *name, uint64_t limit,
                         char *err, size_t err_len)
 {
@@ -460,7 +479,7 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
     }
     memset(cg, 0, sizeof *cg);
     cg->mode = mode;
-    cg->procs_fd = -1;
+    cg->procs_fd = cg->freezer_fd = -1;
     cg->limit = limit;
     if (mode != SAGE__CGROUP_V1 && mode != SAGE__CGROUP_V2) {
         sage__fmt(err, err_len, "cgroup: no writable memory controller on this host: memory limits are not enforced");
@@ -507,6 +526,7 @@ int sage__cgroup_create(sage__cgroup *cg, sage__cgroup_mode mode, const char *pa
         sage__fmt(err, err_len, "cgroup: cannot open %s: %s", procs, errtext(e, eb, sizeof eb));
         goto fail;
     }
+    freezer_create(cg, name);
     return 0;
 
 fail:
@@ -518,18 +538,27 @@ fail:
     return SAGE_ESYS;
 }
 
-int sage__cgroup_attach_self(const sage__cgroup *cg)
+/* Async-signal-safe: one write of "0" (the writing process itself). */
+static int join_self(int fd)
 {
-    if (!cg || cg->procs_fd < 0)
-        return SAGE_EINVAL;
     for (;;) {
-        ssize_t n = write(cg->procs_fd, "0\n", 2); /* "0": the writing process itself */
+        ssize_t n = write(fd, "0\n", 2);
         if (n == 2)
             return 0;
         if (n < 0 && errno == EINTR)
             continue;
         return SAGE_ESYS;
     }
+}
+
+int sage__cgroup_attach_self(const sage__cgroup *cg)
+{
+    if (!cg || cg->procs_fd < 0)
+        return SAGE_EINVAL;
+    int rc = join_self(cg->procs_fd);
+    if (rc == 0 && cg->freezer_fd >= 0)
+        join_self(cg->freezer_fd); /* without it the group is killed unfrozen: still killed */
+    return rc;
 }
 
 int sage__cgroup_oom_killed(const sage__cgroup *cg)
@@ -557,21 +586,170 @@ uint64_t sage__cgroup_peak(const sage__cgroup *cg)
     return join(path, sizeof path, cg->path, "memory.current") == 0 ? read_u64(path) : 0;
 }
 
+/* SIGKILL every pid dir/cgroup.procs lists; how many there were (0 if the file is gone). */
+static int kill_listed(const char *dir)
+{
+    char path[700];
+    if (join(path, sizeof path, dir, "cgroup.procs") != 0)
+        return SAGE_ETOOBIG;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : SAGE_ESYS;
+    int n = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        if (pid > 0) {
+            kill((pid_t)pid, SIGKILL);
+            n++;
+        }
+    fclose(f);
+    return n;
+}
+
+/* v1: the freezer companion of parent/name, made and joined with the memory group (best effort: without
+ * it the group is killed unfrozen). */
+static void freezer_create(sage__cgroup *cg, const char *name)
+{
+    char parent[600], procs[700];
+    struct statfs sf;
+    if (cg->mode != SAGE__CGROUP_V1 || statfs(CG_V1_FREEZER, &sf) != 0 || (long)sf.f_type != CG_V1_MAGIC ||
+        join(parent, sizeof parent, CG_V1_FREEZER, CG_PARENT_NAME) != 0 ||
+        (mkdir(parent, 0755) != 0 && errno != EEXIST) || join(cg->freezer, sizeof cg->freezer, parent, name) != 0) {
+        cg->freezer[0] = '\0';
+        return;
+    }
+    if (mkdir(cg->freezer, 0755) != 0) {
+        cg->freezer[0] = '\0'; /* an existing one is not ours */
+        return;
+    }
+    if (join(procs, sizeof procs, cg->freezer, "cgroup.procs") != 0 ||
+        (cg->freezer_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+        rmdir(cg->freezer);
+        cg->freezer[0] = '\0';
+    }
+}
+
+/* The freezer companion's state: "FROZEN" or "THAWED". 0 or -1. */
+static int freeze(const sage__cgroup *cg, const char *state)
+{
+    char path[700];
+    return cg->freezer[0] && join(path, sizeof path, cg->freezer, "freezer.state") == 0 ? write_file(path, state) : -1;
+}
+
+int sage__cgroup_kill(sage__cgroup *cg)
+{
+    if (!cg || !cg->path[0])
+        return 0;
+    char path[700];
+    if (cg->mode == SAGE__CGROUP_V2 && join(path, sizeof path, cg->path, "cgroup.kill") == 0 &&
+        write_file(path, "1") == 0) {
+        char buf[64]; /* killed as one; anything still listed is dying */
+        if (join(path, sizeof path, cg->path, "cgroup.procs") != 0 || read_file(path, buf, sizeof buf) != 0)
+            return 0;
+        return buf[0] != '\0';
+    }
+    int frozen = freeze(cg, "FROZEN") == 0;
+    int n = kill_listed(cg->path);
+    if (frozen)
+        freeze(cg, "THAWED"); /* frozen tasks take their SIGKILL once thawed */
+    return n;
+}
+
+int sage__cgroup_remove(sage__cgroup *cg, char *why, size_t why_len)
+{
+    if (!cg)
+        return 0;
+    if (cg->procs_fd >= 0)
+        close(cg->procs_fd);
+    if (cg->freezer_fd >= 0)
+        close(cg->freezer_fd);
+    cg->procs_fd = cg->freezer_fd = -1;
+    int rc = 0;
+    char *dirs[2] = {cg->path, cg->freezer};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0])
+            continue;
+        if (rmdir(dirs[i]) == 0 || errno == ENOENT) {
+            dirs[i][0] = '\0';
+        } else if (errno == EBUSY || errno == ENOTEMPTY) {
+            rc = rc < 0 ? rc : 1;
+        } else {
+            char eb[128];
+            int e = errno;
+            sage__fmt(why, why_len, "cannot remove %s: %s", dirs[i], errtext(e, eb, sizeof eb));
+            rc = SAGE_ESYS;
+        }
+    }
+    if (rc == 1)
+        sage__fmt(why, why_len, "%s is still busy", cg->path[0] ? cg->path : cg->freezer);
+    return rc;
+}
+
 void sage__cgroup_destroy(sage__cgroup *cg)
 {
     if (!cg)
         return;
-    if (cg->procs_fd >= 0)
-        close(cg->procs_fd);
-    cg->procs_fd = -1;
-    if (cg->path[0]) {
-        /* The kernel may still count a just-reaped process for a moment. */
-        const struct timespec ms = {0, 1000000};
-        for (int i = 0; i < CG_RMDIR_TRIES; i++) {
-            if (rmdir(cg->path) == 0 || errno != EBUSY)
-                break;
-            nanosleep(&ms, NULL);
-        }
+    /* The kernel may still count a just-reaped process for a moment. */
+    const struct timespec ms = {0, 1000000};
+    for (int i = 0; i < CG_RMDIR_TRIES; i++) {
+        sage__cgroup_kill(cg);
+        if (sage__cgroup_remove(cg, NULL, 0) != 1)
+            break;
+        nanosleep(&ms, NULL);
     }
-    cg->path[0] = '\0';
+    cg->path[0] = cg->freezer[0] = '\0';
+}
+
+int sage__cgroup_existing(sage__cgroup *cg, sage__cgroup_mode mode, const char *parent, const char *name)
+{
+    if (!cg)
+        return SAGE_EINVAL;
+    memset(cg, 0, sizeof *cg);
+    cg->mode = mode;
+    cg->procs_fd = cg->freezer_fd = -1;
+    if (!parent || !valid_name(name) || join(cg->path, sizeof cg->path, parent, name) != 0) {
+        cg->path[0] = '\0';
+        return SAGE_EINVAL;
+    }
+    char fp[600];
+    if (mode == SAGE__CGROUP_V1 && join(fp, sizeof fp, CG_V1_FREEZER "/" CG_PARENT_NAME, name) == 0 && is_dir(fp))
+        sage__strlcpy(cg->freezer, fp, sizeof cg->freezer);
+    return 0;
+}
+
+/* fn for every entry of dir named jm<pid>-... whose daemon (pid) is gone. */
+static int each_stale_in(const char *dir, long own_pid, void (*fn)(const char *name, void *arg), void *arg)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL) {
+        char digits[24];
+        size_t nd = strncmp(e->d_name, "jm", 2) == 0 ? strspn(e->d_name + 2, "0123456789") : 0;
+        int64_t pid;
+        if (nd == 0 || nd >= sizeof digits || e->d_name[2 + nd] != '-')
+            continue;
+        memcpy(digits, e->d_name + 2, nd);
+        digits[nd] = '\0';
+        if (sage__parse_i64(digits, 1, INT32_MAX, &pid) != 0 || pid == own_pid || kill((pid_t)pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        fn(e->d_name, arg);
+        n++;
+    }
+    closedir(dp);
+    return n;
+}
+
+int sage__cgroup_each_stale(sage__cgroup_mode mode, const char *parent, long own_pid,
+                            void (*fn)(const char *name, void *arg), void *arg)
+{
+    if (mode != SAGE__CGROUP_V1 && mode != SAGE__CGROUP_V2)
+        return 0;
+    int n = each_stale_in(parent, own_pid, fn, arg);
+    if (mode == SAGE__CGROUP_V1)
+        n += each_stale_in(CG_V1_FREEZER "/" CG_PARENT_NAME, own_pid, fn, arg);
+    return n;
 }

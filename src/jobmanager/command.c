@@ -15,6 +15,12 @@
  * A command that cannot even be forked still finishes through its callback
  * (as a failure with the reason), from the next jm_cmd_timers, so a caller
  * sees one path: jm_cmd_run returns an error only when nothing was queued.
+ *
+ * The job store's answers come back the same way: its descriptor is in the
+ * same part of the poll set (it is readable when the store's thread has
+ * answered a read or has something for the log), and jm_cmd_io hands them
+ * over (sage__store_dispatch). It is not a command: jm_cmd_count does not
+ * count it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -116,9 +122,11 @@ int jm_cmd_run(jm *d, int64_t job_id, long long arg, char *const argv[], jm_cmd_
     return 0;
 }
 
+static void store_log(void *arg, const char *msg) { jm_log(arg, "%s", msg); }
+
 size_t jm_cmd_nfds(const jm *d)
 {
-    size_t n = 0;
+    size_t n = sage__store_fd(d->store) >= 0;
     for (const jm_cmd *c = d->cmds; c; c = c->next)
         if (c->started && !c->failed_start)
             n += (c->proc.fd[0] >= 0) + (c->proc.fd[1] >= 0);
@@ -127,6 +135,11 @@ size_t jm_cmd_nfds(const jm *d)
 
 void jm_cmd_pollfds(jm *d, struct pollfd *pfds, size_t *n, size_t cap)
 {
+    int sfd = sage__store_fd(d->store);
+    if (sfd >= 0 && *n < cap) {
+        pfds[(*n)++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        sage__store_attach(d->store, store_log, d); /* its messages go to our log */
+    }
     for (jm_cmd *c = d->cmds; c; c = c->next)
         for (int i = 0; i < 2 && c->started && !c->failed_start; i++)
             if (c->proc.fd[i] >= 0 && *n < cap)
@@ -138,6 +151,7 @@ void jm_cmd_io(jm *d)
     for (jm_cmd *c = d->cmds; c; c = c->next)
         if (c->started && !c->failed_start)
             sage__proc_read(&c->proc);
+    sage__store_dispatch(d->store); /* answers of the job store's thread */
 }
 
 /* Take c out of the list, run its callback, free it, start what waited. */

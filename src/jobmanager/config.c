@@ -169,8 +169,11 @@ int jm_config_load(jm *d, const char *config, char *err, size_t err_len)
             rc = config_slurm(d, v, err, err_len);
         } else if (strcmp(key, "limits") == 0) {
             rc = config_limits(d, v, err, err_len);
+        } else if (jm_worker_config_key(key)) { /* the workers' deadlines: workers.c */
+            rc = jm_worker_config(d, key, v, err, err_len);
         } else {
-            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm, limits)", key);
+            sage__fmt(err, err_len, "config: unknown key \"%s\" (known: node, data_plane, slurm, limits, %s)", key,
+                      JM_WORKER_CONFIG_KEYS);
             rc = SAGE_ECONFIG;
         }
         if (rc != 0)

@@ -9,11 +9,12 @@
  *   jobs.c      the job state machine: start, failure attribution, end, control, shutdown
  *   launcher.h  how tasks are run: launch.c (shared), launch_local.c, launch_slurm.c
  *   command.c   Slurm commands run as children polled by the loop (never waited for)
- *   workers.c   the worker protocol: HELLO, events, peers, control
- *   output.c    worker output: pipes, log files, stderr tails, `logs`
+ *   workers.c   the worker protocol: HELLO, events, peers, control; liveness deadlines
+ *   output.c    worker output: pipes, log files, stderr tails
+ *   stream.c    replies streamed as the client reads them: results, logs (and following them)
  *   views.c     the JSON views: ping, status, list, end; a task's store row
  *   http.c      GET /metrics; http_head.c parses the request head
- *   store.c     SQLite job records
+ *   store.c     SQLite job records; store_mem.c keeps them in memory, store_writer.c writes them (a thread)
  *   statedir.c  the state directory: private directories and files, never through a link
  *   log.c       jobmanager.log: escaped lines, rate-limited refusals, rotation
  */
@@ -61,6 +62,9 @@ typedef struct jm_conn {
     /* perimeter (conn.c): what an unauthenticated peer may cost */
     int64_t since_ms; /* accepted at (sage__mono_ms); still unauthenticated at since_ms + handshake_ms: closed */
     int http_ok;      /* an HTTP request that presented the token: its reply is not cut by the handshake limit */
+    /* a reply being produced for it while it is parked (a results or logs stream, a read of
+     * the job store); whoever holds the deferred work finds its connection by this back-pointer */
+    void *deferred;
 } jm_conn;
 
 typedef enum jm_task_state { JT_STARTING = 0, JT_RUNNING, JT_FINISHED, JT_FAILED, JT_KILLED } jm_task_state;
@@ -99,6 +103,11 @@ typedef struct jm_task {
     long long slurm_step; /* Slurm launcher: its step id within the job's allocation (-1 until known) */
     /* perimeter (output.c) */
     char log_err[256]; /* why its log file could not be opened (said once in the daemon's log; "" if it was) */
+    /* liveness (workers.c) */
+    int64_t launched_ms; /* when its process was started (sage__mono_ms) */
+    int64_t seen_ms;     /* the last frame from its worker (sage__mono_ms; 0: none yet) */
+    int reported;        /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
+    int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -148,6 +157,12 @@ typedef struct jm_job {
     int peers_sent;                   /* tcp data plane: every worker got the others' addresses */
     jm_slurm_job slurm;
     struct jm_job *next;
+    /* stop deadline and liveness (jobs.c) */
+    int64_t stop_at_ms;     /* a stop was asked: what still runs then is killed (sage__mono_ms; 0: none) */
+    int stop_grace_ms;      /* ... that long after the stop */
+    int64_t seen_wall_ms;   /* the last time the job was known alive (wall clock: a worker's report) */
+    int64_t seen_stored_ms; /* ... as last handed to the store (written at most once a second) */
+    int64_t seen_store_at;  /* when that was (sage__mono_ms) */
 } jm_job;
 
 typedef enum jm_data_plane {
@@ -224,6 +239,11 @@ struct jm {
     int spare_fd;             /* /dev/null, given up to accept-and-close a connection at the open-file limit */
     int64_t accept_resume_ms; /* the listener is not polled before (sage__mono_ms; 0: it is) */
     int conn_max;             /* limits.connections, or half the open-file limit */
+    /* deadlines, dying cgroups, streamed replies */
+    int heartbeat_ms, start_ms, stop_ms; /* config: liveness and stop deadlines (0: the defaults, workers.c) */
+    int stop_ms_set;                     /* stop_ms was configured (it may be 0) */
+    struct jm_cg_dying *dying;           /* task cgroups being emptied and removed (launch.c) */
+    struct jm_stream *streams;           /* results and logs being sent (stream.c) */
 };
 
 void jm_log(jm *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -275,11 +295,17 @@ void jm_job_fail(jm *d, jm_job *j, int prio, int code, const char *fmt, ...) __a
 void jm_job_kill(jm *d, jm_job *j);
 /* End the job if nothing of it is left to wait for. 1 if it ended (it is freed and unlinked then). */
 int jm_job_maybe_end(jm *d, jm_job *j);
-int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len);
+/* pause, resume, stop, cancel. A stop asks the workers to drain and end; what still runs stop_timeout_ms
+ * later (< 0: the config's "stop_timeout_ms") is killed. */
+int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len);
 /* A child was reaped: a command, or a task's process. */
 void jm_on_child_exit(jm *d, pid_t pid, int status);
-/* Milliseconds until the next scheduled kill (-1: none); run the ones due. */
+/* Run what is due at `now` (sage__mono_ms), once every turn of the loop: scheduled kills, the workers'
+ * deadlines, forced stops, the jobs' "last seen" times, dying cgroups, streamed replies. Milliseconds until
+ * the next (-1: none). */
 int jm_jobs_timers(jm *d, int64_t now);
+/* At start: what the jobs a JobManager left unfinished when it died left here (their data-plane sockets) goes. */
+void jm_jobs_leftovers(jm *d);
 /* The daemon is stopping: fail every live job and kill what it runs (their ends follow as they are reaped). */
 void jm_jobs_shutdown(jm *d);
 
@@ -290,6 +316,14 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev);
 void jm_on_worker_gone(jm *d, jm_conn *c);
 /* A "control" event (pause, resume, stop) to every connected worker of the job. */
 void jm_workers_control(jm_job *j, const char *action);
+/* Config keys of the workers' deadlines (all in ms): "heartbeat_timeout_ms" (a running worker's reports),
+ * "start_timeout_ms" (from launch to its first report), "stop_timeout_ms" (a stop's grace before the kill). */
+#define JM_WORKER_CONFIG_KEYS "heartbeat_timeout_ms, start_timeout_ms, stop_timeout_ms"
+int jm_worker_config_key(const char *key);
+int jm_worker_config(jm *d, const char *key, json_t *v, char *err, size_t err_len);
+int jm_stop_timeout_ms(const jm *d);
+/* Fail the jobs whose workers missed a deadline (never reached us, went silent); ms to the next (-1: none). */
+int jm_workers_timers(jm *d, int64_t now);
 
 /* ---- output.c ---- */
 /* Open logs/<op>.<instance>.log for the task (a task without it still runs; its output is only followed). */
@@ -304,11 +338,28 @@ void jm_output_drain(jm *d, jm_job *j, jm_task *k);
 void jm_output_tail(const jm_task *k, char *out, size_t len);
 int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
 
+/* ---- stream.c: replies streamed as the client reads them (the connection is parked meanwhile) ---- */
+typedef struct jm_stream jm_stream;
+/* Operator op's collected records of job id, instance by instance: DATA [u32 BE instance][<= 1 MiB], then OK
+ * {"done": true, "bytes": N}, or ERROR naming the file that could not be read. */
+void jm_stream_results(jm *d, jm_conn *c, int64_t id, const char *op, int parallelism);
+/* A job's task logs in task order: EVENT {"event": "logs", "task", "text"} chunks, then OK {"live", "bytes"};
+ * with follow (and a live job), what the files gain as more chunks, then EVENT {"event": "end", "state"}. */
+typedef struct jm_log_file {
+    int task, instance;
+    const char *op;
+} jm_log_file;
+void jm_stream_logs(jm *d, jm_conn *c, int64_t id, const jm_log_file *files, size_t n, int follow);
+/* Every turn of the loop: refill the streams whose connection has room. */
+void jm_streams_pump(jm *d);
+
 /* ---- views.c ---- */
 json_t *jm_ping_json(jm *d);
-json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len);
+/* A live job, from memory. */
+json_t *jm_job_status_json(jm *d, const jm_job *j);
 json_t *jm_job_list_json(jm *d);
-json_t *jm_job_end_json(jm *d, int64_t id);
+/* The end document of an ended job (status, wait): its rows, from memory at its end or from the store. */
+json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks);
 /* The store row of a task at its job's end. */
 void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r);
 

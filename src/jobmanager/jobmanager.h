@@ -32,8 +32,11 @@
  * on return); every child of the process is reaped (waitpid(-1)), so the
  * caller must not have children of its own it wants to wait for; the
  * daemon's own children are its workers and, on Slurm, the client commands
- * it runs (each in a process group of its own); the soft RLIMIT_NOFILE is
- * raised to the hard limit. Not re-entrant: one daemon per process. */
+ * it runs (each in a process group of its own), and it is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER: what its workers start and leave behind comes back
+ * to it, and is reaped); the soft RLIMIT_NOFILE is raised to the hard limit;
+ * one more thread writes the job store (it blocks every signal). Not
+ * re-entrant: one daemon per process. */
 typedef struct sage_jobmanager_opts {
     const char *host; /* NULL: 127.0.0.1 */
     int port;         /* 0: SAGE_JOBMANAGER_PORT */
@@ -46,6 +49,9 @@ typedef struct sage_jobmanager_opts {
      *   "limits"      {"handshake_ms": 5000, "unauthenticated": 128, "connections": half the open-file
      *                 limit, "log_bytes": 10485760, "refusal_log_ms": 10000}: what a connection without the
      *                 token may cost, and the size at which jobmanager.log rotates (docs/security.md)
+     *   "heartbeat_timeout_ms"  a running worker silent this long fails its job (default 5000)
+     *   "start_timeout_ms"      ... and from its launch to its first report (default 30000)
+     *   "stop_timeout_ms"       a stop's grace before what still runs is killed (default 10000)
      * Any other key is refused, naming it. */
     const char *config;
     int ready_fd;      /* >= 0: write 'R' to it once the port listens, then close it (used to daemonize) */

@@ -21,6 +21,7 @@
  * launcher hears of each failed task first (task_failed): on Slurm it asks
  * whether the allocation ended under the job, whose answer outranks all.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "util/utf8.h"
 
 #define ECHO_GRACE_MS 2000
+#define SEEN_EVERY_MS 1000 /* at most this often a job's "last seen" time is written */
 
 const char *jm_job_state_name(jm_job_state s)
 {
@@ -68,8 +70,10 @@ void jm_job_free(jm_job *j)
             close(k->err_fd);
         if (k->log)
             fclose(k->log);
-        if (k->has_cg)
-            sage__cgroup_destroy(&k->cg);
+        if (k->has_cg) { /* only when the daemon exits with live jobs: one try, the next start removes the rest */
+            sage__cgroup_kill(&k->cg);
+            sage__cgroup_remove(&k->cg, NULL, 0);
+        }
         if (k->ctl)
             k->ctl->job_id = 0, k->ctl->task = -1;
         json_decref(k->metrics);
@@ -111,7 +115,7 @@ int jm_job_start_tasks(jm *d, jm_job *j)
     int rc = 0;
     j->state = JJ_RUNNING;
     j->pending_reason[0] = 0;
-    j->started_ms = sage__wall_ms();
+    j->started_ms = j->seen_wall_ms = sage__wall_ms();
     sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
@@ -139,19 +143,27 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
-    if (d->launcher->ended)
-        d->launcher->ended(d, j);
+    sage__task_row *rows = calloc(j->ntasks ? j->ntasks : 1, sizeof *rows);
     for (size_t t = 0; t < j->ntasks; t++) {
-        sage__task_row r;
-        jm_task_row(d, j, &j->tasks[t], &r);
-        sage__store_task_put(d->store, &r);
+        sage__task_row one, *r = rows ? &rows[t] : &one;
+        jm_task_row(d, j, &j->tasks[t], r);
+        if (sage__store_task_put(d->store, r) != 0)
+            jm_log(d, "job %lld: the row of task %zu could not be kept for the job store", (long long)j->id, t);
     }
+    if (d->launcher->ended) /* after the rows, which read the cgroups' peaks: the local launcher removes them */
+        d->launcher->ended(d, j);
     sage__store_job_state(d->store, j->id, jm_job_state_name(st), j->error, sage__wall_ms());
     if (st == JJ_FAILED)
         sage__store_job_error_code(d->store, j->id, j->err_code);
     jm_log(d, "job %lld \"%s\" %s%s%s", (long long)j->id, j->name, jm_job_state_name(st), j->error[0] ? ": " : "",
            j->error);
-    json_t *end = jm_job_end_json(d, j->id);
+    /* the end document from memory (the store writes the same rows meanwhile) */
+    sage__job_row row = {.id = j->id, .error_code = st == JJ_FAILED ? j->err_code : 0};
+    sage__strlcpy(row.name, j->name, sizeof row.name);
+    sage__strlcpy(row.state, jm_job_state_name(st), sizeof row.state);
+    sage__strlcpy(row.error, j->error, sizeof row.error);
+    json_t *end = jm_job_end_json(d, &row, rows, rows ? j->ntasks : 0);
+    free(rows);
     /* the waiting client gets every task's full final metrics from memory (the
      * store keeps them only up to its field size) */
     json_t *tasks = json_object_get(end, "tasks");
@@ -164,10 +176,6 @@ static void job_end(jm *d, jm_job *j)
         if (c->waiting) {
             jm_send_json(c, SAGE__MSG_OK, json_incref(end));
             c->waiting = 0;
-        }
-        if (c->following) {
-            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "end", "state", jm_job_state_name(st)));
-            c->following = 0;
         }
     }
     json_decref(end);
@@ -200,15 +208,10 @@ int jm_job_maybe_end(jm *d, jm_job *j)
     return 1;
 }
 
-int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_len)
+int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len)
 {
     jm_job *j = jm_job_find(d, id);
-    if (!j) {
-        sage__job_row row;
-        if (sage__store_job_get(d->store, id, &row) == 0) {
-            sage__fmt(err, err_len, "job %lld already ended (%s)", (long long)id, row.state);
-            return SAGE_ESTATE;
-        }
+    if (!j) { /* the caller asks the store whether it ended */
         sage__fmt(err, err_len, "no job %lld", (long long)id);
         return SAGE_ENOTFOUND;
     }
@@ -229,8 +232,15 @@ int jm_job_control(jm *d, int64_t id, const char *action, char *err, size_t err_
         return SAGE_ESTATE;
     }
     if (strcmp(action, "stop") == 0) {
+        /* graceful first: sources stop, what is in flight drains; what still runs after the grace is killed */
+        int grace = stop_timeout_ms >= 0 ? stop_timeout_ms : jm_stop_timeout_ms(d);
+        int64_t at = sage__mono_ms() + grace;
         j->stop_requested = 1;
         jm_workers_control(j, "stop");
+        if (!j->stop_at_ms || at < j->stop_at_ms) {
+            j->stop_at_ms = at;
+            j->stop_grace_ms = grace;
+        }
     } else if (strcmp(action, "pause") == 0) {
         if (j->state != JJ_RUNNING) {
             sage__fmt(err, err_len, "job %lld is %s, not running", (long long)id, jm_job_state_name(j->state));
@@ -312,6 +322,7 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
             k->exited = 1;
             k->status = status;
             j->running--;
+            jm_task_kill(k); /* what its process started dies with it */
             /* what it wrote and said before it died is still buffered: read it first */
             jm_output_drain(d, j, k);
             if (k->ctl && k->ctl->fd >= 0)
@@ -321,6 +332,8 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
              * consumers waiting for ever) */
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && k->reported_done && k->done_ok)
                 k->state = JT_FINISHED;
+            else if (k->silent) /* killed for its silence: the job's failure names it already */
+                k->state = JT_FAILED;
             else if (k->killed_by_us || j->cancel_requested)
                 k->state = JT_KILLED;
             else {
@@ -332,20 +345,116 @@ void jm_on_child_exit(jm *d, pid_t pid, int status)
         }
 }
 
+/* A stop whose grace is over: kill what still runs, and say so in the job's reason (it ends "stopped"),
+ * naming what had not ended, the one heard from least recently first (a stuck worker, rather than the
+ * producers blocked on it). */
+static void force_stop(jm *d, jm_job *j, int64_t now)
+{
+    enum { NAMED = 3 };
+    const jm_task *named[NAMED];
+    size_t left = 0, n = 0;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        const jm_task *k = &j->tasks[t];
+        if (k->pid <= 0 || k->exited)
+            continue;
+        left++;
+        size_t at = n < NAMED ? n++ : NAMED;
+        while (at > 0 && named[at - 1]->seen_ms > k->seen_ms) { /* insertion by last heard, oldest first */
+            if (at < NAMED)
+                named[at] = named[at - 1];
+            at--;
+        }
+        if (at < NAMED)
+            named[at] = k;
+    }
+    if (!left)
+        return;
+    if (!j->failed) {
+        size_t o = (size_t)snprintf(j->error, sizeof j->error, "stop forced after %d ms: ", j->stop_grace_ms);
+        for (size_t i = 0; i < n && o < sizeof j->error; i++)
+            o += (size_t)snprintf(j->error + o, sizeof j->error - o,
+                                  "%soperator \"%s\" instance %d on %s (pid %d, last heard from %lld ms ago)",
+                                  i ? ", " : "", named[i]->op, named[i]->instance, d->launcher->task_host(d, named[i]),
+                                  (int)named[i]->pid, (long long)(now - named[i]->seen_ms));
+        if (o < sizeof j->error)
+            snprintf(j->error + o, sizeof j->error - o, "%s had not ended; what was in flight is lost",
+                     left > n ? " and others" : "");
+    }
+    jm_log(d, "job %lld: stop forced after %d ms: %zu task(s) had not ended", (long long)j->id, j->stop_grace_ms, left);
+    jm_job_kill(d, j);
+}
+
+static int64_t sooner(int64_t next, int64_t at, int64_t now)
+{
+    int64_t left = at > now ? at - now : 0;
+    return next < 0 || left < next ? left : next;
+}
+
+/* The last time the job was known alive goes to the store, at most once every SEEN_EVERY_MS: if the daemon
+ * dies, that is the job's end (a pending job is alive as long as we are). */
+static int64_t store_seen(jm *d, jm_job *j, int64_t now)
+{
+    int64_t seen = j->state == JJ_PENDING ? sage__wall_ms() : j->seen_wall_ms;
+    if (seen <= j->seen_stored_ms)
+        return -1;
+    if (now - j->seen_store_at < SEEN_EVERY_MS)
+        return j->seen_store_at + SEEN_EVERY_MS;
+    sage__store_job_seen(d->store, j->id, seen);
+    j->seen_stored_ms = seen;
+    j->seen_store_at = now;
+    return now + SEEN_EVERY_MS;
+}
+
 int jm_jobs_timers(jm *d, int64_t now)
 {
-    int64_t next = -1;
+    jm_streams_pump(d); /* before poll: a connection with bytes queued is polled for room */
+    int64_t next = jm_workers_timers(d, now);
     for (jm_job *j = d->jobs; j; j = j->next) {
-        if (!j->kill_at_ms)
-            continue;
-        if (j->kill_at_ms <= now || j->err_prio > JM_PRIO_GONE || j->cancel_requested) {
-            j->kill_at_ms = 0;
-            jm_job_kill(d, j);
-        } else if (next < 0 || j->kill_at_ms - now < next) {
-            next = j->kill_at_ms - now;
+        int64_t seen_at = store_seen(d, j, now);
+        if (seen_at >= 0)
+            next = sooner(next, seen_at, now);
+        if (j->kill_at_ms) {
+            if (j->kill_at_ms <= now || j->err_prio > JM_PRIO_GONE || j->cancel_requested) {
+                j->kill_at_ms = 0;
+                jm_job_kill(d, j);
+            } else {
+                next = sooner(next, j->kill_at_ms, now);
+            }
+        }
+        if (j->stop_at_ms) {
+            if (j->stop_at_ms <= now) {
+                j->stop_at_ms = 0;
+                force_stop(d, j, now);
+            } else {
+                next = sooner(next, j->stop_at_ms, now);
+            }
         }
     }
     return (int)next;
+}
+
+void jm_jobs_leftovers(jm *d)
+{
+    size_t n, removed = 0;
+    const int64_t *ids = sage__store_unfinished(d->store, &n);
+    for (size_t i = 0; i < n; i++) {
+        char dir[PATH_MAX], path[PATH_MAX + 300];
+        sage__fmt(dir, sizeof dir, "%s/jobs/%lld/sock", d->home, (long long)ids[i]);
+        DIR *dp = opendir(dir);
+        struct dirent *e;
+        while (dp && (e = readdir(dp)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            sage__fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+            removed += unlink(path) == 0;
+        }
+        if (dp) {
+            closedir(dp);
+            rmdir(dir);
+        }
+    }
+    if (removed)
+        jm_log(d, "removed %zu socket file(s) of %zu job(s) the last JobManager left unfinished", removed, n);
 }
 
 void jm_jobs_shutdown(jm *d)

@@ -7,8 +7,20 @@
  * mask is emptied (the daemon's blocked SIGCHLD/SIGTERM would survive
  * exec), and it is reaped by the loop. Everything the child needs is built
  * before fork; the child makes async-signal-safe calls only, in this order:
- * signals, parent-death signal, cgroup, affinity, descriptors, directory,
- * exec.
+ * process group, signals, parent-death signal, cgroup, affinity,
+ * descriptors, directory, exec.
+ *
+ * Every process of a task dies with it. The user's code may start processes
+ * of its own; PR_SET_PDEATHSIG reaches only the worker. So each task
+ * process leads a process group of its own (stdin /dev/null, so that a
+ * worker of a daemon started in a terminal is never stopped for reading
+ * it), the daemon is a child subreaper (an orphaned grandchild is
+ * reparented to it and reaped by the loop like any child, never left a
+ * zombie), and a kill reaches the whole task: its cgroup when it has one
+ * (sage__cgroup_kill: every process in it, even one that left the process
+ * group), else its process group. A task is killed that way when the
+ * JobManager stops it, and again when its process has been reaped (what it
+ * left behind).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +35,7 @@
 #include "jobmanager/launcher.h"
 #include "net/sock.h"
 #include "util/err.h"
+#include "util/time.h"
 
 extern char **environ;
 
@@ -98,8 +111,9 @@ int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_
 }
 
 /* In the child: async-signal-safe calls only, until exec. */
-static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int err_w)
+static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int err_w, int null_r)
 {
+    setpgid(0, 0); /* a group of its own: the task's kills reach what it starts */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -111,6 +125,8 @@ static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int er
         sage__cgroup_attach_self(x->cg);
     if (x->affinity)
         sched_setaffinity(0, sizeof *x->affinity, x->affinity);
+    if (null_r >= 0)
+        dup2(null_r, 0);
     dup2(out_w, 1);
     dup2(err_w, 2);
     if (x->listen_fd >= 0)
@@ -156,14 +172,21 @@ int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size
         jm_strv_free(envp);
         return SAGE_ESYS;
     }
+    /* what the task's processes leave behind comes back to us when they end (and is reaped by the loop) */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    int null_r = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child(x, envp, parent, outp[1], errp[1]);
+        child(x, envp, parent, outp[1], errp[1], null_r);
     int e = errno;
+    if (pid > 0)
+        setpgid(pid, pid); /* also here: no kill of ours may come before the child's own setpgid */
     jm_strv_free(envp);
     close(outp[1]);
     close(errp[1]);
+    if (null_r >= 0)
+        close(null_r);
     if (pid < 0) {
         close(outp[0]);
         close(errp[0]);
@@ -171,6 +194,7 @@ int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size
         return SAGE_ESYS;
     }
     k->pid = pid;
+    k->launched_ms = sage__mono_ms(); /* its start deadline runs from here (workers.c) */
     k->out_fd = outp[0];
     k->err_fd = errp[0];
     sage__set_nonblock(k->out_fd, 1);
@@ -179,17 +203,35 @@ int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size
     return 0;
 }
 
+void jm_task_kill(jm_task *k)
+{
+    if (k->pid <= 0)
+        return;
+    if (k->has_cg)
+        sage__cgroup_kill(&k->cg);
+    kill(-k->pid, SIGKILL); /* its process group (gone once empty: its id is not reused while it exists) */
+    if (!k->exited)
+        kill(k->pid, SIGKILL);
+}
+
 void jm_kill_processes(jm_job *j)
 {
+    /* First decide, then kill: a task judged after the others were killed could die of their deaths (a
+     * broken connection) in between and pass for a failure of its own. */
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if (k->pid <= 0 || k->exited || k->killed_by_us)
             continue;
-        /* one that already died on its own (not reaped yet) keeps its own story */
+        /* one that already died on its own (not reaped yet) keeps its own story (what it left behind dies
+         * when it is reaped) */
         siginfo_t si = {0};
         if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == k->pid)
             continue;
-        k->killed_by_us = 1;
-        kill(k->pid, SIGKILL);
+        k->killed_by_us = 2; /* 2: to be killed below */
     }
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (j->tasks[t].killed_by_us == 2) {
+            j->tasks[t].killed_by_us = 1;
+            jm_task_kill(&j->tasks[t]);
+        }
 }

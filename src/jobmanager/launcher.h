@@ -102,6 +102,9 @@ char **jm_strv_done(char **v, size_t n);
 /* SIGKILL every process of the job that still runs and is not known to
  * have died by itself (not reaped yet): that one keeps its own story. */
 void jm_kill_processes(jm_job *j);
+/* SIGKILL every process of the task: its cgroup's, its process group's, its own (also once it was reaped:
+ * what it left behind). */
+void jm_task_kill(jm_task *k);
 
 /* ---- command.c: Slurm commands from the poll loop ---- */
 
@@ -124,7 +127,8 @@ typedef void (*jm_cmd_fn)(jm *d, int64_t job_id, long long arg, const jm_cmd_res
 int jm_cmd_run(jm *d, int64_t job_id, long long arg, char *const argv[], jm_cmd_fn fn, char *err, size_t err_len);
 /* Commands running or queued. */
 size_t jm_cmd_count(const jm *d);
-/* Their pipes, for the poll set; read them after poll. */
+/* Their pipes, for the poll set (and the job store's descriptor); read them after poll (and hand over the
+ * store's answers). */
 size_t jm_cmd_nfds(const jm *d);
 void jm_cmd_pollfds(jm *d, struct pollfd *pfds, size_t *n, size_t cap);
 void jm_cmd_io(jm *d);

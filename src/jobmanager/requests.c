@@ -1,13 +1,16 @@
 /* jobmanager/requests.c - client requests: ping, submit (parked while the nodes are read), wait, list, status,
- * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply. */
-#include <arpa/inet.h>
+ * pause/resume/stop/cancel, logs, results, shutdown. docs/internals/protocol.md lists each with its reply.
+ *
+ * A live job is answered from memory. An ended job's rows come from the job store: its row from memory when
+ * the store keeps it, its task rows (and an old job's row) read by the store's thread; meanwhile the
+ * connection is parked (its later requests wait, so replies keep their order) and the loop goes on. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobmanager/launcher.h"
 #include "util/err.h"
 
-#define RESULTS_CHUNK (1u << 20)
+#define STOP_TIMEOUT_MAX_MS 3600000
 
 /* The request's "job_id": 0 (no such job) when missing or not an integer. */
 static int64_t req_job_id(json_t *req)
@@ -108,10 +111,82 @@ void jm_submits_forget(jm *d, jm_conn *c)
     c->parked = 0;
 }
 
-/* Collected records of one operator: DATA frames [u32 instance][bytes], then OK. */
+/* ---- an ended job, from the job store ---- */
+
+typedef void (*stored_fn)(jm *d, jm_conn *c, json_t *req, const sage__store_read *r);
+
+typedef struct stored_req {
+    jm *d;
+    json_t *req;
+    stored_fn fn;
+} stored_req;
+
+static void stored_answer(sage__store_read *r, void *arg)
+{
+    stored_req *q = arg;
+    jm_conn *c = q->d->conns;
+    while (c && c->deferred != q)
+        c = c->next;
+    if (c && c->fd >= 0) { /* (a client that left meanwhile has nothing to read) */
+        c->deferred = NULL;
+        c->parked = 0;
+        q->fn(q->d, c, q->req, r);
+        jm_conn_frames(q->d, c); /* what it sent meanwhile */
+    }
+    json_decref(q->req);
+    free(q);
+}
+
+/* fn with the request's job as the store has it (r->rc: 0 or SAGE_ENOTFOUND), its task rows too if tasks:
+ * at once when memory holds what is needed, else once the store's thread read it. */
+static void with_stored_job(jm *d, jm_conn *c, json_t *req, int tasks, stored_fn fn)
+{
+    sage__store_read r = {.id = req_job_id(req)};
+    if (!tasks && (r.rc = sage__store_job_cached(d->store, r.id, &r.job)) != 1) {
+        fn(d, c, req, &r);
+        return;
+    }
+    stored_req *q = malloc(sizeof *q);
+    if (q)
+        *q = (stored_req){d, json_incref(req), fn};
+    int rc = q ? sage__store_read_async(d->store, r.id, tasks, stored_answer, q) : SAGE_ENOMEM;
+    if (rc != 0) {
+        if (q)
+            json_decref(q->req);
+        free(q);
+        jm_send_error(c, rc, "the job store cannot answer now (%s): try again", sage_strerror(rc));
+        return;
+    }
+    c->deferred = q;
+    c->parked = 1;
+}
+
+/* wait and status of an ended job: its end document. */
+static void send_end(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    if (r->rc == 0)
+        jm_send_json(c, SAGE__MSG_OK, jm_job_end_json(d, &r->job, r->tasks, r->ntasks));
+    else if (r->rc == SAGE_ENOTFOUND)
+        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)r->id);
+    else
+        jm_send_error(c, r->rc, "job %lld: the job store could not be read (%s)", (long long)r->id,
+                      sage_strerror(r->rc));
+}
+
+/* pause, resume, stop, cancel of a job that is not live. */
+static void control_ended(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    (void)d;
+    (void)req;
+    if (r->rc == 0)
+        jm_send_error(c, SAGE_ESTATE, "job %lld already ended (%s)", (long long)r->id, r->job.state);
+    else
+        jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)r->id);
+}
+
+/* Collected records of one operator: streamed (stream.c). */
 static void results(jm *d, jm_conn *c, json_t *req)
 {
-    int64_t id = req_job_id(req);
     const char *name = json_string_value(json_object_get(req, "operator"));
     json_t *pj = json_object_get(req, "parallelism");
     json_int_t par = json_is_integer(pj) ? json_integer_value(pj) : 0;
@@ -119,82 +194,123 @@ static void results(jm *d, jm_conn *c, json_t *req)
         jm_send_error(c, SAGE_EINVAL, "results: bad operator or parallelism");
         return;
     }
-    unsigned char *chunk = malloc(4 + RESULTS_CHUNK);
-    if (!chunk) {
-        jm_send_error(c, SAGE_ENOMEM, "out of memory");
-        return;
-    }
-    for (int i = 0; i < (int)par; i++) {
-        char path[PATH_MAX + 160];
-        sage__fmt(path, sizeof path, "%s/jobs/%lld/results/%s.%d", d->home, (long long)id, name, i);
-        FILE *f = fopen(path, "rbe");
-        if (!f)
-            continue;
-        uint32_t be = htonl((uint32_t)i);
-        memcpy(chunk, &be, 4);
-        size_t n;
-        while ((n = fread(chunk + 4, 1, RESULTS_CHUNK, f)) > 0)
-            jm_send(c, SAGE__MSG_DATA, chunk, n + 4);
-        fclose(f);
-    }
-    free(chunk);
-    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "done", 1));
+    jm_stream_results(d, c, req_job_id(req), name, (int)par);
 }
 
-static void logs(jm *d, jm_conn *c, json_t *req)
+/* pause, resume, stop (with "timeout_ms": the grace before what still runs is killed), cancel. */
+static void control(jm *d, jm_conn *c, json_t *req, const char *op)
 {
-    char err[1024] = "", *text = NULL;
-    size_t len = 0;
-    int64_t id = req_job_id(req);
-    int rc = jm_job_logs(d, id, &text, &len, err, sizeof err);
-    if (rc != 0) {
+    char err[1024] = "";
+    json_t *tj = json_object_get(req, "timeout_ms");
+    json_int_t timeout = json_is_integer(tj) ? json_integer_value(tj) : -1;
+    int rc;
+    if (tj && (strcmp(op, "stop") != 0 || timeout < 0 || timeout > STOP_TIMEOUT_MAX_MS)) {
+        rc = SAGE_EINVAL;
+        sage__fmt(err, sizeof err, "\"timeout_ms\" goes with stop only, as a whole number 0..%d", STOP_TIMEOUT_MAX_MS);
+    } else if (!jm_job_find(d, req_job_id(req))) {
+        with_stored_job(d, c, req, 0, control_ended);
+        return;
+    } else {
+        rc = jm_job_control(d, req_job_id(req), op, (int)timeout, err, sizeof err);
+    }
+    if (rc != 0)
         jm_send_error(c, rc, "%s", err);
+    else
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+}
+
+/* The log files of an ended job, from its task rows. */
+typedef struct log_files {
+    jm_log_file *v;
+    size_t n, cap;
+    sage__task_row *rows; /* the names the entries point into */
+} log_files;
+
+static int add_log_file(const sage__task_row *r, void *arg)
+{
+    log_files *f = arg;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        jm_log_file *v = realloc(f->v, cap * sizeof *v);
+        sage__task_row *rows = realloc(f->rows, cap * sizeof *rows);
+        if (v)
+            f->v = v;
+        if (rows)
+            f->rows = rows;
+        if (!v || !rows)
+            return SAGE_ENOMEM;
+        f->cap = cap;
+    }
+    f->rows[f->n] = *r;
+    f->v[f->n] = (jm_log_file){r->task, r->instance, NULL};
+    f->n++;
+    return 0;
+}
+
+static void stream_logs(jm *d, jm_conn *c, json_t *req, log_files *f)
+{
+    jm_stream_logs(d, c, req_job_id(req), f->v, f->n, json_is_true(json_object_get(req, "follow")));
+    free(f->v);
+    free(f->rows);
+}
+
+/* The logs of an ended job: its task rows say which files. */
+static void logs_ended(jm *d, jm_conn *c, json_t *req, const sage__store_read *r)
+{
+    log_files f = {0};
+    if (r->rc != 0) {
+        send_end(d, c, req, r); /* the error */
         return;
     }
-    jm_send_json(c, SAGE__MSG_OK, json_pack("{s:s%,s:b}", "logs", text, len, "live", jm_job_find(d, id) != NULL));
-    free(text);
-    if (json_is_true(json_object_get(req, "follow")) && jm_job_find(d, id)) {
-        c->job_id = id;
-        c->following = 1;
+    for (size_t t = 0; t < r->ntasks; t++)
+        if (add_log_file(&r->tasks[t], &f) != 0)
+            break;
+    for (size_t t = 0; t < f.n; t++)
+        f.v[t].op = f.rows[t].op;
+    stream_logs(d, c, req, &f);
+}
+
+/* Every task's log, streamed (stream.c); with "follow", a live job's lines after that. */
+static void logs(jm *d, jm_conn *c, json_t *req)
+{
+    jm_job *j = jm_job_find(d, req_job_id(req));
+    if (!j) {
+        with_stored_job(d, c, req, 1, logs_ended);
+        return;
     }
+    log_files f = {0};
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (add_log_file(&(sage__task_row){.task = (int)t, .instance = j->tasks[t].instance}, &f) != 0)
+            break;
+    for (size_t t = 0; t < f.n; t++)
+        f.v[t].op = j->tasks[t].op;
+    stream_logs(d, c, req, &f);
 }
 
 void jm_client_request(jm *d, jm_conn *c, json_t *req)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
-    char err[4096] = "";
     if (!op) {
         jm_send_error(c, SAGE_EPROTO, "request without \"op\"");
     } else if (strcmp(op, "ping") == 0) {
         jm_send_json(c, SAGE__MSG_OK, jm_ping_json(d));
     } else if (strcmp(op, "submit") == 0) {
         submit(d, c, req);
-    } else if (strcmp(op, "wait") == 0) {
-        int64_t id = req_job_id(req);
-        json_t *end;
-        if (jm_job_find(d, id)) {
-            c->job_id = id;
+    } else if (strcmp(op, "wait") == 0 || strcmp(op, "status") == 0) {
+        jm_job *j = jm_job_find(d, req_job_id(req));
+        if (!j) {
+            with_stored_job(d, c, req, 1, send_end); /* ended: its end document */
+        } else if (op[0] == 'w') {
+            c->job_id = j->id;
             c->waiting = 1; /* answered when the job ends */
-        } else if ((end = jm_job_end_json(d, id)) != NULL) {
-            jm_send_json(c, SAGE__MSG_OK, end);
         } else {
-            jm_send_error(c, SAGE_ENOTFOUND, "no job %lld", (long long)id);
+            jm_send_json(c, SAGE__MSG_OK, jm_job_status_json(d, j));
         }
     } else if (strcmp(op, "list") == 0) {
         jm_send_json(c, SAGE__MSG_OK, jm_job_list_json(d));
-    } else if (strcmp(op, "status") == 0) {
-        json_t *st = jm_job_status_json(d, req_job_id(req), err, sizeof err);
-        if (st)
-            jm_send_json(c, SAGE__MSG_OK, st);
-        else
-            jm_send_error(c, SAGE_ENOTFOUND, "%s", err);
     } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
                strcmp(op, "cancel") == 0) {
-        int rc = jm_job_control(d, req_job_id(req), op, err, sizeof err);
-        if (rc != 0)
-            jm_send_error(c, rc, "%s", err);
-        else
-            jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b}", "ok", 1));
+        control(d, c, req, op);
     } else if (strcmp(op, "logs") == 0) {
         logs(d, c, req);
     } else if (strcmp(op, "results") == 0) {

@@ -9,6 +9,7 @@
 
 #include "jobmanager/launcher.h"
 #include "util/err.h"
+#include "util/time.h"
 
 #define LIST_MAX 1000 /* the newest jobs `list` shows */
 
@@ -76,20 +77,27 @@ static int add_task_row(const sage__task_row *r, void *arg)
     return t && json_array_append_new(arg, t) == 0 ? 0 : SAGE_ENOMEM;
 }
 
-json_t *jm_job_end_json(jm *d, int64_t id)
+/* The job store's note about the job's records, if any ("store"). */
+static void add_store_warning(jm *d, int64_t id, json_t *doc)
 {
-    sage__job_row row;
-    if (sage__store_job_get(d->store, id, &row) != 0)
-        return NULL;
-    json_t *tasks = json_array();
-    if (tasks && sage__store_task_each(d->store, id, add_task_row, tasks) != 0)
-        jm_log(d, "job %lld: its task rows could not all be read", (long long)id);
-    json_t *end = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)id, "name", row.name, "state", row.state,
-                            "error", row.error, "tasks", tasks);
-    if (end && row.error_code < 0) /* a failed job: the code its pipeline failed with */
-        json_object_set_new(end, "code", json_integer(row.error_code));
+    char w[1024];
+    if (doc && sage__store_warning(d->store, id, w, sizeof w))
+        json_object_set_new(doc, "store", json_string(w));
+}
+
+json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks)
+{
+    json_t *tj = json_array();
+    for (size_t t = 0; tj && t < ntasks; t++)
+        if (add_task_row(&tasks[t], tj) != 0)
+            jm_log(d, "job %lld: out of memory listing its tasks", (long long)row->id);
+    json_t *end = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)row->id, "name", row->name, "state",
+                            row->state, "error", row->error, "tasks", tj);
+    if (end && row->error_code < 0) /* a failed job: the code its pipeline failed with */
+        json_object_set_new(end, "code", json_integer(row->error_code));
     if (end)
-        jm_slurm_view_ended(d, id, end);
+        jm_slurm_view_ended(d, row->id, end);
+    add_store_warning(d, row->id, end);
     return end;
 }
 
@@ -112,20 +120,16 @@ json_t *jm_job_list_json(jm *d)
     return json_pack("{s:o}", "jobs", jobs);
 }
 
-json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
+json_t *jm_job_status_json(jm *d, const jm_job *j)
 {
-    jm_job *j = jm_job_find(d, id);
-    if (!j) {
-        json_t *end = jm_job_end_json(d, id);
-        if (!end)
-            sage__fmt(err, err_len, "no job %lld", (long long)id);
-        return end;
-    }
     json_t *tasks = json_array();
+    int64_t now = sage__mono_ms();
     for (size_t t = 0; t < j->ntasks; t++) {
         const jm_task *k = &j->tasks[t];
         json_t *tj = task_json(k);
         json_object_set_new(tj, "host", json_string(d->launcher->task_host(d, k)));
+        if (k->pid > 0 && !k->exited && k->seen_ms) /* since its worker was last heard from */
+            json_object_set_new(tj, "silent_ms", json_integer((json_int_t)(now - k->seen_ms)));
         if (d->launcher->view_task)
             d->launcher->view_task(d, j, k, tj);
         if (d->data_plane == JM_DATA_TCP && k->listen[0])
@@ -137,5 +141,6 @@ json_t *jm_job_status_json(jm *d, int64_t id, char *err, size_t err_len)
                            "tasks", tasks);
     if (st && d->launcher->view_job)
         d->launcher->view_job(d, j, st);
+    add_store_warning(d, j->id, st);
     return st;
 }

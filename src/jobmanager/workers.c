@@ -9,16 +9,64 @@
  * producers wait (for us only: a worker whose control connection closes
  * gives up). A worker that dies first takes the normal failure path, and no
  * "peers" event is sent for a failed job.
+ *
+ * Liveness. Every frame a worker sends is a sign of life (k->seen_ms), and
+ * a running worker sends a report every 500 ms from its control thread, so
+ * its reports are its heartbeat. Two deadlines, checked every turn of the
+ * loop (jm_workers_timers): from its launch to its first report (HELLO,
+ * then the set-up of its task: "start_timeout_ms", 30 s by default, since
+ * it covers the user's program up to sage_env_execute and, on Slurm, srun
+ * starting the step), then between two reports ("heartbeat_timeout_ms",
+ * 5 s). A worker past its deadline (stopped, hung, or on a host that no
+ * longer answers) fails its job at the root priority, naming its operator,
+ * instance, host, pid and how long it was silent, and every worker of the
+ * job is killed. Before judging, whatever its connection holds is read:
+ * a daemon that was slow itself must not blame a worker for it. When
+ * several workers of a job are late at once, one that never said HELLO is
+ * named before one that did (on the tcp plane the others wait for it).
  */
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "jobmanager/jm.h"
+#include "jobmanager/launcher.h"
 #include "net/sock.h"
 #include "util/err.h"
+#include "util/time.h"
 #include "util/utf8.h"
+
+#define HEARTBEAT_MS_DEFAULT 5000 /* ten report intervals of a worker */
+#define START_MS_DEFAULT 30000
+#define STOP_MS_DEFAULT 10000
+#define DEADLINE_MIN_MS 100
+#define DEADLINE_MAX_MS 3600000
+
+int jm_worker_config_key(const char *key)
+{
+    return strcmp(key, "heartbeat_timeout_ms") == 0 || strcmp(key, "start_timeout_ms") == 0 ||
+           strcmp(key, "stop_timeout_ms") == 0;
+}
+
+int jm_worker_config(jm *d, const char *key, json_t *v, char *err, size_t err_len)
+{
+    int *slot = strcmp(key, "heartbeat_timeout_ms") == 0 ? &d->heartbeat_ms
+                : strcmp(key, "start_timeout_ms") == 0   ? &d->start_ms
+                                                         : &d->stop_ms;
+    json_int_t ms = json_is_integer(v) ? json_integer_value(v) : -1;
+    if (ms < (strcmp(key, "stop_timeout_ms") == 0 ? 0 : DEADLINE_MIN_MS) || ms > DEADLINE_MAX_MS) {
+        sage__fmt(err, err_len, "config: \"%s\" must be a whole number of milliseconds, %d..%d", key,
+                  strcmp(key, "stop_timeout_ms") == 0 ? 0 : DEADLINE_MIN_MS, DEADLINE_MAX_MS);
+        return SAGE_ECONFIG;
+    }
+    *slot = (int)ms;
+    d->stop_ms_set |= slot == &d->stop_ms; /* 0 is a valid grace: kill at once */
+    return 0;
+}
+
+static int heartbeat_ms(const jm *d) { return d->heartbeat_ms ? d->heartbeat_ms : HEARTBEAT_MS_DEFAULT; }
+static int start_ms(const jm *d) { return d->start_ms ? d->start_ms : START_MS_DEFAULT; }
+int jm_stop_timeout_ms(const jm *d) { return d->stop_ms_set ? d->stop_ms : STOP_MS_DEFAULT; }
 
 /* Every task said HELLO: give each connected worker the consumers' addresses. */
 static void send_peers(jm *d, jm_job *j)
@@ -103,6 +151,7 @@ void jm_worker_hello(jm *d, jm_conn *c, json_t *hello)
     }
     jm_task *k = &j->tasks[c->task];
     k->ctl = c;
+    k->seen_ms = sage__mono_ms();
     if (k->state == JT_STARTING)
         k->state = JT_RUNNING;
     jm_send_json(c, SAGE__MSG_OK, jm_ping_json(d));
@@ -114,6 +163,10 @@ void jm_worker_hello(jm *d, jm_conn *c, json_t *hello)
         getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
         host[0] = 0;
     hello_recorded(d, j, k, hello, host); /* after the OK: a "peers" event must follow it */
+    /* what was asked of the job before this worker reached us */
+    if (j->stop_requested || j->state == JJ_PAUSED)
+        jm_send_json(c, SAGE__MSG_EVENT,
+                     json_pack("{s:s,s:s}", "event", "control", "action", j->stop_requested ? "stop" : "pause"));
 }
 
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
@@ -124,6 +177,11 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
     jm_task *k = &j->tasks[c->task];
     const char *type = json_string_value(json_object_get(ev, "event"));
     json_t *m = json_object_get(ev, "metrics");
+    k->seen_ms = sage__mono_ms();
+    if (type && (strcmp(type, "report") == 0 || strcmp(type, "done") == 0)) {
+        k->reported = 1;
+        j->seen_wall_ms = sage__wall_ms();
+    }
     if (m) {
         json_decref(k->metrics);
         k->metrics = json_incref(m);
@@ -165,4 +223,67 @@ void jm_workers_control(jm_job *j, const char *action)
         if (j->tasks[t].ctl)
             jm_send_json(j->tasks[t].ctl, SAGE__MSG_EVENT,
                          json_pack("{s:s,s:s}", "event", "control", "action", action));
+}
+
+/* ---- liveness ---- */
+
+/* When the task's worker must be heard from next (sage__mono_ms). */
+static int64_t task_due(const jm *d, const jm_task *k)
+{
+    return k->reported ? k->seen_ms + heartbeat_ms(d) : k->launched_ms + start_ms(d);
+}
+
+static void fail_late(jm *d, jm_job *j, jm_task *k, int64_t now)
+{
+    const char *host = d->launcher->task_host(d, k);
+    long long quiet = (long long)(now - (k->seen_ms ? k->seen_ms : k->launched_ms));
+    k->silent = 1;
+    if (!k->said_hello)
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETIMEDOUT,
+                    "operator \"%s\" instance %d on %s (pid %d) did not reach the JobManager within %d ms of its "
+                    "launch (no HELLO: its program is stuck before sage_env_execute, or stopped)",
+                    k->op, k->instance, host, (int)k->pid, start_ms(d));
+    else if (!k->reported)
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETIMEDOUT,
+                    "operator \"%s\" instance %d on %s (pid %d) reached the JobManager but did not start its task "
+                    "within %d ms of its launch (silent for %lld ms: stuck in its set-up, or stopped)",
+                    k->op, k->instance, host, (int)k->pid, start_ms(d), quiet);
+    else if (k->reported_done)
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETIMEDOUT,
+                    "operator \"%s\" instance %d on %s (pid %d) reported the end of its task %lld ms ago but its "
+                    "process has not exited",
+                    k->op, k->instance, host, (int)k->pid, quiet);
+    else
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETIMEDOUT,
+                    "operator \"%s\" instance %d on %s (pid %d) has been silent for %lld ms (no report within the "
+                    "%d ms heartbeat deadline): its process is stopped or hung, or its host is unreachable",
+                    k->op, k->instance, host, (int)k->pid, quiet, heartbeat_ms(d));
+}
+
+int jm_workers_timers(jm *d, int64_t now)
+{
+    int64_t next = -1;
+    for (jm_job *j = d->jobs; j; j = j->next) {
+        if (j->failed || j->cancel_requested)
+            continue; /* its workers are being killed already */
+        jm_task *late = NULL;
+        for (size_t t = 0; t < j->ntasks; t++) {
+            jm_task *k = &j->tasks[t];
+            /* not started, ended, being killed, or lost (its lost connection is a failure of its own) */
+            if (k->pid <= 0 || k->exited || k->killed_by_us || (k->said_hello && !k->ctl))
+                continue;
+            if (task_due(d, k) <= now && k->ctl && k->ctl->fd >= 0)
+                jm_conn_drain(d, k->ctl); /* what it sent while we were busy */
+            int64_t due = task_due(d, k);
+            if (due > now) {
+                if (next < 0 || due - now < next)
+                    next = due - now;
+            } else if (!late || (late->said_hello && !k->said_hello)) {
+                late = k; /* one that never reached us first: on the tcp plane the others wait for it */
+            }
+        }
+        if (late && !j->failed && !j->cancel_requested)
+            fail_late(d, j, late, now);
+    }
+    return (int)next;
 }

@@ -10,10 +10,13 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -121,6 +124,37 @@ static int forever(sage_ctx *c, sage_out *o, void *u)
 
 static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
+/* Writes 10 MB of control bytes (\x01) to stdout, 100 kB with each of its first 100 records. */
+static int write_ctl(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    uintptr_t done = (uintptr_t)sage_ctx_local(c);
+    if (done < 100) {
+        static unsigned char junk[100000];
+        memset(junk, 1, sizeof junk);
+        fwrite(junk, 1, sizeof junk, stdout);
+        fflush(stdout);
+        sage_ctx_set_local(c, (void *)(done + 1));
+    }
+    return sage_emit(o, r, n);
+}
+
+/* Forks `sleep 300` once per instance (a worker whose user code starts a process) and emits its pid. */
+static int fork_sleeper(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (sage_ctx_local(c))
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("sleep", "sleep", "300", (char *)NULL);
+        _exit(127);
+    }
+    sage_ctx_set_local(c, (void *)1);
+    char line[64];
+    int k = snprintf(line, sizeof line, "child %d", (int)pid);
+    printf("%s\n", line);
+    return sage_emit(o, line, (size_t)k);
+}
+
 /* Output that is not UTF-8, then a failure whose stderr is not UTF-8 either. */
 static int latin1(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 {
@@ -152,9 +186,60 @@ static void build_failing(sage_env *env, int code)
     sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "out"});
 }
 
+/* Big records: 1000 bytes each, record i made from i; n records in udata (uint64_t *). */
+#define BIG_RECORD 1000
+static int gen_big(sage_ctx *c, sage_out *o, void *u)
+{
+    uint64_t n = *(const uint64_t *)u, i = (uint64_t)(uintptr_t)sage_ctx_local(c);
+    unsigned char rec[BIG_RECORD];
+    for (int k = 0; k < 256 && i < n; k++, i++) {
+        memcpy(rec, &i, sizeof i);
+        for (size_t b = sizeof i; b < sizeof rec; b++)
+            rec[b] = (unsigned char)(i * 31 + b);
+        if (sage_emit(o, rec, sizeof rec) < 0)
+            return SAGE_ECANCELED;
+    }
+    sage_ctx_set_local(c, (void *)(uintptr_t)i);
+    return i >= n ? SAGE_DONE : SAGE_MORE;
+}
+
+/* `pipeline bigresultsMB ADDR|embedded`: MB megabytes of records collected over two sink instances; prints
+ * how many records and bytes came back and an order-free checksum of them. */
+static int run_big_results(const char *name, const char *jm)
+{
+    char config[256];
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
+    sage_env *env = sage_env_create(name, strcmp(jm, "embedded") == 0 ? NULL : config);
+    sage_collector *c = sage_collector_create(0);
+    uint64_t n = (uint64_t)atoi(name + strlen("bigresults")) * 1000000 / BIG_RECORD;
+    sage_stream *s = sage_from_generator(env, gen_big, &n, &(sage_op_opts){.name = "big"});
+    sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "kept", .parallelism = 2});
+    int rc = sage_env_execute(env);
+    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    uint64_t count = sage_collector_count(c), bytes = 0, sum = 0, sq = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const unsigned char *r = sage_collector_get(c, i, &len);
+        uint64_t h = 1469598103934665603ull;
+        for (size_t b = 0; b < len; b++)
+            h = (h ^ r[b]) * 1099511628211ull;
+        bytes += len;
+        sum += h;
+        sq += h * h;
+    }
+    printf("records %" PRIu64 " bytes %" PRIu64 " sum %016" PRIx64 " %016" PRIx64 "\n", count, bytes, sum, sq);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
 /* `pipeline NAME ADDR`: declare, execute, print what the test compares. */
 static int run_pipeline(const char *name, const char *jm)
 {
+    if (strncmp(name, "bigresults", 10) == 0)
+        return run_big_results(name, jm);
     char config[256];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
     sage_env *env = sage_env_create(name, config);
@@ -196,6 +281,31 @@ static int run_pipeline(const char *name, const char *jm)
         build_failing(env, SAGE_ETOOBIG);
     } else if (strcmp(name, "code42") == 0) {
         build_failing(env, -42);
+    } else if (strcmp(name, "forker") == 0) {
+        n = 8;
+        sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+        s = sage_flat_map(sage_rebalance(s), fork_sleeper, NULL, &(sage_op_opts){.name = "forker", .parallelism = 2});
+        sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "children"});
+    } else if (strcmp(name, "forker40") == 0) {
+        /* 40 tasks, each of the 30 in the middle with a child of its own; runs until stopped (a consumer takes
+         * at most 32 producers connecting at once: runtime/netchan.c, SAGE__NET_PENDING_MAX) */
+        sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        s = sage_flat_map(sage_rebalance(s), fork_sleeper, NULL, &(sage_op_opts){.name = "forker", .parallelism = 30});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end", .parallelism = 9});
+    } else if (strcmp(name, "ctlbytes") == 0 || strcmp(name, "ctlforever") == 0) {
+        n = 200;
+        sage_stream *s = strcmp(name, "ctlbytes") == 0
+                             ? sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"})
+                             : sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        s = sage_map(sage_rebalance(s), write_ctl, NULL, &(sage_op_opts){.name = "ctl"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "end"});
+    } else if (strcmp(name, "nohello") == 0) {
+        /* the worker of task 1 never reaches sage_env_execute, so it never says HELLO */
+        sage_stream *s = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, &(sage_op_opts){.name = "stuck"});
+        if (sage_is_worker() && strcmp(getenv("SAGE_WORKER_TASK"), "1") == 0)
+            for (;;)
+                pause();
     } else if (strcmp(name, "drifting") == 0) {
         /* a graph that differs in the workers: refused by the plan hash */
         sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
@@ -836,6 +946,700 @@ static void cli_exit_codes(void)
     CHECK_CONTAINS(big, "is already in use (is a JobManager running there?");
 }
 
+/* ------------------------------------------------- hardening: each case with a daemon of its own */
+
+typedef struct own_jm {
+    char home[256], token[300], addr[64];
+    int port;
+    pid_t pid;
+} own_jm;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) { nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL); }
+
+/* A daemon with this config, in a fresh state directory, on a free port. 1 once it listens. */
+static int own_start(own_jm *o, const char *config)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->home, sizeof o->home, "/tmp/sage-jm-own-XXXXXX");
+    if (!mkdtemp(o->home))
+        return 0;
+    snprintf(o->token, sizeof o->token, "%s/token", o->home);
+    for (int tries = 0; tries < 3 && o->pid <= 0; tries++) {
+        o->port = free_port();
+        snprintf(o->addr, sizeof o->addr, "127.0.0.1:%d", o->port);
+        o->pid = start_jm_at(o->home, o->port, config);
+    }
+    return o->pid > 0;
+}
+
+static void own_stop(own_jm *o)
+{
+    if (o->pid > 0) {
+        kill(o->pid, SIGTERM);
+        int st;
+        waitpid(o->pid, &st, 0);
+        o->pid = 0;
+    }
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf %s", o->home);
+    if (o->home[0] && system(rm) != 0)
+        fprintf(stderr, "could not remove %s\n", o->home);
+}
+
+static json_t *own_request(const own_jm *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *own_request(const own_jm *o, const char *fmt, ...)
+{
+    char req[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    return client_request_at(o->port, o->token, req);
+}
+
+/* `pipeline NAME` against this daemon, in the background (stdout and stderr). */
+static FILE *own_pipeline(const own_jm *o, const char *name)
+{
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "SAGE_HOME=%s %s pipeline %s %s 2>&1", o->home, self, name, o->addr);
+    return popen(cmd, "r");
+}
+
+/* The newest job, once it is named `name` and in `state` (bounded wait); -1 if it never is. */
+static long long own_wait_job(const own_jm *o, const char *name, const char *state)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *l = own_request(o, "{\"op\":\"list\"}");
+        json_t *first = json_array_get(json_object_get(l, "jobs"), 0);
+        const char *n = json_string_value(json_object_get(first, "name"));
+        const char *s = json_string_value(json_object_get(first, "state"));
+        long long id = json_integer_value(json_object_get(first, "job_id"));
+        int ok = n && strcmp(n, name) == 0 && s && strcmp(s, state) == 0;
+        json_decref(l);
+        if (ok)
+            return id;
+        sleep_ms(5);
+    }
+    return -1;
+}
+
+/* The job's state (bounded wait for it); 1 if it got there within timeout_ms. */
+static int own_wait_state(const own_jm *o, long long id, const char *state, int timeout_ms)
+{
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end; sleep_ms(5)) {
+        json_t *st = own_request(o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+        const char *s = json_string_value(json_object_get(st, "state"));
+        int yes = s && strcmp(s, state) == 0;
+        json_decref(st);
+        if (yes)
+            return 1;
+    }
+    return 0;
+}
+
+/* The pids of the job's tasks once every worker has sent a report (bounded wait); how many. */
+static size_t own_reporting_pids(const own_jm *o, long long id, pid_t *pids, size_t cap)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *st = own_request(o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+        json_t *t;
+        size_t k, n = 0, reporting = 0;
+        json_array_foreach(json_object_get(st, "tasks"), k, t)
+        {
+            if (n < cap)
+                pids[n++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
+            reporting += json_is_object(json_object_get(t, "metrics"));
+        }
+        json_decref(st);
+        if (n > 0 && reporting == n)
+            return n;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+/* `pipeline forever` on the daemon, once running with its 4 workers reporting: the job's id (-1 if not) and
+ * the workers' pids; the client in *client. */
+static long long own_forever(const own_jm *o, FILE **client, pid_t pids[4])
+{
+    *client = own_pipeline(o, "forever");
+    long long id = own_wait_job(o, "forever", "running");
+    pid_t all[8];
+    if (id <= 0 || own_reporting_pids(o, id, all, 8) != 4)
+        return -1;
+    memcpy(pids, all, 4 * sizeof *pids);
+    return id;
+}
+
+/* Read a background client's output until it ends, at most timeout_ms; 1 if it ended. */
+static int read_until_end(FILE *f, char *out, size_t cap, int timeout_ms)
+{
+    size_t got = 0;
+    int64_t end = mono_ms() + timeout_ms;
+    int fd = fileno(f);
+    for (;;) {
+        int64_t left = end - mono_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            out[got] = 0;
+            return 0;
+        }
+        ssize_t n = read(fd, out + got, cap - 1 - got);
+        if (n <= 0) {
+            out[got] = 0;
+            return 1;
+        }
+        got += (size_t)n;
+        if (got == cap - 1)
+            got = 0; /* keep the tail */
+    }
+}
+
+/* Is the process gone (reaped, not even a zombie)? Waits up to timeout_ms for it. */
+static int pid_gone(pid_t pid, int timeout_ms)
+{
+    for (int64_t end = mono_ms() + timeout_ms;; sleep_ms(5)) {
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return 1;
+        if (mono_ms() >= end)
+            return 0;
+    }
+}
+
+/* A worker stopped with SIGSTOP stops reporting: the job fails within the heartbeat deadline, naming it. */
+static void silent_worker_fails_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"heartbeat_timeout_ms\": 1500, \"node\": {\"cpus\": 2}}"));
+    FILE *client;
+    pid_t pids[4];
+    long long id = own_forever(&o, &client, pids);
+    CHECK(id > 0);
+    if (id <= 0) {
+        own_stop(&o);
+        pclose(client);
+        return;
+    }
+    int64_t t0 = mono_ms();
+    CHECK_INT(kill(pids[2], SIGSTOP), 0); /* "mid" instance 1 */
+    int ended = read_until_end(client, big, 1 << 20, 15000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a stopped worker failed its job after %lld ms; deadline 1500 ms)\n%s", (long long)took, big);
+    CHECK(ended);
+    CHECK(took < 1500 + 2500);
+    CHECK_CONTAINS(big, "operator \"mid\" instance 1 on ");
+    CHECK_CONTAINS(big, "has been silent for ");
+    CHECK_CONTAINS(big, "heartbeat deadline");
+    if (!ended)
+        kill(pids[2], SIGKILL);
+    own_stop(&o);
+    pclose(client);
+    for (size_t k = 0; k < 4; k++)
+        CHECK(id <= 0 || pid_gone(pids[k], 2000));
+}
+
+/* A worker that never says HELLO fails its job once the start deadline passed. */
+static void worker_without_hello_fails_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"start_timeout_ms\": 1500, \"node\": {\"cpus\": 2}}"));
+    int64_t t0 = mono_ms();
+    FILE *client = own_pipeline(&o, "nohello");
+    int ended = read_until_end(client, big, 1 << 20, 15000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a worker without HELLO failed its job after %lld ms; deadline 1500 ms)\n", (long long)took);
+    CHECK(ended);
+    CHECK(took < 1500 + 3000);
+    CHECK_CONTAINS(big, "operator \"stuck\" instance 0 on ");
+    CHECK_CONTAINS(big, "did not reach the JobManager within 1500 ms of its launch");
+    own_stop(&o);
+    pclose(client);
+}
+
+/* `sage job stop --timeout 1` ends a job whose worker no longer drains: graceful first, then forced. */
+static void stop_timeout_forces_stuck_job(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"heartbeat_timeout_ms\": 60000, \"node\": {\"cpus\": 2}}"));
+    FILE *client;
+    pid_t pids[4];
+    long long id = own_forever(&o, &client, pids);
+    CHECK(id > 0);
+    if (id > 0)
+        CHECK_INT(kill(pids[2], SIGSTOP), 0);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --timeout 1 --port %d --token-file %s 2>&1", getenv("SAGE_CLI"), id,
+                  o.port, o.token),
+              0);
+    int stopped = own_wait_state(&o, id, "stopped", 8000);
+    int64_t took = mono_ms() - t0;
+    fprintf(stderr, "  (a job with a stopped worker ended %lld ms after `stop --timeout 1`)\n", (long long)took);
+    CHECK(stopped);
+    CHECK(took < 1000 + 2500);
+    json_t *st = own_request(&o, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    fprintf(stderr, "  (reason: %s)\n", json_string_value(json_object_get(st, "error")));
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "error")), "forced after 1000 ms");
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "error")), "operator \"mid\" instance 1");
+    json_decref(st);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    own_stop(&o);
+    CHECK_INT(WEXITSTATUS(pclose(client)), 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    for (size_t k = 0; k < 4; k++)
+        CHECK(id <= 0 || pid_gone(pids[k], 2000));
+}
+
+/* The parent of the daemon's worker cgroups, from its log ("" when it enforces no memory limits). */
+static void own_cgroup_parent(const own_jm *o, char *out, size_t cap)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "sed -n 's/.*memory limits: cgroup \\(.*\\)$/\\1/p' %s/jobmanager.log | head -1",
+             o->home);
+    out[0] = 0;
+    if (run(out, cap, "%s", cmd) == 0)
+        out[strcspn(out, "\n")] = 0;
+}
+
+/* How many cgroup directories of the job are left under parent (jm<daemon pid>-job<id>-task*). */
+static int job_cgroups(const own_jm *o, const char *parent, long long id)
+{
+    char out[64];
+    run(out, sizeof out, "ls -d %s/jm%d-job%lld-task* 2>/dev/null | wc -l", parent, (int)o->pid, id);
+    return atoi(out);
+}
+
+/* A worker that forks `sleep 300` and ends: after the job, its child is gone too (and its cgroup). */
+static void grandchildren_die(int with_cgroups)
+{
+    own_jm o;
+    if (!with_cgroups)
+        setenv("SAGE_CGROUP", "none", 1); /* read by the daemon's probe */
+    int up = own_start(&o, "{\"node\": {\"cpus\": 2}}");
+    unsetenv("SAGE_CGROUP");
+    CHECK(up);
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    if (with_cgroups && !parent[0]) {
+        own_stop(&o);
+        SKIP("memory cgroups are not usable on this host (not root, or no writable hierarchy)");
+    }
+    FILE *client = own_pipeline(&o, "forker");
+    CHECK(read_until_end(client, big, 1 << 20, 20000));
+    CHECK_INT(WEXITSTATUS(pclose(client)), 0);
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld rc 0", &id) == 1);
+    int children = 0;
+    for (const char *p = big; (p = strstr(p, "\nchild ")) != NULL; p++) {
+        pid_t pid = (pid_t)atoi(p + 7);
+        CHECK(pid > 0);
+        int gone = pid > 0 && pid_gone(pid, 3000);
+        if (!gone && pid > 0)
+            kill(pid, SIGKILL);
+        CHECK(gone);
+        children++;
+    }
+    CHECK_INT(children, 2);
+    if (with_cgroups) {
+        int left = 1;
+        for (int64_t end = mono_ms() + 3000; left && mono_ms() < end; sleep_ms(5))
+            left = job_cgroups(&o, parent, id);
+        CHECK_INT(left, 0);
+    }
+    own_stop(&o);
+}
+
+static void grandchildren_die_with_cgroups(void) { grandchildren_die(1); }
+static void grandchildren_die_with_process_groups(void) { grandchildren_die(0); }
+
+/* How long a request may take while the daemon is busy with something it must not wait for (a cgroup that
+ * cannot be removed yet, a locked job store): an order of magnitude under the stalls it replaced (4.4 s and
+ * 5 s), with room for a loaded 2-CPU host, and more under a sanitizer (every process instrumented). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ANSWER_BOUND_MS 2000
+#else
+#define ANSWER_BOUND_MS 500
+#endif
+
+typedef struct pinger {
+    const own_jm *o;
+    const char *req; /* NULL: ping */
+    _Atomic int stop;
+    int64_t worst_ms, pings, failed;
+} pinger;
+
+static void *ping_loop(void *arg)
+{
+    pinger *p = arg;
+    while (!atomic_load(&p->stop)) {
+        int64_t t0 = mono_ms();
+        json_t *r = own_request(p->o, "%s", p->req ? p->req : "{\"op\":\"ping\"}");
+        int64_t took = mono_ms() - t0;
+        p->failed += r == NULL;
+        json_decref(r);
+        if (took > p->worst_ms)
+            p->worst_ms = took;
+        p->pings++;
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+/* 40 tasks end while their cgroups cannot be removed yet (each holds a child group the test made): the
+ * daemon retries from its timers, and keeps answering meanwhile. */
+static void forty_cgroups_removed_without_stall(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    if (!parent[0]) {
+        own_stop(&o);
+        SKIP("memory cgroups are not usable on this host (not root, or no writable hierarchy)");
+    }
+    FILE *client = own_pipeline(&o, "forker40");
+    long long id = own_wait_job(&o, "forker40", "running");
+    CHECK(id > 0);
+    pid_t pids[64];
+    CHECK_INT(own_reporting_pids(&o, id, pids, 64), 40);
+    char hold[700];
+    int held = 0;
+    for (int t = 0; t < 40; t++) {
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        held += mkdir(hold, 0755) == 0;
+    }
+    CHECK_INT(held, 40);
+    pinger p = {.o = &o};
+    pthread_t th;
+    pthread_create(&th, NULL, ping_loop, &p);
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, o.port, o.token),
+              0);
+    CHECK(own_wait_state(&o, id, "stopped", 20000));
+    sleep_ms(1000); /* removal is pending meanwhile: every group still holds the test's child group */
+    CHECK_INT(job_cgroups(&o, parent, id), 40);
+    for (int t = 0; t < 40; t++) {
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        rmdir(hold);
+    }
+    int left = 40;
+    int64_t t0 = mono_ms();
+    for (int64_t end = t0 + 5000; left && mono_ms() < end; sleep_ms(10))
+        left = job_cgroups(&o, parent, id);
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr,
+            "  (%lld pings while 40 cgroups waited for removal: the slowest took %lld ms; %d left %lld ms "
+            "after they could go)\n",
+            (long long)p.pings, (long long)p.worst_ms, left, (long long)(mono_ms() - t0));
+    CHECK_INT(left, 0);
+    CHECK_INT(p.failed, 0);
+    CHECK(p.pings > 20);
+    CHECK(p.worst_ms < ANSWER_BOUND_MS);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    own_stop(&o);
+    pclose(client);
+}
+
+/* A "results" request on a raw connection: the bytes of its DATA frames, and the final frame's payload. */
+static uint64_t raw_results(const own_jm *o, long long id, const char *op, int par, char *last, size_t cap)
+{
+    char tok[SAGE__TOKEN_HEX + 1], err[256], msg[512];
+    last[0] = 0;
+    if (sage__token_read(o->token, tok, sizeof tok, err, sizeof err) != 0)
+        return 0;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)o->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    uint64_t bytes = 0;
+    sage__frame f;
+    unsigned char *payload = NULL;
+    int n = snprintf(msg, sizeof msg, "{\"token\":\"%s\",\"role\":\"client\"}", tok);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 || sage__frame_send(s, SAGE__MSG_HELLO, msg, (uint32_t)n) ||
+        sage__frame_recv(s, SAGE__DATA_FRAME_MAX, &f, &payload, err, sizeof err) != 0) {
+        close(s);
+        return 0;
+    }
+    free(payload);
+    n = snprintf(msg, sizeof msg, "{\"op\":\"results\",\"job_id\":%lld,\"operator\":\"%s\",\"parallelism\":%d}", id, op,
+                 par);
+    sage__frame_send(s, SAGE__MSG_REQUEST, msg, (uint32_t)n);
+    while (sage__frame_recv(s, SAGE__DATA_FRAME_MAX, &f, &payload, err, sizeof err) == 0) {
+        if (f.type != SAGE__MSG_DATA) {
+            snprintf(last, cap, "%.*s", (int)f.len, (const char *)payload);
+            free(payload);
+            break;
+        }
+        bytes += f.len - 4;
+        free(payload);
+    }
+    close(s);
+    return bytes;
+}
+
+/* The daemon's peak resident memory (VmHWM), in KiB. */
+static long peak_rss_kib(pid_t pid)
+{
+    char out[64];
+    run(out, sizeof out, "awk '/^VmHWM:/ {print $2}' /proc/%d/status", (int)pid);
+    return atol(out);
+}
+
+/* A remote job collecting mb megabytes gets every record back, as embedded mode does, while the daemon holds
+ * a bounded amount of it at a time. */
+static void big_results(int mb)
+{
+    static char emb[4096];
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    long before = peak_rss_kib(o.pid);
+    CHECK_INT(run(emb, sizeof emb, "%s pipeline bigresults%d embedded", self, mb), 0);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline bigresults%d %s 2>&1", o.home, self, mb, o.addr), 0);
+    int64_t took = mono_ms() - t0;
+    long peak = peak_rss_kib(o.pid);
+    fprintf(stderr, "  (%d MB collected remotely in %lld ms; the daemon's peak RSS went from %ld KiB to %ld KiB)\n%s",
+            mb, (long long)took, before, peak, after_job_line(big));
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_STR(after_job_line(big), after_job_line(emb));
+    char want[64];
+    snprintf(want, sizeof want, "records %d bytes %d ", mb * 1000000 / BIG_RECORD, mb * 1000000);
+    CHECK_CONTAINS(big, want);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* (their shadow memory counts too) */
+    CHECK(peak - before < 12 * 1024); /* the bound: 4 MiB queued per connection and one read chunk, plus slack */
+#endif
+    /* a results file that cannot be read: the client hears why, and the daemon says it in its log */
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld", &id) == 1);
+    char path[600];
+    snprintf(path, sizeof path, "%s/jobs/%lld/results/kept.1", o.home, id);
+    CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
+    char last[2048];
+    uint64_t data = raw_results(&o, id, "kept", 2, last, sizeof last);
+    CHECK(data > 0);                      /* instance 0 came */
+    CHECK_CONTAINS(last, "\"code\":-12"); /* then an ERROR */
+    CHECK_CONTAINS(last, "cannot read ");
+    CHECK_CONTAINS(last, "kept.1: Is a directory");
+    CHECK_INT(run(big, 1 << 20, "grep -c 'results of job %lld operator \"kept\": cannot read' %s/jobmanager.log", id,
+                  o.home),
+              0);
+    own_stop(&o);
+}
+
+static void big_results_40mb(void) { big_results(40); }
+static void big_results_105mb(void) { big_results(105); }
+
+/* The job's log files in task order (src, ctl, end): "<md5>\n<bytes>\n". */
+static void log_files_sum(const own_jm *o, long long id, char *out, size_t cap)
+{
+    char cat[1200];
+    snprintf(cat, sizeof cat, "cat %s/jobs/%lld/logs/src.0.log %s/jobs/%lld/logs/ctl.0.log %s/jobs/%lld/logs/end.0.log",
+             o->home, id, o->home, id, o->home, id);
+    run(out, cap, "%s | md5sum | cut -c1-32; %s | wc -c", cat, cat);
+}
+
+/* 10 MB of control bytes in a task's log (6 times that as JSON escapes) come through `sage job logs` whole. */
+static void logs_of_control_bytes(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline ctlbytes %s 2>&1", o.home, self, o.addr), 0);
+    long long id = 0;
+    CHECK(sscanf(big, "job %lld rc 0", &id) == 1);
+    char want[256], got[256], out[600];
+    log_files_sum(&o, id, want, sizeof want);
+    snprintf(out, sizeof out, "%s/logs.out", o.home);
+    int64_t t0 = mono_ms();
+    CHECK_INT(run(big, 1 << 20, "%s job logs %lld --port %d --token-file %s > %s", getenv("SAGE_CLI"), id, o.port,
+                  o.token, out),
+              0);
+    int64_t took = mono_ms() - t0;
+    run(got, sizeof got, "md5sum < %s | cut -c1-32; wc -c < %s", out, out);
+    fprintf(stderr, "  (`sage job logs` took %lld ms; the log files: %s; its output: %s)\n", (long long)took, want,
+            got);
+    CHECK(atol(strchr(want, '\n') + 1) > 10000000);
+    CHECK_STR(got, want);
+    own_stop(&o);
+}
+
+/* The same with --follow while the job writes them, read slowly: every byte once, nothing dropped. */
+static void logs_followed_while_written(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    FILE *client = own_pipeline(&o, "ctlforever");
+    long long id = own_wait_job(&o, "ctlforever", "running");
+    CHECK(id > 0);
+    char cmd[1200], out[600];
+    snprintf(out, sizeof out, "%s/followed", o.home);
+    /* a follower that reads nothing for a second: the daemon must hold (or drop) nothing meanwhile */
+    snprintf(cmd, sizeof cmd, "%s job logs %lld --follow --port %d --token-file %s | (sleep 1; cat > %s)",
+             getenv("SAGE_CLI"), id, o.port, o.token, out);
+    FILE *follower = popen(cmd, "r");
+    /* the job writes for a while; once its log holds 10 MB it is stopped */
+    char path[700];
+    snprintf(path, sizeof path, "%s/jobs/%lld/logs/ctl.0.log", o.home, id);
+    struct stat st = {0};
+    for (int64_t end = mono_ms() + 20000; mono_ms() < end && (stat(path, &st) != 0 || st.st_size < 10000000);)
+        sleep_ms(20);
+    sleep_ms(200);
+    CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, o.port, o.token),
+              0);
+    CHECK(read_until_end(client, big, 1 << 20, 20000));
+    pclose(client);
+    CHECK_INT(WEXITSTATUS(pclose(follower)), 0);
+    char want[256], got[256];
+    log_files_sum(&o, id, want, sizeof want);
+    run(got, sizeof got, "md5sum < %s | cut -c1-32; wc -c < %s", out, out);
+    fprintf(stderr, "  (the log files: %s; followed: %s)\n", want, got);
+    CHECK_STR(got, want);
+    own_stop(&o);
+}
+
+/* How many rows a query on the database file counts (-1: it could not be read). */
+static long db_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Another process holds a write lock on jobs.db while jobs are submitted, run and end: the daemon answers
+ * at once all along, and once the lock is gone every job and task row is in the file. */
+static void store_locked_by_another_process(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char path[600];
+    snprintf(path, sizeof path, "%s/jobs.db", o.home);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    pinger pp = {.o = &o}, pl = {.o = &o, .req = "{\"op\":\"list\"}"};
+    pthread_t tp, tl;
+    pthread_create(&tp, NULL, ping_loop, &pp);
+    pthread_create(&tl, NULL, ping_loop, &pl);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(run(big, 1 << 20, "SAGE_HOME=%s %s pipeline wordcount %s 2>&1", o.home, self, o.addr), 0);
+        CHECK_CONTAINS(big, "w9 541\n"); /* the results came back */
+    }
+    int64_t took = mono_ms() - t0;
+    json_t *l = own_request(&o, "{\"op\":\"list\"}");
+    json_t *jobs = json_object_get(l, "jobs");
+    CHECK_INT(json_array_size(jobs), 3);
+    for (size_t i = 0; i < json_array_size(jobs); i++)
+        CHECK_STR(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "finished");
+    json_decref(l);
+    /* an ended job's status says its rows wait */
+    json_t *st = own_request(&o, "{\"op\":\"status\",\"job_id\":3}");
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
+    CHECK_INT(json_array_size(json_object_get(st, "tasks")), 7);
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "store")), "locked");
+    json_decref(st);
+    while (mono_ms() - t0 < 1500) /* the lock held a while longer: the daemon keeps answering */
+        sleep_ms(20);
+    atomic_store(&pp.stop, 1);
+    atomic_store(&pl.stop, 1);
+    pthread_join(tp, NULL);
+    pthread_join(tl, NULL);
+    fprintf(stderr,
+            "  (3 jobs in %lld ms while jobs.db was locked; then locked %lld ms in all: slowest of %lld pings %lld ms, "
+            "of %lld lists %lld ms)\n",
+            (long long)took, (long long)(mono_ms() - t0), (long long)pp.pings, (long long)pp.worst_ms,
+            (long long)pl.pings, (long long)pl.worst_ms);
+    CHECK_INT(pp.failed + pl.failed, 0);
+    CHECK(pp.worst_ms < ANSWER_BOUND_MS && pl.worst_ms < ANSWER_BOUND_MS);
+    CHECK_INT(db_count(path, "SELECT count(*) FROM jobs"), 0); /* nothing could be written meanwhile */
+    CHECK_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* released: every row lands (bounded wait) */
+    long jobs_n = 0, tasks_n = 0;
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end && (jobs_n != 3 || tasks_n != 21); sleep_ms(20)) {
+        jobs_n = db_count(path, "SELECT count(*) FROM jobs WHERE state = 'finished'");
+        tasks_n = db_count(path, "SELECT count(*) FROM tasks WHERE state = 'finished'");
+    }
+    CHECK_INT(jobs_n, 3);
+    CHECK_INT(tasks_n, 21);
+    CHECK_INT(run(big, 1 << 20, "grep 'jobs.db' %s/jobmanager.log", o.home), 0); /* the wait was logged */
+    fprintf(stderr, "%s", big);
+    own_stop(&o);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The daemon is killed 1.5 s into a job and restarted 2 s later: the job ended when it was last known alive,
+ * not at the restart, and what it left (sockets, cgroups) is gone. */
+static void restart_after_crash(void)
+{
+    own_jm o;
+    CHECK(own_start(&o, "{\"node\": {\"cpus\": 2}}"));
+    char parent[512];
+    own_cgroup_parent(&o, parent, sizeof parent);
+    FILE *client;
+    pid_t pids[4];
+    long long id = own_forever(&o, &client, pids);
+    CHECK(id > 0);
+    sleep_ms(1500);
+    int64_t killed = wall_ms();
+    pid_t old = o.pid;
+    kill(o.pid, SIGKILL);
+    int st;
+    waitpid(o.pid, &st, 0);
+    CHECK(read_until_end(client, big, 1 << 20, 10000));
+    pclose(client);
+    for (int k = 0; k < 4; k++)
+        CHECK(pid_gone(pids[k], 3000));
+    char sock[700];
+    snprintf(sock, sizeof sock, "ls %s/jobs/%lld/sock 2>/dev/null | wc -l", o.home, id);
+    run(big, 1 << 20, "%s", sock);
+    fprintf(stderr, "  (socket files left by the dead daemon: %d)\n", atoi(big));
+    sleep_ms(2000);
+    for (int tries = 0; tries < 3 && (o.pid = start_jm_at(o.home, o.port, "{\"node\": {\"cpus\": 2}}")) <= 0; tries++)
+        sleep_ms(200);
+    CHECK(o.pid > 0);
+    json_t *l = own_request(&o, "{\"op\":\"list\"}");
+    json_t *job = json_array_get(json_object_get(l, "jobs"), 0);
+    int64_t started = json_integer_value(json_object_get(job, "started_ms"));
+    int64_t ended = json_integer_value(json_object_get(job, "ended_ms"));
+    fprintf(stderr, "  (killed %lld ms after the start; recorded end %lld ms after it, %lld ms before the kill)\n",
+            (long long)(killed - started), (long long)(ended - started), (long long)(killed - ended));
+    CHECK_STR(json_string_value(json_object_get(job, "state")), "failed");
+    CHECK(ended <= killed + 50);
+    CHECK(ended >= killed - 2000);
+    json_decref(l);
+    run(big, 1 << 20, "%s", sock);
+    CHECK_INT(atoi(big), 0);
+    if (parent[0]) {
+        char own[64];
+        snprintf(own, sizeof own, "jm%d-", (int)old);
+        int left = 1;
+        for (int64_t end = mono_ms() + 3000; left && mono_ms() < end; sleep_ms(10)) {
+            run(big, 1 << 20, "ls %s /sys/fs/cgroup/freezer/sage 2>/dev/null | grep -c '^%s'", parent, own);
+            left = atoi(big);
+        }
+        CHECK_INT(left, 0);
+    }
+    own_stop(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -875,6 +1679,18 @@ int main(int argc, char **argv)
     RUN(tcp_data_plane);
     RUN(restart_keeps_jobs);
     RUN(cli_exit_codes);
+    RUN(silent_worker_fails_job);
+    RUN(worker_without_hello_fails_job);
+    RUN(stop_timeout_forces_stuck_job);
+    RUN(grandchildren_die_with_cgroups);
+    RUN(grandchildren_die_with_process_groups);
+    RUN(forty_cgroups_removed_without_stall);
+    RUN(big_results_40mb);
+    RUN(big_results_105mb);
+    RUN(logs_of_control_bytes);
+    RUN(logs_followed_while_written);
+    RUN(store_locked_by_another_process);
+    RUN(restart_after_crash);
     stop_jm();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);

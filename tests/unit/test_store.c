@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -102,7 +103,7 @@ static void test_upgrade_from_1(void)
               SQLITE_OK);
     sage__store *s = open_ok(path);
     raw_query(path, "PRAGMA user_version", v, sizeof v);
-    CHECK_STR(v, "2");
+    CHECK_STR(v, "3");
     sage__job_row row;
     CHECK_INT(sage__store_job_get(s, 1, &row), 0);
     CHECK_STR(row.name, "old");
@@ -121,7 +122,7 @@ static void test_open_schema(void)
     db_path(path, sizeof path);
     sage__store *s = open_ok(path);
     raw_query(path, "PRAGMA user_version", v, sizeof v);
-    CHECK_STR(v, "2"); /* version 2: jobs.error_code */
+    CHECK_STR(v, "3"); /* version 2: jobs.error_code; 3: jobs.seen_ms */
     raw_query(path, "PRAGMA journal_mode", v, sizeof v);
     CHECK_STR(v, "wal");
     sage__store_close(s);
@@ -630,7 +631,7 @@ static void test_open_errors(void)
     err[0] = '\0';
     CHECK(sage__store_open(path, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, path);
-    CHECK_CONTAINS(err, "schema version 99 is newer than this JobManager supports (2)");
+    CHECK_CONTAINS(err, "schema version 99 is newer than this JobManager supports (3)");
     fprintf(stderr, "  (message: %s)\n", err);
     char v[64];
     raw_query(path, "PRAGMA journal_mode", v, sizeof v);
@@ -727,6 +728,136 @@ static void test_task_each(void)
     sage__store_close(s);
 }
 
+/* A version 2 file (before jobs.seen_ms) is upgraded in place. */
+static void test_upgrade_from_2(void)
+{
+    char path[600], v[64];
+    db_path(path, sizeof path);
+    sage__store *s = open_ok(path);
+    int64_t id = 0;
+    CHECK_INT(sage__store_job_insert(s, "two", "/bin/two", 1, 5, &id), 0);
+    sage__store_close(s);
+    CHECK_INT(raw_exec(path, "ALTER TABLE jobs DROP COLUMN seen_ms; PRAGMA user_version = 2;"), SQLITE_OK);
+    s = open_ok(path);
+    raw_query(path, "PRAGMA user_version", v, sizeof v);
+    CHECK_STR(v, "3");
+    sage__job_row row;
+    CHECK_INT(sage__store_job_get(s, id, &row), 0);
+    CHECK_STR(row.name, "two");
+    CHECK_INT(row.seen_ms, 0);
+    sage__store_close(s);
+}
+
+/* A job the daemon knew alive until some time ends then if the daemon dies (not at the restart). */
+static void test_seen_is_the_end(void)
+{
+    char path[600], v[64];
+    db_path(path, sizeof path);
+    sage__store *s = open_ok(path);
+    int64_t id = 0;
+    CHECK_INT(sage__store_job_insert(s, "alive", "/x", 1, 100, &id), 0);
+    CHECK_INT(sage__store_job_state(s, id, "running", NULL, 110), 0);
+    CHECK_INT(sage__store_job_seen(s, id, 1500), 0);
+    CHECK_INT(sage__store_job_seen(s, 999, 1500), SAGE_ENOTFOUND);
+    sage__store_close(s);
+    raw_query(path, "SELECT seen_ms FROM jobs WHERE id = 1", v, sizeof v);
+    CHECK_STR(v, "1500");
+    s = open_ok(path);
+    CHECK_INT(sage__store_fail_unfinished(s, "died"), 1);
+    size_t n = 0;
+    const int64_t *ids = sage__store_unfinished(s, &n);
+    CHECK_INT(n, 1);
+    CHECK_INT(n ? ids[0] : 0, id);
+    sage__job_row r;
+    CHECK_INT(sage__store_job_get(s, id, &r), 0);
+    CHECK_STR(r.state, "failed");
+    CHECK_INT(r.ended_ms, 1500);
+    sage__store_close(s);
+    raw_query(path, "SELECT ended_ms FROM jobs WHERE id = 1", v, sizeof v);
+    CHECK_STR(v, "1500");
+}
+
+typedef struct answered {
+    int calls, rc;
+    size_t ntasks;
+    char state[16];
+} answered;
+
+static void on_answer(sage__store_read *r, void *arg)
+{
+    answered *a = arg;
+    a->calls++;
+    a->rc = r->rc;
+    a->ntasks = r->ntasks;
+    snprintf(a->state, sizeof a->state, "%s", r->job.state);
+}
+
+static void log_line(void *arg, const char *msg)
+{
+    char *seen = arg;
+    size_t l = strlen(seen);
+    snprintf(seen + l, 4096 - l, "%s\n", msg);
+}
+
+/* Another process holds the file locked: every call returns at once, reads see every write (memory and
+ * the file together), and once the lock is gone every row is written. */
+static void test_locked_file(void)
+{
+    char path[600], v[64];
+    static char seen[4096];
+    db_path(path, sizeof path);
+    sage__store *s = open_ok(path);
+    sage__store_attach(s, log_line, seen);
+    sqlite3 *other = NULL;
+    CHECK_INT(sqlite3_open(path, &other), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    int64_t t0 = now_ms(), id = 0;
+    for (int i = 0; i < 50; i++) {
+        CHECK_INT(sage__store_job_insert(s, "locked", "/x", 2, 1, &id), 0);
+        CHECK_INT(sage__store_job_state(s, id, "finished", "", 2), 0);
+        sage__task_row t = make_task(id, 0, "finished"), u = make_task(id, 1, "finished");
+        CHECK_INT(sage__store_task_put(s, &t), 0);
+        CHECK_INT(sage__store_task_put(s, &u), 0);
+    }
+    int64_t took = now_ms() - t0;
+    CHECK(took < 100); /* 200 writes, none waited for the lock */
+    sage__job_row rows[8];
+    size_t n = 0;
+    CHECK_INT(sage__store_job_list(s, rows, 8, &n), 0);
+    CHECK_INT(n, 8);
+    CHECK_INT(rows[0].id, 50);
+    char w[512] = "";
+    /* a question answered by the writer thread, with the rows that wait */
+    answered a = {0};
+    CHECK_INT(sage__store_read_async(s, id, 1, on_answer, &a), 0);
+    for (int64_t end = now_ms() + 5000; a.calls == 0 && now_ms() < end;) {
+        struct pollfd p = {.fd = sage__store_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 100) > 0)
+            sage__store_dispatch(s);
+    }
+    CHECK_INT(a.calls, 1);
+    CHECK_INT(a.rc, 0);
+    CHECK_INT(a.ntasks, 2);
+    CHECK_STR(a.state, "finished");
+    /* once the writer met the lock, the job's rows say they wait for it */
+    int warned = 0;
+    for (int64_t end = now_ms() + 3000; !warned && now_ms() < end;)
+        if (!(warned = sage__store_warning(s, id, w, sizeof w)))
+            poll(NULL, 0, 5);
+    CHECK_INT(warned, 1);
+    CHECK_CONTAINS(w, "locked by another process");
+    raw_query(path, "SELECT count(*) FROM jobs", v, sizeof v);
+    CHECK_STR(v, "0");
+    CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    sage__store_close(s); /* writes what waits */
+    raw_query(path, "SELECT count(*) FROM jobs WHERE state = 'finished'", v, sizeof v);
+    CHECK_STR(v, "50");
+    raw_query(path, "SELECT count(*) FROM tasks", v, sizeof v);
+    CHECK_STR(v, "100");
+    CHECK_CONTAINS(seen, "jobs.db is locked by another process");
+}
+
 int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
@@ -738,6 +869,9 @@ int main(int argc, char **argv)
     }
     RUN(test_open_schema);
     RUN(test_upgrade_from_1);
+    RUN(test_upgrade_from_2);
+    RUN(test_seen_is_the_end);
+    RUN(test_locked_file);
     RUN(test_insert_get);
     RUN(test_states);
     RUN(test_list);
