@@ -354,7 +354,11 @@ static void prepare_sinks(worker *w)
         if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
             char path[1400];
             snprintf(path, sizeof path, "%s/results/%s.%d", w->dir, op->name, w->task->instance);
-            so->file = fopen(path, "wbe");
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                          0600); /* private, never a link */
+            so->file = fd >= 0 ? fdopen(fd, "wb") : NULL;
+            if (!so->file && fd >= 0)
+                close(fd);
             if (!so->file)
                 die(w, SAGE_EIO, "operator \"%s\": cannot write %s: %s", op->name, path, strerror(errno));
             so->mode = SAGE__SINK_RECORDS;

@@ -62,38 +62,6 @@ static void on_signals(jm *d)
     }
 }
 
-/* Worker groups left by a JobManager that died (named jm<pid>-...): remove the empty ones whose daemon is gone. */
-static void remove_stale_cgroups(jm *d)
-{
-    if (d->cgmode == SAGE__CGROUP_NONE)
-        return;
-    DIR *dir = opendir(d->cgparent);
-    if (!dir)
-        return;
-    struct dirent *e;
-    int removed = 0;
-    while ((e = readdir(dir)) != NULL) {
-        char digits[24];
-        size_t nd = strspn(e->d_name + 2, "0123456789");
-        int64_t pid;
-        if (strncmp(e->d_name, "jm", 2) != 0 || nd == 0 || nd >= sizeof digits || e->d_name[2 + nd] != '-')
-            continue;
-        memcpy(digits, e->d_name + 2, nd);
-        digits[nd] = '\0';
-        if (sage__parse_i64(digits, 1, INT32_MAX, &pid) != 0 || pid == (int64_t)d->pid)
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char path[1200];
-        sage__fmt(path, sizeof path, "%s/%s", d->cgparent, e->d_name);
-        if (rmdir(path) == 0)
-            removed++;
-    }
-    closedir(dir);
-    if (removed)
-        jm_log(d, "removed %d worker cgroup(s) left by JobManagers that are gone", removed);
-}
-
 static int min_timeout(int a, int b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
 
 /* Replies still queued once everything else is done. */
@@ -122,8 +90,8 @@ static int run_loop(jm *d, char *err, size_t err_len)
         if (shutting_down && !d->jobs && jm_cmd_count(d) == 0) {
             if (!flush_until)
                 flush_until = now + SHUTDOWN_FLUSH_MS;
-            if (!output_pending(d) || now >= flush_until)
-                break;
+            if ((!output_pending(d) && !d->streams) || now >= flush_until)
+                break; /* replies and streams (a followed job's end event) go out first, for a bounded time */
         }
         int timeout = jm_jobs_timers(d, now);
         timeout = min_timeout(timeout, jm_cmd_timers(d, now));
@@ -324,7 +292,6 @@ int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_
         d->conn_max = 8;
     /* kept for the moment the limit is reached: given up to accept and close a connection (no busy loop) */
     d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    remove_stale_cgroups(d);
     char pidtxt[32];
     int pl = snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)d->pid);
     if (ftruncate(pidfd, 0) != 0 || pwrite(pidfd, pidtxt, (size_t)pl, 0) != pl)

@@ -53,7 +53,6 @@ typedef struct jm_conn {
     int64_t job_id; /* worker: its job; client: the job it waits for or follows */
     int task;       /* worker: its task */
     int waiting;    /* client: a "wait" reply is due when the job ends */
-    int following;  /* client: log lines of job_id are pushed */
     int parked;     /* client: a request waits for the daemon (a submit while the nodes are read); no more
                      * frames of it are handled until it is answered */
     int closing;    /* close once wbuf is flushed */
@@ -336,7 +335,6 @@ void jm_output_ready(jm *d, int fd);
 void jm_output_drain(jm *d, jm_job *j, jm_task *k);
 /* The last lines of its stderr, for failure messages (invalid UTF-8 replaced). */
 void jm_output_tail(const jm_task *k, char *out, size_t len);
-int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len);
 
 /* ---- stream.c: replies streamed as the client reads them (the connection is parked meanwhile) ---- */
 typedef struct jm_stream jm_stream;

@@ -596,8 +596,9 @@ static void slurm_ended(jm *d, jm_job *j)
                             "tasks", tasks);
     char path[PATH_MAX + 16];
     sage__fmt(path, sizeof path, "%s/slurm.json", j->dir);
-    if (!doc || json_dump_file(doc, path, JSON_COMPACT) != 0)
-        jm_log(d, "job %lld: could not write %s", (long long)j->id, path);
+    char err[512] = "out of memory";
+    if (!doc || jm_private_dump(path, doc, JSON_COMPACT, err, sizeof err) != 0) /* 0600, never through a link */
+        jm_log(d, "job %lld: could not write %s: %s", (long long)j->id, path, err);
     json_decref(doc);
 }
 

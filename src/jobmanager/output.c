@@ -1,10 +1,10 @@
-/* jobmanager/output.c - worker output: the pipes the loop polls, log lines, followers, stderr tails, `logs`.
+/* jobmanager/output.c - worker output: the pipes the loop polls, log files, stderr tails.
  *
  * A task's stdout and stderr are split into lines (a line longer than 1024
  * bytes is cut into pieces), written to logs/<op>.<instance>.log with the
- * prefix "<op>[<instance>] " ("! " added for stderr) as the bytes came, and
- * pushed to the clients following the job with invalid UTF-8 replaced by
- * '?'. The last JM_TAIL_BYTES of stderr are kept for failure messages.
+ * prefix "<op>[<instance>] " ("! " added for stderr) as the bytes came
+ * (stream.c sends the files to `logs` and its followers). The last
+ * JM_TAIL_BYTES of stderr are kept for failure messages.
  * Log files are created 0600 and never through a symbolic link
  * (jm_private_open); a task whose log cannot be opened so still runs, its
  * output only followed, and the daemon's log says why.
@@ -19,8 +19,6 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/utf8.h"
-
-#define LOGS_MAX (16u << 20) /* most bytes one `logs` reply carries */
 
 static void log_path(char *out, size_t len, const char *jobdir, const char *op, int instance)
 {
@@ -60,7 +58,7 @@ void jm_output_pollfds(jm *d, struct pollfd *pfds, size_t *n, size_t cap)
         }
 }
 
-/* One complete line from a worker: to its log file and to followers. */
+/* One complete line from a worker: to its log file (stream.c sends the files to whoever asks or follows). */
 static void log_line(jm *d, jm_job *j, jm_task *k, int is_err, const char *line, size_t len)
 {
     char prefix[160];
@@ -70,18 +68,6 @@ static void log_line(jm *d, jm_job *j, jm_task *k, int is_err, const char *line,
         fwrite(line, 1, len, k->log);
         fputc('\n', k->log);
     }
-    for (jm_conn *c = d->conns; c; c = c->next)
-        if (c->fd >= 0 && c->following && c->job_id == j->id) {
-            char *msg = malloc((size_t)pl + len + 1);
-            if (!msg)
-                continue;
-            memcpy(msg, prefix, (size_t)pl);
-            memcpy(msg + pl, line, len);
-            msg[(size_t)pl + len] = 0;
-            sage__utf8_clean(msg, (size_t)pl + len);
-            jm_send_json(c, SAGE__MSG_EVENT, json_pack("{s:s,s:s}", "event", "log", "line", msg));
-            free(msg);
-        }
 }
 
 static void keep_tail(jm_task *k, const char *buf, size_t n)
@@ -178,71 +164,4 @@ void jm_output_tail(const jm_task *k, char *out, size_t len)
     memcpy(out, k->tail + start, n);
     out[n] = 0;
     sage__utf8_clean(out, n);
-}
-
-/* ---- `logs`: the task logs of a job, in task order ---- */
-
-/* Append one log file to b, as far as b's bound allows. */
-static void add_file(sage__buf *b, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    char chunk[65536];
-    size_t n;
-    while (b->len < b->max && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sage__buf_append(b, chunk, n < b->max - b->len ? n : b->max - b->len);
-    fclose(f);
-}
-
-typedef struct ended_logs {
-    jm *d;
-    int64_t id;
-    sage__buf *b;
-} ended_logs;
-
-static int add_ended_task(const sage__task_row *r, void *arg)
-{
-    ended_logs *e = arg;
-    char dir[PATH_MAX], path[PATH_MAX + 200];
-    sage__fmt(dir, sizeof dir, "%s/jobs/%lld", e->d->home, (long long)e->id);
-    log_path(path, sizeof path, dir, r->op, r->instance);
-    add_file(e->b, path);
-    return e->b->len < e->b->max ? 0 : 1; /* full: stop */
-}
-
-int jm_job_logs(jm *d, int64_t id, char **text, size_t *len, char *err, size_t err_len)
-{
-    sage__job_row row;
-    if (sage__store_job_get(d->store, id, &row) != 0) {
-        sage__fmt(err, err_len, "no job %lld", (long long)id);
-        return SAGE_ENOTFOUND;
-    }
-    sage__buf b;
-    sage__buf_init(&b, LOGS_MAX);
-    jm_job *j = jm_job_find(d, id);
-    if (j) {
-        for (size_t t = 0; t < j->ntasks && b.len < b.max; t++) {
-            char path[PATH_MAX + 200];
-            if (j->tasks[t].log)
-                fflush(j->tasks[t].log);
-            log_path(path, sizeof path, j->dir, j->tasks[t].op, j->tasks[t].instance);
-            add_file(&b, path);
-        }
-    } else {
-        ended_logs e = {d, id, &b};
-        sage__store_task_each(d->store, id, add_ended_task, &e);
-    }
-    char *out = sage__buf_detach(&b, len);
-    if (!out) {
-        sage__fmt(err, err_len, "out of memory");
-        return SAGE_ENOMEM;
-    }
-    sage__utf8_clean(out, *len);
-    *text = out;
-    return 0;
 }

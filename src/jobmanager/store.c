@@ -395,7 +395,9 @@ store_db *store_db_open(const char *path, int busy_ms, int run_busy_ms, char *er
             snprintf(err, err_len, "store: %s: out of memory", path);
         return NULL;
     }
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
     if (rc != SQLITE_OK) {
         db_err(err, err_len, "cannot open", path, s->db);
         goto fail;

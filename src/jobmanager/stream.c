@@ -230,7 +230,7 @@ static void pump_one(jm *d, jm_stream *s, int resume)
             return;
         }
         stream_part *p = &s->parts[s->cur];
-        if (s->fd < 0 && (s->fd = open(p->path, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (s->fd < 0 && (s->fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
             if (errno != ENOENT) {
                 fail(d, s, c, resume, p->path, errno);
                 return;

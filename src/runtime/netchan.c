@@ -304,7 +304,8 @@ struct sage__netrecv {
     pthread_t acceptor;
     conn_thread *conns;
     int nconns;
-    pending *pend;  /* SAGE__NET_PENDING_MAX slots, fd -1 when free */
+    pending *pend;  /* npend slots, fd -1 when free */
+    int npend;      /* every expected producer, and SAGE__NET_PENDING_MAX strangers besides */
     int64_t log_ms; /* refusal logging: one line per second at most */
     unsigned refused, unlogged;
 };
@@ -559,15 +560,19 @@ static void handshake_read(sage__netrecv *r, pending *p)
 static void *acceptor_main(void *arg)
 {
     sage__netrecv *r = arg;
-    struct pollfd pf[2 + SAGE__NET_PENDING_MAX];
+    struct pollfd *pf = calloc((size_t)r->npend + 2, sizeof *pf);
+    int *map = calloc((size_t)r->npend, sizeof *map);
+    if (!pf || !map) {
+        r->fail(r->arg, "out of memory waiting for data connections");
+        goto out;
+    }
     int backoff = 0; /* the descriptor limit was hit: wait before accepting again */
     while (r->nconns < r->expected && !atomic_load(r->q->canceled)) {
         int64_t now = sage__mono_ms(), next = -1;
         int n = 0;
         pf[n++] = (struct pollfd){.fd = backoff ? -1 : r->listen_fd, .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = r->cancel_fd, .events = POLLIN};
-        int map[SAGE__NET_PENDING_MAX];
-        for (int i = 0; i < SAGE__NET_PENDING_MAX; i++) {
+        for (int i = 0; i < r->npend; i++) {
             pending *p = &r->pend[i];
             if (p->fd < 0)
                 continue;
@@ -598,7 +603,9 @@ static void *acceptor_main(void *arg)
                 handshake_read(r, &r->pend[map[k - 2]]);
         if (!(pf[0].revents & POLLIN))
             continue;
-        for (;;) {
+        /* a few at a time: the HELLOs of those just accepted are read (above) before the next ones can
+         * push them out of a full set */
+        for (int burst = 0; burst < SAGE__NET_ACCEPT_BURST; burst++) {
             int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (fd < 0) {
                 if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
@@ -611,7 +618,7 @@ static void *acceptor_main(void *arg)
                 break;
             }
             pending *slot = NULL, *oldest = NULL;
-            for (int i = 0; i < SAGE__NET_PENDING_MAX && !slot; i++) {
+            for (int i = 0; i < r->npend && !slot; i++) {
                 pending *p = &r->pend[i];
                 if (p->fd < 0)
                     slot = p;
@@ -628,7 +635,9 @@ static void *acceptor_main(void *arg)
         }
     }
 out:
-    for (int i = 0; i < SAGE__NET_PENDING_MAX; i++)
+    free(pf);
+    free(map);
+    for (int i = 0; i < r->npend; i++)
         if (r->pend[i].fd >= 0) {
             close(r->pend[i].fd);
             r->pend[i].fd = -1;
@@ -647,14 +656,15 @@ int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *tok
     if (!r)
         return SAGE_ENOMEM;
     r->conns = calloc((size_t)(expected > 0 ? expected : 1), sizeof *r->conns);
-    r->pend = calloc(SAGE__NET_PENDING_MAX, sizeof *r->pend);
+    r->npend = (expected > 0 ? expected : 0) + SAGE__NET_PENDING_MAX;
+    r->pend = calloc((size_t)r->npend, sizeof *r->pend);
     if (!r->conns || !r->pend) {
         free(r->conns);
         free(r->pend);
         free(r);
         return SAGE_ENOMEM;
     }
-    for (int i = 0; i < SAGE__NET_PENDING_MAX; i++)
+    for (int i = 0; i < r->npend; i++)
         r->pend[i].fd = -1;
     sage__set_nonblock(listen_fd, 1);
     r->listen_fd = listen_fd;

@@ -45,9 +45,11 @@ int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan 
  * SAGE__NET_HANDSHAKE_MS is closed and does not count: strangers on the
  * listener (garbage, silence, a wrong token, a flood) cannot fail or hang
  * the job; refusals are logged on stderr, at most one line a second. At
- * most SAGE__NET_PENDING_MAX connections wait to authenticate at once (the
- * oldest is dropped for a newer one), each reading only its HELLO (at most
- * SAGE__NET_HELLO_MAX bytes). cancel_fd (an eventfd, or -1) ends the wait
+ * most `expected` + SAGE__NET_PENDING_MAX connections wait to authenticate
+ * at once (when full, the oldest is dropped for a newer one), accepted
+ * SAGE__NET_ACCEPT_BURST at a time so that the HELLOs already there are read
+ * first: every producer fits even when all of them connect at once. Each
+ * reads only its HELLO (at most SAGE__NET_HELLO_MAX bytes). cancel_fd (an eventfd, or -1) ends the wait
  * for producers when the job is canceled. Once every producer is admitted
  * (or the wait ended) the listener is closed: later strangers are refused
  * by the kernel, and those still in its backlog reset. Failures of
@@ -55,6 +57,7 @@ int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan 
  * receiver owns listen_fd from here. */
 #define SAGE__NET_HANDSHAKE_MS 2000
 #define SAGE__NET_PENDING_MAX 32
+#define SAGE__NET_ACCEPT_BURST 16
 #define SAGE__NET_HELLO_MAX 4096
 typedef struct sage__netrecv sage__netrecv;
 int sage__net_serve(int listen_fd, int expected, sage__queue *q, const char *token, int cancel_fd,

@@ -295,6 +295,46 @@ static void silent_connection_times_out(void)
     good_producer(&x);
 }
 
+/* More producers than the strangers' allowance, all connected (HELLO and end-of-stream sent) before the
+ * receiver reads any: every one of them is admitted. */
+static void many_producers_at_once(void)
+{
+    enum { N = 3 * SAGE__NET_PENDING_MAX };
+    char dir[] = "/tmp/sage-test-netchan-XXXXXX", path[96], err[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/s", dir);
+    int lfd;
+    CHECK_INT(sage__unix_listen(path, 4 * N, &lfd, err, sizeof err), 0);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        CHECK_INT(sage__unix_connect(path, &fds[i], err, sizeof err), 0);
+        bytes in = {0};
+        hello(&in, token);
+        eos(&in);
+        send_bytes(fds[i], &in);
+    }
+    _Atomic int canceled = 0;
+    sage__queue q;
+    CHECK_INT(sage__queue_init(&q, 1 << 20, 4096, N, &canceled), 0);
+    result r = {0};
+    sage__netrecv *recv = NULL;
+    CHECK_INT(sage__net_serve(lfd, N, &q, token, -1, on_fail, &r, &recv), 0);
+    sage__net_serve_join(recv);
+    int eos_seen = 0;
+    sage__batch *b;
+    while (sage__queue_pop(&q, 1, NULL, &b) == 0 && b) {
+        eos_seen += b->eos != 0;
+        free(b);
+    }
+    CHECK_INT(r.failures, 0);
+    CHECK_INT(eos_seen, N);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    sage__queue_destroy(&q);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void flood_then_producer(void)
 {
     rx x;
@@ -427,6 +467,7 @@ int main(int argc, char **argv)
     RUN(strangers_refused);
     RUN(silent_connection_times_out);
     RUN(flood_then_producer);
+    RUN(many_producers_at_once);
     RUN(batch_check);
     RUN(sender_to_receiver);
     return CHECK_DONE();
