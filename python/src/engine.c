@@ -747,35 +747,25 @@ static pykey *new_key(engine *e, PyObject *fn, const char *what, int partition)
     return keep(e, fn) == 0 ? k : NULL;
 }
 
-/* key_by(stream, fn, what) -> stream id */
-static PyObject *engine_key_by(engine *e, PyObject *args)
+/* key_by(stream, fn, what) and partition(stream, fn(record, n) -> int, what) -> stream id */
+static PyObject *keyed_route(engine *e, PyObject *args, int partition)
 {
     Py_ssize_t sid;
     PyObject *fn;
     const char *what;
-    if (!PyArg_ParseTuple(args, "nOs:key_by", &sid, &fn, &what) || !alive(e))
+    if (!PyArg_ParseTuple(args, partition ? "nOs:partition" : "nOs:key_by", &sid, &fn, &what) || !alive(e))
         return NULL;
     sage_stream *in = stream_at(e, sid);
-    pykey *k = in ? new_key(e, fn, what, 0) : NULL;
+    pykey *k = in ? new_key(e, fn, what, partition) : NULL;
     if (!k || add_route(e->producer[sid], k) != 0)
         return NULL;
-    return stream_id(e, sage_key_by(in, sagepy_key_fn, k), e->producer[sid], k);
+    sage_stream *out = partition ? sage_partition_custom(in, sagepy_partition_fn, k)
+                                 : sage_key_by(in, sagepy_key_fn, k);
+    return stream_id(e, out, e->producer[sid], k);
 }
 
-/* partition(stream, fn(record, n) -> int, what) -> stream id */
-static PyObject *engine_partition(engine *e, PyObject *args)
-{
-    Py_ssize_t sid;
-    PyObject *fn;
-    const char *what;
-    if (!PyArg_ParseTuple(args, "nOs:partition", &sid, &fn, &what) || !alive(e))
-        return NULL;
-    sage_stream *in = stream_at(e, sid);
-    pykey *k = in ? new_key(e, fn, what, 1) : NULL;
-    if (!k || add_route(e->producer[sid], k) != 0)
-        return NULL;
-    return stream_id(e, sage_partition_custom(in, sagepy_partition_fn, k), e->producer[sid], k);
-}
+static PyObject *engine_key_by(engine *e, PyObject *args) { return keyed_route(e, args, 0); }
+static PyObject *engine_partition(engine *e, PyObject *args) { return keyed_route(e, args, 1); }
 
 /* route(stream, "rebalance" | "broadcast" | "forward") -> stream id */
 static PyObject *engine_route(engine *e, PyObject *args)

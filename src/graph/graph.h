@@ -56,6 +56,15 @@ typedef enum sage__builtin {
 
 typedef struct sage__op sage__op;
 
+/* An operator's user function, by kind. */
+typedef union sage__fn {
+    sage_source_fn source;
+    sage_map_fn map;
+    sage_filter_fn filter;
+    sage_sink_fn sink;
+    sage_join_fn join;
+} sage__fn;
+
 /* How records reach one input of an operator, as declared. */
 typedef struct sage__edge {
     sage__op *from;
@@ -79,13 +88,7 @@ struct sage__op {
     sage_open_fn open;
     sage_close_fn close;
     void *udata;
-    union {
-        sage_source_fn source;
-        sage_map_fn map;
-        sage_filter_fn filter;
-        sage_sink_fn sink;
-        sage_join_fn join;
-    } fn;
+    sage__fn fn;
     sage_map_fn *cofns; /* comap: one per input */
     size_t ninputs;
     sage__edge *inputs;

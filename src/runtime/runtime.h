@@ -68,13 +68,7 @@ struct sage__opinst {
     sage__process_fn process; /* entry for one record: the kind's function, or proc_keyed */
     sage__process_fn kind_process;
     void *udata; /* copies of op->udata and op->fn (or a built-in's): one load less per record */
-    union {
-        sage_source_fn source;
-        sage_map_fn map;
-        sage_filter_fn filter;
-        sage_sink_fn sink;
-        sage_join_fn join;
-    } fn;
+    sage__fn fn;
     const sage__op *op;
     sage__task *task;
     const sage_out *in_from; /* chained (not the head): the out feeding it, whose count is our records_in */
