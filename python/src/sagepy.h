@@ -193,7 +193,19 @@ int sagepy_join_lkey(const void *rec, size_t len, void *keybuf, void *udata);
 int sagepy_join_rkey(const void *rec, size_t len, void *keybuf, void *udata);
 int sagepy_partition_fn(const void *rec, size_t len, int nparts, void *udata);
 
-/* engine.c */
+/* operators.c: the engine's callbacks for every operator kind and for services (udata: the pyop / pysvc) */
+int sagepy_op_open(sage_ctx *c, void *udata);
+int sagepy_op_close(sage_ctx *c, sage_out *out, void *udata);
+int sagepy_op_map(sage_ctx *c, const void *rec, size_t len, sage_out *out, void *udata);
+int sagepy_op_flatmap(sage_ctx *c, const void *rec, size_t len, sage_out *out, void *udata);
+int sagepy_op_filter(sage_ctx *c, const void *rec, size_t len, void *udata);
+int sagepy_op_sink(sage_ctx *c, const void *rec, size_t len, void *udata);
+int sagepy_op_join(sage_ctx *c, int side, const void *rec, size_t len, sage_out *out, void *udata);
+int sagepy_op_source(sage_ctx *c, sage_out *out, void *udata);
+extern const sage_map_fn sagepy_comap_fns[SAGEPY_MAX_INPUTS];
+int sagepy_svc_fn(const void *req, size_t len, sage_reply *reply, void *udata);
+int sagepy_svc_start(void *udata);
+void sagepy_svc_stop(void *udata);
 /* Record the current Python exception as this instance's failure (traceback
  * in the job's message) and return the code to return from the callback. */
 int sagepy_fail(ctxobj *cx, sage_ctx *c, const char *what);
