@@ -105,6 +105,15 @@ int cli_job_status(const cli_opts *o, json_int_t id)
            esc(r, "state", state, sizeof state));
     if (err && *err)
         printf("reason: %s\n", esc(r, "error", reason, sizeof reason));
+    json_t *restarts = json_object_get(r, "restarts"), *in = json_object_get(r, "restart_in_ms");
+    if (restarts) { /* its fault_tolerance restarts it */
+        printf("restarts: %lld", (long long)json_integer_value(restarts));
+        if (in)
+            printf(" (the next in %.1f s)", (double)json_integer_value(in) / 1e3);
+        printf("\n");
+        if (json_object_get(r, "last_failure"))
+            printf("last failure: %s\n", esc(r, "last_failure", reason, sizeof reason));
+    }
     printf("%-18s %4s %-8s %7s %-10s %-8s %-5s %9s %9s %10s %10s %10s %9s %9s %5s %9s\n", "OPERATOR", "INST", "STATE",
            "PID", "HOST", "CPUS", "GPUS", "MEM_LIMIT", "PEAK_MEM", "IN", "OUT", "REC/S", "P50", "P99", "QUEUE",
            "BACKPRESS");

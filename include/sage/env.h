@@ -48,11 +48,14 @@ extern "C" {
  *                        max_delay 60, max_attempts 5) and "failure_rate"
  *                        (max_failures_per_interval 5 in interval_seconds 60,
  *                        delay 5) as in SAGE Kernel, "fixed_delay" and
- *                        "exponential_backoff" accepted. Embedded jobs only so
- *                        far (a remote env refuses it at submit, SAGE_EUNSUPPORTED);
- *                        "strategy": "checkpoint" is not built yet (refused here,
- *                        SAGE_EUNSUPPORTED). Built-in sinks start over with the
- *                        job; user sinks see records again (at-least-once).
+ *                        "exponential_backoff" accepted. Embedded jobs restart
+ *                        in this process; a remote job is restarted by its
+ *                        JobManager (local launcher; the Slurm launcher refuses
+ *                        it at submit, SAGE_EUNSUPPORTED); "strategy":
+ *                        "checkpoint" is not built yet (refused here,
+ *                        SAGE_EUNSUPPORTED). The collector starts over with the
+ *                        job; user sinks see records again (at-least-once), and
+ *                        so does a remote job's file sink.
  * Byte sizes are numbers or strings with a unit ("64KiB", see
  * sage_parse_bytes). Every key, "node" included, is checked here.
  * Returns NULL only when out of memory. A bad name or config is recorded as

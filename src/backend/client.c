@@ -90,13 +90,16 @@ static int cl_submit(sage__backend *b)
         return sage__errf(b->err, SAGE_EUNSUPPORTED,
                           "sage_env_set_binding: records that are handles (copy/drop) cannot leave this process; a "
                           "remote job's records must be bytes");
-    if (cfg->ft.strategy != SAGE__FT_NONE) /* said, never silently ignored */
-        return sage__errf(b->err, SAGE_EUNSUPPORTED,
-                          "config key \"fault_tolerance\": restarts are built for embedded jobs only so far; a "
-                          "JobManager job fails fast");
     json_t *doc = sage__plan_document(b->plan);
     if (!doc)
         return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");
+    if (cfg->ft.strategy != SAGE__FT_NONE) { /* the JobManager restarts the job (or refuses what it cannot do) */
+        json_t *ft = sage__ft_json(&cfg->ft);
+        if (!ft || json_object_set_new(doc, "fault_tolerance", ft) != 0) {
+            json_decref(doc);
+            return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");
+        }
+    }
     char err[4096];
     rc = program_doc(doc, err, sizeof err);
     if (rc != 0) {

@@ -61,18 +61,7 @@ static sage__job *attempt_start(sage__backend *b, sage__err *err)
 /* Whether the strategy allows one more restart after failure number k (1 = the first). */
 static int may_restart(emb *e, int k)
 {
-    const sage__ft_config *ft = &e->b.cfg->ft;
-    if (ft->restart != SAGE__RESTART_FAILURE_RATE)
-        return k <= ft->max_attempts;
-    double now = (double)sage__mono_ns() / 1e9;
-    int kept = 0;
-    for (int i = 0; i < e->nfail; i++)
-        if (now - e->fail_at[i] < ft->interval_seconds)
-            e->fail_at[kept++] = e->fail_at[i];
-    e->nfail = kept;
-    if (e->nfail <= ft->max_failures_per_interval) /* room: fail_at holds max + 1 */
-        e->fail_at[e->nfail++] = now;
-    return e->nfail <= ft->max_failures_per_interval;
+    return sage__ft_may_restart(&e->b.cfg->ft, k, (double)sage__mono_ns() / 1e9, e->fail_at, &e->nfail);
 }
 
 static void *supervise(void *arg)

@@ -254,11 +254,54 @@ void sage__ft_describe(const sage__ft_config *ft, char *buf, size_t len)
 json_t *sage__ft_json(const sage__ft_config *ft)
 {
     static const char *const strategies[] = {"none", "restart", "checkpoint"};
-    return json_pack("{s:s,s:s,s:i,s:f,s:f,s:f,s:f,s:i,s:f,s:f,s:i,s:s,s:i,s:f}", "strategy", strategies[ft->strategy],
-                     "restart_strategy", restart_name(ft->restart), "max_attempts", ft->max_attempts, "delay",
-                     ft->delay, "initial_delay", ft->initial_delay, "max_delay", ft->max_delay, "multiplier",
-                     ft->multiplier, "max_failures_per_interval", ft->max_failures_per_interval, "interval_seconds",
-                     ft->interval_seconds, "checkpoint_interval", ft->checkpoint_interval, "max_recovery_attempts",
-                     ft->max_recovery_attempts, "checkpoint_dir", ft->checkpoint_dir, "checkpoints_retained",
-                     ft->checkpoints_retained, "checkpoint_timeout", ft->checkpoint_timeout);
+    json_t *o = json_pack("{s:s}", "strategy", strategies[ft->strategy]);
+    if (!o)
+        return NULL;
+    int bad = 0;
+    if (ft->strategy == SAGE__FT_RESTART) {
+        bad |= json_object_set_new(o, "restart_strategy", json_string(restart_name(ft->restart)));
+        if (ft->restart != SAGE__RESTART_FAILURE_RATE)
+            bad |= json_object_set_new(o, "max_attempts", json_integer(ft->max_attempts));
+        if (ft->restart == SAGE__RESTART_EXPONENTIAL) {
+            bad |= json_object_set_new(o, "initial_delay", json_real(ft->initial_delay));
+            bad |= json_object_set_new(o, "max_delay", json_real(ft->max_delay));
+            bad |= json_object_set_new(o, "multiplier", json_real(ft->multiplier));
+        } else {
+            bad |= json_object_set_new(o, "delay", json_real(ft->delay));
+        }
+        if (ft->restart == SAGE__RESTART_FAILURE_RATE) {
+            bad |= json_object_set_new(o, "max_failures_per_interval", json_integer(ft->max_failures_per_interval));
+            bad |= json_object_set_new(o, "interval_seconds", json_real(ft->interval_seconds));
+        }
+    } else if (ft->strategy == SAGE__FT_CHECKPOINT) {
+        bad |= json_object_set_new(o, "checkpoint_interval", json_real(ft->checkpoint_interval));
+        bad |= json_object_set_new(o, "max_recovery_attempts", json_integer(ft->max_recovery_attempts));
+        bad |= json_object_set_new(o, "checkpoints_retained", json_integer(ft->checkpoints_retained));
+        bad |= json_object_set_new(o, "checkpoint_timeout", json_real(ft->checkpoint_timeout));
+        if (ft->checkpoint_dir[0])
+            bad |= json_object_set_new(o, "checkpoint_dir", json_string(ft->checkpoint_dir));
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The restart strategy's verdict on one more failure (now: monotonic seconds): 1 to restart. fail_at holds
+ * max_failures_per_interval + 1 times (failure_rate only). */
+int sage__ft_may_restart(const sage__ft_config *ft, int failures, double now, double *fail_at, int *nfail)
+{
+    if (ft->strategy != SAGE__FT_RESTART)
+        return 0;
+    if (ft->restart != SAGE__RESTART_FAILURE_RATE)
+        return failures <= ft->max_attempts;
+    int kept = 0;
+    for (int i = 0; i < *nfail; i++)
+        if (now - fail_at[i] < ft->interval_seconds)
+            fail_at[kept++] = fail_at[i];
+    *nfail = kept;
+    if (*nfail <= ft->max_failures_per_interval)
+        fail_at[(*nfail)++] = now;
+    return *nfail <= ft->max_failures_per_interval;
 }

@@ -230,8 +230,13 @@ int sage__ft_parse(sage__ft_config *ft, json_t *v, sage__err *err);
 double sage__ft_delay(const sage__ft_config *ft, int k);
 /* One line describing the strategy, for messages ("fixed delay 1s, at most 3 restarts"). */
 void sage__ft_describe(const sage__ft_config *ft, char *buf, size_t len);
-/* As a JSON object (the keys above, every one explicit), for the plan document. NULL: out of memory. */
+/* As a JSON object (the chosen strategy's keys, every one explicit), for the plan document; sage__ft_parse
+ * reads it back. NULL: out of memory. */
 json_t *sage__ft_json(const sage__ft_config *ft);
+/* Whether the restart strategy allows a restart after failure number `failures` (1 = the first), `now` in
+ * monotonic seconds; failure_rate keeps the recent failures' times in fail_at (room for
+ * max_failures_per_interval + 1) and *nfail. */
+int sage__ft_may_restart(const sage__ft_config *ft, int failures, double now, double *fail_at, int *nfail);
 
 /* ---- config.c ---- */
 /* Defaults for every key. */

@@ -143,20 +143,27 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
             k->mem_limit = a->memory;
             k->has_inputs = has_inputs;
             k->producers = producers;
-            if (has_inputs && d->data_plane == JM_DATA_UNIX) {
-                char sp[PATH_MAX + 64];
-                sage__fmt(sp, sizeof sp, "%s/sock/%zu.%d", j->dir, c, i);
-                if (sage__unix_listen(sp, producers > 0 ? producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
-                    jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: %s", k->op, i, err);
-                    return SAGE_EIO;
-                }
-            }
+            if (jm_task_listen(d, j, k) != 0)
+                return SAGE_EIO;
         }
     }
     int rc = write_spec(d, j, err, sizeof err);
     if (rc != 0)
         jm_job_fail(d, j, JM_PRIO_ROOT, rc, "%s", err);
     return rc;
+}
+
+int jm_task_listen(jm *d, jm_job *j, jm_task *k)
+{
+    if (!k->has_inputs || d->data_plane != JM_DATA_UNIX)
+        return 0;
+    char sp[PATH_MAX + 64], err[1024];
+    sage__fmt(sp, sizeof sp, "%s/sock/%d.%d", j->dir, k->chain, k->instance);
+    if (sage__unix_listen(sp, k->producers > 0 ? k->producers + 8 : 64, &k->listen_fd, err, sizeof err) != 0) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: %s", k->op, k->instance, err);
+        return SAGE_EIO;
+    }
+    return 0;
 }
 
 /* Place a pending job on what live jobs leave free and hand it to the launcher. 0 (placed, or still waiting
@@ -219,6 +226,34 @@ void jm_jobs_retry_pending(jm *d)
     }
 }
 
+/* The document's "fault_tolerance" (what the client's config said), checked as sage_env_create checks it. */
+static int fault_tolerance(jm *d, jm_job *j, char *err, size_t err_len)
+{
+    json_t *v = json_object_get(j->doc, "fault_tolerance");
+    if (!v)
+        return 0;
+    sage__err fe = {0};
+    if (sage__ft_parse(&j->ft, v, &fe) != 0) {
+        sage__fmt(err, err_len, "submit: %s", fe.msg);
+        return fe.code;
+    }
+    if (j->ft.strategy == SAGE__FT_CHECKPOINT) {
+        sage__fmt(err, err_len, "submit: the \"checkpoint\" fault-tolerance strategy is not built yet");
+        return SAGE_EUNSUPPORTED;
+    }
+    if (j->ft.strategy == SAGE__FT_RESTART && strcmp(d->launcher->name, "local") != 0) {
+        sage__fmt(err, err_len, "submit: restarts are not built for the %s launcher yet (a job fails fast there)",
+                  d->launcher->name);
+        return SAGE_EUNSUPPORTED;
+    }
+    if (j->ft.restart == SAGE__RESTART_FAILURE_RATE &&
+        !(j->fail_at = calloc((size_t)j->ft.max_failures_per_interval + 1, sizeof *j->fail_at))) {
+        sage__fmt(err, err_len, "submit: out of memory");
+        return SAGE_ENOMEM;
+    }
+    return 0;
+}
+
 int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
 {
     jm_job *j = calloc(1, sizeof *j);
@@ -240,6 +275,8 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
                                       err_len); /* the client wrote it with plan/document.c */
     if (rc == 0)
         rc = plain_names(j, err, err_len);
+    if (rc == 0)
+        rc = fault_tolerance(d, j, err, err_len);
     if (rc != 0) {
         jm_job_free(j);
         return rc;

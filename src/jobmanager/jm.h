@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "cluster/cgroup.h"
+#include "graph/graph.h" /* sage__ft_config */
 #include "jobmanager/store.h"
 #include "net/frame.h"
 #include "resources/placement.h"
@@ -162,6 +163,15 @@ typedef struct jm_job {
     int64_t seen_wall_ms;   /* the last time the job was known alive (wall clock: a worker's report) */
     int64_t seen_stored_ms; /* ... as last handed to the store (written at most once a second) */
     int64_t seen_store_at;  /* when that was (sage__mono_ms) */
+    /* fault tolerance (jobs.c): the submitted "fault_tolerance", the restarts made */
+    sage__ft_config ft;
+    int restarts;
+    int64_t restart_at_ms; /* a failed attempt: the next starts then (sage__mono_ms; 0: none pending) */
+    double *fail_at;       /* failure_rate: recent failures (seconds, monotonic) */
+    int nfail;
+    char last_failure[2048]; /* the failure that led to the last restart */
+    int last_code;
+    int64_t last_failure_ms; /* when (wall clock) */
 } jm_job;
 
 typedef enum jm_data_plane {
@@ -285,6 +295,8 @@ void jm_jobs_retry_pending(jm *d);
 enum { JM_PRIO_ECHO = 1, JM_PRIO_GONE = 2, JM_PRIO_USER = 3, JM_PRIO_ROOT = 4, JM_PRIO_ALLOCATION = 5 };
 jm_job *jm_job_find(jm *d, int64_t id);
 void jm_job_free(jm_job *j);
+/* unix data plane: the listener a task's worker gets (its producers connect there); 0, or the job failed */
+int jm_task_listen(jm *d, jm_job *j, jm_task *k);
 /* Start every task of a placed job (on Slurm: once its allocation runs). 0, or the job failed. */
 int jm_job_start_tasks(jm *d, jm_job *j);
 /* Record why the job fails (kept if it explains more than the reason recorded so far) with its code

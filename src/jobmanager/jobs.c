@@ -82,6 +82,7 @@ void jm_job_free(jm_job *j)
     if (j->assign)
         sage__assign_free(j->assign, j->reqs, j->nreqs);
     free(j->reqs);
+    free(j->fail_at);
     json_decref(j->doc);
     free(j);
 }
@@ -164,6 +165,8 @@ static void job_end(jm *d, jm_job *j)
     sage__strlcpy(row.error, j->error, sizeof row.error);
     json_t *end = jm_job_end_json(d, &row, rows, rows ? j->ntasks : 0);
     free(rows);
+    if (end && j->ft.strategy == SAGE__FT_RESTART)
+        json_object_set_new(end, "restarts", json_integer(j->restarts));
     /* the waiting client gets every task's full final metrics from memory (the
      * store keeps them only up to its field size) */
     json_t *tasks = json_object_get(end, "tasks");
@@ -194,6 +197,31 @@ static void job_end(jm *d, jm_job *j)
         jm_jobs_retry_pending(d);
 }
 
+/* A failed attempt whose processes are all reaped: 1 if the restart strategy schedules another (the job
+ * waits for it, running), 0 if the failure ends the job (exhausted attempts say so in its reason). */
+static int schedule_restart(jm *d, jm_job *j)
+{
+    int failure = j->restarts + 1;
+    if (sage__ft_may_restart(&j->ft, failure, (double)sage__mono_ms() / 1e3, j->fail_at, &j->nfail)) {
+        double delay = sage__ft_delay(&j->ft, failure);
+        sage__strlcpy(j->last_failure, j->error, sizeof j->last_failure);
+        j->last_code = j->err_code;
+        j->last_failure_ms = sage__wall_ms();
+        j->failed = j->err_prio = j->err_code = 0;
+        j->error[0] = '\0';
+        j->kill_at_ms = 0;
+        j->restart_at_ms = sage__mono_ms() + (int64_t)(delay * 1000.0 + 0.5);
+        jm_log(d, "job %lld: restart %d in %g s after: %s", (long long)j->id, failure, delay, j->last_failure);
+        return 1;
+    }
+    char how[160], last[sizeof j->error];
+    sage__ft_describe(&j->ft, how, sizeof how);
+    sage__strlcpy(last, j->error, sizeof last);
+    sage__fmt(j->error, sizeof j->error, "recovery attempts exhausted after %d restart%s (%s); the last failure: %s",
+              j->restarts, j->restarts == 1 ? "" : "s", how, last);
+    return 0;
+}
+
 int jm_job_maybe_end(jm *d, jm_job *j)
 {
     for (size_t t = 0; t < j->ntasks; t++)
@@ -203,9 +231,70 @@ int jm_job_maybe_end(jm *d, jm_job *j)
         return 0;
     int started = j->ntasks > 0 && j->tasks[0].pid > 0;
     if (!started && !j->failed && !j->cancel_requested && !j->stop_requested)
-        return 0; /* still pending */
+        return 0;           /* still pending */
+    if (j->restart_at_ms) { /* between attempts: only a stop, a cancel or the daemon's own end ends it */
+        if (!j->failed && !j->cancel_requested && !j->stop_requested)
+            return 0;
+        if (j->stop_requested && !j->failed && !j->cancel_requested) { /* the failed attempt is the result */
+            j->failed = 1;
+            j->err_code = j->last_code;
+            sage__strlcpy(j->error, j->last_failure, sizeof j->error);
+        }
+    } else if (j->failed && started && !j->cancel_requested && !j->stop_requested && !d->stop &&
+               j->ft.strategy == SAGE__FT_RESTART && schedule_restart(d, j)) {
+        return 0;
+    }
     job_end(d, j);
     return 1;
+}
+
+/* The restart strategy's delay is over: the same tasks start again, from their sources' beginning, in
+ * fresh processes and cgroups; each collect sink's results file starts empty again. */
+static void restart_job(jm *d, jm_job *j)
+{
+    j->restart_at_ms = 0;
+    j->restarts++;
+    if (d->launcher->ended) /* the last attempt's groups go (their peaks are in no row: the attempt failed) */
+        d->launcher->ended(d, j);
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        if (k->out_fd >= 0)
+            close(k->out_fd);
+        if (k->err_fd >= 0)
+            close(k->err_fd);
+        if (k->log)
+            fclose(k->log);
+        if (k->ctl) { /* its closing connection no longer speaks for the task */
+            k->ctl->job_id = 0;
+            k->ctl->task = -1;
+        }
+        json_decref(k->metrics);
+        jm_task keep = *k;
+        *k = (jm_task){.index = keep.index,
+                       .chain = keep.chain,
+                       .instance = keep.instance,
+                       .listen_fd = -1,
+                       .out_fd = -1,
+                       .err_fd = -1,
+                       .has_inputs = keep.has_inputs,
+                       .producers = keep.producers,
+                       .mem_limit = keep.mem_limit,
+                       .slurm_step = -1};
+        memcpy(k->op, keep.op, sizeof k->op);
+        memcpy(k->cpus, keep.cpus, sizeof k->cpus);
+        memcpy(k->gpus, keep.gpus, sizeof k->gpus);
+        memcpy(k->node, keep.node, sizeof k->node);
+    }
+    j->running = 0;
+    j->peers_sent = 0;
+    jm_log(d, "job %lld \"%s\": restart %d of its tasks", (long long)j->id, j->name, j->restarts);
+    for (size_t t = 0; t < j->ntasks; t++)
+        if (jm_task_listen(d, j, &j->tasks[t]) != 0) {
+            jm_job_maybe_end(d, j); /* the failure ends it: nothing of this attempt runs */
+            return;
+        }
+    jm_job_start_tasks(d, j);
+    jm_job_maybe_end(d, j);
 }
 
 int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, char *err, size_t err_len)
@@ -236,6 +325,10 @@ int jm_job_control(jm *d, int64_t id, const char *action, int stop_timeout_ms, c
         int grace = stop_timeout_ms >= 0 ? stop_timeout_ms : jm_stop_timeout_ms(d);
         int64_t at = sage__mono_ms() + grace;
         j->stop_requested = 1;
+        if (j->restart_at_ms) { /* between attempts: nothing runs to drain */
+            jm_job_maybe_end(d, j);
+            return 0;
+        }
         jm_workers_control(j, "stop");
         if (!j->stop_at_ms || at < j->stop_at_ms) {
             j->stop_at_ms = at;
@@ -420,6 +513,13 @@ int jm_jobs_timers(jm *d, int64_t now)
             } else {
                 next = sooner(next, j->kill_at_ms, now);
             }
+        }
+        if (j->restart_at_ms) {
+            if (j->restart_at_ms <= now) {
+                restart_job(d, j);
+                return 0; /* the job may have ended (the list changed): the next turn looks again */
+            }
+            next = sooner(next, j->restart_at_ms, now);
         }
         if (j->stop_at_ms) {
             if (j->stop_at_ms <= now) {

@@ -49,7 +49,9 @@ static int local_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
         return rc;
     if (d->cgmode != SAGE__CGROUP_NONE) {
         char name[64], cgerr[512];
-        sage__fmt(name, sizeof name, "jm%ld-job%lld-task%d", (long)d->pid, (long long)j->id, k->index);
+        /* the attempt in the name: the last attempt's group may still be going (local_ended) */
+        sage__fmt(name, sizeof name, "jm%ld-job%lld-task%d-run%d", (long)d->pid, (long long)j->id, k->index,
+                  j->restarts);
         if (sage__cgroup_create(&k->cg, d->cgmode, d->cgparent, name, k->mem_limit, cgerr, sizeof cgerr) == 0)
             k->has_cg = 1;
         else

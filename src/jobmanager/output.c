@@ -30,7 +30,9 @@ void jm_output_open(jm_job *j, jm_task *k)
     char path[PATH_MAX + 128];
     log_path(path, sizeof path, j->dir, k->op, k->instance);
     k->log_err[0] = '\0';
-    int fd = jm_private_open(path, O_WRONLY | O_CREAT | O_TRUNC, k->log_err, sizeof k->log_err);
+    /* a restarted job's logs keep what its earlier attempts wrote */
+    int fd = jm_private_open(path, O_WRONLY | O_CREAT | (j->restarts ? O_APPEND : O_TRUNC), k->log_err,
+                             sizeof k->log_err);
     if (fd >= 0 && !(k->log = fdopen(fd, "w"))) {
         sage__fmt(k->log_err, sizeof k->log_err, "cannot open %s: %s", path, strerror(errno));
         close(fd);

@@ -139,6 +139,16 @@ json_t *jm_job_status_json(jm *d, const jm_job *j)
     json_t *st = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
                            jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
                            "tasks", tasks);
+    if (st && j->ft.strategy == SAGE__FT_RESTART) { /* what the restart strategy did so far */
+        json_object_set_new(st, "restarts", json_integer(j->restarts));
+        if (j->last_failure[0]) {
+            json_object_set_new(st, "last_failure", json_string(j->last_failure));
+            json_object_set_new(st, "last_failure_at_ms", json_integer((json_int_t)j->last_failure_ms));
+        }
+        if (j->restart_at_ms)
+            json_object_set_new(st, "restart_in_ms",
+                                json_integer((json_int_t)(j->restart_at_ms > now ? j->restart_at_ms - now : 0)));
+    }
     if (st && d->launcher->view_job)
         d->launcher->view_job(d, j, st);
     add_store_warning(d, j->id, st);

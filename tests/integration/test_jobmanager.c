@@ -1311,7 +1311,7 @@ static void forty_cgroups_removed_without_stall(void)
     char hold[700];
     int held = 0;
     for (int t = 0; t < 40; t++) {
-        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d-run0/hold", parent, (int)o.pid, id, t);
         held += mkdir(hold, 0755) == 0;
     }
     CHECK_INT(held, 40);
@@ -1324,7 +1324,7 @@ static void forty_cgroups_removed_without_stall(void)
     sleep_ms(1000); /* removal is pending meanwhile: every group still holds the test's child group */
     CHECK_INT(job_cgroups(&o, parent, id), 40);
     for (int t = 0; t < 40; t++) {
-        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d/hold", parent, (int)o.pid, id, t);
+        snprintf(hold, sizeof hold, "%s/jm%d-job%lld-task%d-run0/hold", parent, (int)o.pid, id, t);
         rmdir(hold);
     }
     int left = 40;

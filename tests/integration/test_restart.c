@@ -97,7 +97,6 @@ static int run_count(const char *config, int failures, int64_t first_at, int64_t
     return rc;
 }
 
-static int sink_nothing(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
 static char expected[4096];
 
@@ -233,17 +232,6 @@ static void cancel_during_delay(void)
 }
 
 /* Not yet through a JobManager: refused at submit, never silently ignored. */
-static void remote_refused(void)
-{
-    sage_env *env = sage_env_create_remote("restart", "127.0.0.1", 1,
-                                           "{\"fault_tolerance\": {\"strategy\": \"restart\"}}");
-    int64_t v[] = {1};
-    sage_sink(sage_from_int64s(env, v, 1, NULL), sink_nothing, NULL, NULL);
-    CHECK_INT(sage_env_execute(env), SAGE_EUNSUPPORTED);
-    CHECK_CONTAINS(sage_env_errmsg(env), "restarts are built for embedded jobs only so far");
-    sage_env_destroy(env);
-}
-
 int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
@@ -254,6 +242,5 @@ int main(int argc, char **argv)
     RUN(failure_rate_window);
     RUN(exponential_delays);
     RUN(cancel_during_delay);
-    RUN(remote_refused);
     return CHECK_DONE();
 }

@@ -158,6 +158,54 @@ static void fault_tolerance_values(void)
     sage__config_free(&cfg);
 }
 
+/* What a remote env sends (sage__ft_json) reads back as the same strategy; the strategy's verdicts. */
+static void fault_tolerance_round_trip(void)
+{
+    static const char *const texts[] = {
+        "{\"strategy\": \"restart\", \"max_attempts\": 7, \"delay\": 0.25}",
+        "{\"strategy\": \"restart\", \"restart_strategy\": \"exponential\", \"initial_delay\": 0.5, "
+        "\"max_delay\": 3, \"multiplier\": 1.5, \"max_attempts\": 2}",
+        "{\"strategy\": \"restart\", \"restart_strategy\": \"failure_rate\", \"max_failures_per_interval\": 2, "
+        "\"interval_seconds\": 10, \"delay\": 1}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        sage__ft_config a = {0}, b = {0};
+        sage__err err = {0};
+        json_t *v = json_loads(texts[i], 0, NULL);
+        CHECK_INT(sage__ft_parse(&a, v, &err), 0);
+        json_decref(v);
+        json_t *sent = sage__ft_json(&a);
+        CHECK(sent != NULL);
+        CHECK_INT(sage__ft_parse(&b, sent, &err), 0); /* only the chosen strategy's keys: none refused */
+        CHECK_STR(err.msg, "");
+        json_decref(sent);
+        CHECK(memcmp(&a, &b, sizeof a) == 0);
+    }
+    /* fixed: max_attempts restarts, then no more */
+    sage__ft_config ft = {0};
+    sage__err err = {0};
+    json_t *v = json_loads(texts[0], 0, NULL);
+    CHECK_INT(sage__ft_parse(&ft, v, &err), 0);
+    json_decref(v);
+    CHECK(sage__ft_may_restart(&ft, 7, 0, NULL, NULL));
+    CHECK(!sage__ft_may_restart(&ft, 8, 0, NULL, NULL));
+    /* failure_rate: at most 2 failures within 10 s */
+    v = json_loads(texts[2], 0, NULL);
+    CHECK_INT(sage__ft_parse(&ft, v, &err), 0);
+    json_decref(v);
+    double at[3];
+    int n = 0;
+    CHECK(sage__ft_may_restart(&ft, 1, 100.0, at, &n));
+    CHECK(sage__ft_may_restart(&ft, 2, 105.0, at, &n));
+    CHECK(!sage__ft_may_restart(&ft, 3, 109.0, at, &n)); /* three within 10 s */
+    n = 0;
+    CHECK(sage__ft_may_restart(&ft, 1, 100.0, at, &n));
+    CHECK(sage__ft_may_restart(&ft, 2, 105.0, at, &n));
+    CHECK(sage__ft_may_restart(&ft, 3, 111.0, at, &n)); /* the first fell out of the window */
+    sage__ft_config none = {0};
+    CHECK(!sage__ft_may_restart(&none, 1, 0, NULL, NULL));
+}
+
 static void config_file(void)
 {
     char path[] = "/tmp/sage-test-config-XXXXXX";
@@ -183,6 +231,7 @@ int main(int argc, char **argv)
     RUN(config_table);
     RUN(defaults_and_values);
     RUN(fault_tolerance_values);
+    RUN(fault_tolerance_round_trip);
     RUN(config_file);
     return CHECK_DONE();
 }

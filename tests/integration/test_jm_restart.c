@@ -1,0 +1,492 @@
+/* tests/integration/test_jm_restart.c - a JobManager job restarted by its "fault_tolerance" strategy.
+ *
+ * Like test_jobmanager, this program is both the driver and the user program
+ * the JobManager relaunches: `test_jm_restart pipeline NAME HOST:PORT FT`
+ * declares pipeline NAME on a remote environment whose config holds the
+ * fault_tolerance object FT, executes it and prints its outcome. Every case
+ * starts its own daemon (a forked child running sage_jobmanager_run) on a
+ * free port with a fresh state directory. A failure is injected by a marker
+ * file (fail once: the first worker to reach record 500 creates it and
+ * fails) or by SIGKILL to a worker while its source waits for a "go" file;
+ * waits are conditions polled against deadlines. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "jobmanager/jobmanager.h" /* the daemon library: each case runs its own JobManager */
+#include "pipeline_util.h"
+#include "sage/jobmanager.h"
+
+#define N 2000 /* records of every pipeline here: 1 .. N */
+
+static char self[1024], cli[1100];
+static char *big; /* 1 MiB output buffer */
+
+/* ---------------------------------------------------------------- pipelines */
+
+/* Fails once per marker file: the first instance to reach record 500 creates the file and fails. */
+static int fail_once(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t v = sage_rec_i64(r, n);
+    if (v == 500) {
+        int fd = open(getenv("RESTART_MARKER"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            sage_ctx_fail(c, "injected failure at record %lld", (long long)v);
+            return SAGE_EINVAL;
+        }
+    }
+    return sage_emit_i64(o, 3 * v);
+}
+
+/* Fails at record 3, every attempt. */
+static int fail_always(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t v = sage_rec_i64(r, n);
+    if (v == 3) {
+        sage_ctx_fail(c, "record %lld is refused", (long long)v);
+        return SAGE_EINVAL;
+    }
+    return sage_emit_i64(o, 3 * v);
+}
+
+/* 1 .. N, waiting before record 101 until the file $RESTART_GO exists (the test kills a worker meanwhile);
+ * between calls the engine sees a stop or cancel. */
+static int gen_gated(sage_ctx *c, sage_out *o, void *u)
+{
+    int64_t v = (int64_t)(uintptr_t)sage_ctx_local(c);
+    if (v == 100 && access(getenv("RESTART_GO"), F_OK) != 0) {
+        nanosleep(&(struct timespec){0, 2000000}, NULL); /* the file is the condition */
+        return SAGE_MORE;
+    }
+    for (int i = 0; i < 50 && v < N; i++)
+        if (sage_emit_i64(o, ++v) < 0)
+            return SAGE_ECANCELED;
+    sage_ctx_set_local(c, (void *)(uintptr_t)v);
+    return v < N ? SAGE_MORE : SAGE_DONE;
+}
+
+static int triple(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    return sage_emit_i64(o, 3 * sage_rec_i64(r, n));
+}
+
+/* once: fails once at record 500; always: fails at record 3 in every attempt; gated: waits for the go file
+ * at record 100. Prints "job ID rc RC", the error if any, "collected COUNT sum SUM". */
+static int run_pipeline(const char *name, const char *jm, const char *ft)
+{
+    char config[1024];
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s}", jm, ft);
+    sage_env *env = sage_env_create(name, config);
+    sage_collector *c = sage_collector_create(0);
+    static uint64_t n = N;
+    sage_stream *s = strcmp(name, "gated") == 0
+                         ? sage_from_generator(env, gen_gated, NULL, &(sage_op_opts){.name = "src"})
+                         : sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
+    sage_map_fn fn = strcmp(name, "once") == 0 ? fail_once : strcmp(name, "always") == 0 ? fail_always : triple;
+    s = sage_map(sage_rebalance(s), fn, NULL, &(sage_op_opts){.name = "triple", .parallelism = 2});
+    sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
+    int rc = sage_env_execute(env);
+    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    size_t cnt = 0;
+    int64_t *v = collected_sorted(c, &cnt), sum = 0;
+    for (size_t i = 0; i < cnt; i++)
+        sum += v[i];
+    free(v);
+    printf("collected %zu sum %lld\n", cnt, (long long)sum);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms) { nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL); }
+
+typedef struct daemon_t {
+    char home[256], token[300], addr[64], log[300];
+    int port;
+    pid_t pid;
+} daemon_t;
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(s, (struct sockaddr *)&a, sizeof a);
+    socklen_t l = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &l);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* A JobManager on a free port and a fresh state directory; 1 once it listens. */
+static int daemon_up(daemon_t *d)
+{
+    snprintf(d->home, sizeof d->home, "/tmp/sage-jmrestart-XXXXXX");
+    if (!mkdtemp(d->home))
+        return 0;
+    snprintf(d->token, sizeof d->token, "%s/token", d->home);
+    snprintf(d->log, sizeof d->log, "%s/jobmanager.log", d->home);
+    for (int tries = 0; tries < 3; tries++) { /* another test may take the port first */
+        d->port = free_port();
+        snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0)
+            return 0;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            sage_jobmanager_opts o = {.host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1]};
+            char err[2048];
+            int rc = sage_jobmanager_run(&o, err, sizeof err);
+            if (rc != 0)
+                fprintf(stderr, "jobmanager: %s\n", err);
+            _exit(rc ? 1 : 0);
+        }
+        close(p[1]);
+        char c = 0;
+        ssize_t n = read(p[0], &c, 1);
+        close(p[0]);
+        if (n == 1 && c == 'R') {
+            d->pid = pid;
+            return 1;
+        }
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
+}
+
+static void daemon_down(daemon_t *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGTERM);
+        waitpid(d->pid, NULL, 0);
+        d->pid = -1;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->home);
+    (void)!system(cmd);
+}
+
+/* A request to daemon d; the reply parsed (NULL on any failure). */
+static json_t *request(const daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *request(const daemon_t *d, const char *fmt, ...)
+{
+    char req[512], err[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    sage_client *c = NULL;
+    char *reply = NULL;
+    if (sage_client_connect("127.0.0.1", d->port, d->token, &c, err, sizeof err) != 0)
+        return NULL;
+    int rc = sage_client_request(c, req, &reply, err, sizeof err);
+    sage_client_close(c);
+    json_t *r = rc == 0 ? json_loads(reply, 0, NULL) : NULL;
+    free(reply);
+    return r;
+}
+
+/* The pipeline NAME with fault_tolerance FT through daemon d, in the background: its output arrives on the
+ * returned stream (read it to the end, then pclose). */
+static FILE *start_job(const daemon_t *d, const char *name, const char *ft, const char *env)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s %s pipeline %s %s '%s' 2>&1", env, d->home, self, name, d->addr, ft);
+    fflush(NULL);
+    return popen(cmd, "r");
+}
+
+/* Everything the job printed, its exit status. */
+static int finish_job(FILE *f)
+{
+    size_t n = 0, r;
+    while (f && n < (1u << 20) - 1 && (r = fread(big + n, 1, (1u << 20) - 1 - n, f)) > 0)
+        n += r;
+    big[n] = 0;
+    int st = f ? pclose(f) : -1;
+    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The id of the only job daemon d knows, once it is listed (0 after 20 s). */
+static long long only_job(const daemon_t *d)
+{
+    for (int64_t end = now_ms() + 20000; now_ms() < end; pause_ms(10)) {
+        json_t *r = request(d, "{\"op\": \"list\"}");
+        json_t *jobs = json_object_get(r, "jobs");
+        long long id = json_array_size(jobs) == 1 ? json_integer_value(json_object_get(json_array_get(jobs, 0), "job_id"))
+                                                  : 0;
+        json_decref(r);
+        if (id)
+            return id;
+    }
+    return 0;
+}
+
+/* The job's status once pred holds for it (NULL after timeout_ms). */
+static json_t *status_when(const daemon_t *d, long long id, int (*pred)(json_t *), int timeout_ms)
+{
+    for (int64_t end = now_ms() + timeout_ms; now_ms() < end; pause_ms(10)) {
+        json_t *st = request(d, "{\"op\": \"status\", \"job_id\": %lld}", id);
+        if (st && pred(st))
+            return st;
+        json_decref(st);
+    }
+    return NULL;
+}
+
+/* Every task of the "triple" operator runs (its worker said hello). */
+static int triples_running(json_t *st)
+{
+    json_t *tasks = json_object_get(st, "tasks"), *t;
+    size_t i, n = 0;
+    json_array_foreach(tasks, i, t) if (strcmp(json_string_value(json_object_get(t, "operator")), "triple") == 0 &&
+                                        strcmp(json_string_value(json_object_get(t, "state")), "running") == 0) n++;
+    return n == 2;
+}
+
+static int waiting_to_restart(json_t *st) { return json_object_get(st, "restart_in_ms") != NULL; }
+
+/* Its failure was heard: the restart waits or was made. */
+static int failure_seen(json_t *st)
+{
+    return waiting_to_restart(st) || json_integer_value(json_object_get(st, "restarts")) > 0;
+}
+
+static void temp_path(char *out, size_t cap, const daemon_t *d, const char *name)
+{
+    snprintf(out, cap, "%s/%s", d->home, name);
+}
+
+/* 1 .. N tripled: what every successful run here collects. */
+static const char *exact_line(void)
+{
+    static char line[64];
+    snprintf(line, sizeof line, "collected %d sum %lld", N, 3LL * N * (N + 1) / 2);
+    return line;
+}
+
+/* How many cgroups of daemon d's job id are left (every attempt's), once none are or after 10 s; -1 when
+ * the daemon enforces no memory limits (its log says which parent it uses). */
+static int job_cgroups_left(const daemon_t *d, long long id)
+{
+    char log[1 << 14] = "", parent[300] = "";
+    FILE *f = fopen(d->log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    const char *at = strstr(log, "memory limits: cgroup ");
+    if (!at || sscanf(at + strlen("memory limits: cgroup "), "%299s", parent) != 1)
+        return -1;
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "ls -d %s/jm%d-job%lld-task* 2>/dev/null | wc -l", parent, (int)d->pid, id);
+    int left = -1;
+    for (int64_t end = now_ms() + 10000; now_ms() < end; pause_ms(20)) {
+        FILE *p = popen(cmd, "r");
+        if (!p || fscanf(p, "%d", &left) != 1)
+            left = -1;
+        if (p)
+            pclose(p);
+        if (left == 0)
+            break;
+    }
+    return left;
+}
+
+/* -------------------------------------------------------------------- cases */
+
+/* One injected failure, a restart, the exact result; the daemon's log and the job's end say there was one. */
+static void failure_restarted_exact_result(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d)) {
+        CHECK(0);
+        return;
+    }
+    char marker[400], env[500];
+    temp_path(marker, sizeof marker, &d, "marker");
+    snprintf(env, sizeof env, "RESTART_MARKER=%s", marker);
+    int rc = finish_job(start_job(&d, "once", "{\"strategy\": \"restart\", \"delay\": 0.05}", env));
+    CHECK_INT(rc, 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_CONTAINS(big, exact_line());
+    CHECK(access(marker, F_OK) == 0); /* the failure did happen */
+    char log[1 << 16] = "";
+    FILE *f = fopen(d.log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    CHECK_CONTAINS(log, "restart 1 in 0.05 s after: operator \"triple\" instance ");
+    CHECK_CONTAINS(log, "injected failure at record 500");
+    CHECK_CONTAINS(log, "restart 1 of its tasks");
+    CHECK_CONTAINS(log, "finished");
+    daemon_down(&d);
+}
+
+/* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
+ * says the strategy gave up. */
+static void attempts_exhausted(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d)) {
+        CHECK(0);
+        return;
+    }
+    int rc = finish_job(
+        start_job(&d, "always", "{\"strategy\": \"restart\", \"max_attempts\": 2, \"delay\": 0.01}", ""));
+    CHECK_INT(rc, 1);
+    char want[128];
+    snprintf(want, sizeof want, " rc %d\n", SAGE_EINVAL);
+    CHECK_CONTAINS(big, want);
+    CHECK_CONTAINS(big, "failed: recovery attempts exhausted after 2 restarts (restart: fixed delay 0.01s, at most 2 "
+                        "restarts); the last failure: ");
+    CHECK_CONTAINS(big, "record 3 is refused");
+    daemon_down(&d);
+}
+
+/* A worker killed by SIGKILL mid-run: the job restarts and still collects exactly every record once. */
+static void killed_worker_restarted(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d)) {
+        CHECK(0);
+        return;
+    }
+    char go[400], env[500];
+    temp_path(go, sizeof go, &d, "go");
+    snprintf(env, sizeof env, "RESTART_GO=%s", go);
+    FILE *job = start_job(&d, "gated", "{\"strategy\": \"restart\", \"delay\": 0.05}", env);
+    long long id = only_job(&d);
+    CHECK(id > 0);
+    json_t *st = id ? status_when(&d, id, triples_running, 20000) : NULL;
+    CHECK(st != NULL);
+    pid_t victim = 0;
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (strcmp(json_string_value(json_object_get(t, "operator")),
+                                                                      "triple") == 0) victim =
+        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    CHECK(victim > 0);
+    if (victim > 0)
+        kill(victim, SIGKILL);
+    /* the next attempt runs the same tasks in fresh processes; let its source pass the gate */
+    json_t *again = id ? status_when(&d, id, failure_seen, 20000) : NULL;
+    CHECK(again != NULL);
+    json_decref(again);
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    CHECK_INT(finish_job(job), 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_CONTAINS(big, exact_line());
+    int left = job_cgroups_left(&d, id); /* both attempts' groups removed */
+    if (left >= 0)
+        CHECK_INT(left, 0);
+    daemon_down(&d);
+}
+
+/* A stop between attempts ends the wait at once: the job fails with the failure that led there. */
+static void stop_while_waiting(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d)) {
+        CHECK(0);
+        return;
+    }
+    FILE *job = start_job(&d, "always", "{\"strategy\": \"restart\", \"delay\": 600}", "");
+    long long id = only_job(&d);
+    json_t *st = id ? status_when(&d, id, waiting_to_restart, 20000) : NULL;
+    CHECK(st != NULL);
+    CHECK_INT((int)json_integer_value(json_object_get(st, "restarts")), 0);
+    CHECK_CONTAINS(json_string_value(json_object_get(st, "last_failure")), "record 3 is refused");
+    json_decref(st);
+    /* the CLI's view of the wait */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "%s job status %lld --home %s --port %d", cli, id, d.home, d.port);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    CHECK_INT(finish_job(p), 0);
+    CHECK_CONTAINS(big, "restarts: 0 (the next in ");
+    CHECK_CONTAINS(big, "last failure: operator \"triple\" instance ");
+    json_t *r = request(&d, "{\"op\": \"stop\", \"job_id\": %lld}", id);
+    CHECK(r != NULL);
+    json_decref(r);
+    CHECK_INT(finish_job(job), 1); /* not 600 s later: the test's own timeout would fire first */
+    CHECK_CONTAINS(big, "failed: operator \"triple\" instance ");
+    CHECK_CONTAINS(big, "record 3 is refused");
+    CHECK(!strstr(big, "exhausted"));
+    daemon_down(&d);
+}
+
+/* A cancel between attempts: the job ends canceled. */
+static void cancel_while_waiting(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d)) {
+        CHECK(0);
+        return;
+    }
+    FILE *job = start_job(&d, "always", "{\"strategy\": \"restart\", \"delay\": 600}", "");
+    long long id = only_job(&d);
+    json_t *st = id ? status_when(&d, id, waiting_to_restart, 20000) : NULL;
+    CHECK(st != NULL);
+    json_decref(st);
+    json_t *r = request(&d, "{\"op\": \"cancel\", \"job_id\": %lld}", id);
+    json_decref(r);
+    CHECK_INT(finish_job(job), 1);
+    char want[64];
+    snprintf(want, sizeof want, " rc %d\n", SAGE_ECANCELED);
+    CHECK_CONTAINS(big, want);
+    daemon_down(&d);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "pipeline") == 0)
+        return run_pipeline(argv[2], argv[3], argv[4]);
+    CHECK_MAIN(argc, argv);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    snprintf(cli, sizeof cli, "%s", self); /* build/tests/test_jm_restart -> build/cli/sage */
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(cli, '/');
+        if (slash)
+            *slash = 0;
+    }
+    strncat(cli, "/cli/sage", sizeof cli - strlen(cli) - 1);
+    big = malloc(1 << 20);
+    RUN(failure_restarted_exact_result);
+    RUN(attempts_exhausted);
+    RUN(killed_worker_restarted);
+    RUN(stop_while_waiting);
+    RUN(cancel_while_waiting);
+    free(big);
+    return CHECK_DONE();
+}
