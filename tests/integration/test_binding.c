@@ -148,7 +148,8 @@ static sage_env *build(const char *name, const char *config)
 static void balanced_when_finished(void)
 {
     reset();
-    seen = fail_at = slow = 0;
+    seen = 0;
+    fail_at = slow = 0;
     sage_env *env = build("bind", "{\"batch_bytes\": 512, \"channel_bytes\": 2048}");
     CHECK_INT(sage_env_execute(env), 0);
     CHECK_INT(seen, 2 * NOBJ); /* broadcast to 2 sink instances */
@@ -179,7 +180,8 @@ static void balanced_when_failed(void)
 static void balanced_when_canceled_under_backpressure(void)
 {
     reset();
-    seen = fail_at = 0;
+    seen = 0;
+    fail_at = 0;
     slow = 1;
     sage_env *env = build("bind", "{\"batch_bytes\": 512, \"channel_bytes\": 2048}");
     CHECK_INT(sage_env_submit(env), 0);
@@ -215,7 +217,8 @@ static int calls(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 static void services_entered(void)
 {
     reset();
-    seen = fail_at = slow = 0;
+    seen = 0;
+    fail_at = slow = 0;
     sage_env *env = sage_env_create("svc", NULL);
     CHECK_INT(sage_env_set_binding(env, &hooks), 0);
     CHECK_INT(sage_env_register_service(env, "echo", svc, NULL, NULL), 0);
