@@ -56,6 +56,25 @@ jm_job *jm_job_find(jm *d, int64_t id)
     return NULL;
 }
 
+/* What one attempt of a task holds: its pipes, its log file, its worker's connection (detached: it no
+ * longer speaks for the task), its last report. */
+static void task_release(jm_task *k)
+{
+    if (k->out_fd >= 0)
+        close(k->out_fd);
+    if (k->err_fd >= 0)
+        close(k->err_fd);
+    if (k->log)
+        fclose(k->log);
+    if (k->ctl)
+        k->ctl->job_id = 0, k->ctl->task = -1;
+    json_decref(k->metrics);
+    k->out_fd = k->err_fd = -1;
+    k->log = NULL;
+    k->ctl = NULL;
+    k->metrics = NULL;
+}
+
 void jm_job_free(jm_job *j)
 {
     if (!j)
@@ -64,19 +83,11 @@ void jm_job_free(jm_job *j)
         jm_task *k = &j->tasks[t];
         if (k->listen_fd >= 0)
             close(k->listen_fd);
-        if (k->out_fd >= 0)
-            close(k->out_fd);
-        if (k->err_fd >= 0)
-            close(k->err_fd);
-        if (k->log)
-            fclose(k->log);
         if (k->has_cg) { /* only when the daemon exits with live jobs: one try, the next start removes the rest */
             sage__cgroup_kill(&k->cg);
             sage__cgroup_remove(&k->cg, NULL, 0);
         }
-        if (k->ctl)
-            k->ctl->job_id = 0, k->ctl->task = -1;
-        json_decref(k->metrics);
+        task_release(k);
     }
     free(j->tasks);
     if (j->assign)
@@ -258,17 +269,7 @@ static void restart_job(jm *d, jm_job *j)
         d->launcher->ended(d, j);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
-        if (k->out_fd >= 0)
-            close(k->out_fd);
-        if (k->err_fd >= 0)
-            close(k->err_fd);
-        if (k->log)
-            fclose(k->log);
-        if (k->ctl) { /* its closing connection no longer speaks for the task */
-            k->ctl->job_id = 0;
-            k->ctl->task = -1;
-        }
-        json_decref(k->metrics);
+        task_release(k);
         jm_task keep = *k;
         *k = (jm_task){.index = keep.index,
                        .chain = keep.chain,

@@ -141,12 +141,14 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* A JobManager on a free port and a fresh state directory; 1 once it listens. */
+/* A JobManager on a free port and a fresh state directory; 1 once it listens (a failed check if not). */
 static int daemon_up(daemon_t *d)
 {
     snprintf(d->home, sizeof d->home, "/tmp/sage-jmrestart-XXXXXX");
-    if (!mkdtemp(d->home))
+    if (!mkdtemp(d->home)) {
+        CHECK(!"a state directory under /tmp");
         return 0;
+    }
     snprintf(d->token, sizeof d->token, "%s/token", d->home);
     snprintf(d->log, sizeof d->log, "%s/jobmanager.log", d->home);
     for (int tries = 0; tries < 3; tries++) { /* another test may take the port first */
@@ -176,6 +178,7 @@ static int daemon_up(daemon_t *d)
         }
         waitpid(pid, NULL, 0);
     }
+    CHECK(!"the JobManager started");
     return 0;
 }
 
@@ -238,8 +241,9 @@ static long long only_job(const daemon_t *d)
     for (int64_t end = now_ms() + 20000; now_ms() < end; pause_ms(10)) {
         json_t *r = request(d, "{\"op\": \"list\"}");
         json_t *jobs = json_object_get(r, "jobs");
-        long long id = json_array_size(jobs) == 1 ? json_integer_value(json_object_get(json_array_get(jobs, 0), "job_id"))
-                                                  : 0;
+        long long id = json_array_size(jobs) == 1
+                           ? json_integer_value(json_object_get(json_array_get(jobs, 0), "job_id"))
+                           : 0;
         json_decref(r);
         if (id)
             return id;
@@ -324,10 +328,8 @@ static int job_cgroups_left(const daemon_t *d, long long id)
 static void failure_restarted_exact_result(void)
 {
     daemon_t d = {0};
-    if (!daemon_up(&d)) {
-        CHECK(0);
+    if (!daemon_up(&d))
         return;
-    }
     char marker[400], env[500];
     temp_path(marker, sizeof marker, &d, "marker");
     snprintf(env, sizeof env, "RESTART_MARKER=%s", marker);
@@ -354,10 +356,8 @@ static void failure_restarted_exact_result(void)
 static void attempts_exhausted(void)
 {
     daemon_t d = {0};
-    if (!daemon_up(&d)) {
-        CHECK(0);
+    if (!daemon_up(&d))
         return;
-    }
     int rc = finish_job(
         start_job(&d, "always", "{\"strategy\": \"restart\", \"max_attempts\": 2, \"delay\": 0.01}", ""));
     CHECK_INT(rc, 1);
@@ -374,10 +374,8 @@ static void attempts_exhausted(void)
 static void killed_worker_restarted(void)
 {
     daemon_t d = {0};
-    if (!daemon_up(&d)) {
-        CHECK(0);
+    if (!daemon_up(&d))
         return;
-    }
     char go[400], env[500];
     temp_path(go, sizeof go, &d, "go");
     snprintf(env, sizeof env, "RESTART_GO=%s", go);
@@ -389,9 +387,9 @@ static void killed_worker_restarted(void)
     pid_t victim = 0;
     json_t *t;
     size_t i;
-    json_array_foreach(json_object_get(st, "tasks"), i, t) if (strcmp(json_string_value(json_object_get(t, "operator")),
-                                                                      "triple") == 0) victim =
-        (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_array_foreach(json_object_get(st, "tasks"), i,
+                       t) if (strcmp(json_string_value(json_object_get(t, "operator")), "triple") == 0)
+        victim = (pid_t)json_integer_value(json_object_get(t, "pid"));
     json_decref(st);
     CHECK(victim > 0);
     if (victim > 0)
@@ -412,18 +410,26 @@ static void killed_worker_restarted(void)
     daemon_down(&d);
 }
 
+/* The always-failing job on d, once it failed and waits 600 s for its restart: its output stream, its id,
+ * its status then. */
+static json_t *failed_and_waiting(const daemon_t *d, FILE **job, long long *id)
+{
+    *job = start_job(d, "always", "{\"strategy\": \"restart\", \"delay\": 600}", "");
+    *id = only_job(d);
+    json_t *st = *id ? status_when(d, *id, waiting_to_restart, 20000) : NULL;
+    CHECK(st != NULL);
+    return st;
+}
+
 /* A stop between attempts ends the wait at once: the job fails with the failure that led there. */
 static void stop_while_waiting(void)
 {
     daemon_t d = {0};
-    if (!daemon_up(&d)) {
-        CHECK(0);
+    if (!daemon_up(&d))
         return;
-    }
-    FILE *job = start_job(&d, "always", "{\"strategy\": \"restart\", \"delay\": 600}", "");
-    long long id = only_job(&d);
-    json_t *st = id ? status_when(&d, id, waiting_to_restart, 20000) : NULL;
-    CHECK(st != NULL);
+    FILE *job;
+    long long id;
+    json_t *st = failed_and_waiting(&d, &job, &id);
     CHECK_INT((int)json_integer_value(json_object_get(st, "restarts")), 0);
     CHECK_CONTAINS(json_string_value(json_object_get(st, "last_failure")), "record 3 is refused");
     json_decref(st);
@@ -449,15 +455,11 @@ static void stop_while_waiting(void)
 static void cancel_while_waiting(void)
 {
     daemon_t d = {0};
-    if (!daemon_up(&d)) {
-        CHECK(0);
+    if (!daemon_up(&d))
         return;
-    }
-    FILE *job = start_job(&d, "always", "{\"strategy\": \"restart\", \"delay\": 600}", "");
-    long long id = only_job(&d);
-    json_t *st = id ? status_when(&d, id, waiting_to_restart, 20000) : NULL;
-    CHECK(st != NULL);
-    json_decref(st);
+    FILE *job;
+    long long id;
+    json_decref(failed_and_waiting(&d, &job, &id));
     json_t *r = request(&d, "{\"op\": \"cancel\", \"job_id\": %lld}", id);
     json_decref(r);
     CHECK_INT(finish_job(job), 1);
