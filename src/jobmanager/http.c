@@ -90,6 +90,11 @@ static int metrics_text(jm *d, sage__buf *b)
     M("# HELP sage_jobs Jobs the JobManager is running, by state.\n# TYPE sage_jobs gauge\n");
     for (int s = JJ_PENDING; s <= JJ_PAUSED; s++)
         M("sage_jobs{state=\"%s\"} %d\n", jm_job_state_name((jm_job_state)s), live[s]);
+    M("# HELP sage_job_restarts_total Restarts a live job's fault_tolerance made.\n"
+      "# TYPE sage_job_restarts_total counter\n");
+    for (jm_job *j = d->jobs; j; j = j->next)
+        if (j->ft.strategy == SAGE__FT_RESTART)
+            M("sage_job_restarts_total{job=\"%lld\"} %d\n", (long long)j->id, j->restarts);
     M("# TYPE sage_task_records_in_total counter\n# TYPE sage_task_records_out_total counter\n"
       "# TYPE sage_task_processing_time_seconds summary\n# TYPE sage_task_queue_depth gauge\n"
       "# TYPE sage_task_backpressure_seconds_total counter\n# TYPE sage_task_peak_memory_bytes gauge\n");

@@ -410,6 +410,30 @@ static void killed_worker_restarted(void)
     daemon_down(&d);
 }
 
+/* GET /metrics of daemon d, with its token, into big. */
+static void metrics(const daemon_t *d)
+{
+    char tok[256] = "", req[512];
+    FILE *f = fopen(d->token, "r");
+    if (!f || !fgets(tok, sizeof tok, f))
+        tok[0] = 0;
+    if (f)
+        fclose(f);
+    tok[strcspn(tok, "\r\n")] = 0;
+    int l = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)d->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    size_t got = 0;
+    ssize_t r;
+    if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 && write(s, req, (size_t)l) == l)
+        while ((r = read(s, big + got, (1 << 20) - 1 - got)) > 0)
+            got += (size_t)r;
+    big[got] = 0;
+    close(s);
+}
+
 /* The always-failing job on d, once it failed and waits 600 s for its restart: its output stream, its id,
  * its status then. */
 static json_t *failed_and_waiting(const daemon_t *d, FILE **job, long long *id)
@@ -441,6 +465,12 @@ static void stop_while_waiting(void)
     CHECK_INT(finish_job(p), 0);
     CHECK_CONTAINS(big, "restarts: 0 (the next in ");
     CHECK_CONTAINS(big, "last failure: operator \"triple\" instance ");
+    /* Prometheus sees it too */
+    metrics(&d);
+    CHECK_CONTAINS(big, "HTTP/1.1 200 OK");
+    char series[96];
+    snprintf(series, sizeof series, "sage_job_restarts_total{job=\"%lld\"} 0\n", id);
+    CHECK_CONTAINS(big, series);
     json_t *r = request(&d, "{\"op\": \"stop\", \"job_id\": %lld}", id);
     CHECK(r != NULL);
     json_decref(r);
