@@ -143,9 +143,10 @@ int scen_wordcount(int arg);
 int scen_latency(int arg);
 int peer_gst(int arg);
 /* remote.c: (h) across worker processes under a JobManager the scenario starts itself. */
-int scen_remote_small(int arg); /* (h1) 8 B records, records/s */
-int scen_remote_large(int arg); /* (h2) 4 KiB records, bytes/s */
-int scen_remote_first(int arg); /* (h3) submit to first record */
+int scen_remote_small(int arg);   /* (h1) 8 B records, records/s */
+int scen_remote_large(int arg);   /* (h2) 4 KiB records, bytes/s */
+int scen_remote_first(int arg);   /* (h3) submit to first record */
+int scen_remote_recover(int arg); /* (h4) worker death to records flowing again (restart strategy) */
 /* `sage-bench --worker-pipeline ...`: the submitter of an (h) job, and every
  * worker the JobManager relaunches from it with the same argv. */
 int bench_worker_main(int argc, char **argv);

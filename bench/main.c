@@ -85,6 +85,7 @@ static void build_entries(int quick)
     add("h.8b", "(h1) cross-process, 8 B records", scen_remote_small, 0);
     add("h.4k", "(h2) cross-process, 4 KiB records", scen_remote_large, 0);
     add("h.first", "(h3) submit to first record", scen_remote_first, 0);
+    add("h.recover", "(h4) worker death to records flowing again", scen_remote_recover, 0);
 }
 
 /* NAME selects an entry by its id, or a group by prefix: "f" is every f.*,
