@@ -111,8 +111,11 @@ int cli_job_status(const cli_opts *o, json_int_t id)
         if (in)
             printf(" (the next in %.1f s)", (double)json_integer_value(in) / 1e3);
         printf("\n");
-        if (json_object_get(r, "last_failure"))
-            printf("last failure: %s\n", esc(r, "last_failure", reason, sizeof reason));
+        if (json_object_get(r, "last_failure")) {
+            char when[32];
+            human_time(when, sizeof when, json_integer_value(json_object_get(r, "last_failure_at_ms")));
+            printf("last failure (%s): %s\n", when, esc(r, "last_failure", reason, sizeof reason));
+        }
     }
     printf("%-18s %4s %-8s %7s %-10s %-8s %-5s %9s %9s %10s %10s %10s %9s %9s %5s %9s\n", "OPERATOR", "INST", "STATE",
            "PID", "HOST", "CPUS", "GPUS", "MEM_LIMIT", "PEAK_MEM", "IN", "OUT", "REC/S", "P50", "P99", "QUEUE",
