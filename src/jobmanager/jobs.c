@@ -125,10 +125,13 @@ int jm_job_start_tasks(jm *d, jm_job *j)
 {
     char err[4096];
     int rc = 0;
-    j->state = JJ_RUNNING;
+    int paused = j->state == JJ_PAUSED; /* a restart of a paused job: its new workers are told at their hello */
+    j->state = paused ? JJ_PAUSED : JJ_RUNNING;
     j->pending_reason[0] = 0;
-    j->started_ms = j->seen_wall_ms = sage__wall_ms();
-    sage__store_job_state(d->store, j->id, "running", "", j->started_ms);
+    j->seen_wall_ms = sage__wall_ms();
+    if (!j->restarts) /* a restarted job keeps its start */
+        j->started_ms = j->seen_wall_ms;
+    sage__store_job_state(d->store, j->id, jm_job_state_name(j->state), "", j->started_ms);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         if ((rc = d->launcher->spawn(d, j, k, err, sizeof err)) != 0) {
