@@ -410,6 +410,48 @@ static void killed_worker_restarted(void)
     daemon_down(&d);
 }
 
+/* Restarted, with its new "triple" workers connected. */
+static int restarted_and_running(json_t *st)
+{
+    return json_integer_value(json_object_get(st, "restarts")) == 1 && triples_running(st);
+}
+
+/* A paused job whose worker dies stays paused through its restart; resumed, it ends with the exact result. */
+static void paused_stays_paused(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], env[500];
+    temp_path(go, sizeof go, &d, "go");
+    snprintf(env, sizeof env, "RESTART_GO=%s", go);
+    FILE *job = start_job(&d, "gated", "{\"strategy\": \"restart\", \"delay\": 0}", env);
+    long long id = only_job(&d);
+    json_t *st = id ? status_when(&d, id, triples_running, 20000) : NULL;
+    CHECK(st != NULL);
+    pid_t victim = 0;
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(st, "tasks"), i,
+                       t) if (strcmp(json_string_value(json_object_get(t, "operator")), "triple") == 0)
+        victim = (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    json_decref(request(&d, "{\"op\": \"pause\", \"job_id\": %lld}", id));
+    if (victim > 0)
+        kill(victim, SIGKILL);
+    st = id ? status_when(&d, id, restarted_and_running, 20000) : NULL;
+    CHECK(st != NULL);
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "paused");
+    json_decref(st);
+    json_decref(request(&d, "{\"op\": \"resume\", \"job_id\": %lld}", id));
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    CHECK_INT(finish_job(job), 0);
+    CHECK_CONTAINS(big, exact_line());
+    daemon_down(&d);
+}
+
 /* GET /metrics of daemon d, with its token, into big. */
 static void metrics(const daemon_t *d)
 {
@@ -520,6 +562,7 @@ int main(int argc, char **argv)
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
     RUN(cancel_while_waiting);
+    RUN(paused_stays_paused);
     free(big);
     return CHECK_DONE();
 }
