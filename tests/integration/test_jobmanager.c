@@ -547,6 +547,31 @@ static void worker_killed_no_orphans(void)
         CHECK(kill(pids[k], 0) != 0 && errno == ESRCH); /* reaped: no orphan, no zombie */
 }
 
+/* Records the job's first task (its source) emitted, as its worker last reported. */
+static json_int_t source_out(long long id)
+{
+    char req[128];
+    snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
+    json_t *st = client_request(req);
+    json_t *tasks = json_object_get(st, "tasks");
+    json_int_t out = json_integer_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(json_array_get(tasks, 0), "metrics"), "operators"), 0),
+        "records_out"));
+    json_decref(st);
+    return out;
+}
+
+/* 1 once the source reported an emitted record (10 s at most). */
+static int source_emitted(long long id)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (source_out(id) > 0)
+            return 1;
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return 0;
+}
+
 static void pause_resume_stop(void)
 {
     FILE *client;
@@ -560,6 +585,8 @@ static void pause_resume_stop(void)
                   token_file),
               0);
     CHECK(job_state_is(id, "running"));
+    /* the source has emitted since (its report says so), so the check below counts something */
+    CHECK(source_emitted(id));
     CHECK_INT(run(big, 1 << 20, "%s job stop %lld --port %d --token-file %s", getenv("SAGE_CLI"), id, port, token_file),
               0);
     size_t n = fread(big, 1, (1 << 20) - 1, client);
@@ -570,9 +597,7 @@ static void pause_resume_stop(void)
     snprintf(req, sizeof req, "{\"op\":\"status\",\"job_id\":%lld}", id);
     json_t *st = client_request(req);
     json_t *tasks = json_object_get(st, "tasks");
-    json_int_t out = json_integer_value(json_object_get(
-        json_array_get(json_object_get(json_object_get(json_array_get(tasks, 0), "metrics"), "operators"), 0),
-        "records_out"));
+    json_int_t out = source_out(id);
     json_int_t in = json_integer_value(json_object_get(
         json_array_get(json_object_get(json_object_get(json_array_get(tasks, 3), "metrics"), "operators"), 0),
         "records_in"));
