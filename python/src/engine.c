@@ -492,29 +492,22 @@ static PyObject *engine_wait(engine *e, PyObject *args)
     return PyLong_FromLong(rc);
 }
 
-static PyObject *engine_stop(engine *e, PyObject *unused)
+/* stop or cancel, with the GIL released (both may wait for the engine's threads). */
+static PyObject *engine_end(engine *e, int (*end)(sage_env *))
 {
     if (!alive(e))
         return NULL;
     int rc;
     sage_env *env = e->env;
     GIL_RELEASE;
-    rc = sage_env_stop(env);
+    rc = end(env);
     GIL_TAKE;
     return PyLong_FromLong(rc);
 }
 
-static PyObject *engine_cancel(engine *e, PyObject *unused)
-{
-    if (!alive(e))
-        return NULL;
-    int rc;
-    sage_env *env = e->env;
-    GIL_RELEASE;
-    rc = sage_env_cancel(env);
-    GIL_TAKE;
-    return PyLong_FromLong(rc);
-}
+static PyObject *engine_stop(engine *e, PyObject *unused) { return engine_end(e, sage_env_stop); }
+
+static PyObject *engine_cancel(engine *e, PyObject *unused) { return engine_end(e, sage_env_cancel); }
 
 static PyObject *engine_close(engine *e, PyObject *unused)
 {

@@ -370,19 +370,17 @@ static void attempts_exhausted(void)
     daemon_down(&d);
 }
 
-/* A worker killed by SIGKILL mid-run: the job restarts and still collects exactly every record once. */
-static void killed_worker_restarted(void)
+/* The gated pipeline on d with fault_tolerance ft, once both "triple" workers run (its source waits at record
+ * 101 for the file go names): its output stream and id; the pid of one "triple" worker (0 if none seen). */
+static pid_t gated_job(const daemon_t *d, const char *ft, char *go, size_t go_cap, FILE **job, long long *id)
 {
-    daemon_t d = {0};
-    if (!daemon_up(&d))
-        return;
-    char go[400], env[500];
-    temp_path(go, sizeof go, &d, "go");
+    char env[500];
+    temp_path(go, go_cap, d, "go");
     snprintf(env, sizeof env, "RESTART_GO=%s", go);
-    FILE *job = start_job(&d, "gated", "{\"strategy\": \"restart\", \"delay\": 0.05}", env);
-    long long id = only_job(&d);
-    CHECK(id > 0);
-    json_t *st = id ? status_when(&d, id, triples_running, 20000) : NULL;
+    *job = start_job(d, "gated", ft, env);
+    *id = only_job(d);
+    CHECK(*id > 0);
+    json_t *st = *id ? status_when(d, *id, triples_running, 20000) : NULL;
     CHECK(st != NULL);
     pid_t victim = 0;
     json_t *t;
@@ -392,15 +390,34 @@ static void killed_worker_restarted(void)
         victim = (pid_t)json_integer_value(json_object_get(t, "pid"));
     json_decref(st);
     CHECK(victim > 0);
+    return victim;
+}
+
+/* Let the gated source pass. */
+static void open_gate(const char *go)
+{
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* A worker killed by SIGKILL mid-run: the job restarts and still collects exactly every record once. */
+static void killed_worker_restarted(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400];
+    FILE *job;
+    long long id;
+    pid_t victim = gated_job(&d, "{\"strategy\": \"restart\", \"delay\": 0.05}", go, sizeof go, &job, &id);
     if (victim > 0)
         kill(victim, SIGKILL);
     /* the next attempt runs the same tasks in fresh processes; let its source pass the gate */
     json_t *again = id ? status_when(&d, id, failure_seen, 20000) : NULL;
     CHECK(again != NULL);
     json_decref(again);
-    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
+    open_gate(go);
     CHECK_INT(finish_job(job), 0);
     CHECK_CONTAINS(big, " rc 0\n");
     CHECK_CONTAINS(big, exact_line());
@@ -422,31 +439,19 @@ static void paused_stays_paused(void)
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
-    char go[400], env[500];
-    temp_path(go, sizeof go, &d, "go");
-    snprintf(env, sizeof env, "RESTART_GO=%s", go);
-    FILE *job = start_job(&d, "gated", "{\"strategy\": \"restart\", \"delay\": 0}", env);
-    long long id = only_job(&d);
-    json_t *st = id ? status_when(&d, id, triples_running, 20000) : NULL;
-    CHECK(st != NULL);
-    pid_t victim = 0;
-    json_t *t;
-    size_t i;
-    json_array_foreach(json_object_get(st, "tasks"), i,
-                       t) if (strcmp(json_string_value(json_object_get(t, "operator")), "triple") == 0)
-        victim = (pid_t)json_integer_value(json_object_get(t, "pid"));
-    json_decref(st);
+    char go[400];
+    FILE *job;
+    long long id;
+    pid_t victim = gated_job(&d, "{\"strategy\": \"restart\", \"delay\": 0}", go, sizeof go, &job, &id);
     json_decref(request(&d, "{\"op\": \"pause\", \"job_id\": %lld}", id));
     if (victim > 0)
         kill(victim, SIGKILL);
-    st = id ? status_when(&d, id, restarted_and_running, 20000) : NULL;
+    json_t *st = id ? status_when(&d, id, restarted_and_running, 20000) : NULL;
     CHECK(st != NULL);
     CHECK_STR(json_string_value(json_object_get(st, "state")), "paused");
     json_decref(st);
     json_decref(request(&d, "{\"op\": \"resume\", \"job_id\": %lld}", id));
-    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
+    open_gate(go);
     CHECK_INT(finish_job(job), 0);
     CHECK_CONTAINS(big, exact_line());
     daemon_down(&d);
