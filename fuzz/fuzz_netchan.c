@@ -63,7 +63,7 @@ static void *drain(void *arg)
     sage__queue *q = arg;
     sage__batch *b;
     while (sage__queue_pop(q, 0, NULL, &b) == 0) {
-        if (!b->eos && sage__batch_check(b->data, b->used, b->n) != 0) {
+        if (!b->mark && sage__batch_check(b->data, b->used, b->n) != 0) {
             fprintf(stderr, "fuzz_netchan: a received batch's records do not fit it\n");
             abort();
         }

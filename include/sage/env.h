@@ -51,11 +51,32 @@ extern "C" {
  *                        "exponential_backoff" accepted. Embedded jobs restart
  *                        in this process; a remote job is restarted by its
  *                        JobManager (local launcher; the Slurm launcher refuses
- *                        it at submit, SAGE_EUNSUPPORTED); "strategy":
- *                        "checkpoint" is not built yet (refused here,
- *                        SAGE_EUNSUPPORTED). The collector starts over with the
- *                        job; user sinks see records again (at-least-once), and
- *                        so does a remote job's file sink.
+ *                        it at submit, SAGE_EUNSUPPORTED). The collector starts
+ *                        over with the job; user sinks see records again
+ *                        (at-least-once), and so does a remote job's file sink.
+ *                        {"strategy": "checkpoint", "checkpoint_interval": 60,
+ *                         "max_recovery_attempts": 3}: every checkpoint_interval
+ *                        seconds a barrier flows from the sources through the
+ *                        pipeline and every task saves its state (per-key state,
+ *                        counters, built-in source positions, snapshot hooks of
+ *                        sage_op_opts) into "checkpoint_dir" (default:
+ *                        <state directory>/checkpoints; each run has its own
+ *                        directory below it, removed when the job finished);
+ *                        a failed job recovers from the last committed
+ *                        checkpoint, at most max_recovery_attempts times.
+ *                        Per-key state is then exactly-once, and so are the
+ *                        collector and the file sink (cut back to what the
+ *                        checkpoint committed); user sinks are at-least-once.
+ *                        "checkpoints_retained" (2) keeps the last N,
+ *                        "checkpoint_timeout" (600 s) abandons a checkpoint
+ *                        that takes longer (the job goes on). Embedded only for
+ *                        now: a remote env refuses it at submit
+ *                        (SAGE_EUNSUPPORTED). docs/fault-tolerance.md.
+ *   "restore_from"       the directory of a checkpoint or savepoint (or a run's
+ *                        checkpoint directory: its last committed checkpoint) to
+ *                        start from instead of the beginning; refused at submit
+ *                        when it was taken by a different pipeline (plan hash),
+ *                        or is corrupt. Embedded only for now.
  * Byte sizes are numbers or strings with a unit ("64KiB", see
  * sage_parse_bytes). Every key, "node" included, is checked here.
  * Returns NULL only when out of memory. A bad name or config is recorded as
@@ -90,6 +111,35 @@ SAGE_API int sage_env_stop(sage_env *env);
 /* Cancel now: every task stops at its next record or wait; in-flight records
  * are discarded; the job ends with SAGE_ECANCELED. */
 SAGE_API int sage_env_cancel(sage_env *env);
+
+/* Stop with a savepoint (fault_tolerance strategy "checkpoint"): take one
+ * more checkpoint into dir (created; it must not exist or be empty), then
+ * stop at that very barrier: sources produce nothing after it, the records
+ * before it drain, close hooks run, the job ends as stopped. A new env of
+ * the same pipeline with config {"restore_from": dir} goes on from there:
+ * per-key state, source positions and snapshot hooks' state as saved, the
+ * file sink cut back to the savepoint's length (a collector of the new env
+ * holds only what came after). Waits up to timeout_ms (< 0: no limit) for
+ * the savepoint to be durable. Returns 0; SAGE_ESTATE without the checkpoint
+ * strategy or when the job is not running; SAGE_EINVAL when dir is not
+ * empty; SAGE_EIO when it cannot be written; SAGE_ETIMEDOUT (the job goes on,
+ * nothing is stopped). Embedded only for now (SAGE_EUNSUPPORTED remote).
+ * Call it from the env's thread (as sage_env_wait). */
+SAGE_API int sage_env_stop_with_savepoint(sage_env *env, const char *dir, int timeout_ms);
+
+/* Checkpoints of this env's job so far (any thread, while it runs and after). */
+typedef struct sage_checkpoint_stats {
+    uint64_t completed;   /* checkpoints committed (savepoints included) */
+    uint64_t abandoned;   /* given up: timed out, or a write failed (the job went on) */
+    uint64_t last_id;     /* the last committed one (0: none) */
+    uint64_t last_bytes;  /* its size on disk */
+    double last_pause_ms; /* how long its barrier held the sources */
+    double last_total_ms; /* from its barrier to its commit (the write included) */
+    int recoveries;       /* times the job was restored from a checkpoint */
+    char last_path[1024]; /* its directory ("" none) */
+} sage_checkpoint_stats;
+/* SAGE_ESTATE when nothing was submitted; zeros without the checkpoint strategy. */
+SAGE_API int sage_env_checkpoint_stats(const sage_env *env, sage_checkpoint_stats *out);
 
 typedef enum sage_job_state {
     SAGE_JOB_CREATED = 0,

@@ -87,6 +87,29 @@ typedef int (*sage_join_fn)(sage_ctx *ctx, int side, const void *rec, size_t len
 typedef int (*sage_open_fn)(sage_ctx *ctx, void *udata);
 typedef int (*sage_close_fn)(sage_ctx *ctx, sage_out *out, void *udata);
 
+/* Checkpoint hooks (config "fault_tolerance": {"strategy": "checkpoint"};
+ * docs/fault-tolerance.md). The engine saves by itself the per-key state
+ * (sage_ctx_state), the counters, and the positions of the built-in
+ * sources; what an instance keeps elsewhere (sage_ctx_set_local, a user
+ * source's position) it saves with a snapshot hook and reads back with a
+ * restore hook. snapshot runs on the instance's thread at a checkpoint,
+ * between two records (for a source: between two calls), and writes any
+ * number of bytes with sage_snapshot_write; return 0, or a negative value
+ * to fail the job. restore runs on recovery (and with config
+ * "restore_from") once, after open and before the first record, with the
+ * bytes the last committed checkpoint saved (len 0 when its snapshot wrote
+ * nothing); return 0, or a negative value to fail the job. A user source
+ * with a restore hook is replayable: it must go on from the position its
+ * snapshot saved. A user source without one starts again from its
+ * beginning on recovery, so the job is at-least-once for it (sage_env_explain
+ * says so). */
+typedef struct sage_snapshot sage_snapshot;
+typedef int (*sage_snapshot_fn)(sage_ctx *ctx, sage_snapshot *snap, void *udata);
+typedef int (*sage_restore_fn)(sage_ctx *ctx, const void *data, size_t len, void *udata);
+/* Append bytes to the snapshot being taken: 0, SAGE_ETOOBIG past 1 GiB per
+ * instance, SAGE_ENOMEM. Only inside the snapshot hook that was handed snap. */
+SAGE_API int sage_snapshot_write(sage_snapshot *snap, const void *data, size_t len);
+
 /* ---------------------------------------------------------------------------
  * Operator options. Zero-initialise and set what you need; every field has a
  * meaningful zero. The struct is read during the declaring call only (the
@@ -110,7 +133,9 @@ typedef struct sage_op_opts {
     const sage_resources *resources_spec; /* the same as a struct; not both */
     sage_open_fn open;                    /* optional */
     sage_close_fn close;                  /* optional */
-    void *reserved[8];                    /* must be zero: room for new options */
+    sage_snapshot_fn snapshot;            /* optional: checkpoints save this instance's own state */
+    sage_restore_fn restore;              /* optional: recovery reads it back (see below) */
+    void *reserved[6];                    /* must be zero: room for new options */
 } sage_op_opts;
 
 /* ---------------------------------------------------------------------------

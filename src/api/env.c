@@ -97,6 +97,28 @@ SAGE_API int sage_env_cancel(sage_env *env)
     return env->backend->ops->cancel(env->backend);
 }
 
+SAGE_API int sage_env_stop_with_savepoint(sage_env *env, const char *dir, int timeout_ms)
+{
+    if (!env || !env->backend->job)
+        return SAGE_ESTATE;
+    if (!env->backend->ops->savepoint)
+        return sage__errf(env->backend->err, SAGE_EUNSUPPORTED,
+                          "sage_env_stop_with_savepoint: savepoints are built for embedded jobs only so far");
+    return env->backend->ops->savepoint(env->backend, dir, timeout_ms);
+}
+
+SAGE_API int sage_env_checkpoint_stats(const sage_env *env, sage_checkpoint_stats *out)
+{
+    if (!out)
+        return SAGE_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!env || !env->backend->job)
+        return SAGE_ESTATE;
+    if (env->backend->ops->ckpt_stats)
+        env->backend->ops->ckpt_stats(env->backend, out);
+    return 0;
+}
+
 SAGE_API sage_job_state sage_env_state(const sage_env *env)
 {
     if (!env || !env->backend->job)

@@ -15,6 +15,7 @@
 
 #include "plan/plan.h"
 #include "runtime/runtime.h"
+#include "sage/env.h"
 
 typedef struct sage__backend sage__backend;
 
@@ -36,6 +37,10 @@ typedef struct sage__backend_ops {
     /* A metric of the job (sage_env_metric), read under whatever lock the
      * backend's job needs (NULL: read b->job directly). */
     int (*metric)(sage__backend *b, const sage__op *op, int instance, const char *name, sage_metric *out);
+    /* Stop with a savepoint into dir (NULL: not built for this backend). */
+    int (*savepoint)(sage__backend *b, const char *dir, int timeout_ms);
+    /* Checkpoint statistics, from any thread (NULL: none, all zero). */
+    void (*ckpt_stats)(sage__backend *b, sage_checkpoint_stats *out);
     /* Free everything (a running embedded job is canceled and joined; a
      * remote job goes on: it is the JobManager's). */
     void (*destroy)(sage__backend *b);

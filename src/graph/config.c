@@ -97,21 +97,25 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         int rc = sage__ft_parse(&cfg->ft, v, e);
         if (rc != 0)
             return rc;
-        if (cfg->ft.strategy == SAGE__FT_CHECKPOINT)
-            return sage__errf(e, SAGE_EUNSUPPORTED,
-                              "config key \"fault_tolerance\": the \"checkpoint\" strategy is not built yet; "
-                              "\"restart\" is (the job runs again from its beginning)");
+    } else if (strcmp(key, "restore_from") == 0) {
+        if (!json_is_string(v) || !*json_string_value(v))
+            return sage__errf(e, SAGE_ECONFIG, "config key \"restore_from\": expected the path of a checkpoint");
+        if (sage__strlcpy(cfg->restore_from, json_string_value(v), sizeof cfg->restore_from) >=
+            sizeof cfg->restore_from)
+            return sage__errf(e, SAGE_ECONFIG, "config key \"restore_from\": the path is longer than %zu bytes",
+                              sizeof cfg->restore_from - 1);
     } else {
-        static const char *const known[] = {"max_parallelism",  "batch_bytes",     "channel_bytes",
-                                            "max_record_bytes", "flush_linger_us", "node",
-                                            "jobmanager",       "token_file",      "fault_tolerance"};
+        static const char *const known[] = {"max_parallelism", "batch_bytes", "channel_bytes", "max_record_bytes",
+                                            "flush_linger_us", "node",        "jobmanager",    "token_file",
+                                            "fault_tolerance", "restore_from"};
         const char *near = sage__suggest(key, known, sizeof known / sizeof known[0]);
         char hint[96] = "";
         if (near)
             sage__fmt(hint, sizeof hint, "did you mean \"%s\"? ", near);
         return sage__errf(e, SAGE_ECONFIG,
                           "config: unknown key \"%s\" (%sknown: max_parallelism, batch_bytes, channel_bytes, "
-                          "max_record_bytes, flush_linger_us, node, jobmanager, token_file, fault_tolerance)",
+                          "max_record_bytes, flush_linger_us, node, jobmanager, token_file, fault_tolerance, "
+                          "restore_from)",
                           key, hint);
     }
     return 0;

@@ -67,6 +67,8 @@ static sage__op *new_op(sage__graph *g, sage__op_kind kind, const sage_op_opts *
     op->chaining = !opts->disable_chaining;
     op->open = opts->open;
     op->close = opts->close;
+    op->snapshot = opts->snapshot;
+    op->restore = opts->restore;
     if (opts->name) {
         char why[128];
         const char *problem = sage__name_problem(opts->name, 1, why, sizeof why);

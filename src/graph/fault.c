@@ -217,6 +217,8 @@ int sage__ft_parse(sage__ft_config *ft, json_t *v, sage__err *e)
 
 double sage__ft_delay(const sage__ft_config *ft, int k)
 {
+    if (ft->strategy == SAGE__FT_CHECKPOINT)
+        return 0; /* SAGE Kernel's checkpoint strategy recovers at once */
     if (ft->restart != SAGE__RESTART_EXPONENTIAL)
         return ft->delay;
     double d = ft->initial_delay;
@@ -292,6 +294,8 @@ json_t *sage__ft_json(const sage__ft_config *ft)
  * max_failures_per_interval + 1 times (failure_rate only). */
 int sage__ft_may_restart(const sage__ft_config *ft, int failures, double now, double *fail_at, int *nfail)
 {
+    if (ft->strategy == SAGE__FT_CHECKPOINT)
+        return failures <= ft->max_recovery_attempts;
     if (ft->strategy != SAGE__FT_RESTART)
         return 0;
     if (ft->restart != SAGE__RESTART_FAILURE_RATE)

@@ -87,6 +87,8 @@ struct sage__op {
     sage_resources res;
     sage_open_fn open;
     sage_close_fn close;
+    sage_snapshot_fn snapshot; /* checkpoint hooks (optional) */
+    sage_restore_fn restore;
     void *udata;
     sage__fn fn;
     sage_map_fn *cofns; /* comap: one per input */
@@ -163,8 +165,9 @@ typedef struct sage__config {
     int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */
     char jm_host[256];
     int jm_port;
-    char token_file[1024]; /* "" : the default */
-    sage__ft_config ft;    /* "fault_tolerance" */
+    char token_file[1024];   /* "" : the default */
+    sage__ft_config ft;      /* "fault_tolerance" */
+    char restore_from[1024]; /* "restore_from": a checkpoint or savepoint directory ("" none) */
 } sage__config;
 
 typedef enum sage__seal {

@@ -101,6 +101,41 @@ static void assign_text(strbuf *b, const sage__assign *a)
         sb_printf(b, ", %s %g", a->custom[i].name, a->custom[i].amount);
 }
 
+/* What recovery guarantees, per source and sink (checkpoint strategy), as text or NULL. */
+static const char *op_guarantee(const sage__op *op)
+{
+    if (op->kind == SAGE__OP_SOURCE) {
+        if (op->builtin != SAGE__BUILTIN_NONE)
+            return "replayable (its position is checkpointed)";
+        return op->restore ? "replayable (its restore hook)"
+                           : "not replayable: it starts again on recovery, at-least-once for its records (give it "
+                             "snapshot and restore hooks)";
+    }
+    if (op->kind == SAGE__OP_SINK)
+        return op->builtin != SAGE__BUILTIN_NONE
+                   ? "exactly-once (cut back to the checkpoint on recovery)"
+                   : "at-least-once (a user sink sees the records after the "
+                     "checkpoint again)";
+    return NULL;
+}
+
+static void ft_text(strbuf *b, const sage__plan *plan)
+{
+    const sage__config *cfg = plan->g->cfg;
+    if (!cfg || cfg->ft.strategy == SAGE__FT_NONE)
+        return;
+    char how[160];
+    sage__ft_describe(&cfg->ft, how, sizeof how);
+    sb_printf(b, "fault tolerance: %s\n", how);
+    if (cfg->ft.strategy != SAGE__FT_CHECKPOINT)
+        return;
+    for (size_t i = 0; i < plan->g->nops; i++) {
+        const char *gu = op_guarantee(plan->g->ops[i]);
+        if (gu)
+            sb_printf(b, "  %s \"%s\": %s\n", sage__op_kind_name(plan->g->ops[i]->kind), plan->g->ops[i]->name, gu);
+    }
+}
+
 char *sage__plan_explain(const sage__plan *plan)
 {
     const sage__graph *g = plan->g;
@@ -115,6 +150,7 @@ char *sage__plan_explain(const sage__plan *plan)
     for (size_t i = 0; i < plan->node.ncustom; i++)
         sb_printf(&b, ", %s %g", plan->node.custom[i].name, plan->node.custom[i].amount);
     sb_printf(&b, "\n");
+    ft_text(&b, plan);
     for (size_t c = 0; c < plan->nchains; c++) {
         const sage__chain *ch = &plan->chains[c];
         sb_printf(&b, "chain %zu (parallelism %d)\n", c, ch->parallelism);
@@ -197,6 +233,9 @@ char *sage__plan_explain_json(const sage__plan *plan)
             sage__jadd(&bad, ins, e);
         }
         sage__jset(&bad, o, "inputs", ins);
+        const char *gu = g->cfg && g->cfg->ft.strategy == SAGE__FT_CHECKPOINT ? op_guarantee(op) : NULL;
+        if (gu)
+            sage__jset(&bad, o, "recovery", json_string(gu));
         sage__jset(&bad, o, "resources", op->has_res ? sage__resources_json(&op->res, 1) : json_null());
         sage__jadd(&bad, ops, o);
     }

@@ -1,10 +1,12 @@
 /* runtime/builtins.c - the built-in sources (collections, file lines) and sinks (print, file, collect). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "runtime/checkpoint.h"
 #include "runtime/runtime.h"
 
 #define SAGE__SOURCE_BURST 1024 /* records a built-in source emits per call */
@@ -179,13 +181,30 @@ int sage__sinks_open_local(sage__job *job, sage__err *err)
         const sage__op *op = g->ops[i];
         sage__sink_out *so = &job->sinks[i];
         if (op->builtin == SAGE__BUILTIN_FILE_SINK) {
-            so->file = fopen(op->path, "we");
-            if (!so->file)
+            if (job->restore) { /* from a checkpoint: the file as it committed (a file it never saw: empty) */
+                uint64_t len = 0;
+                for (size_t k = 0; k < job->restore->ck->m.nsinks; k++)
+                    if (job->restore->ck->m.sinks[k].op == op->id)
+                        len = job->restore->ck->m.sinks[k].length;
+                int fd = open(op->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+                if (fd < 0 || ftruncate(fd, (off_t)len) != 0 || lseek(fd, 0, SEEK_END) < 0 ||
+                    !(so->file = fdopen(fd, "w"))) {
+                    int e = errno;
+                    if (fd >= 0)
+                        close(fd);
+                    return sage__errf(err, SAGE_EIO,
+                                      "operator \"%s\": cannot reopen \"%s\" at its committed "
+                                      "length (%llu bytes): %s",
+                                      op->name, op->path, (unsigned long long)len, strerror(e));
+                }
+            } else if (!(so->file = fopen(op->path, "we"))) {
                 return sage__errf(err, SAGE_EIO, "operator \"%s\": cannot open \"%s\" for writing: %s", op->name,
                                   op->path, strerror(errno));
+            }
             so->mode = SAGE__SINK_FILE;
         } else if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
-            if (sage__collector_prepare(op->collector, op->parallelism) != 0)
+            /* recovery in the same run keeps what was collected (each instance cuts its part back) */
+            if (!(job->restore && job->restore->in_run) && sage__collector_prepare(op->collector, op->parallelism) != 0)
                 return sage__errf(err, SAGE_ENOMEM, "operator \"%s\": out of memory", op->name);
             so->mode = SAGE__SINK_COLLECT;
         }

@@ -15,13 +15,20 @@
 /* A batch of records: [u32 len][u32 reserved][bytes, padded to 8] each. */
 typedef struct sage__batch {
     struct sage__batch *next;
-    uint32_t eos;   /* 1: end-of-stream marker from one producer, no records */
+    uint32_t mark;  /* 0: records; SAGE__MARK_EOS or SAGE__MARK_BARRIER from one producer, no records */
     uint32_t input; /* consumer input index the records belong to */
     uint32_t n;     /* records */
     size_t used, cap;
     uint64_t first_ns; /* when its first record was appended (producer side, for flush linger) */
+    uint64_t epoch;    /* SAGE__MARK_BARRIER: the checkpoint it belongs to */
     _Alignas(8) unsigned char data[];
 } sage__batch;
+
+/* Markers: end-of-stream (nothing follows from that producer), and a
+ * checkpoint barrier (everything that producer sent before it belongs to
+ * the checkpoint; runtime/checkpoint.c). Queues always have room for them. */
+#define SAGE__MARK_EOS 1u
+#define SAGE__MARK_BARRIER 2u
 
 #define SAGE__REC_HDR 8u
 static inline size_t sage__rec_size(size_t len) { return SAGE__REC_HDR + ((len + 7u) & ~(size_t)7u); }

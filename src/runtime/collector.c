@@ -100,6 +100,22 @@ int sage__collector_add(sage_collector *c, int part, const void *rec, size_t len
 
 size_t sage__collector_max(const sage_collector *c) { return c->max_bytes; }
 
+size_t sage__collector_part_count(const sage_collector *c, int part) { return c->parts[part].n; }
+
+int sage__collector_truncate(sage_collector *c, int part, size_t n)
+{
+    collect_part *p = &c->parts[part];
+    if (n > p->n)
+        return SAGE_EINVAL;
+    if (n == p->n)
+        return 0;
+    size_t keep = n ? p->off[n] : 0;
+    atomic_fetch_sub(&c->bytes, p->used - keep);
+    p->used = keep;
+    p->n = n;
+    return 0;
+}
+
 SAGE_API size_t sage_collector_count(const sage_collector *c)
 {
     if (!c)

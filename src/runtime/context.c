@@ -38,7 +38,14 @@ SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size)
     }
     size_t have = sage__keystate_state_size(ctx->ks);
     if (have && have != size) {
-        sage_ctx_fail(ctx, "per-key state asked with %zu bytes, but this operator's state blocks have %zu", size, have);
+        if (ctx->ks_restored == have)
+            sage_ctx_fail(ctx,
+                          "per-key state asked with %zu bytes, but the state restored from the checkpoint has blocks "
+                          "of %zu (the operator's state layout changed since it was taken)",
+                          size, have);
+        else
+            sage_ctx_fail(ctx, "per-key state asked with %zu bytes, but this operator's state blocks have %zu", size,
+                          have);
         return NULL;
     }
     void *p = sage__keystate_get(ctx->ks, sage__hash64(ctx->key, ctx->key_len), ctx->key, ctx->key_len, size);

@@ -25,6 +25,8 @@ void sage__job_fail(sage__job *job, int code, const char *fmt, ...)
         va_end(ap);
         atomic_store(&job->state, SAGE_JOB_FAILED);
         atomic_store(&job->canceled, 1);
+        pthread_cond_broadcast(&job->pause_cv); /* paused sources and a checkpoint's coordinator wake up */
+        pthread_cond_broadcast(&job->ckpt_cv);
     }
     pthread_mutex_unlock(&job->mu);
     if (first)
@@ -49,7 +51,7 @@ int sage__job_own(sage__job *job, sage__chan *c)
 
 void sage__batch_drop(const sage__job *job, const sage__batch *b, uint32_t first)
 {
-    if (!job->binding || !job->binding->drop || b->eos)
+    if (!job->binding || !job->binding->drop || b->mark)
         return;
     const unsigned char *p = b->data;
     for (uint32_t i = 0; i < b->n; i++) {
@@ -96,9 +98,13 @@ void sage__job_free(sage__job *job)
     free(job->chans);
     free(job->tasks);
     free(job->sinks);
+    for (size_t i = 0; job->parts && i < job->ntasks; i++)
+        sage__buf_free(&job->parts[i]);
+    free(job->parts);
     pthread_mutex_destroy(&job->mu);
     pthread_cond_destroy(&job->done_cv);
     pthread_cond_destroy(&job->pause_cv);
+    pthread_cond_destroy(&job->ckpt_cv);
     free(job);
 }
 
@@ -114,6 +120,8 @@ sage__job *sage__job_new(const sage__plan *plan, const sage__config *cfg, size_t
     pthread_mutex_init(&job->mu, NULL);
     sage__cond_init_mono(&job->done_cv);
     pthread_cond_init(&job->pause_cv, NULL);
+    sage__cond_init_mono(&job->ckpt_cv);
+    atomic_init(&job->ckpt_req, 0);
     atomic_init(&job->state, SAGE_JOB_RUNNING);
     atomic_init(&job->stopping, 0);
     atomic_init(&job->canceled, 0);
@@ -123,7 +131,8 @@ sage__job *sage__job_new(const sage__plan *plan, const sage__config *cfg, size_t
     job->chans = calloc(nchans ? nchans : 1, sizeof *job->chans);
     job->capchans = nchans ? nchans : 1;
     job->sinks = calloc(plan->nops ? plan->nops : 1, sizeof *job->sinks);
-    if (!job->tasks || !job->chans || !job->sinks) {
+    job->parts = calloc(ntasks ? ntasks : 1, sizeof *job->parts);
+    if (!job->tasks || !job->chans || !job->sinks || !job->parts) {
         sage__job_free(job);
         return NULL;
     }
@@ -365,6 +374,7 @@ void sage__job_cancel(sage__job *job)
     pthread_mutex_lock(&job->mu);
     int was = atomic_exchange(&job->canceled, 1);
     pthread_cond_broadcast(&job->pause_cv);
+    pthread_cond_broadcast(&job->ckpt_cv);
     pthread_mutex_unlock(&job->mu);
     if (!was)
         wake_all(job);

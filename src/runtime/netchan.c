@@ -232,7 +232,11 @@ static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
     }
     unsigned char hdr[SAGE__FRAME_HDR + 8];
     uint32_t in_be = htonl(b->input), n_be = htonl(b->n);
-    if (b->eos) {
+    if (b->mark == SAGE__MARK_BARRIER) { /* checkpoints run in one process only (refused at submit) */
+        free(b);
+        return push_failed(ns, SAGE_EUNSUPPORTED);
+    }
+    if (b->mark) {
         sage__frame_header(hdr, SAGE__MSG_EOS, 4);
         memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
         struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 4}};
@@ -440,7 +444,7 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
         b->n = 0;
         b->used = 0;
         if (f.type == SAGE__MSG_EOS) {
-            b->eos = 1;
+            b->mark = SAGE__MARK_EOS;
         } else {
             b->n = ntohl(be[1]);
             b->used = used;
@@ -456,7 +460,7 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
                 break;
             }
         }
-        int eos = b->eos;
+        int eos = b->mark;
         sage__batch *fresh = NULL;
         if (sage__queue_push(q, b, &fresh) != 0)
             break; /* canceled */

@@ -32,7 +32,8 @@ sage__batch *sage__batch_new(size_t cap)
     if (!b)
         return NULL;
     b->next = NULL;
-    b->eos = 0;
+    b->mark = 0;
+    b->epoch = 0;
     b->input = 0;
     b->n = 0;
     b->used = 0;
@@ -43,7 +44,7 @@ sage__batch *sage__batch_new(size_t cap)
 /* A batch that will not be processed: its records go as the job says. */
 static void discard(sage__queue *q, sage__batch *b)
 {
-    if (q->dispose && b && !b->eos && b->n)
+    if (q->dispose && b && !b->mark && b->n)
         q->dispose(b, q->dispose_arg);
     else
         free(b);
@@ -71,7 +72,7 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     q->max_data = max_bytes / batch_bytes * 4 + 4; /* partial batches are common: allow more than bytes suggest */
     if (q->max_data > 256)
         q->max_data = 256;
-    q->slots = q->max_data + (size_t)nproducers + 1;
+    q->slots = q->max_data + 2 * (size_t)nproducers + 1; /* per producer: its end-of-stream and one barrier */
     q->ring = calloc(q->slots, sizeof *q->ring);
     if (!q->ring)
         return SAGE_ENOMEM;
@@ -122,7 +123,7 @@ void sage__queue_destroy(sage__queue *q)
 
 static int full_for(const sage__queue *q, const sage__batch *b)
 {
-    if (b->eos || q->count == 0)
+    if (b->mark || q->count == 0)
         return 0;
     return q->data_count >= q->max_data || q->bytes >= q->max_bytes;
 }
@@ -147,7 +148,7 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     }
     q->ring[(q->head + q->count) % q->slots] = b;
     q->count++;
-    if (!b->eos) {
+    if (!b->mark) {
         q->data_count++;
         q->bytes += b->used;
     }
@@ -168,7 +169,7 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
 /* Put b on the free list (lock held); returns b if it must be freed instead. */
 static sage__batch *keep_free(sage__queue *q, sage__batch *b)
 {
-    if (!b || b->cap != q->chan.batch_bytes || b->eos || q->nfree >= SAGE__QUEUE_FREE_MAX)
+    if (!b || b->cap != q->chan.batch_bytes || b->mark || q->nfree >= SAGE__QUEUE_FREE_MAX)
         return b;
     b->n = 0;
     b->used = 0;
@@ -206,7 +207,7 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch *
     sage__batch *b = q->ring[q->head];
     q->head = (q->head + 1) % q->slots;
     q->count--;
-    if (!b->eos) {
+    if (!b->mark) {
         q->data_count--;
         q->bytes -= b->used;
     }
@@ -227,7 +228,8 @@ sage__batch *sage__queue_take_free(sage__queue *q)
         q->free = b->next;
         q->nfree--;
         b->next = NULL;
-        b->eos = 0;
+        b->mark = 0;
+        b->epoch = 0;
     }
     pthread_mutex_unlock(&q->mu);
     return b;

@@ -20,6 +20,7 @@
 #include "runtime/histogram.h"
 #include "runtime/keystate.h"
 #include "runtime/queue.h"
+#include "util/buf.h"
 
 /* A user metric of one operator instance. */
 typedef struct sage__metric {
@@ -60,6 +61,7 @@ struct sage_ctx {
     uint64_t failmsg_in; /* records_in and calls when failmsg was written: it belongs to that call only */
     uint64_t failmsg_calls;
     const sage_assignment *assignment;
+    size_t ks_restored; /* state block size restored from a checkpoint (0: none), named when it no longer fits */
 };
 
 typedef int (*sage__process_fn)(sage__opinst *inst, int input, const void *rec, size_t len);
@@ -116,6 +118,12 @@ struct sage__task {
     void (*snap_fn)(sage__task *t); /* called on the task's thread when snap_req is set */
     void *snap_arg;                 /* for snap_fn */
     sage__hist proc_ns;             /* per-record processing time, averaged over each batch */
+    /* checkpoints (runtime/checkpoint.c) */
+    uint64_t ckpt_epoch;  /* the last checkpoint this task captured (written under job->mu) */
+    uint64_t align_epoch; /* the checkpoint whose barriers are arriving */
+    int align_n;          /* barriers of align_epoch received */
+    int eos_seen;         /* end-of-stream markers received */
+    int ended_ok;         /* ended without failure (under job->mu): finished for later checkpoints */
 };
 
 /* How a built-in sink writes, in this process (set by whoever starts the job). */
@@ -158,6 +166,13 @@ struct sage__job {
     sage__sink_out *sinks; /* per operator id */
     sage__services *services;
     const sage_binding_hooks *binding; /* a language binding's hooks (NULL: none) */
+    /* checkpoints (runtime/checkpoint.c); the coordinator is the backend's thread */
+    _Atomic uint64_t ckpt_req;           /* the newest checkpoint sources are asked to take */
+    uint64_t ckpt_active;                /* under mu: the checkpoint whose parts are collected (0: none) */
+    uint64_t ckpt_released;              /* under mu: sources held at a barrier go on once it reaches theirs */
+    pthread_cond_t ckpt_cv;              /* tasks captured or ended (the coordinator waits) */
+    sage__buf *parts;                    /* per task: its part of ckpt_active, when captured */
+    const struct sage__restore *restore; /* what this job starts from (NULL: its beginning) */
 };
 
 /* The binding's hooks (sage/binding.h), no-ops without one. */
@@ -237,6 +252,9 @@ int sage__sinks_close(sage__job *job, sage__err *err);
 int sage__collector_prepare(sage_collector *c, int parallelism);
 int sage__collector_add(sage_collector *c, int part, const void *rec, size_t len);
 size_t sage__collector_max(const sage_collector *c);
+/* Records of one instance's part; cut it back to its first n (checkpoint recovery). */
+size_t sage__collector_part_count(const sage_collector *c, int part);
+int sage__collector_truncate(sage_collector *c, int part, size_t n);
 
 /* ---- service.c: the job's services (one thread each) ---- */
 int sage__services_start(sage__job *job, sage__err *err);

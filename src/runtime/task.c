@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/checkpoint.h"
 #include "runtime/runtime.h"
 #include "util/hash.h"
 #include "util/time.h"
@@ -427,26 +428,6 @@ int sage__task_flush(sage__task *t, int only_hungry)
     return 0;
 }
 
-static int send_eos(sage__task *t)
-{
-    for (size_t i = 0; i < t->nroutes; i++) {
-        sage__route *r = &t->routes[i];
-        for (int k = 0; k < r->ntargets; k++) {
-            sage__batch *b = sage__batch_new(0);
-            if (!b)
-                return SAGE_ENOMEM;
-            b->eos = 1;
-            b->input = (uint32_t)r->input;
-            sage__leave(t->job);
-            int rc = sage__chan_push(r->targets[k], b, NULL);
-            sage__enter(t->job);
-            if (rc < 0)
-                return rc;
-        }
-    }
-    return 0;
-}
-
 /* ---- the task loop ---- */
 
 /* Between records: hand the control thread what only this thread may read. */
@@ -467,6 +448,13 @@ static int run_source(sage__task *t)
             return SAGE_ECANCELED;
         if (atomic_load_explicit(&job->stopping, memory_order_relaxed))
             return 0;
+        uint64_t want = atomic_load_explicit(&job->ckpt_req, memory_order_acquire);
+        if (__builtin_expect(want > t->ckpt_epoch, 0)) { /* a checkpoint: its barrier goes out here */
+            int rc = sage__task_source_barrier(t, want);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (atomic_load_explicit(&job->paused, memory_order_relaxed)) {
             /* paused: what is in flight drains, nothing new is produced */
             int rc = sage__task_flush(t, 0);
@@ -474,7 +462,8 @@ static int run_source(sage__task *t)
                 return rc;
             sage__leave(job);
             pthread_mutex_lock(&job->mu);
-            while (atomic_load(&job->paused) && !atomic_load(&job->canceled) && !atomic_load(&job->stopping))
+            while (atomic_load(&job->paused) && !atomic_load(&job->canceled) && !atomic_load(&job->stopping) &&
+                   atomic_load(&job->ckpt_req) <= t->ckpt_epoch)
                 pthread_cond_wait(&job->pause_cv, &job->mu);
             pthread_mutex_unlock(&job->mu);
             sage__enter(job);
@@ -502,7 +491,7 @@ static int run_inputs(sage__task *t)
 {
     sage__opinst *h = &t->ops[0];
     sage__batch *done = NULL; /* the batch just processed, recycled by the next pop */
-    int eos = 0, rc = 0;
+    int rc = 0;
     for (;;) {
         sage__batch *b;
         if ((rc = sage__queue_pop(t->in, 1, done, &b)) < 0)
@@ -517,10 +506,13 @@ static int run_inputs(sage__task *t)
             if (rc < 0)
                 return rc;
         }
-        if (b->eos) {
+        if (b->mark) {
+            uint64_t epoch = b->mark == SAGE__MARK_BARRIER ? b->epoch : 0;
             free(b);
-            if (++eos == t->expected_eos)
+            if (!epoch && ++t->eos_seen == t->expected_eos)
                 return 0;
+            if ((epoch || t->align_n) && (rc = sage__task_align(t, epoch)) < 0)
+                return rc;
             continue;
         }
         const unsigned char *p = b->data;
@@ -611,17 +603,25 @@ void *sage__task_main(void *arg)
         }
     }
     sage__enter(job); /* left only to wait, and at the end */
-    if (rc == 0)
-        rc = open_all(t);
-    if (rc == 0)
-        rc = t->in ? run_inputs(t) : run_source(t);
-    int crc = close_all(t, rc == 0 && !job_canceled(job));
-    if (rc == 0)
-        rc = crc;
-    if (rc == 0)
-        rc = sage__task_flush(t, 0);
-    if (rc == 0)
-        rc = send_eos(t);
+    if (sage__task_was_finished(t)) {
+        /* restored from a checkpoint taken after this task had ended: its output is all downstream */
+        if (rc == 0)
+            rc = sage__task_send_mark(t, SAGE__MARK_EOS, 0);
+    } else {
+        if (rc == 0)
+            rc = open_all(t);
+        if (rc == 0)
+            rc = sage__task_restore(t);
+        if (rc == 0)
+            rc = t->in ? run_inputs(t) : run_source(t);
+        int crc = close_all(t, rc == 0 && !job_canceled(job));
+        if (rc == 0)
+            rc = crc;
+        if (rc == 0)
+            rc = sage__task_flush(t, 0);
+        if (rc == 0)
+            rc = sage__task_send_mark(t, SAGE__MARK_EOS, 0);
+    }
     for (size_t i = 0; i < t->nroutes; i++)
         for (int k = 0; k < t->routes[i].ntargets; k++) {
             sage__batch *b = t->routes[i].pending[k];
@@ -636,6 +636,8 @@ void *sage__task_main(void *arg)
                        sage_strerror(rc));
     t->rc = rc;
     pthread_mutex_lock(&job->mu);
+    t->ended_ok = rc == 0;
+    pthread_cond_broadcast(&job->ckpt_cv); /* a checkpoint's coordinator counts it as finished */
     if (--job->running_tasks == 0)
         pthread_cond_broadcast(&job->done_cv);
     pthread_mutex_unlock(&job->mu);

@@ -75,8 +75,10 @@ static const config_case cases[] = {
      "\"max_delay\": 1}}",
      SAGE_ECONFIG, "max_delay\": 1 s is less than initial_delay 5 s"},
     {"{\"fault_tolerance\": 1}", SAGE_ECONFIG, "\"fault_tolerance\": expected an object"},
-    {"{\"fault_tolerance\": {\"strategy\": \"checkpoint\", \"checkpoint_interval\": 5.0}}", SAGE_EUNSUPPORTED,
-     "the \"checkpoint\" strategy is not built yet"},
+    {"{\"fault_tolerance\": {\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.001}}", SAGE_ECONFIG,
+     "\"fault_tolerance.checkpoint_interval\": expected seconds from 0.01 to 86400"},
+    {"{\"restore_from\": 3}", SAGE_ECONFIG, "\"restore_from\": expected the path of a checkpoint"},
+    {"{\"restore_from\": \"\"}", SAGE_ECONFIG, "\"restore_from\": expected the path of a checkpoint"},
     {"{\"fault_toleranse\": {}}", SAGE_ECONFIG, "did you mean \"fault_tolerance\"?"},
 };
 

@@ -116,7 +116,7 @@ static void rx_finish(rx *x)
     sage__net_serve_join(x->recv);
     sage__batch *b;
     while (sage__queue_pop(&x->q, 1, NULL, &b) == 0 && b) {
-        if (b->eos)
+        if (b->mark)
             x->r.eos++;
         else {
             x->r.batches++;
@@ -323,7 +323,7 @@ static void many_producers_at_once(void)
     int eos_seen = 0;
     sage__batch *b;
     while (sage__queue_pop(&q, 1, NULL, &b) == 0 && b) {
-        eos_seen += b->eos != 0;
+        eos_seen += b->mark != 0;
         free(b);
     }
     CHECK_INT(r.failures, 0);
@@ -431,16 +431,16 @@ static void sender_to_receiver(void)
         }
     }
     sage__batch *e = sage__batch_new(0);
-    e->eos = 1;
+    e->mark = 1;
     e->input = 0;
     CHECK_INT(sage__chan_push(ch, e, NULL), 0);
     int eos_seen = 0;
     while (!eos_seen) {
         sage__batch *in;
         CHECK_INT(sage__queue_pop(&q, 0, NULL, &in), 0);
-        if (in->eos)
+        if (in->mark)
             eos_seen = 1;
-        for (uint32_t i = 0; !in->eos && i < in->n; i++) {
+        for (uint32_t i = 0; !in->mark && i < in->n; i++) {
             int64_t v;
             memcpy(&v, in->data + i * 16 + 8, 8);
             got += v;

@@ -24,16 +24,16 @@ static void fifo_and_bounds(void)
     CHECK_INT(q.bytes, 4096); /* full: a fifth push would wait */
     /* end-of-stream markers always have a slot, even when the queue is full */
     sage__batch *eos = sage__batch_new(0);
-    eos->eos = 1;
+    eos->mark = 1;
     CHECK_INT(sage__queue_push(&q, eos, NULL), 0);
     sage__batch *b;
     for (uint32_t i = 0; i < 4; i++) {
         CHECK_INT(sage__queue_pop(&q, 1, NULL, &b), 0);
-        CHECK(b && !b->eos && b->n == i);
+        CHECK(b && !b->mark && b->n == i);
         free(b);
     }
     CHECK_INT(sage__queue_pop(&q, 1, NULL, &b), 0);
-    CHECK(b && b->eos);
+    CHECK(b && b->mark);
     free(b);
     CHECK_INT(sage__queue_pop(&q, 1, NULL, &b), 0);
     CHECK(b == NULL); /* empty, nowait */
