@@ -143,6 +143,9 @@ int scen_wordcount(int arg);
 int scen_latency(int arg);
 int peer_gst(int arg);
 /* remote.c: (h) across worker processes under a JobManager the scenario starts itself. */
+int scen_ckpt_chain(int arg); /* (k) checkpoints: (a) and (c) while checkpointing, one checkpoint of 1M keys */
+int scen_ckpt_keyed(int arg);
+int scen_ckpt_size(int arg);
 int scen_remote_small(int arg);   /* (h1) 8 B records, records/s */
 int scen_remote_large(int arg);   /* (h2) 4 KiB records, bytes/s */
 int scen_remote_first(int arg);   /* (h3) submit to first record */

@@ -82,6 +82,9 @@ static void build_entries(int quick)
     snprintf(title, sizeof title, "(g) peak memory 1e%d", big);
     add(id, title, scen_memory, big);
     add("peer.gst", "GStreamer peer", peer_gst, 0);
+    add("k.a", "(k) (a) with checkpoints", scen_ckpt_chain, 0);
+    add("k.c", "(k) (c) with checkpoints", scen_ckpt_keyed, 0);
+    add("k.pause", "(k) checkpoint of 1M keys", scen_ckpt_size, 0);
     add("h.8b", "(h1) cross-process, 8 B records", scen_remote_small, 0);
     add("h.4k", "(h2) cross-process, 4 KiB records", scen_remote_large, 0);
     add("h.first", "(h3) submit to first record", scen_remote_first, 0);
@@ -250,6 +253,15 @@ static void derive(int quick)
         set_ratio(b, b->value / spsc->value, "SPSC ring");
     if ((c = find_row("c")) && (b = find_row("b")))
         set_ratio(c, c->value / b->value, "(b)");
+    bench_row *ck;
+    if ((ck = find_row("k.a")) && a) { /* the cost of checkpoints: against the same pipeline without */
+        set_ratio(ck, ck->value / a->value, "(a)");
+        bench_set_target(ck, GOAL_GE, 0.9 * a->value, ">= 0.9x (a)");
+    }
+    if ((ck = find_row("k.c")) && (c = find_row("c"))) {
+        set_ratio(ck, ck->value / c->value, "(c)");
+        bench_set_target(ck, GOAL_GE, 0.9 * c->value, ">= 0.9x (c)");
+    }
 
     /* (f) parallelism: against the best P. One source feeds P consumers:
      * once the source is the bottleneck more consumers cannot add

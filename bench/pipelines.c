@@ -7,6 +7,9 @@
 
 #include <sage/sage.h>
 
+const char *pipe_config;
+sage_checkpoint_stats pipe_ckpt_stats;
+
 static inline int64_t rec_i64(const void *rec, size_t len)
 {
     int64_t v = 0;
@@ -126,6 +129,7 @@ static int execute_timed(sage_env *env, bench_run *out)
     bench_timer_start(&tm);
     int rc = sage_env_execute(env);
     bench_timer_stop(&tm, out);
+    sage_env_checkpoint_stats(env, &pipe_ckpt_stats);
     if (rc != 0)
         return bench_fail("job failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
     return 0;
@@ -144,7 +148,7 @@ int pipe_run_chain(uint64_t n, void *arg, bench_run *out)
 {
     tally T = {0};
     sage_op_opts o;
-    sage_env *env = sage_env_create("bench_chain", NULL);
+    sage_env *env = sage_env_create("bench_chain", pipe_config);
     sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
     s = sage_map(s, map_x3, NULL, named(&o, "map", 1));
     s = sage_filter(s, filter_keep, NULL, named(&o, "filter", 1));
@@ -158,7 +162,7 @@ int pipe_run_rebalance(uint64_t n, void *arg, bench_run *out)
     int p = *(const int *)arg;
     tally T = {0};
     sage_op_opts o;
-    sage_env *env = sage_env_create("bench_rebalance", NULL);
+    sage_env *env = sage_env_create("bench_rebalance", pipe_config);
     sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
     sage_sink(sage_rebalance(s), count_sink, &T, sink_opts(&o, "sink", p));
     int rc = execute_timed(env, out);
@@ -169,7 +173,7 @@ int pipe_run_keyed(uint64_t n, void *arg, bench_run *out)
 {
     tally T = {0};
     sage_op_opts o;
-    sage_env *env = sage_env_create("bench_keyed", NULL);
+    sage_env *env = sage_env_create("bench_keyed", pipe_config);
     sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 2));
     sage_sink(sage_key_by(s, key_mod, NULL), keyed_count_sink, &T, sink_opts(&o, "count", 2));
     int rc = execute_timed(env, out);
@@ -185,7 +189,7 @@ int pipe_run_fanout(uint64_t n, void *arg, bench_run *out)
     int p = *(const int *)arg;
     tally T = {0};
     sage_op_opts o;
-    sage_env *env = sage_env_create("bench_fanout", NULL);
+    sage_env *env = sage_env_create("bench_fanout", pipe_config);
     sage_stream *s = sage_from_generator(env, gen_seq, &n, named(&o, "src", 1));
     s = sage_map(sage_rebalance(s), map_x3, NULL, named(&o, "map", p));
     sage_sink(s, count_sink, &T, sink_opts(&o, "sink", p));

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include <sage/sage.h>
+
 #include "bench.h"
 
 /* Records a generator emits per call. */
@@ -24,6 +26,12 @@ static inline uint64_t work_expected_kept(uint64_t n) { return n - (n / 16 + (n 
  * (b)  generator p1 -> rebalance -> counting sink p(*arg).             arg: int *
  * (c)  generator p2 -> key_by(v mod 1e6) -> per-key counter sink p2.   arg: NULL
  * (f)  generator p1 -> rebalance -> map p(*arg) -> sink p(*arg).       arg: int * */
+/* Config of the env each run creates (NULL: defaults); with the checkpoint
+ * strategy, the checkpoint statistics of the last run land in
+ * pipe_ckpt_stats. */
+extern const char *pipe_config;
+extern sage_checkpoint_stats pipe_ckpt_stats;
+
 int pipe_run_chain(uint64_t n, void *arg, bench_run *out);
 int pipe_run_rebalance(uint64_t n, void *arg, bench_run *out);
 int pipe_run_keyed(uint64_t n, void *arg, bench_run *out);

@@ -75,6 +75,7 @@ static const char *group_of(const char *id)
     case 'g': return "Memory";
     case 'h':
     case 'i': return "Cross-process";
+    case 'k': return "Checkpoints (same pipelines as (a), (c))";
     }
     return "Other";
 }

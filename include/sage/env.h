@@ -138,7 +138,7 @@ typedef struct sage_checkpoint_stats {
     int recoveries;       /* times the job was restored from a checkpoint */
     char last_path[1024]; /* its directory ("" none) */
 } sage_checkpoint_stats;
-/* SAGE_ESTATE when nothing was submitted; zeros without the checkpoint strategy. */
+/* Zeros before submit and without the checkpoint strategy; SAGE_EINVAL for NULL. */
 SAGE_API int sage_env_checkpoint_stats(const sage_env *env, sage_checkpoint_stats *out);
 
 typedef enum sage_job_state {

@@ -112,9 +112,9 @@ SAGE_API int sage_env_checkpoint_stats(const sage_env *env, sage_checkpoint_stat
     if (!out)
         return SAGE_EINVAL;
     memset(out, 0, sizeof *out);
-    if (!env || !env->backend->job)
-        return SAGE_ESTATE;
-    if (env->backend->ops->ckpt_stats)
+    if (!env)
+        return SAGE_EINVAL;
+    if (env->backend->ops->ckpt_stats) /* under the backend's own lock: b->job may be swapped meanwhile */
         env->backend->ops->ckpt_stats(env->backend, out);
     return 0;
 }

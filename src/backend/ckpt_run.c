@@ -26,13 +26,22 @@ static int load_from(const char *path, sage__loaded *l, char *why, size_t wl)
     return sage__ckpt_load_latest(path, l, NULL, NULL, why, wl);
 }
 
-int sage__ckrun_init(sage__ckrun *r, const sage__plan *plan, const sage__config *cfg, sage__err *err)
+int sage__ckrun_locks(sage__ckrun *r)
 {
     memset(r, 0, sizeof *r);
+    if (pthread_mutex_init(&r->take_mu, NULL) != 0)
+        return SAGE_ESYS;
+    if (pthread_mutex_init(&r->stats_mu, NULL) != 0) {
+        pthread_mutex_destroy(&r->take_mu);
+        return SAGE_ESYS;
+    }
+    return 0;
+}
+
+int sage__ckrun_init(sage__ckrun *r, const sage__plan *plan, const sage__config *cfg, sage__err *err)
+{
     r->plan = plan;
     r->cfg = cfg;
-    pthread_mutex_init(&r->take_mu, NULL);
-    pthread_mutex_init(&r->stats_mu, NULL);
     char why[1024];
     if (cfg->restore_from[0]) {
         sage__loaded *l = calloc(1, sizeof *l);
@@ -139,6 +148,8 @@ int sage__ckrun_take(sage__ckrun *r, sage__job *job, const char *savepoint_dir, 
             sage__ckpt_remove(dir); /* never committed: nothing may restore from it */
         free(m.tasks);
         sage__ckpt_taken_free(&taken); /* frees m.sinks */
+        if (savepoint_dir)             /* held at the barrier: they stop once the savepoint is durable, else go on */
+            sage__job_release(job, id, rc == 0);
     }
     uint64_t t1 = sage__mono_ns();
     pthread_mutex_lock(&r->stats_mu);

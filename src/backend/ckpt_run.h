@@ -29,10 +29,12 @@ typedef struct sage__ckrun {
     sage__restore restore;
 } sage__ckrun;
 
+/* Zero r and create its locks (when its owner is created: statistics may be read at any time). */
+int sage__ckrun_locks(sage__ckrun *r);
 /* Set up: the run directory (strategy checkpoint) and config "restore_from"
  * (loaded and checked against the plan). Errors name the path and the cause. */
 int sage__ckrun_init(sage__ckrun *r, const sage__plan *plan, const sage__config *cfg, sage__err *err);
-/* Free; remove_dir: the job finished, its checkpoints are no longer needed. */
+/* Free, the locks too; remove_dir: the job finished, its checkpoints are no longer needed. */
 void sage__ckrun_free(sage__ckrun *r, int remove_dir);
 /* What the next attempt starts from (NULL: its beginning). */
 const sage__restore *sage__ckrun_restore(const sage__ckrun *r);

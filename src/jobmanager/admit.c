@@ -238,7 +238,8 @@ static int fault_tolerance(jm *d, jm_job *j, char *err, size_t err_len)
         return fe.code;
     }
     if (j->ft.strategy == SAGE__FT_CHECKPOINT) {
-        sage__fmt(err, err_len, "submit: the \"checkpoint\" fault-tolerance strategy is not built yet");
+        sage__fmt(err, err_len,
+                  "submit: the \"checkpoint\" fault-tolerance strategy is built for embedded jobs only so far");
         return SAGE_EUNSUPPORTED;
     }
     if (j->ft.strategy == SAGE__FT_RESTART && strcmp(d->launcher->name, "local") != 0) {

@@ -227,7 +227,18 @@ static void drop_parts(sage__job *job)
         sage__buf_free(&job->parts[i]);
 }
 
-int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int stop_after, sage__ckpt_taken *out)
+void sage__job_release(sage__job *job, uint64_t epoch, int stop)
+{
+    pthread_mutex_lock(&job->mu);
+    if (stop)
+        atomic_store(&job->stopping, 1);
+    if (job->ckpt_released < epoch)
+        job->ckpt_released = epoch;
+    pthread_cond_broadcast(&job->pause_cv);
+    pthread_mutex_unlock(&job->mu);
+}
+
+int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hold, sage__ckpt_taken *out)
 {
     memset(out, 0, sizeof *out);
     out->ntasks = job->ntasks;
@@ -281,11 +292,11 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int sto
         }
     }
     drop_parts(job);
-    if (rc == 0 && stop_after)
-        atomic_store(&job->stopping, 1);
     job->ckpt_active = 0;
-    job->ckpt_released = epoch;
-    pthread_cond_broadcast(&job->pause_cv);
+    if (!(rc == 0 && hold)) {
+        job->ckpt_released = epoch;
+        pthread_cond_broadcast(&job->pause_cv);
+    }
     pthread_mutex_unlock(&job->mu);
     out->pause_ns = sage__mono_ns() - t0;
     if (rc != 0)

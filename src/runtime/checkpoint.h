@@ -42,9 +42,12 @@ void sage__ckpt_taken_free(sage__ckpt_taken *t);
 /* Take checkpoint epoch (greater than any before): 0 with *out filled;
  * SAGE_ETIMEDOUT when not every task captured within timeout_ms (the
  * checkpoint is abandoned, the sources go on); SAGE_ECANCELED when the job
- * failed, was canceled or ended meanwhile. stop_after: the sources stop at
- * this barrier instead of going on (a savepoint). */
-int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int stop_after, sage__ckpt_taken *out);
+ * failed, was canceled or ended meanwhile. hold: on success the sources stay
+ * at the barrier until sage__job_release (a savepoint: they stop once it is
+ * durable, or go on when it could not be written). */
+int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hold, sage__ckpt_taken *out);
+/* Let the sources held at barrier epoch go on, or (stop) end there. */
+void sage__job_release(sage__job *job, uint64_t epoch, int stop);
 
 /* ---- task side (task.c) ---- */
 /* A source task saw a request: flush, capture, send barriers, wait for the release. */

@@ -446,8 +446,8 @@ int sage__ckpt_write(const char *dir, sage__manifest *m, sage__buf *const *parts
     }
     for (struct dirent *e; (e = readdir(d));)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            closedir(d);
             sage__fmt(why, wl, "\"%s\" is not empty (it holds \"%s\")", dir, e->d_name);
+            closedir(d);
             return SAGE_EINVAL;
         }
     int dfd = dirfd(d);

@@ -402,6 +402,18 @@ static int running_sum(sage_ctx *c, const void *r, size_t n, sage_out *o, void *
     return sage_emit(o, out, sizeof out);
 }
 
+/* The same with a 16-byte state block: a changed state layout. */
+static int running_sum16(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t *sum = sage_ctx_state(c, 2 * sizeof *sum);
+    if (!sum)
+        return SAGE_EINVAL;
+    sum[0] += sage_rec_i64(r, n);
+    int64_t out[2] = {sage_rec_i64(r, n) % 10, sum[0]};
+    return sage_emit(o, out, sizeof out);
+}
+static sage_map_fn sum_fn = running_sum;
+
 static sage_env *sum_env(const char *cfg, sage_collector *c, int sum_parallelism)
 {
     sage_env *env = sage_env_create("sums", cfg);
@@ -412,7 +424,7 @@ static sage_env *sum_env(const char *cfg, sage_collector *c, int sum_parallelism
                                                          .close = gen_close,
                                                          .snapshot = gen_snapshot,
                                                          .restore = gen_restore});
-    s = sage_map(sage_key_by(s, key_mod, NULL), running_sum, NULL,
+    s = sage_map(sage_key_by(s, key_mod, NULL), sum_fn, NULL,
                  &(sage_op_opts){.name = "sum", .parallelism = sum_parallelism});
     sage_sink_collect(s, c, &(sage_op_opts){.name = "out"});
     return env;
@@ -461,6 +473,17 @@ static void savepoint_resume_exact(void)
     CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
     CHECK(strstr(sage_env_errmsg(env), "was taken by a different pipeline") != NULL);
     sage_env_destroy(env);
+
+    /* the same plan whose operator changed its state layout fails at its first record, saying so */
+    atomic_store(&gate_open, 1);
+    sum_fn = running_sum16;
+    env = sum_env(cfg2, c3, 3);
+    CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
+    CHECK(strstr(sage_env_errmsg(env), "per-key state asked with 16 bytes, but the state restored from the "
+                                       "checkpoint has blocks of 8 (the operator's state layout changed") != NULL);
+    fprintf(stderr, "  %s\n", sage_env_errmsg(env));
+    sage_env_destroy(env);
+    sum_fn = running_sum;
 
     /* the same pipeline goes on from the savepoint */
     atomic_store(&gate_open, 1);
