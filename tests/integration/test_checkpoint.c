@@ -588,6 +588,107 @@ static void unwritable_dir_refused(void)
     sage_collector_destroy(c);
 }
 
+/* ---- a source that finished before a checkpoint does not run again after recovery ---- */
+
+#define FIN_N 50
+static _Atomic int fin_closed;     /* the short source's close hook ran (it finished) */
+static _Atomic int fin_opens;      /* the short source was opened (once: it never runs again) */
+static _Atomic uint64_t fin_after; /* checkpoints committed when it finished */
+static _Atomic int fin_failed;
+
+static int fin_open(sage_ctx *c, void *u)
+{
+    atomic_fetch_add(&fin_opens, 1);
+    return 0;
+}
+static int fin_close(sage_ctx *c, sage_out *o, void *u)
+{
+    sage_checkpoint_stats st;
+    sage_env_checkpoint_stats(atomic_load(&watched), &st);
+    atomic_store(&fin_after, st.completed);
+    atomic_store(&fin_closed, 1);
+    return 0;
+}
+static int word_of_fin(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit_str(o, "fin"); }
+static int word_of_gen(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    char w[16];
+    int l = snprintf(w, sizeof w, "w%d", (int)(sage_rec_i64(r, n) % 7));
+    return sage_emit(o, w, (size_t)l);
+}
+static int count_fin(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    if (atomic_load(&fin_closed) && !atomic_load(&fin_failed)) {
+        sage_checkpoint_stats st;
+        sage_env_checkpoint_stats(atomic_load(&watched), &st);
+        /* a checkpoint committed after the short source finished: recover from one that has it finished */
+        if (st.completed > atomic_load(&fin_after) + 1 && !atomic_exchange(&fin_failed, 1)) {
+            sage_ctx_fail(c, "injected failure");
+            return SAGE_EUSER;
+        }
+    }
+    int64_t *cnt = sage_ctx_state(c, sizeof *cnt);
+    if (!cnt)
+        return SAGE_ENOMEM;
+    ++*cnt;
+    if ((*cnt & 255) == 0) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void finished_source_not_rerun(void)
+{
+    ckpt_config(0.01, 3, NULL);
+    atomic_store(&fin_closed, 0);
+    atomic_store(&fin_opens, 0);
+    atomic_store(&fin_failed, 0);
+    atomic_store(&gate_open, 1);
+    int64_t v[FIN_N];
+    for (int i = 0; i < FIN_N; i++)
+        v[i] = i;
+    sage_collector *c = sage_collector_create(0);
+    sage_env *env = sage_env_create("finished", config);
+    sage_stream *a = sage_from_int64s(env, v, FIN_N,
+                                      &(sage_op_opts){.name = "short", .open = fin_open, .close = fin_close});
+    sage_stream *b = sage_from_generator(env, gen_values, NULL,
+                                         &(sage_op_opts){.name = "long",
+                                                         .parallelism = 2,
+                                                         .open = gen_open,
+                                                         .close = gen_close,
+                                                         .snapshot = gen_snapshot,
+                                                         .restore = gen_restore});
+    const sage_map_fn fns[2] = {word_of_fin, word_of_gen};
+    sage_stream *words = sage_comap(sage_connect(a, b), fns, 2, NULL, &(sage_op_opts){.name = "words"});
+    sage_stream *s = sage_flat_map(sage_key_by(words, key_self, NULL), count_fin, NULL,
+                                   &(sage_op_opts){.name = "count", .parallelism = 2, .close = counts_close});
+    sage_sink_collect(s, c, &(sage_op_opts){.name = "out"});
+    atomic_store(&watched, env);
+    int rc = sage_env_execute(env);
+    atomic_store(&watched, NULL);
+    if (rc != 0)
+        fprintf(stderr, "  %s\n", sage_env_errmsg(env));
+    CHECK_INT(rc, 0);
+    CHECK_INT(fin_failed, 1);
+    CHECK_INT(fin_opens, 1); /* finished before the checkpoint: not run again */
+    size_t n;
+    char **got = collected_strs(c, &n);
+    int64_t want[7] = {0};
+    for (int64_t x = 1; x <= SP_N; x++)
+        want[x % 7]++;
+    char exp[8][48];
+    snprintf(exp[0], sizeof exp[0], "fin %d", FIN_N);
+    for (int k = 0; k < 7; k++)
+        snprintf(exp[k + 1], sizeof exp[k + 1], "w%d %" PRId64, k, want[k]);
+    CHECK_INT(n, 8);
+    for (size_t i = 0; i < n && i < 8; i++)
+        CHECK_STR(got[i], exp[i]);
+    free_strs(got, n);
+    sage_env_destroy(env);
+    sage_collector_destroy(c);
+}
+
 static int user_sink(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
 static void explain_says_guarantees(void)
@@ -639,5 +740,6 @@ int main(int argc, char **argv)
     RUN(savepoint_needs_checkpoint_strategy);
     RUN(unwritable_dir_refused);
     RUN(explain_says_guarantees);
+    RUN(finished_source_not_rerun);
     return CHECK_DONE();
 }
