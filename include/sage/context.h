@@ -22,6 +22,13 @@ SAGE_API int sage_ctx_instance(const sage_ctx *ctx); /* 0 .. parallelism-1 */
 SAGE_API int sage_ctx_parallelism(const sage_ctx *ctx);
 /* Records this instance has received so far (the current one included). */
 SAGE_API uint64_t sage_ctx_records_in(const sage_ctx *ctx);
+/* 1 once the job was asked to end: a graceful stop (sage_env_stop, a savepoint,
+ * `sage job stop`), a cancel or a failure elsewhere; else 0. A source that
+ * loops inside one call (rather than returning SAGE_MORE) checks it to
+ * return in time; after a stop its emits still succeed (what it emits before
+ * returning drains), after a cancel or failure they return SAGE_ECANCELED.
+ * Any user function may ask; any thread of the job's. */
+SAGE_API int sage_ctx_stop_requested(const sage_ctx *ctx);
 
 /* Keyed operators (right after key_by, and joins): the key of the record
  * being processed. Returns NULL (and *len 0) on unkeyed operators and in
@@ -88,7 +95,9 @@ SAGE_API const sage_assignment *sage_ctx_assignment(const sage_ctx *ctx);
 /* ---------------------------------------------------------------------------
  * Services (registered on the env, see sage/env.h). A call blocks the caller
  * until the service answered or timeout_ms passed (SAGE_ETIMEDOUT); an
- * unknown name is SAGE_ENOSERVICE; timeout_ms < 0 waits without limit. The
+ * unknown name is SAGE_ENOSERVICE; timeout_ms < 0 waits without limit.
+ * When the job is canceled or fails, every waiting caller gets
+ * SAGE_ECANCELED at once (queued requests are dropped unserved). The
  * response is copied into resp (at most
  * resp_cap bytes; a longer one is SAGE_ETOOBIG) and *resp_len set.
  * ------------------------------------------------------------------------- */

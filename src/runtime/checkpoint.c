@@ -86,7 +86,7 @@ static int capture_op(sage__opinst *in, uint32_t k, sage__buf *b)
             in->ctx.calls++;
             int urc = op->snapshot(&in->ctx, &snap, in->udata);
             if (urc < 0)
-                return sage__inst_fail(in, urc);
+                return sage__inst_fail_ret(in, urc, "its snapshot hook");
             sage__part_section_end(b, mark);
         }
     }
@@ -439,7 +439,7 @@ int sage__task_restore(sage__task *t)
             }
             in->ctx.calls++;
             if ((rc = op->restore(&in->ctx, s.len ? s.p : (const void *)"", (size_t)s.len, in->udata)) < 0)
-                rc = sage__inst_fail(in, rc);
+                rc = sage__inst_fail_ret(in, rc, "its restore hook");
             break;
         case SAGE__SEC_COLLECT: {
             uint64_t c;
@@ -465,7 +465,7 @@ int sage__task_restore(sage__task *t)
         if (in->op->restore && !has_user[k]) {
             in->ctx.calls++;
             if ((rc = in->op->restore(&in->ctx, "", 0, in->udata)) < 0)
-                rc = sage__inst_fail(in, rc);
+                rc = sage__inst_fail_ret(in, rc, "its restore hook");
         }
     }
     free(has_user);

@@ -14,6 +14,13 @@ SAGE_API const char *sage_ctx_op_name(const sage_ctx *ctx) { return ctx->op_name
 SAGE_API int sage_ctx_instance(const sage_ctx *ctx) { return ctx->instance; }
 SAGE_API int sage_ctx_parallelism(const sage_ctx *ctx) { return ctx->parallelism; }
 SAGE_API uint64_t sage_ctx_records_in(const sage_ctx *ctx) { return sage__records_in(ctx->inst); }
+
+SAGE_API int sage_ctx_stop_requested(const sage_ctx *ctx)
+{
+    const sage__job *job = ctx->inst->task->job;
+    return atomic_load_explicit(&job->stopping, memory_order_relaxed) ||
+           atomic_load_explicit(&job->canceled, memory_order_relaxed);
+}
 SAGE_API void sage_ctx_set_local(sage_ctx *ctx, void *p) { ctx->local = p; }
 SAGE_API void *sage_ctx_local(const sage_ctx *ctx) { return ctx->local; }
 SAGE_API const sage_assignment *sage_ctx_assignment(const sage_ctx *ctx) { return ctx->assignment; }

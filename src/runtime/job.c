@@ -11,6 +11,7 @@ static void wake_all(sage__job *job)
 {
     for (size_t i = 0; i < job->nchans; i++)
         job->chans[i]->ops->wake(job->chans[i]);
+    sage__services_cancel(job); /* callers waiting on a service too */
 }
 
 void sage__job_fail(sage__job *job, int code, const char *fmt, ...)

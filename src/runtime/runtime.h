@@ -224,6 +224,10 @@ void sage__opinst_bind(sage__opinst *in);
 void sage__out_bind(sage_out *o);
 /* The failure of one operator instance, with the records it had processed. */
 int sage__inst_fail(sage__opinst *inst, int rc);
+/* The same for a value user code returned (what: "its function", "its open hook", ...): a known code
+ * without a message of the user's is reported as returned ("its function returned -1 (SAGE_EINVAL:
+ * invalid argument)"), not as if the engine had found that error. */
+int sage__inst_fail_ret(sage__opinst *inst, int rc, const char *what);
 /* Emit past the end of a chain: partition into the routes' pending batches. */
 int sage__task_emit(sage__task *t, const void *rec, size_t len);
 int sage__task_flush(sage__task *t, int only_hungry);
@@ -259,6 +263,8 @@ int sage__collector_truncate(sage_collector *c, int part, size_t n);
 /* ---- service.c: the job's services (one thread each) ---- */
 int sage__services_start(sage__job *job, sage__err *err);
 void sage__services_stop(sage__job *job);
+/* The job was canceled or failed: every caller, queued or being served, gets SAGE_ECANCELED now. */
+void sage__services_cancel(sage__job *job);
 void sage__services_free(sage__job *job);
 
 /* ---- context.c ---- */

@@ -8,7 +8,11 @@
  * early) just drops its own reference: the answer, if it ever comes, is
  * freed by whoever lets go last. Services start before the first task
  * thread and stop after the last one ended; requests still queued then are
- * answered with SAGE_ECANCELED.
+ * answered with SAGE_ECANCELED. When the job is canceled or fails, every
+ * caller is answered SAGE_ECANCELED at once (sage__services_cancel): the
+ * queued requests are dropped, and the one being served is marked done for
+ * its caller (the service's own answer, when it comes, is discarded), so
+ * no caller waits on a service that is slow or never answers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +33,8 @@ typedef struct sage__service {
     struct sage_future **ring;
     size_t head, count, capacity;
     int stopping;
+    int canceled;                /* the job was canceled or failed: calls end with SAGE_ECANCELED */
+    struct sage_future *current; /* the request being served (the service's reference keeps it alive) */
 } sage__service;
 
 struct sage__services {
@@ -69,14 +75,29 @@ static void future_unref(sage_future *f)
     free(f);
 }
 
+/* Answer f (a canceled one keeps SAGE_ECANCELED and drops a late reply) and drop the service's reference. */
 static void future_complete(sage_future *f, int rc)
 {
     pthread_mutex_lock(&f->mu);
-    f->rc = rc;
-    f->done = 1;
-    pthread_cond_broadcast(&f->cv);
+    if (!f->done) {
+        f->rc = rc;
+        f->done = 1;
+        pthread_cond_broadcast(&f->cv);
+    }
     pthread_mutex_unlock(&f->mu);
     future_unref(f);
+}
+
+/* Answer f with SAGE_ECANCELED now; whoever holds the service's reference still drops it. */
+static void future_cancel(sage_future *f)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!f->done) {
+        f->rc = SAGE_ECANCELED;
+        f->done = 1;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
 }
 
 SAGE_API int sage_reply_set(sage_reply *r, const void *data, size_t len)
@@ -92,8 +113,17 @@ SAGE_API int sage_reply_set(sage_reply *r, const void *data, size_t len)
         return SAGE_ENOMEM;
     if (len)
         memcpy(copy, data, len);
-    r->fut->resp = copy;
-    r->fut->resp_len = len;
+    sage_future *f = r->fut;
+    pthread_mutex_lock(&f->mu); /* a canceled caller may be reading the future: its reply stays unset */
+    if (f->done) {
+        pthread_mutex_unlock(&f->mu);
+        free(copy);
+        r->set = 1;
+        return 0;
+    }
+    f->resp = copy;
+    f->resp_len = len;
+    pthread_mutex_unlock(&f->mu);
     r->set = 1;
     return 0;
 }
@@ -112,17 +142,21 @@ static void *service_main(void *arg)
         s->head = (s->head + 1) % s->capacity;
         s->count--;
         pthread_cond_signal(&s->cv_space);
-        if (s->stopping) {
+        if (s->stopping || s->canceled) {
             pthread_mutex_unlock(&s->mu);
             future_complete(f, SAGE_ECANCELED);
             pthread_mutex_lock(&s->mu);
             continue;
         }
+        s->current = f;
         pthread_mutex_unlock(&s->mu);
         sage_reply reply = {f, 0};
         sage__enter(s->job);
         int rc = d->fn(f->req, f->req_len, &reply, d->udata);
         sage__leave(s->job);
+        pthread_mutex_lock(&s->mu);
+        s->current = NULL; /* before the reference goes: a cancel must not reach a freed future */
+        pthread_mutex_unlock(&s->mu);
         future_complete(f, rc < 0 ? rc : 0);
         pthread_mutex_lock(&s->mu);
     }
@@ -211,6 +245,25 @@ void sage__services_stop(sage__job *job)
     }
 }
 
+void sage__services_cancel(sage__job *job)
+{
+    for (size_t i = 0; job->services && i < job->services->n; i++) {
+        sage__service *s = &job->services->v[i];
+        pthread_mutex_lock(&s->mu);
+        s->canceled = 1;
+        while (s->count > 0) { /* queued: never served */
+            sage_future *f = s->ring[s->head];
+            s->head = (s->head + 1) % s->capacity;
+            s->count--;
+            future_complete(f, SAGE_ECANCELED);
+        }
+        if (s->current)
+            future_cancel(s->current);
+        pthread_cond_broadcast(&s->cv_space);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 void sage__services_free(sage__job *job)
 {
     sage__services *ss = job->services;
@@ -254,14 +307,14 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     if (timeout_ms >= 0)
         sage__deadline(&dl, timeout_ms);
     pthread_mutex_lock(&s->mu);
-    while (s->count == s->capacity && !s->stopping) {
+    while (s->count == s->capacity && !s->stopping && !s->canceled) {
         if (timeout_ms < 0)
             pthread_cond_wait(&s->cv_space, &s->mu);
         else if (pthread_cond_timedwait(&s->cv_space, &s->mu, &dl) == ETIMEDOUT)
             break;
     }
     int rc = 0;
-    if (s->stopping)
+    if (s->stopping || s->canceled)
         rc = SAGE_ECANCELED;
     else if (s->count == s->capacity)
         rc = SAGE_ETIMEDOUT;

@@ -41,7 +41,8 @@ static int msg_fresh(const sage__opinst *inst)
            inst->ctx.failmsg_calls == inst->ctx.calls;
 }
 
-int sage__inst_fail(sage__opinst *inst, int rc)
+/* what: the user code whose return value rc is ("its function"), or NULL for the engine's own codes. */
+static int inst_fail(sage__opinst *inst, int rc, const char *what)
 {
     sage__job *job = inst->task->job;
     if (job_canceled(job))
@@ -49,9 +50,14 @@ int sage__inst_fail(sage__opinst *inst, int rc)
     int fresh = msg_fresh(inst);
     const char *why = fresh ? inst->ctx.failmsg : sage_strerror(rc);
     int known = strcmp(sage_err_name(rc), "SAGE_UNKNOWN") != 0;
-    char code[48] = "";
-    if (!fresh && !known)
+    char code[160] = "", said[96];
+    if (!fresh && !known) {
         snprintf(code, sizeof code, " (returned %d)", rc);
+    } else if (!fresh && what) { /* a known code the user returned without a message: say it was returned */
+        snprintf(said, sizeof said, "%s returned %d", what, rc);
+        snprintf(code, sizeof code, " (%s: %s)", sage_err_name(rc), sage_strerror(rc));
+        why = said;
+    }
     int source = inst->op->kind == SAGE__OP_SOURCE;
     uint64_t n = source ? atomic_load_explicit(&inst->out.emitted, memory_order_relaxed) : sage__records_in(inst);
     sage__job_fail(job, known ? rc : SAGE_EUSER, "operator \"%s\" instance %d failed after %s%llu record%s: %s%s",
@@ -59,6 +65,10 @@ int sage__inst_fail(sage__opinst *inst, int rc)
                    n == 1 ? "" : "s", why, code);
     return rc;
 }
+
+int sage__inst_fail(sage__opinst *inst, int rc) { return inst_fail(inst, rc, NULL); }
+
+int sage__inst_fail_ret(sage__opinst *inst, int rc, const char *what) { return inst_fail(inst, rc, what); }
 
 /* ---- process functions, one per operator kind ---- */
 
@@ -97,7 +107,7 @@ static inline int proc_map_(sage__opinst *in, const void *rec, size_t len, int c
     uint64_t before = atomic_load_explicit(&in->out.emitted, memory_order_relaxed);
     int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
     if (__builtin_expect(rc < 0, 0))
-        return sage__inst_fail(in, rc);
+        return sage__inst_fail_ret(in, rc, "its function");
     uint64_t emitted = atomic_load_explicit(&in->out.emitted, memory_order_relaxed) - before;
     if (__builtin_expect(emitted != 1, 0)) {
         sage_ctx_fail(&in->ctx,
@@ -113,7 +123,7 @@ static inline int proc_flat_map_(sage__opinst *in, const void *rec, size_t len, 
     if (count_in)
         bump(&in->ctx.records_in);
     int rc = in->fn.map(&in->ctx, rec, len, &in->out, in->udata);
-    return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
+    return __builtin_expect(rc < 0, 0) ? sage__inst_fail_ret(in, rc, "its function") : 0;
 }
 
 static inline int proc_filter_(sage__opinst *in, const void *rec, size_t len, int count_in)
@@ -122,7 +132,7 @@ static inline int proc_filter_(sage__opinst *in, const void *rec, size_t len, in
         bump(&in->ctx.records_in);
     int rc = in->fn.filter(&in->ctx, rec, len, in->udata);
     if (__builtin_expect(rc < 0, 0))
-        return sage__inst_fail(in, rc);
+        return sage__inst_fail_ret(in, rc, "its function");
     return rc ? sage_emit(&in->out, rec, len) : 0;
 }
 
@@ -131,7 +141,7 @@ static inline int proc_sink_(sage__opinst *in, const void *rec, size_t len, int 
     if (count_in)
         bump(&in->ctx.records_in);
     int rc = in->fn.sink(&in->ctx, rec, len, in->udata);
-    return __builtin_expect(rc < 0, 0) ? sage__inst_fail(in, rc) : 0;
+    return __builtin_expect(rc < 0, 0) ? sage__inst_fail_ret(in, rc, "its function") : 0;
 }
 
 static int proc_map(sage__opinst *in, int input, const void *rec, size_t len) { return proc_map_(in, rec, len, 1); }
@@ -149,14 +159,14 @@ static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
 {
     bump(&in->ctx.records_in);
     int rc = in->op->cofns[input](&in->ctx, rec, len, &in->out, in->udata);
-    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+    return rc < 0 ? sage__inst_fail_ret(in, rc, "its function") : 0;
 }
 
 static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
 {
     bump(&in->ctx.records_in);
     int rc = in->fn.join(&in->ctx, input, rec, len, &in->out, in->udata);
-    return rc < 0 ? sage__inst_fail(in, rc) : 0;
+    return rc < 0 ? sage__inst_fail_ret(in, rc, "its function") : 0;
 }
 
 /* ---- sage_emit targets (sage_out.push) ---- */
@@ -473,7 +483,7 @@ static int run_source(sage__task *t)
         h->ctx.calls++;
         int rc = h->fn.source(&h->ctx, &h->out, h->udata);
         if (rc < 0)
-            return sage__inst_fail(h, rc);
+            return sage__inst_fail_ret(h, rc, "its function");
         if (rc == SAGE_DONE)
             return 0;
         if (rc != SAGE_MORE) {
@@ -550,10 +560,13 @@ static int open_all(sage__task *t)
         in->ctx.calls++;
         if (in->op->builtin != SAGE__BUILTIN_NONE)
             rc = sage__builtin_open(&in->ctx, in->udata);
-        if (rc == 0 && in->op->open)
+        const char *what = NULL;
+        if (rc == 0 && in->op->open) {
             rc = in->op->open(&in->ctx, in->op->udata);
+            what = "its open hook";
+        }
         if (rc < 0)
-            return sage__inst_fail(in, rc);
+            return sage__inst_fail_ret(in, rc, what);
         in->opened = 1;
     }
     return 0;
@@ -580,7 +593,7 @@ static int close_all(sage__task *t, int ok)
             in->ctx.calls++;
             rc = in->op->close(&in->ctx, &in->out, in->op->udata);
             if (rc < 0 && ok)
-                rc = sage__inst_fail(in, rc);
+                rc = sage__inst_fail_ret(in, rc, "its close hook");
         }
         if (in->op->builtin != SAGE__BUILTIN_NONE)
             sage__builtin_close(&in->ctx, &in->out, in->udata);

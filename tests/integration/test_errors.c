@@ -319,10 +319,38 @@ static void stale_message_and_unopened_close(void)
     sage_env_destroy(env);
 }
 
+/* A known code returned without a message is reported as returned, not as the engine's own finding. */
+static int return_minus_one(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    return sage_rec_i64(r, n) == 2 ? -1 : sage_emit(o, r, n);
+}
+static int open_nomem(sage_ctx *c, void *u) { return SAGE_ENOMEM; }
+
+static void returned_code_named(void)
+{
+    uint64_t n = 10;
+    sage_env *env = sage_env_create("minus_one", NULL);
+    sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+    sage_sink(sage_map(s, return_minus_one, NULL, &(sage_op_opts){.name = "m"}), sink_ok, NULL, NULL);
+    CHECK_INT(sage_env_execute(env), SAGE_EINVAL);
+    CHECK_STR(sage_env_errmsg(env), "operator \"m\" instance 0 failed after 2 records: its function returned -1 "
+                                    "(SAGE_EINVAL: invalid argument)");
+    sage_env_destroy(env);
+
+    env = sage_env_create("open_nomem", NULL);
+    s = sage_from_generator(env, gen_range, &n, NULL);
+    sage_sink(s, sink_ok, NULL, &(sage_op_opts){.name = "out", .open = open_nomem});
+    CHECK_INT(sage_env_execute(env), SAGE_ENOMEM);
+    CHECK_CONTAINS(sage_env_errmsg(env), "operator \"out\" instance 0 failed after 0 records: its open hook "
+                                         "returned -2 (SAGE_ENOMEM: out of memory)");
+    sage_env_destroy(env);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(stale_message_and_unopened_close);
+    RUN(returned_code_named);
     RUN(user_error_fails_job);
     RUN(ctx_fail_message);
     RUN(ctx_fail_message_routed);

@@ -1,6 +1,7 @@
 /* tests/integration/test_lifecycle.c - running jobs: stop, cancel, submit/wait, services, backpressure,
  * end-of-stream across many instances, two environments at once, a 10-million-record stress run. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -216,6 +217,115 @@ static void services(void)
     CHECK_INT(g.closed_before_stop, 2); /* services stop after every instance closed */
     sage_collector_destroy(c);
     sage_env_destroy(env);
+}
+
+/* Cancel answers every service caller at once: the request being served (the service never answers
+ * while the gate is closed) and the queued ones, which the service never sees. */
+static pthread_mutex_t stuck_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stuck_cv = PTHREAD_COND_INITIALIZER;
+static int stuck_open, stuck_served;
+static _Atomic int stuck_returned, stuck_canceled, stuck_calls;
+
+static int stuck_service(const void *req, size_t len, sage_reply *r, void *u)
+{
+    pthread_mutex_lock(&stuck_mu);
+    stuck_served++;
+    while (!stuck_open)
+        pthread_cond_wait(&stuck_cv, &stuck_mu);
+    pthread_mutex_unlock(&stuck_mu);
+    return sage_reply_set(r, "late", 4);
+}
+
+static int sink_ok(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
+static int call_stuck(sage_ctx *c, const void *rec, size_t len, sage_out *o, void *u)
+{
+    char resp[16];
+    size_t rl;
+    atomic_fetch_add(&stuck_calls, 1);
+    int rc = sage_call(c, "stuck", "q", 1, -1, resp, sizeof resp, &rl);
+    atomic_fetch_add(&stuck_returned, 1);
+    if (rc == SAGE_ECANCELED)
+        atomic_fetch_add(&stuck_canceled, 1);
+    return rc < 0 ? rc : sage_emit(o, rec, len);
+}
+
+static void cancel_wakes_service_callers(void)
+{
+    uint64_t n = 4;
+    stuck_open = stuck_served = 0;
+    sage_env *env = sage_env_create("stuck", NULL);
+    CHECK_INT(sage_env_register_service(env, "stuck", stuck_service, NULL, NULL), 0);
+    sage_stream *s = sage_from_generator(env, gen_range, &n, NULL);
+    s = sage_map(sage_rebalance(s), call_stuck, NULL, &(sage_op_opts){.name = "caller", .parallelism = 4});
+    sage_sink(s, sink_ok, NULL, NULL);
+    CHECK_INT(sage_env_submit(env), 0);
+    /* all four callers are calling, and the service is stuck in the first request */
+    uint64_t deadline = sage_now_ns() + 10000000000ull;
+    int served = 0;
+    while ((atomic_load(&stuck_calls) < 4 || !served) && sage_now_ns() < deadline) {
+        usleep(1000);
+        pthread_mutex_lock(&stuck_mu);
+        served = stuck_served;
+        pthread_mutex_unlock(&stuck_mu);
+    }
+    CHECK_INT(atomic_load(&stuck_calls), 4);
+    CHECK_INT(served, 1);
+    CHECK_INT(sage_env_cancel(env), 0);
+    /* every caller returns while the service is still stuck in the first request */
+    deadline = sage_now_ns() + 10000000000ull;
+    while (atomic_load(&stuck_returned) < 4 && sage_now_ns() < deadline)
+        usleep(1000);
+    CHECK_INT(atomic_load(&stuck_returned), 4);
+    CHECK_INT(atomic_load(&stuck_canceled), 4);
+    pthread_mutex_lock(&stuck_mu);
+    CHECK_INT(stuck_served, 1); /* the queued requests never reached the service */
+    stuck_open = 1;
+    pthread_cond_broadcast(&stuck_cv);
+    pthread_mutex_unlock(&stuck_mu);
+    CHECK_INT(sage_env_wait(env, -1), SAGE_ECANCELED);
+    CHECK_INT(stuck_served, 1);
+    sage_env_destroy(env);
+}
+
+/* A source that never returns on its own: it loops inside one call until the job is asked to end. */
+static _Atomic int64_t looped;
+static int loop_inside(sage_ctx *c, sage_out *o, void *u)
+{
+    for (int64_t v = 0;; v++) {
+        if (sage_ctx_stop_requested(c))
+            return SAGE_DONE;
+        int rc = sage_emit_i64(o, v);
+        if (rc < 0)
+            return rc;
+        atomic_store(&looped, v + 1);
+    }
+}
+
+static void source_sees_stop(void)
+{
+    for (int cancel = 0; cancel < 2; cancel++) {
+        atomic_store(&looped, 0);
+        sage_env *env = sage_env_create("looping", NULL);
+        sage_stream *s = sage_from_source(env, loop_inside, NULL, &(sage_op_opts){.name = "loop"});
+        sage_sink(sage_rebalance(s), sink_ok, NULL, NULL);
+        CHECK_INT(sage_env_submit(env), 0);
+        while (atomic_load(&looped) < 10000)
+            usleep(1000);
+        if (cancel) {
+            CHECK_INT(sage_env_cancel(env), 0);
+            CHECK_INT(sage_env_wait(env, -1), SAGE_ECANCELED);
+            CHECK_INT(sage_env_state(env), SAGE_JOB_CANCELED);
+        } else {
+            CHECK_INT(sage_env_stop(env), 0);
+            CHECK_INT(sage_env_wait(env, -1), 0);
+            CHECK_INT(sage_env_state(env), SAGE_JOB_STOPPED);
+            sage_metric m;
+            CHECK_INT(sage_env_metric(env, "sink_1", -1, "records_in", &m), 0);
+            CHECK_INT(m.value, atomic_load(&looped)); /* what it emitted before returning drained */
+        }
+        sage_env_destroy(env);
+    }
 }
 
 /* Backpressure: a fast source of 256-byte records, a slow sink; memory stays bounded. */
@@ -436,6 +546,8 @@ int main(int argc, char **argv)
     RUN(cancel_now);
     RUN(submit_wait_stop);
     RUN(services);
+    RUN(cancel_wakes_service_callers);
+    RUN(source_sees_stop);
     RUN(backpressure_bounded_memory);
     RUN(many_instances);
     RUN(two_envs_concurrently);
