@@ -2,7 +2,11 @@
  *
  * Design note. Placement is first fit: requests are taken in order, the
  * instances of each request in order, and every instance goes to the first
- * node (in array order) where all of its keys fit at once. All bookkeeping
+ * node (in array order) where all of its keys fit at once. When that leaves
+ * some instance without a place, a bounded search (below, "search") looks
+ * for any placement before the job is refused, so a job that fits is never
+ * refused for the order of its declarations; jobs that first fit places
+ * keep exactly that placement. All bookkeeping
  * happens on scratch counters (per node: a state per logical CPU, the load
  * of each shared core and of each GPU in units of 0.0001, memory and custom
  * amounts used). The first pass only decides; a request that fails part way
@@ -446,8 +450,80 @@ static void add_offers(msgbuf *m, const sage__node *nodes, size_t nnodes, const 
     }
 }
 
+/* The amounts of the keys r asks for that one request holds in all (0 when it holds none of them). */
+static int holds(const sage_resources *r, const sage__place_req *h, sage_resources *out)
+{
+    memset(out, 0, sizeof *out);
+    int any = 0;
+    double p = h->parallelism;
+    if (r->num_cpus > 0 && h->res.num_cpus > 0)
+        any = (out->num_cpus = h->res.num_cpus * p) > 0;
+    if (r->num_gpus > 0 && h->res.num_gpus > 0)
+        any |= (out->num_gpus = h->res.num_gpus * p) > 0;
+    if ((r->memory > 0 || r->object_store_memory > 0) && (h->res.memory > 0 || h->res.object_store_memory > 0)) {
+        out->memory = mul_sat(h->res.memory + h->res.object_store_memory, (uint64_t)h->parallelism);
+        any = 1;
+    }
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++)
+        for (size_t d = 0; d < h->res.ncustom && d < SAGE_RES_CUSTOM_MAX; d++)
+            if (r->custom[c].amount > 0 && h->res.custom[d].amount > 0 &&
+                strcmp(r->custom[c].name, h->res.custom[d].name) == 0 && out->ncustom < SAGE_RES_CUSTOM_MAX) {
+                out->custom[out->ncustom] = h->res.custom[d];
+                out->custom[out->ncustom++].amount *= p;
+                any = 1;
+            }
+    return any;
+}
+
+/* What the job's placed operators and the running jobs already hold of the keys request i asks for. */
+static void add_holdings(msgbuf *m, const sage__place_req *reqs, size_t nreqs, const unsigned char *failed, size_t i,
+                         const sage__held *held, size_t nheld)
+{
+    const sage_resources *r = &reqs[i].res;
+    sage_resources h;
+    int shown = 0;
+    for (size_t j = 0; j < nreqs; j++) {
+        if (j == i || failed[j] || !holds(r, &reqs[j], &h))
+            continue;
+        if (shown == 4) {
+            mb_add(m, ", ...");
+            break;
+        }
+        mb_add(m, shown ? ", \"%s\" " : "; already placed: operator \"%s\" holds ", reqs[j].name ? reqs[j].name : "?");
+        add_asks(m, &h, 1);
+        shown++;
+    }
+    sage_resources sum = {0};
+    int any = 0;
+    for (size_t k = 0; k < nheld; k++)
+        for (size_t j = 0; j < held[k].nreqs; j++)
+            if (holds(r, &held[k].reqs[j], &h)) {
+                any = 1;
+                sum.num_cpus += h.num_cpus;
+                sum.num_gpus += h.num_gpus;
+                sum.memory = sum.memory + h.memory < sum.memory ? UINT64_MAX : sum.memory + h.memory;
+                for (size_t c = 0; c < h.ncustom; c++) {
+                    size_t d = 0;
+                    while (d < sum.ncustom && strcmp(sum.custom[d].name, h.custom[c].name) != 0)
+                        d++;
+                    if (d == sum.ncustom && sum.ncustom < SAGE_RES_CUSTOM_MAX)
+                        sum.custom[sum.ncustom++] = (sage_resource_amount){.amount = 0};
+                    if (d < sum.ncustom) {
+                        if (sum.custom[d].amount == 0)
+                            memcpy(sum.custom[d].name, h.custom[c].name, sizeof sum.custom[d].name);
+                        sum.custom[d].amount += h.custom[c].amount;
+                    }
+                }
+            }
+    if (any) {
+        mb_add(m, "; running jobs hold ");
+        add_asks(m, &sum, 1);
+    }
+}
+
 static void report(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
-                   const unsigned char *failed, size_t nfailed, char *err, size_t err_len)
+                   const unsigned char *failed, size_t nfailed, const sage__held *held, size_t nheld, char *err,
+                   size_t err_len)
 {
     msgbuf m = {err, err_len, 0};
     if (err && err_len > 0)
@@ -465,7 +541,227 @@ static void report(const sage__node *nodes, size_t nnodes, const sage__place_req
         }
         mb_add(&m, "; the largest node offers ");
         add_offers(&m, nodes, nnodes, &q->res);
+        add_holdings(&m, reqs, nreqs, failed, i, held, nheld);
     }
+}
+
+/* ---------------------------------------------------------------- search */
+
+/* When first fit in declaration order fails, a depth-first search over the
+ * instances, largest first, looks for any placement: at each instance it
+ * tries every node where it fits and, for a fractional GPU or CPU share,
+ * every GPU or shared core with room (one per distinct load: equal loads
+ * are interchangeable). Its first leaf is first fit decreasing; it stops
+ * after SEARCH_BUDGET steps. Deterministic: the same job on the same nodes
+ * gets the same placement. */
+#define SEARCH_BUDGET 200000L
+#define SEARCH_MAX_SLOTS 1024
+
+typedef struct slot {
+    size_t req;
+    int inst;
+    long long size; /* ordering key: GPU, then CPU, then memory need */
+} slot;
+
+typedef struct choice {
+    int node, gpu, core; /* gpu, core: which GPU / shared core the fractions take (-1: fits()'s own) */
+} choice;
+
+typedef struct search {
+    const sage__node *nodes;
+    size_t nnodes;
+    const sage__place_req *reqs;
+    slot *order;
+    size_t nslots;
+    choice *chosen;
+    scratch *s;
+    pick *picks; /* one per depth */
+    long budget;
+} search;
+
+/* fits() with the fractions forced onto one GPU / shared core. */
+static int fits_forced(const sage__node *n, size_t ni, const scratch *s, const sage_resources *r, const need *nd,
+                       pick *pk, int gpu, int core)
+{
+    if (!fits(n, ni, s, r, nd, pk))
+        return 0;
+    if (gpu >= 0) {
+        const int *g = s->gpu + ni * SAGE__NODE_GPUS_MAX;
+        if (nd->gpu_frac == 0 || gpu >= n->ngpus || g[gpu] + nd->gpu_frac > UNITS)
+            return 0;
+        pk->gpus[0] = gpu;
+    }
+    if (core >= 0) {
+        const unsigned char *cpu = s->cpu + s->cpu_off[ni];
+        const int *shared = s->shared + s->cpu_off[ni];
+        int last_excl = nd->cpu_whole > 0 ? pk->cpus[nd->cpu_whole - 1] : -1;
+        if (nd->cpu_frac == 0 || core >= n->ncpus ||
+            !((cpu[core] == CPU_SHARED && shared[core] + nd->cpu_frac <= UNITS) ||
+              (cpu[core] == CPU_FREE && core > last_excl)))
+            return 0;
+        pk->shared_core = core;
+        pk->cpus[pk->ncpus - 1] = core;
+    }
+    return 1;
+}
+
+/* Undo apply(); core_was_free: the shared core was opened by it. */
+static void unapply(size_t ni, scratch *s, const sage_resources *r, const need *nd, const pick *pk, int core_was_free)
+{
+    unsigned char *cpu = s->cpu + s->cpu_off[ni];
+    int *shared = s->shared + s->cpu_off[ni];
+    int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
+    for (int i = 0; i < pk->ncpus; i++) {
+        int k = pk->cpus[i];
+        if (k == pk->shared_core) {
+            shared[k] -= nd->cpu_frac;
+            if (core_was_free && shared[k] == 0)
+                cpu[k] = CPU_FREE;
+        } else {
+            cpu[k] = CPU_FREE;
+        }
+    }
+    for (int i = 0; i < pk->ngpus; i++)
+        gpu[pk->gpus[i]] -= nd->gpu_whole > 0 ? UNITS : nd->gpu_frac;
+    s->mem[ni] -= nd->mem;
+    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++)
+        if (pk->custom_idx[c] >= 0)
+            s->custom[ni * SAGE_RES_CUSTOM_MAX + (size_t)pk->custom_idx[c]] -= r->custom[c].amount;
+}
+
+/* Is core k a candidate for a fractional CPU share: a shared core with room whose load no
+ * higher-numbered candidate has, or the highest free core above the exclusive ones? */
+static int core_option(const unsigned char *cpu, const int *sh, int ncpus, int k, int frac, int last_excl)
+{
+    if (cpu[k] == CPU_SHARED) {
+        if (sh[k] + frac > UNITS)
+            return 0;
+        for (int j = k + 1; j < ncpus; j++)
+            if (cpu[j] == CPU_SHARED && sh[j] == sh[k])
+                return 0;
+        return 1;
+    }
+    if (cpu[k] != CPU_FREE || k <= last_excl)
+        return 0;
+    for (int j = k + 1; j < ncpus; j++)
+        if (cpu[j] == CPU_FREE)
+            return 0;
+    return 1;
+}
+
+/* Is GPU g a candidate for a fractional share: room, and no lower GPU with the same load? */
+static int gpu_option(const int *gl, int g, int frac)
+{
+    if (gl[g] + frac > UNITS)
+        return 0;
+    for (int j = 0; j < g; j++)
+        if (gl[j] == gl[g])
+            return 0;
+    return 1;
+}
+
+static int dfs(search *S, size_t depth)
+{
+    if (depth == S->nslots)
+        return 1;
+    if (--S->budget <= 0)
+        return 0;
+    const slot *sl = &S->order[depth];
+    const sage_resources *r = &S->reqs[sl->req].res;
+    pick *pk = &S->picks[depth]; /* this depth's own: deeper ones must not overwrite it */
+    need nd;
+    need_of(r, &nd);
+    for (size_t ni = 0; ni < S->nnodes; ni++) {
+        const sage__node *n = &S->nodes[ni];
+        if (!fits(n, ni, S->s, r, &nd, pk))
+            continue; /* its own choices fail: so does every other on this node */
+        int last_excl = nd.cpu_whole > 0 ? pk->cpus[nd.cpu_whole - 1] : -1;
+        const int *gl = S->s->gpu + ni * SAGE__NODE_GPUS_MAX;
+        const unsigned char *cpu = S->s->cpu + S->s->cpu_off[ni];
+        const int *sh = S->s->shared + S->s->cpu_off[ni];
+        int ngpu = n->ngpus < SAGE__NODE_GPUS_MAX ? n->ngpus : SAGE__NODE_GPUS_MAX;
+        for (int g = nd.gpu_frac > 0 ? 0 : -1; g < (nd.gpu_frac > 0 ? ngpu : 0); g++) {
+            if (g >= 0 && !gpu_option(gl, g, nd.gpu_frac))
+                continue;
+            for (int c = nd.cpu_frac > 0 ? n->ncpus - 1 : -1; c >= (nd.cpu_frac > 0 ? 0 : -1); c--) {
+                if (c >= 0 && !core_option(cpu, sh, n->ncpus, c, nd.cpu_frac, last_excl))
+                    continue;
+                if (!fits_forced(n, ni, S->s, r, &nd, pk, g, c))
+                    continue;
+                int core_was_free = pk->shared_core >= 0 && cpu[pk->shared_core] == CPU_FREE;
+                apply(n, ni, S->s, r, &nd, pk);
+                S->chosen[depth] = (choice){(int)ni, g, c};
+                if (dfs(S, depth + 1))
+                    return 1;
+                unapply(ni, S->s, r, &nd, pk, core_was_free);
+                if (S->budget <= 0)
+                    return 0;
+                if (c < 0)
+                    break;
+            }
+        }
+    }
+    return 0;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+    const slot *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    if (x->req != y->req)
+        return x->req < y->req ? -1 : 1;
+    return x->inst - y->inst;
+}
+
+/* Search for a placement (base: what running jobs hold). 1 with *order and *chosen set (caller frees);
+ * 0 when none was found (*gave_up: the budget ran out); SAGE_ENOMEM. */
+static int search_all(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
+                      const scratch *base, slot **order_out, choice **chosen_out, size_t *nslots_out, int *gave_up)
+{
+    *gave_up = 0;
+    size_t nslots = 0;
+    for (size_t i = 0; i < nreqs; i++)
+        nslots += (size_t)reqs[i].parallelism;
+    if (nslots > SEARCH_MAX_SLOTS) {
+        *gave_up = 1;
+        return 0;
+    }
+    slot *order = calloc(nslots ? nslots : 1, sizeof *order);
+    choice *chosen = calloc(nslots ? nslots : 1, sizeof *chosen);
+    pick *picks = malloc((nslots ? nslots : 1) * sizeof *picks);
+    scratch s;
+    if (!order || !chosen || !picks || scratch_init(&s, nodes, nnodes) != 0) {
+        free(order);
+        free(chosen);
+        free(picks);
+        return SAGE_ENOMEM;
+    }
+    scratch_copy(&s, base);
+    size_t k = 0;
+    for (size_t i = 0; i < nreqs; i++) {
+        need nd;
+        need_of(&reqs[i].res, &nd);
+        long long size = ((long long)nd.gpu_whole * UNITS + nd.gpu_frac) * 100000000LL +
+                         ((long long)nd.cpu_whole * UNITS + nd.cpu_frac) * 1000LL + (long long)(nd.mem >> 40);
+        for (int j = 0; j < reqs[i].parallelism; j++)
+            order[k++] = (slot){i, j, size};
+    }
+    qsort(order, nslots, sizeof *order, slot_cmp);
+    search S = {nodes, nnodes, reqs, order, nslots, chosen, &s, picks, SEARCH_BUDGET};
+    int found = dfs(&S, 0);
+    scratch_free(&s);
+    free(picks);
+    if (!found) {
+        *gave_up = S.budget <= 0;
+        free(order);
+        free(chosen);
+        return 0;
+    }
+    *order_out = order;
+    *chosen_out = chosen;
+    *nslots_out = nslots;
+    return 1;
 }
 
 /* ----------------------------------------------------------------- place */
@@ -592,10 +888,26 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
                       q->parallelism);
             return SAGE_EINVAL;
         }
-        if (!(q->res.num_cpus >= 0) || q->res.num_cpus > 1e6 || !(q->res.num_gpus >= 0) || q->res.num_gpus > 1e6 ||
-            q->res.ncustom > SAGE_RES_CUSTOM_MAX) {
+        if (!(q->res.num_cpus >= 0) || !(q->res.num_gpus >= 0) || q->res.ncustom > SAGE_RES_CUSTOM_MAX) {
             sage__fmt(err, err_len, "placement: operator \"%s\": invalid resource request", name);
             return SAGE_EINVAL;
+        }
+        /* beyond any node there could be: refused as not fitting, naming the key, the value and the limit */
+        const char *key = q->res.num_cpus > SAGE__NODE_CPUS_MAX   ? "num_cpus"
+                          : q->res.num_gpus > SAGE__NODE_GPUS_MAX ? "num_gpus"
+                                                                  : NULL;
+        if (key) {
+            double v = key[4] == 'c' ? q->res.num_cpus : q->res.num_gpus;
+            int best = 0;
+            for (size_t k = 0; k < nnodes; k++) {
+                int have = key[4] == 'c' ? nodes[k].ncpus : nodes[k].ngpus;
+                best = have > best ? have : best;
+            }
+            sage__fmt(err, err_len,
+                      "cannot place the job: operator \"%s\" asks %s=%g per instance, more than any node can have "
+                      "(at most %d); the largest node offers %s=%d",
+                      name, key, v, key[4] == 'c' ? SAGE__NODE_CPUS_MAX : SAGE__NODE_GPUS_MAX, key, best);
+            return SAGE_EINFEASIBLE;
         }
     }
 
@@ -622,19 +934,35 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
     pick *pk = malloc(sizeof *pk);
     unsigned char *failed = calloc(nreqs ? nreqs : 1, 1);
     sage__assign **res = NULL;
+    slot *order = NULL; /* set when the search found the placement */
+    choice *chosen = NULL;
+    size_t nslots = 0;
     int rc = 0;
     if (!pk || !failed) {
         rc = SAGE_ENOMEM;
         goto fail;
     }
 
-    /* Pass 1: decide on scratch counters only. */
+    /* Pass 1: decide on scratch counters only (first fit in declaration order). */
     size_t nfailed = 0;
     place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, NULL);
     if (nfailed > 0) {
-        report(nodes, nnodes, reqs, nreqs, failed, nfailed, err, err_len);
-        rc = SAGE_EINFEASIBLE;
-        goto done;
+        /* first fit missed: search for any placement before refusing */
+        int gave_up = 0, found = search_all(nodes, nnodes, reqs, nreqs, &base, &order, &chosen, &nslots, &gave_up);
+        if (found < 0) {
+            rc = found;
+            goto fail;
+        }
+        if (!found) {
+            report(nodes, nnodes, reqs, nreqs, failed, nfailed, held, nheld, err, err_len);
+            if (gave_up) {
+                size_t used = strlen(err);
+                sage__fmt(err + used, err_len - used, "\n  (the placement search gave up after %ld steps)",
+                          SEARCH_BUDGET);
+            }
+            rc = SAGE_EINFEASIBLE;
+            goto done;
+        }
     }
 
     /* Pass 2: everything fits; replay and write the assignments. */
@@ -651,9 +979,24 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
         }
     }
     scratch_copy(&work, &base);
-    rc = place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, res);
-    if (rc)
+    if (order) { /* the search's placement, replayed in its order */
+        for (size_t k = 0; k < nslots; k++) {
+            const sage__place_req *q = &reqs[order[k].req];
+            need nd;
+            need_of(&q->res, &nd);
+            size_t ni = (size_t)chosen[k].node;
+            if (!fits_forced(&nodes[ni], ni, &work, &q->res, &nd, pk, chosen[k].gpu, chosen[k].core)) {
+                sage__fmt(err, err_len, "placement: the search's placement does not replay (a bug)");
+                rc = SAGE_EINVAL;
+                goto done;
+            }
+            apply(&nodes[ni], ni, &work, &q->res, &nd, pk);
+            if ((rc = fill_assign(nodes, ni, &q->res, &nd, pk, &res[order[k].req][order[k].inst])) != 0)
+                goto fail;
+        }
+    } else if ((rc = place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, res)) != 0) {
         goto fail;
+    }
     for (size_t i = 0; i < nreqs; i++) {
         int unreserved = llround(reqs[i].res.num_cpus * UNITS) == 0;
         for (int j = 0; j < reqs[i].parallelism; j++) {
@@ -672,6 +1015,8 @@ fail:
         rc = SAGE_ENOMEM;
 done:
     sage__assign_free(res, reqs, nreqs);
+    free(order);
+    free(chosen);
     free(pk);
     free(failed);
     scratch_free(&work);

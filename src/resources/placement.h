@@ -77,7 +77,12 @@ typedef struct sage__assign {
  *  - whole num_gpus k: k whole free GPUs; a fraction f: the lowest GPU with at
  *    least f left (three 0.5 requests land on GPUs 0, 0, 1);
  *  - memory + object_store_memory and custom resources are counted per node;
- *  - nodes are tried in order for each instance (first fit). */
+ *  - nodes are tried in order for each instance (first fit); when that fails,
+ *    a bounded depth-first search (largest instances first) looks for any
+ *    placement before refusing, so a job that fits is placed; jobs first fit
+ *    places keep that placement; both are deterministic;
+ *  - a refusal names, per operator that does not fit, what the job's placed
+ *    operators and the running jobs (held) hold of the keys it asks for. */
 int sage__place(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs, sage__assign ***out,
                 char *err, size_t err_len);
 void sage__assign_free(sage__assign **a, const sage__place_req *reqs, size_t nreqs);

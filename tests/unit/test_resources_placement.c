@@ -205,7 +205,82 @@ static void test_fractional_gpus(void)
     CHECK(a == NULL);
     CHECK_STR(err, "cannot place the job: 1 operator does not fit\n"
                    "  operator \"two\" (parallelism 1): one instance asks num_gpus=2; the largest node offers "
-                   "num_gpus=2");
+                   "num_gpus=2; already placed: operator \"frac\" holds num_gpus=0.2");
+}
+
+/* First fit in declaration order misses a fit that exists; the search finds it (issue: 0.4, 0.4, 0.6, 0.6). */
+static void test_search_finds_fit(void)
+{
+    char err[1024] = "";
+    sage__node node = mknode("g", 8, 2, 16 * GB);
+    sage__place_req reqs[4] = {mkreq("a", 1, 0, 0.4, 0), mkreq("b", 1, 0, 0.4, 0), mkreq("c", 1, 0, 0.6, 0),
+                               mkreq("d", 1, 0, 0.6, 0)};
+    sage__assign **a = NULL;
+    CHECK_INT(sage__place(&node, 1, reqs, 4, &a, err, sizeof err), 0);
+    if (a) {
+        /* every GPU holds one 0.4 and one 0.6 */
+        double load[2] = {0, 0};
+        for (int i = 0; i < 4; i++) {
+            CHECK_INT(a[i][0].ngpus, 1);
+            load[a[i][0].gpus[0]] += a[i][0].gpu_fraction;
+        }
+        CHECK(load[0] > 0.999 && load[0] < 1.001 && load[1] > 0.999 && load[1] < 1.001);
+        /* deterministic: the same job gets the same placement */
+        sage__assign **b = NULL;
+        CHECK_INT(sage__place(&node, 1, reqs, 4, &b, err, sizeof err), 0);
+        for (int i = 0; b && i < 4; i++)
+            CHECK_INT(b[i][0].gpus[0], a[i][0].gpus[0]);
+        sage__assign_free(b, reqs, 4);
+        sage__assign_free(a, reqs, 4);
+    }
+    /* the same with CPUs: 0.4, 0.4, 0.6, 0.6 of two cores */
+    node = mknode("c", 2, 0, 16 * GB);
+    sage__place_req cpus[4] = {mkreq("a", 1, 0.4, 0, 0), mkreq("b", 1, 0.4, 0, 0), mkreq("c", 1, 0.6, 0, 0),
+                               mkreq("d", 1, 0.6, 0, 0)};
+    a = NULL;
+    CHECK_INT(sage__place(&node, 1, cpus, 4, &a, err, sizeof err), 0);
+    if (a) {
+        double load[2] = {0, 0};
+        for (int i = 0; i < 4; i++) {
+            CHECK_INT(a[i][0].ncpus, 1);
+            load[a[i][0].cpus[0]] += a[i][0].cpu_share;
+        }
+        CHECK(load[0] > 0.999 && load[0] < 1.001 && load[1] > 0.999 && load[1] < 1.001);
+        sage__assign_free(a, cpus, 4);
+    }
+    /* across nodes: two nodes of 3 CPUs, requests 1, 1, 2, 2 (first fit puts both 1s on the first node, and
+     * then the second 2 finds one CPU free on each) */
+    sage__node two[2] = {mknode("n0", 3, 0, 16 * GB), mknode("n1", 3, 0, 16 * GB)};
+    sage__place_req mixed[4] = {mkreq("s1", 1, 1, 0, 0), mkreq("s2", 1, 1, 0, 0), mkreq("b1", 1, 2, 0, 0),
+                                mkreq("b2", 1, 2, 0, 0)};
+    a = NULL;
+    CHECK_INT(sage__place(two, 2, mixed, 4, &a, err, sizeof err), 0);
+    if (a) {
+        CHECK(a[2][0].node != a[3][0].node); /* the two 2s on different nodes, a 1 beside each */
+        CHECK(a[0][0].node != a[1][0].node);
+    }
+    sage__assign_free(a, mixed, 4);
+    /* and a job that truly does not fit is still refused, with every operator that first fit left out */
+    sage__place_req over[3] = {mkreq("a", 1, 0, 0.6, 0), mkreq("b", 1, 0, 0.6, 0), mkreq("c", 1, 0, 0.6, 0)};
+    node = mknode("g", 8, 2, 16 * GB);
+    a = NULL;
+    CHECK_INT(sage__place(&node, 1, over, 3, &a, err, sizeof err), SAGE_EINFEASIBLE);
+    CHECK(a == NULL);
+    CHECK_CONTAINS(err, "operator \"c\" (parallelism 1): one instance asks num_gpus=0.6; the largest node offers "
+                        "num_gpus=2; already placed: operator \"a\" holds num_gpus=0.6, \"b\" num_gpus=0.6");
+}
+
+/* A request above what any node could have: SAGE_EINFEASIBLE naming the key, the value and the limit. */
+static void test_impossible_request(void)
+{
+    char err[1024] = "";
+    sage__node node = mknode("n", 20, 0, 16 * GB);
+    sage__place_req huge = mkreq("huge", 1, 1e9, 0, 0);
+    sage__assign **a = NULL;
+    CHECK_INT(sage__place(&node, 1, &huge, 1, &a, err, sizeof err), SAGE_EINFEASIBLE);
+    CHECK_STR(err, "cannot place the job: operator \"huge\" asks num_cpus=1e+09 per instance, more than any node "
+                   "can have (at most 1024); the largest node offers num_cpus=20");
+    CHECK(a == NULL);
 }
 
 static void test_fractional_cpus_and_unreserved(void)
@@ -382,9 +457,11 @@ static void test_infeasible_messages(void)
     CHECK(a == NULL);
     CHECK_STR(err, "cannot place the job: 2 operators do not fit\n"
                    "  operator \"big\" (parallelism 2): one instance asks num_cpus=4; all 2 ask num_cpus=8; the "
-                   "largest node offers num_cpus=8\n"
+                   "largest node offers num_cpus=8; already placed: operator \"ok\" holds num_cpus=4, \"tail\" "
+                   "num_cpus=3\n"
                    "  operator \"gpu\" (parallelism 2): one instance asks num_cpus=1 num_gpus=1; all 2 ask "
-                   "num_cpus=2 num_gpus=2; the largest node offers num_cpus=8 num_gpus=1");
+                   "num_cpus=2 num_gpus=2; the largest node offers num_cpus=8 num_gpus=1; already placed: operator "
+                   "\"ok\" holds num_cpus=4, \"tail\" num_cpus=3");
 
     /* fractional numbers print with %g */
     sage__place_req frac = mkreq("frac", 3, 2.5, 0.5, 0);
@@ -409,7 +486,8 @@ static void test_atomic_on_failure(void)
     CHECK_INT(sage__place(&node, 1, reqs, 2, &a, err, sizeof err), SAGE_EINFEASIBLE);
     CHECK(a == NULL);
     CHECK_CONTAINS(err, "operator \"nope\"");
-    CHECK(strstr(err, "\"fits\"") == NULL);
+    CHECK(strstr(err, "operator \"fits\" (") == NULL); /* it fits: not among those that do not */
+    CHECK_CONTAINS(err, "already placed: operator \"fits\" holds num_cpus=2"); /* but it holds what is missing */
 
     /* bad input is refused before anything is placed */
     sage__place_req zero = mkreq("zero", 0, 1, 0, 0);
@@ -648,6 +726,8 @@ int main(int argc, char **argv)
     RUN(test_seed_example);
     RUN(test_exclusive_no_overlap);
     RUN(test_fractional_gpus);
+    RUN(test_search_finds_fit);
+    RUN(test_impossible_request);
     RUN(test_fractional_cpus_and_unreserved);
     RUN(test_affinity_wraps_real_cpus);
     RUN(test_custom_resources);
