@@ -25,6 +25,12 @@
  *      and stop, and sends a metrics report every 500 ms;
  *   5. send the final report and exit. sage_env_execute never returns in a
  *      worker: code after it belongs to the submitting process only.
+ * A program may run several jobs, one after the other: every env whose job
+ * is not ours (another name, or another plan hash) is skipped before step 1
+ * (its execute returns 0 at once, with nothing collected) until the one the
+ * JobManager started us for comes. A program that ends without executing
+ * it is reported at exit, with the jobs it did execute: that is how a graph
+ * that is not built deterministically shows.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +74,7 @@ typedef struct worker {
     char route_err[1024];  /* why the last consumer connection failed */
     pthread_t ctl_thread;
     _Atomic int finished;
+    int skipped; /* not our job: this env's execute returns 0 at once */
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
     pthread_mutex_t snap_mu;
     char *snap; /* the task thread's latest snapshot (JSON text: jansson values are not shared across threads) */
@@ -372,10 +379,115 @@ static void prepare_sinks(worker *w)
     }
 }
 
-/* Runs this process's task, then exits: never returns. */
+/* The jobs this process executed that were not its own, for the report when it never meets its own. */
+static char g_skipped[1024];
+static int g_matched;
+static unsigned long long g_same_name_hash; /* an env of our job's name with another plan hash (0: none) */
+
+/* At exit, when the program never executed our job: tell the JobManager what it executed instead. */
+static void report_unmatched(void)
+{
+    if (g_matched)
+        return;
+    json_error_t jerr;
+    json_t *spec = json_load_file(getenv("SAGE_WORKER_SPEC"), 0, &jerr);
+    const char *name = json_string_value(json_object_get(spec, "name"));
+    char msg[1600];
+    unsigned long long want = (unsigned long long)json_integer_value(json_object_get(spec, "plan_hash"));
+    if (g_same_name_hash) /* our job, built differently here */
+        snprintf(msg, sizeof msg,
+                 "the pipeline this worker built differs from the submitted one (plan hash %llx, submitted %llx): "
+                 "graph building must be deterministic (same operators, names, parallelism and resources in every "
+                 "run)",
+                 g_same_name_hash, want);
+    else
+        snprintf(msg, sizeof msg,
+                 "this program ended without executing job \"%s\" (plan hash %llx), which the JobManager started "
+                 "this worker for; it executed %s: graph building must be deterministic (the same operators, names, "
+                 "parallelism and resources in every run)",
+                 name ? name : "?", want, g_skipped[0] ? g_skipped : "no job");
+    worker w = {.ctl_fd = -1, .listen_fd = -1};
+    pthread_mutex_init(&w.send_mu, NULL);
+    char home[1024], tpath[1100], err[256];
+    int task = 0;
+    if (spec && sage_home_dir(NULL, home, sizeof home) == 0 &&
+        sage__parse_int(getenv("SAGE_WORKER_TASK"), 0, INT32_MAX, &task) == 0) {
+        snprintf(tpath, sizeof tpath, "%s/token", home);
+        const char *jh = json_string_value(json_object_get(spec, "jobmanager_host"));
+        int jp = (int)json_integer_value(json_object_get(spec, "jobmanager_port"));
+        json_t *hello = NULL;
+        char *txt = NULL;
+        if (sage__token_read(tpath, w.token, sizeof w.token, err, sizeof err) == 0 &&
+            sage__tcp_connect(jh ? jh : "127.0.0.1", jp, &w.ctl_fd, err, sizeof err) == 0 &&
+            (hello = json_pack("{s:s,s:s,s:I,s:i}", "token", w.token, "role", "worker", "job_id",
+                               json_integer_value(json_object_get(spec, "job_id")), "task", task)) &&
+            (txt = json_dumps(hello, JSON_COMPACT))) {
+            sage__frame f;
+            unsigned char *payload = NULL;
+            if (sage__frame_send(w.ctl_fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) != 0 ||
+                sage__frame_recv(w.ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 ||
+                f.type != SAGE__MSG_OK) {
+                close(w.ctl_fd);
+                w.ctl_fd = -1;
+            }
+            free(payload);
+        }
+        free(txt);
+        json_decref(hello);
+    }
+    json_decref(spec);
+    fprintf(stderr, "sage worker: %s\n", msg);
+    sage__utf8_clean(msg, strlen(msg));
+    if (w.ctl_fd >= 0)
+        send_event(&w, json_pack("{s:s,s:b,s:i,s:s}", "event", "done", "ok", 0, "code", SAGE_EPLAN, "error", msg));
+    fflush(NULL);
+    _exit(3); /* from an exit handler: no second exit */
+}
+
+/* Is this env's job the one the JobManager started us for? No: skip it (its execute returns 0 at once). */
+static int not_ours(worker *w, sage__backend *b)
+{
+    const char *spec_path = getenv("SAGE_WORKER_SPEC");
+    json_error_t jerr;
+    json_t *spec = json_load_file(spec_path, 0, &jerr);
+    if (!spec)
+        return 0; /* submit says why */
+    const char *jname = json_string_value(json_object_get(spec, "name"));
+    json_int_t want = json_integer_value(json_object_get(spec, "plan_hash"));
+    int ours = jname && strcmp(jname, b->g->name) == 0;
+    unsigned long long have = 0;
+    char jn[128] = "";
+    if (jname)
+        sage__strlcpy(jn, jname, sizeof jn);
+    if (ours && !b->err->code && sage__backend_compile(b) == 0) { /* a failed compile is reported as ours */
+        have = (unsigned long long)(b->plan->hash >> 1);
+        ours = (json_int_t)have == want;
+    }
+    json_decref(spec);
+    jname = jn;
+    if (ours) {
+        g_matched = 1;
+        return 0;
+    }
+    static int hooked;
+    if (!hooked && atexit(report_unmatched) == 0)
+        hooked = 1;
+    if (jname && strcmp(jname, b->g->name) == 0 && have && !g_same_name_hash)
+        g_same_name_hash = have;
+    size_t used = strlen(g_skipped);
+    if (used + 200 < sizeof g_skipped)
+        snprintf(g_skipped + used, sizeof g_skipped - used, "%s\"%s\" (plan hash %llx)", used ? ", " : "", b->g->name,
+                 have);
+    w->skipped = 1;
+    return 1;
+}
+
+/* Runs this process's task, then exits: never returns (a job that is not ours returns 0 at once). */
 static int worker_submit(sage__backend *b)
 {
     worker *w = (worker *)b;
+    if (not_ours(w, b))
+        return 0;
     /* user output goes to the JobManager through a pipe: one line at a time, not lost if we are killed */
     setvbuf(stdout, NULL, _IOLBF, 0);
     w->ctl_fd = -1;
@@ -530,10 +642,17 @@ static int worker_submit(sage__backend *b)
 
 /* A worker's job is its process: wait, stop and cancel have nothing to act
  * on once submit ran (it never returns). */
-static int worker_wait(sage__backend *b, int timeout_ms) { return b->err->code ? b->err->code : SAGE_ESTATE; }
+static int worker_wait(sage__backend *b, int timeout_ms)
+{
+    if (((worker *)b)->skipped)
+        return 0;
+    return b->err->code ? b->err->code : SAGE_ESTATE;
+}
 static int worker_control(sage__backend *b) { return SAGE_ESTATE; }
 static sage_job_state worker_state(const sage__backend *b)
 {
+    if (((const worker *)b)->skipped)
+        return SAGE_JOB_FINISHED;
     return b->job ? sage__job_state(b->job) : SAGE_JOB_CREATED;
 }
 static void worker_destroy(sage__backend *b) { free(b); }

@@ -85,7 +85,19 @@ static int triple(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 
 /* once: fails once at record 500; always: fails at record 3 in every attempt; gated: waits for the go file
  * at record 100. Prints "job ID rc RC", the error if any, "collected COUNT sum SUM". */
+static int run_one(const char *name, const char *jm, const char *ft, int parallelism);
+
+/* "two": two jobs, one after the other, from one program run (each job's workers skip the other's env). */
 static int run_pipeline(const char *name, const char *jm, const char *ft)
+{
+    if (strcmp(name, "two") == 0) {
+        int a = run_one("first", jm, ft, 2), b = run_one("second", jm, ft, 3);
+        return a || b;
+    }
+    return run_one(name, jm, ft, 2);
+}
+
+static int run_one(const char *name, const char *jm, const char *ft, int parallelism)
 {
     char config[1024];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s}", jm, ft);
@@ -96,7 +108,7 @@ static int run_pipeline(const char *name, const char *jm, const char *ft)
                          ? sage_from_generator(env, gen_gated, NULL, &(sage_op_opts){.name = "src"})
                          : sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
     sage_map_fn fn = strcmp(name, "once") == 0 ? fail_once : strcmp(name, "always") == 0 ? fail_always : triple;
-    s = sage_map(sage_rebalance(s), fn, NULL, &(sage_op_opts){.name = "triple", .parallelism = 2});
+    s = sage_map(sage_rebalance(s), fn, NULL, &(sage_op_opts){.name = "triple", .parallelism = parallelism});
     sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
     int rc = sage_env_execute(env);
     printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
@@ -351,6 +363,24 @@ static void failure_restarted_exact_result(void)
     daemon_down(&d);
 }
 
+/* One program run executes two remote jobs in sequence (different graphs): both run, both exact. */
+static void two_jobs_in_one_program(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    int rc = finish_job(start_job(&d, "two", "{\"strategy\": \"restart\", \"delay\": 0.05}", ""));
+    CHECK_INT(rc, 0);
+    if (rc != 0)
+        fprintf(stderr, "%s", big);
+    const char *first = strstr(big, exact_line());
+    CHECK(first != NULL);
+    CHECK(first && strstr(first + 1, exact_line()) != NULL); /* twice */
+    CHECK_CONTAINS(big, "job 1 rc 0\n");
+    CHECK_CONTAINS(big, "job 2 rc 0\n");
+    daemon_down(&d);
+}
+
 /* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
  * says the strategy gave up. */
 static void attempts_exhausted(void)
@@ -563,6 +593,7 @@ int main(int argc, char **argv)
     strncat(cli, "/cli/sage", sizeof cli - strlen(cli) - 1);
     big = malloc(1 << 20);
     RUN(failure_restarted_exact_result);
+    RUN(two_jobs_in_one_program);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
