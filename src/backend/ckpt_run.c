@@ -122,6 +122,16 @@ int sage__ckrun_take(sage__ckrun *r, sage__job *job, const char *savepoint_dir, 
         sage__fmt(why, wl, "checkpoint %" PRIu64 " was abandoned: out of memory", id);
     else if (rc != 0)
         sage__fmt(why, wl, "checkpoint %" PRIu64 ": the job ended before it was taken", id);
+    if (rc == 0 && !savepoint_dir) { /* every task had ended: the job is done, nothing to recover */
+        size_t live = 0;
+        for (size_t i = 0; i < taken.ntasks; i++)
+            live += taken.parts[i] != NULL;
+        if (live == 0) {
+            sage__ckpt_taken_free(&taken);
+            rc = SAGE_ECANCELED;
+            sage__fmt(why, wl, "checkpoint %" PRIu64 ": the job ended before it was taken", id);
+        }
+    }
     uint64_t bytes = 0, pause_ns = rc == 0 ? taken.pause_ns : 0;
     if (rc == 0) {
         sage__manifest m = {.id = id, .plan_hash = r->plan->hash, .savepoint = savepoint_dir != NULL};

@@ -90,11 +90,10 @@ static int cl_submit(sage__backend *b)
         return sage__errf(b->err, SAGE_EUNSUPPORTED,
                           "sage_env_set_binding: records that are handles (copy/drop) cannot leave this process; a "
                           "remote job's records must be bytes");
-    if (cfg->ft.strategy == SAGE__FT_CHECKPOINT || cfg->restore_from[0])
+    if (cfg->restore_from[0])
         return sage__errf(b->err, SAGE_EUNSUPPORTED,
-                          "config key \"%s\": checkpoints are built for embedded jobs only so far; a JobManager "
-                          "restarts a job from its beginning (\"strategy\": \"restart\")",
-                          cfg->restore_from[0] ? "restore_from" : "fault_tolerance");
+                          "config key \"restore_from\": starting from a savepoint is built for embedded jobs only so "
+                          "far");
     json_t *doc = sage__plan_document(b->plan);
     if (!doc)
         return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");

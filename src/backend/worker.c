@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "runtime/checkpoint.h"
 #include "net/frame.h"
 #include "net/sock.h"
 #include "runtime/netchan.h"
@@ -78,6 +79,9 @@ typedef struct worker {
     int wake_fd; /* eventfd: the task ended, the control thread must not wait out its report interval */
     pthread_mutex_t snap_mu;
     char *snap; /* the task thread's latest snapshot (JSON text: jansson values are not shared across threads) */
+    sage__loaded ck_from; /* the checkpoint this attempt restores (spec "restore"), our part only */
+    sage__restore ck_restore;
+    uint64_t plan_hash; /* the full plan hash (checkpoint manifests carry it) */
 } worker;
 
 static void send_event(worker *w, json_t *ev)
@@ -205,12 +209,111 @@ static void take_snapshot(sage__task *t)
     pthread_mutex_unlock(&w->snap_mu);
 }
 
-/* A control event from the JobManager (pause, resume, stop); others are ignored. */
+/* ---- checkpoints (the JobManager coordinates: jobmanager/checkpoints.c) ---- */
+
+typedef struct ck_req {
+    worker *w;
+    uint64_t id;
+    int timeout_ms;
+    char dir[1200];
+} ck_req;
+
+static json_t *hex16(uint64_t v)
+{
+    char s[17];
+    snprintf(s, sizeof s, "%016llx", (unsigned long long)v);
+    return json_string(s);
+}
+
+/* Checkpoint id: our task captures at the barrier (sources stay there until "release"), our part goes to disk,
+ * the JobManager hears of it. A thread of its own: the control thread keeps reporting meanwhile. */
+static void *ckpt_main(void *arg)
+{
+    ck_req *r = arg;
+    worker *w = r->w;
+    sage__ckpt_taken taken;
+    char why[1400] = "";
+    json_t *ev = NULL;
+    int rc = sage__job_checkpoint(w->job, r->id, r->timeout_ms, 1, &taken);
+    if (rc == 0) {
+        json_t *sinks = json_array();
+        for (size_t i = 0; i < taken.nsinks; i++)
+            json_array_append_new(sinks, json_pack("{s:i,s:I,s:s}", "op", taken.sinks[i].op, "length",
+                                                   (json_int_t)taken.sinks[i].length, "path", taken.sinks[i].path));
+        if (!taken.parts[0]) {
+            ev = json_pack("{s:s,s:I,s:b,s:o,s:o}", "event", "captured", "id", (json_int_t)r->id, "finished", 1,
+                           "file_sinks", sinks, "plan_hash", hex16(w->plan_hash));
+        } else if (sage__ckpt_mkdirs(r->dir, why, sizeof why) == 0 &&
+                   sage__ckpt_write_part(r->dir, (size_t)w->task_index, taken.parts[0], why, sizeof why) == 0) {
+            ev = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o}", "event", "captured", "id", (json_int_t)r->id, "bytes",
+                           (json_int_t)taken.parts[0]->len, "checksum",
+                           hex16(sage__part_checksum(taken.parts[0]->p, taken.parts[0]->len)), "file_sinks", sinks,
+                           "plan_hash", hex16(w->plan_hash));
+        } else {
+            json_decref(sinks);
+        }
+        sage__ckpt_taken_free(&taken);
+    } else {
+        sage__fmt(why, sizeof why, "%s",
+                  rc == SAGE_ETIMEDOUT ? "its task did not reach the barrier in time" : sage_strerror(rc));
+    }
+    if (!ev)
+        ev = json_pack("{s:s,s:I,s:s}", "event", "captured", "id", (json_int_t)r->id, "error", why);
+    send_event(w, ev);
+    free(r);
+    return NULL;
+}
+
+/* Commit checkpoint id: its manifest, then the older ones beyond what is kept go. */
+static void ckpt_commit(worker *w, json_t *ev)
+{
+    json_int_t id = json_integer_value(json_object_get(ev, "id"));
+    const char *dir = json_string_value(json_object_get(ev, "dir"));
+    const char *text = json_string_value(json_object_get(ev, "manifest"));
+    const char *rundir = json_string_value(json_object_get(ev, "rundir"));
+    json_int_t keep = json_integer_value(json_object_get(ev, "keep"));
+    char why[1400] = "";
+    int rc = dir && text ? sage__ckpt_commit(dir, text, strlen(text), why, sizeof why) : SAGE_EPROTO;
+    if (rc == 0 && rundir && keep > 0)
+        sage__ckpt_prune(rundir, (size_t)keep);
+    send_event(w, rc == 0 ? json_pack("{s:s,s:I,s:b}", "event", "committed", "id", id, "ok", 1)
+                          : json_pack("{s:s,s:I,s:b,s:s}", "event", "committed", "id", id, "ok", 0, "error",
+                                      why[0] ? why : "a malformed commit request"));
+}
+
+/* A control event from the JobManager (pause, resume, stop, checkpoints); others are ignored. */
 static void apply_control(worker *w, json_t *ev)
 {
     const char *action = json_string_value(json_object_get(ev, "action"));
     if (!action)
         return;
+    if (strcmp(action, "checkpoint") == 0) {
+        ck_req *r = calloc(1, sizeof *r);
+        const char *dir = json_string_value(json_object_get(ev, "dir"));
+        pthread_t th;
+        if (!r || !dir) {
+            free(r);
+            return;
+        }
+        r->w = w;
+        r->id = (uint64_t)json_integer_value(json_object_get(ev, "id"));
+        r->timeout_ms = (int)json_integer_value(json_object_get(ev, "timeout_ms"));
+        sage__strlcpy(r->dir, dir, sizeof r->dir);
+        if (pthread_create(&th, NULL, ckpt_main, r) == 0)
+            pthread_detach(th);
+        else
+            free(r);
+        return;
+    }
+    if (strcmp(action, "release") == 0) {
+        sage__job_release(w->job, (uint64_t)json_integer_value(json_object_get(ev, "id")),
+                          json_is_true(json_object_get(ev, "stop")));
+        return;
+    }
+    if (strcmp(action, "commit") == 0) {
+        ckpt_commit(w, ev);
+        return;
+    }
     if (strcmp(action, "stop") == 0)
         sage__job_stop(w->job); /* reaches a paused source too */
     else if (strcmp(action, "pause") == 0)
@@ -361,8 +464,11 @@ static void prepare_sinks(worker *w)
         if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
             char path[1400];
             snprintf(path, sizeof path, "%s/results/%s.%d", w->dir, op->name, w->task->instance);
-            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                          0600); /* private, never a link */
+            /* private, never a link; a recovery keeps what the checkpoint committed (the task cuts it back) */
+            int trunc = w->job->restore ? 0 : O_TRUNC;
+            int fd = open(path, O_WRONLY | O_CREAT | trunc | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd >= 0 && !trunc)
+                lseek(fd, 0, SEEK_END);
             so->file = fd >= 0 ? fdopen(fd, "wb") : NULL;
             if (!so->file && fd >= 0)
                 close(fd);
@@ -611,6 +717,18 @@ static int worker_submit(sage__backend *b)
     if ((rc = sage__task_routes(w->job, w->task, remote_target, w)) != 0)
         die(w, rc, "connecting to the consumers of operator \"%s\" failed%s%s", tail->name, w->route_err[0] ? ": " : "",
             w->route_err);
+    w->plan_hash = plan->hash;
+    const char *from = json_string_value(json_object_get(w->spec, "restore"));
+    if (from) { /* a recovery: our part of the checkpoint, checked against the plan */
+        char why[1400];
+        rc = sage__ckpt_load_one(from, (size_t)w->task_index, &w->ck_from, why, sizeof why);
+        if (rc == 0 && (rc = sage__restore_check(plan, &w->ck_from, why, sizeof why)) != 0)
+            sage__loaded_free(&w->ck_from);
+        if (rc != 0)
+            die(w, SAGE_EIO, "cannot restore from checkpoint \"%s\": %s", from, why);
+        w->ck_restore = (sage__restore){.ck = &w->ck_from, .in_run = 1, .first_task = (size_t)w->task_index};
+        w->job->restore = &w->ck_restore;
+    }
     prepare_sinks(w);
     if ((rc = sage__services_start(w->job, b->err)) != 0)
         die(w, rc, "%s", b->err->msg);

@@ -36,7 +36,7 @@ static void ids_text(char *buf, size_t len, const int *ids, int n)
         o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ids[i]);
 }
 
-static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
+int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
 {
     json_t *tasks = json_array();
     for (size_t t = 0; t < j->ntasks; t++) {
@@ -63,6 +63,8 @@ static int write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
                              d->host, "jobmanager_port", d->port, "data_plane",
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
+    if (spec && j->ck.restore[0]) /* a recovery: every worker restores its part of this checkpoint */
+        json_object_set_new(spec, "restore", json_string(j->ck.restore));
     char path[PATH_MAX + 16];
     sage__fmt(path, sizeof path, "%s/spec.json", j->dir);
     int rc = spec ? jm_private_dump(path, spec, JSON_INDENT(1), err, err_len) : SAGE_ENOMEM;
@@ -147,7 +149,7 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
                 return SAGE_EIO;
         }
     }
-    int rc = write_spec(d, j, err, sizeof err);
+    int rc = jm_write_spec(d, j, err, sizeof err);
     if (rc != 0)
         jm_job_fail(d, j, JM_PRIO_ROOT, rc, "%s", err);
     return rc;
@@ -237,14 +239,9 @@ static int fault_tolerance(jm *d, jm_job *j, char *err, size_t err_len)
         sage__fmt(err, err_len, "submit: %s", fe.msg);
         return fe.code;
     }
-    if (j->ft.strategy == SAGE__FT_CHECKPOINT) {
-        sage__fmt(err, err_len,
-                  "submit: the \"checkpoint\" fault-tolerance strategy is built for embedded jobs only so far");
-        return SAGE_EUNSUPPORTED;
-    }
-    if (j->ft.strategy == SAGE__FT_RESTART && strcmp(d->launcher->name, "local") != 0) {
-        sage__fmt(err, err_len, "submit: restarts are not built for the %s launcher yet (a job fails fast there)",
-                  d->launcher->name);
+    if (j->ft.strategy != SAGE__FT_NONE && strcmp(d->launcher->name, "local") != 0) {
+        sage__fmt(err, err_len, "submit: %s not built for the %s launcher yet (a job fails fast there)",
+                  j->ft.strategy == SAGE__FT_RESTART ? "restarts are" : "checkpoints are", d->launcher->name);
         return SAGE_EUNSUPPORTED;
     }
     if (j->ft.restart == SAGE__RESTART_FAILURE_RATE &&
@@ -306,6 +303,11 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         sage__store_job_state(d->store, j->id, "failed", err, sage__wall_ms());
         jm_job_free(j);
         return SAGE_EIO;
+    }
+    if ((rc = jm_ckpt_setup(d, j, err, err_len)) != 0) {
+        sage__store_job_state(d->store, j->id, "failed", err, sage__wall_ms());
+        jm_job_free(j);
+        return rc;
     }
     j->state = JJ_PENDING;
     j->next = d->jobs;

@@ -93,8 +93,13 @@ static int metrics_text(jm *d, sage__buf *b)
     M("# HELP sage_job_restarts_total Restarts a live job's fault_tolerance made.\n"
       "# TYPE sage_job_restarts_total counter\n");
     for (jm_job *j = d->jobs; j; j = j->next)
-        if (j->ft.strategy == SAGE__FT_RESTART)
+        if (j->ft.strategy != SAGE__FT_NONE)
             M("sage_job_restarts_total{job=\"%lld\"} %d\n", (long long)j->id, j->restarts);
+    M("# HELP sage_job_checkpoints_total Checkpoints a live job committed (strategy checkpoint).\n"
+      "# TYPE sage_job_checkpoints_total counter\n");
+    for (jm_job *j = d->jobs; j; j = j->next)
+        if (j->ck.on)
+            M("sage_job_checkpoints_total{job=\"%lld\"} %llu\n", (long long)j->id, (unsigned long long)j->ck.completed);
     M("# TYPE sage_task_records_in_total counter\n# TYPE sage_task_records_out_total counter\n"
       "# TYPE sage_task_processing_time_seconds summary\n# TYPE sage_task_queue_depth gauge\n"
       "# TYPE sage_task_backpressure_seconds_total counter\n# TYPE sage_task_peak_memory_bytes gauge\n");

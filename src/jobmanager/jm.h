@@ -135,6 +135,32 @@ typedef struct jm_slurm_job {
     char check_why[1024]; /* the task failure the check is about */
 } jm_slurm_job;
 
+/* A job's checkpoints through the JobManager (checkpoints.c). */
+typedef struct jm_ckpt {
+    int on;                  /* strategy "checkpoint" */
+    char rundir[PATH_MAX];   /* where its checkpoints go: chk-<id> below it */
+    uint64_t next_id;        /* the last id handed out */
+    uint64_t active;         /* being taken (0: none) */
+    char dir[PATH_MAX + 32]; /* ... its directory */
+    int64_t started_ms;      /* ... when it was asked for (sage__mono_ms) */
+    int committing;          /* ... its commit was asked of a worker, no answer yet */
+    int64_t next_at_ms;      /* the next one is due (sage__mono_ms) */
+    unsigned char *in;       /* per task: 0 waiting, 1 captured, 2 finished */
+    uint64_t *bytes, *sums;  /* per task: its part's size and checksum */
+    size_t ntasks_in;
+    uint64_t plan_hash; /* the full plan hash, as the workers report it */
+    json_t *sinks;      /* file sinks of the active one: [{"op", "length", "path"}] */
+    uint64_t last_id;   /* the last committed (0: none) */
+    char last_path[PATH_MAX + 32];
+    json_t *committed_sinks;       /* its file sinks */
+    char prev_path[PATH_MAX + 32]; /* the one committed before it (the fallback) */
+    json_t *prev_sinks;
+    int64_t last_ms; /* when it was committed (wall clock) */
+    uint64_t last_bytes, completed, abandoned;
+    int recoveries;
+    char restore[PATH_MAX + 32]; /* what the current attempt's workers restore ("" nothing) */
+} jm_ckpt;
+
 typedef struct jm_job {
     int64_t id;
     char name[128];
@@ -172,6 +198,7 @@ typedef struct jm_job {
     char last_failure[2048]; /* the failure that led to the last restart */
     int last_code;
     int64_t last_failure_ms; /* when (wall clock) */
+    jm_ckpt ck;              /* strategy "checkpoint" (checkpoints.c) */
 } jm_job;
 
 typedef enum jm_data_plane {
@@ -286,6 +313,8 @@ void jm_submits_forget(jm *d, jm_conn *c);
 
 /* ---- admit.c ---- */
 int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len); /* steals doc */
+/* (Re)write the job's spec.json for its workers (a restart rewrites it with what they restore). */
+int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len);
 /* After a job ended: start pending jobs, oldest first, as long as they fit. */
 void jm_jobs_retry_pending(jm *d);
 
@@ -319,6 +348,20 @@ int jm_jobs_timers(jm *d, int64_t now);
 void jm_jobs_leftovers(jm *d);
 /* The daemon is stopping: fail every live job and kill what it runs (their ends follow as they are reaped). */
 void jm_jobs_shutdown(jm *d);
+
+/* ---- checkpoints.c ---- */
+/* After the job's directory exists: its checkpoints' directory (strategy checkpoint). 0, or an error. */
+int jm_ckpt_setup(jm *d, jm_job *j, char *err, size_t err_len);
+void jm_ckpt_free(jm_job *j);
+/* A worker's "captured" or "committed" event. */
+void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev);
+/* Start or time out the job's checkpoint: when it is next due (sage__mono_ms; -1: nothing). */
+int64_t jm_ckpt_timers(jm *d, jm_job *j, int64_t now);
+/* Before the next attempt: the checkpoint its workers restore (NULL: the beginning), the file sinks cut
+ * back to it. */
+const char *jm_ckpt_recover(jm *d, jm_job *j);
+/* The status view's "checkpoints" object. */
+void jm_ckpt_view(const jm_job *j, json_t *st);
 
 /* ---- workers.c ---- */
 /* A worker's HELLO with a valid token: link it to its task and answer (or refuse and close). */

@@ -94,6 +94,7 @@ void jm_job_free(jm_job *j)
         sage__assign_free(j->assign, j->reqs, j->nreqs);
     free(j->reqs);
     free(j->fail_at);
+    jm_ckpt_free(j);
     json_decref(j->doc);
     free(j);
 }
@@ -179,7 +180,7 @@ static void job_end(jm *d, jm_job *j)
     sage__strlcpy(row.error, j->error, sizeof row.error);
     json_t *end = jm_job_end_json(d, &row, rows, rows ? j->ntasks : 0);
     free(rows);
-    if (end && j->ft.strategy == SAGE__FT_RESTART)
+    if (end && j->ft.strategy != SAGE__FT_NONE)
         json_object_set_new(end, "restarts", json_integer(j->restarts));
     /* the waiting client gets every task's full final metrics from memory (the
      * store keeps them only up to its field size) */
@@ -231,8 +232,11 @@ static int schedule_restart(jm *d, jm_job *j)
     char how[160], last[sizeof j->error];
     sage__ft_describe(&j->ft, how, sizeof how);
     sage__strlcpy(last, j->error, sizeof last);
-    sage__fmt(j->error, sizeof j->error, "recovery attempts exhausted after %d restart%s (%s); the last failure: %s",
-              j->restarts, j->restarts == 1 ? "" : "s", how, last);
+    int ck = j->ft.strategy == SAGE__FT_CHECKPOINT;
+    sage__fmt(j->error, sizeof j->error, "recovery attempts exhausted after %d %s (%s); the last failure: %s",
+              j->restarts,
+              ck ? (j->restarts == 1 ? "recovery" : "recoveries") : (j->restarts == 1 ? "restart" : "restarts"), how,
+              last);
     return 0;
 }
 
@@ -255,7 +259,7 @@ int jm_job_maybe_end(jm *d, jm_job *j)
             sage__strlcpy(j->error, j->last_failure, sizeof j->error);
         }
     } else if (j->failed && started && !j->cancel_requested && !j->stop_requested && !d->stop &&
-               j->ft.strategy == SAGE__FT_RESTART && schedule_restart(d, j)) {
+               j->ft.strategy != SAGE__FT_NONE && schedule_restart(d, j)) {
         return 0;
     }
     job_end(d, j);
@@ -291,6 +295,18 @@ static void restart_job(jm *d, jm_job *j)
     }
     j->running = 0;
     j->peers_sent = 0;
+    if (j->ck.on) { /* from the last committed checkpoint: the workers read it from spec.json */
+        const char *from = jm_ckpt_recover(d, j);
+        sage__strlcpy(j->ck.restore, from ? from : "", sizeof j->ck.restore);
+        char err[512];
+        if (jm_write_spec(d, j, err, sizeof err) != 0) {
+            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "recovery: %s", err);
+            jm_job_maybe_end(d, j);
+            return;
+        }
+        jm_log(d, "job %lld \"%s\": recovery %d from %s", (long long)j->id, j->name, j->restarts,
+               from ? from : "its beginning (no checkpoint committed)");
+    }
     jm_log(d, "job %lld \"%s\": restart %d of its tasks", (long long)j->id, j->name, j->restarts);
     for (size_t t = 0; t < j->ntasks; t++)
         if (jm_task_listen(d, j, &j->tasks[t]) != 0) {
@@ -533,6 +549,9 @@ int jm_jobs_timers(jm *d, int64_t now)
                 next = sooner(next, j->stop_at_ms, now);
             }
         }
+        int64_t ck = jm_ckpt_timers(d, j, now);
+        if (ck >= 0)
+            next = sooner(next, ck, now);
     }
     return (int)next;
 }

@@ -139,7 +139,8 @@ json_t *jm_job_status_json(jm *d, const jm_job *j)
     json_t *st = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
                            jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
                            "tasks", tasks);
-    if (st && j->ft.strategy == SAGE__FT_RESTART) { /* what the restart strategy did so far */
+    jm_ckpt_view(j, st);
+    if (st && j->ft.strategy != SAGE__FT_NONE) { /* what the restart or checkpoint strategy did so far */
         json_object_set_new(st, "restarts", json_integer(j->restarts));
         if (j->last_failure[0]) {
             json_object_set_new(st, "last_failure", json_string(j->last_failure));

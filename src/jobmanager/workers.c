@@ -186,6 +186,10 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         json_decref(k->metrics);
         k->metrics = json_incref(m);
     }
+    if (type && (strcmp(type, "captured") == 0 || strcmp(type, "committed") == 0)) {
+        jm_ckpt_event(d, j, k, type, ev);
+        return;
+    }
     if (type && strcmp(type, "done") == 0) {
         k->reported_done = 1;
         k->done_ok = json_is_true(json_object_get(ev, "ok"));

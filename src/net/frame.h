@@ -36,7 +36,8 @@ typedef enum sage__msg_type {
     SAGE__MSG_DATA = 6,    /* raw: a batch of records */
     SAGE__MSG_EOS = 7,     /* raw: end-of-stream from one producer */
     SAGE__MSG_CREDIT = 8,  /* raw: u32 big-endian bytes granted back to the sender */
-    SAGE__MSG_TYPE_MAX = 8,
+    SAGE__MSG_BARRIER = 9, /* raw: u32 input, u64 checkpoint id (big-endian): a checkpoint barrier */
+    SAGE__MSG_TYPE_MAX = 9,
 } sage__msg_type;
 
 typedef struct sage__frame {

@@ -13,8 +13,10 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/err.h"
 #include "util/hash.h"
 #include "util/time.h"
 
@@ -90,9 +92,19 @@ static int capture_op(sage__opinst *in, uint32_t k, sage__buf *b)
             sage__part_section_end(b, mark);
         }
     }
-    if (rc == 0 && op->builtin == SAGE__BUILTIN_COLLECT_SINK && job->sinks[op->id].mode == SAGE__SINK_COLLECT) {
-        uint64_t n = sage__collector_part_count(op->collector, in->ctx.instance);
-        rc = sage__part_section(b, k, SAGE__SEC_COLLECT, &n, sizeof n);
+    sage__sink_out *so = &job->sinks[op->id];
+    if (rc == 0 && op->builtin == SAGE__BUILTIN_COLLECT_SINK && so->mode == SAGE__SINK_COLLECT) {
+        uint64_t n[2] = {sage__collector_part_count(op->collector, in->ctx.instance), 0};
+        rc = sage__part_section(b, k, SAGE__SEC_COLLECT, n, sizeof n);
+    } else if (rc == 0 && op->builtin == SAGE__BUILTIN_COLLECT_SINK && so->mode == SAGE__SINK_RECORDS) {
+        /* a worker process: its results file, whose length is what it collected */
+        off_t len = fflush(so->file) == 0 ? ftello(so->file) : -1;
+        if (len < 0) {
+            sage_ctx_fail(&in->ctx, "checkpoint: the length of its results file is unknown: %s", strerror(errno));
+            return sage__inst_fail(in, SAGE_EIO);
+        }
+        uint64_t n[2] = {so->written, (uint64_t)len};
+        rc = sage__part_section(b, k, SAGE__SEC_COLLECT, n, sizeof n);
     }
     if (rc != 0 && rc != SAGE_EUSER) {
         sage_ctx_fail(&in->ctx, "checkpoint: saving this instance's state failed: %s", sage_strerror(rc));
@@ -262,8 +274,8 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
             rc = all_in(job, epoch) ? 0 : SAGE_ETIMEDOUT;
             break;
         }
-    if (rc == 0 && (atomic_load(&job->canceled) || job->running_tasks == 0))
-        rc = SAGE_ECANCELED; /* failed, canceled, or everything ended: nothing left to checkpoint */
+    if (rc == 0 && atomic_load(&job->canceled))
+        rc = SAGE_ECANCELED; /* failed or canceled: nothing to checkpoint (tasks that ended are "finished") */
     if (rc == 0) {
         for (size_t i = 0; i < job->ntasks; i++) {
             if (job->tasks[i].ckpt_epoch != epoch)
@@ -279,15 +291,22 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
         }
         for (size_t i = 0; rc == 0 && i < job->plan->nops; i++) {
             sage__sink_out *so = &job->sinks[i];
-            if (so->mode != SAGE__SINK_FILE || !so->file)
+            off_t len = -1;
+            struct stat st;
+            /* every task is between records: the file holds exactly what came before the cut (appended to by
+             * several processes: every one of them is at the barrier too) */
+            if (so->mode == SAGE__SINK_FILE && so->file)
+                len = fflush(so->file) == 0 ? ftello(so->file) : -1;
+            else if (so->mode == SAGE__SINK_APPEND && so->fd >= 0)
+                len = fstat(so->fd, &st) == 0 ? st.st_size : -1;
+            else
                 continue;
-            /* every task is between records: the file holds exactly what came before the cut */
-            off_t len = fflush(so->file) == 0 ? ftello(so->file) : -1;
             if (len < 0) {
                 rc = SAGE_EIO;
                 break;
             }
             out->sinks[out->nsinks].op = (int)i;
+            sage__strlcpy(out->sinks[out->nsinks].path, job->g->ops[i]->path, sizeof out->sinks[0].path);
             out->sinks[out->nsinks++].length = (uint64_t)len;
         }
     }
@@ -342,7 +361,7 @@ int sage__restore_check(const sage__plan *plan, const sage__loaded *ck, char *wh
 int sage__task_was_finished(const sage__task *t)
 {
     const sage__restore *r = t->job->restore;
-    return r && r->ck->m.tasks[t - t->job->tasks].finished;
+    return r && r->ck->m.tasks[(size_t)(t - t->job->tasks) + r->first_task].finished;
 }
 
 static int restore_fail(sage__opinst *in, int rc, const char *fmt, const char *detail)
@@ -383,7 +402,7 @@ int sage__task_restore(sage__task *t)
     const sage__restore *r = job->restore;
     if (!r)
         return 0;
-    size_t ti = (size_t)(t - job->tasks);
+    size_t ti = (size_t)(t - job->tasks) + r->first_task;
     const unsigned char *p = r->ck->parts[ti];
     size_t n = r->ck->part_len[ti];
     unsigned char *has_user = calloc(t->nops, 1);
@@ -442,19 +461,28 @@ int sage__task_restore(sage__task *t)
                 rc = sage__inst_fail_ret(in, rc, "its restore hook");
             break;
         case SAGE__SEC_COLLECT: {
-            uint64_t c;
-            memcpy(&c, s.p, sizeof c);
+            uint64_t c[2];
+            memcpy(c, s.p, sizeof c);
+            sage__sink_out *so = &job->sinks[op->id];
             if (op->builtin != SAGE__BUILTIN_COLLECT_SINK) {
                 rc = restore_fail(in, SAGE_EINVAL,
                                   "restoring: the checkpoint holds collected records for %s, "
                                   "which is not a collect sink",
                                   op->name);
-            } else if (r->in_run && job->sinks[op->id].mode == SAGE__SINK_COLLECT &&
-                       sage__collector_truncate(op->collector, in->ctx.instance, (size_t)c) != 0) {
+            } else if (!r->in_run) {
+                /* restore_from: a new run's collector holds what comes after the checkpoint */
+            } else if (so->mode == SAGE__SINK_COLLECT &&
+                       sage__collector_truncate(op->collector, in->ctx.instance, (size_t)c[0]) != 0) {
                 rc = restore_fail(in, SAGE_EINVAL,
                                   "restoring: the collector of %s holds fewer records than the "
                                   "checkpoint committed",
                                   op->name);
+            } else if (so->mode == SAGE__SINK_RECORDS &&
+                       (fflush(so->file) != 0 || ftruncate(fileno(so->file), (off_t)c[1]) != 0 ||
+                        fseeko(so->file, 0, SEEK_END) != 0)) {
+                rc = restore_fail(in, SAGE_EIO, "restoring: the results file of %s cannot be cut back", op->name);
+            } else if (so->mode == SAGE__SINK_RECORDS) {
+                so->written = c[0];
             }
             break;
         }

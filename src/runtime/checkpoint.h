@@ -24,6 +24,7 @@
 typedef struct sage__restore {
     const sage__loaded *ck; /* parts per task index (checked against the plan: sage__restore_check) */
     int in_run;             /* recovery within this run: collectors are cut back (restore_from: they start empty) */
+    size_t first_task;      /* the checkpoint's index of this job's task 0 (a worker process runs one task) */
 } sage__restore;
 
 /* Does a loaded checkpoint fit this plan (tasks, chains, instances, plan hash)? 0 or SAGE_EINVAL with why. */

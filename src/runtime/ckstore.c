@@ -151,7 +151,7 @@ int sage__part_check(const void *data, size_t n, char *why, size_t wl)
         }
         uint64_t want = kind == SAGE__SEC_COUNTS    ? 24
                         : kind == SAGE__SEC_SOURCE  ? 16
-                        : kind == SAGE__SEC_COLLECT ? 8
+                        : kind == SAGE__SEC_COLLECT ? 16
                                                     : 0;
         if (kind < SAGE__SEC_COUNTS || kind > SAGE__SEC_COLLECT) {
             sage__fmt(why, wl, "a section of unknown kind %u at byte %zu", kind, off - 16);
@@ -242,6 +242,8 @@ int sage__manifest_write(const sage__manifest *m, sage__buf *out)
         }
         sage__jset(&bad, js, "op", json_integer(m->sinks[i].op));
         sage__jset(&bad, js, "length", json_integer((json_int_t)m->sinks[i].length));
+        if (m->sinks[i].path[0])
+            sage__jset(&bad, js, "path", json_string(m->sinks[i].path));
         sage__jadd(&bad, sinks, js);
     }
     sage__jset(&bad, o, "tasks", tasks);
@@ -357,11 +359,17 @@ int sage__manifest_parse(const void *text, size_t n, sage__manifest *m, char *wh
     for (size_t i = 0; i < m->nsinks && rc == 0; i++) {
         json_t *js = json_array_get(sinks, i);
         uint64_t op;
+        json_t *path = json_object_get(js, "path");
         if (!json_is_object(js) || get_u64(js, "op", INT32_MAX, &op) != 0 ||
-            get_u64(js, "length", INT64_MAX, &m->sinks[i].length) != 0)
+            get_u64(js, "length", INT64_MAX, &m->sinks[i].length) != 0 ||
+            (path && (!json_is_string(path) || !*json_string_value(path) ||
+                      strlen(json_string_value(path)) >= sizeof m->sinks[i].path))) {
             rc = -1;
-        else
+        } else {
             m->sinks[i].op = (int)op;
+            if (path)
+                sage__strlcpy(m->sinks[i].path, json_string_value(path), sizeof m->sinks[i].path);
+        }
     }
     json_decref(o);
     if (rc != 0) {
@@ -432,6 +440,41 @@ int sage__ckpt_mkdirs(const char *path, char *why, size_t wl)
         }
     }
     return 0;
+}
+
+int sage__ckpt_write_part(const char *dir, size_t task, const sage__buf *part, char *why, size_t wl)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        sage__fmt(why, wl, "\"%s\": %s", dir, strerror(errno));
+        return SAGE_EIO;
+    }
+    char name[32], w[256];
+    snprintf(name, sizeof name, "t%zu.part", task);
+    int rc = write_durable(dfd, name, part->p, part->len, w, sizeof w);
+    close(dfd);
+    if (rc != 0)
+        sage__fmt(why, wl, "\"%s\": %s", dir, w);
+    return rc;
+}
+
+int sage__ckpt_commit(const char *dir, const void *manifest, size_t len, char *why, size_t wl)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        sage__fmt(why, wl, "\"%s\": %s", dir, strerror(errno));
+        return SAGE_EIO;
+    }
+    char w[256];
+    int rc = write_durable(dfd, "MANIFEST", manifest, len, w, sizeof w);
+    if (rc == 0 && fsync(dfd) != 0) {
+        snprintf(w, sizeof w, "syncing the directory: %s", strerror(errno));
+        rc = SAGE_EIO;
+    }
+    close(dfd);
+    if (rc != 0)
+        sage__fmt(why, wl, "\"%s\": %s", dir, w);
+    return rc;
 }
 
 int sage__ckpt_write(const char *dir, sage__manifest *m, sage__buf *const *parts, uint64_t *bytes, char *why, size_t wl)
@@ -551,7 +594,26 @@ void sage__loaded_free(sage__loaded *l)
     sage__manifest_free(&l->m);
 }
 
+static int load(const char *dir, size_t only, sage__loaded *out, char *why, size_t wl);
+
 int sage__ckpt_load(const char *dir, sage__loaded *out, char *why, size_t wl)
+{
+    return load(dir, SIZE_MAX, out, why, wl);
+}
+
+int sage__ckpt_load_one(const char *dir, size_t task, sage__loaded *out, char *why, size_t wl)
+{
+    int rc = load(dir, task, out, why, wl);
+    if (rc == 0 && task >= out->m.ntasks) {
+        sage__fmt(why, wl, "checkpoint \"%s\" has %zu tasks, not task %zu", dir, out->m.ntasks, task);
+        sage__loaded_free(out);
+        return SAGE_EINVAL;
+    }
+    return rc;
+}
+
+/* only: the one task whose part is read (SIZE_MAX: all). */
+static int load(const char *dir, size_t only, sage__loaded *out, char *why, size_t wl)
 {
     memset(out, 0, sizeof *out);
     sage__strlcpy(out->dir, dir, sizeof out->dir);
@@ -578,7 +640,7 @@ int sage__ckpt_load(const char *dir, sage__loaded *out, char *why, size_t wl)
     }
     for (size_t i = 0; rc == 0 && i < out->m.ntasks; i++) {
         const sage__manifest_task *t = &out->m.tasks[i];
-        if (t->finished)
+        if (t->finished || (only != SIZE_MAX && i != only))
             continue;
         char name[32], pw[200];
         snprintf(name, sizeof name, "t%zu.part", i);

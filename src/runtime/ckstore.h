@@ -36,7 +36,7 @@ enum {
     SAGE__SEC_KEYS = 2,    /* u64 state_size, u64 count, count x ([u32 key_len][key][state_size bytes]) */
     SAGE__SEC_USER = 3,    /* the bytes of the operator's snapshot hook */
     SAGE__SEC_SOURCE = 4,  /* u64 next record index, i64 byte offset in the file (-1: none) */
-    SAGE__SEC_COLLECT = 5, /* u64 records this instance had collected */
+    SAGE__SEC_COLLECT = 5, /* u64 records this instance had collected, u64 bytes of its results file (0: none) */
 };
 
 typedef struct sage__section {
@@ -73,6 +73,7 @@ typedef struct sage__manifest_task {
 typedef struct sage__manifest_sink {
     int op;          /* operator id of a file sink */
     uint64_t length; /* the file's committed length */
+    char path[1024]; /* the file ("" unknown): a JobManager cuts it back before a recovery */
 } sage__manifest_sink;
 
 typedef struct sage__manifest {
@@ -110,6 +111,12 @@ int sage__ckpt_write(const char *dir, sage__manifest *m, sage__buf *const *parts
                      size_t why_len);
 /* Read the checkpoint in dir, every checksum checked. */
 int sage__ckpt_load(const char *dir, sage__loaded *out, char *why, size_t why_len);
+/* The same for one task only (a worker process): the manifest and part `task` (the others stay NULL). */
+int sage__ckpt_load_one(const char *dir, size_t task, sage__loaded *out, char *why, size_t why_len);
+/* The pieces of sage__ckpt_write, for checkpoints assembled by several processes: one part file
+ * ("t<task>.part", dir must exist), and the manifest that commits them (the directory synced). */
+int sage__ckpt_write_part(const char *dir, size_t task, const sage__buf *part, char *why, size_t why_len);
+int sage__ckpt_commit(const char *dir, const void *manifest, size_t len, char *why, size_t why_len);
 /* The path of checkpoint id below a run's directory. */
 int sage__ckpt_path(char *out, size_t len, const char *rundir, uint64_t id);
 /* The newest checkpoint of a run directory that loads, trying older ones

@@ -230,11 +230,17 @@ static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
         free(b);
         return SAGE_ECANCELED;
     }
-    unsigned char hdr[SAGE__FRAME_HDR + 8];
+    unsigned char hdr[SAGE__FRAME_HDR + 12];
     uint32_t in_be = htonl(b->input), n_be = htonl(b->n);
-    if (b->mark == SAGE__MARK_BARRIER) { /* checkpoints run in one process only (refused at submit) */
+    if (b->mark == SAGE__MARK_BARRIER) { /* a checkpoint barrier: like end-of-stream, outside the credit */
+        sage__frame_header(hdr, SAGE__MSG_BARRIER, 12);
+        uint32_t ep[2] = {htonl((uint32_t)(b->epoch >> 32)), htonl((uint32_t)b->epoch)};
+        memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
+        memcpy(hdr + SAGE__FRAME_HDR + 4, ep, 8);
+        struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 12}};
         free(b);
-        return push_failed(ns, SAGE_EUNSUPPORTED);
+        int erc = send_all(ns->fd, iov, 1, &ns->chan.blocked_ns, ns->cancel_fd);
+        return erc ? push_failed(ns, erc) : 0;
     }
     if (b->mark) {
         sage__frame_header(hdr, SAGE__MSG_EOS, 4);
@@ -262,7 +268,7 @@ static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
     sage__frame_header(hdr, SAGE__MSG_DATA, (uint32_t)plen);
     memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
     memcpy(hdr + SAGE__FRAME_HDR + 4, &n_be, 4);
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {b->data, b->used}};
+    struct iovec iov[2] = {{hdr, SAGE__FRAME_HDR + 8}, {b->data, b->used}};
     rc = send_all(ns->fd, iov, 2, &ns->chan.blocked_ns, ns->cancel_fd);
     ns->credit -= (int64_t)plen;
     ns->outstanding += plen;
@@ -421,15 +427,28 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
             break;
         }
         rc = sage__frame_header_decode(hdr, SAGE__DATA_FRAME_MAX, &f, why, sizeof why);
-        if (rc < 0 || (f.type != SAGE__MSG_DATA && f.type != SAGE__MSG_EOS) || f.len < 4 ||
-            (f.type == SAGE__MSG_DATA && f.len < 8)) {
+        if (rc < 0 || (f.type != SAGE__MSG_DATA && f.type != SAGE__MSG_EOS && f.type != SAGE__MSG_BARRIER) ||
+            f.len < 4 || (f.type == SAGE__MSG_DATA && f.len < 8) || (f.type == SAGE__MSG_BARRIER && f.len != 12)) {
             fail(arg, rc < 0 ? why : "unexpected frame on a data connection");
             break;
         }
-        uint32_t be[2];
-        if (read_all(fd, be, f.type == SAGE__MSG_EOS ? 4 : 8) != 0) {
+        uint32_t be[3];
+        if (read_all(fd, be, f.type == SAGE__MSG_EOS ? 4 : f.type == SAGE__MSG_BARRIER ? 12 : 8) != 0) {
             fail(arg, "a data connection broke in the middle of a frame");
             break;
+        }
+        if (f.type == SAGE__MSG_BARRIER) {
+            sage__batch *m = sage__batch_new(0);
+            if (!m) {
+                fail(arg, "out of memory receiving a barrier");
+                break;
+            }
+            m->mark = SAGE__MARK_BARRIER;
+            m->input = ntohl(be[0]);
+            m->epoch = (uint64_t)ntohl(be[1]) << 32 | ntohl(be[2]);
+            if (sage__queue_push(q, m, NULL) != 0)
+                break; /* canceled */
+            continue;
         }
         size_t used = f.type == SAGE__MSG_DATA ? f.len - 8 : 0;
         /* reuse a batch the consumer finished with: no allocation in steady state */

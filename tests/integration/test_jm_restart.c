@@ -97,8 +97,65 @@ static int run_pipeline(const char *name, const char *jm, const char *ft)
     return run_one(name, jm, ft, 2);
 }
 
+/* "keyed": 1..KEYED_N from a built-in source (its position is checkpointed) into a keyed sum per v % 50; each
+ * key's close emits sum * 1000003 + count. Slow enough (1 ms every 80 records of a key) for checkpoints and
+ * kills to land in the middle. */
+#define KEYED_N 400000
+static int key_mod50(const void *r, size_t n, void *kb, void *u)
+{
+    int64_t k = sage_rec_i64(r, n) % 50;
+    memcpy(kb, &k, sizeof k);
+    return sizeof k;
+}
+static int keyed_sum(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t *st = sage_ctx_state(c, 2 * sizeof *st);
+    if (!st)
+        return SAGE_ENOMEM;
+    st[0] += sage_rec_i64(r, n);
+    if (++st[1] % 80 == 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return 0;
+}
+static int emit_key(const void *key, size_t kl, void *state, void *arg)
+{
+    const int64_t *st = state;
+    return sage_emit_i64(arg, st[0] * 1000003 + st[1]) < 0;
+}
+static int keyed_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, emit_key, o) ? -1 : 0; }
+
 static int run_one(const char *name, const char *jm, const char *ft, int parallelism)
 {
+    if (strcmp(name, "keyed") == 0) {
+        char config[1024];
+        /* small channels: little is in flight, so a barrier passes the slow sum quickly */
+        snprintf(config, sizeof config,
+                 "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s, \"channel_bytes\": 4096, \"batch_bytes\": 1024}",
+                 jm, ft);
+        sage_env *env = sage_env_create(name, config);
+        sage_collector *c = sage_collector_create(0);
+        int64_t *vals = malloc(KEYED_N * sizeof *vals);
+        for (int64_t i = 0; i < KEYED_N; i++)
+            vals[i] = i + 1;
+        sage_stream *s = sage_from_int64s(env, vals, KEYED_N, &(sage_op_opts){.name = "src", .parallelism = 2});
+        free(vals);
+        s = sage_flat_map(sage_key_by(s, key_mod50, NULL), keyed_sum, NULL,
+                          &(sage_op_opts){.name = "sum", .parallelism = 2, .close = keyed_close});
+        sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
+        int rc = sage_env_execute(env);
+        printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+        if (rc != 0)
+            printf("error: %s\n", sage_env_errmsg(env));
+        size_t cnt = 0;
+        int64_t *v = collected_sorted(c, &cnt), sum = 0;
+        for (size_t i = 0; i < cnt; i++)
+            sum += v[i];
+        free(v);
+        printf("collected %zu sum %lld\n", cnt, (long long)sum);
+        sage_collector_destroy(c);
+        sage_env_destroy(env);
+        return rc == 0 ? 0 : 1;
+    }
     char config[1024];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s}", jm, ft);
     sage_env *env = sage_env_create(name, config);
@@ -381,6 +438,86 @@ static void two_jobs_in_one_program(void)
     daemon_down(&d);
 }
 
+/* Committed checkpoints of the job so far, -1 when its status cannot be read (it ended); *pids the running
+ * workers' pids; *all_running: every task runs or had finished (the attempt is up). */
+static long long committed(const daemon_t *d, long long id, pid_t *pids, int *npids, int *all_running)
+{
+    json_t *st = request(d, "{\"op\": \"status\", \"job_id\": %lld}", id);
+    if (!st)
+        return -1;
+    long long n = json_integer_value(json_object_get(json_object_get(st, "checkpoints"), "completed"));
+    json_t *t;
+    size_t i;
+    *npids = 0;
+    *all_running = json_array_size(json_object_get(st, "tasks")) > 0;
+    json_array_foreach(json_object_get(st, "tasks"), i, t)
+    {
+        const char *state = json_string_value(json_object_get(t, "state")) ?: "";
+        if (strcmp(state, "running") == 0) /* the victims: what runs (a source may have finished) */
+            pids[(*npids)++] = (pid_t)json_integer_value(json_object_get(t, "pid"));
+        else if (strcmp(state, "finished") != 0)
+            *all_running = 0; /* starting: the attempt is not up yet */
+    }
+    if (!json_object_get(st, "checkpoints"))
+        n = -1;
+    json_decref(st);
+    return n;
+}
+
+/* Chaos: a keyed sum through the JobManager with the checkpoint strategy while three random workers are
+ * SIGKILLed, each after a checkpoint committed since the last kill: every recovery restores the last one, and
+ * the result is exact. */
+static void checkpoint_chaos_exact(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    FILE *job = start_job(&d, "keyed",
+                          "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.05, \"max_recovery_attempts\": 5}",
+                          "");
+    long long id = only_job(&d);
+    CHECK(id > 0);
+    uint64_t seed = (uint64_t)now_ms();
+    int kills = 0;
+    long long after = 0;
+    for (int64_t end = now_ms() + 60000; id && kills < 3 && now_ms() < end; pause_ms(5)) {
+        pid_t pids[16];
+        int np = 0, running = 0;
+        long long n = committed(&d, id, pids, &np, &running);
+        if (n < 0) {
+            fprintf(stderr, "  the job ended after %d kills\n", kills);
+            break;
+        }
+        if (n <= after || !running || np == 0)
+            continue;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        pid_t victim = pids[(seed >> 33) % (uint64_t)np];
+        if (victim > 0 && kill(victim, SIGKILL) == 0) {
+            kills++;
+            after = n;
+        }
+    }
+    CHECK_INT(kills, 3);
+    CHECK_INT(finish_job(job), 0);
+    char want[96];
+    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
+    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    CHECK_CONTAINS(big, " rc 0\n");
+    CHECK_CONTAINS(big, want);
+    if (!strstr(big, want))
+        fprintf(stderr, "%s", big);
+    char log[1 << 16] = "";
+    FILE *f = fopen(d.log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    CHECK_CONTAINS(log, "committed (");
+    CHECK_CONTAINS(log, "recovery 3 from ");
+    CHECK(strstr(log, "recovery 1 from its beginning") == NULL); /* each kill came after a committed checkpoint */
+    daemon_down(&d);
+}
+
 /* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
  * says the strategy gave up. */
 static void attempts_exhausted(void)
@@ -594,6 +731,7 @@ int main(int argc, char **argv)
     big = malloc(1 << 20);
     RUN(failure_restarted_exact_result);
     RUN(two_jobs_in_one_program);
+    RUN(checkpoint_chaos_exact);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);

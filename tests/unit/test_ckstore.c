@@ -50,8 +50,8 @@ static void good_part(sage__buf *b)
     sage__buf_append(b, &st, 8);
     sage__part_section_end(b, mark);
     sage__part_section(b, 1, SAGE__SEC_USER, "user", 4);
-    uint64_t n = 4;
-    sage__part_section(b, 2, SAGE__SEC_COLLECT, &n, sizeof n);
+    uint64_t n[2] = {4, 120};
+    sage__part_section(b, 2, SAGE__SEC_COLLECT, n, sizeof n);
     sage__part_finish(b);
 }
 
