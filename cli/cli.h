@@ -15,7 +15,8 @@ typedef struct cli_opts {
     const char *home;
     const char *config;
     int json, foreground, follow;
-    int stop_timeout_ms; /* job stop --timeout SECONDS (-1: the JobManager's default) */
+    int stop_timeout_ms;   /* job stop --timeout SECONDS (-1: the JobManager's default) */
+    const char *savepoint; /* job stop --savepoint DIR (NULL: none) */
 } cli_opts;
 
 /* cli_client.c: connect to the JobManager (exit code: 0, EXIT_NOJM when nothing answered, EXIT_REFUSED

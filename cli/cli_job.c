@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "cli.h"
@@ -117,6 +118,20 @@ int cli_job_status(const cli_opts *o, json_int_t id)
             printf("last failure (%s): %s\n", when, esc(r, "last_failure", reason, sizeof reason));
         }
     }
+    json_t *ck = json_object_get(r, "checkpoints");
+    if (ck) { /* the checkpoint strategy */
+        printf("checkpoints: %lld committed, %lld abandoned",
+               (long long)json_integer_value(json_object_get(ck, "completed")),
+               (long long)json_integer_value(json_object_get(ck, "abandoned")));
+        if (json_object_get(ck, "last_path")) {
+            char when[32], path[2048], sz[16];
+            human_time(when, sizeof when, json_integer_value(json_object_get(ck, "last_at_ms")));
+            human_bytes(sz, sizeof sz, (double)json_integer_value(json_object_get(ck, "last_bytes")));
+            printf("; the last %lld (%s, %s): %s", (long long)json_integer_value(json_object_get(ck, "last_id")), when,
+                   sz, esc(ck, "last_path", path, sizeof path));
+        }
+        printf("\n");
+    }
     printf("%-18s %4s %-8s %7s %-10s %-8s %-5s %9s %9s %10s %10s %10s %9s %9s %5s %9s\n", "OPERATOR", "INST", "STATE",
            "PID", "HOST", "CPUS", "GPUS", "MEM_LIMIT", "PEAK_MEM", "IN", "OUT", "REC/S", "P50", "P99", "QUEUE",
            "BACKPRESS");
@@ -159,11 +174,23 @@ int cli_job_control(const cli_opts *o, const char *action, json_int_t id)
     json_t *r, *req = json_pack("{s:s,s:I}", "op", action, "job_id", id);
     if (req && o->stop_timeout_ms >= 0) /* the grace before what still runs is killed */
         json_object_set_new(req, "timeout_ms", json_integer(o->stop_timeout_ms));
+    if (req && o->savepoint) { /* a final checkpoint there first: the reply comes once it is durable */
+        char abs[4096];
+        if (o->savepoint[0] != '/' && getcwd(abs, sizeof abs - 1024))
+            snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%s", o->savepoint);
+        else
+            snprintf(abs, sizeof abs, "%s", o->savepoint);
+        json_object_set_new(req, "savepoint", json_string(abs));
+    }
     int ec = cli_request(o, req, &r);
     if (ec)
         return ec;
+    if (o->savepoint)
+        printf("job %lld: savepoint %s taken; stop requested\n", (long long)id,
+               json_string_value(json_object_get(r, "savepoint")) ?: o->savepoint);
+    else
+        printf("job %lld: %s requested\n", (long long)id, action);
     json_decref(r);
-    printf("job %lld: %s requested\n", (long long)id, action);
     return 0;
 }
 

@@ -109,6 +109,11 @@ int main(int argc, char **argv)
                              val ? val : "nothing");
             o.stop_timeout_ms = (int)ms;
             i++;
+        } else if (strcmp(a, "--savepoint") == 0) {
+            if (!val || !*val)
+                return usage("--savepoint expects a directory", NULL);
+            o.savepoint = val;
+            i++;
         } else if (strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0 || strcmp(a, "--token-file") == 0 ||
                    strcmp(a, "--home") == 0 || strcmp(a, "--config") == 0) {
             if (!val)
@@ -163,6 +168,8 @@ int main(int argc, char **argv)
             return usage("not a job id: %s", pos[2]);
         if (o.stop_timeout_ms >= 0 && strcmp(pos[1], "stop") != 0)
             return usage("--timeout goes with job stop only (not job %s)", pos[1]);
+        if (o.savepoint && strcmp(pos[1], "stop") != 0)
+            return usage("--savepoint goes with job stop only (not job %s)", pos[1]);
         if (strcmp(pos[1], "status") == 0)
             return cli_job_status(&o, id);
         if (strcmp(pos[1], "logs") == 0)

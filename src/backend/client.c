@@ -90,13 +90,20 @@ static int cl_submit(sage__backend *b)
         return sage__errf(b->err, SAGE_EUNSUPPORTED,
                           "sage_env_set_binding: records that are handles (copy/drop) cannot leave this process; a "
                           "remote job's records must be bytes");
-    if (cfg->restore_from[0])
-        return sage__errf(b->err, SAGE_EUNSUPPORTED,
-                          "config key \"restore_from\": starting from a savepoint is built for embedded jobs only so "
-                          "far");
     json_t *doc = sage__plan_document(b->plan);
     if (!doc)
         return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");
+    if (cfg->restore_from[0]) { /* the JobManager's workers start from that checkpoint */
+        char abs[4096];
+        if (cfg->restore_from[0] != '/' && getcwd(abs, sizeof abs - 1100))
+            snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%s", cfg->restore_from);
+        else
+            snprintf(abs, sizeof abs, "%s", cfg->restore_from);
+        if (json_object_set_new(doc, "restore_from", json_string(abs)) != 0) {
+            json_decref(doc);
+            return sage__errf(b->err, SAGE_ENOMEM, "out of memory writing the plan document");
+        }
+    }
     if (cfg->ft.strategy != SAGE__FT_NONE) { /* the JobManager restarts the job (or refuses what it cannot do) */
         json_t *ft = sage__ft_json(&cfg->ft);
         if (!ft || json_object_set_new(doc, "fault_tolerance", ft) != 0) {
@@ -348,6 +355,35 @@ static int control(sage__backend *b, const char *action)
     return rc;
 }
 
+/* Stop with a savepoint: the JobManager answers once it is durable (or why it was not taken). */
+static int cl_savepoint(sage__backend *b, const char *dir, int timeout_ms)
+{
+    if (!dir || !*dir)
+        return sage__errf(b->err, SAGE_EINVAL, "sage_env_stop_with_savepoint: no directory given");
+    char abs[4096];
+    if (dir[0] != '/' && getcwd(abs, sizeof abs - 1100))
+        snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%s", dir);
+    else
+        snprintf(abs, sizeof abs, "%s", dir);
+    sage_client *c = NULL;
+    char err[1024] = "", *reply = NULL;
+    int rc = connect_jm(b, &c, err, sizeof err);
+    if (rc == 0) {
+        json_t *req = json_pack("{s:s,s:I,s:s}", "op", "stop", "job_id", (json_int_t)b->job_id, "savepoint", abs);
+        if (req && timeout_ms >= 0)
+            json_object_set_new(req, "savepoint_timeout_ms", json_integer(timeout_ms));
+        char *txt = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        rc = txt ? sage_client_request(c, txt, &reply, err, sizeof err) : SAGE_ENOMEM;
+        free(txt);
+        free(reply);
+    }
+    sage_client_close(c);
+    if (rc != 0)
+        return sage__errf(b->err, rc, "sage_env_stop_with_savepoint: %s", err);
+    return 0;
+}
+
 static int cl_stop(sage__backend *b) { return control(b, "stop"); }
 static int cl_cancel(sage__backend *b) { return control(b, "cancel"); }
 static sage_job_state cl_state(const sage__backend *b) { return sage__job_state(b->job); }
@@ -367,6 +403,7 @@ static const sage__backend_ops client_ops = {
     .wait = cl_wait,
     .stop = cl_stop,
     .cancel = cl_cancel,
+    .savepoint = cl_savepoint,
     .state = cl_state,
     .destroy = cl_destroy,
 };

@@ -726,7 +726,10 @@ static int worker_submit(sage__backend *b)
             sage__loaded_free(&w->ck_from);
         if (rc != 0)
             die(w, SAGE_EIO, "cannot restore from checkpoint \"%s\": %s", from, why);
-        w->ck_restore = (sage__restore){.ck = &w->ck_from, .in_run = 1, .first_task = (size_t)w->task_index};
+        json_t *in_run = json_object_get(w->spec, "restore_in_run");
+        w->ck_restore = (sage__restore){.ck = &w->ck_from,
+                                        .in_run = !in_run || json_is_true(in_run),
+                                        .first_task = (size_t)w->task_index};
         w->job->restore = &w->ck_restore;
     }
     prepare_sinks(w);

@@ -63,8 +63,10 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
                              d->host, "jobmanager_port", d->port, "data_plane",
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
-    if (spec && j->ck.restore[0]) /* a recovery: every worker restores its part of this checkpoint */
+    if (spec && j->ck.restore[0]) { /* every worker restores its part of this checkpoint */
         json_object_set_new(spec, "restore", json_string(j->ck.restore));
+        json_object_set_new(spec, "restore_in_run", json_boolean(j->ck.restore_in_run));
+    }
     char path[PATH_MAX + 16];
     sage__fmt(path, sizeof path, "%s/spec.json", j->dir);
     int rc = spec ? jm_private_dump(path, spec, JSON_INDENT(1), err, err_len) : SAGE_ENOMEM;

@@ -26,6 +26,7 @@
  * worker says "cannot restore from checkpoint") falls back to the one
  * before, or to the beginning.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -41,11 +42,67 @@
 
 static int interval_ms(const jm_job *j) { return (int)(j->ft.checkpoint_interval * 1000.0 + 0.5); }
 
+/* Cut the file sinks back to the lengths a checkpoint committed (no worker runs). */
+static void cut_sinks(jm *d, jm_job *j, json_t *sinks)
+{
+    json_t *s;
+    size_t i;
+    json_array_foreach(sinks, i, s)
+    {
+        const char *path = json_string_value(json_object_get(s, "path"));
+        json_int_t len = json_integer_value(json_object_get(s, "length"));
+        if (path && *path && truncate(path, (off_t)len) != 0)
+            jm_log(d, "job %lld: cutting \"%s\" back to %lld bytes failed: %s", (long long)j->id, path, (long long)len,
+                   strerror(errno));
+    }
+}
+
+/* The document's "restore_from": a checkpoint or savepoint of this pipeline (its manifest read, the plan hash
+ * compared); the first attempt's workers restore it. */
+static int restore_from(jm *d, jm_job *j, char *err, size_t err_len)
+{
+    jm_ckpt *ck = &j->ck;
+    const char *from = json_string_value(json_object_get(j->doc, "restore_from"));
+    if (!from)
+        return 0;
+    sage__manifest m;
+    char why[1400];
+    int rc = strlen(from) < sizeof ck->restore_from ? sage__ckpt_read_manifest(from, &m, why, sizeof why) : SAGE_EINVAL;
+    if (rc != 0) {
+        sage__fmt(err, err_len, "submit: config key \"restore_from\": %s", rc == SAGE_EINVAL ? "path too long" : why);
+        return SAGE_EINVAL;
+    }
+    json_int_t doc_hash = json_integer_value(json_object_get(j->doc, "plan_hash"));
+    size_t ntasks = 0;
+    for (size_t c = 0; c < j->nreqs; c++)
+        ntasks += (size_t)j->reqs[c].parallelism;
+    if ((json_int_t)(m.plan_hash >> 1) != doc_hash || m.ntasks != ntasks) {
+        sage__fmt(err, err_len,
+                  "submit: config key \"restore_from\": checkpoint \"%s\" was taken by a different pipeline (plan "
+                  "hash %016llx, this one %016llx): operators, their order, parallelism or partitioning changed",
+                  from, (unsigned long long)m.plan_hash, (unsigned long long)doc_hash << 1);
+        sage__manifest_free(&m);
+        return SAGE_EINVAL;
+    }
+    ck->from_sinks = json_array();
+    for (size_t i = 0; i < m.nsinks; i++)
+        json_array_append_new(ck->from_sinks, json_pack("{s:i,s:I,s:s}", "op", m.sinks[i].op, "length",
+                                                        (json_int_t)m.sinks[i].length, "path", m.sinks[i].path));
+    sage__manifest_free(&m);
+    sage__strlcpy(ck->restore_from, from, sizeof ck->restore_from);
+    sage__strlcpy(ck->restore, from, sizeof ck->restore);
+    ck->restore_in_run = 0;
+    cut_sinks(d, j, ck->from_sinks);
+    jm_log(d, "job %lld \"%s\": starts from %s", (long long)j->id, j->name, from);
+    return 0;
+}
+
 int jm_ckpt_setup(jm *d, jm_job *j, char *err, size_t err_len)
 {
     jm_ckpt *ck = &j->ck;
-    if (j->ft.strategy != SAGE__FT_CHECKPOINT)
-        return 0;
+    int rrc = restore_from(d, j, err, err_len);
+    if (rrc != 0 || j->ft.strategy != SAGE__FT_CHECKPOINT)
+        return rrc;
     int n = j->ft.checkpoint_dir[0]
                 ? snprintf(ck->rundir, sizeof ck->rundir, "%s/%s-job%lld", j->ft.checkpoint_dir, j->name,
                            (long long)j->id)
@@ -74,6 +131,7 @@ void jm_ckpt_free(jm_job *j)
     json_decref(j->ck.sinks);
     json_decref(j->ck.committed_sinks);
     json_decref(j->ck.prev_sinks);
+    json_decref(j->ck.from_sinks);
     memset(&j->ck, 0, sizeof j->ck);
 }
 
@@ -92,9 +150,28 @@ static void release(jm_job *j, uint64_t id, int stop)
                           stop));
 }
 
+/* The client that asked for the savepoint gets its answer (code 0: OK), and the frames it sent meanwhile run. */
+static void sp_answer(jm *d, jm_job *j, int code, const char *why)
+{
+    jm_ckpt *ck = &j->ck;
+    jm_conn *c = ck->sp_conn;
+    ck->sp_conn = NULL;
+    ck->sp_active = ck->sp_pending = 0;
+    if (!c || c->fd < 0)
+        return;
+    c->parked = 0;
+    if (code == 0)
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:b,s:s}", "ok", 1, "savepoint", ck->sp_dir));
+    else
+        jm_send_error(c, code, "job %lld: the savepoint was not taken (the job goes on): %s", (long long)j->id, why);
+    jm_conn_frames(d, c);
+}
+
 static void abandon(jm *d, jm_job *j, const char *why)
 {
     jm_ckpt *ck = &j->ck;
+    if (ck->sp_active)
+        sp_answer(d, j, strstr(why, "within") ? SAGE_ETIMEDOUT : SAGE_EIO, why);
     jm_log(d, "job %lld: checkpoint %" PRIu64 " abandoned: %s", (long long)j->id, ck->active, why);
     release(j, ck->active, 0);
     ck->abandoned++;
@@ -131,8 +208,17 @@ static void start(jm *d, jm_job *j, int64_t now)
     ck->active = ++ck->next_id;
     ck->started_ms = now;
     ck->ntasks_in = 0;
-    sage__ckpt_path(ck->dir, sizeof ck->dir, ck->rundir, ck->active);
     int timeout = (int)(j->ft.checkpoint_timeout * 1000.0 + 0.5);
+    if (ck->sp_pending) { /* a savepoint: into the client's directory */
+        ck->sp_pending = 0;
+        ck->sp_active = 1;
+        sage__strlcpy(ck->dir, ck->sp_dir, sizeof ck->dir);
+        if (ck->sp_timeout_ms >= 0 && ck->sp_timeout_ms < timeout)
+            timeout = ck->sp_timeout_ms;
+    } else {
+        sage__ckpt_path(ck->dir, sizeof ck->dir, ck->rundir, ck->active);
+    }
+    ck->timeout_ms = timeout;
     for (size_t t = 0; t < j->ntasks; t++)
         if (j->tasks[t].reported_done && j->tasks[t].done_ok) { /* ended before the barrier: finished */
             ck->in[t] = 2;
@@ -146,7 +232,7 @@ static void start(jm *d, jm_job *j, int64_t now)
 static char *manifest_text(jm_job *j, size_t *len)
 {
     jm_ckpt *ck = &j->ck;
-    sage__manifest m = {.id = ck->active, .savepoint = 0, .taken_ms = sage__wall_ms(), .ntasks = j->ntasks};
+    sage__manifest m = {.id = ck->active, .savepoint = ck->sp_active, .taken_ms = sage__wall_ms(), .ntasks = j->ntasks};
     m.plan_hash = ck->plan_hash; /* as the workers compiled it (the plan document holds only its high bits) */
     sage__strlcpy(m.job, j->name, sizeof m.job);
     m.tasks = calloc(j->ntasks, sizeof *m.tasks);
@@ -178,11 +264,13 @@ static char *manifest_text(jm_job *j, size_t *len)
     return text;
 }
 
-/* Every task is in: release the sources, and ask one worker to commit. */
+/* Every task is in: release the sources (a savepoint holds them until it is durable), and ask one worker to
+ * commit. */
 static void all_in(jm *d, jm_job *j)
 {
     jm_ckpt *ck = &j->ck;
-    release(j, ck->active, 0);
+    if (!ck->sp_active)
+        release(j, ck->active, 0);
     jm_task *writer = NULL;
     for (size_t t = 0; t < j->ntasks && !writer; t++)
         if (j->tasks[t].ctl && !j->tasks[t].reported_done)
@@ -193,9 +281,12 @@ static void all_in(jm *d, jm_job *j)
         abandon(d, j, writer ? "out of memory writing its manifest" : "no worker left to commit it");
         return;
     }
-    json_t *ev = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:i}", "event", "control", "action", "commit", "id",
-                           (json_int_t)ck->active, "dir", ck->dir, "manifest", text, "rundir", ck->rundir, "keep",
-                           j->ft.checkpoints_retained);
+    json_t *ev = json_pack("{s:s,s:s,s:I,s:s,s:s}", "event", "control", "action", "commit", "id",
+                           (json_int_t)ck->active, "dir", ck->dir, "manifest", text);
+    if (ev && !ck->sp_active) { /* the run's older checkpoints go (a savepoint lives elsewhere) */
+        json_object_set_new(ev, "rundir", json_string(ck->rundir));
+        json_object_set_new(ev, "keep", json_integer(j->ft.checkpoints_retained));
+    }
     free(text);
     ck->committing = 1;
     jm_send_json(writer->ctl, SAGE__MSG_EVENT, ev);
@@ -282,11 +373,19 @@ void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
             total += ck->bytes ? ck->bytes[t] : 0;
         ck->last_bytes = total;
         ck->committed_sinks = json_incref(ck->sinks);
-        jm_log(d, "job %lld: checkpoint %" PRIu64 " committed (%" PRIu64 " bytes, %lld ms)", (long long)j->id,
-               ck->active, total, (long long)(sage__mono_ms() - ck->started_ms));
+        jm_log(d, "job %lld: %s %" PRIu64 " committed (%" PRIu64 " bytes, %lld ms)%s%s", (long long)j->id,
+               ck->sp_active ? "savepoint" : "checkpoint", ck->active, total,
+               (long long)(sage__mono_ms() - ck->started_ms), ck->sp_active ? " in " : "",
+               ck->sp_active ? ck->dir : "");
+        int savepoint = ck->sp_active;
         ck->active = 0;
         ck->committing = 0;
         ck->next_at_ms = sage__mono_ms() + interval_ms(j);
+        if (savepoint) { /* the sources, held at its barrier, stop there */
+            char err[256];
+            sp_answer(d, j, 0, NULL);
+            jm_job_control(d, j->id, "stop", -1, err, sizeof err);
+        }
     }
 }
 
@@ -296,27 +395,32 @@ int64_t jm_ckpt_timers(jm *d, jm_job *j, int64_t now)
     if (!ck->on || j->state != JJ_RUNNING || j->failed || j->cancel_requested || j->stop_requested || j->restart_at_ms)
         return -1;
     if (ck->active) {
-        int64_t due = ck->started_ms + (int64_t)(j->ft.checkpoint_timeout * 1000.0 + 0.5);
+        int64_t due = ck->started_ms + ck->timeout_ms;
         if (due <= now) {
             abandon(d, j, "not every task reached its barrier within checkpoint_timeout");
             return ck->next_at_ms;
         }
         return due;
     }
-    if (ck->next_at_ms <= now)
+    if (ck->next_at_ms <= now || ck->sp_pending)
         start(d, j, now);
-    return ck->active ? ck->started_ms + (int64_t)(j->ft.checkpoint_timeout * 1000.0 + 0.5) : ck->next_at_ms;
+    return ck->active ? ck->started_ms + ck->timeout_ms : ck->next_at_ms;
 }
 
 const char *jm_ckpt_recover(jm *d, jm_job *j)
 {
     jm_ckpt *ck = &j->ck;
-    if (!ck->on)
-        return NULL;
+    if (!ck->on) { /* the restart strategy: from the beginning, or from what the job started from */
+        if (ck->restore_from[0])
+            cut_sinks(d, j, ck->from_sinks);
+        return ck->restore_from[0] ? ck->restore_from : NULL;
+    }
+    if (ck->sp_active || ck->sp_pending)
+        sp_answer(d, j, SAGE_ECANCELED, "the job failed before it was taken");
     /* the attempt before failed restoring: that checkpoint is bad; the one before it (kept), else the start */
     if (ck->last_id && strstr(j->last_failure, "cannot restore from checkpoint")) {
         jm_log(d, "job %lld: checkpoint \"%s\" cannot be restored; recovering from %s", (long long)j->id, ck->last_path,
-               ck->prev_path[0] ? ck->prev_path : "the beginning");
+               ck->prev_path[0] ? ck->prev_path : "where the job started");
         sage__strlcpy(ck->last_path, ck->prev_path, sizeof ck->last_path);
         ck->prev_path[0] = '\0';
         json_decref(ck->committed_sinks);
@@ -329,21 +433,14 @@ const char *jm_ckpt_recover(jm *d, jm_job *j)
     ck->committing = 0;
     ck->recoveries++;
     ck->next_at_ms = sage__mono_ms() + interval_ms(j);
-    if (!ck->last_id || !ck->last_path[0]) {
-        /* from the beginning: the file sinks start empty again */
-        return NULL;
+    if (!ck->last_id || !ck->last_path[0]) { /* where the job started: its beginning, or its restore_from */
+        ck->restore_in_run = 0;
+        if (ck->restore_from[0])
+            cut_sinks(d, j, ck->from_sinks);
+        return ck->restore_from[0] ? ck->restore_from : NULL;
     }
-    /* the file sinks hold exactly what the checkpoint committed */
-    json_t *s;
-    size_t i;
-    json_array_foreach(ck->committed_sinks, i, s)
-    {
-        const char *path = json_string_value(json_object_get(s, "path"));
-        json_int_t len = json_integer_value(json_object_get(s, "length"));
-        if (path && *path && truncate(path, (off_t)len) != 0)
-            jm_log(d, "job %lld: cutting \"%s\" back to %lld bytes failed: %s", (long long)j->id, path, (long long)len,
-                   strerror(errno));
-    }
+    ck->restore_in_run = 1;
+    cut_sinks(d, j, ck->committed_sinks); /* the file sinks hold exactly what the checkpoint committed */
     return ck->last_path;
 }
 
@@ -362,4 +459,63 @@ void jm_ckpt_view(const jm_job *j, json_t *st)
     if (o)
         json_object_set_new(o, "dir", json_string(ck->rundir));
     json_object_set_new(st, "checkpoints", o);
+}
+
+int jm_ckpt_savepoint(jm *d, jm_job *j, const char *dir, int timeout_ms, jm_conn *c, char *err, size_t err_len)
+{
+    jm_ckpt *ck = &j->ck;
+    if (!ck->on) {
+        sage__fmt(err, err_len,
+                  "job %lld: savepoints need the checkpoint strategy (config \"fault_tolerance\": {\"strategy\": "
+                  "\"checkpoint\"})",
+                  (long long)j->id);
+        return SAGE_ESTATE;
+    }
+    if (j->state != JJ_RUNNING || j->failed || j->stop_requested || j->cancel_requested || j->restart_at_ms) {
+        sage__fmt(err, err_len, "job %lld is not running (%s)", (long long)j->id, jm_job_state_name(j->state));
+        return SAGE_ESTATE;
+    }
+    if (ck->sp_pending || ck->sp_active) {
+        sage__fmt(err, err_len, "job %lld: a savepoint is being taken already", (long long)j->id);
+        return SAGE_ESTATE;
+    }
+    if (dir[0] != '/' || strlen(dir) >= sizeof ck->sp_dir) {
+        sage__fmt(err, err_len, "the savepoint directory must be an absolute path shorter than %zu bytes",
+                  sizeof ck->sp_dir);
+        return SAGE_EINVAL;
+    }
+    DIR *dd = opendir(dir); /* it must not exist, or be empty (one readdir of a directory) */
+    if (dd) {
+        struct dirent *e;
+        int empty = 1;
+        while (empty && (e = readdir(dd)))
+            empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+        closedir(dd);
+        if (!empty) {
+            sage__fmt(err, err_len, "the savepoint directory \"%s\" is not empty", dir);
+            return SAGE_EINVAL;
+        }
+    }
+    sage__strlcpy(ck->sp_dir, dir, sizeof ck->sp_dir);
+    ck->sp_timeout_ms = timeout_ms;
+    ck->sp_pending = 1;
+    ck->sp_conn = c;
+    c->parked = 1;
+    jm_log(d, "job %lld: savepoint into %s requested", (long long)j->id, dir);
+    if (!ck->active)
+        start(d, j, sage__mono_ms());
+    return 0;
+}
+
+void jm_ckpt_forget(jm *d, jm_conn *c)
+{
+    for (jm_job *j = d->jobs; j; j = j->next)
+        if (j->ck.sp_conn == c)
+            j->ck.sp_conn = NULL; /* the savepoint goes on; nobody waits for its answer */
+}
+
+void jm_ckpt_end(jm *d, jm_job *j)
+{
+    if (j->ck.sp_active || j->ck.sp_pending)
+        sp_answer(d, j, SAGE_ESTATE, "the job ended before it was taken");
 }

@@ -52,8 +52,10 @@ static void conn_close(jm *d, jm_conn *c)
 {
     if (c->role == JM_WORKER)
         jm_on_worker_gone(d, c);
-    if (c->parked)
+    if (c->parked) {
         jm_submits_forget(d, c);
+        jm_ckpt_forget(d, c);
+    }
     close(c->fd);
     c->fd = -1;
 }

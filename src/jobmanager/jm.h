@@ -143,6 +143,7 @@ typedef struct jm_ckpt {
     uint64_t active;         /* being taken (0: none) */
     char dir[PATH_MAX + 32]; /* ... its directory */
     int64_t started_ms;      /* ... when it was asked for (sage__mono_ms) */
+    int timeout_ms;          /* ... abandoned this long after */
     int committing;          /* ... its commit was asked of a worker, no answer yet */
     int64_t next_at_ms;      /* the next one is due (sage__mono_ms) */
     unsigned char *in;       /* per task: 0 waiting, 1 captured, 2 finished */
@@ -159,6 +160,14 @@ typedef struct jm_ckpt {
     uint64_t last_bytes, completed, abandoned;
     int recoveries;
     char restore[PATH_MAX + 32]; /* what the current attempt's workers restore ("" nothing) */
+    int restore_in_run;          /* ... a checkpoint of this job (else config "restore_from": collectors start empty) */
+    char restore_from[PATH_MAX]; /* config "restore_from": the job's own start ("" none) */
+    json_t *from_sinks;          /* ... its file sinks' lengths */
+    /* a savepoint asked by a client (stop with a savepoint) */
+    int sp_pending, sp_active; /* asked (waits for the active checkpoint), being taken */
+    char sp_dir[PATH_MAX];     /* where it goes */
+    int sp_timeout_ms;         /* its bound (-1: checkpoint_timeout) */
+    struct jm_conn *sp_conn;   /* who waits for the answer (parked; NULL once it went away) */
 } jm_ckpt;
 
 typedef struct jm_job {
@@ -350,7 +359,8 @@ void jm_jobs_leftovers(jm *d);
 void jm_jobs_shutdown(jm *d);
 
 /* ---- checkpoints.c ---- */
-/* After the job's directory exists: its checkpoints' directory (strategy checkpoint). 0, or an error. */
+/* After the job's directory exists: its checkpoints' directory (strategy checkpoint), and what it starts from
+ * (the document's "restore_from": read and checked now). 0, or an error. */
 int jm_ckpt_setup(jm *d, jm_job *j, char *err, size_t err_len);
 void jm_ckpt_free(jm_job *j);
 /* A worker's "captured" or "committed" event. */
@@ -362,6 +372,13 @@ int64_t jm_ckpt_timers(jm *d, jm_job *j, int64_t now);
 const char *jm_ckpt_recover(jm *d, jm_job *j);
 /* The status view's "checkpoints" object. */
 void jm_ckpt_view(const jm_job *j, json_t *st);
+/* Stop with a savepoint into dir: 0 when it was asked for (c is parked until the answer: OK once the savepoint
+ * is durable and the stop requested, an error when it could not be taken and the job goes on), or an error now. */
+int jm_ckpt_savepoint(jm *d, jm_job *j, const char *dir, int timeout_ms, struct jm_conn *c, char *err, size_t err_len);
+/* A connection goes away: no answer is due to it. */
+void jm_ckpt_forget(jm *d, struct jm_conn *c);
+/* The job ends: a savepoint still asked for is answered with the reason. */
+void jm_ckpt_end(jm *d, jm_job *j);
 
 /* ---- workers.c ---- */
 /* A worker's HELLO with a valid token: link it to its task and answer (or refuse and close). */

@@ -159,6 +159,7 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
+    jm_ckpt_end(d, j);
     sage__task_row *rows = calloc(j->ntasks ? j->ntasks : 1, sizeof *rows);
     for (size_t t = 0; t < j->ntasks; t++) {
         sage__task_row one, *r = rows ? &rows[t] : &one;
@@ -295,7 +296,8 @@ static void restart_job(jm *d, jm_job *j)
     }
     j->running = 0;
     j->peers_sent = 0;
-    if (j->ck.on) { /* from the last committed checkpoint: the workers read it from spec.json */
+    if (j->ck.on || j->ck.restore_from[0]) { /* from the last committed checkpoint (or where the job started):
+                                                 * the workers read it from spec.json */
         const char *from = jm_ckpt_recover(d, j);
         sage__strlcpy(j->ck.restore, from ? from : "", sizeof j->ck.restore);
         char err[512];

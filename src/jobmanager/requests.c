@@ -210,6 +210,16 @@ static void control(jm *d, jm_conn *c, json_t *req, const char *op)
     } else if (!jm_job_find(d, req_job_id(req))) {
         with_stored_job(d, c, req, 0, control_ended);
         return;
+    } else if (json_object_get(req, "savepoint")) { /* the answer comes when the savepoint is durable */
+        json_t *st = json_object_get(req, "savepoint_timeout_ms");
+        const char *dir = json_string_value(json_object_get(req, "savepoint"));
+        if (strcmp(op, "stop") != 0 || !dir || (st && (!json_is_integer(st) || json_integer_value(st) < 0))) {
+            rc = SAGE_EINVAL;
+            sage__fmt(err, sizeof err, "\"savepoint\" goes with stop only, as a directory path");
+        } else if ((rc = jm_ckpt_savepoint(d, jm_job_find(d, req_job_id(req)), dir,
+                                           st ? (int)json_integer_value(st) : -1, c, err, sizeof err)) == 0) {
+            return;
+        }
     } else {
         rc = jm_job_control(d, req_job_id(req), op, (int)timeout, err, sizeof err);
     }

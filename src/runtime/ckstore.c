@@ -663,6 +663,28 @@ static int load(const char *dir, size_t only, sage__loaded *out, char *why, size
     return rc;
 }
 
+int sage__ckpt_read_manifest(const char *dir, sage__manifest *m, char *why, size_t wl)
+{
+    memset(m, 0, sizeof *m);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        sage__fmt(why, wl, "checkpoint \"%s\": %s", dir, strerror(errno));
+        return errno == ENOENT ? SAGE_ENOTFOUND : SAGE_EIO;
+    }
+    unsigned char *text = NULL;
+    size_t n = 0;
+    char w[512];
+    int rc = read_file(dfd, "MANIFEST", SAGE__MANIFEST_MAX, &text, &n, w, sizeof w);
+    close(dfd);
+    if (rc == 0) {
+        rc = sage__manifest_parse(text, n, m, w, sizeof w);
+        free(text);
+    }
+    if (rc != 0)
+        sage__fmt(why, wl, "checkpoint \"%s\": %s", dir, w);
+    return rc;
+}
+
 int sage__ckpt_path(char *out, size_t len, const char *rundir, uint64_t id)
 {
     int n = snprintf(out, len, "%s/chk-%" PRIu64, rundir, id);

@@ -113,6 +113,8 @@ int sage__ckpt_write(const char *dir, sage__manifest *m, sage__buf *const *parts
 int sage__ckpt_load(const char *dir, sage__loaded *out, char *why, size_t why_len);
 /* The same for one task only (a worker process): the manifest and part `task` (the others stay NULL). */
 int sage__ckpt_load_one(const char *dir, size_t task, sage__loaded *out, char *why, size_t why_len);
+/* Only the manifest of the checkpoint in dir (checked; the parts are not read). */
+int sage__ckpt_read_manifest(const char *dir, sage__manifest *m, char *why, size_t why_len);
 /* The pieces of sage__ckpt_write, for checkpoints assembled by several processes: one part file
  * ("t<task>.part", dir must exist), and the manifest that commits them (the directory synced). */
 int sage__ckpt_write_part(const char *dir, size_t task, const sage__buf *part, char *why, size_t why_len);

@@ -113,6 +113,7 @@ static int keyed_sum(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
     if (!st)
         return SAGE_ENOMEM;
     st[0] += sage_rec_i64(r, n);
+    sage_ctx_counter_add(c, "seen", 1); /* not restored: what this attempt processed */
     if (++st[1] % 80 == 0)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     return 0;
@@ -129,9 +130,14 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
     if (strcmp(name, "keyed") == 0) {
         char config[1024];
         /* small channels: little is in flight, so a barrier passes the slow sum quickly */
+        const char *from = getenv("RESTORE_FROM"); /* a savepoint to start from */
+        char extra[1200] = "";
+        if (from)
+            snprintf(extra, sizeof extra, ", \"restore_from\": \"%s\"", from);
         snprintf(config, sizeof config,
-                 "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s, \"channel_bytes\": 4096, \"batch_bytes\": 1024}",
-                 jm, ft);
+                 "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s, \"channel_bytes\": 4096, \"batch_bytes\": "
+                 "1024%s}",
+                 jm, ft, extra);
         sage_env *env = sage_env_create(name, config);
         sage_collector *c = sage_collector_create(0);
         int64_t *vals = malloc(KEYED_N * sizeof *vals);
@@ -139,8 +145,9 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
             vals[i] = i + 1;
         sage_stream *s = sage_from_int64s(env, vals, KEYED_N, &(sage_op_opts){.name = "src", .parallelism = 2});
         free(vals);
+        int par = getenv("KEYED_PARALLELISM") ? atoi(getenv("KEYED_PARALLELISM")) : 2; /* a changed pipeline */
         s = sage_flat_map(sage_key_by(s, key_mod50, NULL), keyed_sum, NULL,
-                          &(sage_op_opts){.name = "sum", .parallelism = 2, .close = keyed_close});
+                          &(sage_op_opts){.name = "sum", .parallelism = par, .close = keyed_close});
         sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
         int rc = sage_env_execute(env);
         printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
@@ -152,6 +159,9 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
             sum += v[i];
         free(v);
         printf("collected %zu sum %lld\n", cnt, (long long)sum);
+        sage_metric m = {0};
+        if (sage_env_metric(env, "sum", -1, "seen", &m) == 0)
+            printf("seen %lld\n", (long long)m.value);
         sage_collector_destroy(c);
         sage_env_destroy(env);
         return rc == 0 ? 0 : 1;
@@ -438,6 +448,8 @@ static void two_jobs_in_one_program(void)
     daemon_down(&d);
 }
 
+static void metrics(const daemon_t *d);
+
 /* Committed checkpoints of the job so far, -1 when its status cannot be read (it ended); *pids the running
  * workers' pids; *all_running: every task runs or had finished (the attempt is up). */
 static long long committed(const daemon_t *d, long long id, pid_t *pids, int *npids, int *all_running)
@@ -490,6 +502,19 @@ static void checkpoint_chaos_exact(void)
         }
         if (n <= after || !running || np == 0)
             continue;
+        if (kills == 0) { /* what the CLI and Prometheus show of it */
+            char cmd[1600];
+            snprintf(cmd, sizeof cmd, "%s job status %lld --home %s --port %d", cli, id, d.home, d.port);
+            FILE *p = popen(cmd, "r");
+            CHECK_INT(finish_job(p), 0);
+            CHECK_CONTAINS(big, "checkpoints: ");
+            CHECK_CONTAINS(big, " committed, 0 abandoned; the last ");
+            CHECK_CONTAINS(big, "/checkpoints/chk-");
+            metrics(&d);
+            char series[96];
+            snprintf(series, sizeof series, "sage_job_checkpoints_total{job=\"%lld\"} ", id);
+            CHECK_CONTAINS(big, series);
+        }
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         pid_t victim = pids[(seed >> 33) % (uint64_t)np];
         if (victim > 0 && kill(victim, SIGKILL) == 0) {
@@ -515,6 +540,78 @@ static void checkpoint_chaos_exact(void)
     CHECK_CONTAINS(log, "committed (");
     CHECK_CONTAINS(log, "recovery 3 from ");
     CHECK(strstr(log, "recovery 1 from its beginning") == NULL); /* each kill came after a committed checkpoint */
+    daemon_down(&d);
+}
+
+/* Both "sum" workers have processed records. */
+static int sums_busy(json_t *st)
+{
+    json_t *t;
+    size_t i, n = 0;
+    json_array_foreach(json_object_get(st, "tasks"), i, t)
+    {
+        json_t *op = json_array_get(json_object_get(json_object_get(t, "metrics"), "operators"), 0);
+        if (strcmp(json_string_value(json_object_get(t, "operator")) ?: "", "sum") == 0 &&
+            json_integer_value(json_object_get(op, "records_in")) > 5000)
+            n++;
+    }
+    return n == 2;
+}
+
+/* sage job stop --savepoint mid-run, then a new run of the program with "restore_from" ends with the exact
+ * result (the restored state goes on); a changed pipeline, or a savepoint directory that is not empty, is
+ * refused. */
+static void savepoint_stop_and_resume(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    const char *ft = "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 3600}";
+    FILE *job = start_job(&d, "keyed", ft, "");
+    long long id = only_job(&d);
+    CHECK(id > 0);
+    json_t *st = id ? status_when(&d, id, sums_busy, 20000) : NULL;
+    CHECK(st != NULL);
+    json_decref(st);
+    char sp[400], cmd[2200], env[600];
+    temp_path(sp, sizeof sp, &d, "savepoint-1");
+    snprintf(cmd, sizeof cmd, "%s job stop %lld --savepoint %s --home %s --port %d 2>&1", cli, id, sp, d.home, d.port);
+    CHECK_INT(finish_job(popen(cmd, "r")), 0);
+    CHECK_CONTAINS(big, " taken; stop requested");
+    CHECK_INT(finish_job(job), 0);
+    CHECK_CONTAINS(big, " rc 0\n"); /* stopped: its partial sums were collected */
+    char manifest[500];
+    snprintf(manifest, sizeof manifest, "%s/MANIFEST", sp);
+    CHECK(access(manifest, F_OK) == 0);
+
+    /* a savepoint into the same directory: not empty, refused, the job goes on */
+    FILE *again = start_job(&d, "keyed", ft, "");
+    st = status_when(&d, id + 1, sums_busy, 20000);
+    CHECK(st != NULL);
+    json_decref(st);
+    snprintf(cmd, sizeof cmd, "%s job stop %lld --savepoint %s --home %s --port %d 2>&1", cli, id + 1, sp, d.home,
+             d.port);
+    CHECK(finish_job(popen(cmd, "r")) != 0);
+    CHECK_CONTAINS(big, "is not empty");
+    json_decref(request(&d, "{\"op\": \"cancel\", \"job_id\": %lld}", id + 1));
+    finish_job(again);
+
+    /* a changed pipeline is refused at submit */
+    snprintf(env, sizeof env, "RESTORE_FROM=%s KEYED_PARALLELISM=3", sp);
+    CHECK(finish_job(start_job(&d, "keyed", ft, env)) != 0);
+    CHECK_CONTAINS(big, "was taken by a different pipeline");
+
+    /* the same pipeline goes on from the savepoint: its sums are those of every record */
+    snprintf(env, sizeof env, "RESTORE_FROM=%s", sp);
+    CHECK_INT(finish_job(start_job(&d, "keyed", ft, env)), 0);
+    char want[96];
+    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
+    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    CHECK_CONTAINS(big, want);
+    const char *seen = strstr(big, "seen ");
+    long long nseen = seen ? atoll(seen + 5) : -1;
+    CHECK(nseen > 0 && nseen < KEYED_N); /* it went on from the savepoint: the records before it were not seen */
+    fprintf(stderr, "  the resumed run processed %lld of %d records\n", nseen, KEYED_N);
     daemon_down(&d);
 }
 
@@ -732,6 +829,7 @@ int main(int argc, char **argv)
     RUN(failure_restarted_exact_result);
     RUN(two_jobs_in_one_program);
     RUN(checkpoint_chaos_exact);
+    RUN(savepoint_stop_and_resume);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
