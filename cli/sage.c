@@ -28,6 +28,7 @@ static const char *const usage_text =
     "  job status <id> [--json]\n"
     "  job pause|resume|cancel <id>\n"
     "  job stop <id> [--timeout SECONDS]   (then what still runs is killed; default: the JobManager's)\n"
+    "  job stop <id> --savepoint DIR      (a checkpoint into DIR first; restore_from starts a new run there)\n"
     "  job logs <id> [--follow]\n"
     "  cluster start --head | --worker --head-address=H:P ...   (see: sage cluster --help)\n"
     "  cluster status [--json] | cluster stop\n"

@@ -69,14 +69,16 @@ extern "C" {
  *                        checkpoint committed); user sinks are at-least-once.
  *                        "checkpoints_retained" (2) keeps the last N,
  *                        "checkpoint_timeout" (600 s) abandons a checkpoint
- *                        that takes longer (the job goes on). Embedded only for
- *                        now: a remote env refuses it at submit
- *                        (SAGE_EUNSUPPORTED). docs/fault-tolerance.md.
+ *                        that takes longer (the job goes on). Embedded, and
+ *                        through a JobManager's local launcher (its workers take
+ *                        the checkpoints; the Slurm launcher refuses it at
+ *                        submit, SAGE_EUNSUPPORTED). docs/fault-tolerance.md.
  *   "restore_from"       the directory of a checkpoint or savepoint (or a run's
  *                        checkpoint directory: its last committed checkpoint) to
  *                        start from instead of the beginning; refused at submit
  *                        when it was taken by a different pipeline (plan hash),
- *                        or is corrupt. Embedded only for now.
+ *                        or is corrupt. Through a JobManager: a checkpoint or
+ *                        savepoint directory (not a run's).
  * Byte sizes are numbers or strings with a unit ("64KiB", see
  * sage_parse_bytes). Every key, "node" included, is checked here.
  * Returns NULL only when out of memory. A bad name or config is recorded as
@@ -123,8 +125,10 @@ SAGE_API int sage_env_cancel(sage_env *env);
  * the savepoint to be durable. Returns 0; SAGE_ESTATE without the checkpoint
  * strategy or when the job is not running; SAGE_EINVAL when dir is not
  * empty; SAGE_EIO when it cannot be written; SAGE_ETIMEDOUT (the job goes on,
- * nothing is stopped). Embedded only for now (SAGE_EUNSUPPORTED remote).
- * Call it from the env's thread (as sage_env_wait). */
+ * nothing is stopped). A remote env asks its JobManager (the same as `sage
+ * job stop N --savepoint DIR`); dir must then be an absolute path or one
+ * relative to this process's directory, on a file system the JobManager's
+ * workers write. Call it from the env's thread (as sage_env_wait). */
 SAGE_API int sage_env_stop_with_savepoint(sage_env *env, const char *dir, int timeout_ms);
 
 /* Checkpoints of this env's job so far (any thread, while it runs and after). */

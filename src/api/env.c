@@ -103,7 +103,7 @@ SAGE_API int sage_env_stop_with_savepoint(sage_env *env, const char *dir, int ti
         return SAGE_ESTATE;
     if (!env->backend->ops->savepoint)
         return sage__errf(env->backend->err, SAGE_EUNSUPPORTED,
-                          "sage_env_stop_with_savepoint: savepoints are built for embedded jobs only so far");
+                          "sage_env_stop_with_savepoint: this environment cannot take savepoints");
     return env->backend->ops->savepoint(env->backend, dir, timeout_ms);
 }
 

@@ -130,7 +130,7 @@ typedef struct sage__service_decl {
 typedef enum sage__ft_strategy {
     SAGE__FT_NONE = 0,   /* fail fast */
     SAGE__FT_RESTART,    /* run the job again from its beginning */
-    SAGE__FT_CHECKPOINT, /* resume from the last checkpoint (embedded only: a remote env refuses it at submit) */
+    SAGE__FT_CHECKPOINT, /* resume from the last checkpoint (embedded; a JobManager's local launcher) */
 } sage__ft_strategy;
 
 typedef enum sage__restart_kind {

@@ -19,6 +19,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jobmanager/launcher.h"
 #include "plan/plan.h"
@@ -311,6 +312,12 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
         jm_job_free(j);
         return rc;
     }
+    if (j->ck.on) { /* kept for a JobManager that restarts: it resumes the job from its checkpoints */
+        char path[PATH_MAX + 16];
+        sage__fmt(path, sizeof path, "%s/doc.json", j->dir);
+        if (jm_private_dump(path, j->doc, JSON_COMPACT, err, err_len) != 0)
+            jm_log(d, "job %lld: %s (it cannot be resumed after a restart of the JobManager)", (long long)j->id, err);
+    }
     j->state = JJ_PENDING;
     j->next = d->jobs;
     d->jobs = j;
@@ -328,4 +335,54 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len)
     if (j->failed)
         jm_job_maybe_end(d, j); /* it failed before any worker ran */
     return 0;
+}
+
+void jm_jobs_resume(jm *d)
+{
+    size_t n;
+    const int64_t *ids = sage__store_unfinished(d->store, &n);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX + 64], err[1024];
+        sage__fmt(path, sizeof path, "%s/jobs/%lld/doc.json", d->home, (long long)ids[i]);
+        if (access(path, F_OK) != 0)
+            continue;
+        json_error_t je;
+        json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+        jm_job *j = doc ? calloc(1, sizeof *j) : NULL;
+        if (!j) {
+            json_decref(doc);
+            continue;
+        }
+        j->doc = doc;
+        j->id = ids[i];
+        sage__strlcpy(j->name, json_string_value(json_object_get(doc, "name")) ?: "?", sizeof j->name);
+        sage__fmt(j->dir, sizeof j->dir, "%s/jobs/%lld", d->home, (long long)j->id);
+        int rc = sage__plan_document_reqs(doc, &j->reqs, &j->nreqs, err, sizeof err);
+        if (rc == 0)
+            rc = fault_tolerance(d, j, err, sizeof err);
+        if (rc == 0)
+            rc = jm_ckpt_setup(d, j, err, sizeof err);
+        if (rc == 0 && j->ck.on)
+            rc = jm_ckpt_latest(d, j);
+        if (rc != 0 || !j->ck.on) {
+            jm_log(d, "job %lld \"%s\" stays failed: %s", (long long)j->id, j->name,
+                   rc == SAGE_ENOTFOUND ? "no committed checkpoint to resume from" : err);
+            jm_job_free(j);
+            continue;
+        }
+        j->submitted_ms = sage__wall_ms();
+        j->restarts = 1;
+        j->ck.recoveries = 1;
+        sage__fmt(j->last_failure, sizeof j->last_failure, "the JobManager stopped while the job was running");
+        j->last_failure_ms = sage__wall_ms();
+        j->state = JJ_PENDING;
+        j->next = d->jobs;
+        d->jobs = j;
+        sage__store_job_state(d->store, j->id, "pending", "", 0);
+        jm_log(d, "job %lld \"%s\": resumed after the JobManager's restart, from %s", (long long)j->id, j->name,
+               j->ck.last_path);
+        try_start(d, j);
+        if (j->failed)
+            jm_job_maybe_end(d, j);
+    }
 }

@@ -519,3 +519,62 @@ void jm_ckpt_end(jm *d, jm_job *j)
     if (j->ck.sp_active || j->ck.sp_pending)
         sp_answer(d, j, SAGE_ESTATE, "the job ended before it was taken");
 }
+
+/* The ids of rundir's committed checkpoints' manifests, newest first: the newest and the one before it. */
+int jm_ckpt_latest(jm *d, jm_job *j)
+{
+    jm_ckpt *ck = &j->ck;
+    DIR *dd = opendir(ck->rundir);
+    if (!dd)
+        return SAGE_ENOTFOUND;
+    uint64_t best[2] = {0, 0};
+    for (struct dirent *e; (e = readdir(dd));) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, "chk-", 4) != 0 || !nm[4] || strspn(nm + 4, "0123456789") != strlen(nm + 4) ||
+            strlen(nm + 4) > 18)
+            continue;
+        uint64_t id = strtoull(nm + 4, NULL, 10);
+        char dir[PATH_MAX + 32];
+        sage__manifest m;
+        char why[512];
+        sage__ckpt_path(dir, sizeof dir, ck->rundir, id);
+        if (sage__ckpt_read_manifest(dir, &m, why, sizeof why) != 0) /* never committed, or damaged */
+            continue;
+        sage__manifest_free(&m);
+        if (id > best[0]) {
+            best[1] = best[0];
+            best[0] = id;
+        } else if (id > best[1]) {
+            best[1] = id;
+        }
+    }
+    closedir(dd);
+    if (!best[0])
+        return SAGE_ENOTFOUND;
+    for (int k = 1; k >= 0; k--) { /* the one before first: it becomes prev_* when the newest is loaded */
+        if (!best[k])
+            continue;
+        char dir[PATH_MAX + 32];
+        sage__manifest m;
+        char why[512];
+        sage__ckpt_path(dir, sizeof dir, ck->rundir, best[k]);
+        if (sage__ckpt_read_manifest(dir, &m, why, sizeof why) != 0)
+            continue;
+        json_t *sinks = json_array();
+        for (size_t i = 0; i < m.nsinks; i++)
+            json_array_append_new(sinks, json_pack("{s:i,s:I,s:s}", "op", m.sinks[i].op, "length",
+                                                   (json_int_t)m.sinks[i].length, "path", m.sinks[i].path));
+        sage__manifest_free(&m);
+        sage__strlcpy(ck->prev_path, ck->last_path, sizeof ck->prev_path);
+        json_decref(ck->prev_sinks);
+        ck->prev_sinks = ck->committed_sinks;
+        ck->committed_sinks = sinks;
+        sage__strlcpy(ck->last_path, dir, sizeof ck->last_path);
+        ck->last_id = best[k];
+    }
+    ck->next_id = best[0];
+    ck->restore_in_run = 1;
+    sage__strlcpy(ck->restore, ck->last_path, sizeof ck->restore);
+    cut_sinks(d, j, ck->committed_sinks);
+    return 0;
+}

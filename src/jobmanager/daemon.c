@@ -298,6 +298,7 @@ int sage_jobmanager_run(const sage_jobmanager_opts *opts, char *err, size_t err_
         jm_log(d, "could not write the pid file");
     if (d->launcher->started)
         d->launcher->started(d);
+    jm_jobs_resume(d); /* after the leftovers of the last JobManager's jobs went */
     log_started(d, failed);
     if (opts->ready_fd >= 0) {
         if (write(opts->ready_fd, "R", 1) != 1)

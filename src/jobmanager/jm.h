@@ -10,6 +10,7 @@
  *   launcher.h  how tasks are run: launch.c (shared), launch_local.c, launch_slurm.c
  *   command.c   Slurm commands run as children polled by the loop (never waited for)
  *   workers.c   the worker protocol: HELLO, events, peers, control; liveness deadlines
+ *   checkpoints.c a job's checkpoints: asking the workers, committing, savepoints, recovering
  *   output.c    worker output: pipes, log files, stderr tails
  *   stream.c    replies streamed as the client reads them: results, logs (and following them)
  *   views.c     the JSON views: ping, status, list, end; a task's store row
@@ -326,6 +327,9 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len); /
 int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len);
 /* After a job ended: start pending jobs, oldest first, as long as they fit. */
 void jm_jobs_retry_pending(jm *d);
+/* At start: the jobs the last JobManager left running with the checkpoint strategy go on from their newest
+ * committed checkpoint (their plan documents are kept as jobs/<id>/doc.json); the others stay failed. */
+void jm_jobs_resume(jm *d);
 
 /* ---- jobs.c ---- */
 /* Failure priorities: when one worker dies, its neighbours fail too (broken
@@ -379,6 +383,9 @@ int jm_ckpt_savepoint(jm *d, jm_job *j, const char *dir, int timeout_ms, struct 
 void jm_ckpt_forget(jm *d, struct jm_conn *c);
 /* The job ends: a savepoint still asked for is answered with the reason. */
 void jm_ckpt_end(jm *d, jm_job *j);
+/* A job resumed after the JobManager's restart: its newest committed checkpoint becomes what its workers
+ * restore (the file sinks cut back to it). 0, or SAGE_ENOTFOUND when it has none. */
+int jm_ckpt_latest(jm *d, jm_job *j);
 
 /* ---- workers.c ---- */
 /* A worker's HELLO with a valid token: link it to its task and answer (or refuse and close). */

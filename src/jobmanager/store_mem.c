@@ -404,6 +404,8 @@ int sage__store_job_state(sage__store *s, int64_t id, const char *state, const c
         m->j.started_ms = now_ms;
     if (store_job_ended(state) && m->j.ended_ms == 0)
         m->j.ended_ms = now_ms;
+    else if (!store_job_ended(state))
+        m->j.ended_ms = 0; /* live again: a job resumed from its checkpoint after the JobManager's restart */
     changed(s, m);
     pthread_mutex_unlock(&s->mu);
     return 0;

@@ -128,7 +128,7 @@ static int keyed_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_stat
 static int run_one(const char *name, const char *jm, const char *ft, int parallelism)
 {
     if (strcmp(name, "keyed") == 0) {
-        char config[1024];
+        char config[4096];
         /* small channels: little is in flight, so a barrier passes the slow sum quickly */
         const char *from = getenv("RESTORE_FROM"); /* a savepoint to start from */
         char extra[1200] = "";
@@ -615,6 +615,102 @@ static void savepoint_stop_and_resume(void)
     daemon_down(&d);
 }
 
+/* The JobManager of d again, on its state directory (a new port): after a crash. */
+static int daemon_again(daemon_t *d)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        d->port = free_port();
+        snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0)
+            return 0;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            sage_jobmanager_opts o = {.host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1]};
+            char err[2048];
+            int rc = sage_jobmanager_run(&o, err, sizeof err);
+            if (rc != 0)
+                fprintf(stderr, "jobmanager: %s\n", err);
+            _exit(rc ? 1 : 0);
+        }
+        close(p[1]);
+        char c = 0;
+        ssize_t n = read(p[0], &c, 1);
+        close(p[0]);
+        if (n == 1 && c == 'R') {
+            d->pid = pid;
+            return 1;
+        }
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
+}
+
+static int finished_state(json_t *st)
+{
+    const char *s = json_string_value(json_object_get(st, "state"));
+    return s && (strcmp(s, "finished") == 0 || strcmp(s, "failed") == 0);
+}
+
+static int two_committed(json_t *st)
+{
+    return json_integer_value(json_object_get(json_object_get(st, "checkpoints"), "completed")) >= 2;
+}
+
+/* The JobManager SIGKILLed mid-job and started again: the job goes on from its newest committed
+ * checkpoint and ends with the exact result (read from its results file: its client went with the old
+ * JobManager). */
+static void jobmanager_restart_resumes(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    FILE *job = start_job(&d, "keyed",
+                          "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.05, \"max_recovery_attempts\": 3}",
+                          "");
+    long long id = only_job(&d);
+    CHECK(id > 0);
+    json_t *st = id ? status_when(&d, id, two_committed, 30000) : NULL;
+    CHECK(st != NULL);
+    json_decref(st);
+    kill(d.pid, SIGKILL);
+    waitpid(d.pid, NULL, 0);
+    d.pid = -1;
+    CHECK(finish_job(job) != 0); /* its client lost the JobManager */
+    CHECK(daemon_again(&d));
+    st = status_when(&d, id, finished_state, 60000);
+    CHECK(st != NULL);
+    CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
+    json_decref(st);
+    /* the collect sink "out" (one instance): [u32 length][record] ... */
+    char path[600];
+    snprintf(path, sizeof path, "%s/jobs/%lld/results/out.0", d.home, id);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    long long count = 0, sum = 0;
+    uint32_t len;
+    int64_t v;
+    while (f && fread(&len, 4, 1, f) == 1 && len == 8 && fread(&v, 8, 1, f) == 1) {
+        count++;
+        sum += v;
+    }
+    if (f)
+        fclose(f);
+    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
+    CHECK_INT(count, 50);
+    CHECK(sum == total * 1000003LL + KEYED_N);
+    char log[1 << 16] = "";
+    f = fopen(d.log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    CHECK_CONTAINS(log, "resumed after the JobManager's restart, from ");
+    daemon_down(&d);
+}
+
 /* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
  * says the strategy gave up. */
 static void attempts_exhausted(void)
@@ -830,6 +926,7 @@ int main(int argc, char **argv)
     RUN(two_jobs_in_one_program);
     RUN(checkpoint_chaos_exact);
     RUN(savepoint_stop_and_resume);
+    RUN(jobmanager_restart_resumes);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
