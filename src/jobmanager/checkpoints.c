@@ -458,6 +458,8 @@ void jm_ckpt_view(const jm_job *j, json_t *st)
     }
     if (o)
         json_object_set_new(o, "dir", json_string(ck->rundir));
+    if (o && ck->active) /* being taken */
+        json_object_set_new(o, "taking", json_integer((json_int_t)ck->active));
     json_object_set_new(st, "checkpoints", o);
 }
 

@@ -711,6 +711,60 @@ static void jobmanager_restart_resumes(void)
     daemon_down(&d);
 }
 
+static int none_taking(json_t *st) { return !json_object_get(json_object_get(st, "checkpoints"), "taking"); }
+
+/* The newest committed checkpoint is damaged (a part cut short) before a worker is killed: the recovery
+ * from it fails in the workers ("cannot restore from checkpoint"), the next one uses the checkpoint before
+ * it, and the result is exact. */
+static void corrupt_checkpoint_falls_back_jm(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    FILE *job = start_job(&d, "keyed",
+                          "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.05, \"max_recovery_attempts\": 5, "
+                          "\"checkpoints_retained\": 3}",
+                          "");
+    long long id = only_job(&d);
+    CHECK(id > 0);
+    json_t *st = id ? status_when(&d, id, two_committed, 30000) : NULL;
+    CHECK(st != NULL);
+    /* freeze the checkpoints: pause it (no new checkpoint starts while paused; one being taken ends), then
+     * damage the newest */
+    json_decref(request(&d, "{\"op\": \"pause\", \"job_id\": %lld}", id));
+    json_decref(st);
+    st = status_when(&d, id, none_taking, 30000);
+    CHECK(st != NULL);
+    const char *last = json_string_value(json_object_get(json_object_get(st, "checkpoints"), "last_path"));
+    char part[700];
+    snprintf(part, sizeof part, "%s/t1.part", last ? last : "?");
+    CHECK_INT(truncate(part, 40), 0);
+    pid_t victim = 0;
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(st, "tasks"), i, t) if (json_integer_value(json_object_get(t, "task")) == 1)
+        victim = (pid_t)json_integer_value(json_object_get(t, "pid"));
+    json_decref(st);
+    CHECK(victim > 0);
+    if (victim > 0)
+        kill(victim, SIGKILL);
+    json_decref(request(&d, "{\"op\": \"resume\", \"job_id\": %lld}", id));
+    CHECK_INT(finish_job(job), 0);
+    char want[96];
+    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
+    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    CHECK_CONTAINS(big, want);
+    char log[1 << 16] = "";
+    FILE *f = fopen(d.log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    CHECK_CONTAINS(log, "cannot restore from checkpoint");
+    CHECK_CONTAINS(log, "cannot be restored; recovering from ");
+    daemon_down(&d);
+}
+
 /* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
  * says the strategy gave up. */
 static void attempts_exhausted(void)
@@ -927,6 +981,7 @@ int main(int argc, char **argv)
     RUN(checkpoint_chaos_exact);
     RUN(savepoint_stop_and_resume);
     RUN(jobmanager_restart_resumes);
+    RUN(corrupt_checkpoint_falls_back_jm);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
