@@ -146,6 +146,11 @@ int peer_gst(int arg);
 int scen_ckpt_chain(int arg); /* (k) checkpoints: (a) and (c) while checkpointing, one checkpoint of 1M keys */
 int scen_ckpt_keyed(int arg);
 int scen_ckpt_size(int arg);
+int scen_ckpt_align(int arg);
+/* Checkpoints for a bench pipeline: pipe_config set to the checkpoint strategy at this interval, into a fresh
+ * directory (removed by bench_ckpt_end). */
+int bench_ckpt_begin(double interval);
+void bench_ckpt_end(void);
 int scen_remote_small(int arg);   /* (h1) 8 B records, records/s */
 int scen_remote_large(int arg);   /* (h2) 4 KiB records, bytes/s */
 int scen_remote_first(int arg);   /* (h3) submit to first record */

@@ -85,6 +85,7 @@ static void build_entries(int quick)
     add("k.a", "(k) (a) with checkpoints", scen_ckpt_chain, 0);
     add("k.c", "(k) (c) with checkpoints", scen_ckpt_keyed, 0);
     add("k.pause", "(k) checkpoint of 1M keys", scen_ckpt_size, 0);
+    add("k.align", "(k) two-input operator", scen_ckpt_align, 0);
     add("h.8b", "(h1) cross-process, 8 B records", scen_remote_small, 0);
     add("h.4k", "(h2) cross-process, 4 KiB records", scen_remote_large, 0);
     add("h.first", "(h3) submit to first record", scen_remote_first, 0);
@@ -257,6 +258,11 @@ static void derive(int quick)
     if ((ck = find_row("k.a")) && a) { /* the cost of checkpoints: against the same pipeline without */
         set_ratio(ck, ck->value / a->value, "(a)");
         bench_set_target(ck, GOAL_GE, 0.9 * a->value, ">= 0.9x (a)");
+    }
+    bench_row *dd;
+    if ((ck = find_row("k.d")) && (dd = find_row("d"))) {
+        set_ratio(ck, ck->value / dd->value, "(d)");
+        bench_set_target(ck, GOAL_GE, 0.9 * dd->value, ">= 0.9x (d)");
     }
     if ((ck = find_row("k.c")) && (c = find_row("c"))) {
         set_ratio(ck, ck->value / c->value, "(c)");

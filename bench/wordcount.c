@@ -8,6 +8,7 @@
 #include <sage/sage.h>
 
 #include "bench.h"
+#include "pipelines.h"
 
 #define WC_VOCAB 50000u
 
@@ -153,7 +154,7 @@ static int wc_run(uint64_t n, void *arg, bench_run *out)
 {
     const wc_file *f = arg;
     wc_total tot = {0};
-    sage_env *env = sage_env_create("bench_wordcount", NULL);
+    sage_env *env = sage_env_create("bench_wordcount", pipe_config);
     sage_stream *s = sage_from_file_lines(env, f->path, &(sage_op_opts){.name = "lines"});
     s = sage_flat_map(s, split_words, NULL, &(sage_op_opts){.name = "split"});
     s = sage_flat_map(sage_key_by(s, word_key, NULL), count_word, NULL,
@@ -163,6 +164,7 @@ static int wc_run(uint64_t n, void *arg, bench_run *out)
     bench_timer_start(&tm);
     int rc = sage_env_execute(env);
     bench_timer_stop(&tm, out);
+    sage_env_checkpoint_stats(env, &pipe_ckpt_stats);
     if (rc != 0)
         rc = bench_fail("(d) word count failed (%s): %s", sage_err_name(rc), sage_env_errmsg(env));
     else if (atomic_load(&tot.words) != f->words || atomic_load(&tot.distinct) != f->distinct)
@@ -194,5 +196,18 @@ int scen_wordcount(int arg)
              (unsigned long long)f.lines, (unsigned long long)f.words, (unsigned long long)f.distinct);
     bench_emit(&r);
     bench_emit(&mb);
+    /* (k.d) the same with a checkpoint every 0.1 s */
+    bench_row k = bench_row_new("k.d", "(k) (d) with a checkpoint every 0.1 s", "rec/s");
+    if (wc_generate(&f, target) < 0 || bench_ckpt_begin(0.1) != 0)
+        return -1;
+    rc = bench_measure_fixed(&k, wc_run, &f, f.words, g_opts.reps);
+    bench_ckpt_end();
+    unlink(f.path);
+    if (rc < 0)
+        return -1;
+    snprintf(k.note, sizeof k.note, "words/s; %llu checkpoints in the last run, the last %.1f MB, pause %.1f ms",
+             (unsigned long long)pipe_ckpt_stats.completed, (double)pipe_ckpt_stats.last_bytes / 1e6,
+             pipe_ckpt_stats.last_pause_ms);
+    bench_emit(&k);
     return 0;
 }

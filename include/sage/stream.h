@@ -191,6 +191,25 @@ SAGE_API sage_stream *sage_connect(sage_stream *a, sage_stream *b);
 SAGE_API sage_stream *sage_comap(sage_stream *connected, const sage_map_fn *fns, size_t nfns, void *udata,
                                  const sage_op_opts *opts);
 
+/* Union: the records of every input stream, unchanged, as one stream (n >= 2
+ * streams of one env; their order between inputs is not defined). An
+ * operator of its own ("union_<n>" unless named), with opts' parallelism. */
+SAGE_API sage_stream *sage_union(sage_stream *const *streams, size_t n, const sage_op_opts *opts);
+/* Keyed reduce, on a keyed stream (right after sage_key_by): one accumulator
+ * of acc_size bytes (1..SAGE_REDUCE_ACC_MAX) per key, zero-filled when the key
+ * first comes, kept by the engine (checkpointed with the per-key state); fn
+ * folds each record into it (return 0, or a negative value to fail the job).
+ * What it emits is [acc_size bytes: the accumulator][the key's bytes]: after
+ * every record (SAGE_REDUCE_EACH: a running value), or once per key when the
+ * input ended (SAGE_REDUCE_AT_CLOSE: the final value; a stopped job emits
+ * what it has). Word count is sage_reduce(sage_key_by(words, ...), add_one,
+ * 8, SAGE_REDUCE_AT_CLOSE, ...). opts' close hook, if any, runs after the
+ * final emits. */
+#define SAGE_REDUCE_ACC_MAX 4096
+enum { SAGE_REDUCE_EACH = 0, SAGE_REDUCE_AT_CLOSE = 1 };
+typedef int (*sage_reduce_fn)(sage_ctx *ctx, void *acc, const void *rec, size_t len, void *udata);
+SAGE_API sage_stream *sage_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t acc_size, int emit, void *udata,
+                                  const sage_op_opts *opts);
 /* Keyed join of two streams: records of either side with equal keys reach
  * the same instance; fn sees which side each came from and the key
  * (sage_ctx_key), and keeps what it must remember in per-key state. Both

@@ -80,6 +80,17 @@ SAGE_API sage_stream *sage_comap(sage_stream *connected, const sage_map_fn *fns,
     return sage__declare_comap(connected, fns, nfns, udata, opts);
 }
 
+SAGE_API sage_stream *sage_union(sage_stream *const *streams, size_t n, const sage_op_opts *opts)
+{
+    return sage__declare_union(streams, n, opts);
+}
+
+SAGE_API sage_stream *sage_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t acc_size, int emit, void *udata,
+                                  const sage_op_opts *opts)
+{
+    return sage__declare_reduce(keyed, fn, acc_size, emit, udata, opts);
+}
+
 SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
                                 sage_join_fn fn, void *udata, const sage_op_opts *opts)
 {

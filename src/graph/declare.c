@@ -315,6 +315,84 @@ sage_stream *sage__declare_comap(sage_stream *connected, const sage_map_fn *fns,
     return new_stream(g, op);
 }
 
+/* A generated name with this prefix ("union_3"), when the user gave none. */
+static void generated_name(sage__graph *g, sage__op *op, const sage_op_opts *opts, const char *prefix)
+{
+    if (opts && opts->name)
+        return;
+    int k = op->id;
+    char name[SAGE__NAME_MAX];
+    do
+        sage__fmt(name, sizeof name, "%s_%d", prefix, k++);
+    while (sage__graph_find(g, name));
+    sage__strlcpy(op->name, name, sizeof op->name);
+}
+
+sage_stream *sage__declare_union(sage_stream *const *streams, size_t n, const sage_op_opts *opts)
+{
+    if (!streams || n == 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!streams[i])
+            return NULL; /* its error is recorded already */
+    sage__graph *g = streams[0]->g;
+    if (n < 2) {
+        sage__errf(g->err, SAGE_EINVAL, "sage_union: %zu stream given, a union needs at least 2", n);
+        return NULL;
+    }
+    for (size_t i = 1; i < n; i++)
+        if (!same_graph(streams[0], streams[i], "sage_union"))
+            return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!input_ok(streams[i], "sage_union", 0))
+            return NULL;
+    sage__op *op = new_op(g, SAGE__OP_COMAP, opts, "sage_union");
+    if (!op || !new_inputs(g, op, n, "sage_union"))
+        return NULL;
+    generated_name(g, op, opts, "union");
+    op->builtin = SAGE__BUILTIN_UNION;
+    for (size_t i = 0; i < n; i++) {
+        edge_from(&op->inputs[i], streams[i]);
+        if (streams[i]->part == SAGE__PART_KEY)
+            op->keyed = 1;
+    }
+    return new_stream(g, op);
+}
+
+sage_stream *sage__declare_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t acc_size, int emit, void *udata,
+                                  const sage_op_opts *opts)
+{
+    if (!keyed)
+        return NULL;
+    sage__graph *g = keyed->g;
+    if (!fn) {
+        sage__errf(g->err, SAGE_EINVAL, "sage_reduce: the function is NULL");
+        return NULL;
+    }
+    if (keyed->part != SAGE__PART_KEY) {
+        sage__errf(g->err, SAGE_EINVAL, "sage_reduce: expects a keyed stream (call sage_key_by first)");
+        return NULL;
+    }
+    if (acc_size == 0 || acc_size > SAGE_REDUCE_ACC_MAX) {
+        sage__errf(g->err, SAGE_EINVAL, "sage_reduce: an accumulator of %zu bytes (1..%d)", acc_size,
+                   SAGE_REDUCE_ACC_MAX);
+        return NULL;
+    }
+    if (emit != SAGE_REDUCE_EACH && emit != SAGE_REDUCE_AT_CLOSE) {
+        sage__errf(g->err, SAGE_EINVAL, "sage_reduce: emit is %d (SAGE_REDUCE_EACH or SAGE_REDUCE_AT_CLOSE)", emit);
+        return NULL;
+    }
+    sage_stream *s = one_input(keyed, SAGE__OP_FLAT_MAP, (void *)fn, udata, opts, "sage_reduce", SAGE__BUILTIN_REDUCE);
+    if (!s)
+        return NULL;
+    generated_name(g, s->op, opts, "reduce");
+    s->op->fn.map = NULL; /* the runtime's fold calls reduce */
+    s->op->reduce = fn;
+    s->op->reduce_acc = acc_size;
+    s->op->reduce_emit = emit;
+    return s;
+}
+
 sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
                                 sage_join_fn fn, void *udata, const sage_op_opts *opts)
 {

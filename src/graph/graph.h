@@ -52,6 +52,8 @@ typedef enum sage__builtin {
     SAGE__BUILTIN_FILE_LINES, /* source over a text file */
     SAGE__BUILTIN_FILE_SINK,
     SAGE__BUILTIN_COLLECT_SINK,
+    SAGE__BUILTIN_UNION,  /* comap passing every record on unchanged */
+    SAGE__BUILTIN_REDUCE, /* flat_map folding records into per-key accumulators */
 } sage__builtin;
 
 typedef struct sage__op sage__op;
@@ -101,6 +103,9 @@ struct sage__op {
     size_t *coll_off;          /* collection: n+1 offsets into coll_data */
     char *path;                /* file source / file sink */
     sage_collector *collector; /* collect sink (owned by the user) */
+    sage_reduce_fn reduce;     /* reduce: the fold, the accumulator's size, SAGE_REDUCE_EACH or _AT_CLOSE */
+    size_t reduce_acc;
+    int reduce_emit;
 };
 
 struct sage_stream {
@@ -215,6 +220,9 @@ sage_stream *sage__declare_one_input(sage_stream *in, sage__op_kind kind, void *
                                      const sage_op_opts *opts, const char *what);
 sage_stream *sage__declare_route(sage_stream *in, sage__part part, void *fn, void *udata, const char *what);
 sage_stream *sage__declare_connect(sage_stream *a, sage_stream *b);
+sage_stream *sage__declare_union(sage_stream *const *streams, size_t n, const sage_op_opts *opts);
+sage_stream *sage__declare_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t acc_size, int emit, void *udata,
+                                  const sage_op_opts *opts);
 sage_stream *sage__declare_comap(sage_stream *connected, const sage_map_fn *fns, size_t nfns, void *udata,
                                  const sage_op_opts *opts);
 sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,

@@ -117,6 +117,53 @@ int sage__builtin_source(sage_ctx *ctx, sage_out *out, void *udata)
     return SAGE_MORE;
 }
 
+/* ---- reduce ---- */
+
+/* [accumulator][key] */
+static int emit_acc(sage_out *out, const void *acc, size_t acc_size, const void *key, size_t key_len)
+{
+    unsigned char rec[SAGE_REDUCE_ACC_MAX + SAGE_KEY_MAX];
+    memcpy(rec, acc, acc_size);
+    if (key_len)
+        memcpy(rec + acc_size, key, key_len);
+    return sage_emit(out, rec, acc_size + key_len);
+}
+
+int sage__builtin_reduce(sage_ctx *ctx, const void *rec, size_t len, sage_out *out, void *udata)
+{
+    const sage__op *op = udata;
+    void *acc = sage_ctx_state(ctx, op->reduce_acc);
+    if (!acc)
+        return ctx->failmsg[0] ? SAGE_ENOMEM : SAGE_ESTATE;
+    int rc = op->reduce(ctx, acc, rec, len, op->udata);
+    if (rc < 0)
+        return rc;
+    if (op->reduce_emit == SAGE_REDUCE_EACH)
+        return emit_acc(out, acc, op->reduce_acc, ctx->key, ctx->key_len);
+    return 0;
+}
+
+typedef struct acc_emit {
+    sage_out *out;
+    size_t size;
+} acc_emit;
+
+static int emit_one_acc(const void *key, size_t len, void *state, void *arg)
+{
+    acc_emit *a = arg;
+    int rc = emit_acc(a->out, state, a->size, key, len);
+    return rc < 0 ? rc : 0;
+}
+
+int sage__builtin_reduce_close(sage_ctx *ctx, sage_out *out, void *udata)
+{
+    const sage__op *op = udata;
+    if (op->reduce_emit != SAGE_REDUCE_AT_CLOSE)
+        return 0;
+    acc_emit a = {out, op->reduce_acc};
+    return sage_ctx_state_foreach(ctx, emit_one_acc, &a);
+}
+
 /* ---- sinks ---- */
 
 int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)

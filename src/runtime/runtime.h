@@ -247,6 +247,10 @@ int sage__builtin_source(sage_ctx *ctx, sage_out *out, void *udata);
 int sage__builtin_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata);
 int sage__builtin_open(sage_ctx *ctx, void *udata);
 int sage__builtin_close(sage_ctx *ctx, sage_out *out, void *udata);
+/* sage_reduce: fold one record into its key's accumulator (and emit it, SAGE_REDUCE_EACH); emit every key's
+ * accumulator (SAGE_REDUCE_AT_CLOSE), in the order keys were first seen. */
+int sage__builtin_reduce(sage_ctx *ctx, const void *rec, size_t len, sage_out *out, void *udata);
+int sage__builtin_reduce_close(sage_ctx *ctx, sage_out *out, void *udata);
 /* Embedded: truncate and open file sinks, prepare collectors (errors to err). */
 int sage__sinks_open_local(sage__job *job, sage__err *err);
 /* Close whatever sinks hold; the first write error goes to err. */

@@ -162,6 +162,12 @@ static int proc_comap(sage__opinst *in, int input, const void *rec, size_t len)
     return rc < 0 ? sage__inst_fail_ret(in, rc, "its function") : 0;
 }
 
+static int proc_union(sage__opinst *in, int input, const void *rec, size_t len)
+{
+    bump(&in->ctx.records_in);
+    return sage_emit(&in->out, rec, len);
+}
+
 static int proc_join(sage__opinst *in, int input, const void *rec, size_t len)
 {
     bump(&in->ctx.records_in);
@@ -260,13 +266,13 @@ void sage__opinst_bind(sage__opinst *in)
         in->fn.source = op->builtin != SAGE__BUILTIN_NONE ? sage__builtin_source : op->fn.source;
         break;
     case SAGE__OP_MAP:
-    case SAGE__OP_FLAT_MAP: in->fn.map = op->fn.map; break;
+    case SAGE__OP_FLAT_MAP: in->fn.map = op->builtin == SAGE__BUILTIN_REDUCE ? sage__builtin_reduce : op->fn.map; break;
     case SAGE__OP_FILTER: in->fn.filter = op->fn.filter; break;
     case SAGE__OP_SINK: in->fn.sink = op->builtin != SAGE__BUILTIN_NONE ? sage__builtin_sink : op->fn.sink; break;
     case SAGE__OP_JOIN: in->fn.join = op->fn.join; break;
     default: break;
     }
-    in->kind_process = kind_process(op);
+    in->kind_process = op->builtin == SAGE__BUILTIN_UNION ? proc_union : kind_process(op);
     in->process = op->keyed ? proc_keyed : in->kind_process;
 }
 
@@ -589,7 +595,12 @@ static int close_all(sage__task *t, int ok)
                 sage__builtin_close(&in->ctx, &in->out, in->udata);
             continue;
         }
-        if (in->op->close) {
+        if (in->op->builtin == SAGE__BUILTIN_REDUCE && ok) { /* the final values, before the user's close */
+            in->ctx.calls++;
+            if ((rc = sage__builtin_reduce_close(&in->ctx, &in->out, in->udata)) < 0)
+                rc = sage__inst_fail(in, rc);
+        }
+        if (rc == 0 && in->op->close) {
             in->ctx.calls++;
             rc = in->op->close(&in->ctx, &in->out, in->op->udata);
             if (rc < 0 && ok)
