@@ -48,6 +48,8 @@ static _Atomic int64_t countdown;  /* records until the armed failure */
 static _Atomic int corrupt_newest; /* before failing, truncate a part of the newest checkpoint */
 static _Atomic uint64_t seed;
 
+static _Atomic int failed_attempt; /* the attempt of the last failure (one per attempt: it is dying) */
+
 static uint64_t rnd(void)
 {
     uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
@@ -81,13 +83,20 @@ static int should_fail(void)
     uint64_t need = atomic_load(&corrupt_newest) ? 2 : 1; /* corrupting one needs an older one to fall back on */
     if (st.completed < atomic_load(&armed_at) + need)
         return 0;
+    int attempt = st.recoveries + 1; /* the supervisor counts a recovery before its attempt runs */
+    if (attempt <= atomic_load(&failed_attempt))
+        return 0; /* this attempt failed already (a checkpoint written before that may commit meanwhile) */
     if (atomic_fetch_sub(&countdown, 1) > 1)
         return 0;
-    /* this thread wins the failure; the next one waits for a newer checkpoint */
+    /* this thread wins the failure; the next one waits for a newer checkpoint and the next attempt */
     atomic_store(&armed_at, st.completed);
+    atomic_store(&failed_attempt, attempt);
     atomic_store(&countdown, 1 + (int64_t)(rnd() % 3000));
-    if (atomic_fetch_sub(&failures_left, 1) <= 0)
-        return 0;
+    int left = atomic_load(&failures_left);
+    do
+        if (left <= 0)
+            return 0;
+    while (!atomic_compare_exchange_weak(&failures_left, &left, left - 1));
     if (atomic_load(&corrupt_newest))
         truncate_a_part(st.last_path);
     return 1;
@@ -95,6 +104,7 @@ static int should_fail(void)
 
 static void arm(sage_env *env, int failures, int corrupt)
 {
+    atomic_store(&failed_attempt, 0);
     atomic_store(&seed, sage_now_ns());
     atomic_store(&failures_left, failures);
     atomic_store(&armed_at, 0);
@@ -689,6 +699,49 @@ static void finished_source_not_rerun(void)
     sage_collector_destroy(c);
 }
 
+/* ---- a checkpoint that cannot finish in time is abandoned; the job goes on ---- */
+
+static _Atomic int slow_gate; /* 1: the slow map holds its record until the checkpoint was abandoned */
+static int slow_map(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    sage_env *env = atomic_load(&watched);
+    while (atomic_load(&slow_gate) && env) { /* stuck in one record: no barrier can pass it */
+        sage_checkpoint_stats st;
+        if (sage_env_checkpoint_stats(env, &st) == 0 && st.abandoned > 0)
+            atomic_store(&slow_gate, 0);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return sage_emit(o, r, n);
+}
+
+static void timeout_abandons(void)
+{
+    ckpt_config(0.01, 1, ", \"checkpoint_timeout\": 0.05");
+    enum { N = 50000 };
+    int64_t *vals = malloc(N * sizeof *vals);
+    for (int i = 0; i < N; i++)
+        vals[i] = i;
+    sage_collector *c = sage_collector_create(0);
+    sage_env *env = sage_env_create("slow", config);
+    sage_stream *s = sage_from_int64s(env, vals, N, &(sage_op_opts){.name = "nums"});
+    free(vals);
+    s = sage_map(sage_rebalance(s), slow_map, NULL, &(sage_op_opts){.name = "slow"});
+    sage_sink_collect(s, c, NULL);
+    atomic_store(&slow_gate, 1);
+    atomic_store(&watched, env);
+    int rc = sage_env_execute(env);
+    atomic_store(&watched, NULL);
+    CHECK_INT(rc, 0);
+    CHECK_INT(sage_collector_count(c), N); /* the job went on and finished */
+    sage_checkpoint_stats st;
+    sage_env_checkpoint_stats(env, &st);
+    CHECK(st.abandoned >= 1);
+    CHECK_INT(st.recoveries, 0);
+    sage_env_destroy(env);
+    sage_collector_destroy(c);
+}
+
 static int user_sink(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
 static void explain_says_guarantees(void)
@@ -741,5 +794,6 @@ int main(int argc, char **argv)
     RUN(unwritable_dir_refused);
     RUN(explain_says_guarantees);
     RUN(finished_source_not_rerun);
+    RUN(timeout_abandons);
     return CHECK_DONE();
 }

@@ -297,7 +297,7 @@ static json_t *request(const daemon_t *d, const char *fmt, ...)
  * returned stream (read it to the end, then pclose). */
 static FILE *start_job(const daemon_t *d, const char *name, const char *ft, const char *env)
 {
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s %s pipeline %s %s '%s' 2>&1", env, d->home, self, name, d->addr, ft);
     fflush(NULL);
     return popen(cmd, "r");
@@ -765,6 +765,24 @@ static void corrupt_checkpoint_falls_back_jm(void)
     daemon_down(&d);
 }
 
+/* A checkpoint directory that cannot be written is refused at submit, naming the key and the cause. */
+static void unwritable_checkpoint_dir_refused(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char file[300], ft[500];
+    temp_path(file, sizeof file, &d, "plainfile");
+    FILE *f = fopen(file, "w");
+    if (f)
+        fclose(f);
+    snprintf(ft, sizeof ft, "{\"strategy\": \"checkpoint\", \"checkpoint_dir\": \"%s/sub\"}", file);
+    CHECK(finish_job(start_job(&d, "keyed", ft, "")) != 0);
+    CHECK_CONTAINS(big, "\"fault_tolerance.checkpoint_dir\": checkpoints cannot be written: ");
+    CHECK_CONTAINS(big, "Not a directory");
+    daemon_down(&d);
+}
+
 /* Every attempt fails: after max_attempts restarts the job fails with the user's code and a message that
  * says the strategy gave up. */
 static void attempts_exhausted(void)
@@ -982,6 +1000,7 @@ int main(int argc, char **argv)
     RUN(savepoint_stop_and_resume);
     RUN(jobmanager_restart_resumes);
     RUN(corrupt_checkpoint_falls_back_jm);
+    RUN(unwritable_checkpoint_dir_refused);
     RUN(attempts_exhausted);
     RUN(killed_worker_restarted);
     RUN(stop_while_waiting);
