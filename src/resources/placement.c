@@ -3,7 +3,7 @@
  * Design note. Placement is first fit: requests are taken in order, the
  * instances of each request in order, and every instance goes to the first
  * node (in array order) where all of its keys fit at once. When that leaves
- * some instance without a place, a bounded search (below, "search") looks
+ * some instance without a place, a bounded search (search.c) looks
  * for any placement before the job is refused, so a job that fits is never
  * refused for the order of its declarations; jobs that first fit places
  * keep exactly that placement. All bookkeeping
@@ -31,43 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resources/place_fit.h"
 #include "resources/placement.h"
 #include "util/err.h"
-
-#define UNITS 10000 /* one CPU or GPU, in steps of 0.0001 */
-
-enum { CPU_FREE = 0, CPU_EXCL = 1, CPU_SHARED = 2 };
-
-/* Scratch counters for all nodes. */
-typedef struct scratch {
-    size_t nnodes;
-    size_t *cpu_off; /* nnodes: first index of node i's CPUs in cpu / shared */
-    size_t total_cpus;
-    unsigned char *cpu; /* total_cpus: CPU_FREE / CPU_EXCL / CPU_SHARED */
-    int *shared;        /* total_cpus: load of a shared core, in UNITS */
-    int *gpu;           /* nnodes * SAGE__NODE_GPUS_MAX: load in UNITS */
-    uint64_t *mem;      /* nnodes: bytes used */
-    double *custom;     /* nnodes * SAGE_RES_CUSTOM_MAX: used, by the node's custom index */
-} scratch;
-
-/* What one instance of a request needs, in placement units. */
-typedef struct need {
-    int cpu_whole; /* exclusive CPUs */
-    int cpu_frac;  /* share of a shared core, UNITS (0: none) */
-    int gpu_whole; /* whole GPUs */
-    int gpu_frac;  /* share of one GPU, UNITS (0: none) */
-    uint64_t mem;  /* memory + object_store_memory, saturated */
-} need;
-
-/* Where one instance would go on one node. */
-typedef struct pick {
-    int cpus[SAGE__NODE_CPUS_MAX + 1]; /* exclusive ids ascending, then the shared core */
-    int ncpus;
-    int shared_core;               /* -1: none */
-    int gpus[SAGE__NODE_GPUS_MAX]; /* indexes into the node's GPUs */
-    int ngpus;
-    int custom_idx[SAGE_RES_CUSTOM_MAX]; /* node custom index per request custom (-1: none) */
-} pick;
 
 /* Append to a message buffer, truncating quietly. */
 typedef struct msgbuf {
@@ -93,7 +59,7 @@ static void mb_add(msgbuf *m, const char *fmt, ...)
 
 /* --------------------------------------------------------------- scratch */
 
-static void scratch_free(scratch *s)
+void sage__pl_scratch_free(scratch *s)
 {
     free(s->cpu_off);
     free(s->cpu);
@@ -104,7 +70,7 @@ static void scratch_free(scratch *s)
     memset(s, 0, sizeof *s);
 }
 
-static int scratch_init(scratch *s, const sage__node *nodes, size_t nnodes)
+int sage__pl_scratch_init(scratch *s, const sage__node *nodes, size_t nnodes)
 {
     memset(s, 0, sizeof *s);
     s->nnodes = nnodes;
@@ -122,13 +88,13 @@ static int scratch_init(scratch *s, const sage__node *nodes, size_t nnodes)
     s->mem = calloc(nnodes, sizeof *s->mem);
     s->custom = calloc(nnodes * SAGE_RES_CUSTOM_MAX, sizeof *s->custom);
     if (!s->cpu_off || !s->cpu || !s->shared || !s->gpu || !s->mem || !s->custom) {
-        scratch_free(s);
+        sage__pl_scratch_free(s);
         return SAGE_ENOMEM;
     }
     return 0;
 }
 
-static void scratch_copy(scratch *dst, const scratch *src)
+void sage__pl_scratch_copy(scratch *dst, const scratch *src)
 {
     memcpy(dst->cpu, src->cpu, src->total_cpus * sizeof *src->cpu);
     memcpy(dst->shared, src->shared, src->total_cpus * sizeof *src->shared);
@@ -139,7 +105,7 @@ static void scratch_copy(scratch *dst, const scratch *src)
 
 /* ------------------------------------------------------------------ fit */
 
-static void need_of(const sage_resources *r, need *nd)
+void sage__pl_need_of(const sage_resources *r, need *nd)
 {
     long long c = llround(r->num_cpus * UNITS), g = llround(r->num_gpus * UNITS);
     nd->cpu_whole = (int)(c / UNITS);
@@ -168,7 +134,7 @@ static int node_custom_index(const sage__node *n, const char *name)
 }
 
 /* Does one instance of r fit on node ni given the scratch counters? Fills pk. */
-static int fits(const sage__node *n, size_t ni, const scratch *s, const sage_resources *r, const need *nd, pick *pk)
+int sage__pl_fits(const sage__node *n, size_t ni, const scratch *s, const sage_resources *r, const need *nd, pick *pk)
 {
     const unsigned char *cpu = s->cpu + s->cpu_off[ni];
     const int *shared = s->shared + s->cpu_off[ni];
@@ -235,7 +201,7 @@ static int fits(const sage__node *n, size_t ni, const scratch *s, const sage_res
     return 1;
 }
 
-static void apply(const sage__node *n, size_t ni, scratch *s, const sage_resources *r, const need *nd, const pick *pk)
+void sage__pl_apply(const sage__node *n, size_t ni, scratch *s, const sage_resources *r, const need *nd, const pick *pk)
 {
     unsigned char *cpu = s->cpu + s->cpu_off[ni];
     int *shared = s->shared + s->cpu_off[ni];
@@ -545,225 +511,6 @@ static void report(const sage__node *nodes, size_t nnodes, const sage__place_req
     }
 }
 
-/* ---------------------------------------------------------------- search */
-
-/* When first fit in declaration order fails, a depth-first search over the
- * instances, largest first, looks for any placement: at each instance it
- * tries every node where it fits and, for a fractional GPU or CPU share,
- * every GPU or shared core with room (one per distinct load: equal loads
- * are interchangeable). Its first leaf is first fit decreasing; it stops
- * after SEARCH_BUDGET steps. Deterministic: the same job on the same nodes
- * gets the same placement. */
-#define SEARCH_BUDGET 200000L
-#define SEARCH_MAX_SLOTS 1024
-
-typedef struct slot {
-    size_t req;
-    int inst;
-    long long size; /* ordering key: GPU, then CPU, then memory need */
-} slot;
-
-typedef struct choice {
-    int node, gpu, core; /* gpu, core: which GPU / shared core the fractions take (-1: fits()'s own) */
-} choice;
-
-typedef struct search {
-    const sage__node *nodes;
-    size_t nnodes;
-    const sage__place_req *reqs;
-    slot *order;
-    size_t nslots;
-    choice *chosen;
-    scratch *s;
-    pick *picks; /* one per depth */
-    long budget;
-} search;
-
-/* fits() with the fractions forced onto one GPU / shared core. */
-static int fits_forced(const sage__node *n, size_t ni, const scratch *s, const sage_resources *r, const need *nd,
-                       pick *pk, int gpu, int core)
-{
-    if (!fits(n, ni, s, r, nd, pk))
-        return 0;
-    if (gpu >= 0) {
-        const int *g = s->gpu + ni * SAGE__NODE_GPUS_MAX;
-        if (nd->gpu_frac == 0 || gpu >= n->ngpus || g[gpu] + nd->gpu_frac > UNITS)
-            return 0;
-        pk->gpus[0] = gpu;
-    }
-    if (core >= 0) {
-        const unsigned char *cpu = s->cpu + s->cpu_off[ni];
-        const int *shared = s->shared + s->cpu_off[ni];
-        int last_excl = nd->cpu_whole > 0 ? pk->cpus[nd->cpu_whole - 1] : -1;
-        if (nd->cpu_frac == 0 || core >= n->ncpus ||
-            !((cpu[core] == CPU_SHARED && shared[core] + nd->cpu_frac <= UNITS) ||
-              (cpu[core] == CPU_FREE && core > last_excl)))
-            return 0;
-        pk->shared_core = core;
-        pk->cpus[pk->ncpus - 1] = core;
-    }
-    return 1;
-}
-
-/* Undo apply(); core_was_free: the shared core was opened by it. */
-static void unapply(size_t ni, scratch *s, const sage_resources *r, const need *nd, const pick *pk, int core_was_free)
-{
-    unsigned char *cpu = s->cpu + s->cpu_off[ni];
-    int *shared = s->shared + s->cpu_off[ni];
-    int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
-    for (int i = 0; i < pk->ncpus; i++) {
-        int k = pk->cpus[i];
-        if (k == pk->shared_core) {
-            shared[k] -= nd->cpu_frac;
-            if (core_was_free && shared[k] == 0)
-                cpu[k] = CPU_FREE;
-        } else {
-            cpu[k] = CPU_FREE;
-        }
-    }
-    for (int i = 0; i < pk->ngpus; i++)
-        gpu[pk->gpus[i]] -= nd->gpu_whole > 0 ? UNITS : nd->gpu_frac;
-    s->mem[ni] -= nd->mem;
-    for (size_t c = 0; c < r->ncustom && c < SAGE_RES_CUSTOM_MAX; c++)
-        if (pk->custom_idx[c] >= 0)
-            s->custom[ni * SAGE_RES_CUSTOM_MAX + (size_t)pk->custom_idx[c]] -= r->custom[c].amount;
-}
-
-/* Is core k a candidate for a fractional CPU share: a shared core with room whose load no
- * higher-numbered candidate has, or the highest free core above the exclusive ones? */
-static int core_option(const unsigned char *cpu, const int *sh, int ncpus, int k, int frac, int last_excl)
-{
-    if (cpu[k] == CPU_SHARED) {
-        if (sh[k] + frac > UNITS)
-            return 0;
-        for (int j = k + 1; j < ncpus; j++)
-            if (cpu[j] == CPU_SHARED && sh[j] == sh[k])
-                return 0;
-        return 1;
-    }
-    if (cpu[k] != CPU_FREE || k <= last_excl)
-        return 0;
-    for (int j = k + 1; j < ncpus; j++)
-        if (cpu[j] == CPU_FREE)
-            return 0;
-    return 1;
-}
-
-/* Is GPU g a candidate for a fractional share: room, and no lower GPU with the same load? */
-static int gpu_option(const int *gl, int g, int frac)
-{
-    if (gl[g] + frac > UNITS)
-        return 0;
-    for (int j = 0; j < g; j++)
-        if (gl[j] == gl[g])
-            return 0;
-    return 1;
-}
-
-static int dfs(search *S, size_t depth)
-{
-    if (depth == S->nslots)
-        return 1;
-    if (--S->budget <= 0)
-        return 0;
-    const slot *sl = &S->order[depth];
-    const sage_resources *r = &S->reqs[sl->req].res;
-    pick *pk = &S->picks[depth]; /* this depth's own: deeper ones must not overwrite it */
-    need nd;
-    need_of(r, &nd);
-    for (size_t ni = 0; ni < S->nnodes; ni++) {
-        const sage__node *n = &S->nodes[ni];
-        if (!fits(n, ni, S->s, r, &nd, pk))
-            continue; /* its own choices fail: so does every other on this node */
-        int last_excl = nd.cpu_whole > 0 ? pk->cpus[nd.cpu_whole - 1] : -1;
-        const int *gl = S->s->gpu + ni * SAGE__NODE_GPUS_MAX;
-        const unsigned char *cpu = S->s->cpu + S->s->cpu_off[ni];
-        const int *sh = S->s->shared + S->s->cpu_off[ni];
-        int ngpu = n->ngpus < SAGE__NODE_GPUS_MAX ? n->ngpus : SAGE__NODE_GPUS_MAX;
-        for (int g = nd.gpu_frac > 0 ? 0 : -1; g < (nd.gpu_frac > 0 ? ngpu : 0); g++) {
-            if (g >= 0 && !gpu_option(gl, g, nd.gpu_frac))
-                continue;
-            for (int c = nd.cpu_frac > 0 ? n->ncpus - 1 : -1; c >= (nd.cpu_frac > 0 ? 0 : -1); c--) {
-                if (c >= 0 && !core_option(cpu, sh, n->ncpus, c, nd.cpu_frac, last_excl))
-                    continue;
-                if (!fits_forced(n, ni, S->s, r, &nd, pk, g, c))
-                    continue;
-                int core_was_free = pk->shared_core >= 0 && cpu[pk->shared_core] == CPU_FREE;
-                apply(n, ni, S->s, r, &nd, pk);
-                S->chosen[depth] = (choice){(int)ni, g, c};
-                if (dfs(S, depth + 1))
-                    return 1;
-                unapply(ni, S->s, r, &nd, pk, core_was_free);
-                if (S->budget <= 0)
-                    return 0;
-                if (c < 0)
-                    break;
-            }
-        }
-    }
-    return 0;
-}
-
-static int slot_cmp(const void *a, const void *b)
-{
-    const slot *x = a, *y = b;
-    if (x->size != y->size)
-        return x->size > y->size ? -1 : 1;
-    if (x->req != y->req)
-        return x->req < y->req ? -1 : 1;
-    return x->inst - y->inst;
-}
-
-/* Search for a placement (base: what running jobs hold). 1 with *order and *chosen set (caller frees);
- * 0 when none was found (*gave_up: the budget ran out); SAGE_ENOMEM. */
-static int search_all(const sage__node *nodes, size_t nnodes, const sage__place_req *reqs, size_t nreqs,
-                      const scratch *base, slot **order_out, choice **chosen_out, size_t *nslots_out, int *gave_up)
-{
-    *gave_up = 0;
-    size_t nslots = 0;
-    for (size_t i = 0; i < nreqs; i++)
-        nslots += (size_t)reqs[i].parallelism;
-    if (nslots > SEARCH_MAX_SLOTS) {
-        *gave_up = 1;
-        return 0;
-    }
-    slot *order = calloc(nslots ? nslots : 1, sizeof *order);
-    choice *chosen = calloc(nslots ? nslots : 1, sizeof *chosen);
-    pick *picks = malloc((nslots ? nslots : 1) * sizeof *picks);
-    scratch s;
-    if (!order || !chosen || !picks || scratch_init(&s, nodes, nnodes) != 0) {
-        free(order);
-        free(chosen);
-        free(picks);
-        return SAGE_ENOMEM;
-    }
-    scratch_copy(&s, base);
-    size_t k = 0;
-    for (size_t i = 0; i < nreqs; i++) {
-        need nd;
-        need_of(&reqs[i].res, &nd);
-        long long size = ((long long)nd.gpu_whole * UNITS + nd.gpu_frac) * 100000000LL +
-                         ((long long)nd.cpu_whole * UNITS + nd.cpu_frac) * 1000LL + (long long)(nd.mem >> 40);
-        for (int j = 0; j < reqs[i].parallelism; j++)
-            order[k++] = (slot){i, j, size};
-    }
-    qsort(order, nslots, sizeof *order, slot_cmp);
-    search S = {nodes, nnodes, reqs, order, nslots, chosen, &s, picks, SEARCH_BUDGET};
-    int found = dfs(&S, 0);
-    scratch_free(&s);
-    free(picks);
-    if (!found) {
-        *gave_up = S.budget <= 0;
-        free(order);
-        free(chosen);
-        return 0;
-    }
-    *order_out = order;
-    *chosen_out = chosen;
-    *nslots_out = nslots;
-    return 1;
-}
-
 /* ----------------------------------------------------------------- place */
 
 /* One pass over every request. With out == NULL only decide (marking the
@@ -775,18 +522,18 @@ static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_
     for (size_t i = 0; i < nreqs; i++) {
         const sage__place_req *q = &reqs[i];
         need nd;
-        need_of(&q->res, &nd);
+        sage__pl_need_of(&q->res, &nd);
         int ok = 1;
         for (int j = 0; j < q->parallelism && ok; j++) {
             size_t ni;
             for (ni = 0; ni < nnodes; ni++)
-                if (fits(&nodes[ni], ni, work, &q->res, &nd, pk))
+                if (sage__pl_fits(&nodes[ni], ni, work, &q->res, &nd, pk))
                     break;
             if (ni == nnodes) {
                 ok = 0;
                 break;
             }
-            apply(&nodes[ni], ni, work, &q->res, &nd, pk);
+            sage__pl_apply(&nodes[ni], ni, work, &q->res, &nd, pk);
             if (out) {
                 int rc = fill_assign(nodes, ni, &q->res, &nd, pk, &out[i][j]);
                 if (rc)
@@ -795,9 +542,9 @@ static int place_pass(const sage__node *nodes, size_t nnodes, const sage__place_
         }
         if (!out) {
             if (ok) {
-                scratch_copy(committed, work);
+                sage__pl_scratch_copy(committed, work);
             } else {
-                scratch_copy(work, committed);
+                sage__pl_scratch_copy(work, committed);
                 failed[i] = 1;
                 (*nfailed)++;
             }
@@ -813,7 +560,7 @@ static void apply_held(const sage__node *nodes, size_t nnodes, scratch *s, const
         for (size_t i = 0; i < held[h].nreqs; i++) {
             const sage__place_req *q = &held[h].reqs[i];
             need nd;
-            need_of(&q->res, &nd);
+            sage__pl_need_of(&q->res, &nd);
             for (int j = 0; j < q->parallelism; j++) {
                 const sage__assign *a = &held[h].assign[i][j];
                 if (a->node < 0 || (size_t)a->node >= nnodes)
@@ -912,25 +659,25 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
     }
 
     scratch work, committed;
-    if (scratch_init(&work, nodes, nnodes) != 0) {
+    if (sage__pl_scratch_init(&work, nodes, nnodes) != 0) {
         sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
-    if (scratch_init(&committed, nodes, nnodes) != 0) {
-        scratch_free(&work);
+    if (sage__pl_scratch_init(&committed, nodes, nnodes) != 0) {
+        sage__pl_scratch_free(&work);
         sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
     scratch base;
-    if (scratch_init(&base, nodes, nnodes) != 0) {
-        scratch_free(&work);
-        scratch_free(&committed);
+    if (sage__pl_scratch_init(&base, nodes, nnodes) != 0) {
+        sage__pl_scratch_free(&work);
+        sage__pl_scratch_free(&committed);
         sage__fmt(err, err_len, "placement: out of memory");
         return SAGE_ENOMEM;
     }
     apply_held(nodes, nnodes, &base, held, nheld);
-    scratch_copy(&work, &base);
-    scratch_copy(&committed, &base);
+    sage__pl_scratch_copy(&work, &base);
+    sage__pl_scratch_copy(&committed, &base);
     pick *pk = malloc(sizeof *pk);
     unsigned char *failed = calloc(nreqs ? nreqs : 1, 1);
     sage__assign **res = NULL;
@@ -948,7 +695,7 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
     place_pass(nodes, nnodes, reqs, nreqs, &work, &committed, pk, failed, &nfailed, NULL);
     if (nfailed > 0) {
         /* first fit missed: search for any placement before refusing */
-        int gave_up = 0, found = search_all(nodes, nnodes, reqs, nreqs, &base, &order, &chosen, &nslots, &gave_up);
+        int gave_up = 0, found = sage__pl_search(nodes, nnodes, reqs, nreqs, &base, &order, &chosen, &nslots, &gave_up);
         if (found < 0) {
             rc = found;
             goto fail;
@@ -978,19 +725,19 @@ int sage__place_held(const sage__node *nodes, size_t nnodes, const sage__held *h
             goto fail;
         }
     }
-    scratch_copy(&work, &base);
+    sage__pl_scratch_copy(&work, &base);
     if (order) { /* the search's placement, replayed in its order */
         for (size_t k = 0; k < nslots; k++) {
             const sage__place_req *q = &reqs[order[k].req];
             need nd;
-            need_of(&q->res, &nd);
+            sage__pl_need_of(&q->res, &nd);
             size_t ni = (size_t)chosen[k].node;
-            if (!fits_forced(&nodes[ni], ni, &work, &q->res, &nd, pk, chosen[k].gpu, chosen[k].core)) {
+            if (!sage__pl_fits_forced(&nodes[ni], ni, &work, &q->res, &nd, pk, chosen[k].gpu, chosen[k].core)) {
                 sage__fmt(err, err_len, "placement: the search's placement does not replay (a bug)");
                 rc = SAGE_EINVAL;
                 goto done;
             }
-            apply(&nodes[ni], ni, &work, &q->res, &nd, pk);
+            sage__pl_apply(&nodes[ni], ni, &work, &q->res, &nd, pk);
             if ((rc = fill_assign(nodes, ni, &q->res, &nd, pk, &res[order[k].req][order[k].inst])) != 0)
                 goto fail;
         }
@@ -1019,8 +766,8 @@ done:
     free(chosen);
     free(pk);
     free(failed);
-    scratch_free(&work);
-    scratch_free(&committed);
-    scratch_free(&base);
+    sage__pl_scratch_free(&work);
+    sage__pl_scratch_free(&committed);
+    sage__pl_scratch_free(&base);
     return rc;
 }
