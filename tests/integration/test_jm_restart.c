@@ -221,15 +221,9 @@ static int free_port(void)
 }
 
 /* A JobManager on a free port and a fresh state directory; 1 once it listens (a failed check if not). */
-static int daemon_up(daemon_t *d)
+/* The JobManager of d (a forked child) on d's state directory, on a free port. */
+static int daemon_start(daemon_t *d)
 {
-    snprintf(d->home, sizeof d->home, "/tmp/sage-jmrestart-XXXXXX");
-    if (!mkdtemp(d->home)) {
-        CHECK(!"a state directory under /tmp");
-        return 0;
-    }
-    snprintf(d->token, sizeof d->token, "%s/token", d->home);
-    snprintf(d->log, sizeof d->log, "%s/jobmanager.log", d->home);
     for (int tries = 0; tries < 3; tries++) { /* another test may take the port first */
         d->port = free_port();
         snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
@@ -257,6 +251,20 @@ static int daemon_up(daemon_t *d)
         }
         waitpid(pid, NULL, 0);
     }
+    return 0;
+}
+
+static int daemon_up(daemon_t *d)
+{
+    snprintf(d->home, sizeof d->home, "/tmp/sage-jmrestart-XXXXXX");
+    if (!mkdtemp(d->home)) {
+        CHECK(!"a state directory under /tmp");
+        return 0;
+    }
+    snprintf(d->token, sizeof d->token, "%s/token", d->home);
+    snprintf(d->log, sizeof d->log, "%s/jobmanager.log", d->home);
+    if (daemon_start(d))
+        return 1;
     CHECK(!"the JobManager started");
     return 0;
 }
@@ -615,39 +623,6 @@ static void savepoint_stop_and_resume(void)
     daemon_down(&d);
 }
 
-/* The JobManager of d again, on its state directory (a new port): after a crash. */
-static int daemon_again(daemon_t *d)
-{
-    for (int tries = 0; tries < 3; tries++) {
-        d->port = free_port();
-        snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0)
-            return 0;
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(p[0]);
-            sage_jobmanager_opts o = {.host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1]};
-            char err[2048];
-            int rc = sage_jobmanager_run(&o, err, sizeof err);
-            if (rc != 0)
-                fprintf(stderr, "jobmanager: %s\n", err);
-            _exit(rc ? 1 : 0);
-        }
-        close(p[1]);
-        char c = 0;
-        ssize_t n = read(p[0], &c, 1);
-        close(p[0]);
-        if (n == 1 && c == 'R') {
-            d->pid = pid;
-            return 1;
-        }
-        waitpid(pid, NULL, 0);
-    }
-    return 0;
-}
-
 static int finished_state(json_t *st)
 {
     const char *s = json_string_value(json_object_get(st, "state"));
@@ -679,7 +654,7 @@ static void jobmanager_restart_resumes(void)
     waitpid(d.pid, NULL, 0);
     d.pid = -1;
     CHECK(finish_job(job) != 0); /* its client lost the JobManager */
-    CHECK(daemon_again(&d));
+    CHECK(daemon_start(&d));     /* again, on its state directory */
     st = status_when(&d, id, finished_state, 60000);
     CHECK(st != NULL);
     CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
