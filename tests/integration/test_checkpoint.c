@@ -84,13 +84,15 @@ static int should_fail(void)
     if (st.completed < atomic_load(&armed_at) + need)
         return 0;
     int attempt = st.recoveries + 1; /* the supervisor counts a recovery before its attempt runs */
-    if (attempt <= atomic_load(&failed_attempt))
+    int prev = atomic_load(&failed_attempt);
+    if (attempt <= prev)
         return 0; /* this attempt failed already (a checkpoint written before that may commit meanwhile) */
     if (atomic_fetch_sub(&countdown, 1) > 1)
         return 0;
-    /* this thread wins the failure; the next one waits for a newer checkpoint and the next attempt */
-    atomic_store(&armed_at, st.completed);
-    atomic_store(&failed_attempt, attempt);
+    /* one thread wins this attempt's failure (several may reach the end of the countdown at once) */
+    if (!atomic_compare_exchange_strong(&failed_attempt, &prev, attempt))
+        return 0;
+    atomic_store(&armed_at, st.completed); /* the next waits for a newer checkpoint and the next attempt */
     atomic_store(&countdown, 1 + (int64_t)(rnd() % 3000));
     int left = atomic_load(&failures_left);
     do
