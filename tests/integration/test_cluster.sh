@@ -190,15 +190,24 @@ free_port() {
     echo 47123
 }
 
+# Starts the JobManager; the port it listens on goes to JM_PORT (PORT, or another free one when another
+# test took PORT between free_port and the start: tests run in parallel).
 jm_start() { # HOST PORT HOME SLURM_CONF
-    "$SAGE" jobmanager start --host "$1" --port "$2" --home "$3" \
-        --config "{\"slurm\": {\"conf\": \"$4\"}, \"data_plane\": \"tcp\"}" >"$T/jm.out" 2>&1 || {
+    JM_PORT=$2
+    tries=0
+    until "$SAGE" jobmanager start --host "$1" --port "$JM_PORT" --home "$3" \
+        --config "{\"slurm\": {\"conf\": \"$4\"}, \"data_plane\": \"tcp\"}" >"$T/jm.out" 2>&1; do
+        tries=$((tries + 1))
+        if grep -q "already in use" "$T/jm.out" && [ $tries -lt 5 ]; then
+            JM_PORT=$((41000 + ($JM_PORT - 41000 + 997) % 9000))
+            continue
+        fi
         cat "$T/jm.out"
         [ -f "$3/jobmanager.log" ] && tail -n 20 "$3/jobmanager.log"
         fail "sage jobmanager start on Slurm ($4)"
-    }
-    JMS="$JMS $1:$2:$3"
-    ok "JobManager on Slurm at $1:$2: $(grep -o 'on Slurm.*' "$3/jobmanager.log" | head -n 1)"
+    done
+    JMS="$JMS $1:$JM_PORT:$3"
+    ok "JobManager on Slurm at $1:$JM_PORT: $(grep -o 'on Slurm.*' "$3/jobmanager.log" | head -n 1)"
 }
 
 jm_stop() { # HOST PORT HOME
@@ -316,6 +325,7 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     JP1=$(free_port)
     node1=$(jq -r '.nodes[0].name' "$T/status1.json")
     jm_start 127.0.0.1 "$JP1" "$JM1" "$H1/cluster/slurm.conf"
+    JP1=$JM_PORT
     filter() { grep -E '^(Num|Dist)[A-Za-z]+ +[0-9]+ +[0-9]+ +[0-9]+$' | sort; }
     "$PAREX" 2>"$T/emb.err" | filter >"$T/emb.txt" || fail "the parallelism example (embedded)"
     SAGE_HOME=$JM1 timeout 120 "$PAREX" --jobmanager "127.0.0.1:$JP1" 2>"$T/par.err" | filter >"$T/par.txt"
@@ -468,6 +478,7 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     # ($T/jm2: spec.json, token, results) is outside $H2, so sgw2 (own view of $H2) sees it too.
     JP2=$(free_port)
     jm_start 10.213.77.1 "$JP2" "$JM2" "$H2/cluster/slurm.conf"
+    JP2=$JM_PORT
     jqcheck "$T/status2.json" '[.nodes[] | select(.gpus.total > 0) | .name] | sort == ["sgw1", "sgw2"]' \
         "only sgw1 and sgw2 should have GPUs"
     SAGE_HOME=$JM2 timeout 120 "$JMTEST" pipeline placement "10.213.77.1:$JP2" >"$T/pl2.out" 2>&1 ||
