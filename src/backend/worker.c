@@ -48,6 +48,7 @@
 #include "net/frame.h"
 #include "net/sock.h"
 #include "runtime/netchan.h"
+#include "util/json.h"
 #include "util/num.h"
 #include "util/utf8.h"
 
@@ -218,13 +219,6 @@ typedef struct ck_req {
     char dir[1200];
 } ck_req;
 
-static json_t *hex16(uint64_t v)
-{
-    char s[17];
-    snprintf(s, sizeof s, "%016llx", (unsigned long long)v);
-    return json_string(s);
-}
-
 /* Checkpoint id: our task captures at the barrier (sources stay there until "release"), our part goes to disk,
  * the JobManager hears of it. A thread of its own: the control thread keeps reporting meanwhile. */
 static void *ckpt_main(void *arg)
@@ -242,13 +236,13 @@ static void *ckpt_main(void *arg)
                                                    (json_int_t)taken.sinks[i].length, "path", taken.sinks[i].path));
         if (!taken.parts[0]) {
             ev = json_pack("{s:s,s:I,s:b,s:o,s:o}", "event", "captured", "id", (json_int_t)r->id, "finished", 1,
-                           "file_sinks", sinks, "plan_hash", hex16(w->plan_hash));
+                           "file_sinks", sinks, "plan_hash", sage__json_hex64(w->plan_hash));
         } else if (sage__ckpt_mkdirs(r->dir, why, sizeof why) == 0 &&
                    sage__ckpt_write_part(r->dir, (size_t)w->task_index, taken.parts[0], why, sizeof why) == 0) {
             ev = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o}", "event", "captured", "id", (json_int_t)r->id, "bytes",
                            (json_int_t)taken.parts[0]->len, "checksum",
-                           hex16(sage__part_checksum(taken.parts[0]->p, taken.parts[0]->len)), "file_sinks", sinks,
-                           "plan_hash", hex16(w->plan_hash));
+                           sage__json_hex64(sage__part_checksum(taken.parts[0]->p, taken.parts[0]->len)), "file_sinks",
+                           sinks, "plan_hash", sage__json_hex64(w->plan_hash));
         } else {
             json_decref(sinks);
         }

@@ -36,6 +36,7 @@
 #include "jobmanager/jm.h"
 #include "runtime/ckstore.h"
 #include "util/err.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define NOT_READY_RETRY_MS 100 /* a task not running yet: the checkpoint is tried again this much later */
@@ -292,14 +293,6 @@ static void all_in(jm *d, jm_job *j)
     jm_send_json(writer->ctl, SAGE__MSG_EVENT, ev);
 }
 
-static int parse_hex(const char *s, uint64_t *out)
-{
-    if (!s || strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16)
-        return -1;
-    *out = strtoull(s, NULL, 16);
-    return 0;
-}
-
 void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
 {
     jm_ckpt *ck = &j->ck;
@@ -327,7 +320,7 @@ void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
             json_t *b = json_object_get(ev, "bytes");
             uint64_t sum;
             if (!json_is_integer(b) || json_integer_value(b) < SAGE__PART_HDR ||
-                parse_hex(json_string_value(json_object_get(ev, "checksum")), &sum) != 0) {
+                sage__json_hex64_get(json_object_get(ev, "checksum"), &sum) != 0) {
                 abandon(d, j, "a worker's answer lacks its part's size or checksum");
                 return;
             }
@@ -336,7 +329,7 @@ void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
             ck->sums[t] = sum;
         }
         uint64_t ph;
-        if (parse_hex(json_string_value(json_object_get(ev, "plan_hash")), &ph) == 0)
+        if (sage__json_hex64_get(json_object_get(ev, "plan_hash"), &ph) == 0)
             ck->plan_hash = ph;
         json_t *fs = json_object_get(ev, "file_sinks"), *s;
         size_t i;

@@ -194,13 +194,6 @@ void sage__manifest_free(sage__manifest *m)
     m->ntasks = m->nsinks = 0;
 }
 
-static json_t *hex64(uint64_t v)
-{
-    char s[17];
-    snprintf(s, sizeof s, "%016" PRIx64, v);
-    return json_string(s);
-}
-
 int sage__manifest_write(const sage__manifest *m, sage__buf *out)
 {
     int bad = 0;
@@ -213,7 +206,7 @@ int sage__manifest_write(const sage__manifest *m, sage__buf *out)
     }
     sage__jset(&bad, o, "format", json_integer(1));
     sage__jset(&bad, o, "checkpoint", json_integer((json_int_t)m->id));
-    sage__jset(&bad, o, "plan_hash", hex64(m->plan_hash));
+    sage__jset(&bad, o, "plan_hash", sage__json_hex64(m->plan_hash));
     sage__jset(&bad, o, "job", json_string(m->job));
     sage__jset(&bad, o, "savepoint", json_boolean(m->savepoint));
     sage__jset(&bad, o, "taken_at_ms", json_integer(m->taken_ms));
@@ -230,7 +223,7 @@ int sage__manifest_write(const sage__manifest *m, sage__buf *out)
             sage__jset(&bad, jt, "finished", json_true());
         } else {
             sage__jset(&bad, jt, "bytes", json_integer((json_int_t)t->bytes));
-            sage__jset(&bad, jt, "checksum", hex64(t->checksum));
+            sage__jset(&bad, jt, "checksum", sage__json_hex64(t->checksum));
         }
         sage__jadd(&bad, tasks, jt);
     }
@@ -271,16 +264,6 @@ static int get_u64(json_t *o, const char *key, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int get_hex(json_t *o, const char *key, uint64_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    const char *s = json_string_value(v);
-    if (!s || strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16)
-        return -1;
-    *out = strtoull(s, NULL, 16);
-    return 0;
-}
-
 int sage__manifest_parse(const void *text, size_t n, sage__manifest *m, char *why, size_t wl)
 {
     memset(m, 0, sizeof *m);
@@ -316,7 +299,8 @@ int sage__manifest_parse(const void *text, size_t n, sage__manifest *m, char *wh
     const char *job = json_string_value(json_object_get(o, "job"));
     json_t *sp = json_object_get(o, "savepoint");
     if (!json_is_object(o) || get_u64(o, "format", 1, &fmt) != 0 || fmt != 1 ||
-        get_u64(o, "checkpoint", INT64_MAX, &id) != 0 || get_hex(o, "plan_hash", &m->plan_hash) != 0 || !job ||
+        get_u64(o, "checkpoint", INT64_MAX, &id) != 0 ||
+        sage__json_hex64_get(json_object_get(o, "plan_hash"), &m->plan_hash) != 0 || !job ||
         strlen(job) >= sizeof m->job || !json_is_boolean(sp) || get_u64(o, "taken_at_ms", INT64_MAX, &taken) != 0 ||
         !json_is_array(tasks) || json_array_size(tasks) == 0 || json_array_size(tasks) > 1u << 20 ||
         !json_is_array(sinks) || json_array_size(sinks) > 1u << 20) {
@@ -352,8 +336,9 @@ int sage__manifest_parse(const void *text, size_t n, sage__manifest *m, char *wh
         mt->chain = (int)chain;
         mt->instance = (int)inst;
         mt->finished = fin != NULL;
-        if (!mt->finished && (get_u64(jt, "bytes", SAGE__PART_MAX + SAGE__PART_HDR, &mt->bytes) != 0 ||
-                              mt->bytes < SAGE__PART_HDR || get_hex(jt, "checksum", &mt->checksum) != 0))
+        if (!mt->finished &&
+            (get_u64(jt, "bytes", SAGE__PART_MAX + SAGE__PART_HDR, &mt->bytes) != 0 || mt->bytes < SAGE__PART_HDR ||
+             sage__json_hex64_get(json_object_get(jt, "checksum"), &mt->checksum) != 0))
             rc = -1;
     }
     for (size_t i = 0; i < m->nsinks && rc == 0; i++) {

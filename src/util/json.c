@@ -2,8 +2,10 @@
 #include "util/json.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,4 +96,20 @@ char *sage__json_dumps(const json_t *v, size_t flags)
     char *text = ok ? sage__buf_detach(&a, NULL) : NULL;
     sage__buf_free(&a);
     return text;
+}
+
+json_t *sage__json_hex64(uint64_t v)
+{
+    char s[17];
+    snprintf(s, sizeof s, "%016" PRIx64, v);
+    return json_string(s);
+}
+
+int sage__json_hex64_get(const json_t *v, uint64_t *out)
+{
+    const char *s = json_string_value(v);
+    if (!s || strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16)
+        return -1;
+    *out = strtoull(s, NULL, 16);
+    return 0;
 }

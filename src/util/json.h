@@ -3,6 +3,7 @@
 #define SAGE_UTIL_JSON_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 /* Parse text[0..len) with jansson's flags. jansson (2.14) does not always
  * say when an allocation failed inside its parser: it may return NULL with
@@ -47,5 +48,10 @@ static inline json_t *sage__jdone(int bad, json_t *v)
     }
     return v;
 }
+
+/* A 64-bit value as a JSON string of 16 lower-case hex digits (NULL when out of memory), and back: 0, or -1
+ * when v is not such a string. For hashes and checksums, which JSON numbers cannot hold whole. */
+json_t *sage__json_hex64(uint64_t v);
+int sage__json_hex64_get(const json_t *v, uint64_t *out);
 
 #endif

@@ -381,6 +381,28 @@ static const char *exact_line(void)
     return line;
 }
 
+/* The sum the "keyed" pipeline's collector holds when every record counted once (each key: sum * 1000003 +
+ * count), and its output line. */
+static long long keyed_exact_sum(void) { return (long long)KEYED_N * (KEYED_N + 1) / 2 * 1000003LL + KEYED_N; }
+static const char *keyed_exact_line(void)
+{
+    static char line[96];
+    snprintf(line, sizeof line, "collected 50 sum %lld\n", keyed_exact_sum());
+    return line;
+}
+
+/* Daemon d's log so far (its first 64 KiB). */
+static const char *daemon_log(const daemon_t *d)
+{
+    static char log[1 << 16];
+    FILE *f = fopen(d->log, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = 0;
+    if (f)
+        fclose(f);
+    return log;
+}
+
 /* How many cgroups of daemon d's job id are left (every attempt's), once none are or after 10 s; -1 when
  * the daemon enforces no memory limits (its log says which parent it uses). */
 static int job_cgroups_left(const daemon_t *d, long long id)
@@ -425,12 +447,7 @@ static void failure_restarted_exact_result(void)
     CHECK_CONTAINS(big, " rc 0\n");
     CHECK_CONTAINS(big, exact_line());
     CHECK(access(marker, F_OK) == 0); /* the failure did happen */
-    char log[1 << 16] = "";
-    FILE *f = fopen(d.log, "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f)
-        fclose(f);
+    const char *log = daemon_log(&d);
     CHECK_CONTAINS(log, "restart 1 in 0.05 s after: operator \"triple\" instance ");
     CHECK_CONTAINS(log, "injected failure at record 500");
     CHECK_CONTAINS(log, "restart 1 of its tasks");
@@ -543,19 +560,12 @@ static void checkpoint_chaos_exact(void)
     }
     CHECK_INT(kills, 3);
     CHECK_INT(finish_job(job), 0);
-    char want[96];
-    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
-    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    const char *want = keyed_exact_line();
     CHECK_CONTAINS(big, " rc 0\n");
     CHECK_CONTAINS(big, want);
     if (!strstr(big, want))
         fprintf(stderr, "%s", big);
-    char log[1 << 16] = "";
-    FILE *f = fopen(d.log, "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f)
-        fclose(f);
+    const char *log = daemon_log(&d);
     CHECK_CONTAINS(log, "committed (");
     CHECK_CONTAINS(log, "recovery 3 from ");
     CHECK(strstr(log, "recovery 1 from its beginning") == NULL); /* each kill came after a committed checkpoint */
@@ -623,9 +633,7 @@ static void savepoint_stop_and_resume(void)
     /* the same pipeline goes on from the savepoint: its sums are those of every record */
     snprintf(env, sizeof env, "RESTORE_FROM=%s", sp);
     CHECK_INT(finish_job(start_job(&d, "keyed", ft, env)), 0);
-    char want[96];
-    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
-    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    const char *want = keyed_exact_line();
     CHECK_CONTAINS(big, want);
     const char *seen = strstr(big, "seen ");
     long long nseen = seen ? atoll(seen + 5) : -1;
@@ -684,15 +692,9 @@ static void jobmanager_restart_resumes(void)
     }
     if (f)
         fclose(f);
-    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
     CHECK_INT(count, 50);
-    CHECK(sum == total * 1000003LL + KEYED_N);
-    char log[1 << 16] = "";
-    f = fopen(d.log, "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f)
-        fclose(f);
+    CHECK(sum == keyed_exact_sum());
+    const char *log = daemon_log(&d);
     CHECK_CONTAINS(log, "resumed after the JobManager's restart, from ");
     daemon_down(&d);
 }
@@ -736,16 +738,9 @@ static void corrupt_checkpoint_falls_back_jm(void)
         kill(victim, SIGKILL);
     json_decref(request(&d, "{\"op\": \"resume\", \"job_id\": %lld}", id));
     CHECK_INT(finish_job(job), 0);
-    char want[96];
-    long long total = (long long)KEYED_N * (KEYED_N + 1) / 2;
-    snprintf(want, sizeof want, "collected 50 sum %lld\n", total * 1000003LL + KEYED_N);
+    const char *want = keyed_exact_line();
     CHECK_CONTAINS(big, want);
-    char log[1 << 16] = "";
-    FILE *f = fopen(d.log, "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f)
-        fclose(f);
+    const char *log = daemon_log(&d);
     CHECK_CONTAINS(log, "cannot restore from checkpoint");
     CHECK_CONTAINS(log, "cannot be restored; recovering from ");
     daemon_down(&d);
