@@ -153,13 +153,31 @@ free_ports() {
     while [ $i -lt 50 ]; do
         p=$((20000 + ($$ * 7 + i * 131) % 20000))
         if ! command -v ss >/dev/null 2>&1 ||
-            [ -z "$(ss -Htln "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ]; then
+            [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ]; then
             echo $p
             return
         fi
         i=$((i + 1))
     done
     echo 26817
+}
+
+# Starts a head on a free port pair; when another test took a port meanwhile (tests run in parallel and
+# open connections), on the next pair. The port goes to HEAD_PORT.
+head_start() { # OUT HOME ARGS...
+    hs_out=$1
+    hs_home=$2
+    shift 2
+    hs_tries=0
+    HEAD_PORT=$(free_ports)
+    until "$SAGE" cluster start --head --home "$hs_home" --port "$HEAD_PORT" "$@" >"$hs_out" 2>&1; do
+        hs_tries=$((hs_tries + 1))
+        if grep -q "is in use on this host" "$hs_out" && [ $hs_tries -lt 5 ]; then
+            HEAD_PORT=$((20000 + (HEAD_PORT - 20000 + 1994) % 20000))
+            continue
+        fi
+        return 1
+    done
 }
 
 # Checks that a stopped cluster left nothing: the pids it had are gone and no process names its dir.
@@ -254,11 +272,11 @@ jqcheck() { # jqcheck FILE EXPR WHAT
 
 # ------------------------------------------------------------------------------------------------
 echo "== part 1: single host"
-P1=$(free_ports)
-"$SAGE" cluster start --head --home "$H1" --port "$P1" --cpus 4 --gpus 2 --resources ssd=2 >"$T/start1.out" 2>&1 || {
+head_start "$T/start1.out" "$H1" --cpus 4 --gpus 2 --resources ssd=2 || {
     cat "$T/start1.out"
     fail "sage cluster start --head"
 }
+P1=$HEAD_PORT
 cat "$T/start1.out"
 grep -q -- "sage cluster start --worker --head-address=" "$T/start1.out" || fail "start --head printed no join command"
 ok "head started on port $P1"
@@ -407,12 +425,11 @@ NET_UP=1
 ) || skip "part 2 (multi-host): cannot create network namespaces here (part 1 passed)"
 ok "namespaces $NS1 (10.213.77.11) and $NS2 (10.213.77.12) on bridge $BR (10.213.77.1)"
 
-P2=$(free_ports)
-"$SAGE" cluster start --head --home "$H2" --port "$P2" --address 10.213.77.1 --cpus 2 --memory 2GB \
-    --resources ssd=0 >"$T/start2.out" 2>&1 || {
+head_start "$T/start2.out" "$H2" --address 10.213.77.1 --cpus 2 --memory 2GB --resources ssd=0 || {
     cat "$T/start2.out"
     fail "start --head --address 10.213.77.1"
 }
+P2=$HEAD_PORT
 join=$(grep -o -- "--head-address=[^ ]*" "$T/start2.out")
 [ "$join" = "--head-address=10.213.77.1:$P2" ] || fail "join command names '$join'"
 ok "head started at 10.213.77.1:$P2"
