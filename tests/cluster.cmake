@@ -8,7 +8,8 @@ add_test(NAME test_cluster
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.sh $<TARGET_FILE:sage-cli>
           $<TARGET_FILE:test_jobmanager> $<TARGET_FILE:parallelism>
           $<TARGET_FILE:wordcount> $<TARGET_FILE:resources>
-          $<TARGET_FILE:tutorial_cluster_wordcount> $<TARGET_FILE:tutorial_cluster_monitor>)
+          $<TARGET_FILE:tutorial_cluster_wordcount> $<TARGET_FILE:tutorial_cluster_monitor>
+          $<TARGET_FILE:test_jm_restart>)
 set_tests_properties(test_cluster PROPERTIES
   LABELS cluster
   TIMEOUT 400

@@ -70,9 +70,11 @@ extern "C" {
  *                        "checkpoints_retained" (2) keeps the last N,
  *                        "checkpoint_timeout" (600 s) abandons a checkpoint
  *                        that takes longer (the job goes on). Embedded, and
- *                        through a JobManager's local launcher (its workers take
- *                        the checkpoints; the Slurm launcher refuses it at
- *                        submit, SAGE_EUNSUPPORTED). docs/fault-tolerance.md.
+ *                        through a JobManager, local or on Slurm (its workers
+ *                        take the checkpoints; on Slurm "checkpoint_dir" must
+ *                        be shared by every node at the same path, else the
+ *                        job fails with SAGE_ECONFIG when its workers start,
+ *                        not retried). docs/fault-tolerance.md.
  *   "restore_from"       the directory of a checkpoint or savepoint (or a run's
  *                        checkpoint directory: its last committed checkpoint) to
  *                        start from instead of the beginning; refused at submit

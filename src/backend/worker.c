@@ -34,6 +34,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -450,6 +451,33 @@ static void assignment_from_spec(worker *w, json_t *t)
 }
 
 /* Our chain's built-in sinks write where the client can read them back. */
+/* The checkpoint directory must be the one the JobManager wrote its nonce into (on Slurm: a directory every
+ * node shares at the same path). A worker that cannot read it back fails the job at once with a
+ * configuration error, which no restart retries. */
+static void check_checkpoint_dir(worker *w)
+{
+    json_t *probe = json_object_get(w->spec, "checkpoint_probe");
+    const char *dir = json_string_value(json_object_get(probe, "dir"));
+    const char *nonce = json_string_value(json_object_get(probe, "nonce"));
+    if (!probe)
+        return;
+    char path[PATH_MAX + 16], host[256] = "this node";
+    gethostname(host, sizeof host - 1);
+    if (!dir || !nonce)
+        die(w, SAGE_EPROTO, "the job spec's \"checkpoint_probe\" lacks \"dir\" or \"nonce\"");
+    sage__fmt(path, sizeof path, "%s/SHARED", dir);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    const char *seen = json_string_value(json_object_get(doc, "nonce"));
+    int same = seen && strcmp(seen, nonce) == 0, readable = doc != NULL;
+    json_decref(doc);
+    if (!same)
+        die(w, SAGE_ECONFIG,
+            "\"fault_tolerance.checkpoint_dir\" %s is not shared with node %s: the file the JobManager wrote there "
+            "is %s from this node (every node must see the same directory at the same path)",
+            dir, host, readable ? "different" : "not readable");
+}
+
 static void prepare_sinks(worker *w)
 {
     for (size_t k = 0; k < w->task->nops; k++) {
@@ -712,6 +740,7 @@ static int worker_submit(sage__backend *b)
         die(w, rc, "connecting to the consumers of operator \"%s\" failed%s%s", tail->name, w->route_err[0] ? ": " : "",
             w->route_err);
     w->plan_hash = plan->hash;
+    check_checkpoint_dir(w);
     const char *from = json_string_value(json_object_get(w->spec, "restore"));
     if (from) { /* a recovery: our part of the checkpoint, checked against the plan */
         char why[1400];

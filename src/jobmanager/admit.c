@@ -64,6 +64,9 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
                              d->host, "jobmanager_port", d->port, "data_plane",
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
+    if (spec && j->ck.on) /* every worker reads the nonce back from there before it runs: the directory is shared */
+        json_object_set_new(spec, "checkpoint_probe",
+                            json_pack("{s:s,s:s}", "dir", j->ck.rundir, "nonce", j->ck.probe));
     if (spec && j->ck.restore[0]) { /* every worker restores its part of this checkpoint */
         json_object_set_new(spec, "restore", json_string(j->ck.restore));
         json_object_set_new(spec, "restore_in_run", json_boolean(j->ck.restore_in_run));
@@ -171,8 +174,51 @@ int jm_task_listen(jm *d, jm_job *j, jm_task *k)
     return 0;
 }
 
+/* A restarted job placed again: each task keeps its index and takes its new node, CPUs, GPUs and memory limit;
+ * spec.json says where each runs now. */
+static int relay_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnodes)
+{
+    for (size_t t = 0; t < j->ntasks; t++) {
+        jm_task *k = &j->tasks[t];
+        const sage__assign *a = &j->assign[k->chain][k->instance];
+        sage__strlcpy(k->node, a->node >= 0 && (size_t)a->node < nnodes ? nodes[a->node].name : d->node.name,
+                      sizeof k->node);
+        ids_text(k->cpus, sizeof k->cpus, a->cpus, a->ncpus);
+        ids_text(k->gpus, sizeof k->gpus, a->gpus, a->ngpus);
+        k->mem_limit = a->memory;
+    }
+    char err[4096];
+    int rc = jm_write_spec(d, j, err, sizeof err);
+    if (rc != 0)
+        jm_job_fail(d, j, JM_PRIO_ROOT, rc, "%s", err);
+    return rc;
+}
+
+/* The launcher's nodes without the ones this job lost (NULL when it lost none: use them as they are). */
+static sage__node *nodes_avoiding(const jm_job *j, const sage__node *nodes, size_t nnodes, char *names,
+                                  size_t names_len)
+{
+    names[0] = 0;
+    if (!j->navoid)
+        return NULL;
+    sage__node *copy = malloc((nnodes ? nnodes : 1) * sizeof *copy);
+    if (!copy)
+        return NULL;
+    memcpy(copy, nodes, nnodes * sizeof *copy);
+    size_t o = 0;
+    for (size_t i = 0; i < nnodes; i++)
+        for (int a = 0; a < j->navoid; a++)
+            if (strcmp(copy[i].name, j->avoid[a]) == 0) {
+                copy[i].unavailable = 1;
+                if (o + 1 < names_len)
+                    o += (size_t)snprintf(names + o, names_len - o, "%s%s", o ? ", " : "", copy[i].name);
+            }
+    return copy;
+}
+
 /* Place a pending job on what live jobs leave free and hand it to the launcher. 0 (placed, or still waiting
- * with the reason) or an error (the job failed with the reason). */
+ * with the reason) or an error (the job failed with the reason). A restarted job (its tasks exist) is placed
+ * again the same way, away from the nodes it lost. */
 static int try_start(jm *d, jm_job *j)
 {
     size_t nheld = 0;
@@ -188,13 +234,36 @@ static int try_start(jm *d, jm_job *j)
     for (jm_job *o = d->jobs; o; o = o->next)
         if (o != j && o->assign)
             held[h++] = (sage__held){o->reqs, o->nreqs, o->assign};
-    char err[4096];
+    char err[4096], lost[1024];
     size_t nnodes;
     const sage__node *nodes = d->launcher->nodes(d, &nnodes);
-    int rc = sage__place_held(nodes, nnodes, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
+    sage__node *avoiding = nodes_avoiding(j, nodes, nnodes, lost, sizeof lost);
+    if (j->navoid && !avoiding) {
+        free(held);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ENOMEM, "out of memory placing the job");
+        return SAGE_ENOMEM;
+    }
+    const sage__node *use = avoiding ? avoiding : nodes;
+    int rc = sage__place_held(use, nnodes, held, nheld, j->reqs, j->nreqs, &j->assign, err, sizeof err);
     free(held);
+    if (rc == SAGE_EINFEASIBLE && avoiding) { /* does it fit the other nodes once they are idle? */
+        sage__assign **probe = NULL;
+        char why[4096];
+        int prc = sage__place(use, nnodes, j->reqs, j->nreqs, &probe, why, sizeof why);
+        sage__assign_free(probe, j->reqs, j->nreqs);
+        if (prc != 0) {
+            free(avoiding);
+            jm_job_fail(d, j, JM_PRIO_ROOT, prc,
+                        "placement for recovery %d without node%s %s, lost by an earlier "
+                        "attempt: %s; the last failure: %s",
+                        j->restarts, j->navoid > 1 ? "s" : "", lost, why, j->last_failure);
+            return prc;
+        }
+    }
+    free(avoiding);
     if (rc == SAGE_EINFEASIBLE) {
-        sage__fmt(j->pending_reason, sizeof j->pending_reason, "waiting for resources held by running jobs");
+        sage__fmt(j->pending_reason, sizeof j->pending_reason, "%swaiting for resources held by running jobs",
+                  j->tasks ? "recovery: " : "");
         return 0;
     }
     if (rc != 0) {
@@ -202,8 +271,10 @@ static int try_start(jm *d, jm_job *j)
         return rc;
     }
     j->pending_reason[0] = 0;
-    if ((rc = lay_out_tasks(d, j, nodes, nnodes)) != 0)
+    if ((rc = j->tasks ? relay_tasks(d, j, nodes, nnodes) : lay_out_tasks(d, j, nodes, nnodes)) != 0)
         return rc;
+    if (lost[0])
+        jm_log(d, "job %lld \"%s\": placed again without %s", (long long)j->id, j->name, lost);
     return d->launcher->start(d, j);
 }
 
@@ -212,7 +283,8 @@ static jm_job *oldest_waiting(jm *d, const jm_job * not )
 {
     jm_job *oldest = NULL;
     for (jm_job *p = d->jobs; p; p = p->next)
-        if (p != not &&p->state == JJ_PENDING && !p->assign && !p->failed && (!oldest || p->id < oldest->id))
+        if (p != not &&(p->state == JJ_PENDING || p->tasks) && !p->assign && !p->failed &&
+            (!oldest || p->id < oldest->id)) /* (tasks: a restart, maybe paused, to be placed again) */
             oldest = p;
     return oldest;
 }
@@ -226,9 +298,24 @@ void jm_jobs_retry_pending(jm *d)
         try_start(d, oldest);
         if (oldest->failed && jm_job_maybe_end(d, oldest))
             continue; /* the list changed */
-        if (oldest->state == JJ_PENDING && !oldest->assign)
+        if (!oldest->assign)
             return; /* still does not fit: it (and the younger ones) wait */
     }
+}
+
+int jm_job_place_again(jm *d, jm_job *j)
+{
+    sage__assign_free(j->assign, j->reqs, j->nreqs);
+    j->assign = NULL;
+    if (j->state != JJ_PAUSED)
+        j->state = JJ_PENDING;
+    jm_job *older = oldest_waiting(d, j);
+    if (older && older->id < j->id) { /* first come, first served, as at its submit */
+        sage__fmt(j->pending_reason, sizeof j->pending_reason,
+                  "recovery: waiting behind job %lld, which waits for resources", (long long)older->id);
+        return 0;
+    }
+    return try_start(d, j);
 }
 
 /* The document's "fault_tolerance" (what the client's config said), checked as sage_env_create checks it. */
@@ -241,11 +328,6 @@ static int fault_tolerance(jm *d, jm_job *j, char *err, size_t err_len)
     if (sage__ft_parse(&j->ft, v, &fe) != 0) {
         sage__fmt(err, err_len, "submit: %s", fe.msg);
         return fe.code;
-    }
-    if (j->ft.strategy != SAGE__FT_NONE && strcmp(d->launcher->name, "local") != 0) {
-        sage__fmt(err, err_len, "submit: %s not built for the %s launcher yet (a job fails fast there)",
-                  j->ft.strategy == SAGE__FT_RESTART ? "restarts are" : "checkpoints are", d->launcher->name);
-        return SAGE_EUNSUPPORTED;
     }
     if (j->ft.restart == SAGE__RESTART_FAILURE_RATE &&
         !(j->fail_at = calloc((size_t)j->ft.max_failures_per_interval + 1, sizeof *j->fail_at))) {

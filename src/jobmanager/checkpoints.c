@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "jobmanager/jm.h"
@@ -116,6 +117,21 @@ int jm_ckpt_setup(jm *d, jm_job *j, char *err, size_t err_len)
     if (sage__ckpt_mkdirs(ck->rundir, why, sizeof why) != 0 || access(ck->rundir, W_OK) != 0) {
         sage__fmt(err, err_len, "submit: \"fault_tolerance.checkpoint_dir\": checkpoints cannot be written: %s",
                   why[0] ? why : "the directory is not writable");
+        return SAGE_EIO;
+    }
+    /* What every worker must read back from there: on Slurm the directory has to be the same on every node. */
+    uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (uint64_t)sage__wall_ms() ^ ((uint64_t)getpid() << 32);
+    sage__fmt(ck->probe, sizeof ck->probe, "%016" PRIx64, nonce);
+    char path[PATH_MAX + 16];
+    sage__fmt(path, sizeof path, "%s/SHARED", ck->rundir);
+    json_t *doc = json_pack("{s:I,s:s}", "job_id", (json_int_t)j->id, "nonce", ck->probe);
+    int rc = doc ? jm_private_dump(path, doc, JSON_COMPACT, why, sizeof why) : SAGE_ENOMEM;
+    json_decref(doc);
+    if (rc != 0) {
+        sage__fmt(err, err_len, "submit: \"fault_tolerance.checkpoint_dir\": checkpoints cannot be written: %s",
+                  doc ? why : "out of memory");
         return SAGE_EIO;
     }
     ck->on = 1;

@@ -109,6 +109,7 @@ typedef struct jm_task {
     int64_t seen_ms;     /* the last frame from its worker (sage__mono_ms; 0: none yet) */
     int reported;        /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
     int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
+    int conn_lost;       /* its control connection closed without a result while its process ran */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -120,6 +121,8 @@ typedef enum jm_job_state {
     JJ_FAILED,
     JJ_CANCELED,
 } jm_job_state;
+
+#define JM_AVOID_MAX 16 /* nodes one job remembers as lost */
 
 /* What the Slurm launcher keeps per job (launch_slurm.c). */
 typedef struct jm_slurm_job {
@@ -140,6 +143,7 @@ typedef struct jm_slurm_job {
 typedef struct jm_ckpt {
     int on;                  /* strategy "checkpoint" */
     char rundir[PATH_MAX];   /* where its checkpoints go: chk-<id> below it */
+    char probe[20];          /* the nonce in <rundir>/SHARED: every worker must read it there (a shared dir) */
     uint64_t next_id;        /* the last id handed out */
     uint64_t active;         /* being taken (0: none) */
     char dir[PATH_MAX + 32]; /* ... its directory */
@@ -209,6 +213,9 @@ typedef struct jm_job {
     int last_code;
     int64_t last_failure_ms; /* when (wall clock) */
     jm_ckpt ck;              /* strategy "checkpoint" (checkpoints.c) */
+    /* nodes a failed attempt lost (a launcher that places again, Slurm): the next attempts avoid them */
+    char avoid[JM_AVOID_MAX][64];
+    int navoid;
 } jm_job;
 
 typedef enum jm_data_plane {
@@ -327,6 +334,10 @@ int jm_job_submit(jm *d, json_t *doc, int64_t *id, char *err, size_t err_len); /
 int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len);
 /* After a job ended: start pending jobs, oldest first, as long as they fit. */
 void jm_jobs_retry_pending(jm *d);
+/* A restart on a launcher that places again (Slurm): the job gives up its placement, is placed again away
+ * from the nodes it lost (j->avoid) and handed to the launcher, or waits, pending, for resources as a new job
+ * would. 0, or an error (the job failed with the reason: it fits nowhere without those nodes). */
+int jm_job_place_again(jm *d, jm_job *j);
 /* At start: the jobs the last JobManager left running with the checkpoint strategy go on from their newest
  * committed checkpoint (their plan documents are kept as jobs/<id>/doc.json); the others stay failed. */
 void jm_jobs_resume(jm *d);
@@ -436,6 +447,8 @@ json_t *jm_ping_json(jm *d);
 json_t *jm_job_status_json(jm *d, const jm_job *j);
 json_t *jm_job_list_json(jm *d);
 /* The end document of an ended job (status, wait): its rows, from memory at its end or from the store. */
+/* What the job's fault-tolerance strategy did so far ("restarts", "last_failure", "checkpoints", ...), into st. */
+void jm_ft_view(const jm_job *j, json_t *st, int64_t now);
 json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks);
 /* The store row of a task at its job's end. */
 void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r);

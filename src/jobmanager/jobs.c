@@ -159,6 +159,15 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
+    if (j->ft.strategy != SAGE__FT_NONE) { /* kept for the views of the ended job */
+        json_t *ft = json_object();
+        jm_ft_view(j, ft, sage__mono_ms());
+        char path[PATH_MAX + 32], err[512] = "out of memory";
+        sage__fmt(path, sizeof path, "%s/fault_tolerance.json", j->dir);
+        if (!ft || jm_private_dump(path, ft, JSON_COMPACT, err, sizeof err) != 0)
+            jm_log(d, "job %lld: could not write %s: %s", (long long)j->id, path, err);
+        json_decref(ft);
+    }
     jm_ckpt_end(d, j);
     sage__task_row *rows = calloc(j->ntasks ? j->ntasks : 1, sizeof *rows);
     for (size_t t = 0; t < j->ntasks; t++) {
@@ -181,8 +190,6 @@ static void job_end(jm *d, jm_job *j)
     sage__strlcpy(row.error, j->error, sizeof row.error);
     json_t *end = jm_job_end_json(d, &row, rows, rows ? j->ntasks : 0);
     free(rows);
-    if (end && j->ft.strategy != SAGE__FT_NONE)
-        json_object_set_new(end, "restarts", json_integer(j->restarts));
     /* the waiting client gets every task's full final metrics from memory (the
      * store keeps them only up to its field size) */
     json_t *tasks = json_object_get(end, "tasks");
@@ -218,6 +225,12 @@ static void job_end(jm *d, jm_job *j)
 static int schedule_restart(jm *d, jm_job *j)
 {
     int failure = j->restarts + 1;
+    if (j->err_code == SAGE_ECONFIG) { /* another attempt would fail the same way */
+        char last[sizeof j->error];
+        sage__strlcpy(last, j->error, sizeof last);
+        sage__fmt(j->error, sizeof j->error, "%s (a configuration error: not retried)", last);
+        return 0;
+    }
     if (sage__ft_may_restart(&j->ft, failure, (double)sage__mono_ms() / 1e3, j->fail_at, &j->nfail)) {
         double delay = sage__ft_delay(&j->ft, failure);
         sage__strlcpy(j->last_failure, j->error, sizeof j->last_failure);
@@ -267,14 +280,41 @@ int jm_job_maybe_end(jm *d, jm_job *j)
     return 1;
 }
 
-/* The restart strategy's delay is over: the same tasks start again, from their sources' beginning, in
- * fresh processes and cgroups; each collect sink's results file starts empty again. */
+/* The nodes the failed attempt lost, added to j->avoid: a task's node when its worker was silent past its
+ * deadline, or when its control connection closed without a result while its process (on Slurm, its srun)
+ * still ran, until we killed it. A worker that crashed is reaped with its status at once (its srun ends
+ * with it), so a crash does not count: a host that is gone never reports one. */
+static void lost_nodes(jm *d, jm_job *j)
+{
+    for (size_t t = 0; t < j->ntasks; t++) {
+        const jm_task *k = &j->tasks[t];
+        if (!k->node[0] || !(k->silent || (k->conn_lost && k->killed_by_us)))
+            continue;
+        int known = 0;
+        for (int a = 0; a < j->navoid && !known; a++)
+            known = strcmp(j->avoid[a], k->node) == 0;
+        if (known || j->navoid >= JM_AVOID_MAX)
+            continue;
+        sage__strlcpy(j->avoid[j->navoid++], k->node, sizeof j->avoid[0]);
+        jm_log(d, "job %lld \"%s\": node %s is avoided from now on (operator \"%s\" instance %d %s)", (long long)j->id,
+               j->name, k->node, k->op, k->instance,
+               k->silent ? "was silent past its deadline" : "lost its connection while its process ran");
+    }
+}
+
+/* The restart strategy's delay is over: the same tasks start again, from their sources' beginning (or the
+ * last committed checkpoint), in fresh processes and cgroups; each collect sink's results file starts empty
+ * again. On a launcher that places again (Slurm) the tasks are placed again first, away from lost nodes. */
 static void restart_job(jm *d, jm_job *j)
 {
     j->restart_at_ms = 0;
     j->restarts++;
+    if (d->launcher->restarting)
+        lost_nodes(d, j);
     if (d->launcher->ended) /* the last attempt's groups go (their peaks are in no row: the attempt failed) */
         d->launcher->ended(d, j);
+    if (d->launcher->restarting)
+        d->launcher->restarting(d, j);
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         task_release(k);
@@ -310,6 +350,11 @@ static void restart_job(jm *d, jm_job *j)
                from ? from : "its beginning (no checkpoint committed)");
     }
     jm_log(d, "job %lld \"%s\": restart %d of its tasks", (long long)j->id, j->name, j->restarts);
+    if (d->launcher->restarting) {
+        jm_job_place_again(d, j);
+        jm_job_maybe_end(d, j);
+        return;
+    }
     for (size_t t = 0; t < j->ntasks; t++)
         if (jm_task_listen(d, j, &j->tasks[t]) != 0) {
             jm_job_maybe_end(d, j); /* the failure ends it: nothing of this attempt runs */

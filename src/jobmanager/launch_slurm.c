@@ -300,9 +300,8 @@ static int slurm_start(jm *d, jm_job *j)
 
 static void on_ended_state(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
-    (void)arg;
     jm_job *j = jm_job_find(d, job_id);
-    if (!j)
+    if (!j || arg != j->slurm.job)
         return;
     char st[256] = "";
     if (r->code == 0)
@@ -338,9 +337,9 @@ static jm_job *polled(jm *d, int64_t job_id)
 /* A pending allocation: run its tasks once Slurm runs it, fail the job if Slurm ended it, else keep Slurm's reason. */
 static void on_queue_state(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
-    (void)arg;
     jm_job *j = polled(d, job_id);
-    if (!j || j->failed || j->cancel_requested || j->stop_requested || j->slurm.running || d->stop)
+    if (!j || arg != j->slurm.job /* about the allocation of an attempt before a restart */ || j->failed ||
+        j->cancel_requested || j->stop_requested || j->slurm.running || d->stop)
         return;
     char state[64] = "", reason[256] = "";
     sage__err e = {0};
@@ -400,9 +399,8 @@ static void on_step(long long job, long long step, const char *name, void *arg)
 /* A running allocation: learn each task's step id (the steps are named sage-<job>-<task>). */
 static void on_steps(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
-    (void)arg;
     jm_job *j = polled(d, job_id);
-    if (!j)
+    if (!j || arg != j->slurm.job)
         return;
     if (r->code == 0) {
         struct step_ctx s = {.j = j};
@@ -426,7 +424,8 @@ static void poll_job(jm *d, jm_job *j)
     char *steps[] = {"squeue", "-h", "-s", "-j", id, "-o", "%i|%j", NULL};
     if (j->slurm.running)
         j->slurm.step_polls++;
-    if (run(d, j->id, 0, j->slurm.running ? steps : pending, j->slurm.running ? on_steps : on_queue_state) == 0)
+    if (run(d, j->id, j->slurm.job, j->slurm.running ? steps : pending, j->slurm.running ? on_steps : on_queue_state) ==
+        0)
         j->slurm.polling = 1;
     else
         j->slurm.poll_at = sage__mono_ms() + SLURM_POLL_MS; /* try again */
@@ -536,9 +535,8 @@ static void slurm_stop(jm *d, jm_job *j)
 
 static void on_check(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
 {
-    (void)arg;
     jm_job *j = jm_job_find(d, job_id);
-    if (!j)
+    if (!j || arg != j->slurm.job)
         return;
     j->slurm.checking = 0;
     char st[256] = "";
@@ -602,6 +600,15 @@ static void slurm_ended(jm *d, jm_job *j)
     json_decref(doc);
 }
 
+/* A restart: the last attempt's allocation was released (ended); the next attempt asks for its own, on the
+ * nodes it is placed on again. Answers about the old allocation that are still to come are told apart by its
+ * id (the callbacks' arg). */
+static void slurm_restarting(jm *d, jm_job *j)
+{
+    (void)d;
+    j->slurm = (jm_slurm_job){0};
+}
+
 void jm_slurm_view_ended(const jm *d, int64_t id, json_t *end)
 {
     char path[PATH_MAX + 64];
@@ -657,6 +664,7 @@ const jm_launcher jm_slurm_launcher = {
     .task_failed = slurm_task_failed,
     .busy = slurm_busy,
     .ended = slurm_ended,
+    .restarting = slurm_restarting,
     .timers = slurm_timers,
     .task_host = slurm_task_host,
     .view_task = slurm_view_task,

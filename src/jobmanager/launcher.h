@@ -57,6 +57,10 @@ struct jm_launcher {
     int (*busy)(const jm *d, const jm_job *j);
     /* The job ended, in any state (optional): release, keep records. */
     void (*ended)(jm *d, jm_job *j);
+    /* A restart, after ended() (optional): forget the last attempt's outside resources. A launcher that
+     * has this places every attempt anew (jm_job_place_again: away from lost nodes, a new allocation);
+     * one without it starts the same tasks where they were. */
+    void (*restarting)(jm *d, jm_job *j);
     /* Run what is due at `now` (sage__mono_ms); ms to the next (-1: none) (optional). */
     int (*timers)(jm *d, int64_t now);
     /* Where a task runs, for views and store rows. */

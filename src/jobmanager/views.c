@@ -85,6 +85,34 @@ static void add_store_warning(jm *d, int64_t id, json_t *doc)
         json_object_set_new(doc, "store", json_string(w));
 }
 
+void jm_ft_view(const jm_job *j, json_t *st, int64_t now)
+{
+    jm_ckpt_view(j, st);
+    if (!st || j->ft.strategy == SAGE__FT_NONE)
+        return;
+    json_object_set_new(st, "restarts", json_integer(j->restarts));
+    if (j->last_failure[0]) {
+        json_object_set_new(st, "last_failure", json_string(j->last_failure));
+        json_object_set_new(st, "last_failure_at_ms", json_integer((json_int_t)j->last_failure_ms));
+    }
+    if (j->restart_at_ms)
+        json_object_set_new(st, "restart_in_ms",
+                            json_integer((json_int_t)(j->restart_at_ms > now ? j->restart_at_ms - now : 0)));
+}
+
+/* What the fault-tolerance strategy did, kept at the end (jobs.c: <jobdir>/fault_tolerance.json), into an ended
+ * job's view. */
+static void ft_view_ended(const jm *d, int64_t id, json_t *end)
+{
+    char path[PATH_MAX + 64];
+    sage__fmt(path, sizeof path, "%s/jobs/%lld/fault_tolerance.json", d->home, (long long)id);
+    json_error_t jerr;
+    json_t *ft = json_load_file(path, 0, &jerr);
+    if (json_is_object(ft))
+        json_object_update(end, ft);
+    json_decref(ft);
+}
+
 json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks)
 {
     json_t *tj = json_array();
@@ -95,8 +123,10 @@ json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *t
                             row->state, "error", row->error, "tasks", tj);
     if (end && row->error_code < 0) /* a failed job: the code its pipeline failed with */
         json_object_set_new(end, "code", json_integer(row->error_code));
-    if (end)
+    if (end) {
         jm_slurm_view_ended(d, row->id, end);
+        ft_view_ended(d, row->id, end);
+    }
     add_store_warning(d, row->id, end);
     return end;
 }
@@ -139,17 +169,7 @@ json_t *jm_job_status_json(jm *d, const jm_job *j)
     json_t *st = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name, "state",
                            jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
                            "tasks", tasks);
-    jm_ckpt_view(j, st);
-    if (st && j->ft.strategy != SAGE__FT_NONE) { /* what the restart or checkpoint strategy did so far */
-        json_object_set_new(st, "restarts", json_integer(j->restarts));
-        if (j->last_failure[0]) {
-            json_object_set_new(st, "last_failure", json_string(j->last_failure));
-            json_object_set_new(st, "last_failure_at_ms", json_integer((json_int_t)j->last_failure_ms));
-        }
-        if (j->restart_at_ms)
-            json_object_set_new(st, "restart_in_ms",
-                                json_integer((json_int_t)(j->restart_at_ms > now ? j->restart_at_ms - now : 0)));
-    }
+    jm_ft_view(j, st, now);
     if (st && d->launcher->view_job)
         d->launcher->view_job(d, j, st);
     add_store_warning(d, j->id, st);

@@ -214,11 +214,13 @@ void jm_on_worker_gone(jm *d, jm_conn *c)
     /* A worker whose connection closes before it reported a result, while its process is
      * not known to have ended: its host may be gone (a local crash is named more precisely
      * by its exit status, which outranks this; a lost Slurm node may never report one). */
-    if (!k->reported_done && !k->exited && !k->killed_by_us && !j->cancel_requested && !j->stop_requested)
+    if (!k->reported_done && !k->exited && !k->killed_by_us && !j->cancel_requested && !j->stop_requested) {
+        k->conn_lost = 1; /* its host may be gone: see lost_nodes (jobs.c) */
         jm_job_fail(d, j, JM_PRIO_GONE, SAGE_EIO,
                     "operator \"%s\" instance %d on %s lost its connection to the JobManager without a result "
                     "(its process or its host went away)",
                     k->op, k->instance, k->node[0] ? k->node : (k->host[0] ? k->host : "its host"));
+    }
 }
 
 void jm_workers_control(jm_job *j, const char *action)

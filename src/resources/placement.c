@@ -140,6 +140,9 @@ int sage__pl_fits(const sage__node *n, size_t ni, const scratch *s, const sage_r
     const int *shared = s->shared + s->cpu_off[ni];
     const int *gpu = s->gpu + ni * SAGE__NODE_GPUS_MAX;
 
+    if (n->unavailable)
+        return 0;
+
     /* memory */
     if (nd->mem > 0 && (nd->mem > n->memory || s->mem[ni] > n->memory - nd->mem))
         return 0;

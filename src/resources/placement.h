@@ -27,6 +27,7 @@ typedef struct sage__node {
     uint64_t memory;                  /* bytes */
     size_t ncustom;
     sage_resource_amount custom[SAGE_RES_CUSTOM_MAX];
+    int unavailable; /* 1: placement puts nothing here (a node a restarted job lost); 0 everywhere else */
 } sage__node;
 
 /* Discover this host: CPUs from sched_getaffinity, memory from the cgroup

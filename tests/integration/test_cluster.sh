@@ -41,7 +41,10 @@ WCEX=${4:-}
 RESEX=${5:-}
 CWC=${6:-}
 CMON=${7:-}
-for v in JMTEST PAREX WCEX RESEX CWC CMON; do
+# Optional: test_jm_restart, whose "words" pipeline (a keyed word count with fault tolerance) runs the checkpoint
+# checks of part 2: a checkpoint_dir a node does not share, and a host lost mid-run.
+JMRESTART=${8:-}
+for v in JMTEST PAREX WCEX RESEX CWC CMON JMRESTART; do
     eval "x=\$$v"
     case $x in "" | /*) ;; *) eval "$v=\$(pwd)/\$x" ;; esac
 done
@@ -105,7 +108,7 @@ BG= # a background client of this test, if one runs
 cleanup() {
     rc=$?
     trap - EXIT INT TERM HUP
-    [ -n "$BG" ] && kill "$BG" 2>/dev/null
+    [ -n "$BG" ] && kill $BG 2>/dev/null
     for e in $JMS; do
         h=${e%%:*}
         rest=${e#*:}
@@ -255,6 +258,16 @@ wait_state() { # HOST PORT HOME ID STATE
     done
     cat "$T/st.json"
     jm_fail "$3" "job $4 never became $5"
+}
+
+# Waits (at most TENTHS/10 s) until Slurm's queue holds no job in STATES (squeue -t; "": squeue's default,
+# pending, running and completing).
+queue_drain() { # SLURM_CONF STATES TENTHS
+    i=0
+    while [ $i -lt "$3" ] && [ -n "$(SLURM_CONF=$1 squeue -h ${2:+-t "$2"} -o %i 2>/dev/null)" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
 }
 
 # Nothing of ours is left in Slurm's queue (the allocations were released).
@@ -550,6 +563,95 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
         done
         check_queue_empty "$H2/cluster/slurm.conf" "after the word counts"
     fi
+    if [ -n "$JMRESTART" ]; then
+        # Checkpoints need a checkpoint_dir every node shares. Under $H2, which sgw2 sees as its own tmpfs, the
+        # words job's counters (they ask for the ssd only sgw2 has) cannot read back what the JobManager wrote
+        # there: the job fails at once, without a restart, naming the directory and the node.
+        printf 'a\nb\na\n' >"$T/small.txt"
+        SAGE_HOME=$JM2 SAGE_TEST_WORDS=$T/small.txt SAGE_TEST_WORDS_RESOURCES='{"num_cpus": 1, "resources": {"ssd": 0.5}}' \
+            timeout 120 "$JMRESTART" pipeline words "10.213.77.1:$JP2" \
+            "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 1, \"max_recovery_attempts\": 3, \"checkpoint_dir\": \"$H2/ck-private\"}" \
+            >"$T/ns.out" 2>"$T/ns.err"
+        rc=$?
+        cat "$T/ns.err"
+        [ $rc -eq 1 ] && grep -q 'checkpoint_dir.* is not shared with node sgw2: .*(a configuration error: not retried)' "$T/ns.err" ||
+            jm_fail "$JM2" "a checkpoint_dir sgw2 does not share should fail the job at once, without a restart (exit $rc)"
+        ok "checkpoint_dir not shared with sgw2: $(grep -m1 -o 'is not shared with node sgw2: [^(]*' "$T/ns.err")"
+        check_queue_empty "$H2/cluster/slurm.conf" "after the job with an unshared checkpoint_dir"
+        # its steps were killed: Slurm completes them on sgw2 (stopped below, which needs the node unused)
+        queue_drain "$H2/cluster/slurm.conf" "" 300
+    fi
+fi
+
+if [ -n "$JMTEST" ] && [ -n "$PAREX" ] && [ -n "$JMRESTART" ]; then
+    # A host lost under a job with the checkpoint strategy: a keyed word count over a multi-megabyte file whose
+    # two counters reserve 2 CPUs each (the head has 2, so the second one runs on sgw1). sgw1 is lost mid-run
+    # (its slurmd and every process in its namespace killed): the job recovers from its last checkpoint, placed
+    # again without sgw1 (its second counter on sgw2), and ends with the exact counts. Then sgw1 "reboots".
+    awk 'BEGIN { srand(7); for (i = 0; i < 400000; i++) printf "w%05d\n", int(rand() * rand() * 5000) }' >"$T/big.txt"
+    awk '{ c[$1]++ } END { for (w in c) print w, c[w] }' "$T/big.txt" | LC_ALL=C sort >"$T/big.expected"
+    SAGE_HOME=$JM2 "$SAGE" job list --json --host 10.213.77.1 --port "$JP2" >"$T/list2.json" || fail "job list"
+    oldw=$(jq 'if type == "array" then . else .jobs end | map(select(.name == "words")) | max_by(.job_id) |
+        .job_id // 0' "$T/list2.json")
+    SAGE_HOME=$JM2 SAGE_TEST_WORDS=$T/big.txt SAGE_TEST_WORDS_RESOURCES='{"num_cpus": 2}' timeout 240 \
+        "$JMRESTART" pipeline words "10.213.77.1:$JP2" \
+        "{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.5, \"max_recovery_attempts\": 3, \"checkpoint_dir\": \"$T/ck\"}" \
+        >"$T/words.out" 2>"$T/words.err" &
+    wpid=$!
+    BG=$wpid
+    wid=
+    i=0
+    while [ $i -lt 600 ]; do
+        SAGE_HOME=$JM2 "$SAGE" job list --json --host 10.213.77.1 --port "$JP2" >"$T/list2.json" 2>/dev/null &&
+            wid=$(jq "if type == \"array\" then . else .jobs end | map(select(.name == \"words\" and .job_id > $oldw)) |
+                max_by(.job_id) | .job_id // empty" "$T/list2.json")
+        [ -n "$wid" ] && SAGE_HOME=$JM2 "$SAGE" job status "$wid" --json --host 10.213.77.1 --port "$JP2" \
+            >"$T/stw.json" 2>/dev/null && jq -e '.state == "running" and .checkpoints.completed >= 1' "$T/stw.json" \
+            >/dev/null && break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    jq -e '.state == "running" and .checkpoints.completed >= 1' "$T/stw.json" >/dev/null 2>&1 || {
+        cat "$T/words.err"
+        jm_fail "$JM2" "the words job should run and commit a checkpoint"
+    }
+    jq -c '.tasks[] | {operator, instance, host, state}' "$T/stw.json"
+    jqcheck "$T/stw.json" '[.tasks[] | select(.operator == "count" and .host == "sgw1")] | length == 1' \
+        "a counter of the words job should run on sgw1"
+    echo "words job $wid runs with $(jq .checkpoints.completed "$T/stw.json") checkpoints committed; sgw1 is lost now"
+    kill -9 "$(cat "$H2/cluster/slurmd-sgw1.pid")"
+    for p in $(ip netns pids "$NS1"); do kill -9 "$p" 2>/dev/null; done
+    wait $wpid
+    wrc=$?
+    BG=
+    SAGE_HOME=$JM2 "$SAGE" job status "$wid" --json --host 10.213.77.1 --port "$JP2" >"$T/stw.json" ||
+        fail "job status $wid"
+    jq -c '{state, restarts, last_failure, checkpoints}' "$T/stw.json"
+    jq -c '.tasks[] | {operator, instance, host, slurm_job, state}' "$T/stw.json"
+    grep "job $wid[ :]" "$JM2/jobmanager.log" | grep -E "avoided|placed again|recovery|allocation|failed" || true
+    [ $wrc -eq 0 ] && cmp -s "$T/big.expected" "$T/words.out" || {
+        cat "$T/words.err"
+        diff "$T/big.expected" "$T/words.out" | head
+        jm_fail "$JM2" "the words job should recover from sgw1's loss with the exact counts (exit $wrc)"
+    }
+    jqcheck "$T/stw.json" '.state == "finished" and .restarts >= 1 and .checkpoints.recoveries >= 1 and
+        ([.tasks[] | select(.host == "sgw1")] | length == 0)' \
+        "the words job should have finished after a recovery, with no task on sgw1"
+    grep -q "job $wid \"words\": node sgw1 is avoided from now on" "$JM2/jobmanager.log" ||
+        jm_fail "$JM2" "the JobManager should say it avoids sgw1 for job $wid"
+    ok "sgw1 lost mid-run: job $wid recovered on $(jq -r '[.tasks[].host] | unique | join(",")' "$T/stw.json") from its checkpoint: $(wc -l <"$T/words.out") words, $(awk '{s += $2} END {print s}' "$T/words.out") in all, exact"
+    # sgw1 "reboots": its worker starts again and its node serves again (Slurm ends what it still counted there).
+    start_worker_shared "$NS1" sgw1 --cpus 3 --gpus 1 >"$T/w1b.out" 2>&1 || {
+        cat "$T/w1b.out"
+        fail "start --worker in $NS1 again, after sgw1 was lost"
+    }
+    i=0
+    until SLURM_CONF=$H2/cluster/slurm.conf sinfo -h -n sgw1 -o %T 2>/dev/null | grep -qx idle; do
+        [ $i -lt 300 ] || fail "sgw1 should be idle again once its worker restarted ($(SLURM_CONF=$H2/cluster/slurm.conf sinfo -h -n sgw1 -o %T))"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    ok "sgw1 back after its loss: $(SLURM_CONF=$H2/cluster/slurm.conf sinfo -h -n sgw1 -o '%N %T')"
 fi
 
 export SLURM_CONF="$H2/cluster/slurm.conf"
@@ -657,11 +759,7 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
             cat "$T/par.err"
             jm_fail "$JM2" "a new job after sgw1 was lost should run, with the embedded table"
         }
-        i=0
-        while [ $i -lt 100 ] && [ -n "$(SLURM_CONF=$H2/cluster/slurm.conf squeue -h -t PD,R,CF -o %i 2>/dev/null)" ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
+        queue_drain "$H2/cluster/slurm.conf" PD,R,CF 100
         check_queue_empty "$H2/cluster/slurm.conf" "after the job that followed sgw1's loss"
         ok "after sgw1's loss the JobManager still runs jobs: the parallelism example's table equals embedded mode's"
     fi

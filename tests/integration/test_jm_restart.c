@@ -88,12 +88,15 @@ static int triple(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 static int run_one(const char *name, const char *jm, const char *ft, int parallelism);
 
 /* "two": two jobs, one after the other, from one program run (each job's workers skip the other's env). */
+static int run_words(const char *jm, const char *ft);
 static int run_pipeline(const char *name, const char *jm, const char *ft)
 {
     if (strcmp(name, "two") == 0) {
         int a = run_one("first", jm, ft, 2), b = run_one("second", jm, ft, 3);
         return a || b;
     }
+    if (strcmp(name, "words") == 0)
+        return run_words(jm, ft);
     return run_one(name, jm, ft, 2);
 }
 
@@ -124,6 +127,78 @@ static int emit_key(const void *key, size_t kl, void *state, void *arg)
     return sage_emit_i64(arg, st[0] * 1000003 + st[1]) < 0;
 }
 static int keyed_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, emit_key, o) ? -1 : 0; }
+
+/* "words": a keyed word count over the file $SAGE_TEST_WORDS (one word a line) by 2 instances of "count" that
+ * reserve a CPU each, slow enough (1 ms every 30 records of an instance) for a host to be lost mid-run; prints
+ * "word count" lines, sorted (test_cluster.sh compares them with a count by awk). $SAGE_TEST_WORDS_RESOURCES,
+ * if set, is count's resource request instead. */
+static int words_key(const void *r, size_t n, void *kb, void *u)
+{
+    size_t k = n < 64 ? n : 64;
+    memcpy(kb, r, k);
+    return (int)k;
+}
+static int words_count(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    int64_t *cnt = sage_ctx_state(c, sizeof *cnt);
+    if (!cnt)
+        return SAGE_ENOMEM;
+    ++*cnt;
+    uintptr_t seen = (uintptr_t)sage_ctx_local(c) + 1;
+    sage_ctx_set_local(c, (void *)seen);
+    if (seen % 30 == 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return 0;
+}
+static int words_emit(const void *key, size_t kl, void *state, void *arg)
+{
+    char line[128];
+    int n = snprintf(line, sizeof line, "%.*s %" PRId64, (int)kl, (const char *)key, *(int64_t *)state);
+    return sage_emit(arg, line, (size_t)n) < 0;
+}
+static int words_close(sage_ctx *c, sage_out *o, void *u) { return sage_ctx_state_foreach(c, words_emit, o) ? -1 : 0; }
+static int run_words(const char *jm, const char *ft)
+{
+    const char *path = getenv("SAGE_TEST_WORDS");
+    if (!path) {
+        fprintf(stderr, "the \"words\" pipeline reads the file named by SAGE_TEST_WORDS\n");
+        return 2;
+    }
+    char config[4096];
+    snprintf(config, sizeof config,
+             "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s, \"channel_bytes\": 4096, \"batch_bytes\": 1024}", jm,
+             ft);
+    sage_env *env = sage_env_create("words", config);
+    sage_collector *c = sage_collector_create(0);
+    sage_stream *s = sage_from_file_lines(env, path, &(sage_op_opts){.name = "lines"});
+    const char *res = getenv("SAGE_TEST_WORDS_RESOURCES"); /* another request for "count" */
+    s = sage_flat_map(sage_key_by(s, words_key, NULL), words_count, NULL,
+                      &(sage_op_opts){.name = "count",
+                                      .parallelism = 2,
+                                      .resources = res ? res : "{\"num_cpus\": 1}",
+                                      .close = words_close});
+    sage_sink_collect(s, c, &(sage_op_opts){.name = "out"});
+    int rc = sage_env_execute(env);
+    fprintf(stderr, "job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        fprintf(stderr, "error: %s\n", sage_env_errmsg(env));
+    size_t n = sage_collector_count(c);
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *r = sage_collector_get(c, i, &len);
+        v[i] = strndup(r, len);
+    }
+    qsort(v, n, sizeof *v, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n", v[i]);
+        free(v[i]);
+    }
+    free(v);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
 
 static int run_one(const char *name, const char *jm, const char *ft, int parallelism)
 {

@@ -691,6 +691,33 @@ static void test_format_bytes(void)
 }
 
 /* Running jobs hold their resources: a second job gets what is left, a third waits. */
+/* A node marked unavailable (one a restarted job lost) gets no task, not even one that asks for nothing; with
+ * every node unavailable nothing fits. */
+static void test_unavailable_node(void)
+{
+    char err[1024] = "";
+    sage__node nodes[2] = {mknode("lost", 8, 0, 8 * GB), mknode("b", 8, 0, 8 * GB)};
+    nodes[0].unavailable = 1;
+    sage__place_req reqs[2] = {mkreq("x", 2, 2, 0, 0), mkreq("free", 1, 0, 0, 0)};
+    sage__assign **a = NULL;
+    CHECK_INT(sage__place(nodes, 2, reqs, 2, &a, err, sizeof err), 0);
+    if (a) {
+        CHECK_INT(a[0][0].node, 1);
+        CHECK_INT(a[0][1].node, 1);
+        CHECK_INT(a[1][0].node, 1);
+        sage__assign_free(a, reqs, 2);
+    }
+    sage__place_req big = mkreq("big", 3, 4, 0, 0); /* 12 CPUs: fits both nodes, not "b" alone */
+    a = NULL;
+    CHECK_INT(sage__place(nodes, 2, &big, 1, &a, err, sizeof err), SAGE_EINFEASIBLE);
+    CHECK(a == NULL);
+    nodes[1].unavailable = 1;
+    CHECK_INT(sage__place(nodes, 2, &reqs[1], 1, &a, err, sizeof err), SAGE_EINFEASIBLE);
+    nodes[0].unavailable = nodes[1].unavailable = 0;
+    CHECK_INT(sage__place(nodes, 2, &big, 1, &a, err, sizeof err), 0);
+    sage__assign_free(a, &big, 1);
+}
+
 static void test_held_by_running_jobs(void)
 {
     sage__node n = mknode("n", 8, 2, 0);
@@ -723,6 +750,7 @@ int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(test_held_by_running_jobs);
+    RUN(test_unavailable_node);
     RUN(test_seed_example);
     RUN(test_exclusive_no_overlap);
     RUN(test_fractional_gpus);
