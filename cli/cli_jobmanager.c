@@ -144,6 +144,31 @@ int cli_jobmanager_status(const cli_opts *o)
                sage__escape_str(home, sizeof home, json_string_value(json_object_get(r, "home"))));
         printf("live jobs: %lld; memory limits: %s\n", json_integer_value(json_object_get(r, "jobs_live")),
                sage__escape_str(mem, sizeof mem, json_string_value(json_object_get(r, "memory_enforcement"))));
+        const char *launcher = json_string_value(json_object_get(r, "launcher"));
+        const char *conf = json_string_value(json_object_get(r, "slurm_conf"));
+        char lb[256], cb[4200];
+        printf("launcher: %s%s%s%s\n", sage__escape_str(lb, sizeof lb, launcher ? launcher : "?"),
+               conf ? " (SLURM_CONF=" : "", conf ? sage__escape_str(cb, sizeof cb, conf) : "", conf ? ")" : "");
+        json_t *node;
+        size_t i;
+        json_array_foreach(json_object_get(r, "nodes"), i, node)
+        {
+            char name[256], res[1024] = "";
+            size_t at = 0;
+            const char *key;
+            json_t *v;
+            json_object_foreach(json_object_get(node, "resources"), key, v)
+            {
+                char k[160];
+                if (at < sizeof res)
+                    at += (size_t)snprintf(res + at, sizeof res - at, ", %s=%g", sage__escape_str(k, sizeof k, key),
+                                           json_number_value(v));
+            }
+            printf("node %s: %lld cpus, %lld gpus, %.0f MiB memory%s\n",
+                   sage__escape_str(name, sizeof name, json_string_value(json_object_get(node, "name"))),
+                   json_integer_value(json_object_get(node, "cpus")), json_integer_value(json_object_get(node, "gpus")),
+                   (double)json_integer_value(json_object_get(node, "memory")) / (1 << 20), res);
+        }
     }
     json_decref(r);
     return 0;

@@ -1,13 +1,54 @@
 /* cli/cluster_worker.c - `sage cluster start --worker`: a slurmd here that joins a head (configless, dynamic node). */
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cluster.h"
 #include "cluster/slurm.h"
+
+/* A TCP connection to the head's slurmctld, within 5 s: 0, or -1 with why (refused, unreachable, no
+ * answer). Done before munge or Slurm are asked anything, so that a wrong address or port is reported as
+ * such, not as the authentication error Slurm's client would show. */
+static int probe_controller(const char *host, long port, char *why, size_t len)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%ld", port);
+    int g = getaddrinfo(host, ps, &hints, &ai);
+    if (g != 0) {
+        snprintf(why, len, "cannot resolve %.100s: %s", host, gai_strerror(g));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0;
+    if (fd < 0) {
+        err = errno;
+    } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        err = errno;
+        if (err == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int n;
+            while ((n = poll(&p, 1, 5000)) < 0 && errno == EINTR)
+                ;
+            socklen_t el = sizeof err;
+            if (n == 0)
+                err = ETIMEDOUT;
+            else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+                err = errno;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    if (err)
+        snprintf(why, len, "%s", err == ETIMEDOUT ? "no answer within 5 s" : strerror(err));
+    return err ? -1 : 0;
+}
 
 int cluster_start_worker(const cluster_opts *o)
 {
@@ -27,6 +68,12 @@ int cluster_start_worker(const cluster_opts *o)
     for (const char *p = host; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
             return cluster_usage("--head-address=%s: the host must be a name or an IPv4 address", o->head_address);
+    char why[256];
+    if (probe_controller(host, port, why, sizeof why) != 0)
+        return cluster_fail("the head's controller at %s:%ld is unreachable (%s): check --head-address (the head's "
+                            "`sage cluster start --head` printed the join command with its address and port) and "
+                            "that this host can reach it",
+                            host, port, why);
     char name[128], home[PATH_MAX];
     if (cluster_node_name(o, name, sizeof name))
         return EX_USAGE;

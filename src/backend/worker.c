@@ -659,8 +659,8 @@ static int worker_submit(sage__backend *b)
         listen_rc = tcp_listen_here(w, producers > 0 && producers < 4096 ? producers + 8 : 128, listen_err,
                                     sizeof listen_err);
     }
-    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", w->token, "role", "worker", "job_id", (json_int_t)w->job_id,
-                              "task", w->task_index);
+    json_t *hello = json_pack("{s:s,s:s,s:I,s:i,s:i}", "token", w->token, "role", "worker", "job_id",
+                              (json_int_t)w->job_id, "task", w->task_index, "pid", (int)getpid());
     if (hello && w->listen_fd >= 0)
         json_object_set_new(hello, "listen", json_string(w->listen_addr));
     char *txt = json_dumps(hello, JSON_COMPACT);

@@ -187,11 +187,17 @@ static void inherited_cloexec(void)
 
 static void log_started(jm *d, int failed)
 {
+    char where[600], one[512];
+    jm_node_text(&d->node, one, sizeof one);
+    if (strcmp(d->launcher->name, "slurm") == 0) /* its started() lists the cluster's nodes */
+        sage__fmt(where, sizeof where, "nodes: the Slurm cluster's (listed below)");
+    else
+        sage__fmt(where, sizeof where, "node %s", one);
     jm_log(d,
-           "JobManager %s listening on %s:%d (pid %ld, state %s); %s launcher; node \"%s\": %d cpus, %d gpus; "
+           "JobManager %s listening on %s:%d (pid %ld, state %s); %s launcher; %s; "
            "%smemory limits: %s%s",
-           sage_version(), d->host, d->port, (long)d->pid, d->home, d->launcher->name, d->node.name, d->node.ncpus,
-           d->node.ngpus, d->data_plane == JM_DATA_TCP ? "data plane: tcp; " : "",
+           sage_version(), d->host, d->port, (long)d->pid, d->home, d->launcher->name, where,
+           d->data_plane == JM_DATA_TCP ? "data plane: tcp; " : "",
            d->cgmode == SAGE__CGROUP_NONE ? "not enforced: " : "cgroup ",
            d->cgmode == SAGE__CGROUP_NONE ? d->cgwhy : d->cgparent);
     if (failed > 0)

@@ -74,7 +74,8 @@ typedef struct jm_task {
     int index, chain, instance;
     char op[128]; /* head operator of the chain */
     jm_task_state state;
-    pid_t pid;
+    pid_t pid;                /* the process we started (on Slurm: its srun) */
+    pid_t worker_pid;         /* the worker's own pid on its host, from its HELLO (0 until then) */
     int exited;               /* reaped */
     int status;               /* waitpid status */
     int listen_fd;            /* unix data plane: listener handed to the worker (-1: a source chain, or tcp) */
@@ -110,6 +111,7 @@ typedef struct jm_task {
     int reported;        /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
     int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
     int conn_lost;       /* its control connection closed without a result while its process ran */
+    int echo;            /* it failed only because another task did (a broken connection): shown "killed" */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -447,6 +449,10 @@ json_t *jm_ping_json(jm *d);
 json_t *jm_job_status_json(jm *d, const jm_job *j);
 json_t *jm_job_list_json(jm *d);
 /* The end document of an ended job (status, wait): its rows, from memory at its end or from the store. */
+/* "name (4 cpus, 2 gpus, 16GB, ssd=1)": a node as logs and messages show it. */
+void jm_node_text(const sage__node *n, char *buf, size_t len);
+/* The pid a user sees for a task: its worker's own (from its HELLO), else the process we started. */
+pid_t jm_task_pid(const jm_task *k);
 /* What the job's fault-tolerance strategy did so far ("restarts", "last_failure", "checkpoints", ...), into st. */
 void jm_ft_view(const jm_job *j, json_t *st, int64_t now);
 json_t *jm_job_end_json(jm *d, const sage__job_row *row, const sage__task_row *tasks, size_t ntasks);

@@ -159,6 +159,10 @@ static void job_end(jm *d, jm_job *j)
                       : j->stop_requested   ? JJ_STOPPED
                                             : JJ_FINISHED;
     j->state = st;
+    for (size_t t = 0; t < j->ntasks; t++) /* a task that failed only as an echo of the job's failure was stopped by
+                                            * it: "killed", as the ones we killed */
+        if (j->tasks[t].state == JT_FAILED && j->tasks[t].echo && (j->err_prio > JM_PRIO_ECHO || j->cancel_requested))
+            j->tasks[t].state = JT_KILLED;
     if (j->ft.strategy != SAGE__FT_NONE) { /* kept for the views of the ended job */
         json_t *ft = json_object();
         jm_ft_view(j, ft, sage__mono_ms());
@@ -461,6 +465,7 @@ static void task_failed(jm *d, jm_job *j, jm_task *k)
                    ? JM_PRIO_ROOT
                    : JM_PRIO_ECHO;
     }
+    k->echo = prio == JM_PRIO_ECHO;
     if (d->launcher->task_failed)
         d->launcher->task_failed(d, j, k, why); /* before the failure kills and releases anything */
     jm_output_tail(k, tail, sizeof tail);

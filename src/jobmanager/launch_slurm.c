@@ -160,10 +160,9 @@ static void slurm_started(jm *d)
     char nodes[1024] = "";
     size_t o = 0;
     for (size_t i = 0; i < d->slurm.nnodes && o + 1 < sizeof nodes; i++) {
-        char mem[32];
-        sage__format_bytes(d->slurm.nodes[i].memory, mem, sizeof mem);
-        o += (size_t)snprintf(nodes + o, sizeof nodes - o, "%s%s (%d cpus, %d gpus, %s)", i ? ", " : "",
-                              d->slurm.nodes[i].name, d->slurm.nodes[i].ncpus, d->slurm.nodes[i].ngpus, mem);
+        char one[512];
+        jm_node_text(&d->slurm.nodes[i], one, sizeof one);
+        o += (size_t)snprintf(nodes + o, sizeof nodes - o, "%s%s", i ? ", " : "", one);
     }
     jm_log(d, "on Slurm (SLURM_CONF=%s): %zu nodes: %s", d->slurm.conf, d->slurm.nnodes, nodes);
     if (strncmp(d->host, "127.", 4) == 0 || strcmp(d->host, "localhost") == 0)
@@ -637,6 +636,8 @@ static void slurm_view_task(const jm *d, const jm_job *j, const jm_task *k, json
     (void)d;
     if (j->slurm.job)
         ids_set(tj, j->slurm.job, k->slurm_step, k->host);
+    if (k->pid > 0) /* "pid" is the worker's own, on its node */
+        json_object_set_new(tj, "srun_pid", json_integer(k->pid));
 }
 
 static void slurm_view_job(const jm *d, const jm_job *j, json_t *jj)

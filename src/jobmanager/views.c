@@ -13,6 +13,34 @@
 
 #define LIST_MAX 1000 /* the newest jobs `list` shows */
 
+void jm_node_text(const sage__node *n, char *buf, size_t len)
+{
+    char mem[32];
+    sage__format_bytes(n->memory, mem, sizeof mem);
+    size_t o = (size_t)snprintf(buf, len, "%s (%d cpus, %d gpus, %s", n->name, n->ncpus, n->ngpus, mem);
+    for (size_t c = 0; c < n->ncustom && o < len; c++)
+        o += (size_t)snprintf(buf + o, len - o, ", %s=%g", n->custom[c].name, n->custom[c].amount);
+    if (o < len)
+        snprintf(buf + o, len - o, ")");
+}
+
+/* The nodes placement uses, for `jobmanager status`. */
+static json_t *nodes_json(const jm *d)
+{
+    size_t n;
+    const sage__node *nodes = d->launcher->nodes(d, &n);
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *res = json_object();
+        for (size_t c = 0; res && c < nodes[i].ncustom; c++)
+            json_object_set_new(res, nodes[i].custom[c].name, json_real(nodes[i].custom[c].amount));
+        json_array_append_new(a, json_pack("{s:s,s:i,s:i,s:I,s:o}", "name", nodes[i].name, "cpus", nodes[i].ncpus,
+                                           "gpus", nodes[i].ngpus, "memory", (json_int_t)nodes[i].memory, "resources",
+                                           res ? res : json_object()));
+    }
+    return a;
+}
+
 json_t *jm_ping_json(jm *d)
 {
     int live = 0;
@@ -25,6 +53,8 @@ json_t *jm_ping_json(jm *d)
                           : d->cgmode == SAGE__CGROUP_V2 ? "cgroup v2"
                                                          : d->cgwhy,
                           "launcher", d->launcher->name);
+    if (p)
+        json_object_set_new(p, "nodes", nodes_json(d));
     if (p && d->launcher->view_ping)
         d->launcher->view_ping(d, p);
     return p;
@@ -32,12 +62,14 @@ json_t *jm_ping_json(jm *d)
 
 static uint64_t peak_memory(const jm_task *k) { return k->has_cg ? sage__cgroup_peak(&k->cg) : 0; }
 
+pid_t jm_task_pid(const jm_task *k) { return k->worker_pid > 0 ? k->worker_pid : k->pid; }
+
 static json_t *task_json(const jm_task *k)
 {
     return json_pack("{s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:O}", "task", k->index, "operator", k->op, "instance",
-                     k->instance, "state", jm_task_state_name(k->state), "pid", (int)k->pid, "cpus", k->cpus, "gpus",
-                     k->gpus, "memory_limit", (json_int_t)k->mem_limit, "peak_memory", (json_int_t)peak_memory(k),
-                     "metrics", k->metrics ? k->metrics : json_null());
+                     k->instance, "state", jm_task_state_name(k->state), "pid", (int)jm_task_pid(k), "cpus", k->cpus,
+                     "gpus", k->gpus, "memory_limit", (json_int_t)k->mem_limit, "peak_memory",
+                     (json_int_t)peak_memory(k), "metrics", k->metrics ? k->metrics : json_null());
 }
 
 void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row *r)
@@ -48,7 +80,7 @@ void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row 
     sage__strlcpy(r->op, k->op, sizeof r->op);
     r->instance = k->instance;
     sage__strlcpy(r->state, jm_task_state_name(k->state), sizeof r->state);
-    r->pid = (int)k->pid;
+    r->pid = (int)jm_task_pid(k);
     sage__strlcpy(r->host, d->launcher->task_host(d, k), sizeof r->host);
     sage__strlcpy(r->cpus, k->cpus, sizeof r->cpus);
     sage__strlcpy(r->gpus, k->gpus, sizeof r->gpus);

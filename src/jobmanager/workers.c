@@ -108,6 +108,9 @@ static void hello_recorded(jm *d, jm_job *j, jm_task *k, json_t *hello, const ch
 {
     k->said_hello = 1;
     sage__strlcpy(k->host, peer_host, sizeof k->host);
+    json_t *pid = json_object_get(hello, "pid");
+    if (json_is_integer(pid) && json_integer_value(pid) > 0 && json_integer_value(pid) <= INT32_MAX)
+        k->worker_pid = (pid_t)json_integer_value(pid);
     if (d->data_plane != JM_DATA_TCP)
         return;
     const char *listen = json_string_value(json_object_get(hello, "listen"));

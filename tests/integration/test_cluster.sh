@@ -391,6 +391,19 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     fe=$!
     fid=$((plid + 1))
     wait_state 127.0.0.1 "$JP1" "$JM1" "$fid" running
+    # each task's "pid" is its worker's own (from its HELLO), "srun_pid" the srun step we started
+    i=0
+    until jq -e '[.tasks[] | select(.srun_pid == null or .pid == .srun_pid)] | length == 0' "$T/st.json" >/dev/null; do
+        [ $i -lt 300 ] || fail "job $fid: every task should show its worker's pid beside its srun's: $(jq -c '[.tasks[] | {pid, srun_pid}]' "$T/st.json")"
+        sleep 0.1
+        i=$((i + 1))
+        SAGE_HOME=$JM1 "$SAGE" job status "$fid" --json --port "$JP1" >"$T/st.json" 2>/dev/null
+    done
+    for p in $(jq -r '.tasks[] | "\(.pid):\(.srun_pid)"' "$T/st.json"); do
+        [ "$(readlink "/proc/${p%%:*}/exe")" = "$JMTEST" ] && [ "$(cat "/proc/${p#*:}/comm")" = srun ] ||
+            fail "job $fid: pid ${p%%:*} should be the worker (is $(readlink "/proc/${p%%:*}/exe")), ${p#*:} its srun"
+    done
+    ok "job $fid: each task shows its worker's pid and its srun's ($(jq -r '[.tasks[] | "\(.pid)/\(.srun_pid)"] | join(" ")' "$T/st.json"))"
     sj=$(jq .slurm_job "$T/st.json")
     SAGE_HOME=$JM1 "$SAGE" job cancel "$fid" --port "$JP1" >/dev/null || fail "job cancel $fid"
     wait $fe
@@ -446,6 +459,13 @@ P2=$HEAD_PORT
 join=$(grep -o -- "--head-address=[^ ]*" "$T/start2.out")
 [ "$join" = "--head-address=10.213.77.1:$P2" ] || fail "join command names '$join'"
 ok "head started at 10.213.77.1:$P2"
+
+# A worker given a wrong port is told the head is unreachable there (not that its munge key is wrong).
+nsenter --net="/run/netns/$NS1" "$SAGE" cluster start --worker --head-address=10.213.77.1:1 --home "$T/badworker" \
+    --name sgbad >"$T/bad.out" 2>&1 && fail "a worker start with a wrong head port should fail"
+grep -q "the head's controller at 10.213.77.1:1 is unreachable (Connection refused): check --head-address" "$T/bad.out" ||
+    { cat "$T/bad.out"; fail "a wrong head port should be reported as unreachable"; }
+ok "wrong head port: $(head -n 1 "$T/bad.out" | cut -c1-120)"
 
 # The worker command run "on another host": in a namespace, with its own host name (unshare --uts),
 # as docs/cluster.md describes. sgw1 shares the head's file system (the state dir is the same directory, as
@@ -509,6 +529,16 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     JP2=$(free_port)
     jm_start 10.213.77.1 "$JP2" "$JM2" "$H2/cluster/slurm.conf"
     JP2=$JM_PORT
+    # its log and `jobmanager status` say it runs on Slurm, with each node's custom resources
+    grep -q "slurm launcher; nodes: the Slurm cluster's (listed below)" "$JM2/jobmanager.log" &&
+        grep -q "on Slurm (SLURM_CONF=.*sgw2 (5 cpus, 2 gpus, [0-9.]*[MG]i*B, ssd=1)" "$JM2/jobmanager.log" ||
+        jm_fail "$JM2" "the JobManager's log should say it runs on Slurm and list sgw2's ssd"
+    SAGE_HOME=$JM2 "$SAGE" jobmanager status --host 10.213.77.1 --port "$JP2" >"$T/jms.txt" || fail "jobmanager status"
+    cat "$T/jms.txt"
+    grep -q "^launcher: slurm (SLURM_CONF=$H2/cluster/slurm.conf)$" "$T/jms.txt" &&
+        grep -q "^node sgw2: 5 cpus, 2 gpus, [0-9]* MiB memory, ssd=1$" "$T/jms.txt" &&
+        grep -q "^node sgw1: 3 cpus, 1 gpus, [0-9]* MiB memory$" "$T/jms.txt" ||
+        fail "jobmanager status should name the Slurm launcher and list each node with its custom resources"
     jqcheck "$T/status2.json" '[.nodes[] | select(.gpus.total > 0) | .name] | sort == ["sgw1", "sgw2"]' \
         "only sgw1 and sgw2 should have GPUs"
     SAGE_HOME=$JM2 timeout 120 "$JMTEST" pipeline placement "10.213.77.1:$JP2" >"$T/pl2.out" 2>&1 ||

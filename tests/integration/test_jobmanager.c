@@ -545,6 +545,18 @@ static void worker_killed_no_orphans(void)
     CHECK_CONTAINS(big, ") was killed by signal 9 (Killed)");
     for (size_t k = 0; k < np; k++)
         CHECK(kill(pids[k], 0) != 0 && errno == ESRCH); /* reaped: no orphan, no zombie */
+    /* the one killed is "failed"; the others, stopped because of it (some saw their connections break first,
+     * some were killed by the JobManager), are "killed" */
+    st = client_request(req);
+    json_array_foreach(json_object_get(st, "tasks"), i, t)
+    {
+        const char *state = json_string_value(json_object_get(t, "state"));
+        if (!state || strcmp(state, i == 2 ? "failed" : "killed") != 0) {
+            fprintf(stderr, "  task %zu is %s\n", i, state ? state : "(none)");
+            CHECK(0);
+        }
+    }
+    json_decref(st);
 }
 
 /* Records the job's first task (its source) emitted, as its worker last reported. */
