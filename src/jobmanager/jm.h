@@ -132,6 +132,7 @@ typedef struct jm_slurm_job {
     int requesting;       /* sbatch for it is running */
     int polling;          /* an squeue about it is running */
     int running;          /* the allocation runs and the tasks were started */
+    int sized;            /* the allocation asks for what the job holds on its one node (else: whole nodes) */
     int released;         /* scancel was sent (or Slurm ended the allocation) */
     int checked;          /* the allocation's state was asked after a task failed */
     int checking;         /* ... and the answer is not in: the job does not end before it */

@@ -1,22 +1,28 @@
-/* jobmanager/launch_slurm.c - the Slurm launcher: one whole-node allocation per job, each task an srun step.
+/* jobmanager/launch_slurm.c - the Slurm launcher: one allocation per job (sized on one node, whole nodes on several), each task an srun step.
  *
  * Design note. With config "slurm": {"conf": PATH} the nodes are the
  * cluster's (sinfo --json: read synchronously at start, before the daemon
  * serves anyone, and again, asynchronously, at a submit while no job is
  * live: the submit waits for it, other clients do not) and the data plane is
- * tcp. A placed job gets one allocation of whole nodes, atomically: sbatch
- * --exclusive --nodelist=<the nodes its tasks landed on> of a batch script
- * that only sleeps. The job stays "pending" with Slurm's reason (squeue,
- * polled every SLURM_POLL_MS once the previous answer came) until the
- * allocation runs; then each task is started as `srun --jobid --exact|
+ * tcp. A placed job gets one allocation, atomically: on one node, sbatch
+ * asks for what its tasks hold there (node_size: the CPUs they reserve, the
+ * sum of their memory requests, their GPUs and custom resources as gres), so
+ * jobs share nodes as on one host; on several nodes, sbatch --exclusive
+ * --nodelist=<the nodes its tasks landed on> takes them whole (one sbatch
+ * cannot ask different sizes per node without a heterogeneous job). The
+ * batch script only sleeps. The job stays "pending" with Slurm's reason
+ * (squeue, polled every SLURM_POLL_MS once the previous answer came) until
+ * the allocation runs; then each task is started as `srun --jobid --exact|
  * --overlap -w NODE ... -- env CUDA_VISIBLE_DEVICES=<its GPUs> EXE ARGS`
  * with the worker's environment (--export=ALL): the srun is the task's
- * process, so supervision is the local one. A task with exclusive whole
- * CPUs is an --exact step with its CPUs (and memory); any other (shared
- * cores) is an --overlap step, which Slurm never makes wait for CPUs that
- * SAGE's placement lets it share. GPUs and custom resources are SAGE's to
- * count inside the whole-node allocation (see srun_argv). scancel releases
- * the allocation when the job fails, is canceled, or ends in any way.
+ * process, so supervision is the local one. In a whole-node allocation a
+ * task with exclusive whole CPUs is an --exact step with its CPUs (and
+ * memory); any other (shared cores), and every task of a sized allocation
+ * (which holds exactly what SAGE placed), is an --overlap step, which Slurm
+ * never makes wait for what SAGE's placement lets it share; the worker pins
+ * itself to its CPUs. GPUs and custom resources are SAGE's to count inside
+ * the allocation (see srun_argv). scancel releases the allocation when the
+ * job fails, is canceled, or ends in any way.
  *
  * Every Slurm command here is a jm_cmd (command.c): started, then finished
  * by a callback from the poll loop; the commands of one job run in order.
@@ -30,6 +36,7 @@
  * gone (canceled while it ran) releases the allocation it got at once.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,11 +273,62 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
            nodes, j->ntasks);
 }
 
-/* One allocation for the whole job, atomically: whole nodes, the ones its tasks were placed on.
- * The job stays pending until the allocation runs (slurm_timers, on_queue_state). */
+/* What a job placed on one node holds there, as Slurm options: the CPUs its tasks reserve (their ids, each
+ * once: exclusive ones and shared cores; at least 1), the sum of their memory requests, the GPUs they use
+ * (each once) and each custom resource's sum, rounded up (Slurm counts gres in whole units). */
+static void node_size(const jm_job *j, char *cpus, char *mem, char *gres, size_t len)
+{
+    unsigned char cpu_used[CPU_SETSIZE] = {0}, gpu_used[SAGE__NODE_GPUS_MAX] = {0};
+    int ncpus = 0, ngpus = 0;
+    uint64_t bytes = 0;
+    sage_resource_amount custom[SAGE_RES_CUSTOM_MAX];
+    size_t ncustom = 0;
+    for (size_t t = 0; t < j->ntasks; t++) {
+        const jm_task *k = &j->tasks[t];
+        const sage__assign *a = &j->assign[k->chain][k->instance];
+        const sage_resources *r = &j->reqs[k->chain].res;
+        for (int i = 0; r->num_cpus > 0 && i < a->ncpus; i++)
+            if (a->cpus[i] >= 0 && a->cpus[i] < CPU_SETSIZE && !cpu_used[a->cpus[i]]++)
+                ncpus++;
+        for (int i = 0; r->num_gpus > 0 && i < a->ngpus; i++)
+            if (a->gpus[i] >= 0 && a->gpus[i] < SAGE__NODE_GPUS_MAX && !gpu_used[a->gpus[i]]++)
+                ngpus++;
+        bytes += a->memory + a->object_store_memory;
+        for (size_t c = 0; c < a->ncustom; c++) {
+            size_t x = 0;
+            while (x < ncustom && strcmp(custom[x].name, a->custom[c].name) != 0)
+                x++;
+            if (x == ncustom && ncustom < SAGE_RES_CUSTOM_MAX)
+                custom[ncustom++] = (sage_resource_amount){.amount = 0};
+            if (x < ncustom) {
+                sage__strlcpy(custom[x].name, a->custom[c].name, sizeof custom[x].name);
+                custom[x].amount += a->custom[c].amount;
+            }
+        }
+    }
+    sage__fmt(cpus, len, "--cpus-per-task=%d", ncpus > 0 ? ncpus : 1);
+    if (bytes)
+        sage__fmt(mem, len, "--mem=%lluM", (unsigned long long)((bytes + (1u << 20) - 1) >> 20));
+    else
+        mem[0] = 0; /* Slurm's default for the CPUs (DefMemPerCPU) */
+    size_t o = 0;
+    gres[0] = 0;
+    if (ngpus)
+        o += (size_t)snprintf(gres, len, "--gres=gpu:%d", ngpus);
+    for (size_t x = 0; x < ncustom && o < len; x++)
+        if (custom[x].amount > 0)
+            o += (size_t)snprintf(gres + o, len - o, "%s%s:%.0f", o ? "," : "--gres=", custom[x].name,
+                                  ceil(custom[x].amount - 1e-9));
+}
+
+/* One allocation for the whole job, atomically. A job placed on one node asks for what its tasks hold there
+ * (node_size), so jobs share nodes as on one host; a job over several nodes takes them whole (one sbatch
+ * cannot ask different sizes per node without a heterogeneous job). The job stays pending until the
+ * allocation runs (slurm_timers, on_queue_state). */
 static int slurm_start(jm *d, jm_job *j)
 {
     char nodelist[4096], tag[1100], name[64], nn[32], list[4200], comment[1200];
+    char cpus[256], mem[256], gres[256];
     int count;
     if (node_list(j, nodelist, sizeof nodelist, &count) != 0) {
         jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETOOBIG, "the job's node list is too long for sbatch");
@@ -281,9 +339,33 @@ static int slurm_start(jm *d, jm_job *j)
     sage__fmt(nn, sizeof nn, "--nodes=%d", count);
     sage__fmt(list, sizeof list, "--nodelist=%s", nodelist);
     sage__fmt(comment, sizeof comment, "--comment=%s", tag);
-    char *argv[] = {"sbatch",      "--parsable",     name,    nn,          list,
-                    "--exclusive", "--mem=0",        comment, "--chdir=/", "--output=/dev/null",
-                    "--wrap",      "sleep infinity", NULL};
+    j->slurm.sized = count == 1;
+    if (j->slurm.sized)
+        node_size(j, cpus, mem, gres, sizeof gres);
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = "sbatch";
+    argv[n++] = "--parsable";
+    argv[n++] = name;
+    argv[n++] = nn;
+    argv[n++] = list;
+    if (j->slurm.sized) {
+        argv[n++] = "--ntasks=1";
+        argv[n++] = cpus;
+        if (mem[0])
+            argv[n++] = mem;
+        if (gres[0])
+            argv[n++] = gres;
+    } else {
+        argv[n++] = "--exclusive";
+        argv[n++] = "--mem=0";
+    }
+    argv[n++] = comment;
+    argv[n++] = "--chdir=/";
+    argv[n++] = "--output=/dev/null";
+    argv[n++] = "--wrap";
+    argv[n++] = "sleep infinity";
+    argv[n] = NULL;
     char err[512];
     if (jm_cmd_run(d, j->id, 0, argv, on_sbatch, err, sizeof err) != 0) {
         jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "the job's allocation could not be asked for: %s", err);
@@ -469,7 +551,7 @@ static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *arg
     ARG("srun");
     ARG("--jobid=%lld", j->slurm.job);
     /* exclusive whole CPUs: a step that holds them; shared cores: a step Slurm lets overlap the others */
-    int exact = a->exclusive && a->ncpus > 0;
+    int exact = a->exclusive && a->ncpus > 0 && !j->slurm.sized; /* a sized allocation: SAGE pins its tasks */
     ARG("%s", exact ? "--exact" : "--overlap");
     ARG("--nodes=1");
     ARG("--ntasks=1");
@@ -477,11 +559,11 @@ static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *arg
     ARG("--job-name=sage-%lld-%d", (long long)j->id, k->index);
     ARG("--cpus-per-task=%d", exact ? a->ncpus : 1);
     uint64_t mem = a->memory + a->object_store_memory;
-    if (mem)
+    if (mem && exact)
         ARG("--mem=%lluM", (unsigned long long)((mem + (1u << 20) - 1) >> 20));
-    /* GPUs and other gres are not asked of Slurm per step: the allocation holds no gres (one sbatch cannot
-     * ask different gres per node without a heterogeneous job), and Slurm refuses a step's --gpus then
-     * ("Invalid generic resource (gres) specification"). The allocation is whole nodes, SAGE's placement
+    /* GPUs and other gres are not asked of Slurm per step: a whole-node allocation holds no gres (one sbatch
+     * cannot ask different gres per node without a heterogeneous job), and Slurm refuses a step's --gpus
+     * then ("Invalid generic resource (gres) specification"); a sized one holds the job's. SAGE's placement
      * counts them, and CUDA_VISIBLE_DEVICES names the task's own GPUs. */
     ARG("--input=none");
     ARG("--export=ALL");

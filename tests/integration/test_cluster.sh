@@ -405,6 +405,16 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     done
     ok "job $fid: each task shows its worker's pid and its srun's ($(jq -r '[.tasks[] | "\(.pid)/\(.srun_pid)"] | join(" ")' "$T/st.json"))"
     sj=$(jq .slurm_job "$T/st.json")
+    # A job on one node asks Slurm for what it holds there (this one reserves nothing: 1 CPU), so a second job
+    # shares the node while it runs: the parallelism example runs to its end meanwhile, with its exact table.
+    [ "$(SLURM_CONF=$H1/cluster/slurm.conf squeue -h -j "$sj" -o %C)" = 1 ] ||
+        fail "job $fid's allocation should hold 1 CPU: $(SLURM_CONF=$H1/cluster/slurm.conf squeue -h -j "$sj" -o '%C %m %b')"
+    SAGE_HOME=$JM1 timeout 60 "$PAREX" --jobmanager "127.0.0.1:$JP1" 2>"$T/par.err" | filter >"$T/par3.txt"
+    cmp -s "$T/emb.txt" "$T/par3.txt" || {
+        cat "$T/par.err"
+        jm_fail "$JM1" "the parallelism example should run beside job $fid on the same node"
+    }
+    ok "two jobs share $node1: the parallelism example ran to its exact end beside job $fid (Slurm job $sj: $(SLURM_CONF=$H1/cluster/slurm.conf squeue -h -j "$sj" -o '%C CPU, %m memory'))"
     SAGE_HOME=$JM1 "$SAGE" job cancel "$fid" --port "$JP1" >/dev/null || fail "job cancel $fid"
     wait $fe
     wait_state 127.0.0.1 "$JP1" "$JM1" "$fid" canceled
