@@ -45,6 +45,8 @@ static int write_slurm_conf(const char *name, const char *addr, long port, const
                   "TreeWidth=65533\n",
                   MAX_NODE_COUNT);
     cluster_textf(m, "ReturnToService=2\nKillWait=5\nDefMemPerCPU=%d\n", DEF_MEM_PER_CPU);
+    /* heterogeneous jobs (a SAGE job over several nodes) are started only by the backfill pass: every second */
+    cluster_textf(m, "SchedulerParameters=bf_interval=1\n");
     cluster_textf(m, "GresTypes=gpu");
     for (int i = 0; i < r->ngres; i++)
         cluster_textf(m, ",%s", r->gres_name[i]);

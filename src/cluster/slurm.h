@@ -112,12 +112,15 @@ void sage__slurm_config_value(const char *text, const char *key, char *out, size
 void sage__slurm_job_state(const char *text, char *out, size_t len);
 /* The job id `sbatch --parsable` printed ("ID" or "ID;CLUSTER"). 0 or SAGE_EPROTO. */
 int sage__slurm_parse_jobid(const char *text, long long *id, sage__err *e);
-/* The first line of `squeue -h -o "%T|%r"` of one job: its state and reason
- * ("" and "" for empty output: the job is not known). 0 or SAGE_EPROTO. */
+/* `squeue -h -o "%T|%r"` of one job: its state and reason ("" and "" for
+ * empty output: the job is not known). A heterogeneous job prints a line per
+ * component: the first that is not RUNNING gives the state (RUNNING only
+ * when all are). 0 or SAGE_EPROTO. */
 int sage__slurm_parse_queue_state(const char *text, char *state, size_t state_len, char *reason, size_t reason_len,
                                   sage__err *e);
-/* Each numbered step in `squeue -h -s -o "%i|%j"` ("12.3|name"; batch and
- * extern steps are skipped): fn(job, step, name, arg). Malformed lines are
+/* Each numbered step in `squeue -h -s -o "%i|%j"` ("12.3|name", or "12+1.3|name"
+ * in component 1 of heterogeneous job 12; batch and extern steps are skipped):
+ * fn(job, step, name, arg). Malformed lines are
  * skipped. Returns how many steps were seen. */
 size_t sage__slurm_each_step(const char *text, void (*fn)(long long job, long long step, const char *name, void *arg),
                              void *arg);

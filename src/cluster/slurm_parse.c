@@ -608,18 +608,27 @@ int sage__slurm_parse_queue_state(const char *text, char *state, size_t state_le
                                   sage__err *e)
 {
     state[0] = reason[0] = '\0';
-    const char *t = text ? text : "";
-    size_t l = strcspn(t, "\n");
-    if (l == 0)
-        return 0;
-    const char *bar = memchr(t, '|', l);
-    if (!bar)
-        return sage__errf(e, SAGE_EPROTO, "squeue printed \"%.*s\", not STATE|REASON", (int)(l > 80 ? 80 : l), t);
-    size_t sl = (size_t)(bar - t), rl = l - sl - 1;
-    if (sl == 0 || sl >= state_len)
-        return sage__errf(e, SAGE_EPROTO, "squeue printed a state of %zu characters", sl);
-    sage__fmt(state, state_len, "%.*s", (int)sl, t);
-    sage__fmt(reason, reason_len, "%.*s", (int)rl, bar + 1);
+    /* one line per component of a heterogeneous job: the first that is not RUNNING speaks for the job */
+    for (const char *t = text ? text : ""; *t;) {
+        size_t l = strcspn(t, "\n");
+        if (l > 0) {
+            const char *bar = memchr(t, '|', l);
+            if (!bar)
+                return sage__errf(e, SAGE_EPROTO, "squeue printed \"%.*s\", not STATE|REASON", (int)(l > 80 ? 80 : l),
+                                  t);
+            size_t sl = (size_t)(bar - t), rl = l - sl - 1;
+            if (sl == 0 || sl >= state_len)
+                return sage__errf(e, SAGE_EPROTO, "squeue printed a state of %zu characters", sl);
+            int running = sl == 7 && memcmp(t, "RUNNING", 7) == 0;
+            if (!state[0] || (!running && strcmp(state, "RUNNING") == 0)) {
+                sage__fmt(state, state_len, "%.*s", (int)sl, t);
+                sage__fmt(reason, reason_len, "%.*s", (int)rl, bar + 1);
+            }
+        }
+        t += l;
+        if (*t == '\n')
+            t++;
+    }
     return 0;
 }
 
@@ -637,7 +646,12 @@ size_t sage__slurm_each_step(const char *text, void (*fn)(long long job, long lo
             int64_t job, step;
             if (bar && dot && dot < bar) {
                 *bar = *dot = '\0';
-                if (sage__parse_i64(buf, 1, INT64_MAX, &job) == 0 &&
+                char *plus = strchr(buf, '+'); /* "J+K.S": step S of component K of heterogeneous job J */
+                int64_t comp = 0;
+                if (plus)
+                    *plus = '\0';
+                if ((!plus || sage__parse_i64(plus + 1, 0, INT32_MAX, &comp) == 0) &&
+                    sage__parse_i64(buf, 1, INT64_MAX, &job) == 0 &&
                     sage__parse_i64(dot + 1, 0, INT64_MAX, &step) == 0) {
                     fn((long long)job, (long long)step, bar + 1, arg);
                     count++;

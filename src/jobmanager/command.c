@@ -33,15 +33,15 @@
 #include "util/err.h"
 #include "util/time.h"
 
-#define CMD_ARGS_MAX 16
+#define CMD_ARGS_MAX 1024 /* an sbatch of a heterogeneous job has about 8 per node */
 
 struct jm_cmd {
     int64_t job_id;
     long long arg;
     jm_cmd_fn fn;
-    char *argv[CMD_ARGS_MAX + 1]; /* copies */
-    int started;                  /* 0: queued */
-    int failed_start;             /* could not start: finished by the next timers call with msg */
+    char **argv;      /* copies, NULL-terminated */
+    int started;      /* 0: queued */
+    int failed_start; /* could not start: finished by the next timers call with msg */
     char msg[512];
     sage__proc proc;
     struct jm_cmd *next;
@@ -51,8 +51,9 @@ static void cmd_free(jm_cmd *c)
 {
     if (c->started && !c->failed_start)
         sage__proc_free(&c->proc);
-    for (int i = 0; c->argv[i]; i++)
+    for (int i = 0; c->argv && c->argv[i]; i++)
         free(c->argv[i]);
+    free(c->argv);
     free(c);
 }
 
@@ -107,6 +108,14 @@ int jm_cmd_run(jm *d, int64_t job_id, long long arg, char *const argv[], jm_cmd_
     c->job_id = job_id;
     c->arg = arg;
     c->fn = fn;
+    int argc = 0;
+    while (argv[argc] && argc <= CMD_ARGS_MAX)
+        argc++;
+    if (!(c->argv = calloc((size_t)argc + 1, sizeof *c->argv))) {
+        sage__fmt(err, err_len, "%s: out of memory", argv[0]);
+        cmd_free(c);
+        return SAGE_ENOMEM;
+    }
     for (int i = 0; argv[i]; i++) {
         if (i == CMD_ARGS_MAX || !(c->argv[i] = strdup(argv[i]))) {
             sage__fmt(err, err_len, "%s: %s", argv[0], i == CMD_ARGS_MAX ? "too many arguments" : "out of memory");

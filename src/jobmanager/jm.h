@@ -124,22 +124,24 @@ typedef enum jm_job_state {
     JJ_CANCELED,
 } jm_job_state;
 
-#define JM_AVOID_MAX 16 /* nodes one job remembers as lost */
+#define JM_AVOID_MAX 16       /* nodes one job remembers as lost */
+#define JM_SLURM_NODES_MAX 64 /* nodes one job's allocation may span (components of one sbatch) */
 
 /* What the Slurm launcher keeps per job (launch_slurm.c). */
 typedef struct jm_slurm_job {
-    long long job;        /* the job's allocation (0: none yet) */
-    int requesting;       /* sbatch for it is running */
-    int polling;          /* an squeue about it is running */
-    int running;          /* the allocation runs and the tasks were started */
-    int sized;            /* the allocation asks for what the job holds on its one node (else: whole nodes) */
-    int released;         /* scancel was sent (or Slurm ended the allocation) */
-    int checked;          /* the allocation's state was asked after a task failed */
-    int checking;         /* ... and the answer is not in: the job does not end before it */
-    int64_t poll_at;      /* next squeue (sage__mono_ms; 0: nothing to poll) */
-    int step_polls;       /* step-id lookups done */
-    char state[256];      /* the allocation's last state and reason, for messages */
-    char check_why[1024]; /* the task failure the check is about */
+    long long job;                     /* the job's allocation (0: none yet) */
+    int requesting;                    /* sbatch for it is running */
+    int polling;                       /* an squeue about it is running */
+    int running;                       /* the allocation runs and the tasks were started */
+    int het;                           /* a heterogeneous allocation: one component per node */
+    char comp[JM_SLURM_NODES_MAX][64]; /* ... the node of each component, in --het-group order */
+    int released;                      /* scancel was sent (or Slurm ended the allocation) */
+    int checked;                       /* the allocation's state was asked after a task failed */
+    int checking;                      /* ... and the answer is not in: the job does not end before it */
+    int64_t poll_at;                   /* next squeue (sage__mono_ms; 0: nothing to poll) */
+    int step_polls;                    /* step-id lookups done */
+    char state[256];                   /* the allocation's last state and reason, for messages */
+    char check_why[1024];              /* the task failure the check is about */
 } jm_slurm_job;
 
 /* A job's checkpoints through the JobManager (checkpoints.c). */
@@ -233,6 +235,12 @@ typedef struct jm_slurm {
     sage__node *nodes;   /* the cluster's usable nodes (sinfo --json) */
     size_t nnodes;
     int refreshing; /* an sinfo for the nodes is running; submits wait for it */
+    /* allocations an earlier JobManager of this state dir left (listed at start, before any submit; canceled
+     * once the loop runs), or the reason they could not be listed */
+    long long *stale;
+    size_t nstale;
+    int64_t def_mem_per_cpu_mb; /* memory per CPU a part of an allocation asks for when its tasks request none */
+    char stale_err[512];
 } jm_slurm;
 
 /* ---- perimeter: what anyone who reaches the port, without the token, can cost (conn.c, log.c, statedir.c) ---- */

@@ -1,28 +1,27 @@
-/* jobmanager/launch_slurm.c - the Slurm launcher: one allocation per job (sized on one node, whole nodes on several), each task an srun step.
+/* jobmanager/launch_slurm.c - the Slurm launcher: one allocation per job, sized to what it holds on each node; each task an srun step.
  *
  * Design note. With config "slurm": {"conf": PATH} the nodes are the
  * cluster's (sinfo --json: read synchronously at start, before the daemon
  * serves anyone, and again, asynchronously, at a submit while no job is
  * live: the submit waits for it, other clients do not) and the data plane is
- * tcp. A placed job gets one allocation, atomically: on one node, sbatch
- * asks for what its tasks hold there (node_size: the CPUs they reserve, the
- * sum of their memory requests, their GPUs and custom resources as gres), so
- * jobs share nodes as on one host; on several nodes, sbatch --exclusive
- * --nodelist=<the nodes its tasks landed on> takes them whole (one sbatch
- * cannot ask different sizes per node without a heterogeneous job). The
- * batch script only sleeps. The job stays "pending" with Slurm's reason
- * (squeue, polled every SLURM_POLL_MS once the previous answer came) until
- * the allocation runs; then each task is started as `srun --jobid --exact|
- * --overlap -w NODE ... -- env CUDA_VISIBLE_DEVICES=<its GPUs> EXE ARGS`
- * with the worker's environment (--export=ALL): the srun is the task's
- * process, so supervision is the local one. In a whole-node allocation a
- * task with exclusive whole CPUs is an --exact step with its CPUs (and
- * memory); any other (shared cores), and every task of a sized allocation
- * (which holds exactly what SAGE placed), is an --overlap step, which Slurm
- * never makes wait for what SAGE's placement lets it share; the worker pins
- * itself to its CPUs. GPUs and custom resources are SAGE's to count inside
- * the allocation (see srun_argv). scancel releases the allocation when the
- * job fails, is canceled, or ends in any way.
+ * tcp. A placed job gets one allocation, atomically, that asks for what its
+ * tasks hold on each node (node_size: the CPUs they reserve, the sum of their
+ * memory requests, their GPUs and custom resources as gres), so jobs share
+ * nodes as on one host: on one node a plain sbatch; on several a
+ * heterogeneous job, one component per node, which Slurm starts only when
+ * every component can (its backfill pass schedules those). The batch script
+ * only sleeps. The job stays "pending" with Slurm's reason (squeue, polled
+ * every SLURM_POLL_MS once the previous answer came; a heterogeneous job runs
+ * when every component does) until the allocation runs; then each task is
+ * started as `srun --jobid --overlap [--het-group] -w NODE ... -- env
+ * CUDA_VISIBLE_DEVICES=<its GPUs> EXE ARGS` with the worker's environment
+ * (--export=ALL): the srun is the task's process, so supervision is the
+ * local one. Every step overlaps the others (the allocation holds exactly
+ * what SAGE placed; the worker pins itself to its CPUs), so Slurm never
+ * makes one wait for what SAGE lets tasks share. GPUs and custom resources
+ * are SAGE's to count inside the allocation (see srun_argv). scancel
+ * releases the allocation when the job fails, is canceled, or ends in any
+ * way.
  *
  * Every Slurm command here is a jm_cmd (command.c): started, then finished
  * by a callback from the poll loop; the commands of one job run in order.
@@ -66,19 +65,28 @@ static int run(jm *d, int64_t job_id, long long arg, char *const argv[], jm_cmd_
 
 /* ---- nodes ---- */
 
+static void list_stale(jm *d);
+static void def_mem(jm *d);
+
 static int slurm_init(jm *d, char *err, size_t err_len)
 {
-    /* Synchronous, and the only Slurm command that is: the daemon does not serve anyone yet. */
+    /* Synchronous, and the only Slurm commands that are (with list_stale): the daemon does not serve anyone
+     * yet. */
     sage__err e = {0};
     if (sage__slurm_nodes(d->slurm.conf, d->slurm.timeout_ms, &d->slurm.nodes, &d->slurm.nnodes, &e) != 0) {
         sage__fmt(err, err_len, "reading the Slurm cluster's nodes: %s", e.msg);
         return e.code;
     }
+    list_stale(d);
+    def_mem(d);
     return 0;
 }
 
 static void slurm_fini(jm *d)
 {
+    free(d->slurm.stale);
+    d->slurm.stale = NULL;
+    d->slurm.nstale = 0;
     free(d->slurm.nodes);
     d->slurm.nodes = NULL;
     d->slurm.nnodes = 0;
@@ -133,16 +141,34 @@ static void on_stale_scancel(jm *d, int64_t job_id, long long id, const jm_cmd_r
            r->code == 0 ? "canceled" : "scancel failed: ", r->code == 0 ? "" : r->msg);
 }
 
-static void on_stale_list(jm *d, int64_t job_id, long long arg, const jm_cmd_result *r)
+/* The memory a part of an allocation asks for per CPU when its tasks request none: the cluster's DefMemPerCPU
+ * (`scontrol show config`, at start), else 1024 MB. */
+#define DEF_MEM_PER_CPU_MB 1024
+static void def_mem(jm *d)
 {
-    (void)job_id, (void)arg;
-    if (r->code != 0) {
-        jm_log(d, "could not look for allocations left by an earlier JobManager: squeue: %s", r->msg);
+    char *out = NULL, msg[512] = "", v[64] = "";
+    char *argv[] = {"scontrol", "show", "config", NULL};
+    int64_t mb = 0;
+    if (sage__slurm_run(d->slurm.conf, argv, d->slurm.timeout_ms, &out, msg, sizeof msg) == 0 && out)
+        sage__slurm_config_value(out, "DefMemPerCPU", v, sizeof v);
+    free(out);
+    d->slurm.def_mem_per_cpu_mb = sage__parse_i64(v, 1, 1 << 30, &mb) == 0 ? mb : DEF_MEM_PER_CPU_MB;
+}
+
+/* The allocations an earlier JobManager of this state dir left (its tag in their comment), from `squeue -h -o
+ * "%i|%k"`: listed synchronously at start, before any job of ours can exist, so none of ours is taken for
+ * one. A heterogeneous job's components ("12+1") count as their job. */
+static void list_stale(jm *d)
+{
+    char *out = NULL, msg[512] = "", tag[1100];
+    char *argv[] = {"squeue", "-h", "-o", "%i|%k", NULL};
+    if (sage__slurm_run(d->slurm.conf, argv, d->slurm.timeout_ms, &out, msg, sizeof msg) != 0 || !out) {
+        sage__fmt(d->slurm.stale_err, sizeof d->slurm.stale_err, "squeue: %s", msg[0] ? msg : "it failed");
+        free(out);
         return;
     }
-    char tag[1100];
     slurm_tag(d, tag, sizeof tag);
-    for (const char *line = r->out; *line;) {
+    for (const char *line = out; *line;) {
         size_t l = strcspn(line, "\n");
         const char *bar = memchr(line, '|', l);
         char id[32];
@@ -150,16 +176,24 @@ static void on_stale_list(jm *d, int64_t job_id, long long arg, const jm_cmd_res
         sage__err e = {0};
         if (bar && (size_t)(line + l - bar - 1) == strlen(tag) && strncmp(bar + 1, tag, strlen(tag)) == 0 &&
             (size_t)(bar - line) < sizeof id) {
-            sage__fmt(id, sizeof id, "%.*s", (int)(bar - line), line);
-            if (sage__slurm_parse_jobid(id, &v, &e) == 0) {
-                char *argv[] = {"scancel", id, NULL};
-                run(d, 0, v, argv, on_stale_scancel);
+            sage__fmt(id, sizeof id, "%.*s", (int)(strcspn(line, "+|")), line);
+            long long *grown = realloc(d->slurm.stale, (d->slurm.nstale + 1) * sizeof *grown);
+            if (sage__slurm_parse_jobid(id, &v, &e) == 0 && grown) {
+                d->slurm.stale = grown;
+                int known = 0;
+                for (size_t i = 0; i < d->slurm.nstale && !known; i++)
+                    known = d->slurm.stale[i] == v;
+                if (!known)
+                    d->slurm.stale[d->slurm.nstale++] = v;
+            } else if (grown) {
+                d->slurm.stale = grown;
             }
         }
         line += l;
         if (*line == '\n')
             line++;
     }
+    free(out);
 }
 
 static void slurm_started(jm *d)
@@ -174,8 +208,14 @@ static void slurm_started(jm *d)
     jm_log(d, "on Slurm (SLURM_CONF=%s): %zu nodes: %s", d->slurm.conf, d->slurm.nnodes, nodes);
     if (strncmp(d->host, "127.", 4) == 0 || strcmp(d->host, "localhost") == 0)
         jm_log(d, "warning: listening on %s: workers on other hosts cannot reach it (start with --host ADDR)", d->host);
-    char *argv[] = {"squeue", "-h", "-o", "%i|%k", NULL};
-    run(d, 0, 0, argv, on_stale_list);
+    if (d->slurm.stale_err[0])
+        jm_log(d, "could not look for allocations left by an earlier JobManager: %s", d->slurm.stale_err);
+    for (size_t i = 0; i < d->slurm.nstale; i++) {
+        char id[32];
+        sage__fmt(id, sizeof id, "%lld", d->slurm.stale[i]);
+        char *argv[] = {"scancel", id, NULL};
+        run(d, 0, d->slurm.stale[i], argv, on_stale_scancel);
+    }
 }
 
 /* ---- releasing an allocation ---- */
@@ -259,9 +299,8 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
     int count;
     node_list(j, nodes, sizeof nodes, &count); /* it fitted when asked for */
     if (!parsed) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EINFEASIBLE,
-                    "Slurm refused the job's allocation (sbatch --nodelist=%.400s --exclusive): %s", nodes,
-                    r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EINFEASIBLE, "Slurm refused the job's allocation (sbatch on %.400s): %s",
+                    nodes, r->code != 0 ? (r->msg[0] ? r->msg : "no message") : e.msg);
         jm_job_maybe_end(d, j);
         return;
     }
@@ -276,7 +315,7 @@ static void on_sbatch(jm *d, int64_t job_id, long long arg, const jm_cmd_result 
 /* What a job placed on one node holds there, as Slurm options: the CPUs its tasks reserve (their ids, each
  * once: exclusive ones and shared cores; at least 1), the sum of their memory requests, the GPUs they use
  * (each once) and each custom resource's sum, rounded up (Slurm counts gres in whole units). */
-static void node_size(const jm_job *j, char *cpus, char *mem, char *gres, size_t len)
+static void node_size(const jm *d, const jm_job *j, const char *node, char *cpus, char *mem, char *gres, size_t len)
 {
     unsigned char cpu_used[CPU_SETSIZE] = {0}, gpu_used[SAGE__NODE_GPUS_MAX] = {0};
     int ncpus = 0, ngpus = 0;
@@ -285,6 +324,8 @@ static void node_size(const jm_job *j, char *cpus, char *mem, char *gres, size_t
     size_t ncustom = 0;
     for (size_t t = 0; t < j->ntasks; t++) {
         const jm_task *k = &j->tasks[t];
+        if (strcmp(k->node, node) != 0)
+            continue;
         const sage__assign *a = &j->assign[k->chain][k->instance];
         const sage_resources *r = &j->reqs[k->chain].res;
         for (int i = 0; r->num_cpus > 0 && i < a->ncpus; i++)
@@ -309,8 +350,9 @@ static void node_size(const jm_job *j, char *cpus, char *mem, char *gres, size_t
     sage__fmt(cpus, len, "--cpus-per-task=%d", ncpus > 0 ? ncpus : 1);
     if (bytes)
         sage__fmt(mem, len, "--mem=%lluM", (unsigned long long)((bytes + (1u << 20) - 1) >> 20));
-    else
-        mem[0] = 0; /* Slurm's default for the CPUs (DefMemPerCPU) */
+    else /* every part names its memory: in a heterogeneous job one without --mem fails beside one with it
+          * ("Memory specification can not be satisfied") */
+        sage__fmt(mem, len, "--mem=%lldM", (long long)(ncpus > 0 ? ncpus : 1) * d->slurm.def_mem_per_cpu_mb);
     size_t o = 0;
     gres[0] = 0;
     if (ngpus)
@@ -321,53 +363,77 @@ static void node_size(const jm_job *j, char *cpus, char *mem, char *gres, size_t
                                   ceil(custom[x].amount - 1e-9));
 }
 
-/* One allocation for the whole job, atomically. A job placed on one node asks for what its tasks hold there
- * (node_size), so jobs share nodes as on one host; a job over several nodes takes them whole (one sbatch
- * cannot ask different sizes per node without a heterogeneous job). The job stays pending until the
- * allocation runs (slurm_timers, on_queue_state). */
+/* One allocation for the whole job, atomically, sized to what its tasks hold on each node (node_size), so
+ * jobs share nodes as on one host: on one node a plain allocation; on several a heterogeneous job with one
+ * component per node (Slurm starts all components together; its backfill pass schedules them). The job
+ * stays pending until the allocation runs (slurm_timers, on_queue_state). */
 static int slurm_start(jm *d, jm_job *j)
 {
-    char nodelist[4096], tag[1100], name[64], nn[32], list[4200], comment[1200];
-    char cpus[256], mem[256], gres[256];
+    char nodelist[4096], tag[1100], name[64], comment[1200];
     int count;
-    if (node_list(j, nodelist, sizeof nodelist, &count) != 0) {
-        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETOOBIG, "the job's node list is too long for sbatch");
+    if (node_list(j, nodelist, sizeof nodelist, &count) != 0 || count > JM_SLURM_NODES_MAX) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ETOOBIG, "the job's node list is too long for sbatch (at most %d nodes)",
+                    JM_SLURM_NODES_MAX);
         return SAGE_ETOOBIG;
     }
     slurm_tag(d, tag, sizeof tag);
     sage__fmt(name, sizeof name, "--job-name=sage-%lld", (long long)j->id);
-    sage__fmt(nn, sizeof nn, "--nodes=%d", count);
-    sage__fmt(list, sizeof list, "--nodelist=%s", nodelist);
     sage__fmt(comment, sizeof comment, "--comment=%s", tag);
-    j->slurm.sized = count == 1;
-    if (j->slurm.sized)
-        node_size(j, cpus, mem, gres, sizeof gres);
-    char *argv[16];
+    j->slurm.het = count > 1;
+    /* per component: --nodes=1 --nodelist=N --ntasks=1 --cpus-per-task=C [--mem=M] [--gres=...] [:] */
+    char(*opts)[4][256] = calloc((size_t)count, sizeof *opts);
+    char **argv = calloc((size_t)count * 8 + 16, sizeof *argv);
+    if (!opts || !argv) {
+        free(opts);
+        free(argv);
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ENOMEM, "out of memory asking for the job's allocation");
+        return SAGE_ENOMEM;
+    }
     size_t n = 0;
     argv[n++] = "sbatch";
     argv[n++] = "--parsable";
     argv[n++] = name;
-    argv[n++] = nn;
-    argv[n++] = list;
-    if (j->slurm.sized) {
-        argv[n++] = "--ntasks=1";
-        argv[n++] = cpus;
-        if (mem[0])
-            argv[n++] = mem;
-        if (gres[0])
-            argv[n++] = gres;
-    } else {
-        argv[n++] = "--exclusive";
-        argv[n++] = "--mem=0";
-    }
     argv[n++] = comment;
     argv[n++] = "--chdir=/";
     argv[n++] = "--output=/dev/null";
     argv[n++] = "--wrap";
     argv[n++] = "sleep infinity";
+    /* Their order is the one --het-group counts (het_group). */
+    const char *p = nodelist;
+    for (int c = 0; c < count; c++) {
+        size_t l = strcspn(p, ",");
+        char node[128], o[4][256];
+        sage__fmt(node, sizeof node, "%.*s", (int)l, p);
+        p += l + (p[l] == ',');
+        sage__fmt(o[0], sizeof o[0], "--nodelist=%s", node);
+        node_size(d, j, node, o[1], o[2], o[3], sizeof o[1]);
+        int at = c; /* (kept in node order) */
+        memcpy(opts[at], o, sizeof o);
+        sage__strlcpy(j->slurm.comp[at], node, sizeof j->slurm.comp[at]);
+    }
+    for (int c = 0; c < count; c++) {
+        if (c > 0)
+            argv[n++] = ":";
+        argv[n++] = "--nodes=1";
+        argv[n++] = "--ntasks=1";
+        argv[n++] = opts[c][0];
+        argv[n++] = opts[c][1];
+        if (opts[c][2][0])
+            argv[n++] = opts[c][2];
+        if (opts[c][3][0])
+            argv[n++] = opts[c][3];
+    }
     argv[n] = NULL;
+    char line[2048];
+    size_t o = 0;
+    for (size_t a = 8; a < n && o + 1 < sizeof line; a++) /* the sizes (the first 8 are the same for every job) */
+        o += (size_t)snprintf(line + o, sizeof line - o, "%s%s", o ? " " : "", argv[a]);
+    jm_log(d, "job %lld \"%s\": asks Slurm for %s", (long long)j->id, j->name, line);
     char err[512];
-    if (jm_cmd_run(d, j->id, 0, argv, on_sbatch, err, sizeof err) != 0) {
+    int rc = jm_cmd_run(d, j->id, 0, argv, on_sbatch, err, sizeof err);
+    free(argv);
+    free(opts);
+    if (rc != 0) {
         jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_ESYS, "the job's allocation could not be asked for: %s", err);
         return SAGE_ESYS;
     }
@@ -534,11 +600,19 @@ static int slurm_timers(jm *d, int64_t now)
 
 /* ---- tasks ---- */
 
+/* A heterogeneous allocation's component for a node (slurm_start's order). */
+static int het_group(const jm_job *j, const char *node)
+{
+    for (int c = 0; c < JM_SLURM_NODES_MAX; c++)
+        if (strcmp(j->slurm.comp[c], node) == 0)
+            return c;
+    return 0;
+}
+
 /* The srun command line that runs one task inside the job's allocation:
  * srun [options] -- env CUDA_VISIBLE_DEVICES=... EXE ARGS. Strings are malloc'd (jm_strv_free). */
 static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *args)
 {
-    const sage__assign *a = &j->assign[k->chain][k->instance];
     size_t argc = 0;
     while (args[argc])
         argc++;
@@ -550,20 +624,17 @@ static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *arg
 #define ARG(...) (sage__fmt(buf, sizeof buf, __VA_ARGS__), v[n++] = strdup(buf))
     ARG("srun");
     ARG("--jobid=%lld", j->slurm.job);
-    /* exclusive whole CPUs: a step that holds them; shared cores: a step Slurm lets overlap the others */
-    int exact = a->exclusive && a->ncpus > 0 && !j->slurm.sized; /* a sized allocation: SAGE pins its tasks */
-    ARG("%s", exact ? "--exact" : "--overlap");
+    /* the allocation holds exactly what SAGE placed, and the worker pins itself to its CPUs: every step
+     * overlaps the others (Slurm would otherwise make a step wait for CPUs SAGE lets tasks share) */
+    ARG("--overlap");
+    if (j->slurm.het)
+        ARG("--het-group=%d", het_group(j, k->node));
     ARG("--nodes=1");
     ARG("--ntasks=1");
     ARG("--nodelist=%s", k->node);
     ARG("--job-name=sage-%lld-%d", (long long)j->id, k->index);
-    ARG("--cpus-per-task=%d", exact ? a->ncpus : 1);
-    uint64_t mem = a->memory + a->object_store_memory;
-    if (mem && exact)
-        ARG("--mem=%lluM", (unsigned long long)((mem + (1u << 20) - 1) >> 20));
-    /* GPUs and other gres are not asked of Slurm per step: a whole-node allocation holds no gres (one sbatch
-     * cannot ask different gres per node without a heterogeneous job), and Slurm refuses a step's --gpus
-     * then ("Invalid generic resource (gres) specification"); a sized one holds the job's. SAGE's placement
+    ARG("--cpus-per-task=1");
+    /* GPUs and other gres are not asked of Slurm per step: the allocation holds the job's, SAGE's placement
      * counts them, and CUDA_VISIBLE_DEVICES names the task's own GPUs. */
     ARG("--input=none");
     ARG("--export=ALL");

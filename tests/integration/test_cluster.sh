@@ -685,6 +685,11 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ] && [ -n "$JMRESTART" ]; then
         cat "$T/w1b.out"
         fail "start --worker in $NS1 again, after sgw1 was lost"
     }
+    # Slurm still counts the lost attempt's part on sgw1 (completing): as after any lost host, the
+    # administrator clears the node (down, then resume) once it is back.
+    SLURM_CONF=$H2/cluster/slurm.conf scontrol update nodename=sgw1 state=down reason="host lost, rebooted" &&
+        SLURM_CONF=$H2/cluster/slurm.conf scontrol update nodename=sgw1 state=resume ||
+        fail "scontrol update nodename=sgw1 state=down, then resume"
     i=0
     until SLURM_CONF=$H2/cluster/slurm.conf sinfo -h -n sgw1 -o %T 2>/dev/null | grep -qx idle; do
         [ $i -lt 300 ] || fail "sgw1 should be idle again once its worker restarted ($(SLURM_CONF=$H2/cluster/slurm.conf sinfo -h -n sgw1 -o %T))"

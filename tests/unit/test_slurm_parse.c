@@ -430,6 +430,17 @@ static void test_other_outputs(void)
     CHECK_CONTAINS(e.msg, "not STATE|REASON");
     sage__err e2 = {0};
     CHECK_INT(sage__slurm_parse_queue_state("|x\n", st, sizeof st, re, sizeof re, &e2), SAGE_EPROTO);
+    /* a heterogeneous job: one line per component; RUNNING only when every component runs */
+    CHECK_INT(sage__slurm_parse_queue_state("RUNNING|None\nPENDING|Resources\n", st, sizeof st, re, sizeof re, &e), 0);
+    CHECK_STR(st, "PENDING");
+    CHECK_STR(re, "Resources");
+    CHECK_INT(sage__slurm_parse_queue_state("RUNNING|None\nRUNNING|None\n", st, sizeof st, re, sizeof re, &e), 0);
+    CHECK_STR(st, "RUNNING");
+    CHECK_INT(sage__slurm_parse_queue_state("RUNNING|None\nCANCELLED|None\nPENDING|x", st, sizeof st, re, sizeof re,
+                                            &e),
+              0);
+    CHECK_STR(st, "CANCELLED");
+    CHECK_INT(sage__slurm_parse_queue_state("RUNNING|None\nbad\n", st, sizeof st, re, sizeof re, &e), SAGE_EPROTO);
 }
 
 static long long steps_seen[8][2];
@@ -452,6 +463,11 @@ static void test_steps(void)
     CHECK_INT(steps_seen[0][1], 0);
     CHECK_INT(steps_seen[1][1], 3);
     CHECK_INT(sage__slurm_each_step("", on_step, NULL), 0);
+    nsteps = 0; /* steps of a heterogeneous job's components */
+    CHECK_INT(sage__slurm_each_step("40+1.2|sage-3-4\n40+0.0|sage-3-0\n40+x.1|sage-3-1\n", on_step, NULL), 2);
+    CHECK_INT(steps_seen[0][0], 40);
+    CHECK_INT(steps_seen[0][1], 2);
+    CHECK_INT(steps_seen[1][1], 0);
 }
 
 int main(int argc, char **argv)
