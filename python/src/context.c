@@ -139,6 +139,14 @@ static PyObject *ctx_get_key(ctxobj *cx, PyObject *unused)
     return sagepy_key_decode(k, len);
 }
 
+static PyObject *ctx_stop_requested(ctxobj *cx, PyObject *unused)
+{
+    sage_ctx *sc = live(cx);
+    if (!sc)
+        return NULL;
+    return PyBool_FromLong(sage_ctx_stop_requested(sc));
+}
+
 /* collect(): emit into the current call's output. A failed emit (the job
  * is failing or canceled) raises EmitAborted, which unwinds the user's code;
  * the callback then returns the emit's code. */
@@ -340,6 +348,8 @@ static PyObject *ctx_call_async(ctxobj *cx, PyObject *args)
 static PyMethodDef ctx_methods[] = {
     {"get_key", (PyCFunction)ctx_get_key, METH_NOARGS,
      "The key of the record being processed (keyed operators), else None."},
+    {"stop_requested", (PyCFunction)ctx_stop_requested, METH_NOARGS,
+     "True once the job was asked to stop or cancel: a source that loops inside one call ends its loop."},
     {"_emit", (PyCFunction)ctx_emit, METH_O, "Emit a record from the current call (FlatMapFunction.collect)."},
     {"_observe", (PyCFunction)ctx_observe, METH_VARARGS, "Record one value in a histogram."},
     {"_counter", (PyCFunction)ctx_counter, METH_VARARGS, "Add to a counter."},

@@ -316,6 +316,36 @@ static PyObject *engine_route(engine *e, PyObject *args)
     return PyErr_Format(PyExc_ValueError, "unknown routing \"%s\"", how);
 }
 
+/* union((stream, ...), name) -> stream id: the records of every stream, unchanged */
+static PyObject *engine_union(engine *e, PyObject *args)
+{
+    PyObject *seq;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "Oz:union", &seq, &name) || !alive(e))
+        return NULL;
+    PyObject *fast = PySequence_Fast(seq, "union: a sequence of stream ids");
+    if (!fast)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    sage_stream **v = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+    if (!v) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t sid = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+        if ((sid == -1 && PyErr_Occurred()) || !(v[i] = stream_at(e, sid))) {
+            PyMem_Free(v);
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    Py_DECREF(fast);
+    sage_stream *out = sage_union(v, (size_t)n, &(sage_op_opts){.name = name});
+    PyMem_Free(v);
+    return stream_id(e, out, NULL, NULL);
+}
+
 static PyObject *engine_connect(engine *e, PyObject *args)
 {
     Py_ssize_t a, b;
@@ -585,6 +615,7 @@ static PyObject *get_remote(engine *e, void *c) { return PyBool_FromLong(e->remo
 
 static PyMethodDef engine_methods[] = {
     {"source", (PyCFunction)engine_source, METH_VARARGS, "source(kind, factory, name, parallelism, resources) -> sid"},
+    {"union", (PyCFunction)engine_union, METH_VARARGS, "union((sid, ...), name) -> sid"},
     {"op", (PyCFunction)engine_op, METH_VARARGS, "op(kind, sid, factory, name, parallelism, resources) -> sid"},
     {"key_by", (PyCFunction)engine_key_by, METH_VARARGS, "key_by(sid, fn, what) -> sid"},
     {"partition", (PyCFunction)engine_partition, METH_VARARGS, "partition(sid, fn, what) -> sid"},

@@ -481,3 +481,60 @@ def test_keyed_word_count_equals_collections_counter():
     assert collections.Counter({w: n for _, w, n in out}) == expected
     assert len(out) == len(expected)  # one row per word: no word at two instances
     assert len({inst for inst, _, _ in out}) == 4
+
+
+def test_union_reduce_and_stop_requested():
+    # union: the records of every input, unchanged
+    env = LocalEnvironment()
+    a = env.from_collection([1, 2, 3])
+    b = env.from_collection([10, 20])
+    c = env.from_collection([100])
+    a.union(b, c).sink(Collect)
+    env.execute()
+    assert sorted(out) == [1, 2, 3, 10, 20, 100]
+    with pytest.raises(ValueError, match="at least one other stream"):
+        LocalEnvironment().from_collection([1]).union()
+
+    # reduce at close: word count in one call, exact over 3 instances
+    out.clear()
+    words = ["a", "b", "a", "c", "b", "a"] * 50
+    env = LocalEnvironment()
+    (env.from_collection(words)
+        .keyby(lambda w: w)
+        .reduce(lambda n, _: n + 1, initial=0, emit="close", parallelism=3)
+        .sink(Collect))
+    env.execute()
+    assert sorted(out) == [("a", 150), ("b", 100), ("c", 50)]
+
+    # reduce per record: a running value per key (the first value starts it)
+    out.clear()
+    env = LocalEnvironment()
+    env.from_collection([1, 2, 3, 4, 5, 6]).keyby(lambda x: x % 2).reduce(lambda s, x: s + x).sink(Collect)
+    env.execute()
+    assert [v for k, v in out if k == 1] == [1, 4, 9] and [v for k, v in out if k == 0] == [2, 6, 12]
+    with pytest.raises(ValueError, match="reduce needs a keyed stream"):
+        LocalEnvironment().from_collection([1]).reduce(lambda s, x: s + x)
+    with pytest.raises(ValueError, match="emit='later'"):
+        LocalEnvironment().from_collection([1]).keyby(str).reduce(lambda s, x: s, emit="later")
+
+    # stop_requested: a source that loops inside one call ends its loop when the job is stopped
+    out.clear()
+    seen = []
+
+    class Looping(SourceFunction):
+        def execute(self):
+            n = 0
+            while not self.ctx.stop_requested():
+                n += 1
+                if n % 1000 == 0:
+                    time.sleep(0.001)
+            seen.append(n)
+            return StopSignal("done")
+
+    env = LocalEnvironment()
+    env.from_source(Looping).sink(Collect)
+    env.submit()
+    time.sleep(0.2)
+    env.stop()
+    env.wait(10)
+    assert seen and seen[0] > 0  # without stop_requested() the loop would never end

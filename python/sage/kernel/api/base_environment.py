@@ -556,6 +556,15 @@ class BaseEnvironment:
         hint = parallelism if parallelism is not None else stream._hint
         return DataStream(self, sid, stream.transformation, hint=hint)
 
+    def _union(self, streams: list[DataStream], name: str | None) -> DataStream:
+        if len(streams) < 2:
+            raise ValueError("union needs at least one other stream")
+        for s in streams:
+            self._check_stream(s)
+        name = self._name_for(name, None, "union")
+        sid = self._engine.union([s._sid for s in streams], name)
+        return DataStream(self, sid, self._record(name, "union", type(None), 1, None, streams), hint=None)
+
     def _route(self, stream: DataStream, how: str) -> DataStream:
         self._check_stream(stream)
         return DataStream(self, self._engine.route(stream._sid, how), stream.transformation, hint=stream._hint)

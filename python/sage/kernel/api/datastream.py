@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sage.common.core.functions.flatmap_function import FlatMapFunction
 
 if TYPE_CHECKING:
     from sage.common.core.functions import BaseFunction
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 FunctionLike = Any  # a function class, a function object, or a plain callable
+_NO_INITIAL = object()  # reduce without an initial value: a key's first record starts its accumulator
 
 
 class DataStream(Generic[T]):
@@ -139,6 +143,45 @@ class DataStream(Generic[T]):
         """Instance i to instance i (needs equal parallelism; the default then)."""
         return self._environment._route(self, "forward")
 
+    def reduce(
+        self,
+        function: Any,
+        *args: Any,
+        emit: str = "each",
+        initial: Any = _NO_INITIAL,
+        name: str | None = None,
+        parallelism: int | None = None,
+        resources: dict | None = None,
+        **kwargs: Any,
+    ) -> DataStream:
+        """Keyed reduce, on a ``keyby(..., "hash")`` stream: one running value per key, folded by
+        ``function(acc, value) -> acc`` (a callable, an object with ``execute(acc, value)``, or such a class, built
+        with ``*args, **kwargs``); the first value of a key starts it, or ``function(initial, value)`` when
+        ``initial`` is given. Emits ``(key, acc)``: after every record (``emit="each"``), or once per key when the
+        input ended (``emit="close"``: word count is ``words.keyby(str).reduce(lambda n, _: n + 1, initial=0,
+        emit="close")``)."""
+        if self._key is None:
+            raise ValueError("reduce needs a keyed stream: call keyby(key_function) first")
+        if emit not in ("each", "close"):
+            raise ValueError(f"reduce: emit={emit!r}, expected 'each' or 'close'")
+        if isinstance(function, type):
+            obj = function(*args, **kwargs)
+            fold = getattr(obj, "execute", None) or obj
+        elif args or kwargs:
+            raise TypeError("extra arguments go to the constructor of a reduce function class")
+        else:
+            fold = getattr(function, "execute", None) or function
+        if not callable(fold):
+            raise TypeError(f"a reduce function is a callable (acc, value) -> acc, not {function!r}")
+        return self._environment._operator(
+            "flatmap", self, _KeyedReduce, (fold, emit == "each", initial), {},
+            name if name is not None else "reduce", parallelism, resources)
+
+    def union(self, *others: DataStream, name: str | None = None) -> DataStream:
+        """The records of this stream and of ``others``, unchanged, as one stream (their order across inputs is not
+        defined)."""
+        return self._environment._union([self, *others], name)
+
     # ---- several inputs ----
     def connect(self, other: DataStream | ConnectedStreams) -> ConnectedStreams:
         """This stream and ``other`` as the inputs 0, 1, ... of a ``comap`` or ``join``."""
@@ -159,3 +202,30 @@ class DataStream(Generic[T]):
     def __repr__(self) -> str:
         t = self.transformation
         return f"<DataStream of {t.basename if t else '?'}>"
+
+
+class _KeyedReduce(FlatMapFunction):
+    """DataStream.reduce: one running value per key (in this instance: keyby sends equal keys here)."""
+
+    def __init__(self, fold: Any, each: bool, initial: Any) -> None:
+        super().__init__()
+        self._fold = fold
+        self._each = each
+        self._initial = initial
+        self._acc: dict = {}
+
+    def execute(self, data: Any) -> Any:
+        key = self.ctx.get_key()
+        if key in self._acc:
+            acc = self._fold(self._acc[key], data)
+        elif self._initial is _NO_INITIAL:
+            acc = data
+        else:
+            acc = self._fold(copy.deepcopy(self._initial), data)
+        self._acc[key] = acc
+        return [(key, acc)] if self._each else None
+
+    def close(self) -> None:
+        if not self._each:
+            for key, acc in self._acc.items():
+                self.collect((key, acc))
