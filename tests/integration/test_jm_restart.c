@@ -85,6 +85,28 @@ static int triple(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
 
 /* once: fails once at record 500; always: fails at record 3 in every attempt; gated: waits for the go file
  * at record 100. Prints "job ID rc RC", the error if any, "collected COUNT sum SUM". */
+/* Runs the job and prints what the tests read: "job ID rc RC", "error: ..." when it failed, "collected N sum S",
+ * and with seen_op that operator's "seen" counter ("seen N"). Destroys c and env; 0 if the job succeeded. */
+static int execute_and_report(sage_env *env, sage_collector *c, const char *seen_op)
+{
+    int rc = sage_env_execute(env);
+    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    size_t cnt = 0;
+    int64_t *v = collected_sorted(c, &cnt), sum = 0;
+    for (size_t i = 0; i < cnt; i++)
+        sum += v[i];
+    free(v);
+    printf("collected %zu sum %lld\n", cnt, (long long)sum);
+    sage_metric m = {0};
+    if (seen_op && sage_env_metric(env, seen_op, -1, "seen", &m) == 0)
+        printf("seen %lld\n", (long long)m.value);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
 static int run_one(const char *name, const char *jm, const char *ft, int parallelism);
 
 /* "two": two jobs, one after the other, from one program run (each job's workers skip the other's env). */
@@ -224,22 +246,7 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
         s = sage_flat_map(sage_key_by(s, key_mod50, NULL), keyed_sum, NULL,
                           &(sage_op_opts){.name = "sum", .parallelism = par, .close = keyed_close});
         sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
-        int rc = sage_env_execute(env);
-        printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
-        if (rc != 0)
-            printf("error: %s\n", sage_env_errmsg(env));
-        size_t cnt = 0;
-        int64_t *v = collected_sorted(c, &cnt), sum = 0;
-        for (size_t i = 0; i < cnt; i++)
-            sum += v[i];
-        free(v);
-        printf("collected %zu sum %lld\n", cnt, (long long)sum);
-        sage_metric m = {0};
-        if (sage_env_metric(env, "sum", -1, "seen", &m) == 0)
-            printf("seen %lld\n", (long long)m.value);
-        sage_collector_destroy(c);
-        sage_env_destroy(env);
-        return rc == 0 ? 0 : 1;
+        return execute_and_report(env, c, "sum");
     }
     char config[1024];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\", \"fault_tolerance\": %s}", jm, ft);
@@ -252,19 +259,7 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
     sage_map_fn fn = strcmp(name, "once") == 0 ? fail_once : strcmp(name, "always") == 0 ? fail_always : triple;
     s = sage_map(sage_rebalance(s), fn, NULL, &(sage_op_opts){.name = "triple", .parallelism = parallelism});
     sage_sink_collect(sage_rebalance(s), c, &(sage_op_opts){.name = "out"});
-    int rc = sage_env_execute(env);
-    printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
-    if (rc != 0)
-        printf("error: %s\n", sage_env_errmsg(env));
-    size_t cnt = 0;
-    int64_t *v = collected_sorted(c, &cnt), sum = 0;
-    for (size_t i = 0; i < cnt; i++)
-        sum += v[i];
-    free(v);
-    printf("collected %zu sum %lld\n", cnt, (long long)sum);
-    sage_collector_destroy(c);
-    sage_env_destroy(env);
-    return rc == 0 ? 0 : 1;
+    return execute_and_report(env, c, NULL);
 }
 
 /* ------------------------------------------------------------------ helpers */
