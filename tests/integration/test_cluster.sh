@@ -924,6 +924,19 @@ tut 'sage job status 6' >"$T/t-st6.out" 2>&1 || { cat "$T/t-st6.out"; fail "tuto
 cat "$T/t-st6.out"
 grep -q "P50 .*P99" "$T/t-st6.out" && [ "$(grep -c "^score .* running " "$T/t-st6.out")" -eq 3 ] ||
     fail "tutorial: job status 6 should show P50/P99 and 3 score instances running"
+# job 7 shares the head with job 6 while it runs
+tut './build/examples/parallelism --jobmanager 10.213.77.1:19001' >"$T/t-par7.out" 2>&1 ||
+    { cat "$T/t-par7.out"; jm_fail "$H3" "tutorial: parallelism beside job 6"; }
+filter <"$T/t-par7.out" | cmp -s "$T/emb.txt" - || fail "tutorial: job 7's table differs from embedded mode's"
+tut 'sage cluster status' >"$T/t-status7.out" 2>&1 || { cat "$T/t-status7.out"; fail "tutorial: cluster status"; }
+cat "$T/t-status7.out"
+"$SAGE" cluster status --json --home "$H3" >"$T/t-status7.json" || fail "cluster status --json"
+jqcheck "$T/t-status7.json" '[.nodes[] | select(.name != "gpu1") | .state] | length == 1 and (.[0] | test("mixed"))' \
+    "tutorial: the head should be mixed while job 6 holds part of it"
+SAGE_HOME=$H3 "$SAGE" job list --host 10.213.77.1 --port "$JP3" >"$T/t-list7.out" 2>&1
+grep -q "^6 .*cluster_monitor .*running" "$T/t-list7.out" && grep -q "^7 .*parallelism_validation .*finished" "$T/t-list7.out" ||
+    { cat "$T/t-list7.out"; fail "tutorial: job 7 should have finished while job 6 runs"; }
+ok "tutorial job 7: ran to its exact end beside job 6 on the head ($(jq -r '[.nodes[] | select(.name != "gpu1") | "\(.name) \(.state), \(.cpus.allocated)/\(.cpus.total) cpus"] | join("")' "$T/t-status7.json"))"
 tut 'sage job stop 6' || fail "tutorial: job stop 6"
 tut 'wait' || fail "tutorial: cluster_monitor failed: $(cat "$T/t-mon.out")"
 BG=
