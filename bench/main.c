@@ -90,6 +90,7 @@ static void build_entries(int quick)
     add("h.4k", "(h2) cross-process, 4 KiB records", scen_remote_large, 0);
     add("h.first", "(h3) submit to first record", scen_remote_first, 0);
     add("h.recover", "(h4) worker death to records flowing again", scen_remote_recover, 0);
+    add("peer.zmq", "ZeroMQ peer of (h)", peer_zmq, 0);
 }
 
 /* NAME selects an entry by its id, or a group by prefix: "f" is every f.*,
@@ -239,6 +240,33 @@ static void set_ratio(bench_row *r, double ratio, const char *of)
     snprintf(r->ratio_of, sizeof r->ratio_of, "%s", of);
 }
 
+/* (h) against ZeroMQ between the same two processes: SAGE's figure over the best ZeroMQ one (ipc or tcp, one
+ * record per message or 64 KiB messages), after the ZeroMQ rows. */
+static void derive_zmq(void)
+{
+    static const struct {
+        const char *h, *id, *name;
+    } zp[] = {{"h.8b", "peer.zmq.h1", "SAGE (h1) / best ZeroMQ, 8 B"},
+              {"h.4k", "peer.zmq.h2", "SAGE (h2) / best ZeroMQ, 4 KiB"}};
+    for (size_t i = 0; i < sizeof zp / sizeof zp[0]; i++) {
+        bench_row *hr = find_row(zp[i].h), *best = NULL;
+        char prefix[32], after[sizeof g_rows[0].id] = "";
+        snprintf(prefix, sizeof prefix, "%s.", zp[i].id);
+        for (size_t k = 0; k < g_nrows; k++)
+            if (strncmp(g_rows[k].id, prefix, strlen(prefix)) == 0 && g_rows[k].mark != MARK_SKIP) {
+                memcpy(after, g_rows[k].id, sizeof after);
+                if (g_rows[k].value > 0 && (!best || g_rows[k].value > best->value))
+                    best = &g_rows[k];
+            }
+        if (!hr || !best || hr->value <= 0)
+            continue;
+        bench_row r = bench_row_new(zp[i].id, zp[i].name, "x");
+        r.value = hr->value / best->value;
+        snprintf(r.note, sizeof r.note, "over %.24s", best->id);
+        insert_after(after, &r);
+    }
+}
+
 static void derive(int quick)
 {
     bench_row *a = find_row("a"), *cost = find_row("limit.cost"), *spsc = find_row("limit.spsc"), *b, *c;
@@ -357,6 +385,8 @@ static void derive(int quick)
      * the socket's. A record of len bytes takes 8 + len (rounded up to 8)
      * bytes in a batch; the 24 bytes of frame header per 64 KiB batch are
      * left out. */
+    derive_zmq();
+
     bench_row *ux = find_row("limit.unix"), *h;
     if (ux && (h = find_row("h.8b")))
         set_ratio(h, h->value * 16 / ux->value, "Unix socket, wire B");
