@@ -142,6 +142,7 @@ int scen_memory(int arg);      /* arg: log10 of the record count */
 int scen_wordcount(int arg);
 int scen_latency(int arg);
 int peer_gst(int arg);
+int peer_tbb(int arg); /* oneTBB flow graphs for (a), (b), (c): 1 record per message and 4096 per message */
 int peer_zmq(int arg); /* ZeroMQ PUSH/PULL for (h): ipc and tcp, 1 record per message and 64 KiB messages */
 /* remote.c: (h) across worker processes under a JobManager the scenario starts itself. */
 int scen_ckpt_chain(int arg); /* (k) checkpoints: (a) and (c) while checkpointing, one checkpoint of 1M keys */

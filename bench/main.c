@@ -82,6 +82,7 @@ static void build_entries(int quick)
     snprintf(title, sizeof title, "(g) peak memory 1e%d", big);
     add(id, title, scen_memory, big);
     add("peer.gst", "GStreamer peer", peer_gst, 0);
+    add("peer.tbb", "oneTBB flow graph peer", peer_tbb, 0);
     add("k.a", "(k) (a) with checkpoints", scen_ckpt_chain, 0);
     add("k.c", "(k) (c) with checkpoints", scen_ckpt_keyed, 0);
     add("k.pause", "(k) checkpoint of 1M keys", scen_ckpt_size, 0);
@@ -240,6 +241,37 @@ static void set_ratio(bench_row *r, double ratio, const char *of)
     snprintf(r->ratio_of, sizeof r->ratio_of, "%s", of);
 }
 
+/* SAGE's scenarios over the oneTBB graphs of the same run, after the TBB rows. */
+static void derive_tbb(void)
+{
+    static const struct {
+        const char *sage, *peer, *id, *name;
+    } tp[] = {
+        {"a", "peer.tbb.a", "peer.tbb.ra", "SAGE (a) / oneTBB 1 per message"},
+        {"a", "peer.tbb.a.batch", "peer.tbb.ra.batch", "SAGE (a) / oneTBB 4096 per message"},
+        {"b", "peer.tbb.b", "peer.tbb.rb", "SAGE (b) / oneTBB 1 per message"},
+        {"b", "peer.tbb.b.batch", "peer.tbb.rb.batch", "SAGE (b) / oneTBB 4096 per message"},
+        {"c", "peer.tbb.c.batch", "peer.tbb.rc.batch", "SAGE (c) / oneTBB 4096 per message"},
+    };
+    char after[sizeof g_rows[0].id] = "";
+    for (size_t k = 0; k < g_nrows; k++)
+        if (strncmp(g_rows[k].id, "peer.tbb.", 9) == 0)
+            memcpy(after, g_rows[k].id, sizeof after);
+    for (size_t i = 0; i < sizeof tp / sizeof tp[0]; i++) {
+        bench_row *s = find_row(tp[i].sage), *p = find_row(tp[i].peer);
+        if (!s || !p || p->value <= 0)
+            continue;
+        bench_row r = bench_row_new(tp[i].id, tp[i].name, "x");
+        r.value = s->value / p->value;
+        if (strcmp(tp[i].sage, "c") == 0 && p->peak_rss > 0 && s->peak_rss > 0)
+            snprintf(r.note, sizeof r.note, "peak memory %.1fx TBB's", s->peak_rss / p->peak_rss);
+        else
+            snprintf(r.note, sizeof r.note, "records/s over records/s");
+        insert_after(after, &r);
+        memcpy(after, tp[i].id, strlen(tp[i].id) + 1);
+    }
+}
+
 /* (h) against ZeroMQ between the same two processes: SAGE's figure over the best ZeroMQ one (ipc or tcp, one
  * record per message or 64 KiB messages), after the ZeroMQ rows. */
 static void derive_zmq(void)
@@ -385,6 +417,7 @@ static void derive(int quick)
      * the socket's. A record of len bytes takes 8 + len (rounded up to 8)
      * bytes in a batch; the 24 bytes of frame header per 64 KiB batch are
      * left out. */
+    derive_tbb();
     derive_zmq();
 
     bench_row *ux = find_row("limit.unix"), *h;

@@ -225,8 +225,8 @@ static int one(const char *id, const char *name, int tcp, size_t rec, int batch)
     bench_fmt_rate(rate, sizeof rate, r.value, "rec/s");
     if (rec != 8)
         r.value *= (double)rec;
-    snprintf(r.note, sizeof r.note, "%zu B records, %s; %s; %s", rec,
-             batch ? "64 KiB messages" : "1 per message", rec == 8 ? "2 processes" : rate, tcp ? "tcp" : "ipc");
+    snprintf(r.note, sizeof r.note, "%zu B records, %s; %s; %s", rec, batch ? "64 KiB messages" : "1 per message",
+             rec == 8 ? "2 processes" : rate, tcp ? "tcp" : "ipc");
     bench_emit(&r);
     return 0;
 }

@@ -63,6 +63,8 @@ static const char *group_of(const char *id)
 {
     if (strncmp(id, "limit.", 6) == 0)
         return "Limits of this machine (same run)";
+    if (strncmp(id, "peer.tbb", 8) == 0)
+        return "Peer: oneTBB flow graph, 2 threads (same run)";
     if (strncmp(id, "peer.zmq", 8) == 0)
         return "Peer: ZeroMQ between two processes (same run)";
     if (strncmp(id, "peer.", 5) == 0)

@@ -10,7 +10,7 @@ pkgs="$pkgs slurm-wlm slurmctld slurmd munge slurm-client iproute2 jq"
 # `pip install --no-build-isolation .`.
 pkgs="$pkgs python3-dev python3-pytest python3-setuptools python3-pip"
 if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base libzmq3-dev"
+    pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base libzmq3-dev libtbb-dev g++"
 fi
 missing=""
 for p in $pkgs; do
