@@ -154,7 +154,9 @@ running() {
 free_ports() {
     i=0
     while [ $i -lt 50 ]; do
-        p=$((20000 + ($$ * 7 + i * 131) % 20000))
+        # below the ephemeral range (32768 and up by default): a port no connection's local end can hold, in
+        # this namespace or in the workers' (where a killed host's connections linger)
+        p=$((20000 + ($$ * 7 + i * 131) % 12000))
         if ! command -v ss >/dev/null 2>&1 ||
             [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ]; then
             echo $p
