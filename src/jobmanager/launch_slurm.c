@@ -398,20 +398,16 @@ static int slurm_start(jm *d, jm_job *j)
     argv[n++] = "--output=/dev/null";
     argv[n++] = "--wrap";
     argv[n++] = "sleep infinity";
-    /* Their order is the one --het-group counts (het_group). */
+    /* one component per node, in node_list's order: the one --het-group counts (het_group) */
     const char *p = nodelist;
     for (int c = 0; c < count; c++) {
         size_t l = strcspn(p, ",");
-        char node[128], o[4][256];
+        char node[128];
         sage__fmt(node, sizeof node, "%.*s", (int)l, p);
         p += l + (p[l] == ',');
-        sage__fmt(o[0], sizeof o[0], "--nodelist=%s", node);
-        node_size(d, j, node, o[1], o[2], o[3], sizeof o[1]);
-        int at = c; /* (kept in node order) */
-        memcpy(opts[at], o, sizeof o);
-        sage__strlcpy(j->slurm.comp[at], node, sizeof j->slurm.comp[at]);
-    }
-    for (int c = 0; c < count; c++) {
+        sage__fmt(opts[c][0], sizeof opts[c][0], "--nodelist=%s", node);
+        node_size(d, j, node, opts[c][1], opts[c][2], opts[c][3], sizeof opts[c][1]);
+        sage__strlcpy(j->slurm.comp[c], node, sizeof j->slurm.comp[c]);
         if (c > 0)
             argv[n++] = ":";
         argv[n++] = "--nodes=1";
