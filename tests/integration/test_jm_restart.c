@@ -736,7 +736,9 @@ static void jobmanager_restart_resumes(void)
                           "");
     long long id = only_job(&d);
     CHECK(id > 0);
-    json_t *st = id ? status_when(&d, id, two_committed, 30000) : NULL;
+    /* bounds for the slowest build (ThreadSanitizer runs the keyed job 10-20x slower; one resumed run took
+     * longer than 60 s there) */
+    json_t *st = id ? status_when(&d, id, two_committed, 120000) : NULL;
     CHECK(st != NULL);
     json_decref(st);
     kill(d.pid, SIGKILL);
@@ -744,7 +746,7 @@ static void jobmanager_restart_resumes(void)
     d.pid = -1;
     CHECK(finish_job(job) != 0); /* its client lost the JobManager */
     CHECK(daemon_start(&d));     /* again, on its state directory */
-    st = status_when(&d, id, finished_state, 60000);
+    st = status_when(&d, id, finished_state, 240000);
     CHECK(st != NULL);
     CHECK_STR(json_string_value(json_object_get(st, "state")), "finished");
     json_decref(st);
