@@ -44,6 +44,19 @@ struct mixed_hash {
 using batch = std::vector<std::int64_t>;
 using clock = std::chrono::steady_clock;
 
+// The source's next message: up to kBatch record numbers from start (below n), or nullptr when none are left.
+std::shared_ptr<batch> batch_from(std::uint64_t start, std::uint64_t n)
+{
+    if (start >= n)
+        return nullptr;
+    auto b = std::make_shared<batch>();
+    std::uint64_t end = start + kBatch < n ? start + kBatch : n;
+    b->reserve(static_cast<std::size_t>(end - start));
+    for (std::uint64_t v = start; v < end; v++)
+        b->push_back(static_cast<std::int64_t>(v));
+    return b;
+}
+
 double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
 
 // (a) map -> filter -> sink, one thread's worth of work; per record or per batch.
@@ -80,15 +93,11 @@ void run_chain(int batched, std::uint64_t n, peer_tbb_result *r)
     } else {
         std::uint64_t next = 0;
         flow::input_node<std::shared_ptr<batch>> src(g, [&](oneapi::tbb::flow_control &fc) -> std::shared_ptr<batch> {
-            if (next >= n) {
+            auto b = batch_from(next, n);
+            if (!b)
                 fc.stop();
-                return nullptr;
-            }
-            auto b = std::make_shared<batch>();
-            std::uint64_t end = next + kBatch < n ? next + kBatch : n;
-            b->reserve(static_cast<std::size_t>(end - next));
-            for (; next < end; next++)
-                b->push_back(static_cast<std::int64_t>(next));
+            else
+                next += b->size();
             return b;
         });
         flow::limiter_node<std::shared_ptr<batch>> limit(g, kInFlight);
@@ -149,15 +158,11 @@ void run_rebalance(int batched, std::uint64_t n, peer_tbb_result *r)
         g.wait_for_all();
     } else {
         flow::input_node<std::shared_ptr<batch>> src(g, [&](oneapi::tbb::flow_control &fc) -> std::shared_ptr<batch> {
-            if (next >= n) {
+            auto b = batch_from(next, n);
+            if (!b)
                 fc.stop();
-                return nullptr;
-            }
-            auto b = std::make_shared<batch>();
-            std::uint64_t end = next + kBatch < n ? next + kBatch : n;
-            b->reserve(static_cast<std::size_t>(end - next));
-            for (; next < end; next++)
-                b->push_back(static_cast<std::int64_t>(next));
+            else
+                next += b->size();
             return b;
         });
         flow::limiter_node<std::shared_ptr<batch>> limit(g, kInFlight);
@@ -251,16 +256,9 @@ void run_keyed(int batched, std::uint64_t n, std::uint64_t keys, peer_tbb_result
             std::get<1>(out).try_put(p1);
         });
         flow::input_node<std::shared_ptr<batch>> src(g, [&](oneapi::tbb::flow_control &fc) -> std::shared_ptr<batch> {
-            std::uint64_t start = next.fetch_add(kBatch);
-            if (start >= n) {
+            auto b = batch_from(next.fetch_add(kBatch), n);
+            if (!b)
                 fc.stop();
-                return nullptr;
-            }
-            auto b = std::make_shared<batch>();
-            std::uint64_t end = start + kBatch < n ? start + kBatch : n;
-            b->reserve(static_cast<std::size_t>(end - start));
-            for (std::uint64_t v = start; v < end; v++)
-                b->push_back(static_cast<std::int64_t>(v));
             return b;
         });
         // the limiter lets kInFlight source batches in; one partition's sink hands each back (both get a part of
