@@ -763,6 +763,8 @@ static int worker_submit(sage__backend *b)
 
     /* 3. run */
     sage__task_main(w->task);
+    for (size_t i = 0; i < w->job->nchans; i++)
+        sage__net_finish(w->job->chans[i]); /* our last frames reach the consumers before we exit */
     sage__net_serve_join(w->recv);
     sage__services_stop(w->job);
     if (w->job->err.code)

@@ -46,6 +46,8 @@ typedef struct netsend {
     size_t rxlen;
     sage__net_fail_fn fail;
     void *fail_arg;
+    int eos_sent; /* the EOS frame is in the socket: close gracefully */
+    int finished; /* sage__net_finish ran */
 } netsend;
 
 /* sendmsg with MSG_NOSIGNAL: a consumer that went away is an error to
@@ -104,8 +106,46 @@ static void net_wake(sage__chan *c)
     uint64_t one = 1; /* the sender polls this eventfd while it waits for credit or socket space */
     (void)!write(((netsend *)c)->cancel_fd, &one, sizeof one);
 }
+/* After the EOS: a close() with unread credit in our receive buffer would
+ * make the kernel reset the connection and throw away what it had not sent
+ * yet (the last batches, the EOS itself). So half-close, read (and drop)
+ * credit until the consumer closes after reading the EOS, then close. A
+ * consumer silent for SAGE__NET_LINGER_MS, or a cancel, ends the wait. */
+#define SAGE__NET_LINGER_MS 10000
+static void net_destroy(sage__chan *c);
+static const sage__chan_ops net_ops;
+
+void sage__net_finish(sage__chan *c)
+{
+    if (c->ops != &net_ops)
+        return; /* an in-process queue */
+    netsend *ns = (netsend *)c;
+    if (ns->eos_sent && !ns->finished && shutdown(ns->fd, SHUT_WR) == 0) {
+        uint64_t end = sage__mono_ns() + (uint64_t)SAGE__NET_LINGER_MS * 1000000u;
+        for (;;) {
+            uint64_t now = sage__mono_ns();
+            if (now >= end || atomic_load(ns->canceled))
+                break;
+            struct pollfd p[2] = {{.fd = ns->fd, .events = POLLIN}, {.fd = ns->cancel_fd, .events = POLLIN}};
+            int r = poll(p, ns->cancel_fd >= 0 ? 2 : 1, (int)((end - now) / 1000000u) + 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0 || (ns->cancel_fd >= 0 && p[1].revents))
+                break;
+            char sink[4096];
+            ssize_t n = read(ns->fd, sink, sizeof sink);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                break; /* the consumer closed: everything we sent was read */
+            if (n > 0) /* credit: the consumer is still reading what we sent */
+                end = sage__mono_ns() + (uint64_t)SAGE__NET_LINGER_MS * 1000000u;
+        }
+    }
+    ns->finished = 1;
+}
+
 static void net_destroy(sage__chan *c)
 {
+    sage__net_finish(c);
     close(((netsend *)c)->fd);
     free(c);
 }
@@ -248,6 +288,7 @@ static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
         struct iovec iov[1] = {{hdr, SAGE__FRAME_HDR + 4}};
         free(b);
         int erc = send_all(ns->fd, iov, 1, &ns->chan.blocked_ns, ns->cancel_fd);
+        ns->eos_sent = erc == 0;
         return erc ? push_failed(ns, erc) : 0;
     }
     size_t plen = 8 + b->used;

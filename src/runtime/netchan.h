@@ -36,6 +36,13 @@ typedef struct sage__net_peer {
  * Returns 0, or an error with the reason in err. */
 int sage__net_connect(const char *path, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len);
 int sage__net_connect_tcp(const char *addr, const sage__net_peer *p, sage__chan **out, char *err, size_t err_len);
+/* Once the producer sent its end-of-stream on c: wait until the consumer
+ * read everything and closed (reading and dropping its credit meanwhile),
+ * so that closing, or exiting, cannot reset the connection and lose the
+ * last frames. Bounded: a consumer silent for 10 s, or a cancel, ends the
+ * wait. Does nothing for a channel that is not a connection, or before its
+ * end-of-stream. Producer thread only. */
+void sage__net_finish(sage__chan *c);
 
 /* The receiving end: accept producer connections on listen_fd (a Unix or
  * TCP listening socket) until `expected` of them authenticated, each then

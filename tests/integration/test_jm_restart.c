@@ -373,10 +373,13 @@ static json_t *request(const daemon_t *d, const char *fmt, ...)
 
 /* The pipeline NAME with fault_tolerance FT through daemon d, in the background: its output arrives on the
  * returned stream (read it to the end, then pclose). */
+#define JOB_LIMIT_S 300 /* the slowest build's longest job runs for well under a minute */
 static FILE *start_job(const daemon_t *d, const char *name, const char *ft, const char *env)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s %s pipeline %s %s '%s' 2>&1", env, d->home, self, name, d->addr, ft);
+    /* bounded: a job that never ends is killed, and finish_job says so with what it printed */
+    snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s timeout -k 10 %d %s pipeline %s %s '%s' 2>&1", env, d->home,
+             JOB_LIMIT_S, self, name, d->addr, ft);
     fflush(NULL);
     return popen(cmd, "r");
 }
@@ -389,7 +392,10 @@ static int finish_job(FILE *f)
         n += r;
     big[n] = 0;
     int st = f ? pclose(f) : -1;
-    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (rc == 124 || rc == 137)
+        fprintf(stderr, "the job's program did not end within %d s; it printed:\n%s\n", JOB_LIMIT_S, big);
+    return rc;
 }
 
 /* The id of the only job daemon d knows, once it is listed (0 after 20 s). */
@@ -809,10 +815,18 @@ static void corrupt_checkpoint_falls_back_jm(void)
     if (victim > 0)
         kill(victim, SIGKILL);
     json_decref(request(&d, "{\"op\": \"resume\", \"job_id\": %lld}", id));
-    CHECK_INT(finish_job(job), 0);
+    int rc = finish_job(job);
+    CHECK_INT(rc, 0);
     const char *want = keyed_exact_line();
     CHECK_CONTAINS(big, want);
     const char *log = daemon_log(&d);
+    if (rc != 0) {
+        json_t *last_st = request(&d, "{\"op\": \"status\", \"job_id\": %lld}", id);
+        char *txt = last_st ? json_dumps(last_st, JSON_INDENT(1)) : NULL;
+        fprintf(stderr, "the job's status:\n%s\nthe JobManager's log:\n%s\n", txt ? txt : "?", log ? log : "?");
+        free(txt);
+        json_decref(last_st);
+    }
     CHECK_CONTAINS(log, "cannot restore from checkpoint");
     CHECK_CONTAINS(log, "cannot be restored; recovering from ");
     daemon_down(&d);
