@@ -191,9 +191,17 @@ SAGE_API int sage_env_op_parallelism(const sage_env *env, size_t i);
 
 /* ---------------------------------------------------------------------------
  * Services: named request/response functions that operators call
- * (sage/context.h). Register before execute. Each service runs on its own
- * thread, started before the pipeline and stopped after it; requests are
- * served in arrival order. start/stop hooks are optional.
+ * (sage/context.h). Register before execute. A service is one instance per
+ * job: it runs on its own thread, started before the pipeline and stopped
+ * after it; requests are served one at a time in arrival order, whoever
+ * calls. Embedded, that thread is in this process. Under a JobManager (and
+ * on Slurm) each service runs in a worker process of its own, placed with
+ * its `resources` like an operator instance (a model service can take one
+ * GPU) and shown as operator "service:NAME" by `sage job status`; every
+ * operator instance reaches it over the job's connections, with the same
+ * results, timeouts and errors as embedded, and it stops once every task
+ * of the job ended. start/stop hooks are optional. The name: 1..119 bytes
+ * of UTF-8, no control character, no '/' (it names the process's log).
  * ------------------------------------------------------------------------- */
 typedef struct sage_reply sage_reply;
 /* Set the response (copied; at most 64 MiB). Call at most once. */
@@ -202,7 +210,9 @@ typedef int (*sage_service_fn)(const void *req, size_t len, sage_reply *reply, v
 typedef struct sage_service_opts {
     int (*start)(void *udata); /* before the pipeline starts; an error fails the submit */
     void (*stop)(void *udata); /* after the pipeline ended */
-    size_t queue_capacity;     /* pending requests before callers wait (default 1024) */
+    size_t queue_capacity;     /* pending requests before callers wait (default 1024, at most 2^20) */
+    const char *resources;     /* JSON spec (sage/resources.h) of its process under a JobManager; NULL: none */
+    void *reserved[4];         /* must be zero: room for new options */
 } sage_service_opts;
 SAGE_API int sage_env_register_service(sage_env *env, const char *name, sage_service_fn fn, void *udata,
                                        const sage_service_opts *opts);

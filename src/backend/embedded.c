@@ -231,7 +231,7 @@ static int emb_wait(sage__backend *b, int timeout_ms)
     emb *e = (emb *)b;
     if (!e->supervised) {
         int rc = sage__job_wait(b->job, timeout_ms);
-        if (rc != SAGE_ETIMEDOUT && b->job->err.code)
+        if (b->job->ended && b->job->err.code) /* (a job may fail with SAGE_ETIMEDOUT too: a call that timed out) */
             sage__errf(b->err, b->job->err.code, "%s", b->job->err.msg);
         return rc;
     }

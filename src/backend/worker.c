@@ -25,6 +25,11 @@
  *      and stop, and sends a metrics report every 500 ms;
  *   5. send the final report and exit. sage_env_execute never returns in a
  *      worker: code after it belongs to the submitting process only.
+ * A task whose chain index follows the plan's chains is one of the job's
+ * services instead (spec "service": its name): that process starts only
+ * that service and answers the other workers' calls (runtime/svcnet.c)
+ * until the JobManager says the job's tasks are done; every other worker
+ * reaches each service through one connection (connect_service).
  * A program may run several jobs, one after the other: every env whose job
  * is not ours (another name, or another plan hash) is skipped before step 1
  * (its execute returns 0 at once, with nothing collected) until the one the
@@ -49,6 +54,7 @@
 #include "net/frame.h"
 #include "net/sock.h"
 #include "runtime/netchan.h"
+#include "runtime/svcnet.h"
 #include "util/json.h"
 #include "util/num.h"
 #include "util/utf8.h"
@@ -83,7 +89,8 @@ typedef struct worker {
     char *snap; /* the task thread's latest snapshot (JSON text: jansson values are not shared across threads) */
     sage__loaded ck_from; /* the checkpoint this attempt restores (spec "restore"), our part only */
     sage__restore ck_restore;
-    uint64_t plan_hash; /* the full plan hash (checkpoint manifests carry it) */
+    uint64_t plan_hash;        /* the full plan hash (checkpoint manifests carry it) */
+    sage__svc_place svc_place; /* where the job's services run */
 } worker;
 
 static void send_event(worker *w, json_t *ev)
@@ -282,6 +289,11 @@ static void apply_control(worker *w, json_t *ev)
     const char *action = json_string_value(json_object_get(ev, "action"));
     if (!action)
         return;
+    if (!w->task) { /* a service's own process: it ends when told, once the job's tasks are done */
+        if (strcmp(action, "stop") == 0)
+            sage__job_stop(w->job);
+        return;
+    }
     if (strcmp(action, "checkpoint") == 0) {
         ck_req *r = calloc(1, sizeof *r);
         const char *dir = json_string_value(json_object_get(ev, "dir"));
@@ -383,6 +395,99 @@ static void wait_peers(worker *w)
     }
 }
 
+/* A service's own process reports its service's counts in place of operator metrics. */
+static json_t *service_metrics(worker *w)
+{
+    size_t queued = 0;
+    uint64_t served = sage__service_served(w->job, (size_t)w->svc_place.host, &queued);
+    return json_pack("{s:s,s:I,s:I,s:[]}", "service", w->job->g->services[w->svc_place.host].name, "requests",
+                     (json_int_t)served, "queued", (json_int_t)queued, "operators");
+}
+
+/* A connection to service i's own process: the spec's "services" names its task; our Unix socket path or the
+ * address from the "peers" event reaches it. */
+static int connect_service(void *arg, size_t i, sage__svc_remote **out, char *err, size_t err_len)
+{
+    worker *w = arg;
+    const sage__service_decl *d = &w->job->g->services[i];
+    json_t *sv;
+    size_t k;
+    int task = -1, chain = -1;
+    json_array_foreach(json_object_get(w->spec, "services"), k, sv)
+    {
+        const char *n = json_string_value(json_object_get(sv, "name"));
+        if (n && strcmp(n, d->name) == 0)
+            task = (int)json_integer_value(json_object_get(sv, "task"));
+    }
+    json_t *tj = task >= 0 ? json_array_get(json_object_get(w->spec, "tasks"), (size_t)task) : NULL;
+    if (tj)
+        chain = (int)json_integer_value(json_object_get(tj, "chain"));
+    if (chain < 0) {
+        sage__fmt(err, err_len, "the job spec gives it no process (was the job submitted by an older SAGE?)");
+        return SAGE_EPLAN;
+    }
+    char where[1300];
+    if (w->tcp) {
+        char key[24];
+        snprintf(key, sizeof key, "%d", task);
+        const char *addr = json_string_value(json_object_get(w->peers, key));
+        if (!addr) {
+            sage__fmt(err, err_len, "the JobManager gave no address for its process (task %d)", task);
+            return SAGE_EPROTO;
+        }
+        sage__strlcpy(where, addr, sizeof where);
+    } else {
+        snprintf(where, sizeof where, "%s/sock/%d.0", w->dir, chain);
+    }
+    return sage__svc_remote_connect(where, w->tcp, d->name, w->token, w->job_id, w->task_index, d->opts.queue_capacity,
+                                    out, err, err_len);
+}
+
+static void *control_main(void *arg);
+static void assignment_from_spec(worker *w, json_t *t);
+
+/* This process is service `svc`'s one instance for the job: start it, answer the other workers' calls until
+ * the JobManager says the job's tasks are done (or the job fails), then report and exit. */
+static _Noreturn void serve_service(worker *w, sage__backend *b, json_t *tj, size_t svc)
+{
+    const sage__graph *g = b->g;
+    const char *want = json_string_value(json_object_get(tj, "service"));
+    if (svc >= g->nservices || !want || strcmp(want, g->services[svc].name) != 0)
+        die(w, SAGE_EPLAN, "task %d is service \"%s\", but this program registers %s as service %zu", w->task_index,
+            want ? want : "?", svc < g->nservices ? g->services[svc].name : "nothing", svc);
+    w->job = sage__job_new(b->plan, b->cfg, 0, 0);
+    if (!w->job)
+        die(w, SAGE_ENOMEM, "out of memory");
+    b->job = w->job;
+    assignment_from_spec(w, tj);
+    w->svc_place = (sage__svc_place){.host = (int)svc};
+    w->job->svc_place = &w->svc_place;
+    w->cancel_fd = eventfd(0, EFD_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_CLOEXEC);
+    int rc = sage__services_start(w->job, b->err);
+    if (rc != 0)
+        die(w, rc, "%s", b->err->msg);
+    sage__svc_server *srv = NULL;
+    if ((rc = sage__svc_serve(w->tcp ? w->listen_fd : 3, w->token, w->job_id, w->job, svc, &srv)) != 0)
+        die(w, rc, "service \"%s\": cannot serve its connections: %s", want, sage_strerror(rc));
+    pthread_create(&w->ctl_thread, NULL, control_main, w);
+    pthread_mutex_lock(&w->job->mu);
+    while (!atomic_load(&w->job->stopping) && !atomic_load(&w->job->canceled))
+        pthread_cond_wait(&w->job->pause_cv, &w->job->mu);
+    pthread_mutex_unlock(&w->job->mu);
+    sage__services_stop(w->job);
+    sage__svc_serve_stop(srv);
+    atomic_store(&w->finished, 1);
+    uint64_t one = 1;
+    (void)!write(w->wake_fd, &one, sizeof one);
+    pthread_join(w->ctl_thread, NULL);
+    int ok = !w->job->err.code;
+    send_event(w, json_pack("{s:s,s:b,s:i,s:s,s:o}", "event", "done", "ok", ok, "code", ok ? 0 : w->job->err.code,
+                            "error", ok ? "" : w->job->err.msg, "metrics", service_metrics(w)));
+    fflush(NULL);
+    exit(ok ? 0 : 1);
+}
+
 static void *control_main(void *arg)
 {
     worker *w = arg;
@@ -411,13 +516,18 @@ static void *control_main(void *arg)
             continue;
         }
         uint64_t now = sage_now_ns();
-        pthread_mutex_lock(&w->snap_mu);
-        json_error_t jerr;
-        json_t *snap = w->snap ? json_loads(w->snap, 0, &jerr) : NULL;
-        pthread_mutex_unlock(&w->snap_mu);
-        json_t *m = sage__metrics_json(w->task, snap, (double)(now - t_last) / 1e9, &last);
-        json_decref(snap);
-        atomic_store(&w->task->snap_req, 1); /* fresh numbers for the next report */
+        json_t *m;
+        if (w->task) {
+            pthread_mutex_lock(&w->snap_mu);
+            json_error_t jerr;
+            json_t *snap = w->snap ? json_loads(w->snap, 0, &jerr) : NULL;
+            pthread_mutex_unlock(&w->snap_mu);
+            m = sage__metrics_json(w->task, snap, (double)(now - t_last) / 1e9, &last);
+            json_decref(snap);
+            atomic_store(&w->task->snap_req, 1); /* fresh numbers for the next report */
+        } else {
+            m = service_metrics(w);
+        }
         t_last = now;
         send_event(w, json_pack("{s:s,s:o}", "event", "report", "metrics", m));
     }
@@ -698,6 +808,8 @@ static int worker_submit(sage__backend *b)
             (unsigned long long)(plan->hash >> 1), (unsigned long long)want);
     int chain = (int)json_integer_value(json_object_get(tj, "chain"));
     int instance = (int)json_integer_value(json_object_get(tj, "instance"));
+    if (chain >= 0 && (size_t)chain >= plan->nchains && json_object_get(tj, "service"))
+        serve_service(w, b, tj, (size_t)chain - plan->nchains); /* the job's services follow its chains */
     if (chain < 0 || (size_t)chain >= plan->nchains || instance < 0 || instance >= plan->chains[chain].parallelism)
         die(w, SAGE_EPLAN, "task %d names chain %d instance %d, which this plan does not have", w->task_index, chain,
             instance);
@@ -734,7 +846,7 @@ static int worker_submit(sage__backend *b)
                                              w->cancel_fd, net_fail, w, &w->recv)) != 0)
         die(w, rc, "operator \"%s\" instance %d: cannot serve its data connections: %s", head, instance,
             sage_strerror(rc));
-    if (w->tcp && tp->nconsumers > 0)
+    if (w->tcp && (tp->nconsumers > 0 || b->g->nservices > 0))
         wait_peers(w);
     if ((rc = sage__task_routes(w->job, w->task, remote_target, w)) != 0)
         die(w, rc, "connecting to the consumers of operator \"%s\" failed%s%s", tail->name, w->route_err[0] ? ": " : "",
@@ -756,6 +868,8 @@ static int worker_submit(sage__backend *b)
         w->job->restore = &w->ck_restore;
     }
     prepare_sinks(w);
+    w->svc_place = (sage__svc_place){.host = -1, .connect = connect_service, .arg = w};
+    w->job->svc_place = &w->svc_place; /* every service runs in its own process */
     if ((rc = sage__services_start(w->job, b->err)) != 0)
         die(w, rc, "%s", b->err->msg);
     w->job->running_tasks = 1;

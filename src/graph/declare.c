@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "graph/graph.h"
+#include "util/escape.h"
 #include "util/utf8.h"
 
 static int graph_usable(sage__graph *g, const char *what)
@@ -577,15 +578,28 @@ int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, 
 {
     if (g->seal == SAGE__GRAPH_SUBMITTED)
         return sage__errf(g->err, SAGE_ESTATE, "sage_env_register_service: register services before execute");
-    if (!name || !*name || strlen(name) >= SAGE__NAME_MAX)
-        return sage__errf(g->err, SAGE_EINVAL, "sage_env_register_service: the name must be 1 to %d bytes",
-                          SAGE__NAME_MAX - 1);
+    char why[160];
+    const char *bad = sage__name_problem(name, 1, why, sizeof why);
+    if (!bad && strlen(name) > SAGE__SERVICE_NAME_MAX)
+        bad = "is longer than 119 bytes";
+    if (bad) {
+        char shown[64];
+        return sage__errf(g->err, SAGE_EINVAL, "sage_env_register_service: the service name \"%s\" %s",
+                          name ? sage__escape_str(shown, sizeof shown, name) : "(null)", bad);
+    }
     if (!fn)
         return sage__errf(g->err, SAGE_EINVAL, "sage_env_register_service: service \"%s\" has a NULL function", name);
     for (size_t i = 0; i < g->nservices; i++)
         if (strcmp(g->services[i].name, name) == 0)
             return sage__errf(g->err, SAGE_EINVAL, "sage_env_register_service: service \"%s\" is already registered",
                               name);
+    sage_resources res = {0};
+    if (opts && opts->resources) {
+        char rerr[512];
+        int rc = sage_resources_parse(opts->resources, &res, rerr, sizeof rerr);
+        if (rc != 0)
+            return sage__errf(g->err, rc, "sage_env_register_service: service \"%s\": resources: %s", name, rerr);
+    }
     sage__service_decl *list = realloc(g->services, (g->nservices + 1) * sizeof *list);
     if (!list)
         return sage__errf(g->err, SAGE_ENOMEM, "out of memory registering service \"%s\"", name);
@@ -597,6 +611,8 @@ int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, 
     s->udata = udata;
     if (opts)
         s->opts = *opts;
+    s->opts.resources = NULL; /* the caller's string need not outlive the call */
+    s->res = res;
     if (s->opts.queue_capacity == 0)
         s->opts.queue_capacity = 1024;
     if (s->opts.queue_capacity > (1u << 20))

@@ -26,6 +26,7 @@
 #include "util/err.h"
 
 #define SAGE__NAME_MAX 128
+#define SAGE__SERVICE_NAME_MAX 119 /* "service:" + the name is its process's operator name under a JobManager */
 
 typedef enum sage__op_kind {
     SAGE__OP_SOURCE,
@@ -127,7 +128,8 @@ typedef struct sage__service_decl {
     char name[SAGE__NAME_MAX];
     sage_service_fn fn;
     void *udata;
-    sage_service_opts opts; /* queue_capacity resolved (1..2^20) */
+    sage_service_opts opts; /* queue_capacity resolved (1..2^20); opts.resources not kept (see res) */
+    sage_resources res;     /* what its process asks for under a JobManager (parsed at registration) */
 } sage__service_decl;
 
 /* "fault_tolerance": what happens when a task fails (SAGE Kernel's keys and

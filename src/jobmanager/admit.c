@@ -39,7 +39,7 @@ static void ids_text(char *buf, size_t len, const int *ids, int n)
 
 int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
 {
-    json_t *tasks = json_array();
+    json_t *tasks = json_array(), *services = json_array();
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
         const sage__assign *a = &j->assign[k->chain][k->instance];
@@ -58,12 +58,22 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
         /* a tcp worker opens its listener before it has compiled the plan: tell it whether to */
         json_object_set_new(tj, "inputs", json_boolean(k->has_inputs));
         json_object_set_new(tj, "producers", json_integer(k->producers));
+        const char *svc = json_string_value(
+            json_object_get(json_array_get(json_object_get(j->doc, "chains"), (size_t)k->chain), "service"));
+        if (k->service && svc) { /* the one service this task's process runs; every worker finds it by name */
+            json_object_set_new(tj, "service", json_string(svc));
+            json_array_append_new(services, json_pack("{s:s,s:i}", "name", svc, "task", (int)t));
+        }
         json_array_append_new(tasks, tj);
     }
     json_t *spec = json_pack("{s:I,s:s,s:O,s:s,s:s,s:i,s:s,s:o}", "job_id", (json_int_t)j->id, "name", j->name,
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
                              d->host, "jobmanager_port", d->port, "data_plane",
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
+    if (spec)
+        json_object_set_new(spec, "services", services);
+    else
+        json_decref(services);
     if (spec && j->ck.on) /* every worker reads the nonce back from there before it runs: the directory is shared */
         json_object_set_new(spec, "checkpoint_probe",
                             json_pack("{s:s,s:s}", "dir", j->ck.rundir, "nonce", j->ck.probe));
@@ -135,12 +145,16 @@ static int lay_out_tasks(jm *d, jm_job *j, const sage__node *nodes, size_t nnode
         int producers = json_is_integer(pj) && json_integer_value(pj) >= 0 && json_integer_value(pj) <= 1 << 20
                             ? (int)json_integer_value(pj)
                             : 0;
+        int service = json_is_string(json_object_get(cj, "service"));
+        if (!service)
+            j->nflow = t + (size_t)j->reqs[c].parallelism;
         for (int i = 0; i < j->reqs[c].parallelism; i++, t++) {
             jm_task *k = &j->tasks[t];
             const sage__assign *a = &j->assign[c][i];
             k->index = (int)t;
             k->chain = (int)c;
             k->instance = i;
+            k->service = service;
             k->listen_fd = k->out_fd = k->err_fd = -1;
             k->slurm_step = -1;
             sage__strlcpy(k->node, a->node >= 0 && (size_t)a->node < nnodes ? nodes[a->node].name : d->node.name,

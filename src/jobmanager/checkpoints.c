@@ -76,8 +76,9 @@ static int restore_from(jm *d, jm_job *j, char *err, size_t err_len)
     }
     json_int_t doc_hash = json_integer_value(json_object_get(j->doc, "plan_hash"));
     size_t ntasks = 0;
-    for (size_t c = 0; c < j->nreqs; c++)
-        ntasks += (size_t)j->reqs[c].parallelism;
+    for (size_t c = 0; c < j->nreqs; c++) /* the chains' tasks: the services' own processes keep no state */
+        if (!json_object_get(json_array_get(json_object_get(j->doc, "chains"), c), "service"))
+            ntasks += (size_t)j->reqs[c].parallelism;
     if ((json_int_t)(m.plan_hash >> 1) != doc_hash || m.ntasks != ntasks) {
         sage__fmt(err, err_len,
                   "submit: config key \"restore_from\": checkpoint \"%s\" was taken by a different pipeline (plan "
@@ -154,7 +155,7 @@ void jm_ckpt_free(jm_job *j)
 
 static void send_all(jm_job *j, json_t *ev)
 {
-    for (size_t t = 0; t < j->ntasks; t++)
+    for (size_t t = 0; t < j->nflow; t++)
         if (j->tasks[t].ctl)
             jm_send_json(j->tasks[t].ctl, SAGE__MSG_EVENT, json_incref(ev));
     json_decref(ev);
@@ -200,7 +201,7 @@ static void abandon(jm *d, jm_job *j, const char *why)
 /* Every task runs (its worker reported) or had finished: the job can take a checkpoint. */
 static int all_ready(const jm_job *j)
 {
-    for (size_t t = 0; t < j->ntasks; t++) {
+    for (size_t t = 0; t < j->nflow; t++) {
         const jm_task *k = &j->tasks[t];
         if (!(k->reported_done && k->done_ok) && !(k->ctl && k->reported && !k->reported_done))
             return 0;
@@ -236,7 +237,7 @@ static void start(jm *d, jm_job *j, int64_t now)
         sage__ckpt_path(ck->dir, sizeof ck->dir, ck->rundir, ck->active);
     }
     ck->timeout_ms = timeout;
-    for (size_t t = 0; t < j->ntasks; t++)
+    for (size_t t = 0; t < j->nflow; t++)
         if (j->tasks[t].reported_done && j->tasks[t].done_ok) { /* ended before the barrier: finished */
             ck->in[t] = 2;
             ck->ntasks_in++;
@@ -249,7 +250,7 @@ static void start(jm *d, jm_job *j, int64_t now)
 static char *manifest_text(jm_job *j, size_t *len)
 {
     jm_ckpt *ck = &j->ck;
-    sage__manifest m = {.id = ck->active, .savepoint = ck->sp_active, .taken_ms = sage__wall_ms(), .ntasks = j->ntasks};
+    sage__manifest m = {.id = ck->active, .savepoint = ck->sp_active, .taken_ms = sage__wall_ms(), .ntasks = j->nflow};
     m.plan_hash = ck->plan_hash; /* as the workers compiled it (the plan document holds only its high bits) */
     sage__strlcpy(m.job, j->name, sizeof m.job);
     m.tasks = calloc(j->ntasks, sizeof *m.tasks);
@@ -257,7 +258,7 @@ static char *manifest_text(jm_job *j, size_t *len)
     m.sinks = calloc(m.nsinks ? m.nsinks : 1, sizeof *m.sinks);
     char *text = NULL;
     if (m.tasks && m.sinks) {
-        for (size_t t = 0; t < j->ntasks; t++) {
+        for (size_t t = 0; t < j->nflow; t++) {
             m.tasks[t].chain = j->tasks[t].chain;
             m.tasks[t].instance = j->tasks[t].instance;
             m.tasks[t].finished = ck->in[t] == 2;
@@ -289,7 +290,7 @@ static void all_in(jm *d, jm_job *j)
     if (!ck->sp_active)
         release(j, ck->active, 0);
     jm_task *writer = NULL;
-    for (size_t t = 0; t < j->ntasks && !writer; t++)
+    for (size_t t = 0; t < j->nflow && !writer; t++)
         if (j->tasks[t].ctl && !j->tasks[t].reported_done)
             writer = &j->tasks[t];
     size_t len = 0;
@@ -359,7 +360,7 @@ void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
             if (!seen)
                 json_array_append(ck->sinks, s);
         }
-        if (++ck->ntasks_in == j->ntasks)
+        if (++ck->ntasks_in == j->nflow)
             all_in(d, j);
         return;
     }
@@ -378,7 +379,7 @@ void jm_ckpt_event(jm *d, jm_job *j, jm_task *k, const char *type, json_t *ev)
         ck->last_ms = sage__wall_ms();
         ck->completed++;
         uint64_t total = 0;
-        for (size_t t = 0; t < j->ntasks; t++)
+        for (size_t t = 0; t < j->nflow; t++)
             total += ck->bytes ? ck->bytes[t] : 0;
         ck->last_bytes = total;
         ck->committed_sinks = json_incref(ck->sinks);

@@ -112,6 +112,7 @@ typedef struct jm_task {
     int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
     int conn_lost;       /* its control connection closed without a result while its process ran */
     int echo;            /* it failed only because another task did (a broken connection): shown "killed" */
+    int service;         /* it runs one of the job's services (tasks j->nflow.. are), not a chain instance */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -200,6 +201,8 @@ typedef struct jm_job {
     int64_t submitted_ms, started_ms; /* wall clock, for people */
     size_t running;                   /* tasks not yet reaped */
     int peers_sent;                   /* tcp data plane: every worker got the others' addresses */
+    size_t nflow;                     /* tasks that run chains (the first ones); the rest run its services */
+    int services_told;                /* the chains' tasks all ended: its services were told to stop */
     jm_slurm_job slurm;
     struct jm_job *next;
     /* stop deadline and liveness (jobs.c) */

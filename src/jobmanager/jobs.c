@@ -258,8 +258,24 @@ static int schedule_restart(jm *d, jm_job *j)
     return 0;
 }
 
+/* Every task that runs a chain ended: the job's services (the rest) are told to stop; they end by themselves. */
+static void services_maybe_stop(jm_job *j)
+{
+    if (j->services_told || j->nflow == j->ntasks || j->restart_at_ms)
+        return;
+    for (size_t t = 0; t < j->nflow; t++)
+        if (!(j->tasks[t].pid > 0 && j->tasks[t].exited))
+            return;
+    j->services_told = 1;
+    for (size_t t = j->nflow; t < j->ntasks; t++)
+        if (j->tasks[t].ctl)
+            jm_send_json(j->tasks[t].ctl, SAGE__MSG_EVENT,
+                         json_pack("{s:s,s:s}", "event", "control", "action", "stop"));
+}
+
 int jm_job_maybe_end(jm *d, jm_job *j)
 {
+    services_maybe_stop(j);
     for (size_t t = 0; t < j->ntasks; t++)
         if (j->tasks[t].pid > 0 && !j->tasks[t].exited)
             return 0;
@@ -332,7 +348,8 @@ static void restart_job(jm *d, jm_job *j)
                        .has_inputs = keep.has_inputs,
                        .producers = keep.producers,
                        .mem_limit = keep.mem_limit,
-                       .slurm_step = -1};
+                       .slurm_step = -1,
+                       .service = keep.service};
         memcpy(k->op, keep.op, sizeof k->op);
         memcpy(k->cpus, keep.cpus, sizeof k->cpus);
         memcpy(k->gpus, keep.gpus, sizeof k->gpus);
@@ -340,6 +357,7 @@ static void restart_job(jm *d, jm_job *j)
     }
     j->running = 0;
     j->peers_sent = 0;
+    j->services_told = 0;
     if (j->ck.on || j->ck.restore_from[0]) { /* from the last committed checkpoint (or where the job started):
                                                  * the workers read it from spec.json */
         const char *from = jm_ckpt_recover(d, j);

@@ -167,9 +167,11 @@ void jm_worker_hello(jm *d, jm_conn *c, json_t *hello)
         host[0] = 0;
     hello_recorded(d, j, k, hello, host); /* after the OK: a "peers" event must follow it */
     /* what was asked of the job before this worker reached us */
-    if (j->stop_requested || j->state == JJ_PAUSED)
+    int service = (size_t)k->index >= j->nflow;
+    if (service ? j->services_told : j->stop_requested || j->state == JJ_PAUSED)
         jm_send_json(c, SAGE__MSG_EVENT,
-                     json_pack("{s:s,s:s}", "event", "control", "action", j->stop_requested ? "stop" : "pause"));
+                     json_pack("{s:s,s:s}", "event", "control", "action",
+                               service || j->stop_requested ? "stop" : "pause"));
 }
 
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
@@ -228,7 +230,7 @@ void jm_on_worker_gone(jm *d, jm_conn *c)
 
 void jm_workers_control(jm_job *j, const char *action)
 {
-    for (size_t t = 0; t < j->ntasks; t++)
+    for (size_t t = 0; t < j->nflow; t++) /* a service runs until the tasks that call it ended */
         if (j->tasks[t].ctl)
             jm_send_json(j->tasks[t].ctl, SAGE__MSG_EVENT,
                          json_pack("{s:s,s:s}", "event", "control", "action", action));

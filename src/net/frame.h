@@ -37,7 +37,9 @@ typedef enum sage__msg_type {
     SAGE__MSG_EOS = 7,     /* raw: end-of-stream from one producer */
     SAGE__MSG_CREDIT = 8,  /* raw: u32 big-endian bytes granted back to the sender */
     SAGE__MSG_BARRIER = 9, /* raw: u32 input, u64 checkpoint id (big-endian): a checkpoint barrier */
-    SAGE__MSG_TYPE_MAX = 9,
+    SAGE__MSG_CALL = 10,   /* raw: u64 call id (big-endian), then the request: a call to a job's service */
+    SAGE__MSG_ANSWER = 11, /* raw: u64 call id, i32 result code (big-endian), then the response bytes */
+    SAGE__MSG_TYPE_MAX = 11,
 } sage__msg_type;
 
 typedef struct sage__frame {

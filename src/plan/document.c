@@ -38,6 +38,19 @@ json_t *sage__plan_document(const sage__plan *plan)
                              ch->parallelism, "inputs", head->ninputs > 0, "producers", ch->producers, "resources",
                              ch->res_op ? sage__resources_json(&ch->res_op->res, 0) : json_object()));
     }
+    /* the job's services follow its chains, one process each: "service" names it; every task may call it */
+    int tasks = 0;
+    for (size_t c = 0; c < plan->nchains; c++)
+        tasks += plan->chains[c].parallelism;
+    for (size_t i = 0; i < plan->g->nservices; i++) {
+        const sage__service_decl *sd = &plan->g->services[i];
+        char name[SAGE__NAME_MAX + 16];
+        snprintf(name, sizeof name, "service:%s", sd->name);
+        sage__jadd(&bad, chains,
+                   json_pack("{s:i,s:s,s:i,s:b,s:i,s:o,s:s}", "id", (int)(plan->nchains + i), "name", name,
+                             "parallelism", 1, "inputs", 1, "producers", tasks, "resources",
+                             sage__resources_json(&sd->res, 0), "service", sd->name));
+    }
     if (bad) {
         json_decref(chains);
         return NULL;
@@ -72,6 +85,17 @@ int sage__plan_document_reqs(const json_t *doc, sage__place_req **out, size_t *n
             return SAGE_EPROTO;
         }
         r[i].parallelism = (int)p;
+        json_t *svc = json_object_get(c, "service");
+        if (svc && (!json_is_string(svc) || p != 1)) {
+            snprintf(err, err_len, "submit: chain %zu: \"service\" must name a service, with parallelism 1", i);
+            free(r);
+            return SAGE_EPROTO;
+        }
+        if (!svc && i > 0 && json_object_get(json_array_get(chains, i - 1), "service")) {
+            snprintf(err, err_len, "submit: chain %zu follows a service (the services come after every chain)", i);
+            free(r);
+            return SAGE_EPROTO;
+        }
         json_t *res = json_object_get(c, "resources");
         if (json_is_object(res)) {
             char rerr[512];

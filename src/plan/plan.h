@@ -80,7 +80,10 @@ char *sage__plan_explain_json(const sage__plan *plan);
  * reading by the JobManager. The document:
  *   {"name": job, "plan_hash": h>>1, "chains": [{"id", "name", "parallelism",
  *    "inputs": bool, "producers": n, "resources": {...}}, ...], ...}
- * (the client adds the program: executable, argv, cwd, env). */
+ * (the client adds the program: executable, argv, cwd, env). The job's
+ * services follow its chains, in registration order, one entry each with
+ * parallelism 1, "name": "service:NAME" and "service": NAME: under a
+ * JobManager each is a process of its own. */
 json_t *sage__plan_document(const sage__plan *plan);
 /* The JobManager side: one placement request per chain of a submitted
  * document, checked (names, parallelism 1..SAGE_PARALLELISM_MAX, resources

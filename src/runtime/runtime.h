@@ -143,6 +143,16 @@ typedef struct sage__sink_out {
 } sage__sink_out;
 
 typedef struct sage__services sage__services;
+typedef struct sage__svc_remote sage__svc_remote;
+
+/* Where a job's services run, in a worker process (job->svc_place; NULL in
+ * embedded mode: every service on a thread of this process). */
+typedef struct sage__svc_place {
+    int host; /* the one service (index in g->services) this process serves, or -1: it calls them all */
+    /* host < 0: an authenticated connection to service i's own process (err says why not) */
+    int (*connect)(void *arg, size_t i, sage__svc_remote **out, char *err, size_t err_len);
+    void *arg;
+} sage__svc_place;
 
 struct sage__job {
     const sage__plan *plan;
@@ -165,6 +175,7 @@ struct sage__job {
     sage__chan **chans;    /* every channel of this process: woken on cancel, destroyed with the job */
     sage__sink_out *sinks; /* per operator id */
     sage__services *services;
+    const sage__svc_place *svc_place;  /* a worker's services (NULL: embedded) */
     const sage_binding_hooks *binding; /* a language binding's hooks (NULL: none) */
     /* checkpoints (runtime/checkpoint.c); the coordinator is the backend's thread */
     _Atomic uint64_t ckpt_req;           /* the newest checkpoint sources are asked to take */
@@ -270,6 +281,11 @@ void sage__services_stop(sage__job *job);
 /* The job was canceled or failed: every caller, queued or being served, gets SAGE_ECANCELED now. */
 void sage__services_cancel(sage__job *job);
 void sage__services_free(sage__job *job);
+/* A service's own process: queue future f (from a connection, on_done set) for service i, waiting while its
+ * queue is full. 0, or SAGE_ECANCELED once the service stops (f is then still the caller's to answer). */
+int sage__service_submit(sage__job *job, size_t i, sage_future *f);
+/* Requests service i answered so far, and how many wait in its queue (*queued). */
+uint64_t sage__service_served(sage__job *job, size_t i, size_t *queued);
 
 /* ---- context.c ---- */
 void sage__metric_free_all(sage_ctx *ctx);

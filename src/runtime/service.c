@@ -13,13 +13,22 @@
  * queued requests are dropped, and the one being served is marked done for
  * its caller (the service's own answer, when it comes, is discarded), so
  * no caller waits on a service that is slow or never answers.
+ *
+ * Under a JobManager a service is one instance per job, in its own worker
+ * process (job->svc_place): there, that one service runs as above and its
+ * requests come from connections (runtime/svcnet.c, sage__service_submit;
+ * the future's on_done sends the answer back); in every other worker each
+ * service is a sage__svc_remote, and a call sends the future to it instead
+ * of queueing it here. Callers see the same results and errors.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "runtime/future.h"
 #include "runtime/runtime.h"
+#include "runtime/svcnet.h"
 #include "util/time.h"
 
 /* One running service: its declaration and the thread that serves it. */
@@ -35,6 +44,10 @@ typedef struct sage__service {
     int stopping;
     int canceled;                /* the job was canceled or failed: calls end with SAGE_ECANCELED */
     struct sage_future *current; /* the request being served (the service's reference keeps it alive) */
+    uint64_t served;             /* requests answered (under mu) */
+    int inited;                  /* mu, the condition variables and the ring exist */
+    sage__svc_remote *remote;    /* a worker: the service runs in its own process, reached over this */
+    int elsewhere;               /* a service's own process: this other service is not here */
 } sage__service;
 
 struct sage__services {
@@ -49,19 +62,7 @@ struct sage_reply {
     int set;
 };
 
-struct sage_future {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int refs;
-    int done;
-    int rc;
-    void *req;
-    size_t req_len;
-    void *resp;
-    size_t resp_len;
-};
-
-static void future_unref(sage_future *f)
+void sage__future_unref(sage_future *f)
 {
     pthread_mutex_lock(&f->mu);
     int last = --f->refs == 0;
@@ -75,8 +76,46 @@ static void future_unref(sage_future *f)
     free(f);
 }
 
+sage_future *sage__future_adopt(void *req, size_t len, int refs)
+{
+    sage_future *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(req);
+        return NULL;
+    }
+    f->req = req;
+    f->req_len = len;
+    f->refs = refs;
+    pthread_mutex_init(&f->mu, NULL);
+    sage__cond_init_mono(&f->cv);
+    return f;
+}
+
+sage_future *sage__future_new(const void *req, size_t len, int refs)
+{
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return NULL;
+    if (len)
+        memcpy(copy, req, len);
+    return sage__future_adopt(copy, len, refs);
+}
+
+void sage__future_set_resp(sage_future *f, void *resp, size_t len)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->done || f->resp) {
+        pthread_mutex_unlock(&f->mu);
+        free(resp);
+        return;
+    }
+    f->resp = resp;
+    f->resp_len = len;
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* Answer f (a canceled one keeps SAGE_ECANCELED and drops a late reply) and drop the service's reference. */
-static void future_complete(sage_future *f, int rc)
+void sage__future_complete(sage_future *f, int rc)
 {
     pthread_mutex_lock(&f->mu);
     if (!f->done) {
@@ -85,11 +124,13 @@ static void future_complete(sage_future *f, int rc)
         pthread_cond_broadcast(&f->cv);
     }
     pthread_mutex_unlock(&f->mu);
-    future_unref(f);
+    if (f->on_done) /* a remote caller's request: its answer goes back on its connection */
+        f->on_done(f, f->done_arg);
+    sage__future_unref(f);
 }
 
 /* Answer f with SAGE_ECANCELED now; whoever holds the service's reference still drops it. */
-static void future_cancel(sage_future *f)
+void sage__future_cancel(sage_future *f)
 {
     pthread_mutex_lock(&f->mu);
     if (!f->done) {
@@ -144,7 +185,7 @@ static void *service_main(void *arg)
         pthread_cond_signal(&s->cv_space);
         if (s->stopping || s->canceled) {
             pthread_mutex_unlock(&s->mu);
-            future_complete(f, SAGE_ECANCELED);
+            sage__future_complete(f, SAGE_ECANCELED);
             pthread_mutex_lock(&s->mu);
             continue;
         }
@@ -156,8 +197,9 @@ static void *service_main(void *arg)
         sage__leave(s->job);
         pthread_mutex_lock(&s->mu);
         s->current = NULL; /* before the reference goes: a cancel must not reach a freed future */
+        s->served++;
         pthread_mutex_unlock(&s->mu);
-        future_complete(f, rc < 0 ? rc : 0);
+        sage__future_complete(f, rc < 0 ? rc : 0);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -183,11 +225,26 @@ int sage__services_start(sage__job *job, sage__err *err)
         return sage__errf(err, SAGE_ENOMEM, "out of memory starting the services");
     }
     job->services = ss;
+    const sage__svc_place *place = job->svc_place;
     for (size_t i = 0; i < g->nservices; i++) {
         sage__service *s = &ss->v[i];
         const sage__service_decl *d = &g->services[i];
         s->decl = d;
         s->job = job;
+        ss->n = i + 1;
+        if (place && place->host >= 0 && (size_t)place->host != i) {
+            s->elsewhere = 1; /* a service's own process serves that one service only */
+            continue;
+        }
+        if (place && place->host < 0) { /* a worker: every service runs in its own process */
+            char why[1024];
+            int rc = place->connect(place->arg, i, &s->remote, why, sizeof why);
+            if (rc != 0) {
+                sage__services_stop(job);
+                return sage__errf(err, rc, "service \"%s\": %s", d->name, why);
+            }
+            continue;
+        }
         s->capacity = d->opts.queue_capacity;
         s->ring = calloc(s->capacity, sizeof *s->ring);
         if (!s->ring) {
@@ -197,7 +254,7 @@ int sage__services_start(sage__job *job, sage__err *err)
         pthread_mutex_init(&s->mu, NULL);
         pthread_cond_init(&s->cv_req, NULL);
         sage__cond_init_mono(&s->cv_space);
-        ss->n = i + 1;
+        s->inited = 1;
         if (d->opts.start) {
             sage__enter(job);
             int rc = d->opts.start(d->udata);
@@ -228,6 +285,10 @@ void sage__services_stop(sage__job *job)
 {
     for (size_t i = job->services ? job->services->n : 0; i-- > 0;) {
         sage__service *s = &job->services->v[i];
+        if (s->remote) {
+            sage__svc_remote_close(s->remote);
+            s->remote = NULL;
+        }
         if (!s->started)
             continue;
         pthread_mutex_lock(&s->mu);
@@ -249,16 +310,20 @@ void sage__services_cancel(sage__job *job)
 {
     for (size_t i = 0; job->services && i < job->services->n; i++) {
         sage__service *s = &job->services->v[i];
+        if (s->remote)
+            sage__svc_remote_cancel(s->remote);
+        if (!s->inited)
+            continue;
         pthread_mutex_lock(&s->mu);
         s->canceled = 1;
         while (s->count > 0) { /* queued: never served */
             sage_future *f = s->ring[s->head];
             s->head = (s->head + 1) % s->capacity;
             s->count--;
-            future_complete(f, SAGE_ECANCELED);
+            sage__future_complete(f, SAGE_ECANCELED);
         }
         if (s->current)
-            future_cancel(s->current);
+            sage__future_cancel(s->current);
         pthread_cond_broadcast(&s->cv_space);
         pthread_mutex_unlock(&s->mu);
     }
@@ -271,6 +336,8 @@ void sage__services_free(sage__job *job)
         return;
     for (size_t i = 0; i < ss->n; i++) {
         sage__service *s = &ss->v[i];
+        if (!s->inited)
+            continue;
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv_req);
         pthread_cond_destroy(&s->cv_space);
@@ -292,17 +359,25 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
     }
     if (!req && len)
         return SAGE_EINVAL;
-    sage_future *f = calloc(1, sizeof *f);
-    if (!f || !(f->req = malloc(len ? len : 1))) {
-        free(f);
-        return SAGE_ENOMEM;
+    if (s->elsewhere) {
+        sage_ctx_fail(ctx, "service \"%s\" runs in its own process: only operators call it", name);
+        return SAGE_ENOSERVICE;
     }
-    if (len)
-        memcpy(f->req, req, len);
-    f->req_len = len;
-    f->refs = 2;
-    pthread_mutex_init(&f->mu, NULL);
-    sage__cond_init_mono(&f->cv);
+    sage_future *f = sage__future_new(req, len, 2);
+    if (!f)
+        return SAGE_ENOMEM;
+    if (s->remote) { /* the job's one instance of it runs in its own process */
+        char why[512];
+        int rc = sage__svc_remote_send(s->remote, f, timeout_ms, why, sizeof why);
+        if (rc != 0) {
+            sage_ctx_fail(ctx, "service \"%s\": %s", name, why);
+            f->refs = 1;
+            sage__future_unref(f);
+            return rc;
+        }
+        *out = f;
+        return 0;
+    }
     struct timespec dl;
     if (timeout_ms >= 0)
         sage__deadline(&dl, timeout_ms);
@@ -329,7 +404,7 @@ static int call_start(sage_ctx *ctx, const char *name, const void *req, size_t l
             sage_ctx_fail(ctx, "service \"%s\": its queue of %zu requests stayed full for %d ms", name, s->capacity,
                           timeout_ms);
         f->refs = 1;
-        future_unref(f);
+        sage__future_unref(f);
         return rc;
     }
     *out = f;
@@ -371,7 +446,7 @@ SAGE_API int sage_future_wait(sage_future *f, int timeout_ms, const void **resp,
 SAGE_API void sage_future_destroy(sage_future *f)
 {
     if (f)
-        future_unref(f);
+        sage__future_unref(f);
 }
 
 SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size_t req_len, int timeout_ms, void *resp,
@@ -394,6 +469,9 @@ SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size
     rc = sage_future_wait(f, left, &data, &len);
     if (rc == SAGE_ETIMEDOUT)
         sage_ctx_fail(ctx, "service \"%s\" did not answer within %d ms", service, timeout_ms);
+    else if (rc == SAGE_EIO && service_find(ctx->inst->task->job, service)->remote)
+        sage_ctx_fail(ctx, "service \"%s\": %s", service,
+                      sage__svc_remote_why(service_find(ctx->inst->task->job, service)->remote));
     else if (rc == 0) {
         if (len > resp_cap) {
             sage_ctx_fail(ctx, "service \"%s\" answered %zu bytes, more than the %zu-byte buffer", service, len,
@@ -408,4 +486,38 @@ SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size
     }
     sage_future_destroy(f);
     return rc;
+}
+
+int sage__service_submit(sage__job *job, size_t i, sage_future *f)
+{
+    sage__service *s = job->services && i < job->services->n ? &job->services->v[i] : NULL;
+    if (!s || !s->started)
+        return SAGE_ENOSERVICE;
+    pthread_mutex_lock(&s->mu);
+    while (s->count == s->capacity && !s->stopping && !s->canceled)
+        pthread_cond_wait(&s->cv_space, &s->mu); /* full: the caller's connection stops being read */
+    int rc = 0;
+    if (s->stopping || s->canceled)
+        rc = SAGE_ECANCELED;
+    else {
+        s->ring[(s->head + s->count) % s->capacity] = f;
+        s->count++;
+        pthread_cond_signal(&s->cv_req);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+uint64_t sage__service_served(sage__job *job, size_t i, size_t *queued)
+{
+    sage__service *s = job->services && i < job->services->n ? &job->services->v[i] : NULL;
+    if (!s || !s->inited) {
+        *queued = 0;
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->served;
+    *queued = s->count;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }

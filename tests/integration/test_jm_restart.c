@@ -26,6 +26,7 @@
 
 #include "check.h"
 #include "jobmanager/jobmanager.h" /* the daemon library: each case runs its own JobManager */
+#include "jm_daemon.h"
 #include "pipeline_util.h"
 #include "sage/jobmanager.h"
 
@@ -264,113 +265,6 @@ static int run_one(const char *name, const char *jm, const char *ft, int paralle
 
 /* ------------------------------------------------------------------ helpers */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(int ms) { nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL); }
-
-typedef struct daemon_t {
-    char home[256], token[300], addr[64], log[300];
-    int port;
-    pid_t pid;
-} daemon_t;
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-/* A JobManager on a free port and a fresh state directory; 1 once it listens (a failed check if not). */
-/* The JobManager of d (a forked child) on d's state directory, on a free port. */
-static int daemon_start(daemon_t *d)
-{
-    for (int tries = 0; tries < 3; tries++) { /* another test may take the port first */
-        d->port = free_port();
-        snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0)
-            return 0;
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(p[0]);
-            sage_jobmanager_opts o = {.host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1]};
-            char err[2048];
-            int rc = sage_jobmanager_run(&o, err, sizeof err);
-            if (rc != 0)
-                fprintf(stderr, "jobmanager: %s\n", err);
-            _exit(rc ? 1 : 0);
-        }
-        close(p[1]);
-        char c = 0;
-        ssize_t n = read(p[0], &c, 1);
-        close(p[0]);
-        if (n == 1 && c == 'R') {
-            d->pid = pid;
-            return 1;
-        }
-        waitpid(pid, NULL, 0);
-    }
-    return 0;
-}
-
-static int daemon_up(daemon_t *d)
-{
-    snprintf(d->home, sizeof d->home, "/tmp/sage-jmrestart-XXXXXX");
-    if (!mkdtemp(d->home)) {
-        CHECK(!"a state directory under /tmp");
-        return 0;
-    }
-    snprintf(d->token, sizeof d->token, "%s/token", d->home);
-    snprintf(d->log, sizeof d->log, "%s/jobmanager.log", d->home);
-    if (daemon_start(d))
-        return 1;
-    CHECK(!"the JobManager started");
-    return 0;
-}
-
-static void daemon_down(daemon_t *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
-        waitpid(d->pid, NULL, 0);
-        d->pid = -1;
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->home);
-    (void)!system(cmd);
-}
-
-/* A request to daemon d; the reply parsed (NULL on any failure). */
-static json_t *request(const daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static json_t *request(const daemon_t *d, const char *fmt, ...)
-{
-    char req[512], err[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(req, sizeof req, fmt, ap);
-    va_end(ap);
-    sage_client *c = NULL;
-    char *reply = NULL;
-    if (sage_client_connect("127.0.0.1", d->port, d->token, &c, err, sizeof err) != 0)
-        return NULL;
-    int rc = sage_client_request(c, req, &reply, err, sizeof err);
-    sage_client_close(c);
-    json_t *r = rc == 0 ? json_loads(reply, 0, NULL) : NULL;
-    free(reply);
-    return r;
-}
-
 /* The pipeline NAME with fault_tolerance FT through daemon d, in the background: its output arrives on the
  * returned stream (read it to the end, then pclose). */
 #define JOB_LIMIT_S 300 /* the slowest build's longest job runs for well under a minute */
@@ -378,8 +272,8 @@ static FILE *start_job(const daemon_t *d, const char *name, const char *ft, cons
 {
     char cmd[4096];
     /* bounded: a job that never ends is killed, and finish_job says so with what it printed */
-    snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s timeout -k 10 %d %s pipeline %s %s '%s' 2>&1", env, d->home,
-             JOB_LIMIT_S, self, name, d->addr, ft);
+    snprintf(cmd, sizeof cmd, "%s SAGE_HOME=%s timeout -k 10 %d %s pipeline %s %s '%s' 2>&1", env, d->home, JOB_LIMIT_S,
+             self, name, d->addr, ft);
     fflush(NULL);
     return popen(cmd, "r");
 }
@@ -467,17 +361,6 @@ static const char *keyed_exact_line(void)
     return line;
 }
 
-/* Daemon d's log so far (its first 64 KiB). */
-static const char *daemon_log(const daemon_t *d)
-{
-    static char log[1 << 16];
-    FILE *f = fopen(d->log, "r");
-    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
-    log[n] = 0;
-    if (f)
-        fclose(f);
-    return log;
-}
 
 /* How many cgroups of daemon d's job id are left (every attempt's), once none are or after 10 s; -1 when
  * the daemon enforces no memory limits (its log says which parent it uses). */

@@ -73,7 +73,8 @@ class Doubler(BaseService):
 
 class AskService(MapFunction):
     def execute(self, x):
-        return self.call_service("doubler", x)
+        doubled, service_pid = self.call_service("doubler", x)
+        return (doubled, service_pid, os.getpid())
 
 
 def main() -> int:
