@@ -63,8 +63,8 @@ static inline int daemon_start(daemon_t *d)
         pid_t pid = fork();
         if (pid == 0) {
             close(p[0]);
-            sage_jobmanager_opts o = {
-                .host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1], .config = d->config};
+            sage_jobmanager_opts o =
+                {.host = "127.0.0.1", .port = d->port, .home = d->home, .ready_fd = p[1], .config = d->config};
             char err[2048];
             int rc = sage_jobmanager_run(&o, err, sizeof err);
             if (rc != 0)

@@ -419,12 +419,12 @@ static PyObject *engine_consumed(engine *e, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* register_service(name, host) */
+/* register_service(name, host, resources_json_or_None) */
 static PyObject *engine_register_service(engine *e, PyObject *args)
 {
-    const char *name;
+    const char *name, *resources = NULL;
     PyObject *host;
-    if (!PyArg_ParseTuple(args, "sO:register_service", &name, &host) || !alive(e))
+    if (!PyArg_ParseTuple(args, "sO|z:register_service", &name, &host, &resources) || !alive(e))
         return NULL;
     pysvc *s = calloc(1, sizeof *s);
     if (own(e, s) != 0 || keep(e, host) != 0)
@@ -432,7 +432,7 @@ static PyObject *engine_register_service(engine *e, PyObject *args)
     s->eng = e;
     s->host = host;
     snprintf(s->name, sizeof s->name, "%s", name);
-    sage_service_opts so = {.start = sagepy_svc_start, .stop = sagepy_svc_stop};
+    sage_service_opts so = {.start = sagepy_svc_start, .stop = sagepy_svc_stop, .resources = resources};
     int rc = sage_env_register_service(e->env, name, sagepy_svc_fn, s, &so);
     if (rc != 0)
         return raise_env(e, rc);
@@ -624,7 +624,8 @@ static PyMethodDef engine_methods[] = {
     {"consumed", (PyCFunction)engine_consumed, METH_VARARGS, "consumed(sid, parallelism): a consumer's parallelism"},
     {"comap", (PyCFunction)engine_comap, METH_VARARGS, "comap(sid, ninputs, factory, name, parallelism, resources)"},
     {"join", (PyCFunction)engine_join, METH_VARARGS, "join(l, lkey, r, rkey, factory, name, parallelism, resources)"},
-    {"register_service", (PyCFunction)engine_register_service, METH_VARARGS, "register_service(name, host)"},
+    {"register_service", (PyCFunction)engine_register_service, METH_VARARGS,
+     "register_service(name, host, resources=None)"},
     {"explain", (PyCFunction)engine_explain, METH_VARARGS, "explain(json=False) -> str"},
     {"submit", (PyCFunction)engine_submit, METH_NOARGS, "Start the job (in a worker: run its task and exit)."},
     {"wait", (PyCFunction)engine_wait, METH_VARARGS, "wait(timeout_ms) -> None while running, else the result"},

@@ -491,7 +491,7 @@ SAGE_API int sage_call(sage_ctx *ctx, const char *service, const void *req, size
 int sage__service_submit(sage__job *job, size_t i, sage_future *f)
 {
     sage__service *s = job->services && i < job->services->n ? &job->services->v[i] : NULL;
-    if (!s || !s->started)
+    if (!s || !s->inited)
         return SAGE_ENOSERVICE;
     pthread_mutex_lock(&s->mu);
     while (s->count == s->capacity && !s->stopping && !s->canceled)

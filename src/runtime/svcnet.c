@@ -134,7 +134,8 @@ static int read_msg(int fd, int type, uint64_t *id, int *rc, void **body, size_t
     unsigned char hdr[SAGE__FRAME_HDR];
     int r = read_full(fd, hdr, sizeof hdr);
     if (r != 0) {
-        sage__fmt(why, why_len, "%s", r == 1 ? "the connection closed" : "the connection broke in the middle of a frame");
+        sage__fmt(why, why_len, "%s",
+                  r == 1 ? "the connection closed" : "the connection broke in the middle of a frame");
         return r;
     }
     sage__frame f;

@@ -345,6 +345,40 @@ static void cancel_wakes_remote_callers(void)
     daemon_down(&d);
 }
 
+/* A name that cannot name a process's log, or resources that could never be placed: refused at once. */
+static void registration_refusals(void)
+{
+    static const struct {
+        const char *name, *resources;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"a/b", NULL, SAGE_EINVAL, "the service name \"a/b\" contains '/' (at offset 1)"},
+        {"tab\there", NULL, SAGE_EINVAL, "contains a control character (byte 0x09 at offset 3)"},
+        {"", NULL, SAGE_EINVAL, "the service name \"\" is empty"},
+        {"m", "{\"num_gpus\": -1}", SAGE_ERESOURCES, "service \"m\": resources:"},
+        {"m", "{\"cpus\": 1}", SAGE_ERESOURCES, "cpus"},
+        {"ok", "{\"num_cpus\": 1}", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sage_env *env = sage_env_create("refusals", NULL);
+        static uint64_t count;
+        int rc = sage_env_register_service(env, cases[i].name, counter, &count,
+                                           &(sage_service_opts){.resources = cases[i].resources});
+        CHECK_INT(rc, cases[i].rc);
+        if (cases[i].msg)
+            CHECK_CONTAINS(sage_env_errmsg(env), cases[i].msg);
+        sage_env_destroy(env);
+    }
+    char long_name[200];
+    memset(long_name, 'x', 120);
+    long_name[120] = 0;
+    sage_env *env = sage_env_create("refusals", NULL);
+    CHECK_INT(sage_env_register_service(env, long_name, counter, NULL, NULL), SAGE_EINVAL);
+    CHECK_CONTAINS(sage_env_errmsg(env), "is longer than 119 bytes");
+    sage_env_destroy(env);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "pipeline") == 0)
@@ -360,6 +394,7 @@ int main(int argc, char **argv)
     RUN(service_crash_fails_job);
     RUN(timeout_as_embedded);
     RUN(cancel_wakes_remote_callers);
+    RUN(registration_refusals);
     free(big);
     return CHECK_DONE();
 }

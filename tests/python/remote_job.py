@@ -68,13 +68,13 @@ class Lock(MapFunction):
 
 class Doubler(BaseService):
     def process(self, x):
-        return (2 * x, os.getpid())
+        return (2 * x, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 class AskService(MapFunction):
     def execute(self, x):
-        doubled, service_pid = self.call_service("doubler", x)
-        return (doubled, service_pid, os.getpid())
+        doubled, service_pid, gpus = self.call_service("doubler", x)
+        return (doubled, service_pid, os.getpid(), gpus)
 
 
 def main() -> int:
@@ -90,7 +90,7 @@ def main() -> int:
     elif mode == "unpicklable":
         src.map(Lock).map(lambda r: r["x"], parallelism=2).sink(FileSink, name="out")
     elif mode == "service":
-        env.register_service("doubler", Doubler)
+        env.register_service("doubler", Doubler, resources={"num_gpus": 1})
         src.map(AskService, parallelism=2).sink(FileSink, name="out")
     elif mode == "infeasible":
         (src.map(lambda x: x, parallelism=2, resources={"num_cpus": 8}, name="heavy")

@@ -79,10 +79,11 @@ def test_a_service_is_one_process_per_job(jobmanager, tmp_path):
     r = jobmanager.python(JOB, "service", str(jobmanager.port), str(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     got = outputs(str(tmp_path), "out")
-    assert sorted(v for v, _, _ in got) == [2 * x for x in range(1, 41)]
-    service_pids, caller_pids = {s for _, s, _ in got}, {c for _, _, c in got}
+    assert sorted(v for v, _, _, _ in got) == [2 * x for x in range(1, 41)]
+    service_pids, caller_pids = {s for _, s, _, _ in got}, {c for _, _, c, _ in got}
     assert len(service_pids) == 1, service_pids  # both map instances called the job's one Doubler
     assert len(caller_pids) == 2 and not service_pids & caller_pids  # in a process of its own
+    assert {g for _, _, _, g in got} == {"0"}  # placed with its resources: one of the node's two GPUs
 
 
 def test_an_infeasible_request_is_refused_at_submit(jobmanager, tmp_path):

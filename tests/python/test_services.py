@@ -241,3 +241,14 @@ def test_failed_service_call_can_fail_the_job():
         env.submit(autostop=True)
     assert 'operator "Strict" instance 0 failed after 1 record' in str(ei.value)
     assert "cannot serve 3" in str(ei.value)
+
+
+def test_a_service_name_or_resources_that_cannot_be_used_are_refused_at_registration():
+    env = LocalEnvironment("svc_refused")
+    with pytest.raises(SageError) as e:
+        env.register_service("models/gpt", Cache, "")
+    assert 'the service name "models/gpt" contains \'/\'' in str(e.value)
+    env = LocalEnvironment("svc_refused2")
+    with pytest.raises(SageError) as e:
+        env.register_service("model", Cache, "", resources={"num_gpus": -1})
+    assert 'service "model": resources:' in str(e.value) and "num_gpus" in str(e.value)

@@ -29,6 +29,16 @@ static const doc_case cases[] = {
      "operator \"a\": resources:"},
     {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":{\"cpus\":1}}]}", SAGE_ERESOURCES, "cpus"},
     {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1,\"resources\":[1]}]}", SAGE_ERESOURCES, "expected an object"},
+    /* services follow the chains, one process each */
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":2},{\"name\":\"service:m\",\"parallelism\":1,\"service\":\"m\","
+     "\"resources\":{\"num_gpus\":1}}]}",
+     0, NULL},
+    {"{\"chains\":[{\"name\":\"service:m\",\"parallelism\":1,\"service\":\"m\"},{\"name\":\"a\",\"parallelism\":1}]}",
+     SAGE_EPROTO, "chain 1 follows a service (the services come after every chain)"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1},{\"name\":\"service:m\",\"parallelism\":2,\"service\":\"m\"}]}",
+     SAGE_EPROTO, "chain 1: \"service\" must name a service, with parallelism 1"},
+    {"{\"chains\":[{\"name\":\"a\",\"parallelism\":1},{\"name\":\"service:m\",\"parallelism\":1,\"service\":3}]}",
+     SAGE_EPROTO, "must name a service"},
 };
 
 static void document_table(void)
@@ -55,6 +65,7 @@ static void document_table(void)
 
 static int src(sage_ctx *c, sage_out *o, void *u) { return SAGE_DONE; }
 static int snk(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+static int svc(const void *req, size_t len, sage_reply *reply, void *u) { return 0; }
 
 /* What a client writes, the JobManager reads: names, parallelism and resources survive the trip. */
 static void round_trip(void)
@@ -71,6 +82,9 @@ static void round_trip(void)
                                             .resources = "{\"num_cpus\": 2, \"memory\": \"1GB\", \"resources\": "
                                                          "{\"ssd\": 1}}"},
                             "sink");
+    CHECK_INT(sage__declare_service(&g, "model", svc, NULL,
+                                    &(sage_service_opts){.resources = "{\"num_gpus\": 1, \"memory\": \"2GB\"}"}),
+              0);
     CHECK_INT(err.code, 0);
     sage__plan *plan = NULL;
     CHECK_INT(sage__plan_compile(&g, 0, &plan, &err), 0);
@@ -81,7 +95,14 @@ static void round_trip(void)
     size_t n = 0;
     char msg[256];
     CHECK_INT(sage__plan_document_reqs(doc, &reqs, &n, msg, sizeof msg), 0);
-    CHECK_INT(n, 2);
+    CHECK_INT(n, 3); /* the service follows the chains, a process of its own */
+    CHECK_STR(reqs[2].name, "service:model");
+    CHECK_INT(reqs[2].parallelism, 1);
+    CHECK(reqs[2].res.num_gpus == 1);
+    CHECK_INT(reqs[2].res.memory, 2000000000);
+    json_t *sc = json_array_get(json_object_get(doc, "chains"), 2);
+    CHECK_STR(json_string_value(json_object_get(sc, "service")), "model");
+    CHECK_INT(json_integer_value(json_object_get(sc, "producers")), 5); /* every task may call it */
     CHECK_STR(reqs[0].name, "gen");
     CHECK_INT(reqs[0].parallelism, 2);
     CHECK_STR(reqs[1].name, "out");

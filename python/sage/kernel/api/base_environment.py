@@ -229,13 +229,15 @@ class BaseEnvironment:
         raise NotImplementedError("from_kafka_source is not available: use from_source with a SourceFunction")
 
     # ------------------------------------------------------------------ services
-    def register_service(self, service_name: str, service_class: Any, *args: Any, **kwargs: Any) -> _ServiceHost:
-        """Register a service: ``service_class(*args, **kwargs)`` is built when the job starts (in every worker
-        process under a JobManager), its hooks run (``setup``, ``start``; ``stop``, ``cleanup`` at the end), and
-        operators call its methods with ``self.call_service(service_name, ...)``. Requests and replies are
-        pickled."""
+    def register_service(self, service_name: str, service_class: Any, *args: Any, resources: dict | None = None,
+                         **kwargs: Any) -> _ServiceHost:
+        """Register a service: one instance per job, ``service_class(*args, **kwargs)``, built when the job starts
+        (under a JobManager in a worker process of its own, placed with ``resources`` like an operator instance,
+        e.g. ``{"num_gpus": 1}`` for a model), its hooks run (``setup``, ``start``; ``stop``, ``cleanup`` at the
+        end), and every operator instance calls its methods with ``self.call_service(service_name, ...)``.
+        Requests and replies are pickled. The keyword ``resources`` is SAGE's, not passed to the class."""
         host = _ServiceHost(service_name, service_class, args, kwargs)
-        self._engine.register_service(service_name, host)
+        self._engine.register_service(service_name, host, self._resources(resources))
         self.service_factories[service_name] = host
         return host
 
