@@ -17,6 +17,7 @@ typedef struct cli_opts {
     int json, foreground, follow;
     int stop_timeout_ms;   /* job stop --timeout SECONDS (-1: the JobManager's default) */
     const char *savepoint; /* job stop --savepoint DIR (NULL: none) */
+    const char *method;    /* service call --method M (NULL: raw bytes) */
 } cli_opts;
 
 /* cli_client.c: connect to the JobManager (exit code: 0, EXIT_NOJM when nothing answered, EXIT_REFUSED
@@ -36,5 +37,8 @@ int cli_job_list(const cli_opts *o);
 int cli_job_status(const cli_opts *o, json_int_t id);
 int cli_job_control(const cli_opts *o, const char *action, json_int_t id);
 int cli_job_logs(const cli_opts *o, json_int_t id);
+
+/* cli_service.c: sage service call JOB NAME [--method M] [--timeout S] PAYLOAD|- */
+int cli_service_call(const cli_opts *o, long long job, const char *service, const char *payload);
 
 #endif

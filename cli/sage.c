@@ -3,6 +3,7 @@
  *
  *   cli_jobmanager.c   jobmanager start | status | stop
  *   cli_job.c          job list | status | pause | resume | stop | cancel | logs
+ *   cli_service.c      service call
  *   cli_client.c       the connection to a JobManager those use
  *   cluster*.c         cluster start | status | stop (its own options: cluster.c)
  *
@@ -30,6 +31,8 @@ static const char *const usage_text =
     "  job stop <id> [--timeout SECONDS]   (then what still runs is killed; default: the JobManager's)\n"
     "  job stop <id> --savepoint DIR      (a checkpoint into DIR first; restore_from starts a new run there)\n"
     "  job logs <id> [--follow]\n"
+    "  service call <job> <service> [--method M] [--timeout SECONDS] <payload|->\n"
+    "                                     (a running job's service; default timeout 30 s)\n"
     "  cluster start --head | --worker --head-address=H:P ...   (see: sage cluster --help)\n"
     "  cluster status [--json] | cluster stop\n"
     "  version\n"
@@ -90,7 +93,7 @@ int main(int argc, char **argv)
             snprintf(o.host, sizeof o.host, "%s", env_jm);
         }
     }
-    const char *pos[4] = {0};
+    const char *pos[5] = {0};
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -109,6 +112,11 @@ int main(int argc, char **argv)
                 return usage("--timeout expects seconds, 0..3600 (a decimal such as 0.5 is fine), got %s",
                              val ? val : "nothing");
             o.stop_timeout_ms = (int)ms;
+            i++;
+        } else if (strcmp(a, "--method") == 0) {
+            if (!val || !*val)
+                return usage("--method expects a method name", NULL);
+            o.method = val;
             i++;
         } else if (strcmp(a, "--savepoint") == 0) {
             if (!val || !*val)
@@ -133,7 +141,7 @@ int main(int argc, char **argv)
                 o.config = val;
         } else if (a[0] == '-' && a[1]) {
             return usage("unknown option %s", a);
-        } else if (npos < 4) {
+        } else if (npos < 5) {
             pos[npos++] = a;
         } else {
             return usage("too many arguments (%s)", a);
@@ -180,5 +188,17 @@ int main(int argc, char **argv)
             return cli_job_control(&o, pos[1], id);
         return usage("unknown job command %s", pos[1]);
     }
+    if (strcmp(pos[0], "service") == 0) {
+        int64_t id;
+        if (npos < 2 || strcmp(pos[1], "call") != 0)
+            return usage("unknown service command %s", npos > 1 ? pos[1] : "(none)");
+        if (npos != 5)
+            return usage("service call needs a job id, a service name and a payload (- for stdin)", NULL);
+        if (sage__parse_i64(pos[2], 1, INT64_MAX, &id) != 0)
+            return usage("not a job id: %s", pos[2]);
+        return cli_service_call(&o, (long long)id, pos[3], pos[4]);
+    }
+    if (o.method)
+        return usage("--method goes with service call only", NULL);
     return usage("unknown command %s", pos[0]);
 }

@@ -68,6 +68,22 @@ SAGE_API int sage_client_request(sage_client *c, const char *request, char **rep
  * or "wait" request), waiting up to timeout_ms (< 0: no limit). */
 SAGE_API int sage_client_event(sage_client *c, int timeout_ms, char **event, char *err, size_t err_len);
 
+/* Call service `service` of running job `job_id` from outside the job, as
+ * its operators do (sage_call): the JobManager says where the service's
+ * process listens, and the call goes there directly, authenticated with
+ * this connection's token. Waits at most timeout_ms (< 0: no limit) for the
+ * answer. On success *resp is the malloc'd answer (the caller frees it; a
+ * NUL follows its *resp_len bytes). Errors, with err saying why:
+ * SAGE_ENOTFOUND (no such running job), SAGE_ENOSERVICE (the job has no
+ * such service: err lists its services), SAGE_ESTATE (the job or service is
+ * not running: pending, starting, ending), SAGE_ETIMEDOUT, SAGE_ETOOBIG (a
+ * request over 64 MiB), SAGE_EIO (the service's process went away), or the
+ * service function's own negative code. On the "unix" data plane the
+ * caller must be on the JobManager's host. Not thread-safe per client. */
+SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *service, const void *req,
+                              size_t req_len, int timeout_ms, void **resp, size_t *resp_len, char *err,
+                              size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

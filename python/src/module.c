@@ -85,6 +85,38 @@ static PyObject *mod_key_from_bytes(PyObject *m, PyObject *arg)
 static PyObject *mod_encode_record(PyObject *m, PyObject *obj);
 static PyObject *mod_decode_record(PyObject *m, PyObject *arg);
 
+/* client_call(host, port, token_file_or_None, job_id, service, request_bytes, timeout_ms) -> reply bytes: a
+ * running job's service called from outside the job (sage_client_call), without the GIL while it waits. */
+static PyObject *mod_client_call(PyObject *m, PyObject *args)
+{
+    const char *host, *token_file, *service;
+    int port, timeout_ms;
+    long long job;
+    Py_buffer req;
+    if (!PyArg_ParseTuple(args, "sizLsy*i:client_call", &host, &port, &token_file, &job, &service, &req, &timeout_ms))
+        return NULL;
+    sage_client *c = NULL;
+    char err[2048];
+    void *resp = NULL;
+    size_t len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS rc = sage_client_connect(host, port, token_file, &c, err, sizeof err);
+    if (rc == 0)
+        rc = sage_client_call(c, job, service, req.buf, (size_t)req.len, timeout_ms, &resp, &len, err, sizeof err);
+    sage_client_close(c);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&req);
+    if (rc != 0) {
+        if (rc == SAGE_ETIMEDOUT) {
+            PyErr_SetString(PyExc_TimeoutError, err);
+            return NULL;
+        }
+        return sagepy_raise(rc, err);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(resp, (Py_ssize_t)len);
+    free(resp);
+    return out;
+}
+
 static PyMethodDef mod_methods[] = {
     {"_init", mod_init, METH_VARARGS, "_init(StopSignal, ContextClass, format_failure)"},
     {"is_worker", mod_is_worker, METH_NOARGS, "True in a worker process launched by a JobManager."},
@@ -94,6 +126,8 @@ static PyMethodDef mod_methods[] = {
     {"key_from_bytes", mod_key_from_bytes, METH_O, "The key back from its canonical bytes."},
     {"encode_record", mod_encode_record, METH_O, "The bytes a record travels as between processes."},
     {"decode_record", mod_decode_record, METH_O, "The record back from those bytes."},
+    {"client_call", mod_client_call, METH_VARARGS,
+     "client_call(host, port, token_file, job_id, service, request, timeout_ms) -> the reply bytes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -111,6 +111,17 @@ int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_
 }
 
 /* In the child: async-signal-safe calls only, until exec. */
+/* In the child: fd `from` becomes `to` across exec. dup2 onto itself does nothing, not even clear
+ * close-on-exec: a descriptor that already has the number (the daemon's listener may be fd 3) would be
+ * closed by the exec, and the worker would find no listener there. */
+static void keep_fd(int from, int to)
+{
+    if (from == to)
+        fcntl(to, F_SETFD, 0);
+    else
+        dup2(from, to);
+}
+
 static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int err_w, int null_r)
 {
     setpgid(0, 0); /* a group of its own: the task's kills reach what it starts */
@@ -126,11 +137,11 @@ static void child(const jm_exec *x, char **envp, pid_t parent, int out_w, int er
     if (x->affinity)
         sched_setaffinity(0, sizeof *x->affinity, x->affinity);
     if (null_r >= 0)
-        dup2(null_r, 0);
-    dup2(out_w, 1);
-    dup2(err_w, 2);
+        keep_fd(null_r, 0);
+    keep_fd(out_w, 1);
+    keep_fd(err_w, 2);
     if (x->listen_fd >= 0)
-        dup2(x->listen_fd, 3);
+        keep_fd(x->listen_fd, 3);
     if (x->cwd && chdir(x->cwd) != 0) {
         static const char msg[] = "sage worker: cannot enter the submitter's working directory\n";
         (void)!write(2, msg, sizeof msg - 1);

@@ -9,6 +9,7 @@
 
 #include "jobmanager/launcher.h"
 #include "util/err.h"
+#include "util/escape.h"
 
 #define STOP_TIMEOUT_MAX_MS 3600000
 
@@ -297,6 +298,57 @@ static void logs(jm *d, jm_conn *c, json_t *req)
     stream_logs(d, c, req, &f);
 }
 
+/* Where a running job's service answers calls from outside the job (sage_client_call, `sage service call`):
+ * its worker's Unix socket path or TCP address. The caller then speaks to it directly, with our token. */
+static void service_address(jm *d, jm_conn *c, json_t *req)
+{
+    int64_t id = req_job_id(req);
+    const char *name = json_string_value(json_object_get(req, "service"));
+    jm_job *j = jm_job_find(d, id);
+    if (!name) {
+        jm_send_error(c, SAGE_EPROTO, "service: the request names no \"service\"");
+        return;
+    }
+    if (!j) {
+        jm_send_error(c, SAGE_ENOTFOUND, "no running job %lld", (long long)id);
+        return;
+    }
+    char names[512] = "";
+    size_t used = 0;
+    jm_task *k = NULL;
+    for (size_t t = j->nflow; t < j->ntasks; t++) {
+        const char *svc = j->tasks[t].op + 8; /* "service:" */
+        if (strcmp(svc, name) == 0)
+            k = &j->tasks[t];
+        if (used + strlen(svc) + 8 < sizeof names)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s\"%s\"", used ? ", " : "", svc);
+    }
+    if (!k) {
+        char shown[160];
+        jm_send_error(c, SAGE_ENOSERVICE, "job %lld has no service \"%s\" (it has %s)", (long long)id,
+                      sage__escape_str(shown, sizeof shown, name), used ? names : "none");
+        return;
+    }
+    if (j->state != JJ_RUNNING && j->state != JJ_PAUSED) {
+        jm_send_error(c, SAGE_ESTATE, "job %lld is %s: its services answer while it runs", (long long)id,
+                      jm_job_state_name(j->state));
+        return;
+    }
+    if (!k->said_hello || k->reported_done || k->exited || (d->data_plane == JM_DATA_TCP && !k->listen[0])) {
+        jm_send_error(c, SAGE_ESTATE, "job %lld: service \"%s\" is %s", (long long)id, name,
+                      k->said_hello ? "ending" : "still starting (try again)");
+        return;
+    }
+    char where[PATH_MAX + 64];
+    if (d->data_plane == JM_DATA_TCP)
+        sage__strlcpy(where, k->listen, sizeof where);
+    else
+        sage__fmt(where, sizeof where, "%s/sock/%d.0", j->dir, k->chain);
+    jm_send_json(c, SAGE__MSG_OK,
+                 json_pack("{s:I,s:s,s:s,s:s}", "job_id", (json_int_t)id, "service", name, "data_plane",
+                           d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "address", where));
+}
+
 void jm_client_request(jm *d, jm_conn *c, json_t *req)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
@@ -321,6 +373,8 @@ void jm_client_request(jm *d, jm_conn *c, json_t *req)
     } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
                strcmp(op, "cancel") == 0) {
         control(d, c, req, op);
+    } else if (strcmp(op, "service") == 0) {
+        service_address(d, c, req);
     } else if (strcmp(op, "logs") == 0) {
         logs(d, c, req);
     } else if (strcmp(op, "results") == 0) {

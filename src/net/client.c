@@ -14,6 +14,7 @@
 
 struct sage_client {
     int fd;
+    char token[SAGE__TOKEN_HEX + 1]; /* what we presented: a job's service asks for it too */
 };
 
 SAGE_API int sage_client_connect(const char *host, int port, const char *token_file, sage_client **out, char *err,
@@ -54,6 +55,7 @@ SAGE_API int sage_client_connect(const char *host, int port, const char *token_f
         return SAGE_ENOMEM;
     }
     c->fd = fd;
+    memcpy(c->token, token, sizeof c->token);
     json_t *hello = json_pack("{s:s,s:s,s:s}", "token", token, "role", "client", "version", sage_version());
     char *txt = json_dumps(hello, JSON_COMPACT);
     json_decref(hello);
@@ -71,11 +73,14 @@ SAGE_API int sage_client_connect(const char *host, int port, const char *token_f
     return 0;
 }
 
+const char *sage__client_token(const sage_client *c) { return c->token; }
+
 SAGE_API void sage_client_close(sage_client *c)
 {
     if (!c)
         return;
     close(c->fd);
+    explicit_bzero(c->token, sizeof c->token);
     free(c);
 }
 

@@ -7,5 +7,7 @@
 /* The connection's socket, for frames the public calls do not read (raw
  * result chunks). Valid until sage_client_close. */
 int sage__client_fd(const sage_client *c);
+/* The token the connection presented (a job's service asks a caller for it too). */
+const char *sage__client_token(const sage_client *c);
 
 #endif

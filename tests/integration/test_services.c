@@ -86,6 +86,15 @@ static int ask_async(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
     return rc;
 }
 
+/* A source that emits nothing until the file $SERVICE_GO exists (the job runs meanwhile), then ends. */
+static int wait_for_go(sage_ctx *c, sage_out *o, void *u)
+{
+    if (access(getenv("SERVICE_GO"), F_OK) == 0)
+        return SAGE_DONE;
+    nanosleep(&(struct timespec){0, 2000000}, NULL); /* the file is the condition */
+    return SAGE_MORE;
+}
+
 static int run_pipeline(const char *name, const char *where)
 {
     char config[256];
@@ -101,7 +110,9 @@ static int run_pipeline(const char *name, const char *where)
         so.resources = "{\"num_gpus\": 1}";
     sage_env_register_service(env, "counter", counter, &count, &so);
     sage_env_register_service(env, "stuck", stuck, NULL, NULL);
-    sage_stream *s = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
+    sage_stream *s = strcmp(name, "open") == 0
+                         ? sage_from_source(env, wait_for_go, NULL, &(sage_op_opts){.name = "src"})
+                         : sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
     static asking counting = {"counter", 30000}, slow = {"stuck", 50}, forever = {"stuck", -1};
     asking *arg = strcmp(name, "slow") == 0 ? &slow : strcmp(name, "cancel") == 0 ? &forever : &counting;
     sage_op_opts ao = {.name = "ask", .parallelism = 4};
@@ -345,6 +356,78 @@ static void cancel_wakes_remote_callers(void)
     daemon_down(&d);
 }
 
+/* A running job's service called from outside the job: the C client call and `sage service call`, with the
+ * errors a caller can meet. */
+static void calls_from_outside(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[300], cmd[2000];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    snprintf(cmd, sizeof cmd, "SERVICE_GO=%s SAGE_HOME=%s timeout -k 5 120 %s pipeline open %s 2>&1", go, d.home,
+             self, d.addr);
+    fflush(NULL);
+    FILE *job = popen(cmd, "r");
+    /* once its service runs (the JobManager says where it listens) */
+    sage_client *c = NULL;
+    char err[2048] = "";
+    void *resp = NULL;
+    size_t len = 0;
+    int rc = SAGE_ESTATE;
+    CHECK_INT(sage_client_connect("127.0.0.1", d.port, d.token, &c, err, sizeof err), 0);
+    for (int64_t end = now_ms() + 30000; rc == SAGE_ESTATE || rc == SAGE_ENOTFOUND; pause_ms(10)) {
+        rc = sage_client_call(c, 1, "counter", "x", 1, 10000, &resp, &len, err, sizeof err);
+        if (now_ms() > end)
+            break;
+    }
+    CHECK_INT(rc, 0);
+    char want[64];
+    json_t *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
+    json_t *svc = task_of(st, "service:counter");
+    snprintf(want, sizeof want, "1 %lld -", (long long)json_integer_value(json_object_get(svc, "pid")));
+    json_decref(st);
+    CHECK_STR(resp ? (char *)resp : "", want);
+    free(resp);
+    resp = NULL;
+    /* what a caller can get wrong, each said */
+    CHECK_INT(sage_client_call(c, 1, "nope", "x", 1, 1000, &resp, &len, err, sizeof err), SAGE_ENOSERVICE);
+    CHECK_CONTAINS(err, "job 1 has no service \"nope\" (it has \"counter\", \"stuck\")");
+    CHECK_INT(sage_client_call(c, 9, "counter", "x", 1, 1000, &resp, &len, err, sizeof err), SAGE_ENOTFOUND);
+    CHECK_CONTAINS(err, "no running job 9");
+    CHECK_INT(sage_client_call(c, 1, "stuck", "x", 1, 50, &resp, &len, err, sizeof err), SAGE_ETIMEDOUT);
+    CHECK_CONTAINS(err, "service \"stuck\" of job 1 did not answer within 50 ms");
+    sage_client_close(c);
+    /* the command line: the answer's bytes on stdout */
+    char cli[1100];
+    snprintf(cli, sizeof cli, "%s", self); /* build/tests/test_services -> build/cli/sage */
+    for (int up = 0; up < 2; up++)
+        *strrchr(cli, '/') = 0;
+    strncat(cli, "/cli/sage", sizeof cli - strlen(cli) - 1);
+    CHECK_INT(run_cmd(big, 1 << 20, "%s service call 1 counter hello --port %d --token-file %s", cli, d.port, d.token),
+              0);
+    CHECK(strncmp(big, "2 ", 2) == 0); /* the counter's second call */
+    CHECK_INT(run_cmd(big, 1 << 20, "echo -n hi | %s service call 1 counter - --port %d --token-file %s", cli, d.port,
+                      d.token),
+              0);
+    CHECK(strncmp(big, "3 ", 2) == 0);
+    CHECK_INT(run_cmd(big, 1 << 20, "%s service call 1 nope x --port %d --token-file %s", cli, d.port, d.token), 1);
+    CHECK_CONTAINS(big, "sage: job 1 has no service \"nope\"");
+    CHECK_INT(run_cmd(big, 1 << 20, "%s service call 1 counter --port %d --token-file %s", cli, d.port, d.token), 2);
+    CHECK_CONTAINS(big, "service call needs a job id, a service name and a payload");
+    /* the job ends: its services with it */
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    size_t n = job ? fread(big, 1, (1 << 20) - 1, job) : 0;
+    big[n] = 0;
+    CHECK_INT(job ? WEXITSTATUS(pclose(job)) : -1, 0);
+    CHECK_CONTAINS(big, "job 1 rc 0\n");
+    CHECK_INT(run_cmd(big, 1 << 20, "%s service call 1 counter x --port %d --token-file %s", cli, d.port, d.token), 1);
+    CHECK_CONTAINS(big, "sage: no running job 1");
+    daemon_down(&d);
+}
+
 /* A name that cannot name a process's log, or resources that could never be placed: refused at once. */
 static void registration_refusals(void)
 {
@@ -395,6 +478,7 @@ int main(int argc, char **argv)
     RUN(timeout_as_embedded);
     RUN(cancel_wakes_remote_callers);
     RUN(registration_refusals);
+    RUN(calls_from_outside);
     free(big);
     return CHECK_DONE();
 }

@@ -11,6 +11,7 @@ import collections
 import os
 import sys
 import threading
+import time
 
 import sage
 from sage.common.core.functions import FlatMapFunction, MapFunction, SinkFunction
@@ -70,6 +71,18 @@ class Doubler(BaseService):
     def process(self, x):
         return (2 * x, os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"))
 
+    def invert(self, x):
+        return 1 / x
+
+
+class Gate(MapFunction):
+    """Holds its first record until the file OUTDIR/go exists: the job runs meanwhile."""
+
+    def execute(self, x):
+        while not os.path.exists(os.path.join(outdir, "go")):
+            time.sleep(0.01)  # the file is the condition
+        return x
+
 
 class AskService(MapFunction):
     def execute(self, x):
@@ -92,6 +105,9 @@ def main() -> int:
     elif mode == "service":
         env.register_service("doubler", Doubler, resources={"num_gpus": 1})
         src.map(AskService, parallelism=2).sink(FileSink, name="out")
+    elif mode == "service_open":
+        env.register_service("doubler", Doubler)
+        src.map(Gate).sink(FileSink, name="out")
     elif mode == "infeasible":
         (src.map(lambda x: x, parallelism=2, resources={"num_cpus": 8}, name="heavy")
             .map(lambda x: x, resources={"num_gpus": 4}, name="gpu").sink(FileSink, name="out"))

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import ast
 import collections
+import json
 import os
 import re
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from sage import _sage
+from sage.kernel.api import SageError, call_service
+from conftest import PYTHON
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[1] / "python" / "examples"
@@ -84,6 +89,35 @@ def test_a_service_is_one_process_per_job(jobmanager, tmp_path):
     assert len(service_pids) == 1, service_pids  # both map instances called the job's one Doubler
     assert len(caller_pids) == 2 and not service_pids & caller_pids  # in a process of its own
     assert {g for _, _, _, g in got} == {"0"}  # placed with its resources: one of the node's two GPUs
+
+
+def test_a_script_and_the_cli_call_a_running_jobs_service(jobmanager, tmp_path):
+    job = subprocess.Popen([PYTHON, JOB, "service_open", str(jobmanager.port), str(tmp_path)], env=jobmanager.env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    token = os.path.join(jobmanager.home, "token")
+    try:
+        deadline, got, jid = time.monotonic() + 60, None, None
+        while got is None and time.monotonic() < deadline:
+            listed = re.findall(r"^(\d+)\s+py_service_open\s+running", jobmanager.run("job", "list").stdout, re.M)
+            jid = int(listed[-1]) if listed else None
+            try:
+                got = jid and call_service(jid, "doubler", 21, port=jobmanager.port, token_file=token)
+            except SageError as e:  # not yet: the job or its service is still starting
+                assert "still starting" in str(e) or "no running job" in str(e) or "is pending" in str(e), e
+                time.sleep(0.02)
+        assert got is not None and got[0] == 42
+        with pytest.raises(RuntimeError, match="service 'doubler' method 'invert' raised ZeroDivisionError"):
+            call_service(jid, "doubler", 0, method="invert", port=jobmanager.port, token_file=token)
+        r = jobmanager.run("service", "call", str(jid), "doubler", "--method", "process", "[5]")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)[:2] == [10, got[1]]  # the same one instance
+        r = jobmanager.run("service", "call", str(jid), "doubler", "--method", "nosuch", "1")
+        assert r.returncode == 1
+        assert "service \"doubler\" method nosuch raised AttributeError" in r.stderr, r.stderr
+    finally:
+        (tmp_path / "go").touch()
+        out, _ = job.communicate(timeout=120)
+    assert job.returncode == 0, out
 
 
 def test_an_infeasible_request_is_refused_at_submit(jobmanager, tmp_path):

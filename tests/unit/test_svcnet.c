@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,8 @@ static int echo(const void *req, size_t len, sage_reply *reply, void *udata)
     if (len == 4 && memcmp(req, "fail", 4) == 0)
         return SAGE_EUSER;
     if (len == 4 && memcmp(req, "wait", 4) == 0) { /* until the test says go */
-        volatile int *go = udata;
-        while (!*go)
+        _Atomic int *go = udata;
+        while (!atomic_load(go))
             nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
     return sage_reply_set(reply, req, len);
@@ -103,7 +104,7 @@ typedef struct host {
     sage__job *job;
     sage__svc_server *srv;
     char path[108];
-    volatile int go;
+    _Atomic int go;
 } host;
 
 static int host_up(host *h, size_t capacity)
@@ -133,7 +134,7 @@ static int host_up(host *h, size_t capacity)
 
 static void host_down(host *h)
 {
-    h->go = 1;
+    atomic_store(&h->go, 1);
     sage__services_stop(h->job);
     sage__svc_serve_stop(h->srv);
     sage__job_free(h->job);
@@ -219,7 +220,7 @@ static void full_table_times_out(void)
     CHECK_CONTAINS(why, "1 calls were outstanding for 30 ms");
     next->refs = 1;
     sage__future_unref(next);
-    h.go = 1;
+    atomic_store(&h.go, 1);
     const void *p;
     size_t n;
     CHECK_INT(sage_future_wait(held, 5000, &p, &n), 0);

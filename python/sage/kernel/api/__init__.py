@@ -19,6 +19,7 @@ from sage.kernel.api.local_environment import LocalEnvironment
 from sage.kernel.api.partitioner import Partitioner
 from sage.kernel.api.remote_environment import RemoteEnvironment
 from sage.kernel.api.runtime import RuntimeContext
+from sage.kernel.api.service_client import call_service
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "Transformation",
     "Partitioner",
     "RuntimeContext",
+    "call_service",
     "SageError",
     "ConfigError",
     "ResourceError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import pickle
 import traceback
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from sage.kernel.api.service.base_service import BaseService, ServiceContext
 
 __all__ = ["BaseService", "ServiceContext"]
+
+_JSON_MARK = b"\x00json"  # a request in SAGE's JSON form (pickles start with b"\x80")
 
 
 class _ServiceHost:
@@ -43,6 +46,8 @@ class _ServiceHost:
                 fn()
 
     def _dispatch(self, request: bytes) -> bytes:
+        if request[:5] == _JSON_MARK:
+            return self._dispatch_json(request[5:])
         try:
             method, args, kwargs = pickle.loads(request)
             fn = getattr(self.instance, method, None)
@@ -57,6 +62,20 @@ class _ServiceHost:
             return pickle.dumps(
                 ("error", type(e).__name__, f"the result of {method!r} cannot be pickled: {e}", ""), protocol=5
             )
+
+    def _dispatch_json(self, request: bytes) -> bytes:
+        """SAGE's JSON form, for callers outside Python (`sage service call --method M`): {"method": m, "args":
+        [...], "kwargs": {...}} in, {"ok": result} or {"error": type name, "message": text} out."""
+        try:
+            req = json.loads(request)
+            method = req.get("method") or "process"
+            fn = getattr(self.instance, method, None)
+            if fn is None or not callable(fn):
+                raise AttributeError(f"service {self.name!r} ({type(self.instance).__name__}) has no method {method!r}")
+            out = {"ok": fn(*req.get("args", []), **req.get("kwargs", {}))}
+            return _JSON_MARK + json.dumps(out).encode()
+        except BaseException as e:  # the caller prints it
+            return _JSON_MARK + json.dumps({"error": type(e).__name__, "message": str(e)}).encode()
 
     def _stop(self) -> None:
         inst, self.instance = self.instance, None
