@@ -115,8 +115,10 @@ int cli_service_call(const cli_opts *o, long long job, const char *service, cons
                 fprintf(stderr, "sage: service \"%s\" method %s raised %s: %s\n", service, o->method, type,
                         msg ? msg : "");
             else
-                fprintf(stderr, "sage: service \"%s\" did not answer in SAGE's JSON form (is it a Python service? "
-                        "without --method its answer is printed as it is)\n", service);
+                fprintf(stderr,
+                        "sage: service \"%s\" did not answer in SAGE's JSON form (is it a Python service? "
+                        "without --method its answer is printed as it is)\n",
+                        service);
             ec = EXIT_REFUSED;
         }
         json_decref(a);

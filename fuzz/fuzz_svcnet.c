@@ -26,10 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char token[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-static int echo(const void *req, size_t len, sage_reply *reply, void *udata)
-{
-    return sage_reply_set(reply, req, len);
-}
+static int echo(const void *req, size_t len, sage_reply *reply, void *udata) { return sage_reply_set(reply, req, len); }
 
 /* Everything the server sends: ANSWER frames only, each one parsing. */
 static void *drain(void *arg)
@@ -93,13 +90,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= 5;
     } else {
         char hello[256];
-        int n = snprintf(hello, sizeof hello, "{\"token\":\"%s\",\"role\":\"peer\",\"job_id\":1,\"from_task\":0}", token);
+        int n = snprintf(hello, sizeof hello, "{\"token\":\"%s\",\"role\":\"peer\",\"job_id\":1,\"from_task\":0}",
+                         token);
         sage__frame_send(sv[0], SAGE__MSG_HELLO, hello, (uint32_t)n);
     }
     pthread_t th;
     pthread_create(&th, NULL, drain, &sv[0]);
     (void)!send(sv[0], data, size, MSG_NOSIGNAL);
-    shutdown(sv[0], SHUT_WR); /* the server reads to the end, answers, and closes */
+    shutdown(sv[0], SHUT_WR);  /* the server reads to the end, answers, and closes */
     sage__services_stop(job);  /* every queued call answered (or canceled) */
     sage__svc_serve_stop(srv); /* every connection closed: drain ends */
     pthread_join(th, NULL);

@@ -80,9 +80,8 @@ SAGE_API int sage_client_event(sage_client *c, int timeout_ms, char **event, cha
  * request over 64 MiB), SAGE_EIO (the service's process went away), or the
  * service function's own negative code. On the "unix" data plane the
  * caller must be on the JobManager's host. Not thread-safe per client. */
-SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *service, const void *req,
-                              size_t req_len, int timeout_ms, void **resp, size_t *resp_len, char *err,
-                              size_t err_len);
+SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *service, const void *req, size_t req_len,
+                              int timeout_ms, void **resp, size_t *resp_len, char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,8 @@
 #include "sage/jobmanager.h"
 #include "util/err.h"
 
-SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *service, const void *req,
-                              size_t req_len, int timeout_ms, void **resp, size_t *resp_len, char *err,
-                              size_t err_len)
+SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *service, const void *req, size_t req_len,
+                              int timeout_ms, void **resp, size_t *resp_len, char *err, size_t err_len)
 {
     char scratch[8];
     if (!err || !err_len)
@@ -50,8 +49,8 @@ SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *serv
     /* the call itself, straight to the service's process */
     sage__svc_remote *rem = NULL;
     char why[1024];
-    rc = sage__svc_remote_connect(where, strcmp(plane, "tcp") == 0, service, sage__client_token(c), job_id, -1, 1,
-                                  &rem, why, sizeof why);
+    rc = sage__svc_remote_connect(where, strcmp(plane, "tcp") == 0, service, sage__client_token(c), job_id, -1, 1, &rem,
+                                  why, sizeof why);
     json_decref(r);
     if (rc != 0) {
         sage__fmt(err, err_len, "cannot reach service \"%s\" of job %lld: %s", service, job_id, why);
@@ -87,16 +86,13 @@ SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *serv
             sage__fmt(err, err_len, "out of memory for an answer of %zu bytes", len);
         }
     } else if (rc == SAGE_ETIMEDOUT) {
-        sage__fmt(err, err_len, "service \"%s\" of job %lld did not answer within %d ms", service, job_id,
-                  timeout_ms);
+        sage__fmt(err, err_len, "service \"%s\" of job %lld did not answer within %d ms", service, job_id, timeout_ms);
     } else if (rc == SAGE_EIO) {
         sage__fmt(err, err_len, "service \"%s\" of job %lld: %s", service, job_id, sage__svc_remote_why(rem));
     } else if (rc == SAGE_ECANCELED) {
-        sage__fmt(err, err_len, "service \"%s\" of job %lld stopped before answering (the job ended)", service,
-                  job_id);
+        sage__fmt(err, err_len, "service \"%s\" of job %lld stopped before answering (the job ended)", service, job_id);
     } else {
-        sage__fmt(err, err_len, "service \"%s\" of job %lld answered %d (%s)", service, job_id, rc,
-                  sage_strerror(rc));
+        sage__fmt(err, err_len, "service \"%s\" of job %lld answered %d (%s)", service, job_id, rc, sage_strerror(rc));
     }
     sage_future_destroy(f); /* before the connection goes: it may still hold the future */
     sage__svc_remote_close(rem);

@@ -947,6 +947,21 @@ grep -q "^processing_time: count [1-9][0-9]* p50 [0-9]* ns p99 [0-9]* ns$" "$T/t
     fail "tutorial: cluster_monitor should print its processing_time histogram and 'job stopped'"
 ok "tutorial job 6: metrics read while running and after the stop"
 
+# job 8: a shared model service: one process, on gpu1 (the only GPUs), called by every classify instance
+tut './build/tutorials/model_service --jobmanager 10.213.77.1:19001' >"$T/t-model.out" 2>&1 ||
+    { cat "$T/t-model.out"; jm_fail "$H3" "tutorial: model_service"; }
+cat "$T/t-model.out"
+grep -q "^12 answers from 1 model process$" "$T/t-model.out" &&
+    [ "$(grep -c " (model pid [0-9]* on gpu1, GPU [01])$" "$T/t-model.out")" -eq 12 ] ||
+    fail "tutorial: the 12 answers should come from one model process on gpu1 with a GPU"
+tut 'sage job status 8' >"$T/t-st8.out" 2>&1 || { cat "$T/t-st8.out"; fail "tutorial: job status 8"; }
+cat "$T/t-st8.out"
+"$SAGE" job status 8 --json >"$T/t-st8.json" || fail "job status 8 --json"
+jqcheck "$T/t-st8.json" '.state == "finished" and ([.tasks[] | select(.operator == "service:model")] |
+    length == 1 and .[0].host == "gpu1" and (.[0].gpus | test("^[01]$")))' \
+    "tutorial: service:model should run once, on gpu1, with a GPU"
+ok "tutorial job 8: one model process on gpu1 answered all 4 classify instances"
+
 # troubleshooting
 tut 'sage job logs 6' >"$T/t-logs6.out" 2>&1 || fail "tutorial: job logs 6"
 tut 'ls /shared/sage/cluster/*.log' || fail "tutorial: ls logs"

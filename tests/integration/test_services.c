@@ -365,8 +365,8 @@ static void calls_from_outside(void)
         return;
     char go[300], cmd[2000];
     snprintf(go, sizeof go, "%s/go", d.home);
-    snprintf(cmd, sizeof cmd, "SERVICE_GO=%s SAGE_HOME=%s timeout -k 5 120 %s pipeline open %s 2>&1", go, d.home,
-             self, d.addr);
+    snprintf(cmd, sizeof cmd, "SERVICE_GO=%s SAGE_HOME=%s timeout -k 5 120 %s pipeline open %s 2>&1", go, d.home, self,
+             d.addr);
     fflush(NULL);
     FILE *job = popen(cmd, "r");
     /* once its service runs (the JobManager says where it listens) */

@@ -39,14 +39,14 @@ static const parse_case parse_cases[] = {
     {"call_short", SAGE__MSG_CALL, "00000000000001", SAGE_EPROTO, "call of 7 bytes", 0, 0, 0},
     {"call_ok", SAGE__MSG_CALL, "0000000000000102ff", 0, NULL, 0x102, 0, 8},
     {"call_no_body", SAGE__MSG_CALL, "ffffffffffffffff", 0, NULL, 0xffffffffffffffffull, 0, 8},
-    {"answer_short", SAGE__MSG_ANSWER, "000000000000000100", SAGE_EPROTO, "answer of 9 bytes, shorter than its 12",
-     0, 0, 0},
+    {"answer_short", SAGE__MSG_ANSWER, "000000000000000100", SAGE_EPROTO, "answer of 9 bytes, shorter than its 12", 0,
+     0, 0},
     {"answer_ok", SAGE__MSG_ANSWER, "000000000000000700000000abcd", 0, NULL, 7, 0, 12},
     {"answer_error", SAGE__MSG_ANSWER, "0000000000000007fffffff7", 0, NULL, 7, -9, 12},
-    {"answer_positive", SAGE__MSG_ANSWER, "000000000000000700000001", SAGE_EPROTO, "result code 1 (expected 0 or",
-     0, 0, 0},
-    {"answer_huge_negative", SAGE__MSG_ANSWER, "000000000000000780000000", SAGE_EPROTO, "result code -2147483648", 0,
-     0, 0},
+    {"answer_positive", SAGE__MSG_ANSWER, "000000000000000700000001", SAGE_EPROTO, "result code 1 (expected 0 or", 0, 0,
+     0},
+    {"answer_huge_negative", SAGE__MSG_ANSWER, "000000000000000780000000", SAGE_EPROTO, "result code -2147483648", 0, 0,
+     0},
     {"data_type", SAGE__MSG_DATA, "0000000000000001", SAGE_EPROTO, "message type 6 where a service call", 0, 0, 0},
     {"hello_type", SAGE__MSG_HELLO, "{}", SAGE_EPROTO, "message type 1", 0, 0, 0},
 };
@@ -74,8 +74,8 @@ static void parse_table(void)
         size_t off = 0;
         char why[256] = "";
         int rc = sage__svc_parse(c->type, p, n, &id, &code, &off, why, sizeof why);
-        if (rc != c->rc || (c->why && !strstr(why, c->why)) || (rc == 0 && (id != c->id || code != c->code ||
-                                                                             off != c->off))) {
+        if (rc != c->rc || (c->why && !strstr(why, c->why)) ||
+            (rc == 0 && (id != c->id || code != c->code || off != c->off))) {
             fprintf(stderr, "case %s: rc %d why \"%s\" id %llx code %d off %zu\n", c->name, rc, why,
                     (unsigned long long)id, code, off);
             CHECK(!"the case's expectation");
@@ -280,8 +280,10 @@ static void strangers_refused(void)
     CHECK_INT(host_up(&h, 4), 0);
     const char *hellos[] = {
         "{\"token\":\"00\",\"role\":\"peer\",\"job_id\":7}",
-        "{\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"role\":\"peer\",\"job_id\":8}",
-        "{\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"role\":\"client\",\"job_id\":7}",
+        "{\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"role\":\"peer\",\"job_id\":"
+        "8}",
+        "{\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"role\":\"client\",\"job_"
+        "id\":7}",
         "not json",
     };
     for (size_t i = 0; i < 4; i++) {
