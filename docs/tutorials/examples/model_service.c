@@ -12,9 +12,10 @@
 
 #include <sage/sage.h>
 
-static const char *const texts[] = {"great product", "arrived broken", "works as described", "never again",
-                                    "five stars",    "meh",            "refund please",      "love it",
-                                    "too small",     "perfect fit",    "late delivery",      "as expected"};
+static const char *const texts[] = {"great product", "arrived broken", "works as described",
+                                    "never again",   "five stars",     "meh",
+                                    "refund please", "love it",        "too small",
+                                    "perfect fit",   "late delivery",  "as expected"};
 #define NTEXTS (sizeof texts / sizeof texts[0])
 
 static int load_model(void *udata)
