@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/crash.h"
 #include "runtime/checkpoint.h"
 #include "net/frame.h"
 #include "net/sock.h"
@@ -876,6 +877,7 @@ static int worker_submit(sage__backend *b)
     pthread_create(&w->ctl_thread, NULL, control_main, w);
 
     /* 3. run */
+    sage__crash_arm(w->task, w->ctl_fd, &w->send_mu); /* a crash names the chained operator it was in */
     sage__task_main(w->task);
     for (size_t i = 0; i < w->job->nchans; i++)
         sage__net_finish(w->job->chans[i]); /* our last frames reach the consumers before we exit */

@@ -113,6 +113,7 @@ typedef struct jm_task {
     int conn_lost;       /* its control connection closed without a result while its process ran */
     int echo;            /* it failed only because another task did (a broken connection): shown "killed" */
     int service;         /* it runs one of the job's services (tasks j->nflow.. are), not a chain instance */
+    char crash_op[128];  /* the operator of its chain whose code crashed, as its worker said ("": none) */
 } jm_task;
 
 typedef enum jm_job_state {

@@ -451,6 +451,10 @@ static void describe_exit(const jm_task *k, char *out, size_t len)
     sage__format_bytes(k->mem_limit, mem, sizeof mem);
     if (k->has_cg && k->mem_limit && sage__cgroup_oom_killed(&k->cg))
         sage__fmt(out, len, "operator \"%s\" instance %d exceeded its memory limit of %s", k->op, k->instance, mem);
+    else if (WIFSIGNALED(k->status) && k->crash_op[0] && strcmp(k->crash_op, k->op) != 0)
+        sage__fmt(out, len, "operator \"%s\" instance %d (pid %d) crashed with signal %d (%s), in the task of \"%s\"",
+                  k->crash_op, k->instance, (int)jm_task_pid(k), WTERMSIG(k->status), strsignal(WTERMSIG(k->status)),
+                  k->op);
     else if (WIFSIGNALED(k->status))
         sage__fmt(out, len, "operator \"%s\" instance %d (pid %d) was killed by signal %d (%s)", k->op, k->instance,
                   (int)k->pid, WTERMSIG(k->status), strsignal(WTERMSIG(k->status)));

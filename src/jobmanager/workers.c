@@ -191,6 +191,12 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         json_decref(k->metrics);
         k->metrics = json_incref(m);
     }
+    if (type && strcmp(type, "crash") == 0) { /* the worker is dying: which of its chain's operators crashed */
+        const char *op = json_string_value(json_object_get(ev, "operator"));
+        if (op)
+            sage__strlcpy(k->crash_op, op, sizeof k->crash_op);
+        return;
+    }
     if (type && (strcmp(type, "captured") == 0 || strcmp(type, "committed") == 0)) {
         jm_ckpt_event(d, j, k, type, ev);
         return;
