@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,6 +143,27 @@ static inline const char *daemon_log(const daemon_t *d)
     if (f)
         fclose(f);
     return log;
+}
+
+/* Run a shell command (stderr joined to stdout); its output in out (at most cap - 1 bytes, NUL-terminated),
+ * its exit status (128 + signal when killed). */
+static inline int run_cmd(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int run_cmd(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    fflush(NULL);
+    FILE *f = popen(cmd, "r");
+    size_t n = 0, r;
+    while (f && n < cap - 1 && (r = fread(out + n, 1, cap - 1 - n, f)) > 0)
+        n += r;
+    out[n] = 0;
+    int st = f ? pclose(f) : -1;
+    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 #endif

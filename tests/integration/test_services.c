@@ -135,25 +135,6 @@ static int run_pipeline(const char *name, const char *where)
 
 /* ------------------------------------------------------------------ helpers */
 
-static int run_cmd(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run_cmd(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    fflush(NULL);
-    FILE *f = popen(cmd, "r");
-    size_t n = 0, r;
-    while (f && n < cap - 1 && (r = fread(out + n, 1, cap - 1 - n, f)) > 0)
-        n += r;
-    out[n] = 0;
-    int st = f ? pclose(f) : -1;
-    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* The "counter" answers in out (lines "N PID CUDA"): 1 when they are exactly 1..want, each once, all from
  * one pid (returned in *pid) other than ours. */
 static int counter_exact(const char *out, int want, int *pid, char *cuda, size_t cuda_len)

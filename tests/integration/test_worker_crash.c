@@ -63,32 +63,13 @@ static int run_pipeline(const char *name, const char *jm)
     return rc == 0 ? 0 : 1;
 }
 
-static int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_cmd(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    fflush(NULL);
-    FILE *f = popen(cmd, "r");
-    size_t n = 0, r;
-    while (f && n < (1u << 20) - 1 && (r = fread(big + n, 1, (1u << 20) - 1 - n, f)) > 0)
-        n += r;
-    big[n] = 0;
-    int st = f ? pclose(f) : -1;
-    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* A segfault in "parse", chained after "src": the job's error names "parse", and the task it ran in. */
 static void segfault_names_chained_operator(void)
 {
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
-    CHECK_INT(run_cmd("CRASH=segv SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
+    CHECK_INT(run_cmd(big, 1 << 20, "CRASH=segv SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
     CHECK_CONTAINS(big, "operator \"parse\" instance 0 (pid ");
     CHECK_CONTAINS(big, "crashed with signal 11 (Segmentation fault), in the task of \"src\"");
     CHECK_CONTAINS(daemon_log(&d), "operator \"parse\" instance 0 crashed in its code");
@@ -101,7 +82,7 @@ static void abort_names_chained_operator(void)
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
-    CHECK_INT(run_cmd("CRASH=abort SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
+    CHECK_INT(run_cmd(big, 1 << 20, "CRASH=abort SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
     CHECK_CONTAINS(big, "operator \"parse\" instance 0 (pid ");
     CHECK_CONTAINS(big, "crashed with signal 6 (Aborted), in the task of \"src\"");
     daemon_down(&d);
@@ -113,7 +94,7 @@ static void crash_in_head_names_head(void)
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
-    CHECK_INT(run_cmd("CRASH=source SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
+    CHECK_INT(run_cmd(big, 1 << 20, "CRASH=source SAGE_HOME=%s %s pipeline crashy %s", d.home, self, d.addr), 1);
     CHECK_CONTAINS(big, "operator \"src\" instance 0 (pid ");
     CHECK_CONTAINS(big, "was killed by signal 11 (Segmentation fault)");
     CHECK(strstr(big, "\"parse\"") == NULL);
