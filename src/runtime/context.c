@@ -43,7 +43,7 @@ SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size)
             return NULL;
         }
     }
-    size_t have = sage__keystate_state_size(ctx->ks);
+    size_t have = ctx->ks->state_size;
     if (have && have != size) {
         if (ctx->ks_restored == have)
             sage_ctx_fail(ctx,
