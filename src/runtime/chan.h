@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A batch of records: [u32 len][u32 reserved][bytes, padded to 8] each. */
+/* A batch of records: [u32 len][u32 hash][bytes, padded to 8] each. hash:
+ * on a key_by route, the low 32 bits of sage__hash64 of the record's key
+ * (what the producer routed by; the consumer's per-key state uses them
+ * instead of hashing the key again), 0 elsewhere or when not given. */
 typedef struct sage__batch {
     struct sage__batch *next;
     uint32_t mark;  /* 0: records; SAGE__MARK_EOS or SAGE__MARK_BARRIER from one producer, no records */

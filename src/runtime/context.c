@@ -43,7 +43,7 @@ SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size)
             return NULL;
         }
     }
-    size_t have = sage__keystate_state_size(ctx->ks);
+    size_t have = ctx->ks->state_size;
     if (have && have != size) {
         if (ctx->ks_restored == have)
             sage_ctx_fail(ctx,
@@ -55,7 +55,8 @@ SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size)
                           have);
         return NULL;
     }
-    void *p = sage__keystate_get(ctx->ks, sage__hash64(ctx->key, ctx->key_len), ctx->key, ctx->key_len, size);
+    uint64_t h = ctx->key_hashed ? ctx->key_hash : sage__hash64(ctx->key, ctx->key_len);
+    void *p = sage__keystate_get(ctx->ks, h, ctx->key, ctx->key_len, size);
     if (!p)
         sage_ctx_fail(ctx, "out of memory for per-key state (%zu keys)", sage__keystate_count(ctx->ks));
     return p;

@@ -51,6 +51,8 @@ struct sage_ctx {
     _Atomic uint64_t records_in;
     const void *key;
     size_t key_len;
+    uint64_t key_hash; /* sage__hash64 of the key, when key_hashed (the input loop hashed it ahead) */
+    int key_hashed;
     void *local;
     sage__keystate *ks;
     char keybuf[SAGE_KEY_MAX];

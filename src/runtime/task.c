@@ -72,21 +72,27 @@ int sage__inst_fail_ret(sage__opinst *inst, int rc, const char *what) { return i
 
 /* ---- process functions, one per operator kind ---- */
 
+/* The receiving side's key function returned kl, out of range. */
+static int key_fail(sage__opinst *in, int kl)
+{
+    if (kl >= 0)
+        sage_ctx_fail(&in->ctx, "key function returned length %d (at most %d)", kl, SAGE_KEY_MAX);
+    return sage__inst_fail(in, kl < 0 ? kl : SAGE_ETOOBIG);
+}
+
 static int set_key(sage__opinst *in, int input, const void *rec, size_t len)
 {
     const sage__edge *e = &in->op->inputs[input];
     sage_ctx *c = &in->ctx;
+    c->key_hashed = 0;
     if (e->part != SAGE__PART_KEY) {
         c->key = NULL;
         c->key_len = 0;
         return 0;
     }
     int kl = e->key(rec, len, c->keybuf, e->key_udata);
-    if (kl < 0 || kl > SAGE_KEY_MAX) {
-        if (kl >= 0)
-            sage_ctx_fail(c, "key function returned length %d (at most %d)", kl, SAGE_KEY_MAX);
-        return sage__inst_fail(in, kl < 0 ? kl : SAGE_ETOOBIG);
-    }
+    if (kl < 0 || kl > SAGE_KEY_MAX)
+        return key_fail(in, kl);
     c->key = c->keybuf;
     c->key_len = (size_t)kl;
     return 0;
@@ -333,7 +339,9 @@ static int append_slow(sage__task *t, sage__route *r, int tgt, size_t need)
     return 0;
 }
 
-static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len)
+/* hash32: the low 32 bits of the key's hash on a key_by route (the record
+ * header's second word, see chan.h), else 0. */
+static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len, uint32_t hash32)
 {
     size_t need = sage__rec_size(len);
     sage__batch *b = r->pending[tgt];
@@ -348,7 +356,7 @@ static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec
         b->first_ns = t->linger_ns ? sage__mono_ns() : 0;
     }
     unsigned char *p = b->data + b->used;
-    uint32_t hdr[2] = {(uint32_t)len, 0};
+    uint32_t hdr[2] = {(uint32_t)len, hash32};
     memcpy(p, hdr, 8);
     copy_bytes(p + SAGE__REC_HDR, rec, len);
     b->used += need;
@@ -369,6 +377,7 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
     for (size_t i = 0; i < t->nroutes; i++) {
         sage__route *r = &t->routes[i];
         int tgt, rc;
+        uint32_t hash32 = 0;
         switch (r->part) {
         case SAGE__PART_FORWARD: tgt = r->self; break;
         case SAGE__PART_REBALANCE:
@@ -389,7 +398,9 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
                     sage_ctx_fail(&tail->ctx, "the key function returned %d", kl);
                 return sage__inst_fail(tail, kl < 0 ? SAGE_EUSER : SAGE_ETOOBIG);
             }
-            tgt = (int)sage__hash_bucket(sage__hash64(t->keybuf, (size_t)kl), (uint32_t)r->ntargets);
+            uint64_t h = sage__hash64(t->keybuf, (size_t)kl);
+            tgt = (int)sage__hash_bucket(h, (uint32_t)r->ntargets); /* the high bits */
+            hash32 = (uint32_t)h;                                   /* the low bits, for the consumer's state */
             break;
         }
         case SAGE__PART_CUSTOM:
@@ -403,12 +414,12 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
             break;
         case SAGE__PART_BROADCAST:
             for (int k = 0; k < r->ntargets; k++)
-                if ((rc = append(t, r, k, rec, len)) < 0)
+                if ((rc = append(t, r, k, rec, len, 0)) < 0)
                     return rc;
             continue;
         default: return SAGE_EPLAN;
         }
-        if ((rc = append(t, r, tgt, rec, len)) < 0)
+        if ((rc = append(t, r, tgt, rec, len, hash32)) < 0)
             return rc;
     }
     return 0;
@@ -503,6 +514,76 @@ static int run_source(sage__task *t)
     }
 }
 
+/* A batch into a keyed operator (C functions only: a binding's key
+ * function may cache per record, see python/src/route.c). Same calls, same
+ * order, same failures as proc_keyed one record at a time, except that
+ * each record's key is extracted KEY_AHEAD records before its function
+ * runs, with its hash (the one the producer routed by, from the record
+ * header, else computed here): its state's index slot is prefetched then,
+ * and its entry KEY_AHEAD / 2 records before (keystate.h), so the lookup
+ * the function makes through sage_ctx_state finds both in cache and does
+ * not hash. The key function is still called once per record here, and
+ * never past a record whose key it failed. On failure *at is the record
+ * that failed. */
+#define KEY_AHEAD 8 /* a power of two */
+
+typedef struct ahead_rec {
+    const unsigned char *rec;
+    uint32_t len;
+    int kl;
+    uint64_t hash;
+} ahead_rec;
+
+static int keyed_batch(sage__opinst *in, const sage__edge *e, const sage__batch *b, uint32_t *at)
+{
+    unsigned char keys[KEY_AHEAD][SAGE_KEY_MAX];
+    ahead_rec q[KEY_AHEAD];
+    sage_ctx *c = &in->ctx;
+    const unsigned char *p = b->data;
+    uint32_t n = b->n, next = 0, i; /* next: the first record not yet keyed */
+    int rc = 0, input = (int)b->input;
+    for (i = 0; i < n; i++) {
+        for (; next < n && next - i < KEY_AHEAD; next++) {
+            ahead_rec *a = &q[next % KEY_AHEAD];
+            memcpy(&a->len, p, 4);
+            a->rec = p + SAGE__REC_HDR;
+            p += sage__rec_size(a->len);
+            a->kl = e->key(a->rec, a->len, keys[next % KEY_AHEAD], e->key_udata);
+            if (__builtin_expect(a->kl < 0 || a->kl > SAGE_KEY_MAX, 0)) {
+                n = next + 1; /* no key function past this record: it fails when its turn comes */
+                continue;
+            }
+            uint32_t sent; /* the producer's hash of this key, if it sent one (chan.h) */
+            memcpy(&sent, a->rec - 4, 4);
+            a->hash = sent ? sent : sage__hash64(keys[next % KEY_AHEAD], (size_t)a->kl);
+            if (c->ks)
+                sage__keystate_prefetch_slot(c->ks, a->hash);
+        }
+        uint32_t m = i + KEY_AHEAD / 2;
+        if (c->ks && m < next && q[m % KEY_AHEAD].kl >= 0 && q[m % KEY_AHEAD].kl <= SAGE_KEY_MAX)
+            sage__keystate_prefetch_entry(c->ks, q[m % KEY_AHEAD].hash);
+        const ahead_rec *a = &q[i % KEY_AHEAD];
+        if (__builtin_expect(a->kl < 0 || a->kl > SAGE_KEY_MAX, 0)) {
+            key_fail(in, a->kl);
+            rc = SAGE_EUSER;
+            break;
+        }
+        c->key = keys[i % KEY_AHEAD];
+        c->key_len = (size_t)a->kl;
+        c->key_hash = a->hash;
+        c->key_hashed = 1;
+        if ((rc = in->kind_process(in, input, a->rec, a->len)) < 0)
+            break;
+    }
+    /* the ring dies with this call: the last key stays readable where proc_keyed leaves it */
+    if (c->key && c->key != c->keybuf) {
+        memcpy(c->keybuf, c->key, c->key_len);
+        c->key = c->keybuf;
+    }
+    *at = i;
+    return rc;
+}
+
 static int run_inputs(sage__task *t)
 {
     sage__opinst *h = &t->ops[0];
@@ -534,18 +615,28 @@ static int run_inputs(sage__task *t)
         const unsigned char *p = b->data;
         uint64_t t0 = t->timed ? sage__mono_ns() : 0;
         const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
-        for (uint32_t i = 0; i < b->n; i++) {
-            uint32_t len;
-            memcpy(&len, p, 4);
-            rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
-            if (__builtin_expect(bh != NULL, 0))
-                bh->drop(p + SAGE__REC_HDR, len, bh->udata); /* the function is done with it */
-            if (rc < 0) {
-                sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
+        const sage__edge *ke = &h->op->inputs[b->input];
+        if (h->process == proc_keyed && ke->part == SAGE__PART_KEY && !t->job->binding) {
+            uint32_t at;
+            if ((rc = keyed_batch(h, ke, b, &at)) < 0) {
+                sage__batch_drop(t->job, b, at + 1); /* the rest will not be processed */
                 sage__queue_recycle(t->in, b);
                 return rc;
             }
-            p += sage__rec_size(len);
+        } else {
+            for (uint32_t i = 0; i < b->n; i++) {
+                uint32_t len;
+                memcpy(&len, p, 4);
+                rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
+                if (__builtin_expect(bh != NULL, 0))
+                    bh->drop(p + SAGE__REC_HDR, len, bh->udata); /* the function is done with it */
+                if (rc < 0) {
+                    sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
+                    sage__queue_recycle(t->in, b);
+                    return rc;
+                }
+                p += sage__rec_size(len);
+            }
         }
         if (t->timed && b->n)
             sage__hist_record(&t->proc_ns, (double)(sage__mono_ns() - t0) / b->n);

@@ -247,6 +247,53 @@ static void test_state_blocks(void)
     sage__keystate_free(ks);
 }
 
+/* Small blocks are packed (aligned for an object of their size, not to 16),
+ * never overlap, and survive the index doubling; a block size no entry
+ * could hold is refused, every time. */
+static void test_block_sizes(void)
+{
+    static const size_t sizes[] = {1, 2, 3, 4, 6, 8, 12, 24, 40};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t size = sizes[k], align = size >= 16 ? 16 : size & (~size + 1);
+        enum { N = 5000 };
+        sage__keystate *ks = sage__keystate_new();
+        CHECK(ks != NULL);
+        if (!ks)
+            return;
+        char key[32];
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            size_t n = key_of(key, sizeof key, i);
+            unsigned char *s = get(ks, key, n, size);
+            if (!s || (uintptr_t)s % align != 0) {
+                bad++;
+                continue;
+            }
+            for (size_t j = 0; j < size; j++)
+                bad += s[j] != 0;
+            memset(s, (unsigned char)(i + 1), size);
+        }
+        for (int i = 0; i < N; i++) {
+            size_t n = key_of(key, sizeof key, i);
+            unsigned char *s = get(ks, key, n, size);
+            for (size_t j = 0; s && j < size; j++)
+                bad += s[j] != (unsigned char)(i + 1);
+            bad += s == NULL;
+        }
+        CHECK_INT(bad, 0);
+        CHECK_INT(sage__keystate_count(ks), N);
+        sage__keystate_free(ks);
+    }
+    sage__keystate *ks = sage__keystate_new();
+    CHECK(ks != NULL);
+    if (!ks)
+        return;
+    CHECK(get(ks, "a", 1, SIZE_MAX / 2) == NULL);
+    CHECK(get(ks, "a", 1, SIZE_MAX / 2) == NULL);
+    CHECK_INT(sage__keystate_count(ks), 0);
+    sage__keystate_free(ks);
+}
+
 static void test_free_null(void)
 {
     sage__keystate_free(NULL);
@@ -263,6 +310,7 @@ int main(int argc, char **argv)
     RUN(test_empty_and_long_keys);
     RUN(test_colliding_hashes);
     RUN(test_state_blocks);
+    RUN(test_block_sizes);
     RUN(test_free_null);
     return CHECK_DONE();
 }
