@@ -48,7 +48,8 @@ SAGE_API void *sage_ctx_local(const sage_ctx *ctx);
  * memory; for the last two it also records the reason (as sage_ctx_fail
  * does): the job fails with it when your function then returns a negative
  * value (the code is the one you return). The pointer is valid until the
- * function returns. State lives until the env is destroyed. */
+ * function returns. The block is aligned for any object of its size (to
+ * 16 bytes from 16 bytes on). State lives until the env is destroyed. */
 SAGE_API void *sage_ctx_state(sage_ctx *ctx, size_t size);
 /* Visit every key's state of this instance, in the order keys were first
  * seen (typically in close, to emit final results: it works there, where
