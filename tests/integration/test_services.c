@@ -337,6 +337,20 @@ static void cancel_wakes_remote_callers(void)
     daemon_down(&d);
 }
 
+/* sage_client_call to service `name` of job 1, again while the job or that service is still starting (30 s at
+ * most): its answer once the service runs. */
+static int call_once_up(sage_client *c, const char *name, int timeout_ms, void **resp, size_t *len, char *err,
+                        size_t err_len)
+{
+    int rc = SAGE_ESTATE;
+    for (int64_t end = now_ms() + 30000; (rc == SAGE_ESTATE || rc == SAGE_ENOTFOUND) && now_ms() < end;) {
+        rc = sage_client_call(c, 1, name, "x", 1, timeout_ms, resp, len, err, err_len);
+        if (rc == SAGE_ESTATE || rc == SAGE_ENOTFOUND)
+            pause_ms(10);
+    }
+    return rc;
+}
+
 /* A running job's service called from outside the job: the C client call and `sage service call`, with the
  * errors a caller can meet. */
 static void calls_from_outside(void)
@@ -355,14 +369,8 @@ static void calls_from_outside(void)
     char err[2048] = "";
     void *resp = NULL;
     size_t len = 0;
-    int rc = SAGE_ESTATE;
     CHECK_INT(sage_client_connect("127.0.0.1", d.port, d.token, &c, err, sizeof err), 0);
-    for (int64_t end = now_ms() + 30000; rc == SAGE_ESTATE || rc == SAGE_ENOTFOUND; pause_ms(10)) {
-        rc = sage_client_call(c, 1, "counter", "x", 1, 10000, &resp, &len, err, sizeof err);
-        if (now_ms() > end)
-            break;
-    }
-    CHECK_INT(rc, 0);
+    CHECK_INT(call_once_up(c, "counter", 10000, &resp, &len, err, sizeof err), 0);
     char want[64];
     json_t *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
     json_t *svc = task_of(st, "service:counter");
@@ -376,7 +384,7 @@ static void calls_from_outside(void)
     CHECK_CONTAINS(err, "job 1 has no service \"nope\" (it has \"counter\", \"stuck\")");
     CHECK_INT(sage_client_call(c, 9, "counter", "x", 1, 1000, &resp, &len, err, sizeof err), SAGE_ENOTFOUND);
     CHECK_CONTAINS(err, "no running job 9");
-    CHECK_INT(sage_client_call(c, 1, "stuck", "x", 1, 50, &resp, &len, err, sizeof err), SAGE_ETIMEDOUT);
+    CHECK_INT(call_once_up(c, "stuck", 50, &resp, &len, err, sizeof err), SAGE_ETIMEDOUT);
     CHECK_CONTAINS(err, "service \"stuck\" of job 1 did not answer within 50 ms");
     sage_client_close(c);
     /* the command line: the answer's bytes on stdout */
