@@ -92,6 +92,7 @@ typedef struct worker {
     sage__restore ck_restore;
     uint64_t plan_hash;        /* the full plan hash (checkpoint manifests carry it) */
     sage__svc_place svc_place; /* where the job's services run */
+    _Atomic int svc_ready;     /* a service's own process: its service started (the reports may read it) */
 } worker;
 
 static void send_event(worker *w, json_t *ev)
@@ -400,7 +401,7 @@ static void wait_peers(worker *w)
 static json_t *service_metrics(worker *w)
 {
     size_t queued = 0;
-    uint64_t served = sage__service_served(w->job, (size_t)w->svc_place.host, &queued);
+    uint64_t served = atomic_load(&w->svc_ready) ? sage__service_served(w->job, (size_t)w->svc_place.host, &queued) : 0;
     return json_pack("{s:s,s:I,s:I,s:[]}", "service", w->job->g->services[w->svc_place.host].name, "requests",
                      (json_int_t)served, "queued", (json_int_t)queued, "operators");
 }
@@ -465,13 +466,15 @@ static _Noreturn void serve_service(worker *w, sage__backend *b, json_t *tj, siz
     w->job->svc_place = &w->svc_place;
     w->cancel_fd = eventfd(0, EFD_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_CLOEXEC);
+    /* reports first: a start hook that loads a model for minutes is not a silent worker */
+    pthread_create(&w->ctl_thread, NULL, control_main, w);
     int rc = sage__services_start(w->job, b->err);
     if (rc != 0)
         die(w, rc, "%s", b->err->msg);
+    atomic_store(&w->svc_ready, 1);
     sage__svc_server *srv = NULL;
     if ((rc = sage__svc_serve(w->tcp ? w->listen_fd : 3, w->token, w->job_id, w->job, svc, &srv)) != 0)
         die(w, rc, "service \"%s\": cannot serve its connections: %s", want, sage_strerror(rc));
-    pthread_create(&w->ctl_thread, NULL, control_main, w);
     pthread_mutex_lock(&w->job->mu);
     while (!atomic_load(&w->job->stopping) && !atomic_load(&w->job->canceled))
         pthread_cond_wait(&w->job->pause_cv, &w->job->mu);

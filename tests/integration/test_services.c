@@ -49,6 +49,13 @@ static int stuck(const void *req, size_t len, sage_reply *reply, void *udata)
     return sage_reply_set(reply, "late", 4);
 }
 
+/* the counter's start hook in "slowstart": a model that takes 2.5 s to load */
+static int slow_load(void *u)
+{
+    nanosleep(&(struct timespec){2, 500000000}, NULL); /* the job's duration, not a wait for anything */
+    return 0;
+}
+
 /* map: ask a service (the counter by default), emit its answer */
 typedef struct asking {
     const char *service;
@@ -108,6 +115,8 @@ static int run_pipeline(const char *name, const char *where)
     sage_service_opts so = {.queue_capacity = 8};
     if (strcmp(name, "gpu") == 0)
         so.resources = "{\"num_gpus\": 1}";
+    if (strcmp(name, "slowstart") == 0)
+        so.start = slow_load;
     sage_env_register_service(env, "counter", counter, &count, &so);
     sage_env_register_service(env, "stuck", stuck, NULL, NULL);
     sage_stream *s = strcmp(name, "open") == 0
@@ -271,6 +280,20 @@ static void singleton_tcp_data_plane(void)
     int pid = 0;
     char cuda[32];
     CHECK_INT(run_cmd(big, 1 << 20, "SAGE_HOME=%s %s pipeline counter %s", d.home, self, d.addr), 0);
+    CHECK(counter_exact(big, N, &pid, cuda, sizeof cuda));
+    daemon_down(&d);
+}
+
+/* A service whose start hook outlasts the JobManager's start and heartbeat deadlines is not a silent
+ * worker: its process reports while the hook runs. */
+static void slow_start_is_not_silent(void)
+{
+    daemon_t d = {.config = "{\"start_timeout_ms\": 1000, \"heartbeat_timeout_ms\": 1500}"};
+    if (!daemon_up(&d))
+        return;
+    int pid = 0;
+    char cuda[32];
+    CHECK_INT(run_cmd(big, 1 << 20, "SAGE_HOME=%s %s pipeline slowstart %s", d.home, self, d.addr), 0);
     CHECK(counter_exact(big, N, &pid, cuda, sizeof cuda));
     daemon_down(&d);
 }
@@ -463,6 +486,7 @@ int main(int argc, char **argv)
     RUN(singleton_under_jobmanager);
     RUN(service_resources_placed);
     RUN(singleton_tcp_data_plane);
+    RUN(slow_start_is_not_silent);
     RUN(service_crash_fails_job);
     RUN(timeout_as_embedded);
     RUN(cancel_wakes_remote_callers);
