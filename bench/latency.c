@@ -9,8 +9,11 @@
  * which lets the engine flush its partial batches. The sink records
  * now - stamp into a histogram (sage_ctx_observe), read back with
  * sage_env_metric. Records of the first 100 ms are sent but not observed. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sage/sage.h>
 
@@ -62,11 +65,15 @@ static int lat_sink(sage_ctx *ctx, const void *rec, size_t len, void *udata)
     return sage_ctx_observe(ctx, LAT_METRIC, (double)(sage_now_ns() - stamp));
 }
 
-/* One run; *m receives the sink's latency histogram. */
-static int lat_run_once(lat_src *src, bench_run *out, sage_metric *m)
+/* Latency mode (docs/api.md, config idle_spin_us): small batches, no linger, a consumer that polls
+ * before it sleeps. */
+#define LATENCY_MODE "{\"batch_bytes\": 512, \"flush_linger_us\": 0, \"idle_spin_us\": 200}"
+
+/* One run with config (NULL: the defaults); *m receives the sink's latency histogram. */
+static int lat_run_once(lat_src *src, const char *config, bench_run *out, sage_metric *m)
 {
     sage_op_opts so = {.name = "src"}, ko = {.name = "sink"};
-    sage_env *env = sage_env_create("bench_latency", NULL);
+    sage_env *env = sage_env_create("bench_latency", config);
     sage_stream *s = sage_from_generator(env, lat_source, src, &so);
     sage_sink(sage_rebalance(s), lat_sink, NULL, &ko);
     bench_timer tm;
@@ -88,10 +95,10 @@ static int lat_run_unpaced(uint64_t n, void *arg, bench_run *out)
 {
     lat_src src = {.total = n};
     sage_metric m;
-    return lat_run_once(&src, out, &m);
+    return lat_run_once(&src, NULL, out, &m);
 }
 
-static int run_load(int pct, double max_rate)
+static int run_load(int pct, double max_rate, const char *config)
 {
     double rate = max_rate * pct / 100.0, dur = g_opts.quick ? 0.5 : 2.0, warm_s = 0.1;
     lat_src src = {.period_ns = 1e9 / rate};
@@ -99,12 +106,12 @@ static int run_load(int pct, double max_rate)
     src.total = src.warm + (uint64_t)(rate * dur);
     bench_run run;
     sage_metric m;
-    if (lat_run_once(&src, &run, &m) < 0)
+    if (lat_run_once(&src, config, &run, &m) < 0)
         return -1;
-    char id[24], name[64], offered[32], achieved[32];
-    snprintf(id, sizeof id, "e.%d", pct);
+    char id[24], name[80], offered[32], achieved[32];
+    snprintf(id, sizeof id, "e.%d%s", pct, config ? ".lat" : "");
     bench_fmt_rate(offered, sizeof offered, rate, "rec/s");
-    snprintf(name, sizeof name, "(e) latency at %d%% load (%s)", pct, offered);
+    snprintf(name, sizeof name, "(e) latency at %d%% load (%s)%s", pct, offered, config ? ", latency mode" : "");
     bench_row r = bench_row_new(id, name, "rec/s");
     r.value = rate;
     r.has_lat = 1;
@@ -117,11 +124,87 @@ static int run_load(int pct, double max_rate)
     r.ctxsw = run.ctxsw;
     r.reps = 1;
     if (pct == 50)
-        bench_set_target(&r, GOAL_P99_LT, 100, "p99 < 100 us");
+        bench_set_target(&r, GOAL_P99_LT, 100, config ? "p99 < 100 us (latency mode)" : "p99 < 100 us");
     bench_fmt_rate(achieved, sizeof achieved, (double)src.total / run.wall_s, "rec/s");
     snprintf(r.note, sizeof r.note, "offered rate; achieved %s; %llu observed; max %.0f us", achieved,
              (unsigned long long)m.count, m.max / 1e3);
     bench_emit(&r);
+    return 0;
+}
+
+/* The host's wake-up limit: one thread signals a condition variable another sleeps on, with the time of
+ * the signal; the woken thread records how long it took. The floor under any latency of a consumer that
+ * sleeps (the default), which latency mode's polling avoids. */
+typedef struct wake_pair {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t sent_ns; /* 0: nothing pending */
+    int stop;
+    double *samples;
+    size_t n, cap;
+} wake_pair;
+
+static void *wake_sleeper(void *arg)
+{
+    wake_pair *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        while (!w->sent_ns && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->sent_ns && w->n < w->cap)
+            w->samples[w->n++] = (double)(sage_now_ns() - w->sent_ns);
+        w->sent_ns = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int wake_row(void)
+{
+    wake_pair w = {.cap = g_opts.quick ? 2000 : 20000};
+    w.samples = malloc(w.cap * sizeof *w.samples);
+    if (!w.samples)
+        return bench_fail("(e.wake) out of memory");
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, wake_sleeper, &w);
+    for (size_t i = 0; i < w.cap; i++) {
+        nanosleep(&(struct timespec){0, 20000}, NULL); /* the sleeper is asleep by then */
+        pthread_mutex_lock(&w.mu);
+        w.sent_ns = sage_now_ns();
+        pthread_cond_signal(&w.cv);
+        while (w.sent_ns)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+    }
+    pthread_mutex_lock(&w.mu);
+    w.stop = 1;
+    pthread_cond_broadcast(&w.cv);
+    pthread_mutex_unlock(&w.mu);
+    pthread_join(th, NULL);
+    qsort(w.samples, w.n, sizeof *w.samples, cmp_double);
+    bench_row r = bench_row_new("e.wake", "(e) the host's wake-up: condition variable signal to a sleeping thread",
+                                "wakes");
+    r.value = (double)w.n;
+    r.has_lat = 1;
+    r.p50_us = w.samples[w.n / 2] / 1e3;
+    r.p99_us = w.samples[w.n * 99 / 100] / 1e3;
+    r.p999_us = w.samples[w.n * 999 / 1000] / 1e3;
+    r.records = w.n;
+    r.reps = 1;
+    snprintf(r.note, sizeof r.note, "a consumer that sleeps pays this per batch; latency mode polls instead");
+    bench_emit(&r);
+    free(w.samples);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
     return 0;
 }
 
@@ -134,7 +217,11 @@ int scen_latency(int arg)
     bench_emit(&r);
     static const int loads[] = {10, 50, 90};
     for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++)
-        if (run_load(loads[i], r.value) < 0)
+        if (run_load(loads[i], r.value, NULL) < 0)
             return -1;
-    return 0;
+    /* the same offered rates in latency mode, then what the host's wake-ups alone cost */
+    for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++)
+        if (run_load(loads[i], r.value, LATENCY_MODE) < 0)
+            return -1;
+    return wake_row();
 }
