@@ -9,11 +9,8 @@
  * which lets the engine flush its partial batches. The sink records
  * now - stamp into a histogram (sage_ctx_observe), read back with
  * sage_env_metric. Records of the first 100 ms are sent but not observed. */
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sage/sage.h>
 
@@ -132,82 +129,6 @@ static int run_load(int pct, double max_rate, const char *config)
     return 0;
 }
 
-/* The host's wake-up limit: one thread signals a condition variable another sleeps on, with the time of
- * the signal; the woken thread records how long it took. The floor under any latency of a consumer that
- * sleeps (the default), which latency mode's polling avoids. */
-typedef struct wake_pair {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t sent_ns; /* 0: nothing pending */
-    int stop;
-    double *samples;
-    size_t n, cap;
-} wake_pair;
-
-static void *wake_sleeper(void *arg)
-{
-    wake_pair *w = arg;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop) {
-        while (!w->sent_ns && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (w->sent_ns && w->n < w->cap)
-            w->samples[w->n++] = (double)(sage_now_ns() - w->sent_ns);
-        w->sent_ns = 0;
-        pthread_cond_broadcast(&w->cv);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int wake_row(void)
-{
-    wake_pair w = {.cap = g_opts.quick ? 2000 : 20000};
-    w.samples = malloc(w.cap * sizeof *w.samples);
-    if (!w.samples)
-        return bench_fail("(e.wake) out of memory");
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    pthread_t th;
-    pthread_create(&th, NULL, wake_sleeper, &w);
-    for (size_t i = 0; i < w.cap; i++) {
-        nanosleep(&(struct timespec){0, 20000}, NULL); /* the sleeper is asleep by then */
-        pthread_mutex_lock(&w.mu);
-        w.sent_ns = sage_now_ns();
-        pthread_cond_signal(&w.cv);
-        while (w.sent_ns)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-    }
-    pthread_mutex_lock(&w.mu);
-    w.stop = 1;
-    pthread_cond_broadcast(&w.cv);
-    pthread_mutex_unlock(&w.mu);
-    pthread_join(th, NULL);
-    qsort(w.samples, w.n, sizeof *w.samples, cmp_double);
-    bench_row r = bench_row_new("e.wake", "(e) the host's wake-up: condition variable signal to a sleeping thread",
-                                "wakes");
-    r.value = (double)w.n;
-    r.has_lat = 1;
-    r.p50_us = w.samples[w.n / 2] / 1e3;
-    r.p99_us = w.samples[w.n * 99 / 100] / 1e3;
-    r.p999_us = w.samples[w.n * 999 / 1000] / 1e3;
-    r.records = w.n;
-    r.reps = 1;
-    snprintf(r.note, sizeof r.note, "a consumer that sleeps pays this per batch; latency mode polls instead");
-    bench_emit(&r);
-    free(w.samples);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
-    return 0;
-}
-
 int scen_latency(int arg)
 {
     bench_row r = bench_row_new("e.max", "(e) max rate, src -> rebalance -> sink p1", "rec/s");
@@ -219,9 +140,9 @@ int scen_latency(int arg)
     for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++)
         if (run_load(loads[i], r.value, NULL) < 0)
             return -1;
-    /* the same offered rates in latency mode, then what the host's wake-ups alone cost */
+    /* the same offered rates in latency mode (the host's wake-up alone: row limit.wake) */
     for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++)
         if (run_load(loads[i], r.value, LATENCY_MODE) < 0)
             return -1;
-    return wake_row();
+    return 0;
 }
