@@ -68,6 +68,10 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
             return sage__errf(e, SAGE_ECONFIG,
                               "config key \"flush_linger_us\": expected microseconds from 0 to 1000000");
         cfg->flush_linger_us = (unsigned)json_integer_value(v);
+    } else if (strcmp(key, "idle_spin_us") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000)
+            return sage__errf(e, SAGE_ECONFIG, "config key \"idle_spin_us\": expected microseconds from 0 to 10000");
+        cfg->idle_spin_us = (unsigned)json_integer_value(v);
     } else if (strcmp(key, "jobmanager") == 0) {
         if (!json_is_string(v) || sage__parse_hostport(json_string_value(v), cfg->jm_host, sizeof cfg->jm_host,
                                                        &cfg->jm_port, SAGE_JOBMANAGER_PORT) != 0)
@@ -105,16 +109,17 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
             return sage__errf(e, SAGE_ECONFIG, "config key \"restore_from\": the path is longer than %zu bytes",
                               sizeof cfg->restore_from - 1);
     } else {
-        static const char *const known[] = {"max_parallelism", "batch_bytes", "channel_bytes", "max_record_bytes",
-                                            "flush_linger_us", "node",        "jobmanager",    "token_file",
-                                            "fault_tolerance", "restore_from"};
+        static const char *const known[] = {"max_parallelism", "batch_bytes",     "channel_bytes", "max_record_bytes",
+                                            "flush_linger_us", "idle_spin_us",    "node",          "jobmanager",
+                                            "token_file",      "fault_tolerance", "restore_from"};
         const char *near = sage__suggest(key, known, sizeof known / sizeof known[0]);
         char hint[96] = "";
         if (near)
             sage__fmt(hint, sizeof hint, "did you mean \"%s\"? ", near);
         return sage__errf(e, SAGE_ECONFIG,
                           "config: unknown key \"%s\" (%sknown: max_parallelism, batch_bytes, channel_bytes, "
-                          "max_record_bytes, flush_linger_us, node, jobmanager, token_file, fault_tolerance, "
+                          "max_record_bytes, flush_linger_us, idle_spin_us, node, jobmanager, token_file, "
+                          "fault_tolerance, "
                           "restore_from)",
                           key, hint);
     }

@@ -215,6 +215,7 @@ int sage__task_setup(sage__job *job, sage__task *t, const sage__chain *ch, int i
             q->chan.ops->destroy(&q->chan);
             return SAGE_ENOMEM;
         }
+        q->spin_ns = (uint64_t)job->cfg->idle_spin_us * 1000u;
         if (job->binding && job->binding->drop) {
             q->dispose = sage__job_dispose_batch;
             q->dispose_arg = job;

@@ -179,6 +179,32 @@ static sage__batch *keep_free(sage__queue *q, sage__batch *b)
     return NULL;
 }
 
+/* Latency mode (config idle_spin_us): with the lock released, poll the queue's depth for spin_ns before
+ * sleeping, so a batch that comes soon is taken without the futex wake-up (tens of microseconds on a VM).
+ * consumer_waiting stays set meanwhile: producers flush partial batches to us as to a sleeping consumer.
+ * Called and returns with the lock held; 1 when something is queued (or the job was canceled). */
+static int spin_for_input(sage__queue *q)
+{
+    pthread_mutex_unlock(&q->mu);
+    uint64_t end = sage__mono_ns() + q->spin_ns;
+    int got = 0;
+    for (unsigned i = 0; !got; i++) {
+        got = atomic_load_explicit(&q->depth, memory_order_acquire) > 0 ||
+              atomic_load_explicit(q->canceled, memory_order_relaxed);
+        if (!got && (i & 63) == 63 && sage__mono_ns() >= end)
+            break;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->count > 0 || atomic_load_explicit(q->canceled, memory_order_relaxed)) {
+        atomic_store_explicit(&q->chan.consumer_waiting, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
 int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch **out)
 {
     *out = NULL;
@@ -196,6 +222,8 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch *
             return 0;
         }
         atomic_store_explicit(&q->chan.consumer_waiting, 1, memory_order_relaxed);
+        if (q->spin_ns && spin_for_input(q)) /* latency mode: a batch came while we polled */
+            continue;
         pthread_cond_wait(&q->not_empty, &q->mu);
         atomic_store_explicit(&q->chan.consumer_waiting, 0, memory_order_relaxed);
     }

@@ -29,6 +29,7 @@ typedef struct sage__queue {
     /* how a batch whose records were never processed goes (NULL: free()); a binding's handles need a drop */
     void (*dispose)(sage__batch *b, void *arg);
     void *dispose_arg;
+    uint64_t spin_ns; /* an empty queue's consumer polls this long before it sleeps (config idle_spin_us) */
 } sage__queue;
 
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled);
