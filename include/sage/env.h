@@ -37,8 +37,8 @@ extern "C" {
  *   "idle_spin_us"       how long a task with nothing queued polls for input
  *                        before it sleeps, 0..10000 (default 0: it sleeps at
  *                        once). Latency mode, for a job with no more busy
- *                        threads than cores: {"batch_bytes": 512,
- *                        "flush_linger_us": 0, "idle_spin_us": 200} (docs/api.md)
+ *                        threads than cores: {"flush_linger_us": 0,
+ *                        "idle_spin_us": 200} (docs/api.md)
  *   "node"               simulated or declared node capacity, see docs/resources.md:
  *                        {"cpus": 20, "gpus": 2, "memory": "64GB", "resources": {"ssd": 2}}
  *   "jobmanager"         "HOST:PORT" of a JobManager: the env becomes remote

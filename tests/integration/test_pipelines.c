@@ -175,13 +175,18 @@ static int counts_close(sage_ctx *c, sage_out *o, void *u)
     return sage_ctx_state_foreach(c, emit_count, o) ? SAGE_ECANCELED : 0;
 }
 
-static void word_count(void)
+static void word_count_with(const char *config);
+static void word_count(void) { word_count_with(NULL); }
+/* Latency mode (consumers poll before they sleep, no linger): the same exact counts. */
+static void word_count_latency_mode(void) { word_count_with("{\"flush_linger_us\": 0, \"idle_spin_us\": 200}"); }
+
+static void word_count_with(const char *config)
 {
     const char *lines[] = {"the cat sat", "on the mat", "the end", "", "cat cat"};
     size_t lens[5];
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(lines[i]);
-    sage_env *env = sage_env_create("wc", NULL);
+    sage_env *env = sage_env_create("wc", config);
     sage_collector *c = sage_collector_create(0);
     sage_stream *s = sage_from_collection(env, (const void *const *)lines, lens, 5, NULL);
     s = sage_flat_map(s, split_words, NULL, &(sage_op_opts){.parallelism = 2});
@@ -473,6 +478,7 @@ int main(int argc, char **argv)
     RUN(flat_map_counts);
     RUN(key_routing);
     RUN(word_count);
+    RUN(word_count_latency_mode);
     RUN(custom_partition);
     RUN(broadcast_and_rebalance);
     RUN(connect_comap);
