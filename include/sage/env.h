@@ -33,7 +33,9 @@ extern "C" {
  *                        256 B..4 GiB (default 256 KiB; raised to batch_bytes)
  *   "max_record_bytes"   largest record, 1 B..2 GiB (default 64 MiB)
  *   "flush_linger_us"    how long a partial batch waits for more records
- *                        when its consumer is idle, 0..1000000 (default 200)
+ *                        when its consumer is idle, 0..1000000 (default 200);
+ *                        times the consumer instances per core on a route
+ *                        to more instances than cores
  *   "idle_spin_us"       how long a task with nothing queued polls for input
  *                        before it sleeps, 0..10000 (default 0: it sleeps at
  *                        once). Latency mode, for a job with no more busy

@@ -167,7 +167,8 @@ typedef struct sage__config {
     size_t batch_bytes;
     size_t channel_bytes;
     size_t max_record_bytes;
-    unsigned flush_linger_us; /* a partial batch waits this long for more records when its consumer is idle */
+    unsigned flush_linger_us; /* a partial batch waits this long for more records when its consumer is idle
+                               * (times the consumer instances per core: sage__task_routes) */
     unsigned idle_spin_us;    /* a consumer with nothing queued polls this long before it sleeps (0: sleeps) */
     json_t *node;             /* "node" object or NULL (owned) */
     int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */

@@ -1,5 +1,6 @@
 /* runtime/job.c - a job in this process: its tasks and channels, starting threads, waiting, stopping, failing. */
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,14 @@ int sage__task_setup(sage__job *job, sage__task *t, const sage__chain *ch, int i
 
 /* Routes: the tail of the task's chain feeds the heads of its consumers'
  * chains; target(arg, chain, instance, input) gives each consumer's channel. */
+/* The CPUs this process may run on (at least 1). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    return n > 0 ? n : 1;
+}
+
 int sage__task_routes(sage__job *job, sage__task *t, sage__target_fn target, void *arg)
 {
     const sage__plan *plan = job->plan;
@@ -248,6 +257,11 @@ int sage__task_routes(sage__job *job, sage__task *t, sage__target_fn target, voi
         r->ntargets = cch->parallelism;
         r->self = t->instance;
         r->rr = (uint32_t)(t->instance % cch->parallelism); /* spread round-robin starts */
+        /* Fanning out to more consumers than cores, each target's batch fills that many times slower, and a
+         * linger sized for one consumer per core would send each a stream of small batches, one wake-up
+         * each: the linger grows with the fan-out per core (64 targets on 2 cores: 32x). */
+        int per_core = (cch->parallelism + usable_cpus() - 1) / usable_cpus();
+        r->linger_ns = t->linger_ns * (uint64_t)(per_core > 1 ? per_core : 1);
         r->targets = calloc((size_t)r->ntargets, sizeof *r->targets);
         r->pending = calloc((size_t)r->ntargets, sizeof *r->pending);
         if (!r->targets || !r->pending)

@@ -95,6 +95,7 @@ typedef struct sage__route {
     sage__batch **pending; /* partial batch per target */
     uint32_t rr;           /* round-robin cursor */
     int self;              /* forward: this task's instance */
+    uint64_t linger_ns;    /* a partial batch's linger on this route: flush_linger_us, times the fan-out per core */
 } sage__route;
 
 struct sage__task {

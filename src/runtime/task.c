@@ -440,10 +440,10 @@ int sage__task_flush(sage__task *t, int only_hungry)
             if (only_hungry) {
                 if (!atomic_load_explicit(&r->targets[k]->consumer_waiting, memory_order_relaxed))
                     continue;
-                if (t->linger_ns) {
+                if (r->linger_ns) {
                     if (!now)
                         now = sage__mono_ns();
-                    if (now - b->first_ns < t->linger_ns)
+                    if (now - b->first_ns < r->linger_ns)
                         continue;
                 }
             }
