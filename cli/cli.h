@@ -31,6 +31,8 @@ void cli_print_json(const json_t *j);
 int cli_jobmanager_start(const cli_opts *o);
 int cli_jobmanager_status(const cli_opts *o);
 int cli_jobmanager_stop(const cli_opts *o);
+/* sage dashboard: a one-time login address of the JobManager's dashboard, as the last line */
+int cli_dashboard(const cli_opts *o);
 
 /* cli_job.c: sage job list | status | pause | resume | stop | cancel | logs */
 int cli_job_list(const cli_opts *o);

@@ -210,3 +210,17 @@ int cli_jobmanager_stop(const cli_opts *o)
     printf("JobManager on %s:%d stopped\n", o->host, o->port);
     return 0;
 }
+
+int cli_dashboard(const cli_opts *o)
+{
+    json_t *reply = NULL;
+    int ec = cli_request(o, json_pack("{s:s}", "op", "dashboard"), &reply);
+    if (ec)
+        return ec;
+    const char *url = json_string_value(json_object_get(reply, "url"));
+    printf("The JobManager's dashboard: open this address once (it logs you in, for %lld s; the session then lasts "
+           "12 hours):\n%s\n",
+           (long long)json_integer_value(json_object_get(reply, "valid_s")), url ? url : "?");
+    json_decref(reply);
+    return url ? 0 : EXIT_REFUSED;
+}

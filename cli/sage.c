@@ -1,7 +1,7 @@
 /* cli/sage.c - the `sage` command: its options and commands (jobmanager, job, cluster, version). Public API only,
  * plus the daemon's entry point (jobmanager/jobmanager.h) and the code the daemon shares (src/cluster/).
  *
- *   cli_jobmanager.c   jobmanager start | status | stop
+ *   cli_jobmanager.c   jobmanager start | status | stop; dashboard
  *   cli_job.c          job list | status | pause | resume | stop | cancel | logs
  *   cli_service.c      service call
  *   cli_client.c       the connection to a JobManager those use
@@ -32,6 +32,7 @@ static const char *const usage_text =
     "  job stop <id> --savepoint DIR      (a checkpoint into DIR first; restore_from starts a new run there)\n"
     "  job logs <id> [--follow]\n"
     "  service call <job> <service> [--method M] [--timeout SECONDS] <payload|->\n"
+    "  dashboard                          (prints the address that logs a browser in to the dashboard)\n"
     "                                     (a running job's service; default timeout 30 s)\n"
     "  cluster start --head | --worker --head-address=H:P ...   (see: sage cluster --help)\n"
     "  cluster status [--json] | cluster stop\n"
@@ -188,6 +189,8 @@ int main(int argc, char **argv)
             return cli_job_control(&o, pos[1], id);
         return usage("unknown job command %s", pos[1]);
     }
+    if (strcmp(pos[0], "dashboard") == 0 && npos == 1)
+        return cli_dashboard(&o);
     if (strcmp(pos[0], "service") == 0) {
         int64_t id;
         if (npos < 2 || strcmp(pos[1], "call") != 0)

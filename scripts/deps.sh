@@ -9,6 +9,8 @@ pkgs="$pkgs slurm-wlm slurmctld slurmd munge slurm-client iproute2 jq"
 # The Python package (python/): Debian's interpreter headers, pytest for its tests, setuptools and pip for
 # `pip install --no-build-isolation .`.
 pkgs="$pkgs python3-dev python3-pytest python3-setuptools python3-pip"
+# The dashboard's browser test (tests/integration/test_dashboard.c) runs Debian's Chromium headless.
+pkgs="$pkgs chromium"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs gstreamer1.0-tools gstreamer1.0-plugins-base libzmq3-dev libtbb-dev g++"
 fi

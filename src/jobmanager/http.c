@@ -1,4 +1,4 @@
-/* jobmanager/http.c - Prometheus text metrics on the JobManager's port (GET /metrics with the token as bearer).
+/* jobmanager/http.c - HTTP on the JobManager's port: Prometheus text metrics (GET /metrics, the token as bearer); the rest is the dashboard's.
  *
  * The token is taken from the Authorization header only (http_head.c
  * parses header lines; the name in any case), as "Bearer <token>", and
@@ -154,8 +154,12 @@ void jm_http(jm *d, jm_conn *c)
         reply_text(c, h.status, body);
         return;
     }
-    if (strcmp(h.method, "GET") != 0 || strcmp(h.target, "/metrics") != 0) {
-        reply_text(c, strcmp(h.method, "GET") != 0 ? 405 : 404, "only GET /metrics is served here\n");
+    if (strcmp(h.target, "/metrics") != 0) { /* everything else is the dashboard's */
+        jm_dashboard(d, c, &h);
+        return;
+    }
+    if (strcmp(h.method, "GET") != 0) {
+        reply_text(c, 405, "only GET /metrics is served here\n");
         return;
     }
     if (!authorized(d, h.authorization)) {

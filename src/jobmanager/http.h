@@ -1,4 +1,4 @@
-/* jobmanager/http.h - the HTTP/1.x request head parser behind GET /metrics: a pure function over bytes. */
+/* jobmanager/http.h - the HTTP/1.x request head parser behind /metrics and the dashboard: a pure function over bytes. */
 #ifndef SAGE_JOBMANAGER_HTTP_H
 #define SAGE_JOBMANAGER_HTTP_H
 
@@ -6,6 +6,7 @@
 
 #define SAGE__HTTP_HEAD_MAX 8192  /* longest head read, the empty line included */
 #define SAGE__HTTP_HEADERS_MAX 64 /* most header lines */
+#define SAGE__HTTP_SESSION_COOKIE "sage_session"
 
 enum { SAGE__HTTP_COMPLETE = 0, SAGE__HTTP_MORE = 1 };
 
@@ -16,6 +17,7 @@ typedef struct sage__http_head {
     size_t len; /* bytes of the head, up to and including its empty line */
     int nheaders;
     char authorization[512]; /* the Authorization header's value, surrounding blanks removed ("" if none) */
+    char session[65];        /* the dashboard's session cookie (SAGE__HTTP_SESSION_COOKIE), hex ("" if none) */
     int status;              /* a refused head: the status to answer (400, 431 or 505) */
     char error[160];         /* a refused head: what was wrong and where */
 } sage__http_head;
@@ -29,7 +31,8 @@ typedef struct sage__http_head {
  * header line without a colon, an empty or malformed header name, a folded
  * header line, two Authorization headers (400), a version other than
  * HTTP/1.0 and HTTP/1.1 (505)). Header names are case-insensitive; only
- * Authorization is kept. Reads nothing past buf + len. */
+ * Authorization and the dashboard's session cookie are kept. Reads nothing
+ * past buf + len. */
 int sage__http_parse_head(const unsigned char *buf, size_t len, sage__http_head *h);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include "jobmanager/http.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -57,6 +58,33 @@ static int request_line(const unsigned char *p, size_t n, sage__http_head *h)
     return 0;
 }
 
+/* A Cookie header's value: "name=value; name=value"; keep the dashboard's session cookie
+ * (SAGE__HTTP_SESSION_COOKIE) when its value is 1..64 hex digits, ignore every other cookie (a browser
+ * sends the cookies of every server on the same host name). */
+static void session_cookie(const unsigned char *p, size_t n, sage__http_head *h)
+{
+    static const char name[] = SAGE__HTTP_SESSION_COOKIE "=";
+    size_t nl = sizeof name - 1, i = 0;
+    while (i < n) {
+        while (i < n && (p[i] == ' ' || p[i] == ';'))
+            i++;
+        size_t e = i;
+        while (e < n && p[e] != ';')
+            e++;
+        if (e - i > nl && memcmp(p + i, name, nl) == 0) {
+            size_t vl = e - i - nl;
+            int hex = vl < sizeof h->session;
+            for (size_t k = 0; hex && k < vl; k++)
+                hex = isxdigit(p[i + nl + k]) != 0;
+            if (hex) {
+                memcpy(h->session, p + i + nl, vl);
+                h->session[vl] = '\0';
+            }
+        }
+        i = e;
+    }
+}
+
 /* One header line (without its CRLF). */
 static int header_line(const unsigned char *p, size_t n, size_t line, sage__http_head *h)
 {
@@ -83,6 +111,8 @@ static int header_line(const unsigned char *p, size_t n, size_t line, sage__http
             return refuse(h, 431, "Authorization header too long", line);
         memcpy(h->authorization, p + v, ve - v);
         h->authorization[ve - v] = '\0';
+    } else if (m == 6 && strncasecmp((const char *)p, "Cookie", 6) == 0) {
+        session_cookie(p + v, ve - v, h);
     }
     return 0;
 }

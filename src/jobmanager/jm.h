@@ -14,7 +14,7 @@
  *   output.c    worker output: pipes, log files, stderr tails
  *   stream.c    replies streamed as the client reads them: results, logs (and following them)
  *   views.c     the JSON views: ping, status, list, end; a task's store row
- *   http.c      GET /metrics; http_head.c parses the request head
+ *   http.c      GET /metrics; http_head.c parses the request head; dashboard.c the web dashboard
  *   store.c     SQLite job records; store_mem.c keeps them in memory, store_writer.c writes them (a thread)
  *   statedir.c  the state directory: private directories and files, never through a link
  *   log.c       jobmanager.log: escaped lines, rate-limited refusals, rotation
@@ -279,6 +279,14 @@ typedef struct jm_parked {
     struct jm_parked *next;
 } jm_parked;
 
+/* A dashboard login secret or session id (dashboard.c): 64 hex digits, until expires_ms. */
+typedef struct jm_dash_secret {
+    char hex[SAGE__TOKEN_HEX + 1];
+    int64_t expires_ms; /* sage__mono_ms */
+} jm_dash_secret;
+#define JM_DASH_LOGINS 16   /* login secrets not yet used */
+#define JM_DASH_SESSIONS 64 /* browser sessions */
+
 struct jm {
     char home[1024]; /* short enough that every path under it fits PATH_MAX */
     char host[256];
@@ -296,6 +304,7 @@ struct jm {
     jm_data_plane data_plane;    /* config key "data_plane" */
     const jm_launcher *launcher; /* chosen once by the configuration: local or Slurm */
     jm_slurm slurm;
+    jm_dash_secret dash_logins[JM_DASH_LOGINS], dash_sessions[JM_DASH_SESSIONS]; /* dashboard.c */
     jm_cmd *cmds;      /* Slurm commands running or queued (command.c) */
     jm_parked *parked; /* submits waiting for the node list, oldest first */
     jm_conn *conns;
@@ -474,6 +483,11 @@ void jm_task_row(const jm *d, const jm_job *j, const jm_task *k, sage__task_row 
 
 /* ---- http.c ---- */
 void jm_http(jm *d, jm_conn *c);
+/* dashboard.c: a one-time login secret for `sage dashboard` (into secret, at least 65 bytes); the answer
+ * to an HTTP request other than /metrics (h: its parsed head). */
+int jm_dashboard_login(jm *d, char *secret, size_t len);
+struct sage__http_head;
+void jm_dashboard(jm *d, jm_conn *c, const struct sage__http_head *h);
 
 /* ---- perimeter: statedir.c, log.c, and the connection limits in conn.c ---- */
 /* The state directory d->home: created 0700 if missing, else refused unless it is ours with no access for

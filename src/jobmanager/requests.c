@@ -373,6 +373,15 @@ void jm_client_request(jm *d, jm_conn *c, json_t *req)
     } else if (strcmp(op, "pause") == 0 || strcmp(op, "resume") == 0 || strcmp(op, "stop") == 0 ||
                strcmp(op, "cancel") == 0) {
         control(d, c, req, op);
+    } else if (strcmp(op, "dashboard") == 0) { /* a one-time login address for a browser */
+        char secret[SAGE__TOKEN_HEX + 1];
+        if (jm_dashboard_login(d, secret, sizeof secret) != 0) {
+            jm_send_error(c, SAGE_ESYS, "dashboard: no random bytes for a login secret");
+        } else {
+            char url[512];
+            sage__fmt(url, sizeof url, "http://%s:%d/?token=%s", d->host, d->port, secret);
+            jm_send_json(c, SAGE__MSG_OK, json_pack("{s:s,s:i}", "url", url, "valid_s", 120));
+        }
     } else if (strcmp(op, "service") == 0) {
         service_address(d, c, req);
     } else if (strcmp(op, "logs") == 0) {

@@ -33,6 +33,38 @@ static void test_good(void)
     CHECK_INT(h.nheaders, 2);
 }
 
+/* The dashboard's session cookie: found among other cookies, in any Cookie header; anything that is not
+ * 1..64 hex digits is ignored (never an error: a browser sends every cookie of the host name). */
+static void test_session_cookie(void)
+{
+    static const struct {
+        const char *cookies, *want;
+    } cases[] = {
+        {"sage_session=abc123", "abc123"},
+        {"theme=dark; sage_session=00ff; lang=en", "00ff"},
+        {"sage_session=", ""},
+        {"sage_session=xyz", ""},                    /* not hex */
+        {"sage_session=ab cd", ""},                  /* a blank inside */
+        {"my_sage_session=abcd", ""},                /* another name that ends the same */
+        {"sage_sessions=abcd", ""},                  /* another name that starts the same */
+        {"sage_session=abcd;sage_session=ef", "ef"}, /* the last one wins */
+        {"sage_session=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", /* 64 */
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+        {"sage_session=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", ""}, /* 65 */
+        {";;; ; sage_session=1", "1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[512];
+        snprintf(req, sizeof req, "GET / HTTP/1.1\r\nCookie: %s\r\n\r\n", cases[i].cookies);
+        sage__http_head h;
+        CHECK_INT(parse(req, &h), SAGE__HTTP_COMPLETE);
+        CHECK_STR(h.session, cases[i].want);
+    }
+    sage__http_head h;
+    CHECK_INT(parse("GET / HTTP/1.1\r\nCookie: a=1\r\ncookie: sage_session=beef\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.session, "beef");
+}
+
 static void test_partial(void)
 {
     static const char *const more[] = {
@@ -144,6 +176,7 @@ int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(test_good);
+    RUN(test_session_cookie);
     RUN(test_partial);
     RUN(test_bad);
     RUN(test_limits);
