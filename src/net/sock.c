@@ -167,3 +167,30 @@ int sage__parse_hostport(const char *s, char *host, size_t host_len, int *port, 
     }
     return 0;
 }
+
+int sage__read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return got == 0 && n == 0 ? 1 : SAGE_EIO;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+void sage__iov_consume(struct iovec **iov, int *n, size_t w)
+{
+    while (*n > 0 && w >= (*iov)->iov_len) {
+        w -= (*iov)->iov_len;
+        (*iov)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + w;
+        (*iov)->iov_len -= w;
+    }
+}

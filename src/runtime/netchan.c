@@ -73,32 +73,11 @@ static int send_all(int fd, struct iovec *iov, int n, _Atomic uint64_t *blocked,
             }
             return SAGE_EIO;
         }
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        sage__iov_consume(&iov, &n, (size_t)w);
     }
     return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, (char *)buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return got == 0 && n == 0 ? 1 : SAGE_EIO; /* 1: clean end of stream */
-        got += (size_t)n;
-    }
-    return 0;
-}
 
 static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh);
 static void net_wake(sage__chan *c)
@@ -459,7 +438,7 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
                 break; /* a frame (or the end) is waiting: read it first */
         }
         unsigned char hdr[SAGE__FRAME_HDR];
-        rc = read_all(fd, hdr, sizeof hdr);
+        rc = sage__read_full(fd, hdr, sizeof hdr);
         if (rc == 1)
             break; /* the producer closed after its end-of-stream */
         if (rc != 0) {
@@ -474,7 +453,7 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
             break;
         }
         uint32_t be[3];
-        if (read_all(fd, be, f.type == SAGE__MSG_EOS ? 4 : f.type == SAGE__MSG_BARRIER ? 12 : 8) != 0) {
+        if (sage__read_full(fd, be, f.type == SAGE__MSG_EOS ? 4 : f.type == SAGE__MSG_BARRIER ? 12 : 8) != 0) {
             fail(arg, "a data connection broke in the middle of a frame");
             break;
         }
@@ -508,7 +487,7 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
         } else {
             b->n = ntohl(be[1]);
             b->used = used;
-            if (read_all(fd, b->data, used) != 0) {
+            if (sage__read_full(fd, b->data, used) != 0) {
                 free(b);
                 fail(arg, "a data connection broke in the middle of a frame");
                 break;

@@ -100,39 +100,18 @@ static int write_all(int fd, struct iovec *iov, int n)
                 continue;
             return -1;
         }
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        sage__iov_consume(&iov, &n, (size_t)w);
     }
     return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, (char *)buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return got == 0 && n == 0 ? 1 : -1; /* 1: closed between frames */
-        got += (size_t)n;
-    }
-    return 0;
-}
 
 /* One frame of `type` (CALL or ANSWER): its payload, malloc'd, with the body moved to its start. 0, 1 (closed
- * between frames) or -1 with why. */
+ * between frames) or a negative code with why. */
 static int read_msg(int fd, int type, uint64_t *id, int *rc, void **body, size_t *blen, char *why, size_t why_len)
 {
     unsigned char hdr[SAGE__FRAME_HDR];
-    int r = read_full(fd, hdr, sizeof hdr);
+    int r = sage__read_full(fd, hdr, sizeof hdr);
     if (r != 0) {
         sage__fmt(why, why_len, "%s",
                   r == 1 ? "the connection closed" : "the connection broke in the middle of a frame");
@@ -146,7 +125,7 @@ static int read_msg(int fd, int type, uint64_t *id, int *rc, void **body, size_t
         sage__fmt(why, why_len, "out of memory for a frame of %u bytes", f.len);
         return -1;
     }
-    if (read_full(fd, p, f.len) != 0) {
+    if (sage__read_full(fd, p, f.len) != 0) {
         free(p);
         sage__fmt(why, why_len, "the connection broke in the middle of a frame");
         return -1;
