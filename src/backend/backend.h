@@ -77,5 +77,8 @@ sage__backend *sage__backend_worker(void);
 json_t *sage__metrics_snapshot(sage__task *t);
 json_t *sage__metrics_json(sage__task *t, json_t *snap, double interval_s, uint64_t *last_count);
 void sage__metrics_import(sage__task *t, json_t *m);
+/* A histogram as a worker reports it ({"count", "sum", "min", "max", "buckets"}) back into h (initialized
+ * here; sage__hist_free it). */
+void sage__hist_from_json(sage__hist *h, json_t *j);
 
 #endif

@@ -14,7 +14,7 @@ static json_t *hist_json(const sage__hist *h)
                      h->max, "buckets", b);
 }
 
-static void hist_import(sage__hist *h, json_t *j)
+void sage__hist_from_json(sage__hist *h, json_t *j)
 {
     sage__hist_init(h);
     h->count = (uint64_t)json_integer_value(json_object_get(j, "count"));
@@ -102,7 +102,7 @@ void sage__metrics_import(sage__task *t, json_t *m)
             json_t *h = json_object_get(v, "hist");
             if (h) {
                 mt->is_hist = 1;
-                hist_import(&mt->hist, h);
+                sage__hist_from_json(&mt->hist, h);
             } else {
                 sage__hist_init(&mt->hist);
                 mt->counter = json_integer_value(json_object_get(v, "counter"));

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "backend/backend.h" /* sage__hist_from_json */
 #include "jobmanager/http.h"
 #include "jobmanager/jm.h"
 #include "util/err.h"
@@ -79,6 +80,49 @@ static const char *label(char *out, size_t cap, const char *in)
     return out;
 }
 
+/* The user counters and histograms (sage_ctx_counter_add, sage_ctx_observe) of task k's operators, as its
+ * worker last reported them: counters as sage_user_counter_total, histograms as the summary
+ * sage_user_histogram (p50, p99, _sum, _count); the user's name is a label (counter="...", histogram="..."),
+ * never part of a metric name. */
+static void user_metrics(sage__buf *b, const jm_job *j, const jm_task *k, int hists, int *bad)
+{
+    json_t *ops = json_object_get(k->metrics, "operators"), *o;
+    size_t i;
+    json_array_foreach(ops, i, o)
+    {
+        char lab[900], name[400], mname[200];
+        const char *n = json_string_value(json_object_get(o, "name"));
+        const char *key;
+        json_t *m;
+        json_object_foreach(json_object_get(o, "user"), key, m)
+        {
+            sage__fmt(lab, sizeof lab, "job=\"%lld\",operator=\"%s\",instance=\"%d\"", (long long)j->id,
+                      label(name, sizeof name, n ? n : "?"), k->instance);
+            json_t *h = json_object_get(m, "hist");
+            if (!h != !hists)
+                continue; /* one family at a time: a family's samples stay together */
+            if (!h) {
+                *bad |= sage__buf_printf(b, "sage_user_counter_total{%s,counter=\"%s\"} %lld\n", lab,
+                                         label(mname, sizeof mname, key),
+                                         (long long)json_integer_value(json_object_get(m, "counter"))) != 0;
+                continue;
+            }
+            sage__hist hist;
+            sage__hist_from_json(&hist, h);
+            label(mname, sizeof mname, key);
+            *bad |= sage__buf_printf(b,
+                                     "sage_user_histogram{%s,histogram=\"%s\",quantile=\"0.5\"} %.9g\n"
+                                     "sage_user_histogram{%s,histogram=\"%s\",quantile=\"0.99\"} %.9g\n"
+                                     "sage_user_histogram_sum{%s,histogram=\"%s\"} %.9g\n"
+                                     "sage_user_histogram_count{%s,histogram=\"%s\"} %llu\n",
+                                     lab, mname, sage__hist_quantile(&hist, 0.5), lab, mname,
+                                     sage__hist_quantile(&hist, 0.99), lab, mname, hist.sum, lab, mname,
+                                     (unsigned long long)hist.count) != 0;
+            sage__hist_free(&hist);
+        }
+    }
+}
+
 /* Every metric of the live jobs; 0, or -1 when it does not fit METRICS_MAX. */
 static int metrics_text(jm *d, sage__buf *b)
 {
@@ -137,6 +181,16 @@ static int metrics_text(jm *d, sage__buf *b)
             if (k->has_cg)
                 M("sage_task_peak_memory_bytes{%s} %llu\n", lab, (unsigned long long)sage__cgroup_peak(&k->cg));
         }
+    M("# HELP sage_user_counter_total A user counter of an operator instance (sage_ctx_counter_add).\n"
+      "# TYPE sage_user_counter_total counter\n");
+    for (int hists = 0; hists < 2 && !bad; hists++) {
+        if (hists)
+            M("# HELP sage_user_histogram A user histogram of an operator instance (sage_ctx_observe), in its own "
+              "unit.\n# TYPE sage_user_histogram summary\n");
+        for (jm_job *j = d->jobs; j && !bad; j = j->next)
+            for (size_t t = 0; t < j->ntasks; t++)
+                user_metrics(b, j, &j->tasks[t], hists, &bad);
+    }
 #undef M
     return bad ? -1 : 0;
 }

@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 
 #include "jm_daemon.h"
-#include "net/sock.h" /* internal: raw HTTP requests to the daemon's port */
+#include "net/frame.h" /* internal: SAGE__TOKEN_HEX */
+#include "net/sock.h"  /* internal: raw HTTP requests to the daemon's port */
 #include "pipeline_util.h"
 
 static char self[1024];
@@ -31,7 +32,13 @@ static int trickle(sage_ctx *c, sage_out *o, void *u)
     return sage_emit_i64(o, v) < 0 ? SAGE_ECANCELED : SAGE_MORE;
 }
 
-static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+/* map "parse": a user counter and a user histogram, for the page and for Prometheus */
+static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
+{
+    sage_ctx_counter_add(c, "parsed", 1);
+    sage_ctx_observe(c, "size_bytes", (double)n);
+    return sage_emit(o, r, n);
+}
 static int drop(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
 
 static int run_pipeline(const char *name, const char *jm)
@@ -174,6 +181,41 @@ static void login_and_sessions(void)
     daemon_down(&d);
 }
 
+/* User counters and histograms of a running job in /metrics: the user's names as labels, histograms as
+ * summaries with p50 and p99. */
+static void prometheus_user_metrics(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], tok[SAGE__TOKEN_HEX + 2] = "", head[200];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    FILE *tf = fopen(d.token, "r");
+    if (tf) {
+        CHECK(fgets(tok, sizeof tok, tf) != NULL);
+        fclose(tf);
+    }
+    tok[strcspn(tok, "\n")] = 0;
+    snprintf(head, sizeof head, "Authorization: Bearer %s\r\n", tok);
+    FILE *job = start_job(&d, go);
+    CHECK(job_running(&d));
+    /* user metrics come with the reports after the task thread's first snapshot: wait for both instances' */
+    for (int64_t end = now_ms() + 20000; now_ms() < end; pause_ms(50)) {
+        CHECK_INT(http(&d, "GET", "/metrics", head), 200);
+        if (strstr(big, "instance=\"0\",histogram=\"size_bytes\"} ") && strstr(big, "instance=\"1\",histogram="))
+            break;
+    }
+    CHECK_CONTAINS(big, "# TYPE sage_user_counter_total counter\n");
+    CHECK_CONTAINS(big, "sage_user_counter_total{job=\"1\",operator=\"parse\",instance=\"0\",counter=\"parsed\"} ");
+    CHECK_CONTAINS(big, "# TYPE sage_user_histogram summary\n");
+    CHECK_CONTAINS(big, "sage_user_histogram{job=\"1\",operator=\"parse\",instance=\"1\",histogram=\"size_bytes\","
+                        "quantile=\"0.99\"} 8");
+    CHECK_CONTAINS(big,
+                   "sage_user_histogram_count{job=\"1\",operator=\"parse\",instance=\"0\",histogram=\"size_bytes\"} ");
+    end_job(job, go);
+    daemon_down(&d);
+}
+
 /* The page in Chromium: the job's name, its operators and instance rows, counters that move between two
  * loads; a screenshot for docs/dashboard.md. */
 static void page_in_chromium(void)
@@ -242,6 +284,7 @@ int main(int argc, char **argv)
     self[n > 0 ? n : 0] = 0;
     big = malloc(1 << 20);
     RUN(login_and_sessions);
+    RUN(prometheus_user_metrics);
     RUN(page_in_chromium);
     free(big);
     return CHECK_DONE();

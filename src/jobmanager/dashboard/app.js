@@ -166,7 +166,12 @@ async function job() {
     last.set(t.task, { t: now, bp });
     cell(tr, share, 'num');
     const user = [];
-    for (const o of ops) for (const [k, v] of Object.entries(o.user || {})) user.push(`${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`);
+    for (const o of ops) {
+      for (const [k, v] of Object.entries(o.user || {})) {
+        if (v.hist) user.push(`${k}: n=${v.hist.count} mean=${v.hist.count ? (v.hist.sum / v.hist.count).toPrecision(4) : '-'} max=${v.hist.max}`);
+        else user.push(`${k}=${v.counter}`);
+      }
+    }
     cell(tr, user.join(' '));
     tbody.appendChild(tr);
   }
