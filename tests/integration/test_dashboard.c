@@ -117,6 +117,21 @@ static void end_job(FILE *job, const char *go)
     CHECK_CONTAINS(big, " rc 0\n");
 }
 
+/* The daemon's token, as text (to check that no answer carries it). */
+static const char *tok_text(const daemon_t *d)
+{
+    static char tok[SAGE__TOKEN_HEX + 2];
+    FILE *f = fopen(d->token, "r");
+    tok[0] = 0;
+    if (f) {
+        if (!fgets(tok, sizeof tok, f))
+            tok[0] = 0;
+        fclose(f);
+    }
+    tok[strcspn(tok, "\n")] = 0;
+    return tok[0] ? tok : "(no token)";
+}
+
 /* Wait until job 1 runs and every task reported its metrics (30 s at most). */
 static int job_running(const daemon_t *d)
 {
@@ -173,6 +188,14 @@ static void login_and_sessions(void)
     CHECK_INT(http(&d, "GET", "/api/jobs/1", head), 200);
     CHECK_CONTAINS(big, "\"operator\":\"parse\"");
     CHECK_INT(http(&d, "GET", "/api/jobs/77", head), 404);
+    /* no file is ever read: the assets are compiled in, and any other path is unknown */
+    static const char *const strange[] =
+        {"/../../etc/passwd",       "/app.js/../index.html", "/%2e%2e/token", "//etc/passwd",
+         "/api/jobs/1/../../token", "/api/jobs/-1",          "/api/jobs/1x",  "/index.html"};
+    for (size_t i = 0; i < sizeof strange / sizeof strange[0]; i++) {
+        CHECK_INT(http(&d, "GET", strange[i], head), 404);
+        CHECK(strstr(big, "root:") == NULL && strstr(big, tok_text(&d)) == NULL);
+    }
     CHECK(http(&d, "POST", "/api/jobs", head) != 200); /* only GET is HTTP here: closed unanswered */
     CHECK(strstr(big, "dashjob") == NULL);
     CHECK_INT(http(&d, "GET", "/", head), 200);
@@ -188,15 +211,9 @@ static void prometheus_user_metrics(void)
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
-    char go[400], tok[SAGE__TOKEN_HEX + 2] = "", head[200];
+    char go[400], head[200];
     snprintf(go, sizeof go, "%s/go", d.home);
-    FILE *tf = fopen(d.token, "r");
-    if (tf) {
-        CHECK(fgets(tok, sizeof tok, tf) != NULL);
-        fclose(tf);
-    }
-    tok[strcspn(tok, "\n")] = 0;
-    snprintf(head, sizeof head, "Authorization: Bearer %s\r\n", tok);
+    snprintf(head, sizeof head, "Authorization: Bearer %s\r\n", tok_text(&d));
     FILE *job = start_job(&d, go);
     CHECK(job_running(&d));
     /* user metrics come with the reports after the task thread's first snapshot: wait for both instances' */
