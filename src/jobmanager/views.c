@@ -202,6 +202,17 @@ json_t *jm_job_status_json(jm *d, const jm_job *j)
                            jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
                            "tasks", tasks);
     jm_ft_view(j, st, now);
+    if (st) { /* the job's shape, for views that draw it: chains (name, parallelism) and edges with routing */
+        json_t *chains = json_array(), *c;
+        size_t i;
+        json_array_foreach(json_object_get(j->doc, "chains"), i, c)
+            json_array_append_new(chains, json_pack("{s:O,s:O}", "name", json_object_get(c, "name"), "parallelism",
+                                                    json_object_get(c, "parallelism")));
+        json_t *edges = json_object_get(j->doc, "edges");
+        json_object_set_new(st, "graph",
+                            json_pack("{s:o,s:o}", "chains", chains, "edges",
+                                      json_is_array(edges) ? json_incref(edges) : json_array()));
+    }
     if (st && d->launcher->view_job)
         d->launcher->view_job(d, j, st);
     add_store_warning(d, j->id, st);

@@ -51,13 +51,27 @@ json_t *sage__plan_document(const sage__plan *plan)
                              "parallelism", 1, "inputs", 1, "producers", tasks, "resources",
                              sage__resources_json(&sd->res, 0), "service", sd->name));
     }
+    /* the edges between chains, with their routing: what a view of the job draws (the JobManager places
+     * chains; it reads no edge) */
+    json_t *edges = json_array();
+    for (size_t c = 0; c < plan->nchains; c++) {
+        const sage__chain *ch = &plan->chains[c];
+        const sage__pop *tp = &plan->ops[ch->ops[ch->nops - 1]];
+        for (size_t k = 0; k < tp->nconsumers; k++) {
+            const sage__pop *cp = &plan->ops[tp->consumers[k].op];
+            sage__jadd(&bad, edges,
+                       json_pack("{s:i,s:i,s:s}", "from", (int)c, "to", cp->chain, "routing",
+                                 sage__part_name(cp->part[tp->consumers[k].input])));
+        }
+    }
     if (bad) {
         json_decref(chains);
+        json_decref(edges);
         return NULL;
     }
     /* the hash travels halved: JSON integers are signed 64-bit */
-    return json_pack("{s:s,s:I,s:o}", "name", plan->g->name, "plan_hash", (json_int_t)(plan->hash >> 1), "chains",
-                     chains);
+    return json_pack("{s:s,s:I,s:o,s:o}", "name", plan->g->name, "plan_hash", (json_int_t)(plan->hash >> 1), "chains",
+                     chains, "edges", edges);
 }
 
 int sage__plan_document_reqs(const json_t *doc, sage__place_req **out, size_t *n, char *err, size_t err_len)

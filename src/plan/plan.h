@@ -83,7 +83,10 @@ char *sage__plan_explain_json(const sage__plan *plan);
  * (the client adds the program: executable, argv, cwd, env). The job's
  * services follow its chains, in registration order, one entry each with
  * parallelism 1, "name": "service:NAME" and "service": NAME: under a
- * JobManager each is a process of its own. */
+ * JobManager each is a process of its own. "edges": [{"from": chain,
+ * "to": chain, "routing": "forward"|"rebalance"|"broadcast"|"key_by"|
+ * "custom"}] is for views of the job (the dashboard); nothing reads it
+ * to place or run. */
 json_t *sage__plan_document(const sage__plan *plan);
 /* The JobManager side: one placement request per chain of a submitted
  * document, checked (names, parallelism 1..SAGE_PARALLELISM_MAX, resources

@@ -257,8 +257,10 @@ static void page_in_chromium(void)
         CHECK_INT(rc, 0);
         CHECK_CONTAINS(big, "<td class=\"name\">dashjob</td>");
         CHECK_CONTAINS(big, "Job 1 \"dashjob\": running");
-        CHECK_CONTAINS(big, "<div class=\"name\">ticks</div>");
-        CHECK_CONTAINS(big, "<div class=\"name\">parse</div><div class=\"meta\">×2</div>");
+        CHECK_CONTAINS(big, "class=\"name\">ticks</text>");
+        CHECK_CONTAINS(big, "class=\"name\">parse</text>");
+        CHECK_CONTAINS(big, "class=\"meta\">×2 · 2 running</text>");
+        CHECK_CONTAINS(big, "class=\"routing\">rebalance</text>"); /* the edges, with their routing */
         int rows = 0;
         for (const char *p = big; (p = strstr(p, "<tr><td class=\"name\">parse</td>")) != NULL; p++)
             rows++;

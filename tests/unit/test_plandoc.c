@@ -103,6 +103,11 @@ static void round_trip(void)
     json_t *sc = json_array_get(json_object_get(doc, "chains"), 2);
     CHECK_STR(json_string_value(json_object_get(sc, "service")), "model");
     CHECK_INT(json_integer_value(json_object_get(sc, "producers")), 5); /* every task may call it */
+    json_t *edges = json_object_get(doc, "edges"); /* gen -> out, as declared (forward: parallelism differs) */
+    CHECK_INT(json_array_size(edges), 1);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(edges, 0), "from")), 0);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(edges, 0), "to")), 1);
+    CHECK(json_string_value(json_object_get(json_array_get(edges, 0), "routing")) != NULL);
     CHECK_STR(reqs[0].name, "gen");
     CHECK_INT(reqs[0].parallelism, 2);
     CHECK_STR(reqs[1].name, "out");

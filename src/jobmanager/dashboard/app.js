@@ -87,35 +87,52 @@ async function jobs() {
   return jm;
 }
 
-function graph(tasks) {
-  // operators in task order (chains, then services), each with its parallelism; arrows follow that order
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// The job's chains as boxes in columns by depth (longest path from a source), edges as arrows labelled
+// with their routing; services, which no edge reaches, in a column of their own.
+function graph(g, tasks) {
   const div = document.getElementById('graph');
   div.replaceChildren();
-  const ops = [];
-  for (const t of tasks) {
-    const o = ops.find((x) => x.name === t.operator);
-    if (o) o.parallelism++;
-    else ops.push({ name: t.operator, parallelism: 1, cpus: t.cpus, gpus: t.gpus, mem: t.memory_limit });
-  }
-  ops.forEach((o, i) => {
-    const service = o.name.startsWith('service:');
-    if (i > 0 && !service) {
-      const a = document.createElement('span');
-      a.className = 'arrow';
-      a.textContent = '→';
-      div.appendChild(a);
-    }
-    const box = document.createElement('div');
-    box.className = 'op' + (service ? ' service' : '');
-    const n = document.createElement('div');
-    n.className = 'name';
-    n.textContent = o.name;
-    const m = document.createElement('div');
-    m.className = 'meta';
-    m.textContent = `×${o.parallelism}` + (o.gpus ? ` · GPUs ${o.gpus}` : '') + (o.mem ? ` · ${bytes(o.mem)}` : '');
-    box.append(n, m);
-    div.appendChild(box);
+  if (!g || !g.chains) return;
+  const n = g.chains.length, depth = new Array(n).fill(0);
+  for (let pass = 0; pass < n; pass++)
+    for (const e of g.edges) depth[e.to] = Math.max(depth[e.to], depth[e.from] + 1);
+  const service = g.chains.map((c) => c.name.startsWith('service:'));
+  const maxd = Math.max(0, ...depth.filter((_, i) => !service[i]));
+  const col = depth.map((d, i) => (service[i] ? maxd + 1 : d));
+  const rows = new Map(), pos = [];
+  const W = 170, H = 54, GX = 90, GY = 26;
+  g.chains.forEach((c, i) => {
+    const r = rows.get(col[i]) || 0;
+    rows.set(col[i], r + 1);
+    pos[i] = { x: 10 + col[i] * (W + GX), y: 10 + r * (H + GY) };
   });
+  const width = 20 + (Math.max(...col) + 1) * (W + GX), height = 20 + Math.max(...rows.values()) * (H + GY);
+  const s = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
+  s.appendChild(svg('defs', {})).appendChild(svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: 'auto' })).appendChild(svg('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#5b6b8c' }));
+  for (const e of g.edges) {
+    const a = pos[e.from], b = pos[e.to];
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+    s.appendChild(svg('line', { x1, y1, x2, y2, stroke: '#5b6b8c', 'marker-end': 'url(#arrow)', class: 'edge' }));
+    s.appendChild(svg('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle', class: 'routing' }, e.routing));
+  }
+  g.chains.forEach((c, i) => {
+    const p = pos[i];
+    const running = tasks.filter((t) => t.operator === c.name && t.state === 'running').length;
+    s.appendChild(svg('rect', { x: p.x, y: p.y, width: W, height: H, rx: 6, class: 'op' + (service[i] ? ' service' : '') }));
+    s.appendChild(svg('text', { x: p.x + 10, y: p.y + 22, class: 'name' }, c.name));
+    s.appendChild(svg('text', { x: p.x + 10, y: p.y + 42, class: 'meta' }, `×${c.parallelism} · ${running} running`));
+  });
+  div.appendChild(s);
 }
 
 async function job() {
@@ -139,7 +156,7 @@ async function job() {
   tasksByHost = new Map();
   if (status !== 200) { document.getElementById('graph').replaceChildren(); return; }
   for (const t of body.tasks) if (t.state === 'running') tasksByHost.set(t.host, (tasksByHost.get(t.host) || 0) + 1);
-  graph(body.tasks);
+  graph(body.graph, body.tasks);
   const now = performance.now();
   for (const t of body.tasks) {
     const m = t.metrics || {};
