@@ -24,15 +24,18 @@ demo: build
 	$(BUILD)/examples/parallelism
 
 test: build
+	@scripts/deps.sh --test
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 # Sanitizer builds of the whole suite (ASan+UBSan) and of the runtime tests (TSan).
 test-asan: deps
+	@scripts/deps.sh --test
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSAGE_SANITIZE=address >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 test-tsan: deps
+	@scripts/deps.sh --test
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSAGE_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && ctest --output-on-failure -j $(JOBS) --timeout 900 -L runtime
