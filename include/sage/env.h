@@ -41,6 +41,11 @@ extern "C" {
  *                        once). Latency mode, for a job with no more busy
  *                        threads than cores: {"flush_linger_us": 0,
  *                        "idle_spin_us": 200} (docs/api.md)
+ *   "loop_buffer_bytes"  bytes of records a feedback loop may hold back at
+ *                        its future while the loop's first operators are
+ *                        busy, 64 KiB..1 TiB (default 256 MiB); a loop that
+ *                        outgrows it fails the job with SAGE_ETOOBIG naming
+ *                        the future (sage_from_future, sage/stream.h)
  *   "node"               simulated or declared node capacity, see docs/resources.md:
  *                        {"cpus": 20, "gpus": 2, "memory": "64GB", "resources": {"ssd": 2}}
  *   "jobmanager"         "HOST:PORT" of a JobManager: the env becomes remote

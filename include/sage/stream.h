@@ -217,6 +217,35 @@ SAGE_API sage_stream *sage_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t 
 SAGE_API sage_stream *sage_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
                                 sage_join_fn fn, void *udata, const sage_op_opts *opts);
 
+/* Feedback loops (SAGE's future streams). sage_from_future declares a stream
+ * that is fed later, from further down the pipeline: consume it like any
+ * stream (typically in a sage_union or sage_connect with the records that
+ * enter the loop), then close the loop with sage_fill_future(in, future):
+ * every record of `in` goes back into the future, as many rounds as the
+ * user's functions send it back; records leave the loop through another
+ * consumer of the loop's operators (a filter's complement, a flat_map that
+ * stops emitting a record back). name: the future's operator name (the
+ * same rules as operator names; NULL: generated), parallelism 1.
+ *
+ * End-of-stream is exact: a loop ends when every stream entering it has
+ * ended and no record is left inside it (no timeout: the future sends a
+ * marker round the loop, and ends it when a round finds nothing moving).
+ * Backpressure cannot deadlock a loop: what comes back while the loop's
+ * first operators are full waits at the future, up to config
+ * "loop_buffer_bytes" (a loop that multiplies its records past that fails
+ * the job with SAGE_ETOOBIG naming the future). Close hooks of operators
+ * inside a loop run after it ended: what they emit back into the loop fails
+ * the job (what they emit out of it flows on). Refused by the plan
+ * (SAGE_EPLAN): a future never filled, a loop inside another loop, and the
+ * "checkpoint" fault-tolerance strategy (a restart runs the loop again).
+ * A future filled by a stream that does not depend on it is no loop: it
+ * passes that stream's records on and ends with it. */
+SAGE_API sage_stream *sage_from_future(sage_env *env, const char *name);
+/* Fill future (from sage_from_future, not yet filled) with the records of
+ * in; in is consumed as by a sink. 0, or a negative code (also recorded as
+ * the env's error). */
+SAGE_API int sage_fill_future(sage_stream *in, sage_stream *future);
+
 /* Sinks. They return the sink's stream handle (for naming in errors); it
  * cannot be consumed further. */
 SAGE_API sage_stream *sage_sink(sage_stream *in, sage_sink_fn fn, void *udata, const sage_op_opts *opts);

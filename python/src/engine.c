@@ -346,6 +346,28 @@ static PyObject *engine_union(engine *e, PyObject *args)
     return stream_id(e, out, NULL, NULL);
 }
 
+/* future(name) -> stream id: a stream fed later by fill_future (a feedback loop) */
+static PyObject *engine_future(engine *e, PyObject *args)
+{
+    const char *name;
+    if (!PyArg_ParseTuple(args, "z:future", &name) || !alive(e))
+        return NULL;
+    return stream_id(e, sage_from_future(e->env, name), NULL, NULL);
+}
+
+/* fill_future(stream, future): the stream's records go back into the future */
+static PyObject *engine_fill_future(engine *e, PyObject *args)
+{
+    Py_ssize_t a, f;
+    if (!PyArg_ParseTuple(args, "nn:fill_future", &a, &f) || !alive(e))
+        return NULL;
+    sage_stream *sa = stream_at(e, a), *sf = sa ? stream_at(e, f) : NULL;
+    if (!sf)
+        return NULL;
+    int rc = sage_fill_future(sa, sf);
+    return rc ? raise_env(e, rc) : Py_NewRef(Py_None);
+}
+
 static PyObject *engine_connect(engine *e, PyObject *args)
 {
     Py_ssize_t a, b;
@@ -616,6 +638,8 @@ static PyObject *get_remote(engine *e, void *c) { return PyBool_FromLong(e->remo
 static PyMethodDef engine_methods[] = {
     {"source", (PyCFunction)engine_source, METH_VARARGS, "source(kind, factory, name, parallelism, resources) -> sid"},
     {"union", (PyCFunction)engine_union, METH_VARARGS, "union((sid, ...), name) -> sid"},
+    {"future", (PyCFunction)engine_future, METH_VARARGS, "future(name) -> sid"},
+    {"fill_future", (PyCFunction)engine_fill_future, METH_VARARGS, "fill_future(sid, future_sid)"},
     {"op", (PyCFunction)engine_op, METH_VARARGS, "op(kind, sid, factory, name, parallelism, resources) -> sid"},
     {"key_by", (PyCFunction)engine_key_by, METH_VARARGS, "key_by(sid, fn, what) -> sid"},
     {"partition", (PyCFunction)engine_partition, METH_VARARGS, "partition(sid, fn, what) -> sid"},

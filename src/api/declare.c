@@ -27,6 +27,13 @@ SAGE_API sage_stream *sage_from_file_lines(sage_env *env, const char *path, cons
     return env ? sage__declare_file_lines(&env->graph, path, opts) : NULL;
 }
 
+SAGE_API sage_stream *sage_from_future(sage_env *env, const char *name)
+{
+    return env ? sage__declare_future(&env->graph, name) : NULL;
+}
+
+SAGE_API int sage_fill_future(sage_stream *in, sage_stream *future) { return sage__declare_fill_future(in, future); }
+
 SAGE_API sage_stream *sage_map(sage_stream *in, sage_map_fn fn, void *udata, const sage_op_opts *opts)
 {
     return sage__declare_one_input(in, SAGE__OP_MAP, (void *)fn, udata, opts, "sage_map");

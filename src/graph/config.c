@@ -19,6 +19,7 @@ void sage__config_init(sage__config *cfg)
     cfg->channel_bytes = 256 * 1024;
     cfg->max_record_bytes = 64u << 20;
     cfg->flush_linger_us = 200;
+    cfg->loop_buffer_bytes = (size_t)256 << 20;
     cfg->jm_port = SAGE_JOBMANAGER_PORT;
     sage__strlcpy(cfg->jm_host, "127.0.0.1", sizeof cfg->jm_host);
 }
@@ -61,6 +62,8 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         return config_bytes(e, key, v, 256, 16u << 20, &cfg->batch_bytes);
     } else if (strcmp(key, "channel_bytes") == 0) {
         return config_bytes(e, key, v, 256, (size_t)1 << 32, &cfg->channel_bytes);
+    } else if (strcmp(key, "loop_buffer_bytes") == 0) {
+        return config_bytes(e, key, v, 64 * 1024, (size_t)1 << 40, &cfg->loop_buffer_bytes);
     } else if (strcmp(key, "max_record_bytes") == 0) {
         return config_bytes(e, key, v, 1, (size_t)1 << 31, &cfg->max_record_bytes);
     } else if (strcmp(key, "flush_linger_us") == 0) {
@@ -111,7 +114,7 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
     } else {
         static const char *const known[] = {"max_parallelism", "batch_bytes",     "channel_bytes", "max_record_bytes",
                                             "flush_linger_us", "idle_spin_us",    "node",          "jobmanager",
-                                            "token_file",      "fault_tolerance", "restore_from"};
+                                            "token_file",      "fault_tolerance", "restore_from",  "loop_buffer_bytes"};
         const char *near = sage__suggest(key, known, sizeof known / sizeof known[0]);
         char hint[96] = "";
         if (near)
@@ -119,8 +122,7 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         return sage__errf(e, SAGE_ECONFIG,
                           "config: unknown key \"%s\" (%sknown: max_parallelism, batch_bytes, channel_bytes, "
                           "max_record_bytes, flush_linger_us, idle_spin_us, node, jobmanager, token_file, "
-                          "fault_tolerance, "
-                          "restore_from)",
+                          "fault_tolerance, restore_from, loop_buffer_bytes)",
                           key, hint);
     }
     return 0;

@@ -360,6 +360,49 @@ sage_stream *sage__declare_union(sage_stream *const *streams, size_t n, const sa
     return new_stream(g, op);
 }
 
+sage_stream *sage__declare_future(sage__graph *g, const char *name)
+{
+    sage_op_opts o = {.name = name};
+    sage__op *op = new_op(g, SAGE__OP_COMAP, &o, "sage_from_future");
+    if (!op)
+        return NULL;
+    if (!name) {
+        int k = op->id;
+        do
+            sage__fmt(op->name, sizeof op->name, "future_%d", k++);
+        while (sage__graph_find(g, op->name) != op);
+    }
+    op->builtin = SAGE__BUILTIN_FUTURE;
+    op->chaining = 0; /* a task of its own: it holds back what the loop cannot take yet */
+    return new_stream(g, op);
+}
+
+int sage__declare_fill_future(sage_stream *in, sage_stream *future)
+{
+    if (!in || !future)
+        return in && in->g->err->code           ? in->g->err->code
+               : future && future->g->err->code ? future->g->err->code
+                                                : SAGE_EINVAL;
+    sage__graph *g = in->g;
+    if (!same_graph(in, future, "sage_fill_future"))
+        return SAGE_EPLAN;
+    if (!future->op || future->op->builtin != SAGE__BUILTIN_FUTURE || future->part != SAGE__PART_DEFAULT)
+        return sage__errf(g->err, SAGE_EINVAL,
+                          "sage_fill_future: the second stream is not a future (sage_from_future)");
+    sage__op *op = future->op;
+    if (op->filled)
+        return sage__errf(g->err, SAGE_EPLAN, "sage_fill_future: future \"%s\" is already filled", op->name);
+    if (!input_ok(in, "sage_fill_future", 0))
+        return g->err->code ? g->err->code : SAGE_EINVAL;
+    if (!new_inputs(g, op, 1, "sage_fill_future"))
+        return SAGE_ENOMEM;
+    edge_from(&op->inputs[0], in);
+    if (op->inputs[0].part == SAGE__PART_FORWARD && in->op->parallelism != 1)
+        op->inputs[0].part = SAGE__PART_REBALANCE; /* into one instance: what forward means here */
+    op->filled = 1;
+    return 0;
+}
+
 sage_stream *sage__declare_reduce(sage_stream *keyed, sage_reduce_fn fn, size_t acc_size, int emit, void *udata,
                                   const sage_op_opts *opts)
 {

@@ -55,6 +55,7 @@ typedef enum sage__builtin {
     SAGE__BUILTIN_COLLECT_SINK,
     SAGE__BUILTIN_UNION,  /* comap passing every record on unchanged */
     SAGE__BUILTIN_REDUCE, /* flat_map folding records into per-key accumulators */
+    SAGE__BUILTIN_FUTURE, /* sage_from_future: a loop's way back, its inputs filled later (runtime/loop.c) */
 } sage__builtin;
 
 typedef struct sage__op sage__op;
@@ -107,6 +108,7 @@ struct sage__op {
     sage_reduce_fn reduce;     /* reduce: the fold, the accumulator's size, SAGE_REDUCE_EACH or _AT_CLOSE */
     size_t reduce_acc;
     int reduce_emit;
+    int filled; /* future: sage_fill_future was called (its inputs come from operators declared after it) */
 };
 
 struct sage_stream {
@@ -170,6 +172,7 @@ typedef struct sage__config {
     unsigned flush_linger_us; /* a partial batch waits this long for more records when its consumer is idle
                                * (times the consumer instances per core: sage__task_routes) */
     unsigned idle_spin_us;    /* a consumer with nothing queued polls this long before it sleeps (0: sleeps) */
+    size_t loop_buffer_bytes; /* a feedback loop's records waiting at its future, at most (runtime/loop.c) */
     json_t *node;             /* "node" object or NULL (owned) */
     int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */
     char jm_host[256];
@@ -231,6 +234,9 @@ sage_stream *sage__declare_comap(sage_stream *connected, const sage_map_fn *fns,
                                  const sage_op_opts *opts);
 sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
                                 sage_join_fn fn, void *udata, const sage_op_opts *opts);
+/* Feedback loops: a future stream (an operator of its own, parallelism 1) and the stream that fills it. */
+sage_stream *sage__declare_future(sage__graph *g, const char *name);
+int sage__declare_fill_future(sage_stream *in, sage_stream *future);
 sage_stream *sage__declare_file_sink(sage_stream *in, const char *path, const sage_op_opts *opts);
 sage_stream *sage__declare_collect_sink(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
 int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, void *udata,

@@ -39,7 +39,8 @@ typedef enum sage__msg_type {
     SAGE__MSG_BARRIER = 9, /* raw: u32 input, u64 checkpoint id (big-endian): a checkpoint barrier */
     SAGE__MSG_CALL = 10,   /* raw: u64 call id (big-endian), then the request: a call to a job's service */
     SAGE__MSG_ANSWER = 11, /* raw: u64 call id, i32 result code (big-endian), then the response bytes */
-    SAGE__MSG_TYPE_MAX = 11,
+    SAGE__MSG_LOOP = 12,   /* raw: u32 input, u32 marker (3 probe, 4 inputs ended), u64 round: a feedback loop's */
+    SAGE__MSG_TYPE_MAX = 12,
 } sage__msg_type;
 
 typedef struct sage__frame {

@@ -1,8 +1,9 @@
 /* plan/compile.c - graph to physical plan: checks, routing, chaining, placement, plan hash.
  *
  * Design note. Operators are stored in declaration order, and every input of
- * an operator was declared before it, so that order is already topological
- * (the check below proves it rather than assumes it). Compiling:
+ * an operator was declared before it (except a future's, filled later), so
+ * that order is topological once futures' inputs are set aside (the check
+ * below proves it rather than assumes it). Compiling:
  *   1. every non-sink operator must have a consumer (no record is silently
  *      dropped at the end of a branch);
  *   2. DEFAULT routing becomes FORWARD when both sides have the same
@@ -12,7 +13,9 @@
  *      FORWARD from A, A feeds only B, chaining is on for both, and at most
  *      one of them declares resources (two operators that both reserve
  *      resources keep their own threads and reservations; the plan says so);
- *   4. placement: one request per chain, with the resources of the chain's
+ *   4. feedback loops (plan/loops.c): a future's input is the one back
+ *      edge allowed; the operators of its loop and the loop's entries;
+ *   5. placement: one request per chain, with the resources of the chain's
  *      one reserving operator, placed atomically on the node.
  * The graph is only read: everything derived is written into the plan.
  */
@@ -61,6 +64,8 @@ const char *sage__no_chain_reason(const sage__plan *plan, const sage__op *a, con
         return "not forward";
     if (plan->ops[a->id].nconsumers != 1)
         return "the upstream output is consumed more than once";
+    if (a->builtin == SAGE__BUILTIN_FUTURE || b->builtin == SAGE__BUILTIN_FUTURE)
+        return "a future is a task of its own";
     if (!a->chaining || !b->chaining)
         return "chaining disabled";
     if (a->has_res && b->has_res)
@@ -83,8 +88,12 @@ static int check_graph(const sage__graph *g, sage__plan *plan, sage__err *err)
     int sinks = 0;
     for (size_t i = 0; i < g->nops; i++) {
         const sage__op *op = g->ops[i];
-        for (size_t k = 0; k < op->ninputs; k++)
-            if (op->inputs[k].from->id >= op->id)
+        if (op->builtin == SAGE__BUILTIN_FUTURE && !op->filled)
+            return sage__errf(err, SAGE_EPLAN,
+                              "future \"%s\" is never filled: close its loop with sage_fill_future(stream, future)",
+                              op->name);
+        for (size_t k = 0; k < op->ninputs; k++) /* a future's input is the one back edge a graph may hold */
+            if (op->inputs[k].from->id >= op->id && op->builtin != SAGE__BUILTIN_FUTURE)
                 return sage__errf(err, SAGE_EPLAN, "operator \"%s\" is part of a cycle", op->name);
         if (op->kind == SAGE__OP_SINK)
             sinks++;
@@ -230,8 +239,12 @@ int sage__plan_compile(const sage__graph *g, int do_place, sage__plan **out, sag
     if (plan->ops)
         plan->nops = g->nops;
     int rc = plan->ops ? check_graph(g, plan, err) : sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
+    if (rc == 0)
+        rc = sage__plan_loops(g, plan, err);
     if (rc == 0 && build_chains(g, plan) != 0)
         rc = sage__errf(err, SAGE_ENOMEM, "out of memory compiling the plan");
+    if (rc == 0)
+        rc = sage__plan_loop_entries(g, plan, err);
     if (rc == 0 && plan_hash(g, &plan->hash) != 0)
         rc = sage__errf(err, SAGE_ENOMEM, "out of memory computing the plan hash");
     if (rc == 0 && do_place)

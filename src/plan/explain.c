@@ -156,7 +156,8 @@ char *sage__plan_explain(const sage__plan *plan)
         sb_printf(&b, "chain %zu (parallelism %d)\n", c, ch->parallelism);
         for (size_t k = 0; k < ch->nops; k++) {
             const sage__op *op = sage__chain_op(plan, ch, k);
-            sb_printf(&b, "  %s \"%s\"", sage__op_kind_name(op->kind), op->name);
+            int fut = op->builtin == SAGE__BUILTIN_FUTURE;
+            sb_printf(&b, "  %s \"%s\"", fut ? "future" : sage__op_kind_name(op->kind), op->name);
             if (k == 0 && op->ninputs) {
                 sb_printf(&b, " <-");
                 for (size_t i = 0; i < op->ninputs; i++)
@@ -164,6 +165,13 @@ char *sage__plan_explain(const sage__plan *plan)
                               op->inputs[i].from->name);
             } else if (k > 0) {
                 sb_printf(&b, " (chained)");
+            }
+            if (fut && plan->ops[op->id].loop == op->id) {
+                sb_printf(&b, " (feedback loop through");
+                for (size_t i = 0, n = 0; i < plan->nops; i++)
+                    if (plan->ops[i].loop == op->id && (int)i != op->id)
+                        sb_printf(&b, "%s \"%s\"", n++ ? "," : "", plan->ops[i].op->name);
+                sb_printf(&b, ")");
             }
             if (op->has_res) {
                 sb_printf(&b, " resources per instance: ");
@@ -221,7 +229,10 @@ char *sage__plan_explain_json(const sage__plan *plan)
         const sage__op *op = g->ops[i];
         json_t *o = json_object();
         sage__jset(&bad, o, "name", json_string(op->name));
-        sage__jset(&bad, o, "kind", json_string(sage__op_kind_name(op->kind)));
+        sage__jset(&bad, o, "kind",
+                   json_string(op->builtin == SAGE__BUILTIN_FUTURE ? "future" : sage__op_kind_name(op->kind)));
+        if (plan->ops[op->id].loop >= 0)
+            sage__jset(&bad, o, "loop", json_string(plan->g->ops[plan->ops[op->id].loop]->name));
         sage__jset(&bad, o, "parallelism", json_integer(op->parallelism));
         sage__jset(&bad, o, "chain", json_integer(plan->ops[i].chain));
         sage__jset(&bad, o, "chaining", json_boolean(op->chaining));

@@ -30,6 +30,8 @@ typedef struct sage__pop {
     sage__consumer *consumers;
     int chain;     /* chain index */
     int chain_pos; /* position in the chain, 0 = head */
+    int loop;      /* the future (operator id) whose feedback loop this operator is inside, or -1 */
+    int ctl_to;    /* a loop's entry chain's tail: the future it tells when the loop's inputs ended, or -1 */
 } sage__pop;
 
 /* A chain: operators fused into one task per instance. */
@@ -62,6 +64,17 @@ typedef struct sage__plan {
  * Errors go to err (naming operators, limits, and what to change). */
 int sage__plan_compile(const sage__graph *g, int place, sage__plan **out, sage__err *err);
 void sage__plan_free(sage__plan *plan); /* NULL is fine */
+/* loops.c: feedback loops. Before chaining, each filled future's loop:
+ * the operators on a cycle through it (pop->loop). After chaining, each
+ * chain of a loop whose head has an input from outside it is an entry: its
+ * tail gets a control edge to the future (pop->ctl_to, the future's input
+ * index ninputs, broadcast, counted in the future's chain producers) that
+ * carries its end-of-input and end-of-stream markers and no record.
+ * Refused: a future never filled, an operator inside two loops, and loops
+ * with the "checkpoint" strategy. */
+int sage__plan_loops(const sage__graph *g, sage__plan *plan, sage__err *err);
+int sage__plan_loop_entries(const sage__graph *g, sage__plan *plan, sage__err *err);
+
 /* Why b is not fused after a (NULL when it is). */
 const char *sage__no_chain_reason(const sage__plan *plan, const sage__op *a, const sage__op *b);
 /* The chain's operators, as graph nodes. */

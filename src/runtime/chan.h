@@ -18,12 +18,12 @@
  * instead of hashing the key again), 0 elsewhere or when not given. */
 typedef struct sage__batch {
     struct sage__batch *next;
-    uint32_t mark;  /* 0: records; SAGE__MARK_EOS or SAGE__MARK_BARRIER from one producer, no records */
+    uint32_t mark;  /* 0: records; else a SAGE__MARK_* from one producer, no records */
     uint32_t input; /* consumer input index the records belong to */
     uint32_t n;     /* records */
     size_t used, cap;
     uint64_t first_ns; /* when its first record was appended (producer side, for flush linger) */
-    uint64_t epoch;    /* SAGE__MARK_BARRIER: the checkpoint it belongs to */
+    uint64_t epoch;    /* SAGE__MARK_BARRIER: the checkpoint it belongs to; SAGE__MARK_PROBE: its round */
     _Alignas(8) unsigned char data[];
 } sage__batch;
 
@@ -32,6 +32,10 @@ typedef struct sage__batch {
  * the checkpoint; runtime/checkpoint.c). Queues always have room for them. */
 #define SAGE__MARK_EOS 1u
 #define SAGE__MARK_BARRIER 2u
+/* Feedback loops (runtime/loop.c): a probe going round a loop (epoch: its
+ * round), and an entry's "the inputs from outside the loop ended". */
+#define SAGE__MARK_PROBE 3u
+#define SAGE__MARK_INPUTS_ENDED 4u
 
 #define SAGE__REC_HDR 8u
 static inline size_t sage__rec_size(size_t len) { return SAGE__REC_HDR + ((len + 7u) & ~(size_t)7u); }

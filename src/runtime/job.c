@@ -208,6 +208,7 @@ int sage__task_setup(sage__job *job, sage__task *t, const sage__chain *ch, int i
     for (size_t k = 0; k < ch->nops; k++) /* after every instance of the chain is bound */
         sage__out_bind(&t->ops[k].out);
     t->expected_eos = ch->producers;
+    sage__loop_setup(t);
     if (ch->producers > 0 && with_queue) {
         sage__queue *q = sage__queue_new(qbytes, bbytes, ch->producers, &job->canceled);
         if (!q)
@@ -241,19 +242,24 @@ int sage__task_routes(sage__job *job, sage__task *t, sage__target_fn target, voi
     const sage__plan *plan = job->plan;
     const sage__op *tail = sage__chain_op(plan, t->chain, t->chain->nops - 1);
     const sage__pop *tp = &plan->ops[tail->id];
-    if (tp->nconsumers == 0)
+    size_t nr = tp->nconsumers + (tp->ctl_to >= 0); /* a loop entry's control route last: no record goes there */
+    t->nemit = tp->nconsumers;
+    if (nr == 0)
         return 0;
-    t->routes = calloc(tp->nconsumers, sizeof *t->routes);
+    t->routes = calloc(nr, sizeof *t->routes);
     if (!t->routes)
         return SAGE_ENOMEM;
-    t->nroutes = tp->nconsumers;
-    for (size_t k = 0; k < tp->nconsumers; k++) {
+    t->nroutes = nr;
+    static const sage__edge control = {.part = SAGE__PART_BROADCAST};
+    for (size_t k = 0; k < nr; k++) {
         sage__route *r = &t->routes[k];
-        const sage__pop *cp = &plan->ops[tp->consumers[k].op];
+        int ctl = k == tp->nconsumers;
+        const sage__pop *cp = &plan->ops[ctl ? tp->ctl_to : tp->consumers[k].op];
         const sage__chain *cch = &plan->chains[cp->chain];
-        r->input = tp->consumers[k].input;
-        r->edge = &cp->op->inputs[r->input];
+        r->input = ctl ? (int)cp->op->ninputs : tp->consumers[k].input;
+        r->edge = ctl ? &control : &cp->op->inputs[r->input];
         r->part = cp->part[r->input];
+        r->probe = !ctl && t->loop >= 0 && cp->loop == t->loop;
         r->ntargets = cch->parallelism;
         r->self = t->instance;
         r->rr = (uint32_t)(t->instance % cch->parallelism); /* spread round-robin starts */

@@ -261,6 +261,17 @@ static int net_push(sage__chan *c, sage__batch *b, sage__batch **fresh)
         int erc = send_all(ns->fd, iov, 1, &ns->chan.blocked_ns, ns->cancel_fd);
         return erc ? push_failed(ns, erc) : 0;
     }
+    if (b->mark == SAGE__MARK_PROBE || b->mark == SAGE__MARK_INPUTS_ENDED) { /* a loop's marker: the same */
+        unsigned char lh[SAGE__FRAME_HDR + 16];
+        sage__frame_header(lh, SAGE__MSG_LOOP, 16);
+        uint32_t w[3] = {htonl(b->mark), htonl((uint32_t)(b->epoch >> 32)), htonl((uint32_t)b->epoch)};
+        memcpy(lh + SAGE__FRAME_HDR, &in_be, 4);
+        memcpy(lh + SAGE__FRAME_HDR + 4, w, 12);
+        struct iovec iov[1] = {{lh, SAGE__FRAME_HDR + 16}};
+        free(b);
+        int erc = send_all(ns->fd, iov, 1, &ns->chan.blocked_ns, ns->cancel_fd);
+        return erc ? push_failed(ns, erc) : 0;
+    }
     if (b->mark) {
         sage__frame_header(hdr, SAGE__MSG_EOS, 4);
         memcpy(hdr + SAGE__FRAME_HDR, &in_be, 4);
@@ -447,25 +458,37 @@ static void serve_frames(int fd, sage__queue *q, sage__net_fail_fn fail, void *a
             break;
         }
         rc = sage__frame_header_decode(hdr, SAGE__DATA_FRAME_MAX, &f, why, sizeof why);
-        if (rc < 0 || (f.type != SAGE__MSG_DATA && f.type != SAGE__MSG_EOS && f.type != SAGE__MSG_BARRIER) ||
-            f.len < 4 || (f.type == SAGE__MSG_DATA && f.len < 8) || (f.type == SAGE__MSG_BARRIER && f.len != 12)) {
+        if (rc < 0 ||
+            (f.type != SAGE__MSG_DATA && f.type != SAGE__MSG_EOS && f.type != SAGE__MSG_BARRIER &&
+             f.type != SAGE__MSG_LOOP) ||
+            f.len < 4 || (f.type == SAGE__MSG_DATA && f.len < 8) || (f.type == SAGE__MSG_BARRIER && f.len != 12) ||
+            (f.type == SAGE__MSG_LOOP && f.len != 16)) {
             fail(arg, rc < 0 ? why : "unexpected frame on a data connection");
             break;
         }
-        uint32_t be[3];
-        if (sage__read_full(fd, be, f.type == SAGE__MSG_EOS ? 4 : f.type == SAGE__MSG_BARRIER ? 12 : 8) != 0) {
+        uint32_t be[4];
+        size_t blen = f.type == SAGE__MSG_EOS       ? 4
+                      : f.type == SAGE__MSG_BARRIER ? 12
+                      : f.type == SAGE__MSG_LOOP    ? 16
+                                                    : 8;
+        if (sage__read_full(fd, be, blen) != 0) {
             fail(arg, "a data connection broke in the middle of a frame");
             break;
         }
-        if (f.type == SAGE__MSG_BARRIER) {
+        if (f.type == SAGE__MSG_LOOP && ntohl(be[1]) != SAGE__MARK_PROBE && ntohl(be[1]) != SAGE__MARK_INPUTS_ENDED) {
+            fail(arg, "a loop frame with an unknown marker on a data connection");
+            break;
+        }
+        if (f.type == SAGE__MSG_BARRIER || f.type == SAGE__MSG_LOOP) {
             sage__batch *m = sage__batch_new(0);
             if (!m) {
-                fail(arg, "out of memory receiving a barrier");
+                fail(arg, "out of memory receiving a marker");
                 break;
             }
-            m->mark = SAGE__MARK_BARRIER;
+            int loop = f.type == SAGE__MSG_LOOP;
+            m->mark = loop ? ntohl(be[1]) : SAGE__MARK_BARRIER;
             m->input = ntohl(be[0]);
-            m->epoch = (uint64_t)ntohl(be[1]) << 32 | ntohl(be[2]);
+            m->epoch = (uint64_t)ntohl(be[1 + loop]) << 32 | ntohl(be[2 + loop]);
             if (sage__queue_push(q, m, NULL) != 0)
                 break; /* canceled */
             continue;

@@ -72,7 +72,8 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     q->max_data = max_bytes / batch_bytes * 4 + 4; /* partial batches are common: allow more than bytes suggest */
     if (q->max_data > 256)
         q->max_data = 256;
-    q->slots = q->max_data + 2 * (size_t)nproducers + 1; /* per producer: its end-of-stream and one barrier */
+    /* per producer: its end-of-stream, and one barrier or loop marker (a loop's entry: two) */
+    q->slots = q->max_data + 3 * (size_t)nproducers + 1;
     q->ring = calloc(q->slots, sizeof *q->ring);
     if (!q->ring)
         return SAGE_ENOMEM;

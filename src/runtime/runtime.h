@@ -96,7 +96,10 @@ typedef struct sage__route {
     uint32_t rr;           /* round-robin cursor */
     int self;              /* forward: this task's instance */
     uint64_t linger_ns;    /* a partial batch's linger on this route: flush_linger_us, times the fan-out per core */
+    int probe;             /* the consumer is inside this task's loop: its probe markers go there */
 } sage__route;
+
+typedef struct sage__future sage__future;
 
 struct sage__task {
     sage__job *job;
@@ -107,7 +110,8 @@ struct sage__task {
     sage__queue *in; /* NULL for source chains */
     int expected_eos;
     size_t nroutes;
-    sage__route *routes;
+    sage__route *routes; /* records go to the first nemit; a loop entry's control route follows them */
+    size_t nemit;
     size_t batch_bytes;
     size_t max_record;         /* config max_record_bytes */
     uint64_t linger_ns;        /* config flush_linger_us */
@@ -127,6 +131,14 @@ struct sage__task {
     int align_n;          /* barriers of align_epoch received */
     int eos_seen;         /* end-of-stream markers received */
     int ended_ok;         /* ended without failure (under job->mu): finished for later checkpoints */
+    /* feedback loops (runtime/loop.c) */
+    int loop;             /* the future whose loop this task is inside, or -1 */
+    int ext_expected;     /* end-of-stream markers from outside the loop (an entry: then it tells the future) */
+    int ext_seen;         /* ... received */
+    int probe_expected;   /* producers inside the loop: a round's probe from each before it goes on */
+    int probe_n;          /* ... received in probe_round */
+    uint64_t probe_round; /* the round being counted */
+    int eos_sent;         /* a future sent its end-of-stream itself */
 };
 
 /* How a built-in sink writes, in this process (set by whoever starts the job). */
@@ -254,6 +266,24 @@ static inline uint64_t sage__records_in(const sage__opinst *in)
     if (in->in_from)
         return atomic_load_explicit(&in->in_from->emitted, memory_order_relaxed);
     return atomic_load_explicit(&in->ctx.records_in, memory_order_relaxed);
+}
+
+/* Between records: hand the control thread what only this thread may read (the metrics snapshot). */
+void sage__task_maybe_snapshot(sage__task *t);
+
+/* ---- loop.c: feedback loops ---- */
+/* The loop fields of a task being set up (after its routes). */
+void sage__loop_setup(sage__task *t);
+/* A loop marker (PROBE, INPUTS_ENDED) reached a task inside a loop: count it, pass the probe on once every
+ * producer inside the loop sent it. */
+int sage__loop_mark(sage__task *t, const sage__batch *b);
+/* End-of-stream on input `input`: an entry tells its future once every input from outside the loop ended. */
+int sage__loop_eos(sage__task *t, uint32_t input);
+/* A future's task, instead of the input loop: pass back what comes back, end the loop when it is empty. */
+int sage__loop_run(sage__task *t);
+static inline int sage__task_is_future(const sage__task *t)
+{
+    return t->loop >= 0 && t->ops[0].op->builtin == SAGE__BUILTIN_FUTURE;
 }
 
 /* ---- builtins.c: the built-in sources and sinks ---- */

@@ -278,7 +278,9 @@ void sage__opinst_bind(sage__opinst *in)
     case SAGE__OP_JOIN: in->fn.join = op->fn.join; break;
     default: break;
     }
-    in->kind_process = op->builtin == SAGE__BUILTIN_UNION ? proc_union : kind_process(op);
+    in->kind_process = op->builtin == SAGE__BUILTIN_UNION || op->builtin == SAGE__BUILTIN_FUTURE
+                           ? proc_union
+                           : kind_process(op);
     in->process = op->keyed ? proc_keyed : in->kind_process;
 }
 
@@ -374,7 +376,7 @@ int sage__task_emit(sage__task *t, const void *rec, size_t len)
                       t->max_record);
         return sage__inst_fail(tail, SAGE_ETOOBIG);
     }
-    for (size_t i = 0; i < t->nroutes; i++) {
+    for (size_t i = 0; i < t->nemit; i++) {
         sage__route *r = &t->routes[i];
         int tgt, rc;
         uint32_t hash32 = 0;
@@ -465,6 +467,8 @@ static inline void maybe_snapshot(sage__task *t)
         t->snap_fn(t);
     }
 }
+
+void sage__task_maybe_snapshot(sage__task *t) { maybe_snapshot(t); }
 
 static int run_source(sage__task *t)
 {
@@ -604,8 +608,18 @@ static int run_inputs(sage__task *t)
                 return rc;
         }
         if (b->mark) {
+            if (b->mark == SAGE__MARK_PROBE || b->mark == SAGE__MARK_INPUTS_ENDED) {
+                rc = sage__loop_mark(t, b);
+                free(b);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
             uint64_t epoch = b->mark == SAGE__MARK_BARRIER ? b->epoch : 0;
+            uint32_t input = b->input;
             free(b);
+            if (!epoch && t->loop >= 0 && (rc = sage__loop_eos(t, input)) < 0)
+                return rc;
             if (!epoch && ++t->eos_seen == t->expected_eos)
                 return 0;
             if ((epoch || t->align_n) && (rc = sage__task_align(t, epoch)) < 0)
@@ -728,13 +742,13 @@ void *sage__task_main(void *arg)
         if (rc == 0)
             rc = sage__task_restore(t);
         if (rc == 0)
-            rc = t->in ? run_inputs(t) : run_source(t);
+            rc = sage__task_is_future(t) ? sage__loop_run(t) : t->in ? run_inputs(t) : run_source(t);
         int crc = close_all(t, rc == 0 && !job_canceled(job));
         if (rc == 0)
             rc = crc;
-        if (rc == 0)
+        if (rc == 0 && !t->eos_sent)
             rc = sage__task_flush(t, 0);
-        if (rc == 0)
+        if (rc == 0 && !t->eos_sent)
             rc = sage__task_send_mark(t, SAGE__MARK_EOS, 0);
     }
     for (size_t i = 0; i < t->nroutes; i++)

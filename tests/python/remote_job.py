@@ -108,6 +108,13 @@ def main() -> int:
     elif mode == "service_open":
         env.register_service("doubler", Doubler)
         src.map(Gate).sink(FileSink, name="out")
+    elif mode == "loop":
+        # each x goes round x % 5 + 1 times (one process per task, the loop's markers between them)
+        fut = env.from_future("again")
+        step = src.map(lambda x: (x, x % 5 + 1)).union(fut).map(
+            lambda r: (r[0], r[1] - 1), parallelism=2, name="step")
+        step.filter(lambda r: r[1] > 0, name="back").fill_future(fut)
+        step.filter(lambda r: r[1] == 0, name="leave").map(lambda r: r[0]).sink(FileSink, name="out")
     elif mode == "infeasible":
         (src.map(lambda x: x, parallelism=2, resources={"num_cpus": 8}, name="heavy")
             .map(lambda x: x, resources={"num_gpus": 4}, name="gpu").sink(FileSink, name="out"))

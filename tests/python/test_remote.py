@@ -120,6 +120,12 @@ def test_a_script_and_the_cli_call_a_running_jobs_service(jobmanager, tmp_path):
     assert job.returncode == 0, out
 
 
+def test_a_feedback_loop_across_worker_processes(jobmanager, tmp_path):
+    r = jobmanager.python(JOB, "loop", str(jobmanager.port), str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(outputs(str(tmp_path), "out")) == list(range(1, 41))  # each once, after its rounds
+
+
 def test_an_infeasible_request_is_refused_at_submit(jobmanager, tmp_path):
     r = jobmanager.python(JOB, "infeasible", str(jobmanager.port), str(tmp_path))
     assert r.returncode == 1

@@ -446,12 +446,21 @@ def test_object_given_instead_of_class():
     assert sink.items == [1, 2, 3]  # instance 0 is the object itself in a local job
 
 
-def test_from_future_is_not_available_yet():
+def test_a_feedback_loop_refines_until_done():
+    """SAGE's future streams: each record goes round until its function lets it out; the job ends by itself."""
     env = LocalEnvironment("future")
-    with pytest.raises(NotImplementedError, match="issue 13"):
-        env.from_future("loop")
-    with pytest.raises(NotImplementedError, match="issue 13"):
-        env.from_batch([1]).fill_future(None)
+    fut = env.from_future("again")
+    start = env.from_batch([(i, i % 7) for i in range(300)])
+    step = start.union(fut).map(lambda r: (r[0], r[1] - 1, r[2] + 1 if len(r) > 2 else 1), parallelism=3)
+    step.filter(lambda r: r[1] > 0).fill_future(fut)
+    step.filter(lambda r: r[1] <= 0).sink(Collect, parallelism=2)
+    out.clear()
+    env.execute()
+    assert sorted(out) == [(i, -1, 1) if i % 7 == 0 else (i, 0, i % 7) for i in range(300)]
+    with pytest.raises(Exception, match='future "never" is never filled'):
+        env2 = LocalEnvironment("unfilled")
+        env2.from_future("never").sink(Collect)
+        env2.execute()
 
 
 def test_keyed_word_count_equals_collections_counter():

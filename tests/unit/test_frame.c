@@ -89,7 +89,7 @@ static const dcase dcases[] = {
      "unsupported protocol version 65535 (this side speaks 1)", NULL},
     /* type */
     {"type_0", NULL, 0, "SAGE", 1, 0, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 0", NULL},
-    {"type_12", NULL, 0, "SAGE", 1, 12, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 12", NULL},
+    {"type_13", NULL, 0, "SAGE", 1, 13, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 13", NULL},
     {"type_99", NULL, 0, "SAGE", 1, 99, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 99", NULL},
     {"type_ffff", NULL, 0, "SAGE", 1, 0xFFFF, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 65535", NULL},
     {"type_0100", NULL, 0, "SAGE", 1, 0x0100, 0, 0, 0, 0, CTL, SAGE_EPROTO, "unknown message type 256", NULL},

@@ -61,6 +61,13 @@ static void data(bytes *o, const char *const *recs, uint32_t n, uint32_t announc
     frame(o, SAGE__MSG_DATA, p, (uint32_t)len);
 }
 
+/* a feedback loop's marker: input 0, marker m, round r (16 bytes, big-endian) */
+static void loop_mark(bytes *o, uint32_t m, uint64_t r, uint32_t len)
+{
+    uint32_t p[4] = {htonl(0), htonl(m), htonl((uint32_t)(r >> 32)), htonl((uint32_t)r)};
+    frame(o, SAGE__MSG_LOOP, p, len);
+}
+
 static void eos(bytes *o)
 {
     uint32_t in = htonl(0);
@@ -71,6 +78,8 @@ typedef struct result {
     char why[256];
     int failures;
     int batches, records, eos;
+    int probes, ended; /* loop markers: probes (their rounds summed in rounds), inputs-ended */
+    uint64_t rounds;
 } result;
 
 static void on_fail(void *arg, const char *why)
@@ -116,9 +125,14 @@ static void rx_finish(rx *x)
     sage__net_serve_join(x->recv);
     sage__batch *b;
     while (sage__queue_pop(&x->q, 1, NULL, &b) == 0 && b) {
-        if (b->mark)
+        if (b->mark == SAGE__MARK_PROBE) {
+            x->r.probes++;
+            x->r.rounds += b->epoch;
+        } else if (b->mark == SAGE__MARK_INPUTS_ENDED) {
+            x->r.ended++;
+        } else if (b->mark) {
             x->r.eos++;
-        else {
+        } else {
             x->r.batches++;
             x->r.records += (int)b->n;
         }
@@ -173,6 +187,24 @@ static void accepts_batches_and_eos(void)
     CHECK_INT(r.eos, 1);
 }
 
+/* A feedback loop's markers cross a data connection as they were sent: probes with their round. */
+static void accepts_loop_markers(void)
+{
+    bytes in = {0};
+    hello(&in, token);
+    loop_mark(&in, SAGE__MARK_INPUTS_ENDED, 0, 16);
+    loop_mark(&in, SAGE__MARK_PROBE, 1, 16);
+    loop_mark(&in, SAGE__MARK_PROBE, (uint64_t)1 << 40, 16);
+    eos(&in);
+    result r;
+    receive(&in, &r);
+    CHECK_INT(r.failures, 0);
+    CHECK_INT(r.ended, 1);
+    CHECK_INT(r.probes, 2);
+    CHECK(r.rounds == 1 + ((uint64_t)1 << 40));
+    CHECK_INT(r.eos, 1);
+}
+
 /* After authentication: a broken stream fails the job, naming what was wrong. */
 typedef struct bad_case {
     const char *name;
@@ -216,7 +248,20 @@ static void bad_magic(bytes *o)
     o->b[o->n - 20 + 3] = 'X';
 }
 
+static void loop_unknown_marker(bytes *o)
+{
+    hello(o, token);
+    loop_mark(o, SAGE__MARK_EOS, 1, 16);
+}
+static void loop_short(bytes *o)
+{
+    hello(o, token);
+    loop_mark(o, SAGE__MARK_PROBE, 1, 12);
+}
+
 static const bad_case bad_cases[] = {
+    {"loop marker unknown", loop_unknown_marker, "a loop frame with an unknown marker"},
+    {"loop frame short", loop_short, "unexpected frame on a data connection"},
     {"wrong type", wrong_type, "unexpected frame on a data connection"},
     {"count mismatch", count_mismatch, "a data frame's records do not match its length"},
     {"record past its frame", record_past_frame, "a data frame's records do not match its length"},
@@ -463,6 +508,7 @@ int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(accepts_batches_and_eos);
+    RUN(accepts_loop_markers);
     RUN(refuses_bad_streams);
     RUN(strangers_refused);
     RUN(silent_connection_times_out);

@@ -217,12 +217,13 @@ class BaseEnvironment:
         job is stopped."""
         return self._source("stream", function, args, kwargs, name, parallelism, resources)
 
-    def from_future(self, name: str) -> DataStream:
-        """Feedback loops are not available in this engine yet (SAGE issue 13)."""
-        raise NotImplementedError(
-            "from_future: feedback loops (from_future/fill_future) are not available yet in the SAGE engine "
-            "(issue 13); build the pipeline without a cycle"
-        )
+    def from_future(self, name: str | None = None) -> DataStream:
+        """A stream fed later, from further down the pipeline: close the loop with
+        ``stream.fill_future(future)``. Records go round as long as the loop's functions send them back; the
+        loop ends exactly when its inputs ended and no record is left inside it (docs/api.md, feedback loops)."""
+        name = self._name_for(name, None, "future")
+        sid = self._engine.future(name)
+        return DataStream(self, sid, self._record(name, "future", type(None), 1, None, []), hint=None)
 
     def from_kafka_source(self, *args: Any, **kwargs: Any) -> DataStream:
         """Not part of this engine: write a SourceFunction that reads Kafka and use ``from_source``."""

@@ -191,13 +191,12 @@ class DataStream(Generic[T]):
             return ConnectedStreams(self._environment, [self, other])
         return ConnectedStreams(self._environment, [self, *other.streams])
 
-    # ---- feedback loops: not yet ----
+    # ---- feedback loops ----
     def fill_future(self, future_stream: DataStream) -> None:
-        """Feedback edges are not available in this engine yet (SAGE issue 13)."""
-        raise NotImplementedError(
-            "fill_future: feedback loops (from_future/fill_future) are not available yet in the SAGE engine "
-            "(issue 13); build the pipeline without a cycle"
-        )
+        """Send this stream's records back into ``future_stream`` (from ``env.from_future``): a feedback loop."""
+        self._environment._check_stream(self)
+        self._environment._check_stream(future_stream)
+        self._environment._engine.fill_future(self._sid, future_stream._sid)
 
     def __repr__(self) -> str:
         t = self.transformation

@@ -1,4 +1,4 @@
-"""FutureFunction: feedback loops, not available yet."""
+"""FutureFunction: what a future stream (``env.from_future``) does with the records that come back into it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from sage.common.core.functions.base_function import BaseFunction
 
 
 class FutureFunction(BaseFunction):
-    """Placeholder of SAGE Kernel's feedback edges (``env.from_future``/``fill_future``), which this engine does not
-    have yet (SAGE issue 13): using them raises NotImplementedError."""
+    """SAGE Kernel's placeholder of a feedback edge: records filled in with ``stream.fill_future(future)`` pass
+    through it unchanged. The engine runs futures itself (a task of its own per loop); this class names the kind in
+    a pipeline's description."""
 
     def execute(self, data: Any) -> Any:
-        raise NotImplementedError("feedback loops (from_future/fill_future) are not available yet (SAGE issue 13)")
+        return data
