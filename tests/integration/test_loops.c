@@ -94,7 +94,7 @@ static int run_pipeline(const char *name, const char *where, uint64_t n)
     snprintf(config, sizeof config, "{\"max_parallelism\": 64%s%s%s%s}", jm ? ", \"jobmanager\": \"" : "", jm ? jm : "",
              jm ? "\"" : "", extra);
     sage_env *env = sage_env_create(name, config);
-    sage_collector *c = sage_collector_create(64 << 20);
+    sage_collector *c = sage_collector_create(64 << 20), *c2 = sage_collector_create(0);
     static int64_t every20 = 20;
     sage_stream *src = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src", .parallelism = 2});
     if (strcmp(name, "passthrough") == 0) { /* no loop: the future passes what fills it */
@@ -109,7 +109,7 @@ static int run_pipeline(const char *name, const char *where, uint64_t n)
         sage_sink_collect(sage_map(sage_filter(s, never, NULL, &(sage_op_opts){.name = "exit"}), as_text, NULL,
                                    &(sage_op_opts){.name = "text"}),
                           c, &(sage_op_opts){.name = "out"});
-        sage_sink_collect(sage_map(src, i64_text, NULL, &(sage_op_opts){.name = "srctext"}), sage_collector_create(0),
+        sage_sink_collect(sage_map(src, i64_text, NULL, &(sage_op_opts){.name = "srctext"}), c2,
                           &(sage_op_opts){.name = "srcout"});
     } else {
         int sat = strcmp(name, "saturate") == 0, amp = strcmp(name, "amplify") == 0;
@@ -140,8 +140,9 @@ static int run_pipeline(const char *name, const char *where, uint64_t n)
     for (size_t i = 0; i < got; i++)
         printf("%s\n", v[i]);
     free_strs(v, got);
-    sage_collector_destroy(c);
     sage_env_destroy(env);
+    sage_collector_destroy(c);
+    sage_collector_destroy(c2);
     return rc == 0 ? 0 : 1;
 }
 
@@ -226,9 +227,10 @@ static void loop_without_entry_and_passthrough(void)
 /* What the plan refuses, each named. */
 static void loop_refusals(void)
 {
+    sage_collector *col = sage_collector_create(0);
     sage_env *env = sage_env_create("unfilled", NULL);
     sage_stream *f = sage_from_future(env, "fb");
-    sage_sink_collect(f, sage_collector_create(0), NULL);
+    sage_sink_collect(f, col, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EPLAN);
     CHECK_CONTAINS(sage_env_errmsg(env), "future \"fb\" is never filled");
     sage_env_destroy(env);
@@ -259,7 +261,7 @@ static void loop_refusals(void)
     sage_stream *s = sage_map(u2, step, NULL, &(sage_op_opts){.name = "s"});
     sage_fill_future(sage_filter(s, more_left, NULL, NULL), inner);
     sage_fill_future(sage_filter(s, more_left, NULL, NULL), outer);
-    sage_sink_collect(sage_filter(s, none_left, NULL, NULL), sage_collector_create(0), NULL);
+    sage_sink_collect(sage_filter(s, none_left, NULL, NULL), col, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EPLAN);
     CHECK_CONTAINS(sage_env_errmsg(env), "is inside the loops of futures \"outer\" and \"inner\": a loop inside "
                                          "another loop is not supported");
@@ -271,10 +273,11 @@ static void loop_refusals(void)
     sage_stream *c[2] = {src, f};
     s = sage_map(sage_union(c, 2, NULL), step, NULL, NULL);
     sage_fill_future(sage_filter(s, more_left, NULL, NULL), f);
-    sage_sink_collect(sage_filter(s, none_left, NULL, NULL), sage_collector_create(0), NULL);
+    sage_sink_collect(sage_filter(s, none_left, NULL, NULL), col, NULL);
     CHECK_INT(sage_env_execute(env), SAGE_EPLAN);
     CHECK_CONTAINS(sage_env_errmsg(env), "future \"fb\" closes a feedback loop, and checkpoints do not cover loops");
     sage_env_destroy(env);
+    sage_collector_destroy(col);
 }
 
 /* A loop whose records never leave runs until canceled, and cancel ends it at once. */
@@ -288,7 +291,8 @@ static void cancel_ends_endless_loop(void)
     sage_stream *c[2] = {src, f};
     sage_stream *s = sage_map(sage_union(c, 2, NULL), i64_text, NULL, NULL);
     sage_fill_future(sage_filter(s, forever_back, NULL, NULL), f);
-    sage_sink_collect(sage_filter(s, never, NULL, NULL), sage_collector_create(0), NULL);
+    sage_collector *col = sage_collector_create(0);
+    sage_sink_collect(sage_filter(s, never, NULL, NULL), col, NULL);
     CHECK_INT(sage_env_submit(env), 0);
     CHECK_INT(sage_env_wait(env, 300), SAGE_ETIMEDOUT); /* still going round */
     int64_t t0 = now_ms();
@@ -296,6 +300,7 @@ static void cancel_ends_endless_loop(void)
     CHECK_INT(sage_env_wait(env, 10000), SAGE_ECANCELED);
     CHECK(now_ms() - t0 < 5000);
     sage_env_destroy(env);
+    sage_collector_destroy(col);
 }
 
 /* Under a JobManager the future is a process of its own; the loop's markers cross sockets. */

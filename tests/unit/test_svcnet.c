@@ -296,13 +296,13 @@ static void strangers_refused(void)
         sage__frame_header(call_frame, SAGE__MSG_CALL, 12);
         memset(call_frame + SAGE__FRAME_HDR, 0, 8);
         memcpy(call_frame + SAGE__FRAME_HDR + 8, "ping", 4);
-        (void)!write(fd, call_frame, sizeof call_frame);
+        (void)!send(fd, call_frame, sizeof call_frame, MSG_NOSIGNAL); /* refused: it may be closed already */
         char c;
         CHECK(read(fd, &c, 1) <= 0); /* closed: no answer */
         close(fd);
     }
     int garbage = raw_connect(h.path);
-    (void)!write(garbage, "GET / HTTP/1.1\r\n\r\n", 18);
+    (void)!send(garbage, "GET / HTTP/1.1\r\n\r\n", 18, MSG_NOSIGNAL);
     char c;
     CHECK(read(garbage, &c, 1) <= 0);
     close(garbage);
