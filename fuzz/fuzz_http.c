@@ -66,11 +66,12 @@ static void check_query(const char *target, const char *name, const uint8_t *dat
                 fail("a query value with a reserved byte", data, size);
         char pair[200];
         snprintf(pair, sizeof pair, "%s=%s", name, v);
-        const char *at = strstr(target, pair);
+        const char *q = strchr(target, '?');
+        const char *at = q ? strstr(q, pair) : NULL; /* (q[0] is '?': at[-1] is in the target) */
         size_t pl = strlen(pair);
-        while (at && !(at > target && (at[-1] == '?' || at[-1] == '&') && (at[pl] == '&' || at[pl] == '\0')))
+        while (at && !((at[-1] == '?' || at[-1] == '&') && (at[pl] == '&' || at[pl] == '\0')))
             at = strstr(at + 1, pair);
-        if (!at || !strchr(target, '?') || at < strchr(target, '?'))
+        if (!at)
             fail("a query value that is not a key=value part of the target's query", data, size);
     }
     int64_t n = -1;

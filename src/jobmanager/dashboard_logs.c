@@ -15,7 +15,8 @@
  * end skips to the last 64 KiB ("skipped" says how much), so a page that
  * follows by asking again with "next" every second shows the newest lines
  * and never falls behind by more than one answer. A UTF-8 character cut at
- * the end is left for the next answer; invalid UTF-8 and NUL become '?'.
+ * the end is left for the next answer (at the file's end even when it is
+ * all there is); invalid UTF-8 and NUL become '?'.
  * The page shows the text with textContent: markup in a log is text.
  *
  * One bounded pread of a local file per request (the job's directory, on
@@ -53,8 +54,9 @@ static void tail(jm *d, jm_conn *c, int64_t id, int task, const char *op, int in
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st = {0};
     if (fd < 0 && errno != ENOENT) {
-        jm_log(d, "dashboard: cannot read %s: %s", path, strerror(errno));
-        jm_dash_error(c, 500, SAGE_EIO, "cannot read the log of task %d: %s", task, strerror(errno));
+        int e = errno;
+        jm_log(d, "dashboard: cannot read %s: %s", path, strerror(e));
+        jm_dash_error(c, 500, SAGE_EIO, "cannot read the log of task %d: %s", task, strerror(e));
         return;
     }
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
@@ -94,8 +96,9 @@ static void tail(jm *d, jm_conn *c, int64_t id, int task, const char *op, int in
     }
     len -= drop;
     size_t cut = utf8_cut(buf + drop, len);
-    if (cut < len) /* else only a broken character is left: it goes as '?' */
-        len -= cut;
+    if (cut < len || start + (int64_t)(drop + len) == size)
+        len -= cut; /* the rest of the character comes later (at the file's end: wait for it) */
+    /* else only a broken character is left before more bytes: it goes as '?' */
     sage__utf8_clean(buf + drop, len);
     int64_t from = start + (int64_t)drop;
     jm_dash_json(c, 200,
@@ -108,8 +111,12 @@ static void tail(jm *d, jm_conn *c, int64_t id, int task, const char *op, int in
 
 static void logs_ended(jm *d, jm_conn *c, const sage__store_read *r, int64_t task, int64_t offset)
 {
+    if (r->rc == SAGE_ENOTFOUND) {
+        jm_dash_error(c, 404, r->rc, "no job %lld", (long long)r->id);
+        return;
+    }
     if (r->rc != 0) {
-        jm_dash_error(c, r->rc == SAGE_ENOTFOUND ? 404 : 503, r->rc, "no job %lld (%s)", (long long)r->id,
+        jm_dash_error(c, 503, r->rc, "job %lld: the job store could not be read (%s)", (long long)r->id,
                       sage_strerror(r->rc));
         return;
     }

@@ -381,6 +381,7 @@ static void logs_tail_and_offsets(void)
     CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=4", head), 404);
     CHECK_CONTAINS(big, "\"error\":\"job 1 has no task 4 (it has 4)\"");
     CHECK_INT(http(&d, "GET", "/api/jobs/9/logs?task=0", head), 404);
+    CHECK_CONTAINS(big, "{\"error\":\"no job 9\",\"code\":-15}");
     CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=0", NULL), 401);
     CHECK(strstr(big, "dash:") == NULL);
     end_job(job, go);
