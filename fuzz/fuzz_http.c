@@ -8,8 +8,14 @@
  * holds it whole): the daemon can never refuse a good request because it
  * read it in pieces. The token the daemon checks comes from a header line
  * named Authorization (in any case) and from nowhere else: a complete head
- * with a non-empty authorization has such a line, whose value it is.
+ * with a non-empty authorization has such a line, whose value it is. The
+ * CSRF secret kept is hex, at most 64 digits. The dashboard's query parser
+ * (sage__http_query) run on every complete head's target answers found,
+ * absent or malformed; a value found holds only unreserved bytes and is in
+ * the target as "key=value" between '?' or '&' and '&' or its end; a
+ * number found is in range.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +53,33 @@ static int has_auth_line(const uint8_t *data, size_t len, const char *value)
     return 0;
 }
 
+/* The query parser's invariants on one target and key. */
+static void check_query(const char *target, const char *name, const uint8_t *data, size_t size)
+{
+    char v[80];
+    int rc = sage__http_query(target, name, v, sizeof v);
+    if (rc != 0 && rc != 1 && rc != SAGE_EINVAL)
+        fail("the query parser gave an unexpected result", data, size);
+    if (rc == 1) {
+        for (const char *p = v; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr("._~-", *p))
+                fail("a query value with a reserved byte", data, size);
+        char pair[200];
+        snprintf(pair, sizeof pair, "%s=%s", name, v);
+        const char *q = strchr(target, '?');
+        const char *at = q ? strstr(q, pair) : NULL; /* (q[0] is '?': at[-1] is in the target) */
+        size_t pl = strlen(pair);
+        while (at && !((at[-1] == '?' || at[-1] == '&') && (at[pl] == '&' || at[pl] == '\0')))
+            at = strstr(at + 1, pair);
+        if (!at)
+            fail("a query value that is not a key=value part of the target's query", data, size);
+    }
+    int64_t n = -1;
+    rc = sage__http_query_i64(target, name, 0, 1000000, &n);
+    if ((rc == 1 && (n < 0 || n > 1000000)) || (rc != 1 && n != -1) || (rc != 0 && rc != 1 && rc != SAGE_EINVAL))
+        fail("a query number out of range, or written when not found", data, size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 2 * SAGE__HTTP_HEAD_MAX)
@@ -63,6 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("the head ends after an earlier empty line", data, size);
         if (h.authorization[0] && !has_auth_line(data, h.len, h.authorization))
             fail("a token taken from somewhere else than an Authorization header line", data, size);
+        for (const char *p = h.csrf; *p; p++)
+            if (!isxdigit((unsigned char)*p))
+                fail("a CSRF secret that is not hex", data, size);
+        if (!memchr(h.csrf, '\0', sizeof h.csrf) || !memchr(h.origin, '\0', sizeof h.origin) ||
+            !memchr(h.host, '\0', sizeof h.host))
+            fail("a guard header not NUL-terminated", data, size);
+        check_query(h.target, "task", data, size);
+        check_query(h.target, "offset", data, size);
+        check_query(h.target, "token", data, size);
     } else if (rc == SAGE__HTTP_MORE) {
         if (size >= SAGE__HTTP_HEAD_MAX || memmem(data, size, "\r\n\r\n", 4) != NULL)
             fail("more asked for although the head is whole or too long", data, size);

@@ -3,7 +3,7 @@
  * Every connection starts unauthenticated; its first frame must be HELLO
  * with the token, or the connection is closed with a logged reason (the
  * daemon keeps serving the others). A connection whose first bytes are
- * "GET " is HTTP (http.c). Nothing here ever blocks on a peer.
+ * "GET " or "POST " is HTTP (http.c; the dashboard's actions are POSTs). Nothing here ever blocks on a peer.
  *
  * Design note: what a peer without the token can cost. Anyone who reaches
  * the port can connect, so until a connection has authenticated it is held
@@ -206,7 +206,8 @@ void jm_conn_frames(jm *d, jm_conn *c)
 {
     size_t off = 0;
     while (!c->closing && !c->parked && c->fd >= 0) {
-        if (c->role == JM_UNAUTH && c->rbuf.len - off >= 4 && memcmp(c->rbuf.p + off, "GET ", 4) == 0) {
+        if (c->role == JM_UNAUTH && ((c->rbuf.len - off >= 4 && memcmp(c->rbuf.p + off, "GET ", 4) == 0) ||
+                                     (c->rbuf.len - off >= 5 && memcmp(c->rbuf.p + off, "POST ", 5) == 0))) {
             c->role = JM_HTTP;
             break;
         }

@@ -85,6 +85,24 @@ static void session_cookie(const unsigned char *p, size_t n, sage__http_head *h)
     }
 }
 
+/* A header kept whole that may appear once (Host, Origin): its value into out. */
+static int keep_once(char *out, size_t cap, int *seen, const unsigned char *p, size_t n, const char *name, size_t line,
+                     sage__http_head *h)
+{
+    char what[64];
+    if ((*seen)++) {
+        sage__fmt(what, sizeof what, "two %s headers", name);
+        return refuse(h, 400, what, line);
+    }
+    if (n >= cap) {
+        sage__fmt(what, sizeof what, "%s header too long", name);
+        return refuse(h, 431, what, line);
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
 /* One header line (without its CRLF). */
 static int header_line(const unsigned char *p, size_t n, size_t line, sage__http_head *h)
 {
@@ -113,6 +131,20 @@ static int header_line(const unsigned char *p, size_t n, size_t line, sage__http
         h->authorization[ve - v] = '\0';
     } else if (m == 6 && strncasecmp((const char *)p, "Cookie", 6) == 0) {
         session_cookie(p + v, ve - v, h);
+    } else if (m == 4 && strncasecmp((const char *)p, "Host", 4) == 0) {
+        return keep_once(h->host, sizeof h->host, &h->seen_host, p + v, ve - v, "Host", line, h);
+    } else if (m == 6 && strncasecmp((const char *)p, "Origin", 6) == 0) {
+        return keep_once(h->origin, sizeof h->origin, &h->seen_origin, p + v, ve - v, "Origin", line, h);
+    } else if (m == 11 && strncasecmp((const char *)p, "X-SAGE-CSRF", 11) == 0) {
+        if (h->seen_csrf++)
+            return refuse(h, 400, "two X-SAGE-CSRF headers", line);
+        int hex = ve - v < sizeof h->csrf;
+        for (size_t k = v; hex && k < ve; k++)
+            hex = isxdigit(p[k]) != 0;
+        if (hex) { /* anything else is no guard at all: the dashboard refuses the request */
+            memcpy(h->csrf, p + v, ve - v);
+            h->csrf[ve - v] = '\0';
+        }
     }
     return 0;
 }

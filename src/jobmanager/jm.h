@@ -14,7 +14,8 @@
  *   output.c    worker output: pipes, log files, stderr tails
  *   stream.c    replies streamed as the client reads them: results, logs (and following them)
  *   views.c     the JSON views: ping, status, list, end; a task's store row
- *   http.c      GET /metrics; http_head.c parses the request head; dashboard.c the web dashboard
+ *   http.c      GET /metrics; http_head.c parses the request head, http_query.c its query; dashboard.c the
+ *               web dashboard (dashboard_api.c a job's view and actions, dashboard_logs.c its log tails)
  *   store.c     SQLite job records; store_mem.c keeps them in memory, store_writer.c writes them (a thread)
  *   statedir.c  the state directory: private directories and files, never through a link
  *   log.c       jobmanager.log: escaped lines, rate-limited refusals, rotation
@@ -282,7 +283,8 @@ typedef struct jm_parked {
 /* A dashboard login secret or session id (dashboard.c): 64 hex digits, until expires_ms. */
 typedef struct jm_dash_secret {
     char hex[SAGE__TOKEN_HEX + 1];
-    int64_t expires_ms; /* sage__mono_ms */
+    char csrf[SAGE__TOKEN_HEX + 1]; /* a session's: what its POSTs carry in X-SAGE-CSRF */
+    int64_t expires_ms;             /* sage__mono_ms */
 } jm_dash_secret;
 #define JM_DASH_LOGINS 16   /* login secrets not yet used */
 #define JM_DASH_SESSIONS 64 /* browser sessions */
@@ -488,6 +490,8 @@ void jm_http(jm *d, jm_conn *c);
 int jm_dashboard_login(jm *d, char *secret, size_t len);
 struct sage__http_head;
 void jm_dashboard(jm *d, jm_conn *c, const struct sage__http_head *h);
+/* (dashboard.h: what the dashboard's files share; dashboard_api.c a job's view and actions, dashboard_logs.c
+ * its log tails) */
 
 /* ---- perimeter: statedir.c, log.c, and the connection limits in conn.c ---- */
 /* The state directory d->home: created 0700 if missing, else refused unless it is ours with no access for

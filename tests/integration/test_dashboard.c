@@ -21,11 +21,31 @@ static char *big;
 
 /* ---------------------------------------------------------------- the job */
 
-/* A record a millisecond until the file $DASH_GO exists: a job that runs, and whose counters move. */
+/* The line the source prints first: markup and control bytes the page must show as text. */
+#define DASH_LINE "dash: <script>document.title='pwned'</script> bell\a esc\x1b[1m tab\tend"
+#define DASH_LINE_JSON "dash: <script>document.title='pwned'</script> bell\\u0007 esc\\u001B[1m tab\\tend\\n"
+#define CHATTY_LINES 1500 /* the sink prints this many lines, 100 bytes each in its log: longer than 64 KiB */
+
+/* A record a millisecond until the file $DASH_GO exists (then the end; or a failure when it holds "fail"): a
+ * job that runs, and whose counters move. */
 static int trickle(sage_ctx *c, sage_out *o, void *u)
 {
-    if (access(getenv("DASH_GO"), F_OK) == 0)
-        return SAGE_DONE;
+    if (!sage_ctx_local(c)) {
+        printf(DASH_LINE "\n");
+        fflush(stdout);
+    }
+    if (access(getenv("DASH_GO"), F_OK) == 0) {
+        char what[8] = "";
+        FILE *f = fopen(getenv("DASH_GO"), "r");
+        if (f && !fgets(what, sizeof what, f))
+            what[0] = 0;
+        if (f)
+            fclose(f);
+        if (strncmp(what, "fail", 4) != 0)
+            return SAGE_DONE;
+        sage_ctx_fail(c, "the source was asked to fail");
+        return -1;
+    }
     nanosleep(&(struct timespec){0, 1000000}, NULL); /* the source's pace: the job's shape, not a wait */
     int64_t v = (int64_t)(uintptr_t)sage_ctx_local(c) + 1;
     sage_ctx_set_local(c, (void *)(uintptr_t)v);
@@ -39,7 +59,17 @@ static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
     sage_ctx_observe(c, "size_bytes", (double)n);
     return sage_emit(o, r, n);
 }
-static int drop(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+static int drop(sage_ctx *c, const void *r, size_t n, void *u)
+{
+    if (!sage_ctx_local(c)) { /* at its first record: a log longer than the dashboard's 64 KiB */
+        sage_ctx_set_local(c, (void *)1);
+        for (int i = 0; i < CHATTY_LINES; i++)
+            printf("line %04d %s\n", i,
+                   "01234567890123456789012345678901234567890123456789012345678901234567890123456789");
+        fflush(stdout);
+    }
+    return 0;
+}
 
 static int run_pipeline(const char *name, const char *jm)
 {
@@ -66,7 +96,8 @@ static int http(const daemon_t *d, const char *method, const char *target, const
     big[0] = 0;
     if (sage__tcp_connect("127.0.0.1", d->port, &fd, err, sizeof err) != 0)
         return -1;
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", method, target, head ? head : "");
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n%s%s\r\n", method, target,
+                     head && strstr(head, "Host: ") ? "" : "Host: 127.0.0.1\r\n", head ? head : "");
     (void)!write(fd, req, (size_t)n);
     size_t got = 0;
     ssize_t r;
@@ -106,14 +137,23 @@ static FILE *start_job(const daemon_t *d, const char *go)
     return popen(cmd, "r");
 }
 
-static void end_job(FILE *job, const char *go)
+/* The job's program ends (after its job, told to by writing `what` into the file go): its output in big, its
+ * exit status. */
+static int job_exit(FILE *job, const char *go, const char *what)
 {
     int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
+    if (fd >= 0) {
+        (void)!write(fd, what, strlen(what));
         close(fd);
+    }
     size_t n = job ? fread(big, 1, (1 << 20) - 1, job) : 0;
     big[n] = 0;
-    CHECK_INT(job ? WEXITSTATUS(pclose(job)) : -1, 0);
+    return job ? WEXITSTATUS(pclose(job)) : -1;
+}
+
+static void end_job(FILE *job, const char *go)
+{
+    CHECK_INT(job_exit(job, go, ""), 0);
     CHECK_CONTAINS(big, " rc 0\n");
 }
 
@@ -146,6 +186,70 @@ static int job_running(const daemon_t *d)
         if (run)
             return 1;
     }
+    return 0;
+}
+
+/* A session of daemon d: "sage_session=HEX" into cookie (from a login); 0, or -1. */
+static int login_cookie(const daemon_t *d, char *cookie, size_t cap)
+{
+    char url[600];
+    cookie[0] = 0;
+    if (login_url(d, url, sizeof url) != 0 || http(d, "GET", target_of(url), NULL) != 303)
+        return -1;
+    const char *sc = strstr(big, "Set-Cookie: ");
+    if (sc)
+        sscanf(sc + 12, "%199[^;]", cookie);
+    return strncmp(cookie, "sage_session=", 13) == 0 ? 0 : -1;
+}
+
+/* The body of the last answer (in big) as JSON, or NULL. */
+static json_t *body_json(void)
+{
+    const char *b = strstr(big, "\r\n\r\n");
+    return b ? json_loads(b + 4, 0, NULL) : NULL;
+}
+
+static const char *str_or(const json_t *v) { return json_is_string(v) ? json_string_value(v) : ""; }
+
+static long long body_int(const char *key)
+{
+    json_t *j = body_json();
+    long long v = json_is_integer(json_object_get(j, key)) ? (long long)json_integer_value(json_object_get(j, key))
+                                                           : -1;
+    json_decref(j);
+    return v;
+}
+
+/* Job id's state as the JobManager's status request says it ("?" when it cannot). */
+static const char *jm_state(const daemon_t *d, int id)
+{
+    static char state[32];
+    json_t *st = request(d, "{\"op\": \"status\", \"job_id\": %d}", id);
+    const char *s = json_string_value(json_object_get(st, "state"));
+    snprintf(state, sizeof state, "%s", s ? s : "?");
+    json_decref(st);
+    return state;
+}
+
+/* Until job id is in `state` (30 s at most): 1, or 0 (and says what it is). */
+static int wait_state(const daemon_t *d, int id, const char *state)
+{
+    for (int64_t end = now_ms() + 30000; now_ms() < end; pause_ms(20))
+        if (strcmp(jm_state(d, id), state) == 0)
+            return 1;
+    fprintf(stderr, "job %d is %s, not %s\n", id, jm_state(d, id), state);
+    return 0;
+}
+
+/* Until task `task` of job `id`'s log, as the dashboard reads it (the tail), holds `text` (30 s at most). */
+static int wait_log(const daemon_t *d, const char *cookie_head, int id, int task, const char *text)
+{
+    char target[100];
+    snprintf(target, sizeof target, "/api/jobs/%d/logs?task=%d", id, task);
+    for (int64_t end = now_ms() + 30000; now_ms() < end; pause_ms(20))
+        if (http(d, "GET", target, cookie_head) == 200 && strstr(big, text))
+            return 1;
+    fprintf(stderr, "the log of task %d never held %s; the last answer:\n%s\n", task, text, big);
     return 0;
 }
 
@@ -196,11 +300,236 @@ static void login_and_sessions(void)
         CHECK_INT(http(&d, "GET", strange[i], head), 404);
         CHECK(strstr(big, "root:") == NULL && strstr(big, tok_text(&d)) == NULL);
     }
-    CHECK(http(&d, "POST", "/api/jobs", head) != 200); /* only GET is HTTP here: closed unanswered */
+    CHECK_INT(http(&d, "POST", "/api/jobs", head), 403); /* a POST without the CSRF guard: refused first */
+    CHECK(strstr(big, "dashjob") == NULL);
+    CHECK(http(&d, "PUT", "/api/jobs", head) != 200); /* HTTP here is GET and POST: anything else is closed */
     CHECK(strstr(big, "dashjob") == NULL);
     CHECK_INT(http(&d, "GET", "/", head), 200);
     CHECK_CONTAINS(big, "<script src=\"/app.js\"></script>");
     end_job(job, go);
+    daemon_down(&d);
+}
+
+/* A task's log through the dashboard: its first bytes, what follows an offset, the last 64 KiB of a longer
+ * log (from a whole line, with what was skipped said), markup and control bytes as JSON text; bad queries. */
+static void logs_tail_and_offsets(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], cookie[200], head[300], target[200];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    FILE *job = start_job(&d, go);
+    CHECK(job_running(&d));
+    CHECK_INT(login_cookie(&d, cookie, sizeof cookie), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", cookie);
+    CHECK(wait_log(&d, head, 1, 0, "ticks[0] " DASH_LINE_JSON));
+    /* the source's log (task 0): one line, from its first byte */
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=0", head), 200);
+    CHECK_CONTAINS(big, "Content-Type: application/json\r\n");
+    CHECK_CONTAINS(big, "\"text\":\"ticks[0] " DASH_LINE_JSON "\"");
+    CHECK_CONTAINS(big, "\"operator\":\"ticks\",\"instance\":0,\"live\":true");
+    long long size = body_int("size");
+    CHECK_INT(size, (long long)strlen("ticks[0] " DASH_LINE "\n"));
+    CHECK_INT(body_int("from"), 0);
+    CHECK_INT(body_int("next"), size);
+    CHECK_INT(body_int("skipped"), 0);
+    snprintf(target, sizeof target, "/api/jobs/1/logs?task=0&offset=%lld", size); /* following: nothing new */
+    CHECK_INT(http(&d, "GET", target, head), 200);
+    CHECK_CONTAINS(big, "\"text\":\"\"");
+    CHECK_INT(body_int("from"), size);
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=0&offset=6", head), 200);
+    CHECK_CONTAINS(big, "\"text\":\"0] dash: <script>");
+    CHECK_INT(body_int("from"), 6);
+    snprintf(target, sizeof target, "/api/jobs/1/logs?task=0&offset=%lld", size + 100); /* past the end */
+    CHECK_INT(http(&d, "GET", target, head), 200);
+    CHECK_INT(body_int("from"), 0);
+    CHECK_CONTAINS(big, "\"text\":\"ticks[0] dash: ");
+
+    /* the sink's log (task 3): 1500 lines of 100 bytes; the answer is its last 64 KiB from a whole line */
+    char last[64];
+    snprintf(last, sizeof last, "store[0] line %04d ", CHATTY_LINES - 1);
+    CHECK(wait_log(&d, head, 1, 3, last));
+    long long full = CHATTY_LINES * 100LL;
+    CHECK_CONTAINS(big, "\"operator\":\"store\"");
+    CHECK_INT(body_int("size"), full);
+    CHECK_INT(body_int("next"), full);
+    long long from = body_int("from");
+    CHECK(full - from <= 65536 && full - from > 65536 - 120);
+    CHECK_INT(body_int("skipped"), from);
+    CHECK_INT((from % 100), 0); /* a line's first byte */
+    CHECK_CONTAINS(big, "\"text\":\"store[0] line ");
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=3&offset=0", head), 200); /* far behind: skips to the tail */
+    CHECK_INT(body_int("from"), from);
+    CHECK_INT(body_int("skipped"), from);
+    snprintf(target, sizeof target, "/api/jobs/1/logs?task=3&offset=%lld", full - 102); /* near: from there */
+    CHECK_INT(http(&d, "GET", target, head), 200);
+    CHECK_INT(body_int("from"), full - 102);
+    CHECK_INT(body_int("skipped"), 0);
+    snprintf(last, sizeof last, "\"text\":\"9\\nstore[0] line %04d 0123", CHATTY_LINES - 1);
+    CHECK_CONTAINS(big, last);
+
+    /* bad queries are refused whole; an unknown task or job is a 404; no session, a 401 */
+    static const char *const bad[] =
+        {"/api/jobs/1/logs",          "/api/jobs/1/logs?task=x",           "/api/jobs/1/logs?task=0&task=1",
+         "/api/jobs/1/logs?offset=5", "/api/jobs/1/logs?task=0&offset=-1", "/api/jobs/1/logs?task=0&offset=%35",
+         "/api/jobs/1/logs?task=0&",  "/api/jobs/1/logs?task=0&offset",    "/api/jobs/1/logs?task=-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(http(&d, "GET", bad[i], head), 400);
+        CHECK_CONTAINS(big, "{\"error\":\"logs: give ?task=T (a task index) and optionally &offset=N (bytes)\"");
+    }
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=4", head), 404);
+    CHECK_CONTAINS(big, "\"error\":\"job 1 has no task 4 (it has 4)\"");
+    CHECK_INT(http(&d, "GET", "/api/jobs/9/logs?task=0", head), 404);
+    CHECK_CONTAINS(big, "{\"error\":\"no job 9\",\"code\":-15}");
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=0", NULL), 401);
+    CHECK(strstr(big, "dash:") == NULL);
+    end_job(job, go);
+    daemon_down(&d);
+}
+
+/* Actions: a POST with the session, the session's CSRF secret and no foreign Origin pauses, resumes and
+ * cancels the job (as the JobManager then says); without any of them it is refused and the job goes on. */
+static void actions_need_session_and_csrf(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], cookie[200], other[200], head[600], csrf[80] = "", other_csrf[80] = "";
+    snprintf(go, sizeof go, "%s/go", d.home);
+    FILE *job = start_job(&d, go);
+    CHECK(job_running(&d));
+    CHECK_INT(login_cookie(&d, other, sizeof other), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", other);
+    CHECK_INT(http(&d, "GET", "/api/jobs", head), 200);
+    json_t *l = body_json();
+    snprintf(other_csrf, sizeof other_csrf, "%s", str_or(json_object_get(l, "csrf")));
+    json_decref(l);
+    CHECK_INT(login_cookie(&d, cookie, sizeof cookie), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", cookie);
+    CHECK_INT(http(&d, "GET", "/api/jobs", head), 200);
+    l = body_json();
+    snprintf(csrf, sizeof csrf, "%s", str_or(json_object_get(l, "csrf")));
+    json_decref(l);
+    CHECK_INT(strlen(csrf), 64);
+    CHECK(strcmp(csrf, other_csrf) != 0); /* one per session */
+    char host[64], origin[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", d.port);
+    snprintf(origin, sizeof origin, "http://127.0.0.1:%d", d.port);
+
+    static const struct {
+        const char *cookie, *csrf, *origin; /* "C": the session's cookie, "X": its CSRF secret, "Y": the other's */
+        int status;
+        const char *error;
+    } refused[] = {
+        {"", "X", "", 401, "no session: open the address sage dashboard prints"},
+        {"C", "", "", 403, "refused: the request has no X-SAGE-CSRF header (the dashboard's page sends it)"},
+        {"C", "", "O", 403, "refused: the request has no X-SAGE-CSRF header"},
+        {"C", "0000000000000000000000000000000000000000000000000000000000000000", "O", 403,
+         "refused: the X-SAGE-CSRF header is not this session's"},
+        {"C", "Y", "O", 403, "refused: the X-SAGE-CSRF header is not this session's"},
+        {"C", "abc", "O", 403, "refused: the X-SAGE-CSRF header is not this session's"},
+        {"C", "not hex", "O", 403, "refused: the request has no X-SAGE-CSRF header"},
+        {"C", "X", "http://evil.example", 403, "refused: the request comes from another origin"},
+        {"C", "X", "http://127.0.0.1:1", 403, "refused: the request comes from another origin"},
+        {"C", "X", "null", 403, "refused: the request comes from another origin"},
+        {"C", "X", "https://127.0.0.1", 403, "refused: the request comes from another origin"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *x = refused[i].csrf;
+        x = strcmp(x, "X") == 0 ? csrf : strcmp(x, "Y") == 0 ? other_csrf : x;
+        const char *o = strcmp(refused[i].origin, "O") == 0 ? origin : refused[i].origin;
+        snprintf(head, sizeof head, "Host: %s\r\n%s%s%s%s%s%s%s", host, refused[i].cookie[0] ? "Cookie: " : "",
+                 refused[i].cookie[0] ? cookie : "", refused[i].cookie[0] ? "\r\n" : "", x[0] ? "X-SAGE-CSRF: " : "", x,
+                 x[0] ? "\r\n" : "", "");
+        if (o[0])
+            snprintf(head + strlen(head), sizeof head - strlen(head), "Origin: %s\r\n", o);
+        CHECK_INT(http(&d, "POST", "/api/jobs/1/pause", head), refused[i].status);
+        CHECK_CONTAINS(big, refused[i].error);
+        CHECK_STR(jm_state(&d, 1), "running"); /* no effect */
+    }
+    CHECK_CONTAINS(daemon_log(&d), "POST /api/jobs/1/pause refused: the request comes from another origin (Origin: "
+                                   "http://evil.example)");
+
+    /* right: the session, its secret, the page's own origin (a browser sends it) or none (a script) */
+    snprintf(head, sizeof head, "Host: %s\r\nCookie: %s\r\nX-SAGE-CSRF: %s\r\nOrigin: %s\r\n", host, cookie, csrf,
+             origin);
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/pause", head), 405); /* an action is a POST */
+    CHECK_STR(jm_state(&d, 1), "running");
+    CHECK_INT(http(&d, "POST", "/api/jobs/1", head), 405);
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/pause", head), 200);
+    CHECK_CONTAINS(big, "{\"ok\":true,\"job_id\":1,\"action\":\"pause\",\"state\":\"paused\"}");
+    CHECK_STR(jm_state(&d, 1), "paused");
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/pause", head), 409); /* as `sage job pause` says it */
+    CHECK_CONTAINS(big, "{\"error\":\"job 1 is paused, not running\",\"code\":");
+    snprintf(head, sizeof head, "Cookie: %s\r\nX-SAGE-CSRF: %s\r\n", cookie, csrf);
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/resume", head), 200);
+    CHECK_CONTAINS(big, "\"action\":\"resume\",\"state\":\"running\"}");
+    CHECK_STR(jm_state(&d, 1), "running");
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/cancel", head), 200);
+    CHECK_CONTAINS(big, "\"action\":\"cancel\",\"state\":\"");
+    CHECK(wait_state(&d, 1, "canceled"));
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/pause", head), 409);
+    CHECK_CONTAINS(big, "{\"error\":\"job 1 already ended (canceled)\"");
+    CHECK_INT(http(&d, "POST", "/api/jobs/77/stop", head), 404);
+    CHECK_CONTAINS(big, "{\"error\":\"no job 77\"");
+    CHECK_INT(http(&d, "POST", "/api/jobs/1/explode", head), 404);
+    CHECK(job_exit(job, go, "") != 0); /* its program says the job was canceled */
+    CHECK(strstr(big, " rc 0\n") == NULL);
+    CHECK_CONTAINS(daemon_log(&d), "asks to cancel job 1\n");
+    daemon_down(&d);
+}
+
+/* Ended jobs keep their pages: a finished job's end document with its last counters (what `sage job status`
+ * shows), a failed one's failure message, and their logs. */
+static void ended_job_pages(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], cookie[200], head[300];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    CHECK_INT(login_cookie(&d, cookie, sizeof cookie), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", cookie);
+    FILE *job = start_job(&d, go);
+    CHECK(job_running(&d));
+    end_job(job, go);
+    CHECK(wait_state(&d, 1, "finished"));
+    CHECK_INT(http(&d, "GET", "/api/jobs/1", head), 200);
+    json_t *page = body_json(), *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
+    CHECK_STR(json_string_value(json_object_get(page, "state")), "finished");
+    CHECK(json_is_true(json_object_get(page, "ended")));
+    CHECK(json_integer_value(json_object_get(page, "ended_ms")) >=
+          json_integer_value(json_object_get(page, "started_ms")));
+    CHECK(json_equal(json_object_get(page, "tasks"), json_object_get(st, "tasks"))); /* the rows `status` has */
+    json_t *sink = json_array_get(json_object_get(page, "tasks"), 3);
+    CHECK_STR(json_string_value(json_object_get(sink, "operator")), "store");
+    json_t *ops = json_object_get(json_object_get(sink, "metrics"), "operators");
+    CHECK(json_integer_value(json_object_get(json_array_get(ops, 0), "records_in")) > 0); /* its last counters */
+    json_decref(page);
+    json_decref(st);
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=0", head), 200);
+    CHECK_CONTAINS(big, "\"live\":false");
+    CHECK_CONTAINS(big, "\"text\":\"ticks[0] " DASH_LINE_JSON "\"");
+    CHECK_INT(http(&d, "GET", "/api/jobs/1/logs?task=4", head), 404);
+    CHECK_CONTAINS(big, "\"error\":\"job 1 has no task 4\"");
+
+    /* a failed job: its state and failure message */
+    unlink(go);
+    job = start_job(&d, go);
+    CHECK(wait_state(&d, 2, "running"));
+    CHECK(job_exit(job, go, "fail") != 0);
+    CHECK(wait_state(&d, 2, "failed"));
+    CHECK_INT(http(&d, "GET", "/api/jobs/2", head), 200);
+    page = body_json();
+    CHECK_STR(json_string_value(json_object_get(page, "state")), "failed");
+    CHECK_CONTAINS(str_or(json_object_get(page, "error")), "the source was asked to fail");
+    json_decref(page);
+    CHECK_INT(http(&d, "GET", "/api/jobs", head), 200);
+    CHECK_CONTAINS(big, "\"job_id\":2,\"name\":\"dashjob\",\"state\":\"failed\"");
+    CHECK_CONTAINS(big, "\"job_id\":1,\"name\":\"dashjob\",\"state\":\"finished\"");
+    CHECK_INT(http(&d, "GET", "/api/jobs/3", head), 404);
+    CHECK_CONTAINS(big, "{\"error\":\"no job 3\"");
     daemon_down(&d);
 }
 
@@ -261,6 +590,14 @@ static void page_in_chromium(void)
         CHECK_CONTAINS(big, "class=\"name\">parse</text>");
         CHECK_CONTAINS(big, "class=\"meta\">×2 · 2 running</text>");
         CHECK_CONTAINS(big, "class=\"routing\">rebalance</text>"); /* the edges, with their routing */
+        /* the logs panel: the source's line, its markup as text (the page's title is its own) */
+        CHECK_CONTAINS(big, "<pre id=\"log\">ticks[0] dash: &lt;script&gt;document.title='pwned'&lt;/script&gt; bell");
+        CHECK(strstr(big, "<script>document.title") == NULL);
+        CHECK_CONTAINS(big, "<title>SAGE JobManager</title>");
+        CHECK_CONTAINS(big, "<option value=\"3\">store [0]</option>");
+        /* the actions of a running job */
+        CHECK_CONTAINS(big, "<button type=\"button\" data-action=\"pause\">Pause</button>");
+        CHECK_CONTAINS(big, "<button type=\"button\" data-action=\"resume\" disabled=\"\">Resume</button>");
         int rows = 0;
         for (const char *p = big; (p = strstr(p, "<tr><td class=\"name\">parse</td>")) != NULL; p++)
             rows++;
@@ -291,6 +628,23 @@ static void page_in_chromium(void)
     struct stat st;
     CHECK(stat("artifacts/dashboard.png", &st) == 0 && st.st_size > 10000);
     end_job(job, go);
+    /* the job ended: its own address (#job=1) still shows it, with its last counters and its logs */
+    CHECK(wait_state(&d, 1, "finished"));
+    CHECK_INT(login_url(&d, url, sizeof url), 0);
+    CHECK_INT(run_cmd(big, 1 << 20,
+                      "timeout -k 5 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                      "--user-data-dir=%s.ended --virtual-time-budget=4000 --dump-dom '%s#job=1' 2>/dev/null",
+                      profile, url),
+              0);
+    CHECK_CONTAINS(big, "Job 1 \"dashjob\": finished");
+    CHECK_CONTAINS(big, "the counters below are the last each instance reported");
+    CHECK_CONTAINS(big, "<pre id=\"log\">ticks[0] dash: &lt;script&gt;");
+    CHECK_CONTAINS(big, "(the job ended)");
+    CHECK_CONTAINS(big, "<button type=\"button\" data-action=\"cancel\" disabled=\"\">Cancel</button>");
+    int rows = 0;
+    for (const char *p = big; (p = strstr(p, "<tr><td class=\"name\">parse</td>")) != NULL; p++)
+        rows++;
+    CHECK_INT(rows, 2);
     daemon_down(&d);
 }
 
@@ -303,6 +657,9 @@ int main(int argc, char **argv)
     self[n > 0 ? n : 0] = 0;
     big = malloc(1 << 20);
     RUN(login_and_sessions);
+    RUN(logs_tail_and_offsets);
+    RUN(actions_need_session_and_csrf);
+    RUN(ended_job_pages);
     RUN(prometheus_user_metrics);
     RUN(page_in_chromium);
     free(big);

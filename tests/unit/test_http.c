@@ -1,4 +1,4 @@
-/* tests/unit/test_http.c - the JobManager's HTTP request head parser: good heads, partial heads, and bad input. */
+/* tests/unit/test_http.c - the JobManager's HTTP request head and query parsers: good input, partial heads, bad input. */
 #include "check.h"
 
 #include "jobmanager/http.h"
@@ -63,6 +63,115 @@ static void test_session_cookie(void)
     sage__http_head h;
     CHECK_INT(parse("GET / HTTP/1.1\r\nCookie: a=1\r\ncookie: sage_session=beef\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
     CHECK_STR(h.session, "beef");
+}
+
+/* The headers the dashboard's CSRF guard reads: Host and Origin whole, X-SAGE-CSRF when it is hex; each once. */
+static void test_guard_headers(void)
+{
+    sage__http_head h;
+    CHECK_INT(parse("POST /api/jobs/1/pause HTTP/1.1\r\nhost: 127.0.0.1:9\r\nORIGIN: http://127.0.0.1:9\r\n"
+                    "x-sage-csrf: 00ffAB\r\n\r\n",
+                    &h),
+              SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.host, "127.0.0.1:9");
+    CHECK_STR(h.origin, "http://127.0.0.1:9");
+    CHECK_STR(h.csrf, "00ffAB");
+    CHECK_INT(parse("POST / HTTP/1.1\r\nX-SAGE-CSRF: not hex\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.csrf, ""); /* kept only when it could be a secret: the dashboard then refuses the POST */
+    CHECK_INT(parse("POST / HTTP/1.1\r\nX-SAGE-CSRF: "
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0\r\n\r\n",
+                    &h),
+              SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.csrf, ""); /* 65 digits */
+    CHECK_INT(parse("POST / HTTP/1.1\r\nOrigin: null\r\n\r\n", &h), SAGE__HTTP_COMPLETE);
+    CHECK_STR(h.origin, "null");
+    CHECK_STR(h.host, "");
+    static const struct {
+        const char *head;
+        int status;
+        const char *error;
+    } bad[] = {
+        {"POST / HTTP/1.1\r\nOrigin: http://a\r\norigin: http://b\r\n\r\n", 400, "two Origin headers (line 3"},
+        {"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "two Host headers (line 3"},
+        {"POST / HTTP/1.1\r\nX-SAGE-CSRF: ab\r\nX-SAGE-CSRF: ab\r\n\r\n", 400, "two X-SAGE-CSRF headers"},
+        {"POST / HTTP/1.1\r\nX-SAGE-CSRF: zz\r\nX-SAGE-CSRF: ab\r\n\r\n", 400, "two X-SAGE-CSRF headers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(parse(bad[i].head, &h), SAGE_EPROTO);
+        CHECK_INT(h.status, bad[i].status);
+        CHECK_CONTAINS(h.error, bad[i].error);
+    }
+    char req[600];
+    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\nOrigin: http://");
+    memset(req + n, 'a', 300);
+    snprintf(req + n + 300, sizeof req - (size_t)n - 300, "\r\n\r\n");
+    CHECK_INT(parse(req, &h), SAGE_EPROTO);
+    CHECK_INT(h.status, 431);
+    CHECK_CONTAINS(h.error, "Origin header too long");
+}
+
+/* The dashboard's query parameters: strict, or malformed as a whole. */
+static void test_query(void)
+{
+    static const struct {
+        const char *target, *name;
+        int rc;
+        const char *value;
+    } t[] = {
+        {"/api/jobs/1/logs?task=2&offset=4096", "task", 1, "2"},
+        {"/api/jobs/1/logs?task=2&offset=4096", "offset", 1, "4096"},
+        {"/api/jobs/1/logs?task=2", "offset", 0, ""},
+        {"/api/jobs/1/logs", "task", 0, ""},
+        {"/?", "token", 0, ""},
+        {"/?token=", "token", 1, ""},
+        {"/?token=a-_.~Z", "token", 1, "a-_.~Z"},
+        {"/?tokens=1", "token", 0, ""},
+        {"/?xtoken=1", "token", 0, ""},
+        {"/?token=0123456789", "token", SAGE_EINVAL, ""}, /* longer than the 8 bytes given */
+        {"/?a=1&&b=2", "a", SAGE_EINVAL, ""},
+        {"/?a=1&", "a", SAGE_EINVAL, ""},
+        {"/?&a=1", "a", SAGE_EINVAL, ""},
+        {"/?a", "a", SAGE_EINVAL, ""},
+        {"/?=1", "a", SAGE_EINVAL, ""},
+        {"/?a=1=2", "a", SAGE_EINVAL, ""},
+        {"/?a=%41", "a", SAGE_EINVAL, ""},
+        {"/?a=1+2", "a", SAGE_EINVAL, ""},
+        {"/?a=1#frag", "a", SAGE_EINVAL, ""},
+        {"/?a=1&b=?", "a", SAGE_EINVAL, ""}, /* malformed anywhere: malformed */
+        {"/?a=1&a=2", "a", SAGE_EINVAL, ""},
+        {"/?a=1&b=2&a=1", "b", SAGE_EINVAL, ""}, /* a key twice, even another one */
+        {"/?a.b=1", "a", 0, ""},
+        {"/x?a=1?b=2", "a", SAGE_EINVAL, ""},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char v[8] = "junk";
+        int rc = sage__http_query(t[i].target, t[i].name, v, sizeof v);
+        if (rc != t[i].rc)
+            fprintf(stderr, "  case %zu: %s: %d\n", i, t[i].target, rc);
+        CHECK_INT(rc, t[i].rc);
+        if (rc == 1)
+            CHECK_STR(v, t[i].value);
+    }
+    static const struct {
+        const char *target;
+        int rc;
+        long long value;
+    } n[] = {
+        {"/?n=0", 1, 0},
+        {"/?n=9223372036854775807", 1, INT64_MAX},
+        {"/?n=9223372036854775808", SAGE_EINVAL, 0},
+        {"/?n=-1", SAGE_EINVAL, 0}, /* below the minimum */
+        {"/?n=", SAGE_EINVAL, 0},
+        {"/?n=1x", SAGE_EINVAL, 0},
+        {"/?n=0x10", SAGE_EINVAL, 0},
+        {"/?n=00012", 1, 12},
+        {"/?m=1", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) {
+        int64_t v = -7;
+        CHECK_INT(sage__http_query_i64(n[i].target, "n", 0, INT64_MAX, &v), n[i].rc);
+        CHECK_INT(v, n[i].rc == 1 ? n[i].value : -7); /* written only when found */
+    }
 }
 
 static void test_partial(void)
@@ -177,6 +286,8 @@ int main(int argc, char **argv)
     CHECK_MAIN(argc, argv);
     RUN(test_good);
     RUN(test_session_cookie);
+    RUN(test_guard_headers);
+    RUN(test_query);
     RUN(test_partial);
     RUN(test_bad);
     RUN(test_limits);

@@ -1,6 +1,9 @@
-// The dashboard's script: the job list and the selected job, read from the JobManager every second.
+// The dashboard's script: the job list, the selected job and its logs, read from the JobManager every second;
+// the job's actions (pause, resume, stop, cancel) as POSTs carrying the session's CSRF secret.
 'use strict';
-let selected = null;
+const fromHash = /^#job=(\d+)$/.exec(location.hash); // a job's own address: /#job=ID
+let selected = fromHash ? Number(fromHash[1]) : null;
+let csrf = ''; // this session's, from /api/jobs: sent in X-SAGE-CSRF with every action
 const last = new Map(); // task index -> {t, backpressure_ns}: the previous sample, for shares
 
 async function get(path) {
@@ -60,6 +63,7 @@ function nodes(list) {
 
 async function jobs() {
   const { body } = await get('/api/jobs');
+  csrf = body.csrf || csrf;
   const jm = body.jobmanager || {};
   document.getElementById('jm').textContent =
     `${jm.host || ''}:${jm.port || ''} · ${jm.launcher || ''} launcher · version ${jm.version || ''}`;
@@ -77,12 +81,12 @@ async function jobs() {
     cell(tr, duration(j.started_ms ? (j.ended_ms || now) - j.started_ms : 0), 'num');
     cell(tr, j.tasks, 'num');
     cell(tr, j.error);
-    tr.addEventListener('click', () => { selected = j.job_id; last.clear(); tick(); });
+    tr.addEventListener('click', () => select(j.job_id));
     tbody.appendChild(tr);
   }
-  if (selected === null) {
+  if (selected === null) { // the first live job, else the newest
     const live = body.jobs.find((j) => j.state === 'running' || j.state === 'paused' || j.state === 'pending');
-    if (live) selected = live.job_id;
+    if (live || body.jobs.length) selected = (live || body.jobs[0]).job_id;
   }
   return jm;
 }
@@ -135,11 +139,97 @@ function graph(g, tasks) {
   div.appendChild(s);
 }
 
+function select(id) {
+  selected = id;
+  last.clear();
+  document.getElementById('action-result').textContent = '';
+  history.replaceState(null, '', '#job=' + id);
+  tick();
+}
+
+// ---- actions ----
+
+const ACTIONS = { pause: ['running'], resume: ['paused'], stop: ['running', 'paused', 'pending'],
+  cancel: ['running', 'paused', 'pending'] };
+
+function actionButtons(state) {
+  for (const b of document.querySelectorAll('#job-actions button')) b.disabled = !ACTIONS[b.dataset.action].includes(state);
+}
+
+async function act(action) {
+  const id = selected, out = document.getElementById('action-result');
+  if ((action === 'stop' || action === 'cancel') && !confirm(`${action} job ${id}?`)) return;
+  const r = await fetch(`/api/jobs/${id}/${action}`,
+    { method: 'POST', credentials: 'same-origin', cache: 'no-store', headers: { 'X-SAGE-CSRF': csrf } });
+  const body = await r.json().catch(() => ({}));
+  out.className = r.ok ? '' : 'refused';
+  out.textContent = r.ok ? `${action}: done, the job is ${body.state}` : `${action} refused: ${body.error || r.status}`;
+  tick();
+}
+
+document.getElementById('job-actions').addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-action]');
+  if (b && selected !== null) act(b.dataset.action);
+});
+
+// ---- logs: the selected task's tail, then what it gains (while "follow" is on) ----
+
+const LOG_KEEP = 256 * 1024; // characters the panel keeps
+const logAt = { job: null, task: null, next: null, live: true };
+
+function logTasks(tasks) {
+  const sel = document.getElementById('log-task');
+  const key = selected + ':' + tasks.map((t) => t.task).join(',');
+  if (sel.dataset.key === key) return;
+  const keep = sel.value;
+  sel.dataset.key = key;
+  sel.replaceChildren();
+  for (const t of tasks) {
+    const o = document.createElement('option');
+    o.value = t.task;
+    o.textContent = `${t.operator} [${t.instance}]`;
+    sel.appendChild(o);
+  }
+  if (tasks.some((t) => String(t.task) === keep)) sel.value = keep;
+}
+
+async function logs() {
+  const sel = document.getElementById('log-task'), pre = document.getElementById('log');
+  const info = document.getElementById('log-info');
+  if (sel.value === '') { pre.textContent = ''; return; }
+  const task = Number(sel.value);
+  if (logAt.job !== selected || logAt.task !== task) {
+    Object.assign(logAt, { job: selected, task, next: null, live: true });
+    pre.textContent = '';
+  } else if (!document.getElementById('log-follow').checked || !logAt.live) {
+    return; // what is shown stays
+  }
+  const { status, body } = await get(`/api/jobs/${selected}/logs?task=${task}` +
+    (logAt.next === null ? '' : `&offset=${logAt.next}`));
+  if (logAt.job !== selected || logAt.task !== task) return; // another task was chosen meanwhile
+  if (status !== 200) { info.textContent = body.error || ''; return; }
+  if (logAt.next !== null && body.from < logAt.next) pre.textContent = ''; // the file was replaced
+  let text = body.text;
+  if (body.skipped > 0) text = `[… ${body.skipped} earlier bytes not shown …]\n` + text;
+  if (text) pre.appendChild(document.createTextNode(text)); // text, never markup
+  if (pre.textContent.length > LOG_KEEP) pre.textContent = pre.textContent.slice(-LOG_KEEP);
+  Object.assign(logAt, { next: body.next, live: body.live });
+  info.textContent = `${bytes(body.size)} in logs/${body.operator}.${body.instance}.log` + (body.live ? '' : ' (the job ended)');
+  if (document.getElementById('log-follow').checked) pre.scrollTop = pre.scrollHeight;
+}
+
+// (through tick: one refresh at a time)
+document.getElementById('log-task').addEventListener('change', () => tick());
+document.getElementById('log-follow').addEventListener('change', () => { logAt.live = true; tick(); });
+
+// ---- the selected job ----
+
 async function job() {
   const section = document.getElementById('job');
   if (selected === null) { section.hidden = true; return; }
   const { status, body } = await get('/api/jobs/' + selected);
   section.hidden = false;
+  actionButtons(status === 200 ? body.state : '');
   document.getElementById('job-title').textContent =
     status === 200 ? `Job ${body.job_id} "${body.name}": ${body.state}` : `Job ${selected}`;
   document.getElementById('job-error').textContent = status === 200 ? body.error || '' : body.error;
@@ -154,9 +244,16 @@ async function job() {
   }
   document.getElementById('job-ft').textContent = ft.join(' · ');
   tasksByHost = new Map();
-  if (status !== 200) { document.getElementById('graph').replaceChildren(); return; }
+  if (status !== 200) { document.getElementById('graph').replaceChildren(); logTasks([]); return; }
   for (const t of body.tasks) if (t.state === 'running') tasksByHost.set(t.host, (tasksByHost.get(t.host) || 0) + 1);
   graph(body.graph, body.tasks);
+  if (body.ended) {
+    const p = document.createElement('p');
+    p.className = 'note';
+    p.textContent = `Ended ${body.ended_ms ? new Date(body.ended_ms).toLocaleString() : ''}: the counters below are the last ` +
+      'each instance reported (the graph is drawn while a job runs).';
+    document.getElementById('graph').replaceChildren(p);
+  }
   const now = performance.now();
   for (const t of body.tasks) {
     const m = t.metrics || {};
@@ -172,7 +269,7 @@ async function job() {
     cell(tr, bytes(t.memory_limit), 'num');
     cell(tr, ops.length ? ops[0].records_in : (m.requests ?? ''), 'num');
     cell(tr, ops.length ? ops[ops.length - 1].records_out : '', 'num');
-    cell(tr, rate(m.records_per_s), 'num rate');
+    cell(tr, body.ended ? '-' : rate(m.records_per_s), 'num rate');
     const pt = m.processing_time_ns || {};
     cell(tr, ns(pt.p50), 'num');
     cell(tr, ns(pt.p99), 'num');
@@ -192,9 +289,15 @@ async function job() {
     cell(tr, user.join(' '));
     tbody.appendChild(tr);
   }
+  logTasks(body.tasks);
+  await logs();
 }
 
+let ticking = false; // one refresh at a time: a log chunk is appended once
+
 async function tick() {
+  if (ticking) return;
+  ticking = true;
   try {
     const jm = await jobs();
     await job();
@@ -202,6 +305,8 @@ async function tick() {
     document.getElementById('clock').textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (e) {
     document.getElementById('clock').textContent = 'not updated: ' + e.message;
+  } finally {
+    ticking = false;
   }
 }
 
