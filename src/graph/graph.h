@@ -107,6 +107,10 @@ struct sage__op {
     sage_reduce_fn reduce;     /* reduce: the fold, the accumulator's size, SAGE_REDUCE_EACH or _AT_CLOSE */
     size_t reduce_acc;
     int reduce_emit;
+    /* batch operators (declare_batch.c): kind FLAT_MAP (map_batches) or SINK (sink_batches), fn unused */
+    int batch;
+    sage_map_batch_fn batch_map;
+    sage_sink_batch_fn batch_sink;
 };
 
 struct sage_stream {
@@ -231,6 +235,8 @@ sage_stream *sage__declare_comap(sage_stream *connected, const sage_map_fn *fns,
                                  const sage_op_opts *opts);
 sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_stream *right, sage_key_fn right_key,
                                 sage_join_fn fn, void *udata, const sage_op_opts *opts);
+/* declare_batch.c: sage_map_batches (sink 0) and sage_sink_batches (sink 1). */
+sage_stream *sage__declare_batch(sage_stream *in, int sink, void *fn, void *udata, const sage_op_opts *opts);
 sage_stream *sage__declare_file_sink(sage_stream *in, const char *path, const sage_op_opts *opts);
 sage_stream *sage__declare_collect_sink(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
 int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, void *udata,
