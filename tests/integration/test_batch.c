@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "jm_daemon.h" /* a JobManager of the test's own: workers in processes of their own */
 #include "pipeline_util.h"
 
 /* What batch functions saw, summed over every call of every instance. */
@@ -470,9 +471,59 @@ static void with_checkpoints(void)
     sage_collector_destroy(c);
 }
 
+/* Under a JobManager, one worker process per task: records cross processes in the header format and reach
+ * the batch operator columnar (add_one_batch fails the job otherwise). Run as `test_batch pipeline ADDR`. */
+static int run_remote(const char *addr)
+{
+    char config[256];
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", addr);
+    sage_env *env = sage_env_create("batchremote", config);
+    sage_collector *c = sage_collector_create(0);
+    static seen s;
+    static uint64_t n = 20000;
+    sage_stream *st = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
+    st = sage_map_batches(sage_rebalance(st), add_one_batch, &s, &(sage_op_opts){.name = "add", .parallelism = 2});
+    st = sage_map(st, times2, NULL, &(sage_op_opts){.name = "x2", .parallelism = 2});
+    st = sage_map_batches(st, add_one_batch, &s, &(sage_op_opts){.name = "add2", .parallelism = 2});
+    sage_sink_collect(sage_rebalance(st), c, &(sage_op_opts){.name = "out"});
+    int rc = sage_env_execute(env);
+    printf("rc %d\n", rc);
+    if (rc != 0)
+        printf("error: %s\n", sage_env_errmsg(env));
+    size_t got;
+    int64_t *v = collected_sorted(c, &got), sum = 0;
+    for (size_t i = 0; i < got; i++)
+        sum += v[i];
+    printf("count %zu sum %lld min %lld max %lld\n", got, (long long)sum, got ? (long long)v[0] : 0LL,
+           got ? (long long)v[got - 1] : 0LL);
+    free(v);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+    return rc == 0 ? 0 : 1;
+}
+
+static char self[4096];
+
+static void under_jobmanager(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    static char out[1 << 16];
+    CHECK_INT(run_cmd(out, sizeof out, "SAGE_HOME=%s %s pipeline %s", d.home, self, d.addr), 0);
+    CHECK_CONTAINS(out, "rc 0\n");
+    /* 2v + 3 for v = 1..20000: sum 20000 * 20001 + 3 * 20000 */
+    CHECK_CONTAINS(out, "count 20000 sum 400080000 min 5 max 40003\n");
+    daemon_down(&d);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "pipeline") == 0)
+        return run_remote(argv[2]);
     CHECK_MAIN(argc, argv);
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = 0;
     RUN(mixed_chain);
     RUN(zero_copy_in_chain);
     RUN(parallel_rebalance_key_by);
@@ -481,5 +532,6 @@ int main(int argc, char **argv)
     RUN(errors);
     RUN(close_hooks);
     RUN(with_checkpoints);
+    RUN(under_jobmanager);
     return CHECK_DONE();
 }
