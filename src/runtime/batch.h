@@ -49,7 +49,7 @@ int sage__append_packed_slow(sage__task *t, sage__route *r, int tgt, const void 
 static inline int sage__append_packed(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len)
 {
     sage__batch *b = r->pending[tgt];
-    if (__builtin_expect(b && b->n && b->width == len && b->used + len <= b->cap, 1)) {
+    if (__builtin_expect(b && b->n && b->width == len && len && b->used + len <= b->cap, 1)) { /* width 0: rows */
         unsigned char *p = b->data + b->used;
         if (len == 8)
             __builtin_memcpy(p, rec, 8);

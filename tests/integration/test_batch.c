@@ -304,6 +304,25 @@ static void variable_width(void)
     CHECK_INT(atomic_load(&s4.records), 3);
     sage_env_destroy(env);
     sage_collector_destroy(c);
+
+    /* empty records among others, in the chain and across threads (a packed route turns to rows) */
+    const char *emp[] = {"", "ab", "", "", "cde", "", "fg"};
+    size_t el[] = {0, 2, 0, 0, 3, 0, 2};
+    env = sage_env_create("empty", NULL);
+    c = sage_collector_create(0);
+    st = sage_from_collection(env, (const void *const *)emp, el, 7, NULL);
+    st = sage_map_batches(st, upper, &s3, NULL);
+    st = sage_map_batches(st, upper, &s4, &(sage_op_opts){.parallelism = 2});
+    sage_sink_collect(st, c, NULL);
+    CHECK_INT(sage_env_execute(env), 0);
+    v = collected_strs(c, &got);
+    CHECK_INT(got, 7);
+    const char *ewant[] = {"", "", "", "", "AB", "CDE", "FG"};
+    for (size_t i = 0; i < got && i < 7; i++)
+        CHECK_STR(v[i], ewant[i]);
+    free_strs(v, got);
+    sage_env_destroy(env);
+    sage_collector_destroy(c);
 }
 
 /* A negative return fails the job, naming the operator; bad emits and declarations are refused. */
