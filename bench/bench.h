@@ -134,6 +134,8 @@ int limit_cost(int arg);
 /* scenarios.c: (a) (b) (c), (f) and (g). */
 int scen_chain(int arg);
 int scen_rebalance(int arg);
+int scen_chain_batch(int arg);     /* (a.batch) */
+int scen_rebalance_batch(int arg); /* (b.batch) */
 int scen_keyed(int arg);
 int scen_parallelism(int arg); /* arg: parallelism P */
 int scen_size(int arg);        /* arg: log10 of the record count */

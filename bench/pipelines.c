@@ -105,6 +105,75 @@ static int keyed_count_sink(sage_ctx *ctx, const void *rec, size_t len, void *ud
     return 0;
 }
 
+/* ---- scenarios (a.batch) and (b.batch): the same work, a batch per call (sage/batch.h) ---- */
+
+/* 0..n-1 as one array of up to GEN_BURST values per call, emitted at once. */
+static int gen_seq_batch(sage_ctx *ctx, sage_out *out, void *udata)
+{
+    const uint64_t n = *(const uint64_t *)udata;
+    const uint64_t p = (uint64_t)sage_ctx_parallelism(ctx);
+    uintptr_t next1 = (uintptr_t)sage_ctx_local(ctx);
+    uint64_t v = next1 ? (uint64_t)next1 - 1 : (uint64_t)sage_ctx_instance(ctx);
+    int64_t buf[GEN_BURST];
+    size_t k = 0;
+    for (; k < GEN_BURST && v < n; k++, v += p)
+        buf[k] = (int64_t)v;
+    int rc = sage_emit_batch(out, buf, sizeof buf[0], k);
+    if (rc < 0)
+        return rc;
+    sage_ctx_set_local(ctx, (void *)(uintptr_t)(v + 1));
+    return v >= n ? SAGE_DONE : SAGE_MORE;
+}
+
+static inline int64_t at_i64(const sage_batch *in, size_t i)
+{
+    int64_t v;
+    memcpy(&v, (const char *)in->data + i * sizeof v, sizeof v);
+    return v;
+}
+
+static int map_x3_batch(sage_ctx *ctx, const sage_batch *in, sage_out *out, void *udata)
+{
+    int64_t buf[GEN_BURST];
+    for (size_t i0 = 0; i0 < in->n; i0 += GEN_BURST) {
+        size_t m = in->n - i0 < GEN_BURST ? in->n - i0 : GEN_BURST;
+        for (size_t i = 0; i < m; i++)
+            buf[i] = work_map(at_i64(in, i0 + i));
+        int rc = sage_emit_batch(out, buf, sizeof buf[0], m);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int filter_keep_batch(sage_ctx *ctx, const sage_batch *in, sage_out *out, void *udata)
+{
+    int64_t buf[GEN_BURST];
+    for (size_t i0 = 0; i0 < in->n; i0 += GEN_BURST) {
+        size_t m = in->n - i0 < GEN_BURST ? in->n - i0 : GEN_BURST, k = 0;
+        for (size_t i = 0; i < m; i++) {
+            int64_t v = at_i64(in, i0 + i);
+            buf[k] = v;
+            k += work_keep(v);
+        }
+        int rc = sage_emit_batch(out, buf, sizeof buf[0], k);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int count_sink_batch(sage_ctx *ctx, const sage_batch *in, void *udata)
+{
+    inst_tally *t = sage_ctx_local(ctx);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < in->n; i++)
+        sum += (uint64_t)at_i64(in, i);
+    t->count += in->n;
+    t->sum += sum;
+    return 0;
+}
+
 /* ---- running ---- */
 
 static const sage_op_opts *named(sage_op_opts *o, const char *name, int parallelism)
@@ -155,6 +224,41 @@ int pipe_run_chain(uint64_t n, void *arg, bench_run *out)
     sage_sink(s, count_sink, &T, sink_opts(&o, "sink", 1));
     int rc = execute_timed(env, out);
     return finish(env, rc, &T, work_expected_kept(n), "(a) chain");
+}
+
+int pipe_run_chain_batch(uint64_t n, void *arg, bench_run *out)
+{
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_chain_batch", pipe_config);
+    sage_stream *s = sage_from_generator(env, gen_seq_batch, &n, named(&o, "src", 1));
+    s = sage_map_batches(s, map_x3_batch, NULL, named(&o, "map", 1));
+    s = sage_map_batches(s, filter_keep_batch, NULL, named(&o, "filter", 1));
+    sage_sink_batches(s, count_sink_batch, &T, sink_opts(&o, "sink", 1));
+    int rc = execute_timed(env, out);
+    uint64_t want_sum = 0;
+    for (uint64_t v = 0; rc == 0 && v < n; v++)
+        if (work_keep(work_map((int64_t)v)))
+            want_sum += (uint64_t)work_map((int64_t)v);
+    if (rc == 0 && atomic_load(&T.sum) != want_sum)
+        rc = bench_fail("(a.batch): the sink summed %llu, expected %llu", (unsigned long long)atomic_load(&T.sum),
+                        (unsigned long long)want_sum);
+    return finish(env, rc, &T, work_expected_kept(n), "(a.batch) chain");
+}
+
+int pipe_run_rebalance_batch(uint64_t n, void *arg, bench_run *out)
+{
+    int p = *(const int *)arg;
+    tally T = {0};
+    sage_op_opts o;
+    sage_env *env = sage_env_create("bench_rebalance_batch", pipe_config);
+    sage_stream *s = sage_from_generator(env, gen_seq_batch, &n, named(&o, "src", 1));
+    sage_sink_batches(sage_rebalance(s), count_sink_batch, &T, sink_opts(&o, "sink", p));
+    int rc = execute_timed(env, out);
+    if (rc == 0 && atomic_load(&T.sum) != n * (n - 1) / 2)
+        rc = bench_fail("(b.batch): the sinks summed %llu, expected %llu", (unsigned long long)atomic_load(&T.sum),
+                        (unsigned long long)(n * (n - 1) / 2));
+    return finish(env, rc, &T, n, "(b.batch) rebalance");
 }
 
 int pipe_run_rebalance(uint64_t n, void *arg, bench_run *out)

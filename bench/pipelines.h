@@ -36,5 +36,9 @@ int pipe_run_chain(uint64_t n, void *arg, bench_run *out);
 int pipe_run_rebalance(uint64_t n, void *arg, bench_run *out);
 int pipe_run_keyed(uint64_t n, void *arg, bench_run *out);
 int pipe_run_fanout(uint64_t n, void *arg, bench_run *out);
+/* (a.batch), (b.batch): (a) and (b) with batch operators (sage/batch.h): the source emits GEN_BURST values
+ * per call as one array, map and filter are sage_map_batches, the sink sage_sink_batches. */
+int pipe_run_chain_batch(uint64_t n, void *arg, bench_run *out);
+int pipe_run_rebalance_batch(uint64_t n, void *arg, bench_run *out);
 
 #endif

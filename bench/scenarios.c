@@ -16,6 +16,31 @@ int scen_chain(int arg)
     return 0;
 }
 
+/* (a.batch) the same pipeline with batch operators: one array per source call handed down the chain. */
+int scen_chain_batch(int arg)
+{
+    bench_row r = bench_row_new("a.batch", "(a.batch) (a) with batch operators", "rec/s");
+    if (bench_measure(&r, pipe_run_chain_batch, NULL, 4000000, 4000000) < 0)
+        return -1;
+    snprintf(r.note, sizeof r.note, "sage_map_batches x2 + sage_sink_batches, %d per source call; %.2f cores busy",
+             GEN_BURST, r.cpu_s / r.wall_s);
+    bench_emit(&r);
+    return 0;
+}
+
+/* (b.batch) (b) with a source emitting arrays and batch sinks reading the packed queue batches in place. */
+int scen_rebalance_batch(int arg)
+{
+    int p = 2;
+    bench_row r = bench_row_new("b.batch", "(b.batch) (b) with batch operators", "rec/s");
+    if (bench_measure(&r, pipe_run_rebalance_batch, &p, 4000000, 4000000) < 0)
+        return -1;
+    snprintf(r.note, sizeof r.note, "array source p1 -> rebalance -> sage_sink_batches p2; %.2f cores busy",
+             r.cpu_s / r.wall_s);
+    bench_emit(&r);
+    return 0;
+}
+
 /* (b) one source thread feeding two sink threads through batches. */
 int scen_rebalance(int arg)
 {

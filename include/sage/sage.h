@@ -5,6 +5,7 @@
 #include "sage/error.h"
 #include "sage/resources.h"
 #include "sage/stream.h"
+#include "sage/batch.h"
 #include "sage/context.h"
 #include "sage/env.h"
 #include "sage/jobmanager.h"

@@ -138,3 +138,13 @@ SAGE_API int sage_env_set_binding(sage_env *env, const sage_binding_hooks *hooks
     env->graph.has_binding = 1;
     return 0;
 }
+
+SAGE_API sage_stream *sage_map_batches(sage_stream *in, sage_map_batch_fn fn, void *udata, const sage_op_opts *opts)
+{
+    return sage__declare_batch(in, 0, (void *)fn, udata, opts);
+}
+
+SAGE_API sage_stream *sage_sink_batches(sage_stream *in, sage_sink_batch_fn fn, void *udata, const sage_op_opts *opts)
+{
+    return sage__declare_batch(in, 1, (void *)fn, udata, opts);
+}

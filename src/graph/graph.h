@@ -109,6 +109,10 @@ struct sage__op {
     size_t reduce_acc;
     int reduce_emit;
     int filled; /* future: sage_fill_future was called (its inputs come from operators declared after it) */
+    /* batch operators (declare_batch.c): kind FLAT_MAP (map_batches) or SINK (sink_batches), fn unused */
+    int batch;
+    sage_map_batch_fn batch_map;
+    sage_sink_batch_fn batch_sink;
 };
 
 struct sage_stream {
@@ -237,6 +241,8 @@ sage_stream *sage__declare_join(sage_stream *left, sage_key_fn left_key, sage_st
 /* Feedback loops: a future stream (an operator of its own, parallelism 1) and the stream that fills it. */
 sage_stream *sage__declare_future(sage__graph *g, const char *name);
 int sage__declare_fill_future(sage_stream *in, sage_stream *future);
+/* declare_batch.c: sage_map_batches (sink 0) and sage_sink_batches (sink 1). */
+sage_stream *sage__declare_batch(sage_stream *in, int sink, void *fn, void *udata, const sage_op_opts *opts);
 sage_stream *sage__declare_file_sink(sage_stream *in, const char *path, const sage_op_opts *opts);
 sage_stream *sage__declare_collect_sink(sage_stream *in, sage_collector *c, const sage_op_opts *opts);
 int sage__declare_service(sage__graph *g, const char *name, sage_service_fn fn, void *udata,

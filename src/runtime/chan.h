@@ -21,6 +21,7 @@ typedef struct sage__batch {
     uint32_t mark;  /* 0: records; else a SAGE__MARK_* from one producer, no records */
     uint32_t input; /* consumer input index the records belong to */
     uint32_t n;     /* records */
+    uint32_t width; /* 0: records as above; > 0: packed, n records of width bytes, no headers (in-process only) */
     size_t used, cap;
     uint64_t first_ns; /* when its first record was appended (producer side, for flush linger) */
     uint64_t epoch;    /* SAGE__MARK_BARRIER: the checkpoint it belongs to; SAGE__MARK_PROBE: its round */
@@ -62,6 +63,7 @@ struct sage__chan {
     size_t batch_bytes;           /* the consumer's standard batch size (received batches are recycled) */
     _Atomic int consumer_waiting; /* 1 while the consumer idles for input (always 1 for a remote one) */
     _Atomic uint64_t blocked_ns;  /* time producers spent blocked on this channel (backpressure) */
+    int packed_ok;                /* the consumer reads packed batches (an in-process queue) */
 };
 
 static inline int sage__chan_push(sage__chan *c, sage__batch *b, sage__batch **fresh)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/batch.h"
 #include "runtime/runtime.h"
 #include "util/time.h"
 
@@ -57,11 +58,12 @@ void sage__batch_drop(const sage__job *job, const sage__batch *b, uint32_t first
         return;
     const unsigned char *p = b->data;
     for (uint32_t i = 0; i < b->n; i++) {
-        uint32_t len;
-        memcpy(&len, p, 4);
+        uint32_t len = b->width;
+        if (!b->width)
+            memcpy(&len, p, 4);
         if (i >= first)
-            job->binding->drop(p + SAGE__REC_HDR, len, job->binding->udata);
-        p += sage__rec_size(len);
+            job->binding->drop(p + (b->width ? 0 : SAGE__REC_HDR), len, job->binding->udata);
+        p += b->width ? b->width : sage__rec_size(len);
     }
 }
 
@@ -83,6 +85,7 @@ void sage__job_free(sage__job *job)
         for (size_t k = 0; k < t->nops; k++) {
             sage__metric_free_all(&t->ops[k].ctx);
             sage__keystate_free(t->ops[k].ctx.ks);
+            sage__batch_free(&t->ops[k]);
         }
         free(t->ops);
         sage__hist_free(&t->proc_ns);
@@ -272,10 +275,12 @@ int sage__task_routes(sage__job *job, sage__task *t, sage__target_fn target, voi
         r->pending = calloc((size_t)r->ntargets, sizeof *r->pending);
         if (!r->targets || !r->pending)
             return SAGE_ENOMEM;
+        r->packed = r->part != SAGE__PART_KEY && !job->binding; /* key_by: the header carries the key's hash */
         for (int n = 0; n < r->ntargets; n++) {
             r->targets[n] = target(arg, cch, n, r->input);
             if (!r->targets[n])
                 return SAGE_EIO;
+            r->packed = r->packed && r->targets[n]->packed_ok;
         }
     }
     return 0;

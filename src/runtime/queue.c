@@ -36,6 +36,7 @@ sage__batch *sage__batch_new(size_t cap)
     b->epoch = 0;
     b->input = 0;
     b->n = 0;
+    b->width = 0;
     b->used = 0;
     b->cap = cap;
     return b;
@@ -66,6 +67,7 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
 {
     q->chan.ops = &queue_ops;
     q->chan.batch_bytes = batch_bytes;
+    q->chan.packed_ok = 1;
     atomic_init(&q->chan.consumer_waiting, 0);
     atomic_init(&q->chan.blocked_ns, 0);
     q->max_bytes = max_bytes;
@@ -173,6 +175,7 @@ static sage__batch *keep_free(sage__queue *q, sage__batch *b)
     if (!b || b->cap != q->chan.batch_bytes || b->mark || q->nfree >= SAGE__QUEUE_FREE_MAX)
         return b;
     b->n = 0;
+    b->width = 0;
     b->used = 0;
     b->next = q->free;
     q->free = b;

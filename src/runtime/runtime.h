@@ -83,6 +83,7 @@ struct sage__opinst {
     FILE *builtin_file;   /* file source: this instance's stream */
     char *line;           /* file source: line buffer */
     size_t line_cap;
+    struct sage__bcoll *bcoll; /* batch operators: what was collected for the function (runtime/batch.h) */
 };
 
 /* Where one output edge of a task goes: the consumer chain's tasks. */
@@ -97,6 +98,7 @@ typedef struct sage__route {
     int self;              /* forward: this task's instance */
     uint64_t linger_ns;    /* a partial batch's linger on this route: flush_linger_us, times the fan-out per core */
     int probe;             /* the consumer is inside this task's loop: its probe markers go there */
+    int packed;            /* fixed-width records go packed (runtime/batch.h): in-process targets, no key hash */
 } sage__route;
 
 typedef struct sage__future sage__future;
@@ -257,6 +259,8 @@ int sage__inst_fail_ret(sage__opinst *inst, int rc, const char *what);
 /* Emit past the end of a chain: partition into the routes' pending batches. */
 int sage__task_emit(sage__task *t, const void *rec, size_t len);
 int sage__task_flush(sage__task *t, int only_hungry);
+/* Push the route's pending batch for target tgt (a fresh one takes its place, or NULL). */
+int sage__task_send(sage__task *t, sage__route *r, int tgt);
 
 /* Records an operator instance received: counted at the chain head, and
  * for fused operators read from the previous operator's out (one counter

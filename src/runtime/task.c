@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/batch.h"
 #include "runtime/checkpoint.h"
 #include "runtime/runtime.h"
 #include "util/hash.h"
@@ -234,6 +235,8 @@ static sage__push_fn push_for(const sage_out *o, int always_check)
 {
     if (!o->next)
         return o->task ? push_task : push_nowhere;
+    if (o->next->op->batch)
+        return sage__batch_push;
     if (o->next->op->keyed)
         return push_other;
     sage__op_kind k = o->owner->op->kind;
@@ -282,11 +285,16 @@ void sage__opinst_bind(sage__opinst *in)
                            ? proc_union
                            : kind_process(op);
     in->process = op->keyed ? proc_keyed : in->kind_process;
+    if (op->batch) /* runtime/batch.c: no per-key context, the records are collected for the function */
+        in->kind_process = in->process = sage__batch_process;
 }
 
 void sage__out_bind(sage_out *o) { o->push = push_for(o, 0); }
 
 /* ---- leaving the task: batches per target ---- */
+
+static int send_batch(sage__task *t, sage__route *r, int tgt);
+int sage__task_send(sage__task *t, sage__route *r, int tgt) { return send_batch(t, r, tgt); }
 
 static int send_batch(sage__task *t, sage__route *r, int tgt)
 {
@@ -345,6 +353,8 @@ static int append_slow(sage__task *t, sage__route *r, int tgt, size_t need)
  * header's second word, see chan.h), else 0. */
 static inline int append(sage__task *t, sage__route *r, int tgt, const void *rec, size_t len, uint32_t hash32)
 {
+    if (r->packed)
+        return sage__append_packed(t, r, tgt, rec, len);
     size_t need = sage__rec_size(len);
     sage__batch *b = r->pending[tgt];
     if (__builtin_expect(!b || b->used + need > b->cap, 0)) {
@@ -512,6 +522,8 @@ static int run_source(sage__task *t)
             return sage__inst_fail(h, SAGE_EINVAL);
         }
         int idle = atomic_load_explicit(&h->out.emitted, memory_order_relaxed) == before;
+        if ((rc = sage__batch_flush_chain(t)) < 0) /* nothing waits in a collected batch between calls */
+            return rc;
         maybe_snapshot(t);
         if ((rc = sage__task_flush(t, !idle)) < 0)
             return rc;
@@ -630,7 +642,15 @@ static int run_inputs(sage__task *t)
         uint64_t t0 = t->timed ? sage__mono_ns() : 0;
         const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
         const sage__edge *ke = &h->op->inputs[b->input];
-        if (h->process == proc_keyed && ke->part == SAGE__PART_KEY && !t->job->binding) {
+        if (h->op->batch) {
+            rc = sage__batch_input(h, b);
+            if (bh) /* the function is done with every record */
+                sage__batch_drop(t->job, b, 0);
+            if (rc < 0) {
+                sage__queue_recycle(t->in, b);
+                return rc;
+            }
+        } else if (h->process == proc_keyed && ke->part == SAGE__PART_KEY && !t->job->binding) {
             uint32_t at;
             if ((rc = keyed_batch(h, ke, b, &at)) < 0) {
                 sage__batch_drop(t->job, b, at + 1); /* the rest will not be processed */
@@ -638,19 +658,26 @@ static int run_inputs(sage__task *t)
                 return rc;
             }
         } else {
+            const uint32_t w = b->width; /* packed: no headers (chan.h) */
+            const size_t hdr = w ? 0 : SAGE__REC_HDR;
             for (uint32_t i = 0; i < b->n; i++) {
-                uint32_t len;
-                memcpy(&len, p, 4);
-                rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
+                uint32_t len = w;
+                if (!w)
+                    memcpy(&len, p, 4);
+                rc = h->process(h, (int)b->input, p + hdr, len);
                 if (__builtin_expect(bh != NULL, 0))
-                    bh->drop(p + SAGE__REC_HDR, len, bh->udata); /* the function is done with it */
+                    bh->drop(p + hdr, len, bh->udata); /* the function is done with it */
                 if (rc < 0) {
                     sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
                     sage__queue_recycle(t->in, b);
                     return rc;
                 }
-                p += sage__rec_size(len);
+                p += w ? w : sage__rec_size(len);
             }
+        }
+        if ((rc = sage__batch_flush_chain(t)) < 0) { /* the input batch went through the whole chain */
+            sage__queue_recycle(t->in, b);
+            return rc;
         }
         if (t->timed && b->n)
             sage__hist_record(&t->proc_ns, (double)(sage__mono_ns() - t0) / b->n);
@@ -705,6 +732,8 @@ static int close_all(sage__task *t, int ok)
             if ((rc = sage__builtin_reduce_close(&in->ctx, &in->out, in->udata)) < 0)
                 rc = sage__inst_fail(in, rc);
         }
+        if (rc == 0 && in->op->batch && ok) /* what earlier close hooks emitted into it, before its own close */
+            rc = sage__batch_flush_one(in);
         if (rc == 0 && in->op->close) {
             in->ctx.calls++;
             rc = in->op->close(&in->ctx, &in->out, in->op->udata);
