@@ -430,7 +430,7 @@ int sage__task_emit_fixed(sage__task *t, const void *data, size_t width, size_t 
 {
     const unsigned char *p = data;
     int runs = width <= t->max_record;
-    for (size_t i = 0; i < t->nroutes && runs; i++)
+    for (size_t i = 0; i < t->nemit && runs; i++)
         runs = t->routes[i].packed &&
                (t->routes[i].part == SAGE__PART_FORWARD || t->routes[i].part == SAGE__PART_REBALANCE);
     if (!runs) {
@@ -441,7 +441,7 @@ int sage__task_emit_fixed(sage__task *t, const void *data, size_t width, size_t 
         }
         return 0;
     }
-    for (size_t i = 0; i < t->nroutes; i++) {
+    for (size_t i = 0; i < t->nemit; i++) {
         int rc = emit_runs(t, &t->routes[i], p, width, n);
         if (rc < 0)
             return rc;

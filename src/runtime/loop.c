@@ -155,17 +155,20 @@ static int pass_on(sage__task *t, sage__batch *b)
     sage__opinst *h = &t->ops[0];
     const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
     const unsigned char *p = b->data;
+    const uint32_t w = b->width; /* packed: no headers (chan.h) */
+    const size_t hdr = w ? 0 : SAGE__REC_HDR;
     for (uint32_t i = 0; i < b->n; i++) {
-        uint32_t len;
-        memcpy(&len, p, 4);
-        int rc = h->process(h, (int)b->input, p + SAGE__REC_HDR, len);
+        uint32_t len = w;
+        if (!w)
+            memcpy(&len, p, 4);
+        int rc = h->process(h, (int)b->input, p + hdr, len);
         if (__builtin_expect(bh != NULL, 0))
-            bh->drop(p + SAGE__REC_HDR, len, bh->udata);
+            bh->drop(p + hdr, len, bh->udata);
         if (rc < 0) {
             sage__batch_drop(t->job, b, i + 1);
             return rc;
         }
-        p += sage__rec_size(len);
+        p += w ? w : sage__rec_size(len);
     }
     return sage__task_flush(t, 1);
 }
