@@ -169,12 +169,11 @@ static int xsink_open(sage_ctx *ctx, void *udata)
  * restarted attempt finds the file and runs on. */
 static void die_once(void)
 {
-    const char *spec = getenv("SAGE_WORKER_SPEC"); /* <home>/jobs/<id>/spec.json */
-    const char *slash = spec ? strrchr(spec, '/') : NULL;
+    const char *home = getenv("SAGE_HOME"), *job = getenv("SAGE_WORKER_JOB"); /* the daemon's, on this host */
     char path[1200];
-    if (!slash || (size_t)(slash - spec) + 7 > sizeof path)
+    if (!home || !job || strlen(home) + strlen(job) + 16 > sizeof path)
         return;
-    snprintf(path, sizeof path, "%.*s/death", (int)(slash - spec), spec);
+    snprintf(path, sizeof path, "%s/jobs/%s/death", home, job);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return; /* the restarted attempt */

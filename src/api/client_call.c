@@ -41,7 +41,8 @@ SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *serv
     free(reply);
     const char *where = json_string_value(json_object_get(r, "address"));
     const char *plane = json_string_value(json_object_get(r, "data_plane"));
-    if (!where || !plane) {
+    const char *token = json_string_value(json_object_get(r, "token")); /* the job's: its workers know no other */
+    if (!where || !plane || !token) {
         json_decref(r);
         sage__fmt(err, err_len, "the JobManager's answer names no address for service \"%s\"", service);
         return SAGE_EPROTO;
@@ -49,8 +50,8 @@ SAGE_API int sage_client_call(sage_client *c, long long job_id, const char *serv
     /* the call itself, straight to the service's process */
     sage__svc_remote *rem = NULL;
     char why[1024];
-    rc = sage__svc_remote_connect(where, strcmp(plane, "tcp") == 0, service, sage__client_token(c), job_id, -1, 1, &rem,
-                                  why, sizeof why);
+    rc = sage__svc_remote_connect(where, strcmp(plane, "tcp") == 0, service, token, job_id, -1, 1, &rem, why,
+                                  sizeof why);
     json_decref(r);
     if (rc != 0) {
         sage__fmt(err, err_len, "cannot reach service \"%s\" of job %lld: %s", service, job_id, why);

@@ -207,4 +207,4 @@ SAGE_API int sage_env_op_parallelism(const sage_env *env, size_t i)
 
 SAGE_API int64_t sage_env_job_id(const sage_env *env) { return env ? env->backend->job_id : 0; }
 
-SAGE_API int sage_is_worker(void) { return getenv("SAGE_WORKER_SPEC") != NULL; }
+SAGE_API int sage_is_worker(void) { return getenv("SAGE_WORKER_JOB") != NULL; }

@@ -57,7 +57,7 @@ struct sage__backend {
     int64_t job_id;   /* the JobManager's id of the job (0: none) */
 };
 
-/* The backend for an env: a worker process (SAGE_WORKER_SPEC set and a
+/* The backend for an env: a worker process (SAGE_WORKER_JOB set and a
  * JobManager configured), a JobManager client (cfg->has_jobmanager), or
  * embedded threads. NULL only when out of memory. */
 sage__backend *sage__backend_new(const sage__graph *g, const sage__config *cfg, sage__err *err);
@@ -70,6 +70,27 @@ void sage__backend_destroy(sage__backend *b);
 sage__backend *sage__backend_embedded(void);
 sage__backend *sage__backend_client(void);
 sage__backend *sage__backend_worker(void);
+
+/* worker_link.c: a worker process's identity (its environment, set by the JobManager's launcher), its job's
+ * spec, its collected records back (see the file's note). */
+typedef struct sage__worker_ident {
+    char host[256];
+    int port;
+    int64_t job_id;
+    int task;
+    char secret[65]; /* SAGE__TOKEN_HEX + 1 */
+} sage__worker_ident;
+int sage__worker_identify(sage__worker_ident *id, char *err, size_t err_len);
+/* Say HELLO to the JobManager as role ("worker" or "spec", with the secret; extra's members added) on *fd,
+ * connected first when it is -1: 0 (and *reply, when not NULL, the OK's JSON), or a code with err (the
+ * JobManager's refusal, or why it was not reached; *fd then closed and -1). */
+int sage__worker_hello(const sage__worker_ident *id, const char *role, json_t *extra, int *fd, char *err,
+                       size_t err_len, json_t **reply);
+/* The job's spec (fetched once per process, then kept; borrowed), or NULL with err. */
+json_t *sage__worker_spec(char *err, size_t err_len);
+/* Send the records of f (a collect sink's [u32 len][bytes] file) to the JobManager on fd, under mu: a "results"
+ * event naming op, then DATA frames. 0, or a code with err. */
+int sage__worker_send_results(int fd, pthread_mutex_t *mu, const char *op, FILE *f, char *err, size_t err_len);
 
 /* metrics_json.c: a task's metrics as JSON (worker reports) and back (client).
  * snapshot: built on the task's own thread (user metrics, processing time);

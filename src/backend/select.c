@@ -7,7 +7,7 @@ sage__backend *sage__backend_new(const sage__graph *g, const sage__config *cfg, 
 {
     sage__backend *b;
     if (cfg->has_jobmanager)
-        b = getenv("SAGE_WORKER_SPEC") ? sage__backend_worker() : sage__backend_client();
+        b = getenv("SAGE_WORKER_JOB") ? sage__backend_worker() : sage__backend_client();
     else
         b = sage__backend_embedded();
     if (b) {

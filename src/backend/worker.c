@@ -1,8 +1,9 @@
 /* backend/worker.c - a worker process: the user's program relaunched by the JobManager to run one task.
  *
  * Design note. C functions cannot travel over a socket, so the JobManager
- * starts the submitting program again with SAGE_WORKER_SPEC (the job's
- * spec.json) and SAGE_WORKER_TASK (which task is ours). The program
+ * starts the submitting program again with SAGE_WORKER_JOB, SAGE_WORKER_TASK
+ * (which task is ours), the JobManager's address and the job's secret; the
+ * job's spec comes over a connection (worker_link.c: no file is shared). The program
  * declares its pipeline as usual; when it calls sage_env_execute (or
  * submit) we land here instead of in the embedded runtime:
  *   1. compile the same plan and compare its hash with the submitted one
@@ -66,6 +67,7 @@ typedef struct worker {
     sage__backend b; /* first: the backend view */
     json_t *spec;
     int64_t job_id;
+    int results_stream; /* spec "results": "stream": collected records go to the JobManager at the end */
     int task_index;
     char token[SAGE__TOKEN_HEX + 1];
     char dir[1200];
@@ -597,7 +599,12 @@ static void prepare_sinks(worker *w)
     for (size_t k = 0; k < w->task->nops; k++) {
         const sage__op *op = w->task->ops[k].op;
         sage__sink_out *so = &w->job->sinks[op->id];
-        if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
+        if (op->builtin == SAGE__BUILTIN_COLLECT_SINK && w->results_stream) {
+            /* no shared directory: an unlinked file of this node, sent to the JobManager at the end */
+            if (!(so->file = tmpfile()))
+                die(w, SAGE_EIO, "operator \"%s\": no temporary file for its results: %s", op->name, strerror(errno));
+            so->mode = SAGE__SINK_RECORDS;
+        } else if (op->builtin == SAGE__BUILTIN_COLLECT_SINK) {
             char path[1400];
             snprintf(path, sizeof path, "%s/results/%s.%d", w->dir, op->name, w->task->instance);
             /* private, never a link; a recovery keeps what the checkpoint committed (the task cuts it back) */
@@ -631,8 +638,8 @@ static void report_unmatched(void)
 {
     if (g_matched)
         return;
-    json_error_t jerr;
-    json_t *spec = json_load_file(getenv("SAGE_WORKER_SPEC"), 0, &jerr);
+    char err[256];
+    json_t *spec = sage__worker_spec(err, sizeof err);
     const char *name = json_string_value(json_object_get(spec, "name"));
     char msg[1600];
     unsigned long long want = (unsigned long long)json_integer_value(json_object_get(spec, "plan_hash"));
@@ -650,34 +657,10 @@ static void report_unmatched(void)
                  name ? name : "?", want, g_skipped[0] ? g_skipped : "no job");
     worker w = {.ctl_fd = -1, .listen_fd = -1};
     pthread_mutex_init(&w.send_mu, NULL);
-    char home[1024], tpath[1100], err[256];
-    int task = 0;
-    if (spec && sage_home_dir(NULL, home, sizeof home) == 0 &&
-        sage__parse_int(getenv("SAGE_WORKER_TASK"), 0, INT32_MAX, &task) == 0) {
-        snprintf(tpath, sizeof tpath, "%s/token", home);
-        const char *jh = json_string_value(json_object_get(spec, "jobmanager_host"));
-        int jp = (int)json_integer_value(json_object_get(spec, "jobmanager_port"));
-        json_t *hello = NULL;
-        char *txt = NULL;
-        if (sage__token_read(tpath, w.token, sizeof w.token, err, sizeof err) == 0 &&
-            sage__tcp_connect(jh ? jh : "127.0.0.1", jp, &w.ctl_fd, err, sizeof err) == 0 &&
-            (hello = json_pack("{s:s,s:s,s:I,s:i}", "token", w.token, "role", "worker", "job_id",
-                               json_integer_value(json_object_get(spec, "job_id")), "task", task)) &&
-            (txt = json_dumps(hello, JSON_COMPACT))) {
-            sage__frame f;
-            unsigned char *payload = NULL;
-            if (sage__frame_send(w.ctl_fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) != 0 ||
-                sage__frame_recv(w.ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 ||
-                f.type != SAGE__MSG_OK) {
-                close(w.ctl_fd);
-                w.ctl_fd = -1;
-            }
-            free(payload);
-        }
-        free(txt);
-        json_decref(hello);
-    }
-    json_decref(spec);
+    sage__worker_ident id;
+    if (spec && sage__worker_identify(&id, err, sizeof err) == 0 &&
+        sage__worker_hello(&id, "worker", NULL, &w.ctl_fd, err, sizeof err, NULL) != 0)
+        w.ctl_fd = -1;
     fprintf(stderr, "sage worker: %s\n", msg);
     sage__utf8_clean(msg, strlen(msg));
     if (w.ctl_fd >= 0)
@@ -689,9 +672,8 @@ static void report_unmatched(void)
 /* Is this env's job the one the JobManager started us for? No: skip it (its execute returns 0 at once). */
 static int not_ours(worker *w, sage__backend *b)
 {
-    const char *spec_path = getenv("SAGE_WORKER_SPEC");
-    json_error_t jerr;
-    json_t *spec = json_load_file(spec_path, 0, &jerr);
+    char err[64];
+    json_t *spec = sage__worker_spec(err, sizeof err); /* borrowed */
     if (!spec)
         return 0; /* submit says why */
     const char *jname = json_string_value(json_object_get(spec, "name"));
@@ -705,7 +687,6 @@ static int not_ours(worker *w, sage__backend *b)
         have = (unsigned long long)(b->plan->hash >> 1);
         ours = (json_int_t)have == want;
     }
-    json_decref(spec);
     jname = jn;
     if (ours) {
         g_matched = 1;
@@ -736,30 +717,23 @@ static int worker_submit(sage__backend *b)
     w->listen_fd = -1;
     pthread_mutex_init(&w->send_mu, NULL);
     pthread_mutex_init(&w->snap_mu, NULL);
-    const char *spec_path = getenv("SAGE_WORKER_SPEC"), *task_s = getenv("SAGE_WORKER_TASK");
-    json_error_t jerr;
-    w->spec = json_load_file(spec_path, 0, &jerr);
-    if (!w->spec)
-        die(NULL, SAGE_ECONFIG, "cannot read the job spec %s: %s", spec_path, jerr.text);
-    w->job_id = json_integer_value(json_object_get(w->spec, "job_id"));
-    if (sage__parse_int(task_s, 0, INT32_MAX, &w->task_index) != 0)
-        die(NULL, SAGE_ECONFIG, "SAGE_WORKER_TASK is \"%s\", not a task index", task_s ? task_s : "(unset)");
+    char err[1200];
+    sage__worker_ident id;
+    int rc = sage__worker_identify(&id, err, sizeof err);
+    if (rc != 0)
+        die(NULL, rc, "%s", err);
+    if (!(w->spec = json_incref(sage__worker_spec(err, sizeof err))))
+        die(NULL, SAGE_EIO, "%s", err);
+    w->job_id = id.job_id;
+    w->task_index = id.task;
+    /* connected first: a tcp listener binds the address this connection leaves from */
+    if ((rc = sage__tcp_connect(id.host, id.port, &w->ctl_fd, err, sizeof err)) != 0)
+        die(NULL, rc, "%s", err);
+    sage__strlcpy(w->token, id.secret, sizeof w->token); /* the job's: its workers know no other */
     snprintf(w->dir, sizeof w->dir, "%s", json_string_value(json_object_get(w->spec, "dir")) ?: "");
     json_t *tj = json_array_get(json_object_get(w->spec, "tasks"), (size_t)w->task_index);
     if (!tj)
-        die(NULL, SAGE_ECONFIG, "the job spec has no task %s", task_s ? task_s : "(unset)");
-    char home[1024], tpath[1100], err[1024];
-    if (sage_home_dir(NULL, home, sizeof home) != 0)
-        die(NULL, SAGE_ECONFIG,
-            "no state directory to read the token from (SAGE_HOME is not set and there is no home directory)");
-    snprintf(tpath, sizeof tpath, "%s/token", home);
-    if (sage__token_read(tpath, w->token, sizeof w->token, err, sizeof err) != 0)
-        die(NULL, SAGE_EAUTH, "%s", err);
-    /* the control connection first, so every later refusal reaches the JobManager */
-    const char *jh = json_string_value(json_object_get(w->spec, "jobmanager_host"));
-    int jp = (int)json_integer_value(json_object_get(w->spec, "jobmanager_port"));
-    if (sage__tcp_connect(jh ? jh : "127.0.0.1", jp, &w->ctl_fd, err, sizeof err) != 0)
-        die(NULL, SAGE_EIO, "%s", err);
+        die(NULL, SAGE_ECONFIG, "the job spec has no task %d", w->task_index);
     const char *plane = json_string_value(json_object_get(w->spec, "data_plane"));
     w->tcp = plane && strcmp(plane, "tcp") == 0;
     if (plane && !w->tcp && strcmp(plane, "unix") != 0)
@@ -773,20 +747,14 @@ static int worker_submit(sage__backend *b)
         listen_rc = tcp_listen_here(w, producers > 0 && producers < 4096 ? producers + 8 : 128, listen_err,
                                     sizeof listen_err);
     }
-    json_t *hello = json_pack("{s:s,s:s,s:I,s:i,s:i}", "token", w->token, "role", "worker", "job_id",
-                              (json_int_t)w->job_id, "task", w->task_index, "pid", (int)getpid());
-    if (hello && w->listen_fd >= 0)
-        json_object_set_new(hello, "listen", json_string(w->listen_addr));
-    char *txt = json_dumps(hello, JSON_COMPACT);
-    json_decref(hello);
-    sage__frame f;
-    unsigned char *payload = NULL;
-    if (!txt || sage__frame_send(w->ctl_fd, SAGE__MSG_HELLO, txt, (uint32_t)strlen(txt)) != 0 ||
-        sage__frame_recv(w->ctl_fd, SAGE__CONTROL_FRAME_MAX, &f, &payload, err, sizeof err) != 0 ||
-        f.type != SAGE__MSG_OK)
-        die(NULL, SAGE_EAUTH, "the JobManager refused this worker: %s", payload ? (char *)payload : err);
-    free(txt);
-    free(payload);
+    /* the HELLO, so every later refusal reaches the JobManager */
+    json_t *extra = json_pack("{s:i}", "pid", (int)getpid());
+    if (extra && w->listen_fd >= 0)
+        json_object_set_new(extra, "listen", json_string(w->listen_addr));
+    rc = sage__worker_hello(&id, "worker", extra, &w->ctl_fd, err, sizeof err, NULL);
+    json_decref(extra);
+    if (rc != 0)
+        die(NULL, rc, "the JobManager refused this worker: %s", err);
     if (listen_rc != 0)
         die(w, listen_rc, "task %d (chain %d, instance %d): %s", w->task_index,
             (int)json_integer_value(json_object_get(tj, "chain")),
@@ -838,7 +806,7 @@ static int worker_submit(sage__backend *b)
     w->task->snap_arg = w;
     w->cancel_fd = eventfd(0, EFD_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_CLOEXEC);
-    int rc = sage__task_setup(w->job, w->task, ch, instance, 1);
+    rc = sage__task_setup(w->job, w->task, ch, instance, 1);
     if (rc != 0)
         die(w, rc, "setting up the task: %s", sage_strerror(rc));
     if (w->tcp && !!w->task->in != (w->listen_fd >= 0))
@@ -871,6 +839,8 @@ static int worker_submit(sage__backend *b)
                                         .first_task = (size_t)w->task_index};
         w->job->restore = &w->ck_restore;
     }
+    const char *results = json_string_value(json_object_get(w->spec, "results"));
+    w->results_stream = results && strcmp(results, "stream") == 0;
     prepare_sinks(w);
     w->svc_place = (sage__svc_place){.host = -1, .connect = connect_service, .arg = w};
     w->job->svc_place = &w->svc_place; /* every service runs in its own process */
@@ -888,6 +858,14 @@ static int worker_submit(sage__backend *b)
     sage__services_stop(w->job);
     if (w->job->err.code)
         sage__errf(b->err, w->job->err.code, "%s", w->job->err.msg);
+    for (size_t k = 0; w->results_stream && !b->err->code && w->task->rc == 0 && k < w->task->nops; k++) {
+        const sage__op *op = w->task->ops[k].op; /* what it collected, to the JobManager, before "done" */
+        char why[512];
+        if (op->builtin == SAGE__BUILTIN_COLLECT_SINK && w->job->sinks[op->id].file &&
+            (rc = sage__worker_send_results(w->ctl_fd, &w->send_mu, op->name, w->job->sinks[op->id].file, why,
+                                            sizeof why)) != 0)
+            sage__errf(b->err, rc, "operator \"%s\": %s", op->name, why);
+    }
     sage__sinks_close(w->job, b->err);
     atomic_store(&w->finished, 1);
     uint64_t one = 1;

@@ -9,7 +9,8 @@
  * served: a new job waits behind an older one that waits for resources,
  * and whenever a job ends the oldest pending jobs are placed again, in
  * order, until one still does not fit. A placed job gets a directory
- * (spec.json for its workers, logs/, sock/, results/), on the unix data
+ * (spec.json, what its workers fetch over their control connection, for
+ * people; logs/, sock/, results/), on the unix data
  * plane one listening socket per task that has inputs (created here, before
  * any worker runs, so producers can connect at once), and is handed to the
  * launcher, which starts its tasks now (local) or once its allocation runs
@@ -39,6 +40,13 @@ static void ids_text(char *buf, size_t len, const int *ids, int n)
 
 int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
 {
+    if (!j->secret[0] && sage__token_random(j->secret, sizeof j->secret) != 0) {
+        sage__fmt(err, err_len, "no random bytes for the job's worker secret");
+        return SAGE_ESYS;
+    }
+    /* on Slurm a node need not see our directory: collected records come back over the control connection
+     * (except with checkpoints, whose results files are cut back on recovery where the workers write them) */
+    j->results_stream = strcmp(d->launcher->name, "slurm") == 0 && !j->ck.on;
     json_t *tasks = json_array(), *services = json_array();
     for (size_t t = 0; t < j->ntasks; t++) {
         jm_task *k = &j->tasks[t];
@@ -70,10 +78,12 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
                              "plan_hash", json_object_get(j->doc, "plan_hash"), "dir", j->dir, "jobmanager_host",
                              d->host, "jobmanager_port", d->port, "data_plane",
                              d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "tasks", tasks);
-    if (spec)
+    if (spec) {
         json_object_set_new(spec, "services", services);
-    else
+        json_object_set_new(spec, "results", json_string(j->results_stream ? "stream" : "file"));
+    } else {
         json_decref(services);
+    }
     if (spec && j->ck.on) /* every worker reads the nonce back from there before it runs: the directory is shared */
         json_object_set_new(spec, "checkpoint_probe",
                             json_pack("{s:s,s:s}", "dir", j->ck.rundir, "nonce", j->ck.probe));
@@ -86,7 +96,8 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
     int rc = spec ? jm_private_dump(path, spec, JSON_INDENT(1), err, err_len) : SAGE_ENOMEM;
     if (!spec)
         sage__fmt(err, err_len, "out of memory writing %s", path);
-    json_decref(spec);
+    json_decref(j->spec);
+    j->spec = spec; /* what the workers fetch: the file is for people */
     return rc;
 }
 

@@ -172,17 +172,33 @@ void jm_conn_flush(jm_conn *c)
     }
 }
 
+/* A worker's HELLO (role "worker", or "spec" to fetch its job's spec) authenticates with its job's secret,
+ * never with the daemon's token, which no worker holds. */
+static int worker_secret_ok(jm *d, json_t *hello, const char *token)
+{
+    json_t *jid = json_object_get(hello, "job_id");
+    jm_job *j = json_is_integer(jid) ? jm_job_find(d, json_integer_value(jid)) : NULL;
+    return j && j->secret[0] && token && sage__token_equal(token, j->secret);
+}
+
 static void on_hello(jm *d, jm_conn *c, json_t *hello)
 {
     const char *token = json_string_value(json_object_get(hello, "token"));
     const char *role = json_string_value(json_object_get(hello, "role"));
-    if (!token || !sage__token_equal(token, d->token)) {
+    int worker = role && (strcmp(role, "worker") == 0 || strcmp(role, "spec") == 0);
+    if (worker ? !worker_secret_ok(d, hello, token) : !token || !sage__token_equal(token, d->token)) {
         jm_log_refused(d, "closing %s: wrong or missing token", c->peer);
         jm_send_error(c, SAGE_EAUTH, "authentication failed: wrong or missing token");
         c->closing = 1;
         return;
     }
-    if (role && strcmp(role, "worker") == 0) {
+    if (strcmp(role ? role : "", "spec") == 0) { /* a worker starting: its job's spec, then nothing more */
+        jm_job *j = jm_job_find(d, json_integer_value(json_object_get(hello, "job_id")));
+        jm_send_json(c, SAGE__MSG_OK, json_pack("{s:O}", "spec", j->spec ? j->spec : json_null()));
+        c->closing = 1;
+        return;
+    }
+    if (worker) {
         jm_worker_hello(d, c, hello);
         return;
     }
@@ -235,6 +251,10 @@ void jm_conn_frames(jm *d, jm_conn *c)
             break;
         }
         off += (size_t)n;
+        if (c->role == JM_WORKER && f.type == SAGE__MSG_DATA) { /* collected records, raw */
+            jm_worker_results(d, c, f.payload, f.len);
+            continue;
+        }
         json_error_t jerr;
         json_t *msg = json_loadb((const char *)f.payload, f.len, JSON_REJECT_DUPLICATES, &jerr);
         if (!msg || !json_is_object(msg)) {

@@ -107,14 +107,16 @@ typedef struct jm_task {
     /* perimeter (output.c) */
     char log_err[256]; /* why its log file could not be opened (said once in the daemon's log; "" if it was) */
     /* liveness (workers.c) */
-    int64_t launched_ms; /* when its process was started (sage__mono_ms) */
-    int64_t seen_ms;     /* the last frame from its worker (sage__mono_ms; 0: none yet) */
-    int reported;        /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
-    int silent;          /* it was killed for missing its deadline: it is the failure, not a victim */
-    int conn_lost;       /* its control connection closed without a result while its process ran */
-    int echo;            /* it failed only because another task did (a broken connection): shown "killed" */
-    int service;         /* it runs one of the job's services (tasks j->nflow.. are), not a chain instance */
-    char crash_op[128];  /* the operator of its chain whose code crashed, as its worker said ("": none) */
+    int64_t launched_ms;   /* when its process was started (sage__mono_ms) */
+    int64_t seen_ms;       /* the last frame from its worker (sage__mono_ms; 0: none yet) */
+    int reported;          /* its worker sent a report: it runs its task (the heartbeat deadline applies) */
+    int silent;            /* it was killed for missing its deadline: it is the failure, not a victim */
+    int conn_lost;         /* its control connection closed without a result while its process ran */
+    int echo;              /* it failed only because another task did (a broken connection): shown "killed" */
+    int service;           /* it runs one of the job's services (tasks j->nflow.. are), not a chain instance */
+    char crash_op[128];    /* the operator of its chain whose code crashed, as its worker said ("": none) */
+    FILE *results;         /* its collect sink's results as its worker streams them (results "stream"; NULL: none) */
+    char results_err[256]; /* why they could not be written ("" if they could) */
 } jm_task;
 
 typedef enum jm_job_state {
@@ -189,6 +191,11 @@ typedef struct jm_job {
     jm_job_state state;
     json_t *doc;    /* the submitted plan document */
     char dir[1200]; /* home/jobs/<id> */
+    /* what its workers authenticate with (to us and to each other), instead of the daemon's token: made with its
+     * first spec, handed to each worker in its environment (SAGE_WORKER_SECRET) */
+    char secret[SAGE__TOKEN_HEX + 1];
+    json_t *spec;       /* the spec its workers fetch (role "spec"), also written to spec.json */
+    int results_stream; /* its workers stream collected records to us (Slurm: no shared file system needed) */
     size_t ntasks;
     jm_task *tasks;
     size_t nreqs;
@@ -427,6 +434,9 @@ int jm_ckpt_latest(jm *d, jm_job *j);
 /* ---- workers.c ---- */
 /* A worker's HELLO with a valid token: link it to its task and answer (or refuse and close). */
 void jm_worker_hello(jm *d, jm_conn *c, json_t *hello);
+/* A worker streams its collect sink's records ([u32 len][bytes] each, as results/<op>.<instance> holds them):
+ * appended to that file, which its first chunk of the attempt truncates. */
+void jm_worker_results(jm *d, jm_conn *c, const unsigned char *data, size_t len);
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev);
 void jm_on_worker_gone(jm *d, jm_conn *c);
 /* A "control" event (pause, resume, stop) to every connected worker of the job. */

@@ -66,6 +66,9 @@ static void task_release(jm_task *k)
         close(k->err_fd);
     if (k->log)
         fclose(k->log);
+    if (k->results)
+        fclose(k->results);
+    k->results = NULL;
     if (k->ctl)
         k->ctl->job_id = 0, k->ctl->task = -1;
     json_decref(k->metrics);
@@ -96,6 +99,7 @@ void jm_job_free(jm_job *j)
     free(j->fail_at);
     jm_ckpt_free(j);
     json_decref(j->doc);
+    json_decref(j->spec);
     free(j);
 }
 

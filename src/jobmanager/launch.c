@@ -63,7 +63,7 @@ static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, 
 {
     json_t *env = json_object_get(j->doc, "env");
     size_t n = json_is_array(env) ? json_array_size(env) : 0;
-    char **e = calloc(n + 8, sizeof *e);
+    char **e = calloc(n + 10, sizeof *e);
     if (!e)
         return NULL;
     size_t m = 0;
@@ -74,8 +74,13 @@ static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, 
             continue;
         e[m++] = strdup(v);
     }
+    /* what a worker needs to find us and its job: no path (a node need not share our directory) */
     char buf[PATH_MAX + 64];
-    sage__fmt(buf, sizeof buf, "SAGE_WORKER_SPEC=%s/spec.json", j->dir);
+    sage__fmt(buf, sizeof buf, "SAGE_WORKER_JOB=%lld", (long long)j->id);
+    e[m++] = strdup(buf);
+    sage__fmt(buf, sizeof buf, "SAGE_WORKER_JOBMANAGER=%s:%d", d->host, d->port);
+    e[m++] = strdup(buf);
+    sage__fmt(buf, sizeof buf, "SAGE_WORKER_SECRET=%s", j->secret);
     e[m++] = strdup(buf);
     sage__fmt(buf, sizeof buf, "SAGE_WORKER_TASK=%d", k->index);
     e[m++] = strdup(buf);

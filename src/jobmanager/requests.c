@@ -299,7 +299,8 @@ static void logs(jm *d, jm_conn *c, json_t *req)
 }
 
 /* Where a running job's service answers calls from outside the job (sage_client_call, `sage service call`):
- * its worker's Unix socket path or TCP address. The caller then speaks to it directly, with our token. */
+ * its worker's Unix socket path or TCP address, and the job's secret its workers authenticate with. The caller
+ * (who holds our token) then speaks to it directly. */
 static void service_address(jm *d, jm_conn *c, json_t *req)
 {
     int64_t id = req_job_id(req);
@@ -345,8 +346,8 @@ static void service_address(jm *d, jm_conn *c, json_t *req)
     else
         sage__fmt(where, sizeof where, "%s/sock/%d.0", j->dir, k->chain);
     jm_send_json(c, SAGE__MSG_OK,
-                 json_pack("{s:I,s:s,s:s,s:s}", "job_id", (json_int_t)id, "service", name, "data_plane",
-                           d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "address", where));
+                 json_pack("{s:I,s:s,s:s,s:s,s:s}", "job_id", (json_int_t)id, "service", name, "data_plane",
+                           d->data_plane == JM_DATA_TCP ? "tcp" : "unix", "address", where, "token", j->secret));
 }
 
 void jm_client_request(jm *d, jm_conn *c, json_t *req)

@@ -25,9 +25,12 @@
  * several workers of a job are late at once, one that never said HELLO is
  * named before one that did (on the tcp plane the others wait for it).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "jobmanager/launcher.h"
@@ -174,6 +177,70 @@ void jm_worker_hello(jm *d, jm_conn *c, json_t *hello)
                                service || j->stop_requested ? "stop" : "pause"));
 }
 
+/* ---- collected records streamed by a worker (spec "results": "stream") ---- */
+
+/* Its "results" event names the collect sink: results/<op>.<instance> starts empty for this attempt. */
+static void results_open(jm *d, jm_job *j, jm_task *k, const char *op)
+{
+    if (k->results)
+        fclose(k->results);
+    k->results = NULL;
+    k->results_err[0] = 0;
+    int plain = op && *op && strlen(op) < 128 && strcmp(op, ".") != 0 && strcmp(op, "..") != 0;
+    for (const char *p = op; plain && *p; p++)
+        plain = *p != '/' && (unsigned char)*p >= 0x20 && *p != 0x7f;
+    if (!plain) {
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EPROTO,
+                    "operator \"%s\" instance %d: its worker named results that cannot be a file", k->op, k->instance);
+        return;
+    }
+    char path[PATH_MAX + 300];
+    sage__fmt(path, sizeof path, "%s/results/%s.%d", j->dir, op, k->instance);
+    int fd = jm_private_open(path, O_WRONLY | O_CREAT | O_TRUNC, k->results_err, sizeof k->results_err);
+    if (fd >= 0 && !(k->results = fdopen(fd, "wb"))) {
+        sage__fmt(k->results_err, sizeof k->results_err, "%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    if (!k->results)
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: cannot keep its results: %s", op,
+                    k->instance, k->results_err);
+}
+
+static void results_close(jm *d, jm_job *j, jm_task *k)
+{
+    if (!k->results)
+        return;
+    if (fclose(k->results) != 0 && !k->results_err[0]) {
+        sage__fmt(k->results_err, sizeof k->results_err, "%s", strerror(errno));
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: writing its results: %s", k->op,
+                    k->instance, k->results_err);
+    }
+    k->results = NULL;
+}
+
+void jm_worker_results(jm *d, jm_conn *c, const unsigned char *data, size_t len)
+{
+    jm_job *j = jm_job_find(d, c->job_id);
+    if (!j || c->task < 0 || (size_t)c->task >= j->ntasks)
+        return;
+    jm_task *k = &j->tasks[c->task];
+    k->seen_ms = sage__mono_ms();
+    if (!k->results) { /* data without its "results" event first, or after a failure to keep them */
+        if (!k->results_err[0])
+            jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EPROTO,
+                        "operator \"%s\" instance %d: its worker sent records before naming their collect sink", k->op,
+                        k->instance);
+        return;
+    }
+    if (fwrite(data, 1, len, k->results) != len) { /* a local file: the loop writes it as it writes logs */
+        sage__fmt(k->results_err, sizeof k->results_err, "%s", strerror(errno));
+        jm_job_fail(d, j, JM_PRIO_ROOT, SAGE_EIO, "operator \"%s\" instance %d: writing its results: %s", k->op,
+                    k->instance, k->results_err);
+        fclose(k->results);
+        k->results = NULL;
+    }
+}
+
 void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
 {
     jm_job *j = jm_job_find(d, c->job_id);
@@ -201,7 +268,12 @@ void jm_on_worker_event(jm *d, jm_conn *c, json_t *ev)
         jm_ckpt_event(d, j, k, type, ev);
         return;
     }
+    if (type && strcmp(type, "results") == 0) {
+        results_open(d, j, k, json_string_value(json_object_get(ev, "operator")));
+        return;
+    }
     if (type && strcmp(type, "done") == 0) {
+        results_close(d, j, k);
         k->reported_done = 1;
         k->done_ok = json_is_true(json_object_get(ev, "ok"));
         const char *e = json_string_value(json_object_get(ev, "error"));

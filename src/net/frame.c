@@ -635,6 +635,15 @@ done:
     return rc;
 }
 
+int sage__token_random(char *token, size_t token_len)
+{
+    unsigned char raw[SAGE__TOKEN_HEX / 2];
+    if (token_len < SAGE__TOKEN_HEX + 1 || fill_random(raw, sizeof raw) != 0)
+        return SAGE_ESYS;
+    to_hex(raw, sizeof raw, token);
+    return 0;
+}
+
 int sage__token_equal(const char *a, const char *b)
 {
     if (!a || !b)

@@ -73,6 +73,9 @@ int sage__frame_header_decode(const unsigned char *hdr, uint32_t max_frame, sage
  * whose content is not SAGE__TOKEN_HEX hex digits. */
 int sage__token_create(const char *path, char *token, size_t token_len, char *err, size_t err_len);
 int sage__token_read(const char *path, char *token, size_t token_len, char *err, size_t err_len);
+/* A fresh token (SAGE__TOKEN_HEX hex digits of getrandom()) in token (room for SAGE__TOKEN_HEX + 1). 0, or
+ * SAGE_ESYS. */
+int sage__token_random(char *token, size_t token_len);
 /* Constant-time comparison of two NUL-terminated tokens. 1 when equal. */
 int sage__token_equal(const char *a, const char *b);
 

@@ -533,11 +533,13 @@ jqcheck "$T/status2.json" '.nodes[] | select(.name == "sgw2") | .cpus.total == 5
     and .resources.ssd.total == 1 and .address == "10.213.77.12"' "sgw2: 5 cpus, 2 gpus, ssd 1 at 10.213.77.12"
 ok "status: 3 nodes, idle, head 2 cpus/1907 MB, sgw1 3 cpus/1 gpu, sgw2 5 cpus/2 gpus/1 ssd"
 
-JM2=$T/jm2
+JM2=$H2/jm2
 if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
     echo "-- SAGE jobs on the multi-host cluster"
     # The JobManager listens on the bridge: workers in the namespaces reach it there. Its state dir
-    # ($T/jm2: spec.json, token, results) is outside $H2, so sgw2 (own view of $H2) sees it too.
+    # ($H2/jm2: spec.json, token, results, logs) is under $H2, which sgw2 (own view of $H2) does not see: its
+    # workers fetch their spec over their control connection, authenticate with their job's secret and send
+    # what they collected back over it (no shared file system).
     JP2=$(free_port)
     jm_start 10.213.77.1 "$JP2" "$JM2" "$H2/cluster/slurm.conf"
     JP2=$JM_PORT

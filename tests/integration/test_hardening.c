@@ -101,7 +101,7 @@ static void print_fds(void)
  * until canceled, an operator whose name holds a quote and a backslash). */
 static int run_pipeline(const char *name, const char *jm)
 {
-    if (strcmp(name, "fds") == 0 && getenv("SAGE_WORKER_SPEC"))
+    if (strcmp(name, "fds") == 0 && getenv("SAGE_WORKER_JOB"))
         print_fds(); /* before anything of ours opens a descriptor */
     char config[256];
     snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
@@ -1074,6 +1074,83 @@ static void data_listener_strangers(void)
     daemon_down(&d);
 }
 
+/* A HELLO of role/job_id/token to the daemon: the code of its answer (0 for OK), and *spec when it sent one. */
+static int hello_as(const daemon_t *d, const char *role, long long job, const char *token, json_t **spec)
+{
+    int s = connect_to(d->port);
+    char txt[512];
+    int n = snprintf(txt, sizeof txt, "{\"token\": \"%s\", \"role\": \"%s\", \"job_id\": %lld, \"task\": 0}", token,
+                     role, job);
+    sage__frame f;
+    unsigned char *payload = NULL;
+    char why[256];
+    int rc = s < 0 || sage__frame_send(s, SAGE__MSG_HELLO, txt, (uint32_t)n) != 0 ||
+                     sage__frame_recv(s, SAGE__DATA_FRAME_MAX, &f, &payload, why, sizeof why) != 0
+                 ? SAGE_EIO
+                 : 0;
+    json_error_t jerr;
+    json_t *r = rc == 0 ? json_loads((const char *)payload, 0, &jerr) : NULL;
+    if (rc == 0 && f.type != SAGE__MSG_OK)
+        rc = (int)json_integer_value(json_object_get(r, "code"));
+    if (spec)
+        *spec = rc == 0 ? json_incref(json_object_get(r, "spec")) : NULL;
+    json_decref(r);
+    free(payload);
+    if (s >= 0)
+        close(s);
+    return rc;
+}
+
+/* A worker holds its job's secret, not the daemon's token (it finds the secret in its environment): the
+ * secret fetches that job's spec and nothing else; the daemon's token is no worker's credential. */
+static void worker_secret_is_per_job(void)
+{
+    daemon_t d;
+    CHECK(daemon_up(&d, "secret", NULL, NULL));
+    char cmd[2500];
+    snprintf(cmd, sizeof cmd, "SAGE_HOME=%s %s pipeline endless %s 2>&1", d.home, self, d.addr);
+    FILE *client = popen(cmd, "r"); /* runs until stopped */
+    char secret[80] = "", env[1 << 16];
+    ssize_t envlen = 0;
+    for (int64_t end = now_ms() + 20000; !secret[0] && now_ms() < end;) {
+        json_t *st = request(&d, "{\"op\": \"status\", \"job_id\": 1}");
+        long long pid = json_integer_value(json_object_get(json_array_get(json_object_get(st, "tasks"), 0), "pid"));
+        json_decref(st);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%lld/environ", pid);
+        ssize_t n = envlen = pid > 0 ? read_file(path, env, sizeof env) : -1;
+        for (ssize_t i = 0; i < n; i += (ssize_t)strlen(env + i) + 1)
+            if (strncmp(env + i, "SAGE_WORKER_SECRET=", 19) == 0)
+                snprintf(secret, sizeof secret, "%s", env + i + 19);
+        if (!secret[0])
+            pause_ms(20);
+    }
+    CHECK_INT((int)strlen(secret), 64);
+    char token[128] = "";
+    read_file(d.token, token, sizeof token);
+    token[strcspn(token, "\n")] = 0;
+    CHECK(strcmp(secret, token) != 0);
+    for (ssize_t i = 0; i < envlen; i += (ssize_t)strlen(env + i) + 1)
+        CHECK(strstr(env + i, token) == NULL); /* no trace of the daemon's token in the worker's environment */
+    json_t *spec = NULL;
+    CHECK_INT(hello_as(&d, "spec", 1, secret, &spec), 0);
+    CHECK_STR(json_string_value(json_object_get(spec, "name")), "endless");
+    char *dump = json_dumps(spec, 0);
+    CHECK(dump && !strstr(dump, secret)); /* the spec does not carry it */
+    free(dump);
+    json_decref(spec);
+    CHECK_INT(hello_as(&d, "client", 1, secret, NULL), SAGE_EAUTH); /* no client requests with it */
+    CHECK_INT(hello_as(&d, "spec", 2, secret, NULL), SAGE_EAUTH);   /* another job's (none: job 2) */
+    CHECK_INT(hello_as(&d, "spec", 1, token, NULL), SAGE_EAUTH);    /* the daemon's token is no worker's */
+    CHECK_INT(hello_as(&d, "worker", 1, token, NULL), SAGE_EAUTH);
+    CHECK_INT(run(big, 1 << 20, "%s job stop 1 --port %d --token-file %s", cli, d.port, d.token), 0);
+    size_t got = client ? fread(big, 1, (1 << 20) - 1, client) : 0;
+    big[got] = 0;
+    CHECK_INT(client ? WEXITSTATUS(pclose(client)) : -1, 0);
+    CHECK_CONTAINS(big, " rc 0\n");
+    daemon_down(&d);
+}
+
 /* ------------------------------------------------------- 7. descriptors */
 
 static void worker_descriptors(void)
@@ -1227,6 +1304,7 @@ int main(int argc, char **argv)
     RUN(log_rotates);
     RUN(metrics_auth_header_only);
     RUN(data_listener_strangers);
+    RUN(worker_secret_is_per_job);
     RUN(worker_descriptors);
     RUN(cli_start_keeps_no_inherited_fd);
     RUN(names_escaped);
