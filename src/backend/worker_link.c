@@ -65,8 +65,8 @@ int sage__worker_hello(const sage__worker_ident *id, const char *role, json_t *e
     int rc = *fd >= 0 ? 0 : sage__tcp_connect(id->host, id->port, fd, err, err_len);
     if (rc != 0)
         return rc;
-    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", id->secret, "role", role, "job_id",
-                              (json_int_t)id->job_id, "task", id->task);
+    json_t *hello = json_pack("{s:s,s:s,s:I,s:i}", "token", id->secret, "role", role, "job_id", (json_int_t)id->job_id,
+                              "task", id->task);
     if (hello && extra)
         json_object_update(hello, extra);
     char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
@@ -121,8 +121,7 @@ json_t *sage__worker_spec(char *err, size_t err_len)
         if (json_is_object(spec))
             g_spec = json_incref(spec);
         else
-            sage__fmt(g_spec_err, sizeof g_spec_err, "the JobManager sent no spec for job %lld",
-                      (long long)id.job_id);
+            sage__fmt(g_spec_err, sizeof g_spec_err, "the JobManager sent no spec for job %lld", (long long)id.job_id);
         close(fd);
     } else if (!strstr(g_spec_err, "SAGE_WORKER")) {
         char why[sizeof g_spec_err];
