@@ -1,8 +1,26 @@
 /* api/env.c - the environment's public calls: create with config, sticky errors, run control, plan, metrics. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/env.h"
+
+/* A worker whose program srun copied to its node (the JobManager's Slurm launcher, SAGE_WORKER_EXE_COPY):
+ * before main, the copy is unlinked (the process runs on; nothing is left on the node) and the task's GPUs
+ * are set, which Slurm's gpu plugin cleared in the step (SAGE_WORKER_CUDA). Nothing happens elsewhere. */
+__attribute__((constructor)) static void sage__worker_copy_at_start(void)
+{
+    const char *copy = getenv("SAGE_WORKER_EXE_COPY"), *cuda = getenv("SAGE_WORKER_CUDA");
+    if (!copy || !getenv("SAGE_WORKER_JOB"))
+        return;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (self[n] = 0, strcmp(self, copy) == 0))
+        unlink(copy);
+    if (cuda)
+        setenv("CUDA_VISIBLE_DEVICES", cuda, 1);
+}
 
 static sage_env *env_new(const char *name, const char *config, const char *jm_host, int jm_port, int remote)
 {

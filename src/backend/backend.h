@@ -88,6 +88,8 @@ int sage__worker_hello(const sage__worker_ident *id, const char *role, json_t *e
                        size_t err_len, json_t **reply);
 /* The job's spec (fetched once per process, then kept; borrowed), or NULL with err. */
 json_t *sage__worker_spec(char *err, size_t err_len);
+/* A hash of the program file at path (hex, 16 digits) that a worker compares with what the submitter ran. */
+int sage__program_hash(const char *path, char *hex, size_t hex_len, char *err, size_t err_len);
 /* Send the records of f (a collect sink's [u32 len][bytes] file) to the JobManager on fd, under mu: a "results"
  * event naming op, then DATA frames. 0, or a code with err. */
 int sage__worker_send_results(int fd, pthread_mutex_t *mu, const char *op, FILE *f, char *err, size_t err_len);

@@ -41,7 +41,7 @@ static int connect_jm(const sage__backend *b, sage_client **c, char *err, size_t
 }
 
 /* This program, as the JobManager must start it again. */
-static int program_doc(json_t *doc, char *err, size_t err_len)
+static int program_doc(json_t *doc, int binding, char *err, size_t err_len)
 {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -73,6 +73,9 @@ static int program_doc(json_t *doc, char *err, size_t err_len)
         if (strncmp(*e, "SAGE_WORKER_", 12) != 0)
             json_array_append_new(env, json_string(*e));
     json_object_set_new(doc, "executable", json_string(exe));
+    char hex[32], herr[256];
+    if (!binding && sage__program_hash("/proc/self/exe", hex, sizeof hex, herr, sizeof herr) == 0)
+        json_object_set_new(doc, "program_hash", json_string(hex)); /* a C program: it may be copied to the nodes */
     json_object_set_new(doc, "argv", argv);
     json_object_set_new(doc, "cwd", json_string(getcwd(cwd, sizeof cwd) ? cwd : "/"));
     json_object_set_new(doc, "env", env);
@@ -112,7 +115,7 @@ static int cl_submit(sage__backend *b)
         }
     }
     char err[4096];
-    rc = program_doc(doc, err, sizeof err);
+    rc = program_doc(doc, b->g->has_binding, err, sizeof err);
     if (rc != 0) {
         json_decref(doc);
         return sage__errf(b->err, rc, "%s", err);

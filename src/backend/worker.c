@@ -760,6 +760,16 @@ static int worker_submit(sage__backend *b)
             (int)json_integer_value(json_object_get(tj, "chain")),
             (int)json_integer_value(json_object_get(tj, "instance")), listen_err);
 
+    /* 0. the same program as the submitter's? (on Slurm srun copied it here: it must be the file it ran) */
+    const char *want_prog = json_string_value(json_object_get(w->spec, "program_hash"));
+    char have_prog[32];
+    if (want_prog && sage__program_hash("/proc/self/exe", have_prog, sizeof have_prog, err, sizeof err) == 0 &&
+        strcmp(have_prog, want_prog) != 0)
+        die(w, SAGE_EPLAN,
+            "the program this worker runs is not the one that was submitted (hash %s, submitted %s): it changed on "
+            "disk after the submit",
+            have_prog, want_prog);
+
     /* 1. the same plan as the submitter's? */
     const char *jname = json_string_value(json_object_get(w->spec, "name"));
     if (!jname || strcmp(jname, b->g->name) != 0)

@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "net/frame.h"
 #include "net/sock.h"
+#include "util/hash.h"
 #include "util/num.h"
 
 static json_t *g_spec; /* the spec, fetched once (a program may execute several envs) */
@@ -133,6 +134,29 @@ json_t *sage__worker_spec(char *err, size_t err_len)
     if (!g_spec)
         sage__fmt(err, err_len, "%s", g_spec_err);
     return g_spec;
+}
+
+int sage__program_hash(const char *path, char *hex, size_t hex_len, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        sage__fmt(err, err_len, "cannot read %s: %s", path, strerror(errno));
+        return SAGE_EIO;
+    }
+    unsigned char *buf = malloc((size_t)1 << 20);
+    uint64_t h = sage__hash64("sage-program", 12);
+    size_t n;
+    while (buf && (n = fread(buf, 1, (size_t)1 << 20, f)) > 0) /* chunk by chunk, each folded in */
+        h = sage__hash64(&(uint64_t[2]){h, sage__hash64(buf, n)}, 16);
+    int bad = !buf || ferror(f);
+    free(buf);
+    fclose(f);
+    if (bad) {
+        sage__fmt(err, err_len, "reading %s failed", path);
+        return SAGE_EIO;
+    }
+    sage__fmt(hex, hex_len, "%016llx", (unsigned long long)h);
+    return 0;
 }
 
 int sage__worker_send_results(int fd, pthread_mutex_t *mu, const char *op, FILE *f, char *err, size_t err_len)

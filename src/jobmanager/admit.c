@@ -81,6 +81,9 @@ int jm_write_spec(jm *d, jm_job *j, char *err, size_t err_len)
     if (spec) {
         json_object_set_new(spec, "services", services);
         json_object_set_new(spec, "results", json_string(j->results_stream ? "stream" : "file"));
+        json_t *ph = json_object_get(j->doc, "program_hash"); /* each worker checks the program it runs */
+        if (json_is_string(ph))
+            json_object_set(spec, "program_hash", ph);
     } else {
         json_decref(services);
     }

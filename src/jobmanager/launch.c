@@ -59,11 +59,11 @@ char **jm_strv_done(char **v, size_t n)
     return v;
 }
 
-static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, const char *extra)
+static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, const char *const *extra)
 {
     json_t *env = json_object_get(j->doc, "env");
     size_t n = json_is_array(env) ? json_array_size(env) : 0;
-    char **e = calloc(n + 10, sizeof *e);
+    char **e = calloc(n + 12, sizeof *e);
     if (!e)
         return NULL;
     size_t m = 0;
@@ -88,8 +88,9 @@ static char **worker_env(jm *d, jm_job *j, jm_task *k, const char *drop_prefix, 
     e[m++] = strdup(buf);
     sage__fmt(buf, sizeof buf, "CUDA_VISIBLE_DEVICES=%s", k->gpus);
     e[m++] = strdup(buf);
-    if (extra)
-        e[m++] = strdup(extra);
+    for (int i = 0; i < 3; i++)
+        if (extra[i])
+            e[m++] = strdup(extra[i]);
     return jm_strv_done(e, m);
 }
 

@@ -607,7 +607,8 @@ static int het_group(const jm_job *j, const char *node)
 
 /* The srun command line that runs one task inside the job's allocation:
  * srun [options] -- env CUDA_VISIBLE_DEVICES=... EXE ARGS. Strings are malloc'd (jm_strv_free). */
-static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *args)
+/* copy: where the step's own copy of the program goes on its node (srun --bcast; "" to run exe in place) */
+static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *args, const char *copy)
 {
     size_t argc = 0;
     while (args[argc])
@@ -634,10 +635,15 @@ static char **srun_argv(jm_job *j, jm_task *k, const char *exe, char *const *arg
      * counts them, and CUDA_VISIBLE_DEVICES names the task's own GPUs. */
     ARG("--input=none");
     ARG("--export=ALL");
+    if (copy[0]) /* the node need not see the program: srun copies it there and runs the copy */
+        ARG("--bcast=%s", copy);
     ARG("--");
-    /* Slurm's gpu plugin sets (or clears) CUDA_VISIBLE_DEVICES in the step: put ours back last */
-    ARG("env");
-    ARG("CUDA_VISIBLE_DEVICES=%s", k->gpus);
+    /* Slurm's gpu plugin sets (or clears) CUDA_VISIBLE_DEVICES in the step: put ours back last (a copied
+     * program puts SAGE_WORKER_CUDA back itself, before its main: api/env.c) */
+    if (!copy[0]) {
+        ARG("env");
+        ARG("CUDA_VISIBLE_DEVICES=%s", k->gpus);
+    }
     ARG("%s", exe);
     for (size_t i = 1; i < argc; i++)
         ARG("%s", args[i]);
@@ -652,9 +658,15 @@ static int slurm_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
     int rc = jm_job_exec_args(j, &exe, &args, err, err_len);
     if (rc != 0)
         return rc;
-    char conf[PATH_MAX + 16];
+    char conf[PATH_MAX + 16], copy[128] = "", copy_env[160] = "", cuda[96] = "";
     sage__fmt(conf, sizeof conf, "SLURM_CONF=%s", d->slurm.conf);
-    char **argv = srun_argv(j, k, exe, args);
+    if (json_is_string(json_object_get(j->doc, "program_hash"))) { /* a C program: copied to its node */
+        sage__fmt(copy, sizeof copy, "/tmp/sage-%ld-job%lld-%d-task%d", (long)d->pid, (long long)j->id, j->restarts,
+                  k->index);
+        sage__fmt(copy_env, sizeof copy_env, "SAGE_WORKER_EXE_COPY=%s", copy);
+        sage__fmt(cuda, sizeof cuda, "SAGE_WORKER_CUDA=%s", k->gpus);
+    }
+    char **argv = srun_argv(j, k, exe, args, copy);
     free(args);
     if (!argv) {
         sage__fmt(err, err_len, "out of memory");
@@ -666,7 +678,7 @@ static int slurm_spawn(jm *d, jm_job *j, jm_task *k, char *err, size_t err_len)
                  .search_path = 1,
                  .argv = argv,
                  .env_drop = "SLURM_",
-                 .env_extra = conf,
+                 .env_extra = {conf, copy[0] ? copy_env : NULL, copy[0] ? cuda : NULL},
                  .pdeathsig = SIGTERM,
                  .listen_fd = -1,
                  .cwd = json_string_value(json_object_get(j->doc, "cwd"))};

@@ -85,7 +85,7 @@ typedef struct jm_exec {
     int search_path;  /* 1: look file up in PATH (srun); 0: run it as given (the job's executable) */
     char *const *argv;
     const char *env_drop;      /* submitter variables starting with this are left out (NULL: none) */
-    const char *env_extra;     /* one more "NAME=value" for its environment (NULL: none) */
+    const char *env_extra[3];  /* more "NAME=value" for its environment (NULL: none) */
     int pdeathsig;             /* signal it gets when the daemon dies */
     const sage__cgroup *cg;    /* group to enter before exec (NULL: none) */
     const cpu_set_t *affinity; /* cores to pin it to (NULL: none) */
@@ -95,8 +95,8 @@ typedef struct jm_exec {
 /* Fork and exec the task's process with its stdout/stderr piped to the
  * daemon, its log opened, and the worker's environment: the submitter's
  * (without SAGE_WORKER_*, CUDA_VISIBLE_DEVICES, SAGE_HOME and x->env_drop*),
- * then SAGE's own (SAGE_WORKER_SPEC, SAGE_WORKER_TASK, SAGE_HOME,
- * CUDA_VISIBLE_DEVICES), then x->env_extra. 0, or an error with the reason. */
+ * then SAGE's own (SAGE_WORKER_JOB, SAGE_WORKER_JOBMANAGER,
+ * SAGE_WORKER_SECRET, SAGE_WORKER_TASK, SAGE_HOME, CUDA_VISIBLE_DEVICES), then x->env_extra. 0, or an error with the reason. */
 int jm_exec_task(jm *d, jm_job *j, jm_task *k, const jm_exec *x, char *err, size_t err_len);
 /* The job's executable and argv from its document (argv points into the document). */
 int jm_job_exec_args(jm_job *j, const char **exe, char ***argv, char *err, size_t err_len);

@@ -401,9 +401,11 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
         i=$((i + 1))
         SAGE_HOME=$JM1 "$SAGE" job status "$fid" --json --port "$JP1" >"$T/st.json" 2>/dev/null
     done
+    # the worker runs srun's copy of the program on its node (--bcast), unlinked once it started
     for p in $(jq -r '.tasks[] | "\(.pid):\(.srun_pid)"' "$T/st.json"); do
-        [ "$(readlink "/proc/${p%%:*}/exe")" = "$JMTEST" ] && [ "$(cat "/proc/${p#*:}/comm")" = srun ] ||
-            fail "job $fid: pid ${p%%:*} should be the worker (is $(readlink "/proc/${p%%:*}/exe")), ${p#*:} its srun"
+        case "$(readlink "/proc/${p%%:*}/exe")" in /tmp/sage-*-job"$fid"-*-task*" (deleted)") copied=1 ;; *) copied=0 ;; esac
+        [ $copied = 1 ] && cmp -s "/proc/${p%%:*}/exe" "$JMTEST" && [ "$(cat "/proc/${p#*:}/comm")" = srun ] ||
+            fail "job $fid: pid ${p%%:*} should be the worker running a copy of $JMTEST (is $(readlink "/proc/${p%%:*}/exe")), ${p#*:} its srun"
     done
     ok "job $fid: each task shows its worker's pid and its srun's ($(jq -r '[.tasks[] | "\(.pid)/\(.srun_pid)"] | join(" ")' "$T/st.json"))"
     sj=$(jq .slurm_job "$T/st.json")
@@ -417,7 +419,7 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
         jm_fail "$JM1" "the parallelism example should run beside job $fid on the same node"
     }
     ok "two jobs share $node1: the parallelism example ran to its exact end beside job $fid (Slurm job $sj: $(SLURM_CONF=$H1/cluster/slurm.conf squeue -h -j "$sj" -o '%C CPU, %m memory'))"
-    SAGE_HOME=$JM1 "$SAGE" job cancel "$fid" --port "$JP1" >/dev/null || fail "job cancel $fid"
+    SAGE_HOME=$JM1 "$SAGE" job cancel "$fid" --port "$JP1" >/dev/null || jm_fail "$JM1" "job cancel $fid"
     wait $fe
     wait_state 127.0.0.1 "$JP1" "$JM1" "$fid" canceled
     i=0
@@ -483,7 +485,8 @@ ok "wrong head port: $(head -n 1 "$T/bad.out" | cut -c1-120)"
 # as docs/cluster.md describes. sgw1 shares the head's file system (the state dir is the same directory, as
 # on a shared home): it uses the head's munged. sgw2 gets its own view of the state dir path (a
 # tmpfs over $H2 in a private mount namespace, as on a separate host): it holds only a copy of the
-# munge key, runs its own munged and gets slurm.conf and gres.conf from slurmctld (configless).
+# munge key, runs its own munged and gets slurm.conf and gres.conf from slurmctld (configless); nor does it
+# see the directories of the test programs its jobs run (they are copied there by srun).
 start_worker_shared() { # NS NAME ARGS...
     ns=$1
     name=$2
@@ -495,10 +498,15 @@ start_worker_own_fs() { # NS NAME ARGS...
     ns=$1
     name=$2
     shift 2
+    # the directories of the programs jobs run there are hidden too (an empty tmpfs over each): srun copies
+    # each C program to the node (--bcast); libsage.so stays visible, as a library installed on every node
+    hide=
+    for p in "$JMTEST" "$CWC"; do [ -n "$p" ] && hide="$hide $(dirname "$p")"; done
     nsenter --net="/run/netns/$ns" unshare --mount --propagation private --uts sh -c '
         hostname "$1" && mount -t tmpfs sage-test "$2" && mkdir -p "$2/cluster" &&
-        install -m 0400 "$3" "$2/cluster/munge.key" && shift 3 && exec "$@"' sh "$name" "$H2" "$T/munge.key.copy" \
-        "$SAGE" cluster start --worker "$join" --home "$H2" --name "$name" "$@"
+        install -m 0400 "$3" "$2/cluster/munge.key" &&
+        for d in $4; do mount -t tmpfs sage-test-programs "$d" || exit 1; done && shift 4 && exec "$@"' \
+        sh "$name" "$H2" "$T/munge.key.copy" "$hide" "$SAGE" cluster start --worker "$join" --home "$H2" --name "$name" "$@"
 }
 start_worker_shared "$NS1" sgw1 --cpus 3 --gpus 1 >"$T/w1.out" 2>&1 || {
     cat "$T/w1.out"
@@ -606,6 +614,12 @@ if [ -n "$JMTEST" ] && [ -n "$PAREX" ]; then
             ok "word count ($mode) through Slurm equals the embedded one ($(wc -l <"$T/wc-emb.txt") words, $(awk '{s += $2} END {print s}' "$T/wc-emb.txt") in all); job $wid on: $(jq -r '[.tasks[] | "\(.operator)[\(.instance)]@\(.host)"] | join(" ")' "$T/st2.json")"
         done
         check_queue_empty "$H2/cluster/slurm.conf" "after the word counts"
+        # each worker unlinked the copy of its program srun made on its node (/tmp is every node's here)
+        jmpid=$(sed -n 's/.*listening on .* (pid \([0-9]*\), .*/\1/p' "$JM2/jobmanager.log" | tail -n 1)
+        [ -n "$jmpid" ] || jm_fail "$JM2" "the JobManager's log should give its pid"
+        left=$(ls -d /tmp/sage-"$jmpid"-job* 2>/dev/null)
+        [ -z "$left" ] || fail "copies of programs left on the nodes: $left"
+        ok "programs copied to their nodes by srun (sgw2 sees neither the JobManager's home nor the programs' directories), none left behind"
     fi
     if [ -n "$JMRESTART" ]; then
         # Checkpoints need a checkpoint_dir every node shares. Under $H2, which sgw2 sees as its own tmpfs, the
