@@ -59,9 +59,11 @@ json_t *sage__plan_document(const sage__plan *plan)
         const sage__pop *tp = &plan->ops[ch->ops[ch->nops - 1]];
         for (size_t k = 0; k < tp->nconsumers; k++) {
             const sage__pop *cp = &plan->ops[tp->consumers[k].op];
-            sage__jadd(&bad, edges,
-                       json_pack("{s:i,s:i,s:s}", "from", (int)c, "to", cp->chain, "routing",
-                                 sage__part_name(cp->part[tp->consumers[k].input])));
+            json_t *e = json_pack("{s:i,s:i,s:s}", "from", (int)c, "to", cp->chain, "routing",
+                                  sage__part_name(cp->part[tp->consumers[k].input]));
+            if (e && cp->op->builtin == SAGE__BUILTIN_FUTURE && cp->loop == cp->op->id)
+                json_object_set_new(e, "feedback", json_true()); /* back into a loop's future */
+            sage__jadd(&bad, edges, e);
         }
     }
     if (bad) {

@@ -98,8 +98,8 @@ char *sage__plan_explain_json(const sage__plan *plan);
  * parallelism 1, "name": "service:NAME" and "service": NAME: under a
  * JobManager each is a process of its own. "edges": [{"from": chain,
  * "to": chain, "routing": "forward"|"rebalance"|"broadcast"|"key_by"|
- * "custom"}] is for views of the job (the dashboard); nothing reads it
- * to place or run. */
+ * "custom", "feedback": true for the edge back into a loop's future}] is
+ * for views of the job (the dashboard); nothing reads it to place or run. */
 json_t *sage__plan_document(const sage__plan *plan);
 /* The JobManager side: one placement request per chain of a submitted
  * document, checked (names, parallelism 1..SAGE_PARALLELISM_MAX, resources

@@ -123,10 +123,60 @@ static void round_trip(void)
     sage__config_free(&cfg);
 }
 
+static int pass(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+
+/* A feedback loop: the future's chain counts its entry's control producers; the edge back into the future is
+ * marked "feedback" (a view draws the rest as a graph without a cycle); explain names the loop. */
+static void loop_document(void)
+{
+    sage__config cfg;
+    sage__config_init(&cfg);
+    sage__err err = {0};
+    sage__graph g;
+    sage__graph_init(&g, "loop", &cfg, &err);
+    sage_stream *s = sage__declare_source(&g, src, NULL, &(sage_op_opts){.name = "gen", .parallelism = 2}, 1, "src");
+    sage_stream *fut = sage__declare_future(&g, "again");
+    sage_stream *both[2] = {s, fut};
+    sage_stream *u = sage__declare_union(both, 2, &(sage_op_opts){.name = "enter", .parallelism = 3});
+    sage_stream *m = sage__declare_one_input(u, SAGE__OP_MAP, (void *)pass, NULL, &(sage_op_opts){.name = "step"},
+                                             "sage_map");
+    CHECK_INT(sage__declare_fill_future(m, fut), 0);
+    sage__declare_one_input(m, SAGE__OP_SINK, (void *)snk, NULL, &(sage_op_opts){.name = "out"}, "sink");
+    CHECK_INT(err.code, 0);
+    sage__plan *plan = NULL;
+    CHECK_INT(sage__plan_compile(&g, 0, &plan, &err), 0);
+    CHECK_STR(err.msg, "");
+    json_t *doc = sage__plan_document(plan);
+    json_t *chains = json_object_get(doc, "chains"), *e;
+    int fut_chain = plan->ops[fut->op->id].chain;
+    json_t *fc = json_array_get(chains, (size_t)fut_chain);
+    CHECK_STR(json_string_value(json_object_get(fc, "name")), "again");
+    /* its producers: step (1 instance, the feedback) and the entry "enter" (3 instances, control) */
+    CHECK_INT(json_integer_value(json_object_get(fc, "producers")), 1 + 3);
+    size_t i, feedback = 0;
+    json_array_foreach(json_object_get(doc, "edges"), i, e)
+    {
+        if (json_is_true(json_object_get(e, "feedback"))) {
+            feedback++;
+            CHECK_INT(json_integer_value(json_object_get(e, "to")), fut_chain);
+        }
+    }
+    CHECK_INT(feedback, 1);
+    char *text = sage__plan_explain(plan);
+    CHECK_CONTAINS(text ? text : "",
+                   "future \"again\" <- forward from \"step\" (feedback loop through \"enter\", \"step\")");
+    free(text);
+    json_decref(doc);
+    sage__plan_free(plan);
+    sage__graph_free(&g);
+    sage__config_free(&cfg);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(document_table);
     RUN(round_trip);
+    RUN(loop_document);
     return CHECK_DONE();
 }

@@ -108,7 +108,7 @@ function graph(g, tasks) {
   if (!g || !g.chains) return;
   const n = g.chains.length, depth = new Array(n).fill(0);
   for (let pass = 0; pass < n; pass++)
-    for (const e of g.edges) depth[e.to] = Math.max(depth[e.to], depth[e.from] + 1);
+    for (const e of g.edges) if (!e.feedback) depth[e.to] = Math.max(depth[e.to], depth[e.from] + 1);
   const service = g.chains.map((c) => c.name.startsWith('service:'));
   const maxd = Math.max(0, ...depth.filter((_, i) => !service[i]));
   const col = depth.map((d, i) => (service[i] ? maxd + 1 : d));
@@ -126,7 +126,8 @@ function graph(g, tasks) {
   for (const e of g.edges) {
     const a = pos[e.from], b = pos[e.to];
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
-    s.appendChild(svg('line', { x1, y1, x2, y2, stroke: '#5b6b8c', 'marker-end': 'url(#arrow)', class: 'edge' }));
+    s.appendChild(svg('line', { x1, y1, x2, y2, stroke: '#5b6b8c', 'marker-end': 'url(#arrow)',
+      class: e.feedback ? 'edge feedback' : 'edge' }));
     s.appendChild(svg('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle', class: 'routing' }, e.routing));
   }
   g.chains.forEach((c, i) => {
