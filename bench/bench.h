@@ -162,5 +162,9 @@ int scen_remote_recover(int arg); /* (h4) worker death to records flowing again 
 /* `sage-bench --worker-pipeline ...`: the submitter of an (h) job, and every
  * worker the JobManager relaunches from it with the same argv. */
 int bench_worker_main(int argc, char **argv);
+/* slurm3.c: (i) a pipeline across three Slurm hosts (bench/slurm3.sh builds them; needs root and Slurm), and
+ * `sage-bench --worker-slurm3 ...`, its submitter and workers. */
+int scen_slurm3(int arg);
+int bench_slurm3_worker_main(int argc, char **argv);
 
 #endif

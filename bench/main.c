@@ -2,6 +2,7 @@
  *
  * Usage: sage-bench [--quick] [--only NAME[,NAME...]] [--json PATH] [--records N] [--list]
  *        sage-bench --worker-pipeline xput HOST:PORT N LEN RUNS   (internal: scenario (h))
+ *        sage-bench --worker-slurm3 HOST:PORT N LEN               (internal: scenario (i))
  *
  * The driver itself never runs the engine: each scenario runs in a forked
  * child, which sends its rows back through a pipe. So every scenario starts
@@ -94,6 +95,7 @@ static void build_entries(int quick)
     add("h.first", "(h3) submit to first record", scen_remote_first, 0);
     add("h.recover", "(h4) worker death to records flowing again", scen_remote_recover, 0);
     add("peer.zmq", "ZeroMQ peer of (h)", peer_zmq, 0);
+    add("i", "(i) pipeline across 3 Slurm hosts", scen_slurm3, 0);
 }
 
 /* NAME selects an entry by its id, or a group by prefix: "f" is every f.*,
@@ -446,26 +448,6 @@ static void mark_all(void)
     }
 }
 
-/* Scenario (i), a pipeline across Slurm hosts, is not measured by this
- * program yet (the Slurm mode itself runs and is tested by
- * tests/integration/test_cluster.sh): it is listed, never faked. */
-static const char *g_not_built[][2] = {
-    {"i", "(i) Slurm multi-node pipeline"},
-};
-#define N_NOT_BUILT (sizeof g_not_built / sizeof g_not_built[0])
-
-static void not_built(const char *only)
-{
-    for (size_t i = 0; i < N_NOT_BUILT; i++) {
-        if (!selected(g_not_built[i][0], only))
-            continue;
-        bench_row r = bench_row_new(g_not_built[i][0], g_not_built[i][1], "");
-        r.mark = MARK_NA;
-        snprintf(r.note, sizeof r.note, "not measured yet (the Slurm mode runs; this benchmark is to be written)");
-        add_row(&r);
-    }
-}
-
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -477,7 +459,8 @@ static void usage(FILE *f)
                "  --json PATH   where to write the JSON results (default bench-results.json)\n"
                "  --records N   fixed record count for throughput scenarios, instead of sizing runs by time\n"
                "  --list        list the scenario ids and exit\n"
-               "  (--worker-pipeline ... is internal: how scenario (h) runs in JobManager workers)\n");
+               "  (--worker-pipeline and --worker-slurm3 are internal: how scenarios (h) and (i) run in\n"
+               "   JobManager workers)\n");
 }
 
 int main(int argc, char **argv)
@@ -486,6 +469,8 @@ int main(int argc, char **argv)
      * workers, which the JobManager starts with the same argv. */
     if (argc >= 2 && strcmp(argv[1], "--worker-pipeline") == 0)
         return bench_worker_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "--worker-slurm3") == 0)
+        return bench_slurm3_worker_main(argc, argv);
     const char *json = "bench-results.json", *only = NULL;
     int list = 0;
     for (int i = 1; i < argc; i++) {
@@ -518,8 +503,6 @@ int main(int argc, char **argv)
     if (list) {
         for (size_t i = 0; i < g_nentries; i++)
             printf("%-14s %s\n", g_entries[i].id, g_entries[i].title);
-        for (size_t i = 0; i < N_NOT_BUILT; i++)
-            printf("%-14s %s (not measured yet)\n", g_not_built[i][0], g_not_built[i][1]);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -535,7 +518,7 @@ int main(int argc, char **argv)
     size_t total = 0, done = 0;
     for (size_t i = 0; i < g_nentries; i++)
         total += selected(g_entries[i].id, only);
-    if (total == 0 && !selected("i", only)) {
+    if (total == 0) {
         fprintf(stderr, "sage-bench: --only %s selects nothing (see --list)\n", only);
         return 2;
     }
@@ -544,7 +527,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < g_nentries; i++)
         if (selected(g_entries[i].id, only) && run_entry(&g_entries[i], ++done, total) != 0)
             failed++;
-    not_built(only);
     derive(g_opts.quick);
     mark_all();
     meta.total_s = bench_now_s() - t0;
