@@ -274,8 +274,13 @@ queue_drain() { # SLURM_CONF STATES TENTHS
 
 # Nothing of ours is left in Slurm's queue (the allocations were released).
 check_queue_empty() { # SLURM_CONF WHAT
-    left=$(SLURM_CONF=$1 squeue -h -t PD,R,CF -o "%i %j %T" 2>&1)
-    [ -z "$left" ] || fail "$2: Slurm still holds: $left"
+    # the JobManager's scancel runs as the job ends (a command of its loop): slurmctld applies it within moments
+    i=0
+    while left=$(SLURM_CONF=$1 squeue -h -t PD,R,CF -o "%i %j %T" 2>&1) && [ -n "$left" ] && [ $i -lt 150 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ -z "$left" ] || fail "$2: Slurm still holds (15 s after): $left"
 }
 
 jqcheck() { # jqcheck FILE EXPR WHAT
