@@ -77,6 +77,15 @@ const char *sage__name_problem(const char *name, int op_name, char *why, size_t 
     return NULL;
 }
 
+const char *sage__op_display_kind(const sage__op *op)
+{
+    if (op->builtin == SAGE__BUILTIN_FUTURE)
+        return "future";
+    if (op->batch)
+        return op->kind == SAGE__OP_SINK ? "sink_batches" : "map_batches";
+    return sage__op_kind_name(op->kind);
+}
+
 const char *sage__op_kind_name(sage__op_kind k)
 {
     switch (k) {

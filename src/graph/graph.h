@@ -218,6 +218,8 @@ sage__op *sage__graph_find(const sage__graph *g, const char *name);
  * rule, at declaration. */
 const char *sage__name_problem(const char *name, int op_name, char *why, size_t why_len);
 const char *sage__op_kind_name(sage__op_kind k);
+/* What explain calls an operator: its kind's name, or "future", "map_batches", "sink_batches". */
+const char *sage__op_display_kind(const sage__op *op);
 const char *sage__part_name(sage__part p);
 
 /* ---- declare.c: the declaration calls of include/sage/stream.h, validated ---- */

@@ -213,9 +213,9 @@ static int plan_hash(const sage__graph *g, uint64_t *out)
     for (size_t i = 0; i < g->nops && rc == 0; i++) {
         const sage__op *op = g->ops[i];
         b.len = 0;
-        rc = sage__buf_printf(&b, "%s|%d|%d|%d|%d|%d|%.4f|%.4f|%llu|%llu|%zu|%zu", op->name, (int)op->kind,
-                              (int)op->builtin, op->parallelism, op->chaining, op->bounded, op->res.num_cpus,
-                              op->res.num_gpus, (unsigned long long)op->res.memory,
+        rc = sage__buf_printf(&b, "%s|%d|%d%s|%d|%d|%d|%.4f|%.4f|%llu|%llu|%zu|%zu", op->name, (int)op->kind,
+                              (int)op->builtin, op->batch ? "b" : "", op->parallelism, op->chaining, op->bounded,
+                              op->res.num_cpus, op->res.num_gpus, (unsigned long long)op->res.memory,
                               (unsigned long long)op->res.object_store_memory, op->res.ncustom, op->ninputs);
         for (size_t k = 0; k < op->res.ncustom && rc == 0; k++)
             rc = sage__buf_printf(&b, "|%s=%.4f", op->res.custom[k].name, op->res.custom[k].amount);

@@ -132,7 +132,7 @@ static void ft_text(strbuf *b, const sage__plan *plan)
     for (size_t i = 0; i < plan->g->nops; i++) {
         const char *gu = op_guarantee(plan->g->ops[i]);
         if (gu)
-            sb_printf(b, "  %s \"%s\": %s\n", sage__op_kind_name(plan->g->ops[i]->kind), plan->g->ops[i]->name, gu);
+            sb_printf(b, "  %s \"%s\": %s\n", sage__op_display_kind(plan->g->ops[i]), plan->g->ops[i]->name, gu);
     }
 }
 
@@ -157,7 +157,7 @@ char *sage__plan_explain(const sage__plan *plan)
         for (size_t k = 0; k < ch->nops; k++) {
             const sage__op *op = sage__chain_op(plan, ch, k);
             int fut = op->builtin == SAGE__BUILTIN_FUTURE;
-            sb_printf(&b, "  %s \"%s\"", fut ? "future" : sage__op_kind_name(op->kind), op->name);
+            sb_printf(&b, "  %s \"%s\"", sage__op_display_kind(op), op->name);
             if (k == 0 && op->ninputs) {
                 sb_printf(&b, " <-");
                 for (size_t i = 0; i < op->ninputs; i++)
@@ -229,8 +229,7 @@ char *sage__plan_explain_json(const sage__plan *plan)
         const sage__op *op = g->ops[i];
         json_t *o = json_object();
         sage__jset(&bad, o, "name", json_string(op->name));
-        sage__jset(&bad, o, "kind",
-                   json_string(op->builtin == SAGE__BUILTIN_FUTURE ? "future" : sage__op_kind_name(op->kind)));
+        sage__jset(&bad, o, "kind", json_string(sage__op_display_kind(op)));
         if (plan->ops[op->id].loop >= 0)
             sage__jset(&bad, o, "loop", json_string(plan->g->ops[plan->ops[op->id].loop]->name));
         sage__jset(&bad, o, "parallelism", json_integer(op->parallelism));
