@@ -11,8 +11,9 @@
  * session ids are 32 random bytes (getrandom), compared in constant time.
  * The page is three static assets compiled in (HTML, CSS, JS: no external
  * asset), under a Content-Security-Policy that allows only this origin;
- * the script reads /api/jobs, /api/jobs/ID and /api/jobs/ID/logs every
- * second (dashboard_api.c, dashboard_logs.c).
+ * the script reads /api/jobs, /api/jobs/ID, /api/jobs/ID/logs and
+ * /api/cluster every second (dashboard_api.c, dashboard_logs.c,
+ * dashboard_cluster.c).
  *
  * Actions (POST /api/jobs/ID/pause, resume, stop, cancel) change jobs, so
  * a page of another site must not be able to make a logged-in browser send
@@ -215,6 +216,46 @@ static int csrf_ok(jm *d, jm_conn *c, const sage__http_head *h, const jm_dash_se
     return 0;
 }
 
+/* ---- the job list ---- */
+
+/* A live job's records in (what its sources emitted) and out (what reached its sinks: the chains no edge
+ * leaves), summed over their instances' last reports. */
+static void job_records(const jm_job *j, json_int_t *in, json_int_t *out)
+{
+    json_t *chains = json_object_get(j->doc, "chains"), *edges = json_object_get(j->doc, "edges"), *e;
+    *in = *out = 0;
+    for (size_t t = 0; t < j->nflow; t++) {
+        const jm_task *k = &j->tasks[t];
+        json_t *ops = json_object_get(k->metrics, "operators");
+        if (!json_array_size(ops))
+            continue;
+        if (!json_is_true(json_object_get(json_array_get(chains, (size_t)k->chain), "inputs")))
+            *in += json_integer_value(json_object_get(json_array_get(ops, 0), "records_out"));
+        int sink = 1;
+        size_t i;
+        json_array_foreach(edges, i, e) sink &= json_integer_value(json_object_get(e, "from")) != k->chain;
+        if (sink)
+            *out += json_integer_value(json_object_get(json_array_get(ops, json_array_size(ops) - 1), "records_in"));
+    }
+}
+
+static json_t *job_list(jm *d)
+{
+    json_t *l = jm_job_list_json(d), *row;
+    size_t i;
+    json_array_foreach(json_object_get(l, "jobs"), i, row)
+    {
+        jm_job *j = jm_job_find(d, json_integer_value(json_object_get(row, "job_id")));
+        json_int_t in, out;
+        if (!j || !j->tasks)
+            continue;
+        job_records(j, &in, &out);
+        json_object_set_new(row, "records_in", json_integer(in));
+        json_object_set_new(row, "records_out", json_integer(out));
+    }
+    return l;
+}
+
 /* ---- routes ---- */
 
 static int is_action(const char *s)
@@ -291,10 +332,13 @@ void jm_dashboard(jm *d, jm_conn *c, const sage__http_head *h)
     } else if (strcmp(path, "/app.css") == 0) {
         answer_text(c, 200, "text/css; charset=utf-8", NULL, sage__dash_css);
     } else if (strcmp(path, "/api/jobs") == 0) {
-        json_t *l = jm_job_list_json(d);
+        json_t *l = job_list(d);
         json_object_set_new(l, "jobmanager", jm_ping_json(d));
         json_object_set_new(l, "csrf", json_string(s->csrf)); /* for this session's actions (X-SAGE-CSRF) */
+        json_object_set_new(l, "now_ms", json_integer((json_int_t)sage__wall_ms())); /* the JobManager's clock */
         jm_dash_json(c, 200, l);
+    } else if (strcmp(path, "/api/cluster") == 0) {
+        jm_dash_cluster(d, c);
     } else {
         answer_text(c, 404, "text/plain", NULL, "not found\n");
     }

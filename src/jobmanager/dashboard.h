@@ -2,7 +2,8 @@
  *
  * dashboard.c logs browsers in, guards them (session, CSRF) and routes; dashboard_api.c answers about one
  * job (its view, live or ended, and the actions pause, resume, stop, cancel); dashboard_logs.c reads the
- * tail of a task's log. Every answer is whole in the connection's bounded write buffer, then it closes. */
+ * tail of a task's log; dashboard_cluster.c shows the nodes and what SAGE holds on each. Every answer is
+ * whole in the connection's bounded write buffer, then it closes. */
 #ifndef SAGE_JOBMANAGER_DASHBOARD_H
 #define SAGE_JOBMANAGER_DASHBOARD_H
 
@@ -29,6 +30,8 @@ void jm_dash_stored(jm *d, jm_conn *c, int64_t id, int tasks, jm_dash_stored_fn 
 void jm_dash_job(jm *d, jm_conn *c, int64_t id);
 /* POST /api/jobs/ID/ACTION (pause, resume, stop, cancel), already past the session and the CSRF guard. */
 void jm_dash_action(jm *d, jm_conn *c, int64_t id, const char *action);
+/* GET /api/cluster: the launcher's nodes, their resources and what SAGE holds on each (dashboard_cluster.c). */
+void jm_dash_cluster(jm *d, jm_conn *c);
 /* GET /api/jobs/ID/logs?task=T[&offset=N]: at most JM_DASH_LOG_MAX bytes of task T's log from offset N
  * (-1: its tail). */
 void jm_dash_logs(jm *d, jm_conn *c, int64_t id, int64_t task, int64_t offset);

@@ -9,12 +9,20 @@
  * through jm_job_control, the function behind the client requests pause,
  * resume, stop and cancel, and so fail as they do (pausing a job that is
  * not running, anything on a job that already ended).
+ *
+ * The page may run on another machine than the JobManager, whose clock is
+ * the one that counts: ages (of the last checkpoint, of the last failure)
+ * are computed here, and every view carries the JobManager's wall clock
+ * ("now_ms"). A user histogram, reported as raw buckets, gains its p50 and
+ * p99 here (on a copy: the job's own metrics stay as its worker sent them).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h" /* sage__hist_from_json */
 #include "jobmanager/dashboard.h"
 #include "util/err.h"
+#include "util/time.h"
 
 typedef struct dash_read {
     jm *d;
@@ -66,6 +74,59 @@ static void store_failed(jm_conn *c, const sage__store_read *r)
                       sage_strerror(r->rc));
 }
 
+/* p50 and p99 of every user histogram of metrics m (modified: a copy for a live task). */
+static void hist_quantiles(json_t *m)
+{
+    json_t *o, *v;
+    size_t i;
+    const char *name;
+    json_array_foreach(json_object_get(m, "operators"), i, o) json_object_foreach(json_object_get(o, "user"), name, v)
+    {
+        json_t *h = json_object_get(v, "hist");
+        if (!json_is_object(h))
+            continue;
+        sage__hist hist;
+        sage__hist_from_json(&hist, h);
+        json_object_set_new(h, "p50", json_real(sage__hist_quantile(&hist, 0.5)));
+        json_object_set_new(h, "p99", json_real(sage__hist_quantile(&hist, 0.99)));
+        json_object_del(h, "buckets"); /* the page has no use for them (`sage job status --json` has them) */
+        sage__hist_free(&hist);
+    }
+}
+
+/* key_age_ms = now - key_ms (wall clock, at least 0) in o, when o has key_ms. */
+static void age(json_t *o, const char *key_ms, const char *key_age, int64_t now)
+{
+    json_t *at = json_object_get(o, key_ms);
+    if (json_is_integer(at))
+        json_object_set_new(o, key_age,
+                            json_integer(
+                                now > json_integer_value(at) ? (json_int_t)(now - json_integer_value(at)) : 0));
+}
+
+/* What the page reads besides the status view: the JobManager's clock, ages, histogram quantiles. */
+static void page_fields(json_t *st, int live)
+{
+    int64_t now = sage__wall_ms();
+    json_object_set_new(st, "now_ms", json_integer((json_int_t)now));
+    age(st, "last_failure_at_ms", "last_failure_age_ms", now);
+    age(json_object_get(st, "checkpoints"), "last_at_ms", "last_age_ms", now);
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(st, "tasks"), i, t)
+    {
+        json_t *m = json_object_get(t, "metrics");
+        if (!json_is_object(m))
+            continue;
+        if (live) { /* shared with the job (its worker's last report) */
+            m = json_deep_copy(m);
+            if (!m || json_object_set_new(t, "metrics", m) != 0)
+                continue;
+        }
+        hist_quantiles(m);
+    }
+}
+
 static void job_ended(jm *d, jm_conn *c, const sage__store_read *r, int64_t a, int64_t b)
 {
     (void)a;
@@ -80,6 +141,7 @@ static void job_ended(jm *d, jm_conn *c, const sage__store_read *r, int64_t a, i
         json_object_set_new(end, "submitted_ms", json_integer((json_int_t)r->job.submitted_ms));
         json_object_set_new(end, "started_ms", json_integer((json_int_t)r->job.started_ms));
         json_object_set_new(end, "ended_ms", json_integer((json_int_t)r->job.ended_ms));
+        page_fields(end, 0);
     }
     jm_dash_json(c, 200, end);
 }
@@ -96,6 +158,7 @@ void jm_dash_job(jm *d, jm_conn *c, int64_t id)
         json_object_set_new(st, "ended", json_false());
         json_object_set_new(st, "submitted_ms", json_integer((json_int_t)j->submitted_ms));
         json_object_set_new(st, "started_ms", json_integer((json_int_t)j->started_ms));
+        page_fields(st, 1);
     }
     jm_dash_json(c, 200, st);
 }

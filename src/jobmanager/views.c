@@ -122,6 +122,10 @@ void jm_ft_view(const jm_job *j, json_t *st, int64_t now)
     jm_ckpt_view(j, st);
     if (!st || j->ft.strategy == SAGE__FT_NONE)
         return;
+    char how[160];
+    sage__ft_describe(&j->ft, how, sizeof how);
+    json_object_set_new(st, "fault_tolerance", sage__ft_json(&j->ft)); /* the strategy, every key explicit */
+    json_object_set_new(st, "fault_tolerance_text", json_string(how));
     json_object_set_new(st, "restarts", json_integer(j->restarts));
     if (j->last_failure[0]) {
         json_object_set_new(st, "last_failure", json_string(j->last_failure));
@@ -202,12 +206,19 @@ json_t *jm_job_status_json(jm *d, const jm_job *j)
                            jm_job_state_name(j->state), "error", j->pending_reason[0] ? j->pending_reason : j->error,
                            "tasks", tasks);
     jm_ft_view(j, st, now);
-    if (st) { /* the job's shape, for views that draw it: chains (name, parallelism) and edges with routing */
+    if (st) { /* the job's shape, for views that draw it: chains (name, parallelism, requested resources) and
+               * edges with routing */
         json_t *chains = json_array(), *c;
         size_t i;
         json_array_foreach(json_object_get(j->doc, "chains"), i, c)
-            json_array_append_new(chains, json_pack("{s:O,s:O}", "name", json_object_get(c, "name"), "parallelism",
-                                                    json_object_get(c, "parallelism")));
+        {
+            json_t *one = json_pack("{s:O,s:O}", "name", json_object_get(c, "name"), "parallelism",
+                                    json_object_get(c, "parallelism"));
+            json_t *res = json_object_get(c, "resources");
+            if (one && json_is_object(res))
+                json_object_set(one, "resources", res);
+            json_array_append_new(chains, one);
+        }
         json_t *edges = json_object_get(j->doc, "edges");
         json_object_set_new(st, "graph",
                             json_pack("{s:o,s:o}", "chains", chains, "edges",

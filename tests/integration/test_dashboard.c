@@ -27,12 +27,22 @@ static char *big;
 #define CHATTY_LINES 1500 /* the sink prints this many lines, 100 bytes each in its log: longer than 64 KiB */
 
 /* A record a millisecond until the file $DASH_GO exists (then the end; or a failure when it holds "fail"): a
- * job that runs, and whose counters move. */
+ * job that runs, and whose counters move. With $DASH_FAIL_ONCE (a path), the first attempt to reach record 300
+ * creates that file and fails (a restart's cause). */
 static int trickle(sage_ctx *c, sage_out *o, void *u)
 {
     if (!sage_ctx_local(c)) {
         printf(DASH_LINE "\n");
         fflush(stdout);
+    }
+    const char *once = getenv("DASH_FAIL_ONCE");
+    if (once && (uintptr_t)sage_ctx_local(c) == 300) {
+        int fd = open(once, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            sage_ctx_fail(c, "the source fails once, at record 300");
+            return -1;
+        }
     }
     if (access(getenv("DASH_GO"), F_OK) == 0) {
         char what[8] = "";
@@ -71,13 +81,21 @@ static int drop(sage_ctx *c, const void *r, size_t n, void *u)
     return 0;
 }
 
+static int same(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u) { return sage_emit(o, r, n); }
+
+/* ticks -> parse, tag (one chain of 2 instances) -> store; $DASH_FT: the config's "fault_tolerance", $DASH_RES:
+ * what each instance of parse requests. */
 static int run_pipeline(const char *name, const char *jm)
 {
-    char config[256];
-    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"}", jm);
+    char config[1024];
+    const char *ft = getenv("DASH_FT");
+    snprintf(config, sizeof config, "{\"jobmanager\": \"%s\"%s%s}", jm, ft ? ", \"fault_tolerance\": " : "",
+             ft ? ft : "");
     sage_env *env = sage_env_create(name, config);
     sage_stream *s = sage_from_source(env, trickle, NULL, &(sage_op_opts){.name = "ticks"});
-    s = sage_map(sage_rebalance(s), pass, NULL, &(sage_op_opts){.name = "parse", .parallelism = 2});
+    s = sage_map(sage_rebalance(s), pass, NULL,
+                 &(sage_op_opts){.name = "parse", .parallelism = 2, .resources = getenv("DASH_RES")});
+    s = sage_map(s, same, NULL, &(sage_op_opts){.name = "tag", .parallelism = 2});
     sage_sink(sage_rebalance(s), drop, NULL, &(sage_op_opts){.name = "store"});
     int rc = sage_env_execute(env);
     printf("job %lld rc %d\n", (long long)sage_env_job_id(env), rc);
@@ -128,23 +146,30 @@ static const char *target_of(const char *url)
     return p ? p : "/";
 }
 
-static FILE *start_job(const daemon_t *d, const char *go)
+/* The job (its program in the background, told to end through the file go), with more of its environment in env
+ * (NAME='value' words, or ""). */
+static FILE *start_job_env(const daemon_t *d, const char *go, const char *env)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "DASH_GO=%s SAGE_HOME=%s timeout -k 5 300 %s pipeline dashjob %s 2>&1", go, d->home, self,
-             d->addr);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s DASH_GO=%s SAGE_HOME=%s timeout -k 5 300 %s pipeline dashjob %s 2>&1", env, go,
+             d->home, self, d->addr);
     fflush(NULL);
     return popen(cmd, "r");
 }
+
+static FILE *start_job(const daemon_t *d, const char *go) { return start_job_env(d, go, ""); }
 
 /* The job's program ends (after its job, told to by writing `what` into the file go): its output in big, its
  * exit status. */
 static int job_exit(FILE *job, const char *go, const char *what)
 {
-    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    char tmp[600]; /* whole when it appears: the source must not read it empty */
+    snprintf(tmp, sizeof tmp, "%s.tmp", go);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
         (void)!write(fd, what, strlen(what));
         close(fd);
+        rename(tmp, go);
     }
     size_t n = job ? fread(big, 1, (1 << 20) - 1, job) : 0;
     big[n] = 0;
@@ -218,6 +243,35 @@ static long long body_int(const char *key)
                                                            : -1;
     json_decref(j);
     return v;
+}
+
+/* The tasks' user histograms of a job view without the raw buckets and quantiles (to compare a page with
+ * `status`). */
+static void strip_hists(json_t *view)
+{
+    json_t *t, *o, *v;
+    size_t i, k;
+    const char *name;
+    json_array_foreach(json_object_get(view, "tasks"), i, t)
+        json_array_foreach(json_object_get(json_object_get(t, "metrics"), "operators"), k, o)
+            json_object_foreach(json_object_get(o, "user"), name, v)
+    {
+        json_t *h = json_object_get(v, "hist");
+        json_object_del(h, "buckets");
+        json_object_del(h, "p50");
+        json_object_del(h, "p99");
+    }
+}
+
+/* GET target with the session in head: its JSON body when the answer is a 200, else NULL. */
+static json_t *api(const daemon_t *d, const char *head, const char *target)
+{
+    return http(d, "GET", target, head) == 200 ? body_json() : NULL;
+}
+
+static long long jint(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
 }
 
 /* Job id's state as the JobManager's status request says it ("?" when it cannot). */
@@ -501,7 +555,15 @@ static void ended_job_pages(void)
     CHECK(json_is_true(json_object_get(page, "ended")));
     CHECK(json_integer_value(json_object_get(page, "ended_ms")) >=
           json_integer_value(json_object_get(page, "started_ms")));
-    CHECK(json_equal(json_object_get(page, "tasks"), json_object_get(st, "tasks"))); /* the rows `status` has */
+    /* the rows `status` has; the page's histograms carry their p50 and p99 instead of the raw buckets */
+    json_t *parse = json_object_get(json_array_get(json_object_get(page, "tasks"), 1), "metrics");
+    json_t *parse_ops = json_object_get(parse, "operators");
+    json_t *parse_hist = json_object_get(json_object_get(json_array_get(parse_ops, 0), "user"), "size_bytes");
+    CHECK(json_real_value(json_object_get(json_object_get(parse_hist, "hist"), "p99")) == 8.0);
+    CHECK(json_object_get(json_object_get(parse_hist, "hist"), "buckets") == NULL);
+    strip_hists(page);
+    strip_hists(st);
+    CHECK(json_equal(json_object_get(page, "tasks"), json_object_get(st, "tasks")));
     json_t *sink = json_array_get(json_object_get(page, "tasks"), 3);
     CHECK_STR(json_string_value(json_object_get(sink, "operator")), "store");
     json_t *ops = json_object_get(json_object_get(sink, "metrics"), "operators");
@@ -562,8 +624,259 @@ static void prometheus_user_metrics(void)
     daemon_down(&d);
 }
 
+static int have_chromium(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = system("command -v chromium >/dev/null 2>&1") == 0;
+    if (!have)
+        fprintf(stderr, "chromium is not installed (scripts/deps.sh installs it): the page's checks are skipped\n");
+    return have;
+}
+
+/* The page of daemon d after its script ran, in headless Chromium (a fresh profile named by tag, the page's
+ * address + suffix): its DOM in big; 0, or the command's status. */
+static int chromium_dom(const daemon_t *d, const char *tag, const char *suffix)
+{
+    char url[600];
+    if (login_url(d, url, sizeof url) != 0)
+        return -1;
+    return run_cmd(big, 1 << 20,
+                   "timeout -k 5 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                   "--user-data-dir=%s/chromium.%s --virtual-time-budget=4000 --dump-dom '%s%s' 2>/dev/null",
+                   d->home, tag, url, suffix);
+}
+
+/* The text of the element with id `id` in the DOM in big ("" if none), at most cap-1 bytes. */
+static const char *dom_text(const char *id, char *out, size_t cap)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, " id=\"%s\">", id);
+    const char *p = strstr(big, pat);
+    out[0] = 0;
+    if (p) {
+        p += strlen(pat);
+        size_t n = strcspn(p, "<");
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+    }
+    return out;
+}
+
+#define LAB_NODE                                                                                                       \
+    "{\"node\": {\"name\": \"lab\", \"cpus\": 4, \"gpus\": 2, \"memory\": \"8GB\", \"resources\": {\"ssd\": 1}}}"
+#define RESTART_FT "{\"strategy\": \"restart\", \"restart_strategy\": \"fixed\", \"max_attempts\": 3, \"delay\": 0.2}"
+#define RESTART_FAILURE                                                                                                \
+    "operator \"ticks\" instance 0 failed after emitting 300 records: the source fails once, at record 300"
+
+/* Job 1's page once pred holds for it (30 s at most; NULL then, saying what the last page was). */
+static json_t *page_when(const daemon_t *d, const char *head, int (*pred)(json_t *))
+{
+    for (int64_t end = now_ms() + 30000; now_ms() < end; pause_ms(20)) {
+        json_t *p = api(d, head, "/api/jobs/1");
+        if (p && pred(p))
+            return p;
+        json_decref(p);
+    }
+    fprintf(stderr, "job 1's page never got there; the last answer:\n%s\n", big);
+    return NULL;
+}
+
+/* Restarted once, and running again: every process of the second attempt alive and reporting. */
+static int restarted_and_running(json_t *p)
+{
+    int ok = jint(p, "restarts") == 1 && !json_object_get(p, "restart_in_ms") &&
+             strcmp(str_or(json_object_get(p, "state")), "running") == 0;
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(p, "tasks"), i, t)
+        ok &= strcmp(str_or(json_object_get(t, "state")), "running") == 0 &&
+              json_is_object(json_object_get(t, "metrics"));
+    return ok;
+}
+
+/* Job 1's page in Chromium (restarts_and_cluster): the fault-tolerance panel, the cluster's row, the graph's
+ * chain and request, a histogram's quantiles. */
+static void restart_page(const daemon_t *d)
+{
+    char text[2048];
+    CHECK_INT(chromium_dom(d, "restart", ""), 0);
+    CHECK_STR(dom_text("ft-strategy", text, sizeof text), "restart: fixed delay 0.2s, at most 3 restarts");
+    CHECK_STR(dom_text("ft-restarts", text, sizeof text), "1");
+    CHECK_CONTAINS(dom_text("ft-failure", text, sizeof text), " ago: " RESTART_FAILURE);
+    CHECK_CONTAINS(big, "<div id=\"ft\">"); /* shown */
+    CHECK_CONTAINS(big, "<tr class=\"ckpt\" hidden=\"\">");
+    CHECK_CONTAINS(big, "<td class=\"name\">lab</td><td class=\"num cpus\">2 / 4</td><td class=\"num gpus\">1 / "
+                        "2</td><td class=\"num memory\">1.9GiB / 7.5GiB</td><td class=\"custom\">ssd 1 / 1</td><td "
+                        "class=\"num tasks\">4 / 4</td><td class=\"jobs\">1</td>");
+    CHECK_CONTAINS(big, "class=\"chain\">parse → tag</text>");
+    CHECK_CONTAINS(big, "class=\"res\">1 CPU · 0.5 GPU · 953.7MiB · ssd 0.5</text>");
+    CHECK_CONTAINS(big, "size_bytes: n=");
+    CHECK_CONTAINS(big, " p99=8 max=8");
+}
+
+/* A job with the restart strategy whose source fails once: its page shows the strategy, the restart and the
+ * failure (also once it ended); the cluster view shows the node (config "node") and what the job holds there,
+ * in raw HTTP and in Chromium. */
+static void restarts_and_cluster(void)
+{
+    daemon_t d = {.config = LAB_NODE};
+    if (!daemon_up(&d))
+        return;
+    char go[400], cookie[200], head[300], env[1200];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    CHECK_INT(login_cookie(&d, cookie, sizeof cookie), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", cookie);
+    snprintf(env, sizeof env,
+             "DASH_FT='" RESTART_FT "' DASH_FAIL_ONCE=%s/failed DASH_RES='{\"num_cpus\": 1, \"num_gpus\": 0.5, "
+             "\"memory\": \"1GB\", \"resources\": {\"ssd\": 0.5}}'",
+             d.home);
+    FILE *job = start_job_env(&d, go, env);
+    json_t *p = page_when(&d, head, restarted_and_running);
+    CHECK(p != NULL);
+    json_t *want = json_loads(RESTART_FT, 0, NULL);
+    CHECK(json_equal(json_object_get(p, "fault_tolerance"), want));
+    CHECK_STR(str_or(json_object_get(p, "fault_tolerance_text")), "restart: fixed delay 0.2s, at most 3 restarts");
+    CHECK_INT(jint(p, "restarts"), 1);
+    CHECK_STR(str_or(json_object_get(p, "last_failure")), RESTART_FAILURE);
+    long long age = jint(p, "last_failure_age_ms");
+    CHECK(age >= 0 && age < 60000);
+    CHECK_INT(jint(p, "now_ms") - jint(p, "last_failure_at_ms"), age);
+    CHECK(json_object_get(p, "checkpoints") == NULL); /* no checkpoint strategy */
+    json_t *chain = json_array_get(json_object_get(json_object_get(p, "graph"), "chains"), 1);
+    CHECK_STR(str_or(json_object_get(chain, "name")), "parse");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(chain, "resources"), "memory")), 1000000000);
+    json_decref(p);
+
+    /* the cluster: the node "lab" and what job 1 holds there (two instances of parse's request) */
+    json_t *c = api(&d, head, "/api/cluster");
+    json_t *lab = json_loads("{\"name\": \"lab\", \"cpus\": 4, \"gpus\": 2, \"memory\": 8000000000, \"resources\": "
+                             "{\"ssd\": 1.0}, \"unavailable\": false, \"held\": {\"cpus\": 2.0, \"gpus\": 1.0, "
+                             "\"memory\": 2000000000, \"resources\": {\"ssd\": 1.0}, \"tasks\": 4, \"running\": 4, "
+                             "\"jobs\": [1]}}",
+                             0, NULL);
+    CHECK_STR(str_or(json_object_get(c, "launcher")), "local");
+    CHECK_INT(json_array_size(json_object_get(c, "nodes")), 1);
+    CHECK(json_equal(json_array_get(json_object_get(c, "nodes"), 0), lab));
+    if (!json_equal(json_array_get(json_object_get(c, "nodes"), 0), lab))
+        fprintf(stderr, "/api/cluster: %s\n", big);
+    json_decref(c);
+    CHECK_INT(http(&d, "POST", "/api/cluster", head), 403); /* (no CSRF secret: refused before the route) */
+    CHECK_INT(http(&d, "GET", "/api/cluster", NULL), 401);
+    /* the job list: records in and out of the live job */
+    json_t *l = api(&d, head, "/api/jobs");
+    json_t *row = json_array_get(json_object_get(l, "jobs"), 0);
+    CHECK(jint(row, "records_in") > 0 && jint(row, "records_out") > 0);
+    CHECK(jint(l, "now_ms") > 0);
+    json_decref(l);
+
+    /* in Chromium: the panel and the cluster's row */
+    if (have_chromium())
+        restart_page(&d);
+
+    end_job(job, go);
+    CHECK(wait_state(&d, 1, "finished"));
+    p = api(&d, head, "/api/jobs/1"); /* ended: what the strategy did stays on its page */
+    CHECK(json_equal(json_object_get(p, "fault_tolerance"), want));
+    CHECK_INT(jint(p, "restarts"), 1);
+    CHECK_STR(str_or(json_object_get(p, "last_failure")), RESTART_FAILURE);
+    json_decref(p);
+    json_decref(want);
+    c = api(&d, head, "/api/cluster"); /* nothing held any more */
+    json_t *held = json_object_get(json_array_get(json_object_get(c, "nodes"), 0), "held");
+    CHECK_INT(jint(held, "tasks"), 0);
+    CHECK_INT(json_array_size(json_object_get(held, "jobs")), 0);
+    CHECK(json_real_value(json_object_get(held, "cpus")) == 0.0);
+    json_decref(c);
+    json_decref(lab);
+    daemon_down(&d);
+}
+
+/* Two checkpoints committed (at least). */
+static int two_checkpoints(json_t *p) { return jint(json_object_get(p, "checkpoints"), "completed") >= 2; }
+
+static long long ckpt_seen; /* the count page_when waits to see exceeded */
+static int more_checkpoints(json_t *p) { return jint(json_object_get(p, "checkpoints"), "completed") > ckpt_seen; }
+
+/* Job 1's page in Chromium (checkpoints_move): the checkpoint rows, with a count past `before`; the screenshot
+ * (tests/artifacts/dashboard.png, for docs/dashboard.md). */
+static void checkpoint_page(const daemon_t *d, long long before)
+{
+    char text[2048], url[600];
+    CHECK_INT(chromium_dom(d, "ckpt", ""), 0);
+    CHECK_CONTAINS(dom_text("ft-strategy", text, sizeof text), "checkpoint every 0.2s");
+    CHECK_STR(dom_text("ft-restarts", text, sizeof text), "0");
+    CHECK_STR(dom_text("ft-failure", text, sizeof text), "none");
+    long long shown = -1, abandoned = -1, last = -1;
+    CHECK_INT(sscanf(dom_text("ft-checkpoints", text, sizeof text), "%lld committed, %lld abandoned, 0 recoveries",
+                     &shown, &abandoned),
+              2);
+    CHECK(shown > before);
+    sscanf(dom_text("ft-last", text, sizeof text), "#%lld, ", &last);
+    CHECK(last >= shown && last <= shown + abandoned + 1);
+    CHECK_CONTAINS(text, " ago, ");
+    if (shown <= before)
+        fprintf(stderr, "the page:\n%s\n", big);
+
+    mkdir("artifacts", 0755);
+    CHECK_INT(login_url(d, url, sizeof url), 0);
+    CHECK_INT(run_cmd(big, 1 << 20,
+                      "timeout -k 5 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                      "--user-data-dir=%s/chromium.shot --virtual-time-budget=4000 --window-size=1400,1300 "
+                      "--screenshot=artifacts/dashboard.png '%s' 2>/dev/null",
+                      d->home, url),
+              0);
+    struct stat st;
+    CHECK(stat("artifacts/dashboard.png", &st) == 0 && st.st_size > 10000);
+}
+
+/* A job with the checkpoint strategy: its page's checkpoint numbers move (count, last id, time, size), with
+ * nothing abandoned or recovered; Chromium shows them. */
+static void checkpoints_move(void)
+{
+    daemon_t d = {0};
+    if (!daemon_up(&d))
+        return;
+    char go[400], cookie[200], head[300], want_path[64];
+    snprintf(go, sizeof go, "%s/go", d.home);
+    CHECK_INT(login_cookie(&d, cookie, sizeof cookie), 0);
+    snprintf(head, sizeof head, "Cookie: %s\r\n", cookie);
+    FILE *job = start_job_env(&d, go, "DASH_FT='{\"strategy\": \"checkpoint\", \"checkpoint_interval\": 0.2}'");
+    json_t *a = page_when(&d, head, two_checkpoints);
+    CHECK(a != NULL);
+    json_t *ca = json_object_get(a, "checkpoints");
+    ckpt_seen = jint(ca, "completed");
+    json_t *b = page_when(&d, head, more_checkpoints);
+    CHECK(b != NULL);
+    json_t *cb = json_object_get(b, "checkpoints");
+    CHECK_STR(str_or(json_object_get(json_object_get(b, "fault_tolerance"), "strategy")), "checkpoint");
+    CHECK(json_real_value(json_object_get(json_object_get(b, "fault_tolerance"), "checkpoint_interval")) == 0.2);
+    CHECK_CONTAINS(str_or(json_object_get(b, "fault_tolerance_text")), "checkpoint every 0.2s, at most ");
+    CHECK_INT(jint(b, "restarts"), 0);
+    CHECK(json_object_get(b, "last_failure") == NULL);
+    CHECK_INT(jint(cb, "recoveries"), 0);
+    /* ids 1, 2, ...: each committed, abandoned, or (one) being taken */
+    CHECK(jint(cb, "last_id") >= jint(cb, "completed"));
+    CHECK(jint(cb, "last_id") <= jint(cb, "completed") + jint(cb, "abandoned") + 1);
+    CHECK(jint(cb, "last_id") > jint(ca, "last_id"));
+    CHECK(jint(cb, "last_at_ms") >= jint(ca, "last_at_ms"));
+    CHECK(jint(cb, "last_bytes") > 0);
+    CHECK(jint(cb, "last_age_ms") >= 0 && jint(cb, "last_age_ms") < 30000);
+    CHECK_INT(jint(b, "now_ms") - jint(cb, "last_at_ms"), jint(cb, "last_age_ms"));
+    snprintf(want_path, sizeof want_path, "/chk-%lld", jint(cb, "last_id"));
+    const char *path = str_or(json_object_get(cb, "last_path"));
+    CHECK(strlen(path) > strlen(want_path) && strcmp(path + strlen(path) - strlen(want_path), want_path) == 0);
+    long long before = jint(cb, "completed");
+    json_decref(a);
+    json_decref(b);
+
+    if (have_chromium())
+        checkpoint_page(&d, before);
+    end_job(job, go);
+    daemon_down(&d);
+}
+
 /* The page in Chromium: the job's name, its operators and instance rows, counters that move between two
- * loads; a screenshot for docs/dashboard.md. */
+ * loads. */
 static void page_in_chromium(void)
 {
     if (system("command -v chromium >/dev/null 2>&1") != 0)
@@ -617,16 +930,6 @@ static void page_in_chromium(void)
     CHECK(seen[1] > seen[0]);
     if (seen[1] <= seen[0])
         fprintf(stderr, "the sink's records in: %lld, then %lld\n", seen[0], seen[1]);
-    mkdir("artifacts", 0755);
-    CHECK_INT(login_url(&d, url, sizeof url), 0);
-    CHECK_INT(run_cmd(big, 1 << 20,
-                      "timeout -k 5 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
-                      "--user-data-dir=%s.shot --virtual-time-budget=4000 --window-size=1400,800 "
-                      "--screenshot=artifacts/dashboard.png '%s' 2>/dev/null",
-                      profile, url),
-              0);
-    struct stat st;
-    CHECK(stat("artifacts/dashboard.png", &st) == 0 && st.st_size > 10000);
     end_job(job, go);
     /* the job ended: its own address (#job=1) still shows it, with its last counters and its logs */
     CHECK(wait_state(&d, 1, "finished"));
@@ -662,6 +965,8 @@ int main(int argc, char **argv)
     RUN(ended_job_pages);
     RUN(prometheus_user_metrics);
     RUN(page_in_chromium);
+    RUN(restarts_and_cluster);
+    RUN(checkpoints_move);
     free(big);
     return CHECK_DONE();
 }

@@ -1,10 +1,12 @@
-// The dashboard's script: the job list, the selected job and its logs, read from the JobManager every second;
-// the job's actions (pause, resume, stop, cancel) as POSTs carrying the session's CSRF secret.
+// The dashboard's script: the job list, the selected job (its graph, instances, fault tolerance) and its logs,
+// the cluster's nodes, read from the JobManager every second; the job's actions (pause, resume, stop, cancel)
+// as POSTs carrying the session's CSRF secret. Times are the JobManager's (it may be another machine).
 'use strict';
 const fromHash = /^#job=(\d+)$/.exec(location.hash); // a job's own address: /#job=ID
 let selected = fromHash ? Number(fromHash[1]) : null;
 let csrf = ''; // this session's, from /api/jobs: sent in X-SAGE-CSRF with every action
 const last = new Map(); // task index -> {t, backpressure_ns}: the previous sample, for shares
+let skew = 0; // the JobManager's clock minus this browser's (ms), from now_ms
 
 async function get(path) {
   const r = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
@@ -44,19 +46,29 @@ function ns(v) {
   return v >= 1e6 ? (v / 1e6).toFixed(2) + ' ms' : v >= 1e3 ? (v / 1e3).toFixed(1) + ' us' : v.toFixed(0) + ' ns';
 }
 
-let tasksByHost = new Map(); // node -> live tasks of the selected job there
+function amount(v) { return Number.isInteger(v) ? String(v) : Number(v.toFixed(3)).toString(); }
 
-function nodes(list) {
+// The launcher's nodes, their resources and what SAGE's placed jobs hold on each (/api/cluster).
+async function nodes() {
+  const { status, body } = await get('/api/cluster');
+  if (status !== 200) return;
+  document.getElementById('cluster-info').textContent = body.launcher === 'slurm'
+    ? `Slurm: ${body.nodes.length} node${body.nodes.length === 1 ? '' : 's'} (as the JobManager's last sinfo saw them)`
+    : 'This host (the local launcher)';
   const tbody = document.querySelector('#nodes tbody');
   tbody.replaceChildren();
-  for (const n of list || []) {
+  for (const n of body.nodes) {
+    const h = n.held || {};
     const tr = document.createElement('tr');
+    if (n.unavailable) tr.className = 'unavailable';
     cell(tr, n.name, 'name');
-    cell(tr, n.cpus, 'num');
-    cell(tr, n.gpus, 'num');
-    cell(tr, bytes(n.memory), 'num');
-    cell(tr, Object.entries(n.resources || {}).map(([k, v]) => `${k}=${v}`).join(' '));
-    cell(tr, tasksByHost.get(n.name) || '', 'num');
+    cell(tr, `${amount(h.cpus || 0)} / ${n.cpus}`, 'num cpus');
+    cell(tr, `${amount(h.gpus || 0)} / ${n.gpus}`, 'num gpus');
+    cell(tr, `${h.memory ? bytes(h.memory) : '0'} / ${bytes(n.memory)}`, 'num memory');
+    const names = new Set([...Object.keys(n.resources || {}), ...Object.keys(h.resources || {})]);
+    cell(tr, [...names].sort().map((k) => `${k} ${amount((h.resources || {})[k] || 0)} / ${amount((n.resources || {})[k] || 0)}`).join(', '), 'custom');
+    cell(tr, `${h.running || 0} / ${h.tasks || 0}`, 'num tasks');
+    cell(tr, (h.jobs || []).join(', '), 'jobs');
     tbody.appendChild(tr);
   }
 }
@@ -67,9 +79,10 @@ async function jobs() {
   const jm = body.jobmanager || {};
   document.getElementById('jm').textContent =
     `${jm.host || ''}:${jm.port || ''} · ${jm.launcher || ''} launcher · version ${jm.version || ''}`;
+  if (body.now_ms) skew = body.now_ms - Date.now();
   const tbody = document.querySelector('#jobs tbody');
   tbody.replaceChildren();
-  const now = Date.now();
+  const now = Date.now() + skew;
   for (const j of body.jobs) {
     const tr = document.createElement('tr');
     tr.dataset.id = j.job_id;
@@ -80,6 +93,8 @@ async function jobs() {
     cell(tr, j.submitted_ms ? new Date(j.submitted_ms).toLocaleString() : '');
     cell(tr, duration(j.started_ms ? (j.ended_ms || now) - j.started_ms : 0), 'num');
     cell(tr, j.tasks, 'num');
+    cell(tr, j.records_in ?? '', 'num');
+    cell(tr, j.records_out ?? '', 'num');
     cell(tr, j.error);
     tr.addEventListener('click', () => select(j.job_id));
     tbody.appendChild(tr);
@@ -113,7 +128,7 @@ function graph(g, tasks) {
   const maxd = Math.max(0, ...depth.filter((_, i) => !service[i]));
   const col = depth.map((d, i) => (service[i] ? maxd + 1 : d));
   const rows = new Map(), pos = [];
-  const W = 170, H = 54, GX = 90, GY = 26;
+  const W = 190, H = 86, GX = 90, GY = 26;
   g.chains.forEach((c, i) => {
     const r = rows.get(col[i]) || 0;
     rows.set(col[i], r + 1);
@@ -135,9 +150,48 @@ function graph(g, tasks) {
     const running = tasks.filter((t) => t.operator === c.name && t.state === 'running').length;
     s.appendChild(svg('rect', { x: p.x, y: p.y, width: W, height: H, rx: 6, class: 'op' + (service[i] ? ' service' : '') }));
     s.appendChild(svg('text', { x: p.x + 10, y: p.y + 22, class: 'name' }, c.name));
-    s.appendChild(svg('text', { x: p.x + 10, y: p.y + 42, class: 'meta' }, `×${c.parallelism} · ${running} running`));
+    s.appendChild(svg('text', { x: p.x + 10, y: p.y + 40, class: 'meta' }, `×${c.parallelism} · ${running} running`));
+    // the operators fused into the chain (as its instances report them), and what each instance requested
+    const t = tasks.find((x) => x.operator === c.name && x.metrics && x.metrics.operators);
+    const ops = t ? t.metrics.operators.map((o) => o.name) : [];
+    if (ops.length > 1) s.appendChild(svg('text', { x: p.x + 10, y: p.y + 58, class: 'chain' }, ops.join(' → ')));
+    s.appendChild(svg('text', { x: p.x + 10, y: p.y + 76, class: 'res' }, resources(c.resources)));
   });
   div.appendChild(s);
+}
+
+function resources(r) {
+  if (!r) return '';
+  const out = [];
+  if (r.num_cpus) out.push(`${amount(r.num_cpus)} CPU`);
+  if (r.num_gpus) out.push(`${amount(r.num_gpus)} GPU`);
+  if (r.memory) out.push(bytes(r.memory));
+  for (const [k, v] of Object.entries(r.resources || {})) out.push(`${k} ${amount(v)}`);
+  return out.length ? out.join(' · ') : 'no request';
+}
+
+// ---- fault tolerance: the strategy, restarts and the last failure, checkpoints ----
+
+function ago(ms) { return ms === undefined ? '' : ms < 1000 ? `${ms} ms ago` : `${duration(ms)} ago`; }
+
+function faultTolerance(b) {
+  const div = document.getElementById('ft');
+  div.hidden = !b || !b.fault_tolerance;
+  if (div.hidden) return;
+  document.getElementById('ft-strategy').textContent = b.fault_tolerance_text || b.fault_tolerance.strategy;
+  document.getElementById('ft-restarts').textContent = String(b.restarts ?? 0) +
+    (b.restart_in_ms !== undefined ? ` (the next attempt in ${duration(b.restart_in_ms) || '0 s'})` : '');
+  document.getElementById('ft-failure').textContent =
+    b.last_failure ? `${ago(b.last_failure_age_ms)}: ${b.last_failure}` : 'none';
+  const c = b.checkpoints;
+  for (const tr of div.querySelectorAll('tr.ckpt')) tr.hidden = !c;
+  if (!c) return;
+  document.getElementById('ft-checkpoints').textContent =
+    `${c.completed} committed, ${c.abandoned} abandoned, ${c.recoveries} recoveries` +
+    (c.taking ? ` (taking #${c.taking})` : '');
+  document.getElementById('ft-last').textContent = c.last_id
+    ? `#${c.last_id}, ${ago(c.last_age_ms)}, ${bytes(c.last_bytes)}` + (c.last_path ? ` in ${c.last_path}` : '')
+    : 'none yet';
 }
 
 function select(id) {
@@ -236,17 +290,8 @@ async function job() {
   document.getElementById('job-error').textContent = status === 200 ? body.error || '' : body.error;
   const tbody = document.querySelector('#tasks tbody');
   tbody.replaceChildren();
-  const ft = [];
-  if (status === 200 && body.restarts !== undefined) ft.push(`restarts: ${body.restarts}`);
-  if (status === 200 && body.last_failure) ft.push(`last failure: ${body.last_failure}`);
-  if (status === 200 && body.checkpoints) {
-    const c = body.checkpoints;
-    ft.push(`checkpoints: ${c.completed ?? 0} committed, ${c.abandoned ?? 0} abandoned` + (c.last_path ? `, the last ${c.last_path}` : ''));
-  }
-  document.getElementById('job-ft').textContent = ft.join(' · ');
-  tasksByHost = new Map();
+  faultTolerance(status === 200 ? body : null);
   if (status !== 200) { document.getElementById('graph').replaceChildren(); logTasks([]); return; }
-  for (const t of body.tasks) if (t.state === 'running') tasksByHost.set(t.host, (tasksByHost.get(t.host) || 0) + 1);
   graph(body.graph, body.tasks);
   if (body.ended) {
     const p = document.createElement('p');
@@ -283,7 +328,7 @@ async function job() {
     const user = [];
     for (const o of ops) {
       for (const [k, v] of Object.entries(o.user || {})) {
-        if (v.hist) user.push(`${k}: n=${v.hist.count} mean=${v.hist.count ? (v.hist.sum / v.hist.count).toPrecision(4) : '-'} max=${v.hist.max}`);
+        if (v.hist) user.push(`${k}: n=${v.hist.count} p50=${amount(v.hist.p50 ?? 0)} p99=${amount(v.hist.p99 ?? 0)} max=${v.hist.max}`);
         else user.push(`${k}=${v.counter}`);
       }
     }
@@ -300,9 +345,9 @@ async function tick() {
   if (ticking) return;
   ticking = true;
   try {
-    const jm = await jobs();
+    await jobs();
     await job();
-    nodes(jm.nodes);
+    await nodes();
     document.getElementById('clock').textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (e) {
     document.getElementById('clock').textContent = 'not updated: ' + e.message;
