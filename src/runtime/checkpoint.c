@@ -132,8 +132,12 @@ static int capture(sage__task *t, uint64_t epoch)
     sage__part_finish(b);
     pthread_mutex_lock(&job->mu);
     size_t i = (size_t)(t - job->tasks);
-    if (epoch == job->ckpt_active && !job->parts[i].p) {
+    /* In a worker process the barrier may reach this task before the JobManager's request reaches our
+     * coordinator (ckpt_active still older): the part is kept for it all the same. */
+    if (epoch >= job->ckpt_active && (!job->parts[i].p || t->part_epoch < epoch)) {
+        sage__buf_free(&job->parts[i]);
         job->parts[i] = *b; /* the coordinator takes it from here */
+        t->part_epoch = epoch;
         free(b);
         b = NULL;
     }
@@ -233,10 +237,14 @@ static int all_in(const sage__job *job, uint64_t epoch)
     return 1;
 }
 
-static void drop_parts(sage__job *job)
+/* Parts of checkpoints older than keep_from go (a newer one's part, captured early, stays). */
+static void drop_parts(sage__job *job, uint64_t keep_from)
 {
     for (size_t i = 0; i < job->ntasks; i++)
-        sage__buf_free(&job->parts[i]);
+        if (job->tasks[i].part_epoch < keep_from) {
+            sage__buf_free(&job->parts[i]);
+            job->tasks[i].part_epoch = 0;
+        }
 }
 
 void sage__job_release(sage__job *job, uint64_t epoch, int stop)
@@ -264,7 +272,7 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
     struct timespec dl;
     sage__deadline(&dl, timeout_ms);
     pthread_mutex_lock(&job->mu);
-    drop_parts(job);
+    drop_parts(job, epoch); /* a task that captured this one before we were asked keeps its part */
     job->ckpt_active = epoch;
     atomic_store(&job->ckpt_req, epoch);
     pthread_cond_broadcast(&job->pause_cv); /* paused sources take it too */
@@ -280,6 +288,10 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
         for (size_t i = 0; i < job->ntasks; i++) {
             if (job->tasks[i].ckpt_epoch != epoch)
                 continue; /* finished: no part */
+            if (job->tasks[i].part_epoch != epoch || !job->parts[i].p) {
+                rc = SAGE_EPROTO; /* captured, but its part is gone: never an empty part */
+                break;
+            }
             sage__buf *b = malloc(sizeof *b);
             if (!b) {
                 rc = SAGE_ENOMEM;
@@ -287,6 +299,7 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
             }
             *b = job->parts[i];
             memset(&job->parts[i], 0, sizeof job->parts[i]);
+            job->tasks[i].part_epoch = 0;
             out->parts[i] = b;
         }
         for (size_t i = 0; rc == 0 && i < job->plan->nops; i++) {
@@ -310,7 +323,7 @@ int sage__job_checkpoint(sage__job *job, uint64_t epoch, int timeout_ms, int hol
             out->sinks[out->nsinks++].length = (uint64_t)len;
         }
     }
-    drop_parts(job);
+    drop_parts(job, epoch + 1);
     job->ckpt_active = 0;
     if (!(rc == 0 && hold)) {
         job->ckpt_released = epoch;

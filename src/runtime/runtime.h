@@ -129,6 +129,7 @@ struct sage__task {
     sage__hist proc_ns;             /* per-record processing time, averaged over each batch */
     /* checkpoints (runtime/checkpoint.c) */
     uint64_t ckpt_epoch;  /* the last checkpoint this task captured (written under job->mu) */
+    uint64_t part_epoch;  /* the checkpoint job->parts[this task] belongs to (0: none; under job->mu) */
     uint64_t align_epoch; /* the checkpoint whose barriers are arriving */
     int align_n;          /* barriers of align_epoch received */
     int eos_seen;         /* end-of-stream markers received */
