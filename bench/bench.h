@@ -66,6 +66,8 @@ bench_row bench_row_new(const char *id, const char *name, const char *unit);
 void bench_set_target(bench_row *row, bench_goal goal, double target, const char *text);
 /* A failed scenario: print why on stderr; the child then exits non-zero. */
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* This program's path (the submitter a JobManager relaunches as a worker): 0, or -1. */
+int bench_self_exe(char *buf, size_t len);
 
 /* ---------------------------------------------------------------------------
  * Measurement helpers (util.c).

@@ -412,15 +412,6 @@ static int jm_start(jmd *d)
     return bench_fail("the JobManager did not start");
 }
 
-static int self_exe(char *buf, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return 0;
-}
-
 static int parse_result(const char *line, xres *r)
 {
     memset(r, 0, sizeof *r);
@@ -442,7 +433,7 @@ static int parse_result(const char *line, xres *r)
 static int submit_runs(const jmd *d, const char *mode, uint64_t n, size_t len, int runs, xres *res, double timeout_s)
 {
     char exe[1024], ns[32], ls[32], rs[16];
-    if (self_exe(exe, sizeof exe) != 0)
+    if (bench_self_exe(exe, sizeof exe) != 0)
         return bench_fail("cannot find this program's path");
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
     snprintf(ls, sizeof ls, "%zu", len);

@@ -446,15 +446,6 @@ static double tcp_blast(const icluster *c, double secs)
 
 /* ---- one job through the three hosts ---- */
 
-static int self_exe(char *buf, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return 0;
-}
-
 static int parse_result(const char *line, ires *r)
 {
     memset(r, 0, sizeof *r);
@@ -473,7 +464,7 @@ static int parse_result(const char *line, ires *r)
 static int submit_one(const icluster *c, uint64_t n, size_t len, ires *r)
 {
     char exe[1024], ns[32], ls[32];
-    if (self_exe(exe, sizeof exe) != 0)
+    if (bench_self_exe(exe, sizeof exe) != 0)
         return bench_fail("cannot find this program's path");
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
     snprintf(ls, sizeof ls, "%zu", len);

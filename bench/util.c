@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -75,6 +76,15 @@ void bench_set_target(bench_row *row, bench_goal goal, double target, const char
     row->goal = goal;
     row->target = target;
     snprintf(row->target_text, sizeof row->target_text, "%s", text);
+}
+
+int bench_self_exe(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    return 0;
 }
 
 int bench_fail(const char *fmt, ...)
