@@ -18,7 +18,7 @@ extern "C" {
  * processes (one per operator instance, or per chain of fused instances).
  *
  * The program is launched again by the JobManager for every worker, with
- * SAGE_WORKER_SPEC set in its environment: in such a process the same
+ * SAGE_WORKER_JOB set in its environment: in such a process the same
  * declarations rebuild the same graph (keep graph building deterministic: no
  * random names, no parallelism read from a clock), sage_env_execute() or
  * sage_env_submit() runs only the instance assigned to that worker and then
