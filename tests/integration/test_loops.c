@@ -303,9 +303,18 @@ static void cancel_ends_endless_loop(void)
     sage_collector_destroy(col);
 }
 
-/* Under a JobManager the future is a process of its own; the loop's markers cross sockets. */
+/* Under a JobManager the future is a process of its own; the loop's markers cross sockets: Unix sockets, and
+ * TCP (the data plane of several hosts, and of Slurm). */
 static void loop_under_jobmanager(void)
 {
+    daemon_t tcp = {.config = "{\"data_plane\": \"tcp\"}"};
+    if (daemon_up(&tcp)) {
+        CHECK_INT(run_cmd(big, BIG, "SAGE_HOME=%s timeout -k 5 100 %s pipeline iterate %s 3000", tcp.home, self,
+                          tcp.addr),
+                  0);
+        CHECK(exact_rounds(big, 3000, 0));
+        daemon_down(&tcp);
+    }
     daemon_t d = {0};
     if (!daemon_up(&d))
         return;
