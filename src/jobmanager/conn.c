@@ -1,7 +1,8 @@
 /* jobmanager/conn.c - the daemon's connections: limits before authentication, bounded buffers, frames, HELLO, roles.
  *
  * Every connection starts unauthenticated; its first frame must be HELLO
- * with the token, or the connection is closed with a logged reason (the
+ * with the token (a worker's: its job's secret, roles "worker" and "spec"),
+ * or the connection is closed with a logged reason (the
  * daemon keeps serving the others). A connection whose first bytes are
  * "GET " or "POST " is HTTP (http.c; the dashboard's actions are POSTs). Nothing here ever blocks on a peer.
  *
