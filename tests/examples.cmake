@@ -9,5 +9,6 @@ add_test(NAME example_resources COMMAND ${RUNEX} ${EXP}/resources.expected 0 std
 add_test(NAME example_resources_too_small
   COMMAND ${RUNEX} ${EXP}/resources-small.expected 1 stderr - $<TARGET_FILE:resources> --small)
 add_test(NAME example_wordcount COMMAND ${EXP}/wordcount.sh $<TARGET_FILE:wordcount>)
+add_test(NAME example_refine COMMAND ${RUNEX} ${EXP}/refine.expected 0 stdout - $<TARGET_FILE:refine>)
 set_tests_properties(example_parallelism example_services example_resources example_resources_too_small
-  example_wordcount PROPERTIES LABELS runtime)
+  example_wordcount example_refine PROPERTIES LABELS runtime)
