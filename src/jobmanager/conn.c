@@ -173,6 +173,18 @@ void jm_conn_flush(jm_conn *c)
     }
 }
 
+jm_conn *jm_conn_resume(jm *d, const void *q)
+{
+    jm_conn *c = d->conns;
+    while (c && c->deferred != q)
+        c = c->next;
+    if (!c || c->fd < 0) /* (a peer that left meanwhile has nothing to read) */
+        return NULL;
+    c->deferred = NULL;
+    c->parked = 0;
+    return c;
+}
+
 /* A worker's HELLO (role "worker", or "spec" to fetch its job's spec) authenticates with its job's secret,
  * never with the daemon's token, which no worker holds. */
 static int worker_secret_ok(jm *d, json_t *hello, const char *token)

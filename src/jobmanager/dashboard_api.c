@@ -33,14 +33,9 @@ typedef struct dash_read {
 static void stored_answer(sage__store_read *r, void *arg)
 {
     dash_read *q = arg;
-    jm_conn *c = q->d->conns;
-    while (c && c->deferred != q)
-        c = c->next;
-    if (c && c->fd >= 0) { /* (a browser that left meanwhile has nothing to read) */
-        c->deferred = NULL;
-        c->parked = 0;
+    jm_conn *c = jm_conn_resume(q->d, q);
+    if (c)
         q->fn(q->d, c, r, q->a, q->b);
-    }
     free(q);
 }
 

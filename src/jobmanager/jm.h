@@ -351,6 +351,8 @@ void jm_conn_drain(jm *d, jm_conn *c);
 void jm_conn_frames(jm *d, jm_conn *c);
 void jm_conns_accept(jm *d);
 void jm_conn_flush(jm_conn *c);
+/* The live connection parked on the deferred work q (its `deferred`), un-parked; NULL when it went away. */
+jm_conn *jm_conn_resume(jm *d, const void *q);
 /* Close and free the connections that are done (closed, or closing with nothing left to send). */
 void jm_conns_reap(jm *d);
 

@@ -125,12 +125,8 @@ typedef struct stored_req {
 static void stored_answer(sage__store_read *r, void *arg)
 {
     stored_req *q = arg;
-    jm_conn *c = q->d->conns;
-    while (c && c->deferred != q)
-        c = c->next;
-    if (c && c->fd >= 0) { /* (a client that left meanwhile has nothing to read) */
-        c->deferred = NULL;
-        c->parked = 0;
+    jm_conn *c = jm_conn_resume(q->d, q);
+    if (c) {
         q->fn(q->d, c, q->req, r);
         jm_conn_frames(q->d, c); /* what it sent meanwhile */
     }
