@@ -691,7 +691,10 @@ static int restarted_and_running(json_t *p)
     json_array_foreach(json_object_get(p, "tasks"), i, t)
         ok &= strcmp(str_or(json_object_get(t, "state")), "running") == 0 &&
               json_is_object(json_object_get(t, "metrics"));
-    return ok;
+    /* and the new attempt's parse reported its histogram (the page shows it; a first report may come before) */
+    json_t *ops = json_object_get(json_object_get(json_array_get(json_object_get(p, "tasks"), 1), "metrics"),
+                                  "operators");
+    return ok && json_object_get(json_object_get(json_array_get(ops, 0), "user"), "size_bytes") != NULL;
 }
 
 /* Job 1's page in Chromium (restarts_and_cluster): the fault-tolerance panel, the cluster's row, the graph's
