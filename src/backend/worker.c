@@ -761,7 +761,9 @@ static int worker_submit(sage__backend *b)
             (int)json_integer_value(json_object_get(tj, "instance")), listen_err);
 
     /* 0. the same program as the submitter's? (on Slurm srun copied it here: it must be the file it ran) */
-    const char *want_prog = json_string_value(json_object_get(w->spec, "program_hash"));
+    const char *want_prog = getenv("SAGE_WORKER_EXE_COPY") /* a copy only: hashing costs start-up time */
+                                ? json_string_value(json_object_get(w->spec, "program_hash"))
+                                : NULL;
     char have_prog[32];
     if (want_prog && sage__program_hash("/proc/self/exe", have_prog, sizeof have_prog, err, sizeof err) == 0 &&
         strcmp(have_prog, want_prog) != 0)
