@@ -163,9 +163,10 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
             q->nfree--;
         }
     }
-    if (atomic_load_explicit(&q->chan.consumer_waiting, memory_order_relaxed))
-        pthread_cond_signal(&q->not_empty);
+    int wake = atomic_load_explicit(&q->chan.consumer_waiting, memory_order_relaxed);
     pthread_mutex_unlock(&q->mu);
+    if (wake) /* after the unlock: a consumer woken under the lock would only block again on it */
+        pthread_cond_signal(&q->not_empty);
     return 0;
 }
 
@@ -244,9 +245,10 @@ int sage__queue_pop(sage__queue *q, int nowait, sage__batch *done, sage__batch *
         q->bytes -= b->used;
     }
     atomic_store_explicit(&q->depth, q->count, memory_order_relaxed);
-    if (q->producers_waiting)
-        pthread_cond_broadcast(&q->not_full);
+    int wake = q->producers_waiting != 0;
     pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_broadcast(&q->not_full);
     free(done);
     *out = b;
     return 0;
