@@ -139,9 +139,10 @@ int scen_rebalance(int arg);
 int scen_chain_batch(int arg);     /* (a.batch) */
 int scen_rebalance_batch(int arg); /* (b.batch) */
 int scen_keyed(int arg);
-int scen_parallelism(int arg); /* arg: parallelism P */
-int scen_size(int arg);        /* arg: log10 of the record count */
-int scen_memory(int arg);      /* arg: log10 of the record count */
+int scen_parallelism(int arg);         /* arg: parallelism P */
+int scen_parallelism_grouped(int arg); /* the same on one thread per CPU (config chain_threads) */
+int scen_size(int arg);                /* arg: log10 of the record count */
+int scen_memory(int arg);              /* arg: log10 of the record count */
 /* wordcount.c: (d). latency.c: (e). gst.c: the GStreamer peer. */
 int scen_wordcount(int arg);
 int scen_latency(int arg);

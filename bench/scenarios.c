@@ -1,5 +1,6 @@
 /* bench/scenarios.c - throughput scenarios (a) chain, (b) rebalance, (c) keyed state, (f) scaling, (g) peak memory. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "pipelines.h"
@@ -78,6 +79,26 @@ int scen_parallelism(int p)
     snprintf(name, sizeof name, "(f) 1 -> rebalance -> map+sink p%d", p);
     bench_row r = bench_row_new(id, name, "rec/s");
     if (bench_measure(&r, pipe_run_fanout, &p, 1000000, 1000000) < 0)
+        return -1;
+    snprintf(r.note, sizeof r.note, "%.2f ns/rec; %.2f cores busy; %.1f ctx sw/1k rec", 1e9 / r.value,
+             r.cpu_s / r.wall_s, 1e3 * (double)r.ctxsw / (double)r.records);
+    bench_emit(&r);
+    return 0;
+}
+
+/* (f) the same at P instances on as many threads as this process may use CPUs (config chain_threads). */
+int scen_parallelism_grouped(int p)
+{
+    char id[24], name[64], config[64];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(id, sizeof id, "f.p%d.g", p);
+    snprintf(name, sizeof name, "(f) p%d on %ld threads (chain_threads)", p, ncpu);
+    snprintf(config, sizeof config, "{\"chain_threads\": %ld}", ncpu);
+    bench_row r = bench_row_new(id, name, "rec/s");
+    pipe_config = config;
+    int rc = bench_measure(&r, pipe_run_fanout, &p, 1000000, 1000000);
+    pipe_config = NULL;
+    if (rc < 0)
         return -1;
     snprintf(r.note, sizeof r.note, "%.2f ns/rec; %.2f cores busy; %.1f ctx sw/1k rec", 1e9 / r.value,
              r.cpu_s / r.wall_s, 1e3 * (double)r.ctxsw / (double)r.records);

@@ -41,6 +41,17 @@ extern "C" {
  *                        once). Latency mode, for a job with no more busy
  *                        threads than cores: {"flush_linger_us": 0,
  *                        "idle_spin_us": 200} (docs/api.md)
+ *   "chain_threads"      at most this many threads run the instances of one
+ *                        chain, 0..1024 (default 0: a thread per instance).
+ *                        A chain with more instances than this shares them
+ *                        out: thread k serves instances k, k + n, k + 2n, ...
+ *                        one batch each in turn. For CPU-bound chains with
+ *                        many more instances than cores (n = the cores); a
+ *                        function that blocks (I/O, sleep) holds up the other
+ *                        instances on its thread. Sources, feedback loops,
+ *                        instances that requested CPUs, Python operators and
+ *                        instances in worker processes (a JobManager or Slurm
+ *                        job: a process each) keep a thread each
  *   "loop_buffer_bytes"  bytes of records a feedback loop may hold back at
  *                        its future while the loop's first operators are
  *                        busy, 64 KiB..1 TiB (default 256 MiB); a loop that

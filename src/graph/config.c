@@ -75,6 +75,12 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000)
             return sage__errf(e, SAGE_ECONFIG, "config key \"idle_spin_us\": expected microseconds from 0 to 10000");
         cfg->idle_spin_us = (unsigned)json_integer_value(v);
+    } else if (strcmp(key, "chain_threads") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1024)
+            return sage__errf(e, SAGE_ECONFIG,
+                              "config key \"chain_threads\": expected a number of threads from 0 (one per instance) "
+                              "to 1024");
+        cfg->chain_threads = (int)json_integer_value(v);
     } else if (strcmp(key, "jobmanager") == 0) {
         if (!json_is_string(v) || sage__parse_hostport(json_string_value(v), cfg->jm_host, sizeof cfg->jm_host,
                                                        &cfg->jm_port, SAGE_JOBMANAGER_PORT) != 0)
@@ -114,7 +120,8 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
     } else {
         static const char *const known[] = {"max_parallelism", "batch_bytes",     "channel_bytes", "max_record_bytes",
                                             "flush_linger_us", "idle_spin_us",    "node",          "jobmanager",
-                                            "token_file",      "fault_tolerance", "restore_from",  "loop_buffer_bytes"};
+                                            "token_file",      "fault_tolerance", "restore_from",  "loop_buffer_bytes",
+                                            "chain_threads"};
         const char *near = sage__suggest(key, known, sizeof known / sizeof known[0]);
         char hint[96] = "";
         if (near)
@@ -122,7 +129,7 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
         return sage__errf(e, SAGE_ECONFIG,
                           "config: unknown key \"%s\" (%sknown: max_parallelism, batch_bytes, channel_bytes, "
                           "max_record_bytes, flush_linger_us, idle_spin_us, node, jobmanager, token_file, "
-                          "fault_tolerance, restore_from, loop_buffer_bytes)",
+                          "fault_tolerance, restore_from, loop_buffer_bytes, chain_threads)",
                           key, hint);
     }
     return 0;

@@ -177,6 +177,7 @@ typedef struct sage__config {
                                * (times the consumer instances per core: sage__task_routes) */
     unsigned idle_spin_us;    /* a consumer with nothing queued polls this long before it sleeps (0: sleeps) */
     size_t loop_buffer_bytes; /* a feedback loop's records waiting at its future, at most (runtime/loop.c) */
+    int chain_threads;        /* at most this many threads run a chain's instances (0: one each; runtime/group.c) */
     json_t *node;             /* "node" object or NULL (owned) */
     int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */
     char jm_host[256];

@@ -99,6 +99,7 @@ void sage__job_free(sage__job *job)
     }
     for (size_t i = 0; i < job->nchans; i++)
         job->chans[i]->ops->destroy(job->chans[i]);
+    sage__groups_free(job);
     sage__services_free(job);
     free(job->chans);
     free(job->tasks);
@@ -325,17 +326,39 @@ int sage__job_start(sage__job *job, sage__err *err)
         return rc;
     }
     job->running_tasks = (int)job->ntasks;
+    if ((rc = sage__groups_build(job)) != 0) {
+        pthread_mutex_lock(&job->mu);
+        job->running_tasks = 0;
+        pthread_mutex_unlock(&job->mu);
+        sage__job_fail(job, rc, "arranging tasks on %d threads per chain (config chain_threads): %s",
+                       job->cfg->chain_threads, sage_strerror(rc));
+        return 0;
+    }
+    size_t unstarted = 0;
     for (size_t i = 0; i < job->ntasks; i++) {
         sage__task *t = &job->tasks[i];
+        if (t->grouped)
+            continue;
         int e = pthread_create(&t->thread, NULL, sage__task_main, t);
         if (e != 0) {
+            for (size_t k = i; k < job->ntasks; k++)
+                unstarted += !job->tasks[k].grouped;
+            unstarted += sage__groups_tasks(job);
             pthread_mutex_lock(&job->mu);
-            job->running_tasks -= (int)(job->ntasks - i);
+            job->running_tasks -= (int)unstarted;
             pthread_mutex_unlock(&job->mu);
             sage__job_fail(job, SAGE_ESYS, "starting task %zu of %zu: %s", i + 1, job->ntasks, strerror(e));
-            break;
+            return 0;
         }
         t->started = 1;
+    }
+    int e = sage__groups_start(job, &unstarted);
+    if (e != 0) {
+        pthread_mutex_lock(&job->mu);
+        job->running_tasks -= (int)unstarted;
+        pthread_mutex_unlock(&job->mu);
+        sage__job_fail(job, SAGE_ESYS, "starting a thread of %d per chain (config chain_threads): %s",
+                       job->cfg->chain_threads, strerror(e));
     }
     return 0;
 }
@@ -346,6 +369,7 @@ static int job_end(sage__job *job)
     for (size_t i = 0; i < job->ntasks; i++)
         if (job->tasks[i].started)
             pthread_join(job->tasks[i].thread, NULL);
+    sage__groups_join(job);
     sage__services_stop(job);
     sage__err cerr = {0};
     int frc = sage__sinks_close(job, &cerr);

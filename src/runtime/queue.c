@@ -87,6 +87,7 @@ int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int n
     q->nfree = 0;
     q->dispose = NULL;
     q->dispose_arg = NULL;
+    q->bell = NULL;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q->ring);
         return SAGE_ESYS;
@@ -165,8 +166,13 @@ int sage__queue_push(sage__queue *q, sage__batch *b, sage__batch **fresh)
     }
     int wake = atomic_load_explicit(&q->chan.consumer_waiting, memory_order_relaxed);
     pthread_mutex_unlock(&q->mu);
-    if (wake) /* after the unlock: a consumer woken under the lock would only block again on it */
+    if (q->bell) { /* the depth stored above, then the sleeping flag read: group.c stores and reads the other way */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&q->bell->sleeping, memory_order_relaxed))
+            sage__bell_ring(q->bell);
+    } else if (wake) { /* after the unlock: a consumer woken under the lock would only block again on it */
         pthread_cond_signal(&q->not_empty);
+    }
     return 0;
 }
 
@@ -283,4 +289,33 @@ void sage__queue_wake(sage__queue *q)
     pthread_cond_broadcast(&q->not_empty);
     pthread_cond_broadcast(&q->not_full);
     pthread_mutex_unlock(&q->mu);
+    if (q->bell)
+        sage__bell_ring(q->bell);
+}
+
+int sage__bell_init(sage__bell *b)
+{
+    b->rung = 0;
+    atomic_init(&b->sleeping, 0);
+    if (pthread_mutex_init(&b->mu, NULL) != 0)
+        return SAGE_ESYS;
+    if (pthread_cond_init(&b->cv, NULL) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        return SAGE_ESYS;
+    }
+    return 0;
+}
+
+void sage__bell_destroy(sage__bell *b)
+{
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+}
+
+void sage__bell_ring(sage__bell *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->rung = 1;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }

@@ -14,6 +14,19 @@
  * end-of-stream markers always have a slot. push blocks while full (that is
  * backpressure), pop blocks while empty; both return early with
  * SAGE_ECANCELED once the job's cancel flag is set and the queue woken. */
+/* A doorbell shared by the queues of one task group (runtime/group.c): a
+ * thread serving several consumers sleeps on it instead of on one queue. */
+typedef struct sage__bell {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int rung;             /* under mu */
+    _Atomic int sleeping; /* the group's thread is about to sleep or sleeps: pushes ring */
+} sage__bell;
+
+int sage__bell_init(sage__bell *b);
+void sage__bell_destroy(sage__bell *b);
+void sage__bell_ring(sage__bell *b);
+
 typedef struct sage__queue {
     sage__chan chan; /* the producers' side: push through sage__chan_push (or sage__queue_push) */
     pthread_mutex_t mu;
@@ -30,6 +43,7 @@ typedef struct sage__queue {
     void (*dispose)(sage__batch *b, void *arg);
     void *dispose_arg;
     uint64_t spin_ns; /* an empty queue's consumer polls this long before it sleeps (config idle_spin_us) */
+    sage__bell *bell; /* the consumer is one of a group's tasks: it never waits in pop, pushes ring this */
 } sage__queue;
 
 int sage__queue_init(sage__queue *q, size_t max_bytes, size_t batch_bytes, int nproducers, _Atomic int *canceled);

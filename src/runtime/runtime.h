@@ -120,6 +120,7 @@ struct sage__task {
     char keybuf[SAGE_KEY_MAX]; /* key_by routing: the key of the record being routed */
     pthread_t thread;
     int started;
+    int grouped; /* runs on a group's thread (runtime/group.c), not one of its own */
     const sage__assign *assign;
     int rc;                         /* task result */
     int timed;                      /* record processing time per batch (worker processes) */
@@ -202,6 +203,8 @@ struct sage__job {
     pthread_cond_t ckpt_cv;              /* tasks captured or ended (the coordinator waits) */
     sage__buf *parts;                    /* per task: its part of ckpt_active, when captured */
     const struct sage__restore *restore; /* what this job starts from (NULL: its beginning) */
+    struct sage__group *groups;          /* threads that serve several tasks each (config chain_threads) */
+    size_t ngroups;
 };
 
 /* The binding's hooks (sage/binding.h), no-ops without one. */
@@ -247,8 +250,31 @@ void sage__job_fail(sage__job *job, int code, const char *fmt, ...) __attribute_
 /* Pause (sources wait), resume. */
 void sage__job_pause(sage__job *job, int paused);
 
+/* ---- group.c: several instances of a chain on one thread (config chain_threads) ---- */
+typedef struct sage__group sage__group;
+/* Decide the groups of a job whose tasks are set up, before any starts: tasks and queues are marked. */
+int sage__groups_build(sage__job *job);
+/* Start each group's thread; on failure (an errno) *failed_tasks is the count of tasks left unstarted. */
+int sage__groups_start(sage__job *job, size_t *failed_tasks);
+void sage__groups_join(sage__job *job);
+size_t sage__groups_tasks(const sage__job *job); /* the tasks the groups serve */
+void sage__groups_free(sage__job *job);
+
 /* ---- task.c ---- */
+/* A task's thread: sage__task_begin, sage__task_run, sage__task_end. */
 void *sage__task_main(void *arg);
+/* Before the first record: open hooks and restored state; with finished (sage__task_was_finished) only
+ * the end-of-stream markers go out. 0 or a negative code. */
+int sage__task_begin(sage__task *t, int finished);
+/* The task's loop: a source's calls, a consumer's inputs or a future's loop, to its end or failure. */
+int sage__task_run(sage__task *t);
+/* One batch taken off a consumer's queue (b: data or a marker; the task owns it): processed through
+ * the chain. *done is the batch to recycle with the next pop (or NULL). 1 when it was the last
+ * end-of-stream the task waited for, 0 to go on, or a negative code. */
+int sage__task_input(sage__task *t, sage__batch *b, sage__batch **done);
+/* After the run (rc its result): close hooks, the last flush and end-of-stream (unless finished), and
+ * the job's count of running tasks. The task is done with after this. */
+void sage__task_end(sage__task *t, int rc, int finished);
 void sage__opinst_bind(sage__opinst *in);
 void sage__out_bind(sage_out *o);
 /* The failure of one operator instance, with the records it had processed. */

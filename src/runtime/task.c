@@ -600,16 +600,89 @@ static int keyed_batch(sage__opinst *in, const sage__edge *e, const sage__batch 
     return rc;
 }
 
-static int run_inputs(sage__task *t)
+int sage__task_input(sage__task *t, sage__batch *b, sage__batch **done)
 {
     sage__opinst *h = &t->ops[0];
-    sage__batch *done = NULL; /* the batch just processed, recycled by the next pop */
     int rc = 0;
+    *done = NULL;
+    if (b->mark) {
+        if (b->mark == SAGE__MARK_PROBE || b->mark == SAGE__MARK_INPUTS_ENDED) {
+            rc = sage__loop_mark(t, b);
+            free(b);
+            return rc < 0 ? rc : 0;
+        }
+        uint64_t epoch = b->mark == SAGE__MARK_BARRIER ? b->epoch : 0;
+        uint32_t input = b->input;
+        free(b);
+        if (!epoch && t->loop >= 0 && (rc = sage__loop_eos(t, input)) < 0)
+            return rc;
+        if (!epoch && ++t->eos_seen == t->expected_eos)
+            return 1;
+        if ((epoch || t->align_n) && (rc = sage__task_align(t, epoch)) < 0)
+            return rc;
+        return 0;
+    }
+    const unsigned char *p = b->data;
+    uint64_t t0 = t->timed ? sage__mono_ns() : 0;
+    const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
+    const sage__edge *ke = &h->op->inputs[b->input];
+    if (h->op->batch) {
+        rc = sage__batch_input(h, b);
+        if (bh) /* the function is done with every record */
+            sage__batch_drop(t->job, b, 0);
+        if (rc < 0) {
+            sage__queue_recycle(t->in, b);
+            return rc;
+        }
+    } else if (h->process == proc_keyed && ke->part == SAGE__PART_KEY && !t->job->binding) {
+        uint32_t at;
+        if ((rc = keyed_batch(h, ke, b, &at)) < 0) {
+            sage__batch_drop(t->job, b, at + 1); /* the rest will not be processed */
+            sage__queue_recycle(t->in, b);
+            return rc;
+        }
+    } else {
+        const uint32_t w = b->width; /* packed: no headers (chan.h) */
+        const size_t hdr = w ? 0 : SAGE__REC_HDR;
+        for (uint32_t i = 0; i < b->n; i++) {
+            uint32_t len = w;
+            if (!w)
+                memcpy(&len, p, 4);
+            rc = h->process(h, (int)b->input, p + hdr, len);
+            if (__builtin_expect(bh != NULL, 0))
+                bh->drop(p + hdr, len, bh->udata); /* the function is done with it */
+            if (rc < 0) {
+                sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
+                sage__queue_recycle(t->in, b);
+                return rc;
+            }
+            p += w ? w : sage__rec_size(len);
+        }
+    }
+    if ((rc = sage__batch_flush_chain(t)) < 0) { /* the input batch went through the whole chain */
+        sage__queue_recycle(t->in, b);
+        return rc;
+    }
+    if (t->timed && b->n)
+        sage__hist_record(&t->proc_ns, (double)(sage__mono_ns() - t0) / b->n);
+    maybe_snapshot(t);
+    if ((rc = sage__task_flush(t, 1)) < 0) {
+        sage__queue_recycle(t->in, b);
+        return rc;
+    }
+    *done = b;
+    return 0;
+}
+
+static int run_inputs(sage__task *t)
+{
+    sage__batch *done = NULL; /* the batch just processed, recycled by the next pop */
     for (;;) {
         sage__batch *b;
-        if ((rc = sage__queue_pop(t->in, 1, done, &b)) < 0)
-            return rc;
+        int rc = sage__queue_pop(t->in, 1, done, &b);
         done = NULL;
+        if (rc < 0)
+            return rc;
         if (!b) {
             if ((rc = sage__task_flush(t, 0)) < 0)
                 return rc;
@@ -619,74 +692,8 @@ static int run_inputs(sage__task *t)
             if (rc < 0)
                 return rc;
         }
-        if (b->mark) {
-            if (b->mark == SAGE__MARK_PROBE || b->mark == SAGE__MARK_INPUTS_ENDED) {
-                rc = sage__loop_mark(t, b);
-                free(b);
-                if (rc < 0)
-                    return rc;
-                continue;
-            }
-            uint64_t epoch = b->mark == SAGE__MARK_BARRIER ? b->epoch : 0;
-            uint32_t input = b->input;
-            free(b);
-            if (!epoch && t->loop >= 0 && (rc = sage__loop_eos(t, input)) < 0)
-                return rc;
-            if (!epoch && ++t->eos_seen == t->expected_eos)
-                return 0;
-            if ((epoch || t->align_n) && (rc = sage__task_align(t, epoch)) < 0)
-                return rc;
-            continue;
-        }
-        const unsigned char *p = b->data;
-        uint64_t t0 = t->timed ? sage__mono_ns() : 0;
-        const sage_binding_hooks *bh = t->job->binding && t->job->binding->drop ? t->job->binding : NULL;
-        const sage__edge *ke = &h->op->inputs[b->input];
-        if (h->op->batch) {
-            rc = sage__batch_input(h, b);
-            if (bh) /* the function is done with every record */
-                sage__batch_drop(t->job, b, 0);
-            if (rc < 0) {
-                sage__queue_recycle(t->in, b);
-                return rc;
-            }
-        } else if (h->process == proc_keyed && ke->part == SAGE__PART_KEY && !t->job->binding) {
-            uint32_t at;
-            if ((rc = keyed_batch(h, ke, b, &at)) < 0) {
-                sage__batch_drop(t->job, b, at + 1); /* the rest will not be processed */
-                sage__queue_recycle(t->in, b);
-                return rc;
-            }
-        } else {
-            const uint32_t w = b->width; /* packed: no headers (chan.h) */
-            const size_t hdr = w ? 0 : SAGE__REC_HDR;
-            for (uint32_t i = 0; i < b->n; i++) {
-                uint32_t len = w;
-                if (!w)
-                    memcpy(&len, p, 4);
-                rc = h->process(h, (int)b->input, p + hdr, len);
-                if (__builtin_expect(bh != NULL, 0))
-                    bh->drop(p + hdr, len, bh->udata); /* the function is done with it */
-                if (rc < 0) {
-                    sage__batch_drop(t->job, b, i + 1); /* the rest will not be processed */
-                    sage__queue_recycle(t->in, b);
-                    return rc;
-                }
-                p += w ? w : sage__rec_size(len);
-            }
-        }
-        if ((rc = sage__batch_flush_chain(t)) < 0) { /* the input batch went through the whole chain */
-            sage__queue_recycle(t->in, b);
-            return rc;
-        }
-        if (t->timed && b->n)
-            sage__hist_record(&t->proc_ns, (double)(sage__mono_ns() - t0) / b->n);
-        maybe_snapshot(t);
-        done = b;
-        if ((rc = sage__task_flush(t, 1)) < 0) {
-            sage__queue_recycle(t->in, done);
-            return rc;
-        }
+        if ((rc = sage__task_input(t, b, &done)) != 0)
+            return rc < 0 ? rc : 0;
     }
 }
 
@@ -748,30 +755,25 @@ static int close_all(sage__task *t, int ok)
     return ok ? first : 0;
 }
 
-void *sage__task_main(void *arg)
+int sage__task_begin(sage__task *t, int finished)
 {
-    sage__task *t = arg;
+    if (finished) /* restored from a checkpoint taken after this task had ended: its output is all downstream */
+        return sage__task_send_mark(t, SAGE__MARK_EOS, 0);
+    int rc = open_all(t);
+    if (rc == 0)
+        rc = sage__task_restore(t);
+    return rc;
+}
+
+int sage__task_run(sage__task *t)
+{
+    return sage__task_is_future(t) ? sage__loop_run(t) : t->in ? run_inputs(t) : run_source(t);
+}
+
+void sage__task_end(sage__task *t, int rc, int finished)
+{
     sage__job *job = t->job;
-    int rc = 0;
-    if (t->assign && t->assign->pin) {
-        int e = pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &t->assign->affinity);
-        if (e != 0) {
-            sage_ctx_fail(&t->ops[0].ctx, "pinning to its cores failed: %s", strerror(e));
-            rc = sage__inst_fail(&t->ops[0], SAGE_ESYS);
-        }
-    }
-    sage__enter(job); /* left only to wait, and at the end */
-    if (sage__task_was_finished(t)) {
-        /* restored from a checkpoint taken after this task had ended: its output is all downstream */
-        if (rc == 0)
-            rc = sage__task_send_mark(t, SAGE__MARK_EOS, 0);
-    } else {
-        if (rc == 0)
-            rc = open_all(t);
-        if (rc == 0)
-            rc = sage__task_restore(t);
-        if (rc == 0)
-            rc = sage__task_is_future(t) ? sage__loop_run(t) : t->in ? run_inputs(t) : run_source(t);
+    if (!finished) {
         int crc = close_all(t, rc == 0 && !job_canceled(job));
         if (rc == 0)
             rc = crc;
@@ -799,5 +801,25 @@ void *sage__task_main(void *arg)
     if (--job->running_tasks == 0)
         pthread_cond_broadcast(&job->done_cv);
     pthread_mutex_unlock(&job->mu);
+}
+
+void *sage__task_main(void *arg)
+{
+    sage__task *t = arg;
+    int rc = 0;
+    if (t->assign && t->assign->pin) {
+        int e = pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &t->assign->affinity);
+        if (e != 0) {
+            sage_ctx_fail(&t->ops[0].ctx, "pinning to its cores failed: %s", strerror(e));
+            rc = sage__inst_fail(&t->ops[0], SAGE_ESYS);
+        }
+    }
+    sage__enter(t->job); /* left only to wait, and at the end */
+    int finished = sage__task_was_finished(t);
+    if (rc == 0)
+        rc = sage__task_begin(t, finished);
+    if (rc == 0 && !finished)
+        rc = sage__task_run(t);
+    sage__task_end(t, rc, finished);
     return NULL;
 }

@@ -191,13 +191,14 @@ static int check_counts(char **v, size_t n)
 }
 
 static char config[1024];
+static int chain_threads; /* config chain_threads of the next ckpt_config */
 
 static void ckpt_config(double interval, int attempts, const char *extra)
 {
     snprintf(config, sizeof config,
-             "{\"fault_tolerance\": {\"strategy\": \"checkpoint\", \"checkpoint_interval\": %g, "
-             "\"max_recovery_attempts\": %d, \"checkpoint_dir\": \"%s/ck\"%s}}",
-             interval, attempts, tmp, extra ? extra : "");
+             "{\"chain_threads\": %d, \"fault_tolerance\": {\"strategy\": \"checkpoint\", "
+             "\"checkpoint_interval\": %g, \"max_recovery_attempts\": %d, \"checkpoint_dir\": \"%s/ck\"%s}}",
+             chain_threads, interval, attempts, tmp, extra ? extra : "");
 }
 
 /* The word count with `failures` injected failures; returns the env (caller destroys). */
@@ -246,6 +247,18 @@ static void chaos_word_count(void)
     fprintf(stderr, "  %" PRIu64 " checkpoints, the last %" PRIu64 " bytes, paused %.2f ms, %d recoveries\n",
             st.completed, st.last_bytes, st.last_pause_ms, st.recoveries);
     CHECK(access(st.last_path, F_OK) != 0); /* the run finished: its checkpoints are gone */
+}
+
+/* The same with the three counting instances on two threads (config chain_threads): barriers, captures
+ * and restores of instances that share a thread. */
+static void chaos_word_count_grouped(void)
+{
+    chain_threads = 2;
+    ckpt_config(0.01, 5, NULL);
+    chain_threads = 0;
+    sage_checkpoint_stats st = exact_word_count(3, 0);
+    CHECK_INT(st.recoveries, 3);
+    CHECK(st.completed >= 3);
 }
 
 static void corrupt_checkpoint_falls_back(void)
@@ -782,6 +795,7 @@ int main(int argc, char **argv)
     setup();
     atexit(cleanup);
     RUN(chaos_word_count);
+    RUN(chaos_word_count_grouped);
     RUN(corrupt_checkpoint_falls_back);
     RUN(attempts_exhausted);
     RUN(file_sink_exactly_once);

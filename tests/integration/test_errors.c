@@ -195,7 +195,8 @@ static void misuse_refused(void)
     CHECK_STR(sage_env_errmsg(env),
               "config: unknown key \"batch_byte\" (did you mean \"batch_bytes\"? known: "
               "max_parallelism, batch_bytes, channel_bytes, max_record_bytes, flush_linger_us, "
-              "idle_spin_us, node, jobmanager, token_file, fault_tolerance, restore_from, loop_buffer_bytes)");
+              "idle_spin_us, node, jobmanager, token_file, fault_tolerance, restore_from, loop_buffer_bytes, "
+              "chain_threads)");
     sage_env_destroy(env);
     env = sage_env_create("cfg", "{\"batch_bytes\": \"12 parsecs\"}");
     CHECK_INT(sage_env_errcode(env), SAGE_ECONFIG);
