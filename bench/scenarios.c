@@ -86,16 +86,14 @@ int scen_parallelism(int p)
     return 0;
 }
 
-/* (f) the same at P instances on as many threads as this process may use CPUs (config chain_threads). */
+/* (f) the same at P instances on as many threads as this process may use CPUs (config chain_threads "cpus"). */
 int scen_parallelism_grouped(int p)
 {
-    char id[24], name[64], config[64];
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char id[24], name[64];
     snprintf(id, sizeof id, "f.p%d.g", p);
-    snprintf(name, sizeof name, "(f) p%d on %ld threads (chain_threads)", p, ncpu);
-    snprintf(config, sizeof config, "{\"chain_threads\": %ld}", ncpu);
+    snprintf(name, sizeof name, "(f) p%d on %ld threads (chain_threads)", p, sysconf(_SC_NPROCESSORS_ONLN));
     bench_row r = bench_row_new(id, name, "rec/s");
-    pipe_config = config;
+    pipe_config = "{\"chain_threads\": \"cpus\"}";
     int rc = bench_measure(&r, pipe_run_fanout, &p, 1000000, 1000000);
     pipe_config = NULL;
     if (rc < 0)

@@ -42,7 +42,8 @@ extern "C" {
  *                        threads than cores: {"flush_linger_us": 0,
  *                        "idle_spin_us": 200} (docs/api.md)
  *   "chain_threads"      at most this many threads run the instances of one
- *                        chain, 0..1024 (default 0: a thread per instance).
+ *                        chain, 0..1024 (default 0: a thread per instance),
+ *                        or "cpus": the CPUs this process may run on.
  *                        A chain with more instances than this shares them
  *                        out: thread k serves instances k, k + n, k + 2n, ...
  *                        one batch each in turn. For CPU-bound chains with

@@ -76,11 +76,14 @@ static int config_key(sage__config *cfg, const char *key, json_t *v, sage__err *
             return sage__errf(e, SAGE_ECONFIG, "config key \"idle_spin_us\": expected microseconds from 0 to 10000");
         cfg->idle_spin_us = (unsigned)json_integer_value(v);
     } else if (strcmp(key, "chain_threads") == 0) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1024)
+        if (json_is_string(v) && strcmp(json_string_value(v), "cpus") == 0)
+            cfg->chain_threads = SAGE__CHAIN_THREADS_CPUS;
+        else if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1024)
             return sage__errf(e, SAGE_ECONFIG,
                               "config key \"chain_threads\": expected a number of threads from 0 (one per instance) "
-                              "to 1024");
-        cfg->chain_threads = (int)json_integer_value(v);
+                              "to 1024, or \"cpus\"");
+        else
+            cfg->chain_threads = (int)json_integer_value(v);
     } else if (strcmp(key, "jobmanager") == 0) {
         if (!json_is_string(v) || sage__parse_hostport(json_string_value(v), cfg->jm_host, sizeof cfg->jm_host,
                                                        &cfg->jm_port, SAGE_JOBMANAGER_PORT) != 0)

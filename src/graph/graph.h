@@ -167,6 +167,8 @@ typedef struct sage__ft_config {
     double checkpoint_timeout;                   /* checkpoint: seconds */
 } sage__ft_config;
 
+#define SAGE__CHAIN_THREADS_CPUS (-1) /* config "chain_threads": "cpus" */
+
 /* The environment's configuration (keys in include/sage/env.h). */
 typedef struct sage__config {
     int max_parallelism;
@@ -177,7 +179,8 @@ typedef struct sage__config {
                                * (times the consumer instances per core: sage__task_routes) */
     unsigned idle_spin_us;    /* a consumer with nothing queued polls this long before it sleeps (0: sleeps) */
     size_t loop_buffer_bytes; /* a feedback loop's records waiting at its future, at most (runtime/loop.c) */
-    int chain_threads;        /* at most this many threads run a chain's instances (0: one each; runtime/group.c) */
+    int chain_threads;        /* at most this many threads run a chain's instances (0: one each; runtime/group.c);
+                               * SAGE__CHAIN_THREADS_CPUS: as many as the process may use CPUs */
     json_t *node;             /* "node" object or NULL (owned) */
     int has_jobmanager;       /* "jobmanager" was given (or sage_env_create_remote) */
     char jm_host[256];

@@ -27,6 +27,7 @@
  * a binding's operators keep a thread each; a group's thread takes the
  * affinity its members share.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,10 +46,19 @@ struct sage__group {
     int started;
 };
 
-/* Can instances of this chain (its first task t) share threads? */
-static int groupable(const sage__job *job, const sage__task *t, int parallelism)
+/* The threads per chain the config asks for (0: a thread per instance). */
+static int threads_per_chain(const sage__job *job)
 {
-    int cap = job->cfg->chain_threads;
+    if (job->cfg->chain_threads != SAGE__CHAIN_THREADS_CPUS)
+        return job->cfg->chain_threads;
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    return n > 0 ? n : 1;
+}
+
+/* Can instances of this chain (its first task t) share cap threads? */
+static int groupable(const sage__job *job, const sage__task *t, int parallelism, int cap)
+{
     if (cap <= 0 || parallelism <= cap || !t->in || job->binding || t->snap_fn)
         return 0;
     for (int i = 0; i < parallelism; i++) {
@@ -68,18 +78,19 @@ static int groupable(const sage__job *job, const sage__task *t, int parallelism)
 int sage__groups_build(sage__job *job)
 {
     const sage__plan *plan = job->plan;
+    int cap = threads_per_chain(job);
     size_t want = 0;
     for (size_t c = 0, ti = 0; c < plan->nchains; ti += (size_t)plan->chains[c].parallelism, c++)
-        if (groupable(job, &job->tasks[ti], plan->chains[c].parallelism))
-            want += (size_t)job->cfg->chain_threads;
+        if (groupable(job, &job->tasks[ti], plan->chains[c].parallelism, cap))
+            want += (size_t)cap;
     if (!want)
         return 0;
     job->groups = calloc(want, sizeof *job->groups);
     if (!job->groups)
         return SAGE_ENOMEM;
     for (size_t c = 0, ti = 0; c < plan->nchains; ti += (size_t)plan->chains[c].parallelism, c++) {
-        int p = plan->chains[c].parallelism, g = job->cfg->chain_threads;
-        if (!groupable(job, &job->tasks[ti], p))
+        int p = plan->chains[c].parallelism, g = cap;
+        if (!groupable(job, &job->tasks[ti], p, cap))
             continue;
         for (int k = 0; k < g; k++) {
             sage__group *gr = &job->groups[job->ngroups++];

@@ -330,8 +330,7 @@ int sage__job_start(sage__job *job, sage__err *err)
         pthread_mutex_lock(&job->mu);
         job->running_tasks = 0;
         pthread_mutex_unlock(&job->mu);
-        sage__job_fail(job, rc, "arranging tasks on %d threads per chain (config chain_threads): %s",
-                       job->cfg->chain_threads, sage_strerror(rc));
+        sage__job_fail(job, rc, "arranging instances on fewer threads (config chain_threads): %s", sage_strerror(rc));
         return 0;
     }
     size_t unstarted = 0;
@@ -357,8 +356,8 @@ int sage__job_start(sage__job *job, sage__err *err)
         pthread_mutex_lock(&job->mu);
         job->running_tasks -= (int)unstarted;
         pthread_mutex_unlock(&job->mu);
-        sage__job_fail(job, SAGE_ESYS, "starting a thread of %d per chain (config chain_threads): %s",
-                       job->cfg->chain_threads, strerror(e));
+        sage__job_fail(job, SAGE_ESYS, "starting a thread that serves several instances (config chain_threads): %s",
+                       strerror(e));
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* tests/integration/test_groups.c - config chain_threads: a chain's instances on fewer threads, same results. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,21 @@ static void exact_on_fewer_threads(void)
     sage_collector_destroy(c);
 }
 
+/* "cpus": as many threads as this process may run on CPUs (all 16 instances apart on a host of 16 or more). */
+static void threads_per_cpu(void)
+{
+    cpu_set_t set;
+    CHECK_INT(sched_getaffinity(0, sizeof set, &set), 0);
+    int cpus = CPU_COUNT(&set);
+    seen s = {0};
+    sage_collector *c = sage_collector_create(0);
+    char err[1024];
+    CHECK_INT(run("{\"chain_threads\": \"cpus\"}", 100000, &s, c, err, sizeof err), 0);
+    check_sums(c, 100000);
+    CHECK_INT(distinct_threads(&s, 0, P_MAP), cpus < P_MAP ? cpus : P_MAP);
+    sage_collector_destroy(c);
+}
+
 /* Without the key, or with as many threads as instances, every instance has a thread of its own. */
 static void one_thread_each_otherwise(void)
 {
@@ -289,12 +305,14 @@ static void backpressure_exact(void)
 
 static void config_refused(void)
 {
-    const char *bad[] = {"{\"chain_threads\": -1}", "{\"chain_threads\": 1025}", "{\"chain_threads\": \"two\"}"};
+    const char *bad[] = {"{\"chain_threads\": -1}", "{\"chain_threads\": 1025}", "{\"chain_threads\": \"two\"}",
+                         "{\"chain_threads\": 2.5}"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         sage_env *env = sage_env_create("bad", bad[k]);
         CHECK_INT(sage_env_errcode(env), SAGE_ECONFIG);
         CHECK_STR(sage_env_errmsg(env),
-                  "config key \"chain_threads\": expected a number of threads from 0 (one per instance) to 1024");
+                  "config key \"chain_threads\": expected a number of threads from 0 (one per instance) to 1024, "
+                  "or \"cpus\"");
         sage_env_destroy(env);
     }
 }
@@ -303,6 +321,7 @@ int main(int argc, char **argv)
 {
     CHECK_MAIN(argc, argv);
     RUN(exact_on_fewer_threads);
+    RUN(threads_per_cpu);
     RUN(one_thread_each_otherwise);
     RUN(cpu_requests_keep_threads);
     RUN(member_failure_fails_job);
