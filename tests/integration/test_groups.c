@@ -263,6 +263,32 @@ static void cancel_reaches_groups(void)
     sage_env_destroy(env);
 }
 
+/* A graceful stop: every record the source emitted before it stopped reaches the sink through the groups. */
+static int stop_after(sage_ctx *c, const void *r, size_t n, void *u)
+{
+    if (sage_ctx_records_in(c) == 20000)
+        sage_env_stop(u);
+    return 0;
+}
+
+static void stop_drains_groups(void)
+{
+    seen s = {0};
+    sage_env *env = sage_env_create("stop", "{\"chain_threads\": 2}");
+    sage_stream *st = sage_from_source(env, forever, NULL, &(sage_op_opts){.name = "src"});
+    st = sage_map(sage_rebalance(st), times3, &s, &(sage_op_opts){.name = "x3", .parallelism = 8});
+    sage_sink(sage_rebalance(st), stop_after, env, &(sage_op_opts){.name = "sink"});
+    CHECK_INT(sage_env_execute(env), 0);
+    CHECK_INT(sage_env_state(env), SAGE_JOB_STOPPED);
+    sage_metric out, in;
+    CHECK_INT(sage_env_metric(env, "src", -1, "records_out", &out), 0);
+    CHECK_INT(sage_env_metric(env, "sink", -1, "records_in", &in), 0);
+    CHECK(in.value >= 20000);
+    CHECK_INT(in.value, out.value); /* nothing in flight was lost */
+    CHECK(distinct_threads(&s, 0, 8) <= 2);
+    sage_env_destroy(env);
+}
+
 /* A slow member and small channels: a group blocked on a full queue downstream, and members whose queues
  * fill while their thread serves another, lose and reorder nothing per key (exact sums). */
 static int slow_member(sage_ctx *c, const void *r, size_t n, sage_out *o, void *u)
@@ -326,6 +352,7 @@ int main(int argc, char **argv)
     RUN(cpu_requests_keep_threads);
     RUN(member_failure_fails_job);
     RUN(cancel_reaches_groups);
+    RUN(stop_drains_groups);
     RUN(backpressure_exact);
     RUN(config_refused);
     return CHECK_DONE();
