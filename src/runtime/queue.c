@@ -15,7 +15,9 @@
  *
  * Condition variables are signalled only when somebody waits
  * (consumer_waiting, producers_waiting), so the uncontended path is one
- * lock/unlock per batch.
+ * lock/unlock per batch, and after the unlock (a thread woken under the
+ * lock would block on it again). The consumer of a grouped task (group.c)
+ * never waits here: a push rings its group's doorbell instead.
  */
 #include "runtime/queue.h"
 
