@@ -249,6 +249,8 @@ int sage__plan_compile(const sage__graph *g, int do_place, sage__plan **out, sag
         rc = sage__errf(err, SAGE_ENOMEM, "out of memory computing the plan hash");
     if (rc == 0 && do_place)
         rc = place(g, plan, err);
+    if (rc == 0 && do_place)
+        sage__plan_threads(g, plan);
     if (rc != 0) {
         sage__plan_free(plan);
         return rc;

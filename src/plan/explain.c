@@ -153,7 +153,11 @@ char *sage__plan_explain(const sage__plan *plan)
     ft_text(&b, plan);
     for (size_t c = 0; c < plan->nchains; c++) {
         const sage__chain *ch = &plan->chains[c];
-        sb_printf(&b, "chain %zu (parallelism %d)\n", c, ch->parallelism);
+        if (ch->threads)
+            sb_printf(&b, "chain %zu (parallelism %d, on %d threads: config chain_threads)\n", c, ch->parallelism,
+                      ch->threads);
+        else
+            sb_printf(&b, "chain %zu (parallelism %d)\n", c, ch->parallelism);
         for (size_t k = 0; k < ch->nops; k++) {
             const sage__op *op = sage__chain_op(plan, ch, k);
             int fut = op->builtin == SAGE__BUILTIN_FUTURE;
@@ -256,6 +260,7 @@ char *sage__plan_explain_json(const sage__plan *plan)
         json_t *o = json_object();
         sage__jset(&bad, o, "id", json_integer((json_int_t)c));
         sage__jset(&bad, o, "parallelism", json_integer(ch->parallelism));
+        sage__jset(&bad, o, "threads", json_integer(ch->threads ? ch->threads : ch->parallelism));
         json_t *names = json_array();
         for (size_t k = 0; k < ch->nops; k++)
             sage__jadd(&bad, names, json_string(sage__chain_op(plan, ch, k)->name));

@@ -43,6 +43,7 @@ typedef struct sage__chain {
     const sage__op *res_op; /* the operator whose resources the chain reserves, or NULL */
     int producers;          /* producer instances feeding the head (0 for a source chain) */
     sage__assign *assign;   /* per instance, from the placer (NULL when not placed here) */
+    int threads; /* > 0: that many threads serve the instances (config chain_threads, threads.c); 0: one each */
 } sage__chain;
 
 typedef struct sage__plan {
@@ -64,6 +65,9 @@ typedef struct sage__plan {
  * Errors go to err (naming operators, limits, and what to change). */
 int sage__plan_compile(const sage__graph *g, int place, sage__plan **out, sage__err *err);
 void sage__plan_free(sage__plan *plan); /* NULL is fine */
+/* threads.c: after placement, each chain's threads (chain->threads) under config chain_threads. */
+void sage__plan_threads(const sage__graph *g, sage__plan *plan);
+
 /* loops.c: feedback loops. Before chaining, each filled future's loop:
  * the operators on a cycle through it (pop->loop). After chaining, each
  * chain of a loop whose head has an input from outside it is an entry: its

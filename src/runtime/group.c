@@ -23,11 +23,11 @@
  * grouped). What a group changes is concurrency: a member's function that
  * waits (on I/O, a lock, a sleep) holds the other members of its thread,
  * which is why grouping is asked for (config chain_threads), never implied.
- * Sources, loops, instances holding cores of their own (a CPU request) and
- * a binding's operators keep a thread each; a group's thread takes the
- * affinity its members share.
+ * Which chains are grouped, and on how many threads, the plan decided
+ * (plan/threads.c: never sources, loops, instances holding cores of their
+ * own, a binding's operators); a group's thread takes the affinity its
+ * members share.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,52 +46,19 @@ struct sage__group {
     int started;
 };
 
-/* The threads per chain the config asks for (0: a thread per instance). */
-static int threads_per_chain(const sage__job *job)
-{
-    if (job->cfg->chain_threads != SAGE__CHAIN_THREADS_CPUS)
-        return job->cfg->chain_threads;
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-    return n > 0 ? n : 1;
-}
-
-/* Can instances of this chain (its first task t) share cap threads? */
-static int groupable(const sage__job *job, const sage__task *t, int parallelism, int cap)
-{
-    if (cap <= 0 || parallelism <= cap || !t->in || job->binding || t->snap_fn)
-        return 0;
-    for (int i = 0; i < parallelism; i++) {
-        const sage__task *m = t + i;
-        if (m->loop >= 0 || sage__task_is_future(m))
-            return 0;
-        const sage__assign *a = m->assign, *a0 = t->assign;
-        if (!a != !a0)
-            return 0;
-        /* cores held for one instance (whole or a share) stay that instance's; the rest share one affinity */
-        if (a && (a->exclusive || a->cpu_share > 0 || a->pin != a0->pin || !CPU_EQUAL(&a->affinity, &a0->affinity)))
-            return 0;
-    }
-    return 1;
-}
-
 int sage__groups_build(sage__job *job)
 {
     const sage__plan *plan = job->plan;
-    int cap = threads_per_chain(job);
     size_t want = 0;
-    for (size_t c = 0, ti = 0; c < plan->nchains; ti += (size_t)plan->chains[c].parallelism, c++)
-        if (groupable(job, &job->tasks[ti], plan->chains[c].parallelism, cap))
-            want += (size_t)cap;
+    for (size_t c = 0; c < plan->nchains; c++)
+        want += (size_t)plan->chains[c].threads; /* plan/threads.c decided which chains, and how many */
     if (!want)
         return 0;
     job->groups = calloc(want, sizeof *job->groups);
     if (!job->groups)
         return SAGE_ENOMEM;
     for (size_t c = 0, ti = 0; c < plan->nchains; ti += (size_t)plan->chains[c].parallelism, c++) {
-        int p = plan->chains[c].parallelism, g = cap;
-        if (!groupable(job, &job->tasks[ti], p, cap))
-            continue;
+        int p = plan->chains[c].parallelism, g = plan->chains[c].threads;
         for (int k = 0; k < g; k++) {
             sage__group *gr = &job->groups[job->ngroups++];
             int n = p / g + (k < p % g); /* instances k, k + g, k + 2g, ... */
@@ -160,7 +127,7 @@ static void group_sleep(sage__group *g)
 static void *group_main(void *arg)
 {
     sage__group *g = arg;
-    const sage__assign *a = g->members[0]->assign; /* the same for every member (groupable) */
+    const sage__assign *a = g->members[0]->assign; /* the same for every member (plan/threads.c) */
     int pinned = 0;
     if (a && a->pin) {
         int e = pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &a->affinity);

@@ -329,6 +329,42 @@ static void backpressure_exact(void)
     sage_env_destroy(env);
 }
 
+/* explain names the chains that share threads, and how many; a source chain and a chain that fits do not. */
+static void explain_says_threads(void)
+{
+    seen s = {0};
+    uint64_t n = 10;
+    sage_env *env = sage_env_create("explained", "{\"chain_threads\": 3}");
+    sage_collector *c = sage_collector_create(0);
+    sage_stream *st = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src", .parallelism = 4});
+    st = sage_map(sage_rebalance(st), times3, &s, &(sage_op_opts){.name = "x3", .parallelism = P_MAP});
+    st = sage_flat_map(sage_key_by(st, key_mod, NULL), add_up, NULL,
+                       &(sage_op_opts){.name = "sums", .parallelism = 3, .close = sums_close});
+    sage_sink_collect(st, c, &(sage_op_opts){.name = "out"});
+    char *text = sage_env_explain(env);
+    CHECK(text != NULL);
+    CHECK_CONTAINS(text, "chain 0 (parallelism 4)\n  source \"src\"");
+    CHECK_CONTAINS(text, "chain 1 (parallelism 16, on 3 threads: config chain_threads)\n  map \"x3\"");
+    CHECK_CONTAINS(text, "chain 2 (parallelism 3)\n  flat_map \"sums\"");
+    free(text);
+    char *json = sage_env_explain_json(env);
+    CHECK(json != NULL);
+    size_t k = 0; /* without blanks: "chains" entries read {"id":1,"parallelism":16,"threads":3,...} */
+    for (size_t i = 0; json && json[i]; i++)
+        if (json[i] != ' ' && json[i] != '\n')
+            json[k++] = json[i];
+    if (json)
+        json[k] = 0;
+    CHECK_CONTAINS(json, "{\"id\":0,\"parallelism\":4,\"threads\":4,");
+    CHECK_CONTAINS(json, "{\"id\":1,\"parallelism\":16,\"threads\":3,");
+    CHECK_CONTAINS(json, "{\"id\":2,\"parallelism\":3,\"threads\":3,");
+    free(json);
+    CHECK_INT(sage_env_execute(env), 0);
+    CHECK_INT(sage_collector_count(c), 10); /* the keys of 3v mod 97 for v = 1..10 */
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+}
+
 static void config_refused(void)
 {
     const char *bad[] = {"{\"chain_threads\": -1}", "{\"chain_threads\": 1025}", "{\"chain_threads\": \"two\"}",
@@ -354,6 +390,7 @@ int main(int argc, char **argv)
     RUN(cancel_reaches_groups);
     RUN(stop_drains_groups);
     RUN(backpressure_exact);
+    RUN(explain_says_threads);
     RUN(config_refused);
     return CHECK_DONE();
 }
