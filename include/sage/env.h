@@ -44,6 +44,7 @@ extern "C" {
  *   "chain_threads"      at most this many threads run the instances of one
  *                        chain, 0..1024 (default 0: a thread per instance),
  *                        or "cpus": the CPUs this process may run on.
+ *                        (sage_op_opts.threads sets it per operator.)
  *                        A chain with more instances than this shares them
  *                        out: thread k serves instances k, k + n, k + 2n, ...
  *                        one batch each in turn. For CPU-bound chains with

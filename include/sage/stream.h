@@ -135,8 +135,17 @@ typedef struct sage_op_opts {
     sage_close_fn close;                  /* optional */
     sage_snapshot_fn snapshot;            /* optional: checkpoints save this instance's own state */
     sage_restore_fn restore;              /* optional: recovery reads it back (see below) */
-    void *reserved[6];                    /* must be zero: room for new options */
+    /* Threads for this operator's chain when it has more instances than that (one thread then serves
+     * several instances, one batch of each in turn; docs/api.md "Fewer threads than instances"):
+     * 0: the env's config "chain_threads"; 1..1024: at most that many; SAGE_THREADS_EACH: a thread per
+     * instance whatever the config (an operator whose function waits: I/O, a service, a sleep). In a
+     * chain, SAGE_THREADS_EACH on any operator wins, then the smallest number. Embedded jobs only. */
+    int threads;
+    int reserved_int;  /* must be zero */
+    void *reserved[5]; /* must be zero: room for new options */
 } sage_op_opts;
+
+#define SAGE_THREADS_EACH (-1) /* sage_op_opts.threads: a thread per instance */
 
 /* ---------------------------------------------------------------------------
  * Declaration. Every call returns a new stream handle owned by the env, or

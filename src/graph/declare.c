@@ -40,7 +40,7 @@ static int reserved_zero(const sage_op_opts *opts)
     for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
         if (opts->reserved[i])
             return 0;
-    return 1;
+    return opts->reserved_int == 0;
 }
 
 /* Validate options and create the operator (appended to the graph). */
@@ -98,6 +98,14 @@ static sage__op *new_op(sage__graph *g, sage__op_kind kind, const sage_op_opts *
         goto fail;
     }
     op->parallelism = p;
+    if (opts->threads < SAGE_THREADS_EACH || opts->threads > SAGE_PARALLELISM_MAX) {
+        sage__errf(g->err, SAGE_EINVAL,
+                   "operator \"%s\": threads %d is outside 1..%d (0: the config's chain_threads, "
+                   "SAGE_THREADS_EACH: a thread per instance)",
+                   op->name, opts->threads, SAGE_PARALLELISM_MAX);
+        goto fail;
+    }
+    op->threads = opts->threads;
     if (opts->resources && opts->resources_spec) {
         sage__errf(g->err, SAGE_ERESOURCES, "operator \"%s\": give resources as JSON text or as a struct, not both",
                    op->name);

@@ -86,6 +86,7 @@ struct sage__op {
     sage__builtin builtin;
     int parallelism;
     int chaining;
+    int threads; /* sage_op_opts.threads: 0 the config's chain_threads, n at most n, SAGE_THREADS_EACH */
     int bounded; /* sources: 1 for generators, collections and files */
     int has_res;
     sage_resources res;

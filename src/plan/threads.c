@@ -1,4 +1,4 @@
-/* plan/threads.c - which chains' instances share threads in this process (config chain_threads).
+/* plan/threads.c - which chains' instances share threads in this process (config chain_threads, sage_op_opts.threads).
  *
  * Decided at compile, after placement, so that explain shows it and the
  * runtime (runtime/group.c) only follows chain->threads. Only an embedded
@@ -41,11 +41,26 @@ static int groupable(const sage__plan *plan, const sage__chain *ch, int cap)
     return 1;
 }
 
+/* What the chain's operators ask (sage_op_opts.threads), else the config. */
+static int chain_cap(const sage__plan *plan, const sage__chain *ch, int config_cap)
+{
+    int cap = 0;
+    for (size_t k = 0; k < ch->nops; k++) {
+        int t = sage__chain_op(plan, ch, k)->threads;
+        if (t == SAGE_THREADS_EACH)
+            return 0;
+        if (t > 0 && (cap == 0 || t < cap))
+            cap = t;
+    }
+    return cap ? cap : config_cap;
+}
+
 void sage__plan_threads(const sage__graph *g, sage__plan *plan)
 {
-    int cap = threads_wanted(g->cfg);
+    int config_cap = threads_wanted(g->cfg);
     for (size_t c = 0; c < plan->nchains; c++) {
         sage__chain *ch = &plan->chains[c];
+        int cap = chain_cap(plan, ch, config_cap);
         ch->threads = cap > 0 && !g->has_binding && groupable(plan, ch, cap) ? cap : 0;
     }
 }

@@ -263,6 +263,8 @@ static void cancel_reaches_groups(void)
     sage_env_destroy(env);
 }
 
+static int count_nothing(sage_ctx *c, const void *r, size_t n, void *u) { return 0; }
+
 /* A graceful stop: every record the source emitted before it stopped reaches the sink through the groups. */
 static int stop_after(sage_ctx *c, const void *r, size_t n, void *u)
 {
@@ -365,6 +367,56 @@ static void explain_says_threads(void)
     sage_env_destroy(env);
 }
 
+/* Per operator: threads = 2 groups x3 with no config; SAGE_THREADS_EACH keeps sums apart under a config that
+ * would group it; a chained operator's SAGE_THREADS_EACH wins over its neighbour's number. */
+static void operator_threads(void)
+{
+    seen s = {0};
+    uint64_t n = 50000;
+    sage_env *env = sage_env_create("per_op", "{\"chain_threads\": 3}");
+    sage_collector *c = sage_collector_create(0);
+    sage_stream *st = sage_from_generator(env, gen_range, &n, &(sage_op_opts){.name = "src"});
+    st = sage_map(sage_rebalance(st), times3, &s, &(sage_op_opts){.name = "x3", .parallelism = P_MAP, .threads = 2});
+    st = sage_flat_map(
+        sage_key_by(st, key_mod, NULL), add_up, NULL,
+        &(sage_op_opts){.name = "sums", .parallelism = P_SUM, .threads = SAGE_THREADS_EACH, .close = sums_close});
+    sage_sink_collect(st, c, &(sage_op_opts){.name = "out"});
+    char *text = sage_env_explain(env);
+    CHECK_CONTAINS(text, "chain 1 (parallelism 16, on 2 threads: config chain_threads)\n  map \"x3\"");
+    CHECK_CONTAINS(text, "chain 2 (parallelism 7)\n  flat_map \"sums\"");
+    free(text);
+    CHECK_INT(sage_env_execute(env), 0);
+    CHECK_INT(distinct_threads(&s, 0, P_MAP), 2);
+    CHECK_INT(sage_collector_count(c), 97);
+    sage_collector_destroy(c);
+    sage_env_destroy(env);
+
+    env = sage_env_create("chained", "{\"chain_threads\": 2}");
+    st = sage_from_generator(env, gen_range, &n, NULL);
+    st = sage_map(sage_rebalance(st), times3, &s, &(sage_op_opts){.name = "a", .parallelism = 8, .threads = 4});
+    st = sage_map(st, times3, &s, &(sage_op_opts){.name = "b", .parallelism = 8, .threads = SAGE_THREADS_EACH});
+    sage_sink(st, count_nothing, NULL, &(sage_op_opts){.name = "k", .parallelism = 8});
+    text = sage_env_explain(env);
+    CHECK_CONTAINS(text, "chain 1 (parallelism 8)\n  map \"a\"");
+    free(text);
+    sage_env_destroy(env);
+
+    const int bad[] = {-2, 1025};
+    for (size_t k = 0; k < 2; k++) {
+        env = sage_env_create("bad_threads", NULL);
+        st = sage_from_generator(env, gen_range, &n, NULL);
+        CHECK(sage_map(st, times3, &s, &(sage_op_opts){.name = "m", .threads = bad[k]}) == NULL);
+        CHECK_INT(sage_env_errcode(env), SAGE_EINVAL);
+        char want[200];
+        snprintf(want, sizeof want,
+                 "operator \"m\": threads %d is outside 1..1024 (0: the config's chain_threads, SAGE_THREADS_EACH: a "
+                 "thread per instance)",
+                 bad[k]);
+        CHECK_STR(sage_env_errmsg(env), want);
+        sage_env_destroy(env);
+    }
+}
+
 static void config_refused(void)
 {
     const char *bad[] = {"{\"chain_threads\": -1}", "{\"chain_threads\": 1025}", "{\"chain_threads\": \"two\"}",
@@ -391,6 +443,7 @@ int main(int argc, char **argv)
     RUN(stop_drains_groups);
     RUN(backpressure_exact);
     RUN(explain_says_threads);
+    RUN(operator_threads);
     RUN(config_refused);
     return CHECK_DONE();
 }
